@@ -1,0 +1,26 @@
+// Domain errors: a code the API maps to an HTTP status, the field they concern, and
+// a message that says what was wrong and what would be accepted. Never a secret.
+
+export type ZoneErrorCode =
+  | 'INVALID'        // 400: the input does not match the format
+  | 'SIGNATURE'      // 401: no valid signature / signatures do not verify
+  | 'POLICY'         // 403: trust policy or node policy refuses it
+  | 'NOT_FOUND'      // 404
+  | 'STALE'          // 409: version not greater than the stored one (a replay)
+  | 'TOO_LARGE'      // 413
+  | 'CAPACITY'       // 422: does not fit the node
+  | 'UNAVAILABLE';   // 503: an engine or dependency is not there
+
+export class ZoneError extends Error {
+  constructor(
+    readonly code: ZoneErrorCode,
+    message: string,
+    /** JSON-pointer-like path of the field concerned, e.g. `/workloads/1/resources/memory`. */
+    readonly field?: string,
+    /** Extra facts for the client (numbers of a capacity refusal, ...). */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'ZoneError';
+  }
+}

@@ -1,0 +1,89 @@
+// What the appliance shows the outside world (the API and the CLI build on these).
+import type { Readable } from 'node:stream';
+import type { Fingerprint, HealthState } from '../drivers/contract.ts';
+
+export type WorkloadState =
+  | 'pending'     // desired, not yet created
+  | 'running'
+  | 'exited'      // stopped and, by its restart policy, stays so
+  | 'backoff'     // waiting for its next restart
+  | 'crashloop'   // restarted often without a stable period: still retried, with capped backoff
+  | 'failed'      // cannot be made real as written (missing image, ...): retried slowly
+  | 'unknown'     // its engine is unreachable
+  | 'removing';
+
+export interface WorkloadStatus {
+  blueprint: string;
+  owner: string;
+  workload: string;
+  kind: string;
+  state: WorkloadState;
+  health: HealthState | null;
+  restarts: number;
+  lastExit: number | null;
+  lastError: string | null;
+  /** ISO time the state was entered. */
+  since: string;
+  /** ISO time of the next restart attempt while in backoff/crashloop. */
+  nextRestartAt: string | null;
+}
+
+export interface BlueprintStatus {
+  name: string;
+  owner: string;
+  version: number;
+  deleted: boolean;
+  acceptedAt: string;
+  workloads: WorkloadStatus[];
+}
+
+/** A transition, numbered so a client can resume from where it was. */
+export interface ZoneEvent {
+  seq: number;
+  at: string;
+  blueprint: string | null;
+  owner: string | null;
+  workload: string | null;
+  from: string | null;
+  to: string;
+  reason: string;
+}
+
+export interface Capacity {
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+}
+
+export interface NodeInfo {
+  id: string;
+  /** `ed25519:BASE64` signing key and BASE64 X25519 box key (seal secrets to it). */
+  signingKey: string;
+  boxKey: string;
+  version: string;
+  uptimeSeconds: number;
+  drivers: Fingerprint[];
+  capacity: { total: Capacity; reserved: Capacity; free: Capacity };
+}
+
+export interface SubmitResult {
+  name: string;
+  owner: string;
+  version: number;
+  deleted: boolean;
+}
+
+/** The appliance as the API sees it. Methods throw ZoneError for the client's mistakes. */
+export interface Appliance {
+  nodeInfo(): Promise<NodeInfo>;
+  /** Verifies, admits and durably stores a signed blueprint (parsed JSON/YAML value). */
+  submit(blueprint: unknown): Promise<SubmitResult>;
+  listBlueprints(): BlueprintStatus[];
+  /** By name; `owner` narrows when two owners use the same name. */
+  getBlueprint(name: string, owner?: string): BlueprintStatus | null;
+  /** Stored events after `after` (a seq), oldest first. */
+  events(options: { after?: number; blueprint?: string; limit?: number }): ZoneEvent[];
+  /** Live events; returns the unsubscribe function. */
+  onEvent(listener: (event: ZoneEvent) => void): () => void;
+  logs(blueprint: string, workload: string, options: { follow: boolean; tail?: number; owner?: string }): Promise<Readable>;
+}

@@ -1,0 +1,89 @@
+// A workload with every default filled in and every unit resolved, so two specs that
+// mean the same compare equal (a spec hash over this, never over the raw YAML).
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { RestartPolicy, Workload } from './schema.ts';
+import { parseDuration, parseSize } from './units.ts';
+
+export const WORKLOAD_DEFAULTS = {
+  containerMemory: '128Mi',
+  vmMemory: '256Mi',
+  containerCpus: 1,
+  pids: 512,
+  restart: 'always' as RestartPolicy,
+  healthInterval: '10s',
+  healthTimeout: '5s',
+  healthRetries: 3,
+} as const;
+
+export interface NormalizedHealth {
+  command: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+}
+
+export interface NormalizedWorkload {
+  name: string;
+  kind: Workload['kind'];
+  image: string;
+  command: string[] | null;
+  /** Values may still be `sealed:...`: only the driver that needs one opens it. */
+  env: Record<string, string>;
+  workdir: string | null;
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+  pidsLimit: number;
+  vcpus: number;
+  restart: RestartPolicy;
+  health: NormalizedHealth | null;
+  networks: { name: string; ip: string }[];
+  ports: { container: number; host: number; protocol: 'tcp' | 'udp' }[];
+  privileged: boolean;
+  capabilities: string[];
+  hostNetwork: boolean;
+  mounts: { source: string; target: string; readOnly: boolean }[];
+  devices: string[];
+  readOnlyRootfs: boolean;
+}
+
+export function normalizeWorkload(w: Workload): NormalizedWorkload {
+  const r = w.resources ?? {};
+  const vcpus = w.kind === 'vm' ? (w.vcpus ?? 1) : 0;
+  return {
+    name: w.name,
+    kind: w.kind,
+    image: w.image,
+    command: w.command ?? null,
+    env: { ...(w.env ?? {}) },
+    workdir: w.workdir ?? null,
+    cpus: r.cpus ?? (w.kind === 'vm' ? vcpus : WORKLOAD_DEFAULTS.containerCpus),
+    memoryBytes: parseSize(r.memory ?? (w.kind === 'vm' ? WORKLOAD_DEFAULTS.vmMemory : WORKLOAD_DEFAULTS.containerMemory)),
+    diskBytes: r.disk ? parseSize(r.disk) : 0,
+    pidsLimit: r.pids ?? WORKLOAD_DEFAULTS.pids,
+    vcpus,
+    restart: w.restart ?? WORKLOAD_DEFAULTS.restart,
+    health: w.health
+      ? {
+          command: w.health.command,
+          intervalMs: parseDuration(w.health.interval ?? WORKLOAD_DEFAULTS.healthInterval),
+          timeoutMs: parseDuration(w.health.timeout ?? WORKLOAD_DEFAULTS.healthTimeout),
+          retries: w.health.retries ?? WORKLOAD_DEFAULTS.healthRetries,
+        }
+      : null,
+    networks: (w.networks ?? []).map((n) => ({ name: n.name, ip: n.ip })),
+    ports: (w.ports ?? []).map((p) => ({ container: p.container, host: p.host, protocol: p.protocol ?? 'tcp' })),
+    privileged: w.privileged ?? false,
+    capabilities: [...new Set(w.capabilities ?? [])].sort(),
+    hostNetwork: w.hostNetwork ?? false,
+    mounts: (w.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly ?? false })),
+    devices: [...new Set(w.devices ?? [])].sort(),
+    readOnlyRootfs: w.readOnlyRootfs ?? false,
+  };
+}
+
+/** sha256 (hex) of the canonical JSON of a normalised workload: equal specs, equal hashes. */
+export function specHash(w: NormalizedWorkload): string {
+  return createHash('sha256').update(canonicalize(w) ?? '').digest('hex');
+}

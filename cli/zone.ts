@@ -1,0 +1,13 @@
+// The `zone` command. Each command lives in cli/commands/<name>.ts and registers itself.
+import { Command } from 'commander';
+
+const program = new Command('zone')
+  .description('Zone: sign blueprints and drive Zone nodes')
+  .showHelpAfterError()
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+
+// Command modules, one line each (keep sorted).
+const commands: { register(program: Command): void }[] = [];
+
+for (const c of commands) c.register(program);
+await program.parseAsync(process.argv);

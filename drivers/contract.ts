@@ -1,0 +1,118 @@
+// The driver contract (after Nomad's task drivers). The engine depends on this file
+// only; a new driver is a new folder that implements `Driver`.
+import type { Readable, Writable } from 'node:stream';
+import type { NormalizedWorkload } from '../blueprints/normalize.ts';
+
+/** Who a workload is. Drivers store these as labels/metadata so `list()` finds ours after a restart. */
+export interface WorkloadIdentity {
+  node: string;
+  /** The owner's public key (`ed25519:...`). */
+  owner: string;
+  blueprint: string;
+  workload: string;
+}
+
+/** One workload the engine asks a driver to make real. */
+export interface WorkloadSpec extends WorkloadIdentity {
+  /** Engine-side name (container name, domain name): stable, unique per node, [a-z0-9-]. */
+  id: string;
+  /** sha256 of the normalised workload: a different hash means the running one must be replaced. */
+  specHash: string;
+  definition: NormalizedWorkload;
+}
+
+export type ObservedState = 'created' | 'running' | 'exited' | 'paused';
+export type HealthState = 'starting' | 'healthy' | 'unhealthy';
+
+/** What a driver sees of one workload it manages. */
+export interface ObservedWorkload extends WorkloadIdentity {
+  id: string;
+  kind: NormalizedWorkload['kind'];
+  specHash: string;
+  state: ObservedState;
+  exitCode: number | null;
+  /** ISO 8601 times from the engine; used to tell "adopted, not restarted". */
+  startedAt: string | null;
+  finishedAt: string | null;
+  health: HealthState | null;
+  oomKilled: boolean;
+}
+
+export interface Fingerprint {
+  kind: string;
+  available: boolean;
+  /** Why not, when `available` is false (the engine is not reachable, ...). */
+  reason?: string;
+  version?: string;
+  /** Facts of the engine worth showing in GET /v1/node (api version, accelerator, ...). */
+  details: Record<string, string | number | boolean>;
+}
+
+export type DriverEvent =
+  | { type: 'started'; id: string; at: Date }
+  | { type: 'exited'; id: string; at: Date; exitCode: number | null; oomKilled: boolean }
+  | { type: 'removed'; id: string; at: Date }
+  | { type: 'health'; id: string; at: Date; health: HealthState }
+  /** The engine went away or came back: the engine marks workloads unknown, then repairs. */
+  | { type: 'engine'; at: Date; available: boolean; reason?: string };
+
+export interface LogOptions {
+  follow: boolean;
+  /** Lines from the end; all when absent. */
+  tail?: number;
+}
+
+export interface AttachedStreams {
+  stdin: Writable;
+  stdout: Readable;
+}
+
+/** What the appliance gives every driver at construction. */
+export interface DriverContext {
+  node: string;
+  /** Opens a `sealed:` value; only a driver that needs the clear value calls it, and never logs it. */
+  openSecret(sealed: string): string;
+  /** A folder the driver may keep files in (disks, logs, rootfs caches). */
+  dataDir: string;
+}
+
+/** Raised by a driver when its engine cannot be reached: the engine marks workloads `unknown`. */
+export class EngineUnavailableError extends Error {
+  readonly code = 'ENGINE_UNAVAILABLE';
+  constructor(readonly driver: string, reason: string, options?: { cause?: unknown }) {
+    super(`${driver} engine unavailable: ${reason}`, options);
+    this.name = 'EngineUnavailableError';
+  }
+}
+
+/** Raised when a spec cannot be made real as written (missing image, bad value): not retried fast. */
+export class WorkloadSpecError extends Error {
+  readonly code = 'WORKLOAD_SPEC';
+  constructor(readonly workload: string, readonly field: string, reason: string) {
+    super(`workload ${workload}: ${field}: ${reason}`);
+    this.name = 'WorkloadSpecError';
+  }
+}
+
+export interface Driver {
+  /** The workload kind it runs (`container`, `vm`). */
+  readonly kind: string;
+  fingerprint(): Promise<Fingerprint>;
+  /**
+   * Idempotent create-and-start: creates it when missing, starts it when stopped, and
+   * returns what runs. It never replaces one whose specHash differs: the engine plans that.
+   */
+  ensure(spec: WorkloadSpec): Promise<ObservedWorkload>;
+  /** Stops with a grace period (then kills); idempotent; keeps it defined. */
+  stop(id: string, graceMs: number): Promise<void>;
+  inspect(id: string): Promise<ObservedWorkload | null>;
+  /** Everything this driver manages for `node`, found by labels/metadata. */
+  list(node: string): Promise<ObservedWorkload[]>;
+  /** Stops and deletes it with whatever it owns (disk, logs); idempotent. */
+  remove(id: string): Promise<void>;
+  /** Subscribes to events (reconnecting on its own); returns the unsubscribe function. */
+  watch(listener: (event: DriverEvent) => void): () => void;
+  logs(id: string, options: LogOptions): Promise<Readable>;
+  attach(id: string): Promise<AttachedStreams>;
+  close(): Promise<void>;
+}
