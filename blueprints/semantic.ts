@@ -1,0 +1,101 @@
+// Cross-field rules of a schema-valid blueprint: names unique, references resolve,
+// addresses inside their subnets, a tombstone carries nothing to run.
+import type { Blueprint } from './schema.ts';
+import type { Problem } from './validate.ts';
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+interface Cidr { base: number; size: number }
+
+function parseCidr(cidr: string): Cidr {
+  const [ip = '', bits = '32'] = cidr.split('/');
+  const size = 2 ** (32 - Number(bits));
+  return { base: ipv4ToInt(ip) - (ipv4ToInt(ip) % size), size };
+}
+
+const contains = (outer: Cidr, inner: Cidr) => inner.base >= outer.base && inner.base + inner.size <= outer.base + outer.size;
+
+/** Names that occur more than once in `items`, each with the index of its repeat. */
+function duplicates(names: string[], path: string, what: string): Problem[] {
+  return names.flatMap((name, i) => (names.indexOf(name) < i ? [{ field: `${path}/${i}/name`, message: `${what} "${name}" is declared twice` }] : []));
+}
+
+export function semanticProblems(bp: Blueprint): Problem[] {
+  const problems: Problem[] = [];
+  const networks = bp.networks ?? [];
+  const workloads = bp.workloads ?? [];
+  const pipes = bp.pipes ?? [];
+
+  if (bp.delete) {
+    for (const key of ['workloads', 'networks', 'pipes'] as const) {
+      if ((bp[key] ?? []).length) problems.push({ field: `/${key}`, message: `a tombstone (delete: true) has no ${key}` });
+    }
+  }
+  problems.push(...duplicates(networks.map((n) => n.name), '/networks', 'network'));
+  problems.push(...duplicates(workloads.map((w) => w.name), '/workloads', 'workload'));
+
+  const subnets = new Map<string, Cidr>();
+  const listenPorts = new Map<number, string>();
+  networks.forEach((n, i) => {
+    const subnet = parseCidr(n.subnet);
+    subnets.set(n.name, subnet);
+    if (n.ipRange && !contains(parseCidr(n.ipRange), subnet)) {
+      problems.push({ field: `/networks/${i}/subnet`, message: `subnet ${n.subnet} is not inside ipRange ${n.ipRange}` });
+    }
+    const port = n.wireguard?.listenPort;
+    if (port !== undefined) {
+      const other = listenPorts.get(port);
+      if (other) problems.push({ field: `/networks/${i}/wireguard/listenPort`, message: `listen port ${port} is also used by network ${other}` });
+      listenPorts.set(port, n.name);
+    }
+  });
+
+  const usedIps = new Map<string, string>();
+  const hostPorts = new Map<string, string>();
+  workloads.forEach((w, i) => {
+    (w.networks ?? []).forEach((a, j) => {
+      const field = `/workloads/${i}/networks/${j}`;
+      const subnet = subnets.get(a.name);
+      if (!subnet) {
+        problems.push({ field: `${field}/name`, message: `network "${a.name}" is not declared in networks (declared: ${[...subnets.keys()].join(', ') || 'none'})` });
+        return;
+      }
+      const ip = ipv4ToInt(a.ip);
+      const lastHost = subnet.size > 2 ? subnet.base + subnet.size - 2 : subnet.base + subnet.size - 1;
+      const firstHost = subnet.size > 2 ? subnet.base + 1 : subnet.base;
+      if (ip < firstHost || ip > lastHost) {
+        problems.push({ field: `${field}/ip`, message: `${a.ip} is not a host address of network ${a.name} (subnet ${networks.find((n) => n.name === a.name)?.subnet})` });
+      }
+      const key = `${a.name}/${a.ip}`;
+      const other = usedIps.get(key);
+      if (other) problems.push({ field: `${field}/ip`, message: `${a.ip} on network ${a.name} is also given to workload ${other}` });
+      usedIps.set(key, w.name);
+    });
+    (w.ports ?? []).forEach((p, j) => {
+      const key = `${p.protocol ?? 'tcp'}/${p.host}`;
+      const other = hostPorts.get(key);
+      if (other) problems.push({ field: `/workloads/${i}/ports/${j}/host`, message: `host port ${key} is also published by workload ${other}` });
+      hostPorts.set(key, w.name);
+    });
+  });
+
+  const names = new Set(workloads.map((w) => w.name));
+  pipes.forEach((p, i) => {
+    const ends = [['from', p.from, 'stdout'], ['to', p.to, 'stdin']] as const;
+    let local = 0;
+    for (const [key, end, stream] of ends) {
+      const field = `/pipes/${i}/${key}`;
+      const remote = end.includes('/');
+      const [workload = '', endStream] = end.slice(end.lastIndexOf('/') + 1).split('.');
+      if (endStream !== stream) problems.push({ field, message: `a pipe's ${key} end is a workload's ${stream} (WORKLOAD.${stream})` });
+      if (!remote) {
+        local++;
+        if (!names.has(workload)) problems.push({ field, message: `workload "${workload}" is not declared in this blueprint` });
+      }
+    }
+    if (local === 0) problems.push({ field: `/pipes/${i}`, message: 'at least one end of a pipe is a workload of this blueprint' });
+  });
+  return problems;
+}
