@@ -1,7 +1,7 @@
 // Reading blueprint text safely: bounded size, strict UTF-8, YAML without tags,
 // merge keys or alias bombs, JSON with the same guard, and no error that echoes the
 // text (it may hold a secret).
-import { parseDocument, visit, type DocumentOptions, type ParseOptions, type SchemaOptions, type ToJSOptions } from 'yaml';
+import { parseDocument, visit, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions, type ToJSOptions } from 'yaml';
 import { ZoneError } from '../appliance/errors.ts';
 import { LIMITS, assertJsonValue } from './json-value.ts';
 
@@ -35,7 +35,8 @@ const YAML_OPTIONS: ParseOptions & DocumentOptions & SchemaOptions & ToJSOptions
   maxAliasCount: 100,
 };
 
-function parseYaml(text: string): unknown {
+/** The YAML document of a blueprint text (for tools that edit it and keep its comments); refuses tags and bad YAML. */
+export function parseYamlDocument(text: string): Document {
   const doc = parseDocument(text, YAML_OPTIONS);
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
@@ -50,6 +51,11 @@ function parseYaml(text: string): unknown {
       }
     },
   });
+  return doc;
+}
+
+function parseYaml(text: string): unknown {
+  const doc = parseYamlDocument(text);
   try {
     return doc.toJS(YAML_OPTIONS);
   } catch (err) {

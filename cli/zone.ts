@@ -1,5 +1,10 @@
 // The `zone` command. Each command lives in cli/commands/<name>.ts and registers itself.
 import { Command } from 'commander';
+import * as keygen from './commands/keygen.ts';
+import * as lint from './commands/lint.ts';
+import * as seal from './commands/seal.ts';
+import * as sign from './commands/sign.ts';
+import * as verify from './commands/verify.ts';
 
 const program = new Command('zone')
   .description('Zone: sign blueprints and drive Zone nodes')
@@ -7,7 +12,13 @@ const program = new Command('zone')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 // Command modules, one line each (keep sorted).
-const commands: { register(program: Command): void }[] = [];
+const commands: { register(program: Command): void }[] = [
+  keygen,
+  lint,
+  seal,
+  sign,
+  verify,
+];
 
 for (const c of commands) c.register(program);
 await program.parseAsync(process.argv);
