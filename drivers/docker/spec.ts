@@ -1,0 +1,119 @@
+// Workload spec -> Docker container create options, with no I/O: the safe defaults
+// live here so they are table-tested without dockerd.
+import type Docker from 'dockerode';
+import { WorkloadSpecError, type WorkloadSpec } from '../contract.ts';
+
+/** The labels that make a container ours; `list()` and `watch()` find containers by them. */
+export const LABELS = {
+  node: 'zone.node',
+  owner: 'zone.owner',
+  blueprint: 'zone.blueprint',
+  workload: 'zone.workload',
+  specHash: 'zone.spec-hash',
+} as const;
+
+/**
+ * What every container keeps after `CapDrop: ALL`: enough for ordinary images that start
+ * as root to chown their files, switch to their own user, bind ports below 1024 and
+ * signal their children. Anything more (NET_ADMIN, SYS_ADMIN, ...) comes only from
+ * `capabilities`, which admission has checked against the node policy.
+ */
+export const DEFAULT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] as const;
+
+/** json-file logs, rotated: an edge node must not fill its disk with one chatty workload. */
+export const LOG_CONFIG = { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } as const;
+
+const NS_PER_MS = 1_000_000;
+
+export function containerLabels(spec: WorkloadSpec): Record<string, string> {
+  return {
+    [LABELS.node]: spec.node,
+    [LABELS.owner]: spec.owner,
+    [LABELS.blueprint]: spec.blueprint,
+    [LABELS.workload]: spec.workload,
+    [LABELS.specHash]: spec.specHash,
+  };
+}
+
+/**
+ * The create options for `spec`. `openSecret` opens `sealed:` env values; the clear
+ * values exist only in the returned object, never in an error.
+ */
+export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: string) => string): Docker.ContainerCreateOptions {
+  const d = spec.definition;
+  const fail = (field: string, reason: string) => new WorkloadSpecError(spec.workload, field, reason);
+  if (d.kind !== 'container') throw fail('kind', `the docker driver runs kind "container", not "${d.kind}"`);
+  if (d.hostNetwork && d.networks.length > 0) throw fail('networks', 'a workload on the host network cannot also join zone networks; drop one of hostNetwork and networks');
+  if (d.ports.length > 0 && d.hostNetwork) throw fail('ports', 'on the host network the container\'s ports are the host\'s: remove ports');
+  if (d.ports.length > 0 && d.networks.length > 0) throw fail('ports', 'a workload on zone networks has only overlay interfaces, so nothing can be published on the host: remove ports or networks');
+
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostPort: string }[]> = {};
+  for (const p of d.ports) {
+    const key = `${p.container}/${p.protocol}`;
+    exposed[key] = {};
+    (bindings[key] ??= []).push({ HostPort: String(p.host) });
+  }
+
+  const hostConfig: Docker.HostConfig = {
+    // The engine restarts workloads, with backoff: Docker must not race it.
+    RestartPolicy: { Name: 'no' },
+    // An init as PID 1 forwards signals (so stop is graceful) and reaps zombies.
+    Init: true,
+    NanoCpus: Math.round(d.cpus * 1e9),
+    Memory: d.memoryBytes,
+    // Equal to Memory: no swap beyond the limit, so admission's arithmetic holds.
+    MemorySwap: d.memoryBytes,
+    PidsLimit: d.pidsLimit,
+    ReadonlyRootfs: d.readOnlyRootfs,
+    SecurityOpt: ['no-new-privileges'],
+    NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : 'bridge',
+    PortBindings: bindings,
+    Mounts: d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    Devices: d.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })),
+    LogConfig: { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
+  };
+  if (d.privileged) {
+    hostConfig.Privileged = true;
+  } else {
+    hostConfig.CapDrop = ['ALL'];
+    hostConfig.CapAdd = [...new Set([...DEFAULT_CAPABILITIES, ...d.capabilities])].sort();
+  }
+
+  return {
+    name: spec.id,
+    Image: d.image,
+    ...(d.command ? { Cmd: d.command } : {}),
+    ...(d.workdir ? { WorkingDir: d.workdir } : {}),
+    // Docker refuses a hostname on the host network.
+    ...(d.hostNetwork ? {} : { Hostname: d.name }),
+    Env: Object.keys(d.env).sort().map((name) => `${name}=${envValue(spec, name, d.env[name] ?? '', openSecret)}`),
+    Labels: containerLabels(spec),
+    // Stdin stays open and survives detaches, so pipes can attach and re-attach.
+    OpenStdin: true,
+    StdinOnce: false,
+    Tty: false,
+    ExposedPorts: exposed,
+    // Health is what the blueprint says: an image's own HEALTHCHECK is switched off.
+    Healthcheck: d.health
+      ? {
+          Test: ['CMD', ...d.health.command],
+          Interval: d.health.intervalMs * NS_PER_MS,
+          Timeout: d.health.timeoutMs * NS_PER_MS,
+          Retries: d.health.retries,
+          StartPeriod: 0,
+        }
+      : { Test: ['NONE'] },
+    HostConfig: hostConfig,
+  };
+}
+
+function envValue(spec: WorkloadSpec, name: string, value: string, openSecret: (sealed: string) => string): string {
+  if (!value.startsWith('sealed:')) return value;
+  try {
+    return openSecret(value);
+  } catch {
+    // The cause may quote the value: it is not passed on.
+    throw new WorkloadSpecError(spec.workload, `env.${name}`, 'the sealed value cannot be opened with this node\'s box key (was it sealed to another node?)');
+  }
+}

@@ -1,0 +1,134 @@
+// Workload spec -> container create options, without dockerd.
+import t from 'tap';
+import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
+import type { ContainerWorkload, Workload } from '../../../blueprints/schema.ts';
+import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions } from '../../../drivers/docker/spec.ts';
+
+const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
+
+function specOf(fields: Partial<ContainerWorkload> = {}): WorkloadSpec {
+  const definition = normalizeWorkload({ name: 'web', kind: 'container', image: 'zone/busybox', ...fields } as Workload);
+  return { node: 'node1', owner: OWNER, blueprint: 'shop', workload: 'web', id: 'zone-shop-web-0123abcd', specHash: specHash(definition), definition };
+}
+
+/** The field of the WorkloadSpecError `fn` throws. */
+function thrownField(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof WorkloadSpecError) return err.field;
+    throw err;
+  }
+  return undefined;
+}
+
+const noSecrets = (): string => {
+  throw new Error('no sealed value expected');
+};
+
+t.test('a plain workload gets the safe defaults', async (t) => {
+  const o = containerCreateOptions(specOf(), noSecrets);
+  const h = o.HostConfig ?? {};
+  t.equal(o.name, 'zone-shop-web-0123abcd');
+  t.equal(o.Image, 'zone/busybox');
+  t.notOk(h.Privileged, 'not privileged');
+  t.same(h.CapDrop, ['ALL']);
+  t.same(h.CapAdd, [...DEFAULT_CAPABILITIES].sort());
+  t.same(h.SecurityOpt, ['no-new-privileges']);
+  t.same(h.RestartPolicy, { Name: 'no' }, 'the engine restarts, not Docker');
+  t.equal(h.NetworkMode, 'bridge');
+  t.equal(h.ReadonlyRootfs, false);
+  t.same(h.Mounts, []);
+  t.same(h.Devices, []);
+  t.equal(h.Init, true);
+  t.equal(o.OpenStdin, true);
+  t.equal(o.StdinOnce, false);
+  t.equal(o.Tty, false);
+  t.same(o.Healthcheck, { Test: ['NONE'] }, 'an image HEALTHCHECK is switched off');
+  t.equal(o.Cmd, undefined, 'the image command when none is given');
+  t.equal(h.LogConfig?.Type, 'json-file');
+});
+
+t.test('limits: cpus as NanoCpus, memory without extra swap, pids', async (t) => {
+  const h = containerCreateOptions(specOf({ resources: { cpus: 0.5, memory: '64Mi', pids: 100 } }), noSecrets).HostConfig ?? {};
+  t.equal(h.NanoCpus, 500_000_000);
+  t.equal(h.Memory, 64 * 2 ** 20);
+  t.equal(h.MemorySwap, 64 * 2 ** 20);
+  t.equal(h.PidsLimit, 100);
+});
+
+t.test('labels say node, owner, blueprint, workload and spec hash', async (t) => {
+  const spec = specOf();
+  t.same(containerCreateOptions(spec, noSecrets).Labels, {
+    [LABELS.node]: 'node1', [LABELS.owner]: OWNER, [LABELS.blueprint]: 'shop', [LABELS.workload]: 'web', [LABELS.specHash]: spec.specHash,
+  });
+});
+
+t.test('privileged only when the workload asks', async (t) => {
+  const h = containerCreateOptions(specOf({ privileged: true }), noSecrets).HostConfig ?? {};
+  t.equal(h.Privileged, true);
+  t.equal(h.CapDrop, undefined);
+  t.same(h.SecurityOpt, ['no-new-privileges']);
+});
+
+t.test('extra capabilities are added to the default set, once', async (t) => {
+  const h = containerCreateOptions(specOf({ capabilities: ['NET_ADMIN', 'CHOWN'] }), noSecrets).HostConfig ?? {};
+  t.same(h.CapAdd, [...new Set([...DEFAULT_CAPABILITIES, 'NET_ADMIN'])].sort());
+  t.same(h.CapDrop, ['ALL']);
+});
+
+t.test('command, workdir, read-only rootfs, mounts, devices and ports as given', async (t) => {
+  const o = containerCreateOptions(specOf({
+    command: ['sh', '-c', 'echo hi'],
+    workdir: '/srv',
+    readOnlyRootfs: true,
+    mounts: [{ source: '/var/data', target: '/data', readOnly: true }],
+    devices: ['/dev/fuse'],
+    ports: [{ container: 80, host: 8080 }, { container: 53, host: 5353, protocol: 'udp' }],
+  }), noSecrets);
+  const h = o.HostConfig ?? {};
+  t.same(o.Cmd, ['sh', '-c', 'echo hi']);
+  t.equal(o.WorkingDir, '/srv');
+  t.equal(h.ReadonlyRootfs, true);
+  t.same(h.Mounts, [{ Type: 'bind', Source: '/var/data', Target: '/data', ReadOnly: true }]);
+  t.same(h.Devices, [{ PathOnHost: '/dev/fuse', PathInContainer: '/dev/fuse', CgroupPermissions: 'rwm' }]);
+  t.same(o.ExposedPorts, { '80/tcp': {}, '53/udp': {} });
+  t.same(h.PortBindings, { '80/tcp': [{ HostPort: '8080' }], '53/udp': [{ HostPort: '5353' }] });
+});
+
+t.test('networks: bridge by default, none on zone networks, host only when asked', async (t) => {
+  t.equal(containerCreateOptions(specOf({ networks: [{ name: 'mesh', ip: '10.88.1.10' }] }), noSecrets).HostConfig?.NetworkMode, 'none');
+  const host = containerCreateOptions(specOf({ hostNetwork: true }), noSecrets);
+  t.equal(host.HostConfig?.NetworkMode, 'host');
+  t.equal(host.Hostname, undefined, 'Docker refuses a hostname on the host network');
+});
+
+t.test('contradictory network settings are refused naming the field', async (t) => {
+  t.equal(thrownField(() => containerCreateOptions(specOf({ hostNetwork: true, networks: [{ name: 'mesh', ip: '10.88.1.10' }] }), noSecrets)), 'networks');
+  t.equal(thrownField(() => containerCreateOptions(specOf({ networks: [{ name: 'mesh', ip: '10.88.1.10' }], ports: [{ container: 80, host: 8080 }] }), noSecrets)), 'ports');
+  t.equal(thrownField(() => containerCreateOptions(specOf({ hostNetwork: true, ports: [{ container: 80, host: 8080 }] }), noSecrets)), 'ports');
+});
+
+t.test('health becomes a Docker healthcheck in nanoseconds', async (t) => {
+  const o = containerCreateOptions(specOf({ health: { command: ['sh', '-c', 'true'], interval: '2s', timeout: '1s', retries: 2 } }), noSecrets);
+  t.same(o.Healthcheck, { Test: ['CMD', 'sh', '-c', 'true'], Interval: 2e9, Timeout: 1e9, Retries: 2, StartPeriod: 0 });
+});
+
+t.test('sealed env values are opened; a value that cannot be opened is not quoted in the error', async (t) => {
+  const sealed = 'sealed:QUJDRA==';
+  const o = containerCreateOptions(specOf({ env: { B: 'plain', A: sealed } }), (v) => (v === sealed ? 'clear-secret' : 'wrong'));
+  t.same(o.Env, ['A=clear-secret', 'B=plain']);
+  const err = t.throws(() => containerCreateOptions(specOf({ env: { TOKEN: sealed } }), () => {
+    throw new Error(`cannot open ${sealed}`);
+  })) as WorkloadSpecError;
+  t.type(err, WorkloadSpecError);
+  t.equal(err.field, 'env.TOKEN');
+  t.notMatch(err.message, sealed);
+});
+
+t.test('a vm workload is not the docker driver\'s', async (t) => {
+  const definition = normalizeWorkload({ name: 'vm1', kind: 'vm', image: 'zone/busybox' });
+  const spec: WorkloadSpec = { ...specOf(), definition };
+  t.equal(thrownField(() => containerCreateOptions(spec, noSecrets)), 'kind');
+});
