@@ -127,7 +127,10 @@ export class DockerEventFeed {
       done = () => resolve();
       stream.once('end', done);
       stream.once('close', done);
-      stream.once('error', done);
+      // Kept after the first: a reset connection may report more than one error.
+      stream.on('error', done);
+      // readline re-emits its input's errors.
+      lines.on('error', done);
       signal.addEventListener('abort', done, { once: true });
     });
     signal.removeEventListener('abort', done);
