@@ -60,8 +60,8 @@ export class DockerDriver implements Driver {
     return this.call(async () => {
       let info = await this.inspectContainer(spec.id);
       if (!info) {
-        await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
         const options = containerCreateOptions(spec, (sealed) => this.ctx.openSecret(sealed));
+        await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
         await this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
           throw specErrorOf(spec.workload, err) ?? err;
