@@ -1,0 +1,50 @@
+// IPv4 arithmetic of the overlay: subnets, gateways, splitting a range between nodes.
+import ipaddr from 'ipaddr.js';
+
+const toInt = (ip: ipaddr.IPv4) => ip.toByteArray().reduce((n, b) => n * 256 + b, 0);
+const fromInt = (n: number) => ipaddr.IPv4.parse([24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.'));
+
+function parseCidr(cidr: string): [ipaddr.IPv4, number] {
+  if (!ipaddr.IPv4.isValidCIDR(cidr)) throw new RangeError(`"${cidr}" is not an IPv4 CIDR (example: 10.88.1.0/24)`);
+  return ipaddr.IPv4.parseCIDR(cidr);
+}
+
+/** The CIDR with its host bits cleared: `10.88.1.7/24` -> `10.88.1.0/24`. */
+export function normalizeCidr(cidr: string): string {
+  const [, prefix] = parseCidr(cidr);
+  return `${ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()}/${prefix}`;
+}
+
+/** `ip route` prints host routes without `/32`. */
+export function routeCidr(dst: string): string {
+  return normalizeCidr(dst.includes('/') ? dst : `${dst}/32`);
+}
+
+export function prefixLength(cidr: string): number {
+  return parseCidr(cidr)[1];
+}
+
+/** The first host of the subnet: the node's own address in the network, containers route through it. */
+export function gatewayOf(subnet: string): string {
+  return fromInt(toInt(ipaddr.IPv4.networkAddressFromCIDR(subnet)) + 1).toString();
+}
+
+export function containsIp(cidr: string, ip: string): boolean {
+  return ipaddr.IPv4.isValid(ip) && ipaddr.IPv4.parse(ip).match(parseCidr(cidr));
+}
+
+/**
+ * The first `count` subnets of length `prefix` inside `range`, in order. Throws
+ * RangeError when they do not fit.
+ */
+export function splitRange(range: string, prefix: number, count: number): string[] {
+  const [, rangePrefix] = parseCidr(range);
+  if (!Number.isInteger(prefix) || prefix < rangePrefix || prefix > 30) {
+    throw new RangeError(`subnet prefix /${prefix} must be between /${rangePrefix} (the range) and /30`);
+  }
+  const available = 2 ** (prefix - rangePrefix);
+  if (count > available) throw new RangeError(`${range} holds ${available} subnets of /${prefix}, ${count} needed`);
+  const base = toInt(ipaddr.IPv4.networkAddressFromCIDR(range));
+  const size = 2 ** (32 - prefix);
+  return Array.from({ length: count }, (_, i) => `${fromInt(base + i * size).toString()}/${prefix}`);
+}

@@ -1,0 +1,40 @@
+// Runs the engine's tools (ip, wg, nsenter). Secrets only ever travel on stdin, so a
+// command line is safe to put in an error; stderr is trimmed and kept short.
+import { spawn } from 'node:child_process';
+
+export class CommandError extends Error {
+  constructor(readonly command: string[], readonly exitCode: number | null, readonly stderr: string) {
+    super(`${command.join(' ')} failed (exit ${exitCode ?? 'signal'}): ${stderr.trim().slice(0, 500) || 'no message'}`);
+    this.name = 'CommandError';
+  }
+}
+
+export interface RunOptions {
+  /** Written to stdin, then stdin is closed. */
+  input?: string;
+  timeoutMs?: number;
+}
+
+export function runCommand(command: string[], options: RunOptions = {}): Promise<string> {
+  const [file, ...args] = command;
+  if (!file) throw new RangeError('runCommand needs a command');
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 30_000 });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new CommandError(command, null, e.message)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else reject(new CommandError(command, code, Buffer.concat(err).toString('utf8')));
+    });
+    child.stdin.on('error', () => { /* the exit status tells what went wrong */ });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** The command run inside the network namespace at `nsPath` (e.g. /var/run/netns/X, /proc/PID/ns/net). */
+export function inNamespace(nsPath: string | null, command: string[]): string[] {
+  return nsPath ? ['nsenter', `--net=${nsPath}`, '--', ...command] : command;
+}

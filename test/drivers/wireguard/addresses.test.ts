@@ -1,0 +1,26 @@
+import t from 'tap';
+import { containsIp, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
+
+t.test('cidrs are normalised and host routes get /32', async (t) => {
+  t.equal(normalizeCidr('10.88.3.7/24'), '10.88.3.0/24');
+  t.equal(routeCidr('10.88.3.7'), '10.88.3.7/32');
+  t.throws(() => normalizeCidr('10.88.3.7'), /not an IPv4 CIDR/);
+});
+
+t.test('the gateway is the first host of the subnet', async (t) => {
+  t.equal(gatewayOf('10.88.1.0/24'), '10.88.1.1');
+  t.equal(gatewayOf('10.88.255.128/25'), '10.88.255.129');
+});
+
+t.test('addresses are matched against subnets', async (t) => {
+  t.ok(containsIp('10.88.1.0/24', '10.88.1.10'));
+  t.notOk(containsIp('10.88.1.0/24', '10.88.2.10'));
+  t.notOk(containsIp('10.88.1.0/24', 'nonsense'));
+});
+
+t.test('a range is split into consecutive subnets', async (t) => {
+  t.same(splitRange('10.88.0.0/16', 24, 3), ['10.88.0.0/24', '10.88.1.0/24', '10.88.2.0/24']);
+  t.same(splitRange('10.255.255.0/24', 26, 4), ['10.255.255.0/26', '10.255.255.64/26', '10.255.255.128/26', '10.255.255.192/26']);
+  t.throws(() => splitRange('10.88.0.0/24', 26, 5), /holds 4 subnets of \/26, 5 needed/);
+  t.throws(() => splitRange('10.88.0.0/24', 16, 1), /between \/24/);
+});
