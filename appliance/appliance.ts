@@ -1,0 +1,176 @@
+// The appliance: the one object the API talks to. submit() is the front door
+// (verify -> admit -> store durably -> wake the engine); the engine does the rest.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { verifyBlueprintWithSigners } from '../blueprints/verify.ts';
+import { openSealed } from '../blueprints/seal.ts';
+import type { TrustPolicy } from '../blueprints/policy.ts';
+import type { Driver, DriverContext } from '../drivers/contract.ts';
+import { admitBlueprint, capacityView } from './admission.ts';
+import type { NodeConfig } from './config.ts';
+import { desiredWorkloads, workloadId } from './engine/desired.ts';
+import { Reconciler } from './engine/reconciler.ts';
+import type { BackoffPolicy } from './engine/backoff.ts';
+import { ZoneError } from './errors.ts';
+import { EventLog } from './events.ts';
+import { measureHostCapacity } from './host.ts';
+import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
+import { createLogger } from './logger.ts';
+import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
+import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface ApplianceOptions {
+  config: NodeConfig;
+  trustPolicy: TrustPolicy;
+  /** Builds the drivers once the node's identity is known (see appliance/drivers.ts). */
+  drivers: (ctx: DriverContext) => Driver[];
+  logger?: Logger;
+  backoff?: BackoffPolicy;
+  /** The machine's size; measured when absent (tests pass one). */
+  hostCapacity?: Capacity;
+}
+
+function toStatus(r: WorkloadRecord): WorkloadStatus {
+  return {
+    blueprint: r.blueprint, owner: r.owner, workload: r.workload, kind: r.kind, state: r.state, health: r.health,
+    restarts: r.restarts, lastExit: r.lastExit, lastError: r.lastError, since: r.since, nextRestartAt: r.nextRestartAt,
+  };
+}
+
+export class ZoneAppliance implements Appliance {
+  private readonly started = Date.now();
+
+  constructor(
+    readonly identity: NodeIdentity,
+    private readonly options: ApplianceOptions,
+    private readonly store: Store,
+    private readonly eventLog: EventLog,
+    private readonly drivers: ReadonlyMap<string, Driver>,
+    readonly reconciler: Reconciler,
+    private readonly hostCapacity: Capacity,
+    readonly logger: Logger,
+  ) {}
+
+  async nodeInfo(): Promise<NodeInfo> {
+    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.store.blueprints().map((b) => b.document));
+    return {
+      id: this.identity.id,
+      signingKey: this.identity.signing.publicKey,
+      boxKey: this.identity.box.publicKey,
+      version: VERSION,
+      uptimeSeconds: Math.floor((Date.now() - this.started) / 1000),
+      drivers: await Promise.all([...this.drivers.values()].map((d) => d.fingerprint().catch((err: Error) => ({ kind: d.kind, available: false, reason: err.message, details: {} })))),
+      capacity: { total: view.total, reserved: view.reserved, free: view.free },
+    };
+  }
+
+  async submit(input: unknown): Promise<SubmitResult> {
+    // Synchronous from the version check to the write: two submits cannot both pass as "newer".
+    const { blueprint: bp, signers } = verifyBlueprintWithSigners(input, {
+      policy: this.options.trustPolicy,
+      nodeId: this.identity.id,
+      storedVersion: (owner, name) => this.store.storedVersion(owner, name),
+      now: new Date(),
+    });
+    const previous = this.store.storedVersion(bp.owner, bp.name);
+    admitBlueprint(bp, {
+      total: this.hostCapacity,
+      overcommit: this.options.config.overcommit,
+      policy: this.options.config.policy,
+      admitted: this.store.blueprints().map((b) => b.document),
+    });
+    this.store.putBlueprint(bp, new Date().toISOString());
+    this.eventLog.record({
+      owner: bp.owner, blueprint: bp.name, workload: null,
+      from: previous === null ? null : `v${previous}`, to: bp.delete ? 'deleted' : `v${bp.version}`,
+      reason: `${bp.delete ? 'tombstone' : `version ${bp.version}`} accepted, signed by ${signers.join(', ')}`,
+    });
+    this.logger.info({ blueprint: bp.name, owner: bp.owner, version: bp.version, deleted: bp.delete ?? false, signers }, 'blueprint accepted');
+    this.reconciler.wake();
+    return { name: bp.name, owner: bp.owner, version: bp.version, deleted: bp.delete ?? false };
+  }
+
+  listBlueprints(): BlueprintStatus[] {
+    const statuses = [...this.reconciler.statuses().values()];
+    return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));
+  }
+
+  getBlueprint(name: string, owner?: string): BlueprintStatus | null {
+    const found = this.store.blueprints().filter((b) => b.name === name && (owner === undefined || b.owner === owner));
+    if (found.length > 1) throw new ZoneError('INVALID', `${found.length} owners have a blueprint named ${name}: give the owner`, '/owner');
+    return found[0] ? this.blueprintStatus(found[0], [...this.reconciler.statuses().values()]) : null;
+  }
+
+  events(options: { after?: number; blueprint?: string; limit?: number }): ZoneEvent[] {
+    return this.store.events(options);
+  }
+
+  onEvent(listener: (event: ZoneEvent) => void): () => void {
+    return this.eventLog.subscribe(listener);
+  }
+
+  async logs(blueprint: string, workload: string, options: { follow: boolean; tail?: number; owner?: string }): Promise<Readable> {
+    const bp = this.getBlueprint(blueprint, options.owner);
+    const stored = bp && this.store.blueprints().find((b) => b.name === bp.name && b.owner === bp.owner);
+    const w = stored?.document.workloads?.find((x) => x.name === workload);
+    if (!stored || !w) throw new ZoneError('NOT_FOUND', `no workload ${workload} in blueprint ${blueprint} on this node`, '/workload');
+    const driver = this.drivers.get(w.kind);
+    if (!driver) throw new ZoneError('UNAVAILABLE', `no ${w.kind} driver on this node`);
+    return driver.logs(workloadId(this.identity.id, stored.owner, stored.name, w.name), { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}) });
+  }
+
+  /** Starts the engine (adopting what runs, repairing what does not). */
+  start(): void {
+    this.reconciler.start();
+  }
+
+  /** Stops the engine, then the drivers, then the store. Workloads keep running. */
+  async close(): Promise<void> {
+    await this.reconciler.stop();
+    await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
+    this.store.close();
+  }
+
+  private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {
+    const mine = records.filter((r) => r.owner === b.owner && r.blueprint === b.name);
+    const known = new Set(mine.map((r) => r.workload));
+    // Desired workloads the engine has not reached yet show as pending.
+    const pending = desiredWorkloads(this.identity.id, [b]).filter((d) => !known.has(d.workload)).map((d): WorkloadStatus => ({
+      blueprint: b.name, owner: b.owner, workload: d.workload, kind: d.definition.kind, state: 'pending', health: null,
+      restarts: 0, lastExit: null, lastError: null, since: b.acceptedAt, nextRestartAt: null,
+    }));
+    return {
+      name: b.name, owner: b.owner, version: b.version, deleted: b.deleted, acceptedAt: b.acceptedAt,
+      workloads: [...mine.map(toStatus), ...pending].sort((x, y) => x.workload.localeCompare(y.workload)),
+    };
+  }
+}
+
+/** Opens (or creates) the node's identity and store, builds the drivers; call start() to run the engine. */
+export async function createAppliance(options: ApplianceOptions): Promise<ZoneAppliance> {
+  const { config } = options;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const identity = loadOrCreateIdentity(config.dataDir);
+  const hostCapacity = options.hostCapacity ?? await measureHostCapacity(config.dataDir);
+  const store = new Store(join(config.dataDir, 'zone.db'), config.eventsLimit);
+  const eventLog = new EventLog(store, logger);
+  const driversDir = join(config.dataDir, 'drivers');
+  mkdirSync(driversDir, { recursive: true });
+  const ctx: DriverContext = {
+    node: identity.id,
+    dataDir: driversDir,
+    openSecret: (sealed) => openSealed(sealed, identity.box.secretKey),
+  };
+  const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
+  const reconciler = new Reconciler({
+    node: identity.id, store, drivers, events: eventLog, logger,
+    resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
+    ...(options.backoff ? { backoff: options.backoff } : {}),
+  });
+  return new ZoneAppliance(identity, options, store, eventLog, drivers, reconciler, hostCapacity, logger);
+}

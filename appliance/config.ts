@@ -1,0 +1,113 @@
+// The node configuration: embedded defaults, overridden by an optional JSON file
+// (`$ZONE_CONFIG`, or config.json in the data directory) and by the environment
+// ($ZONE_DATA_DIR, $ZONE_LISTEN). The file is checked against a TypeBox schema and
+// errors name the field.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
+import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
+import { ZoneError } from './errors.ts';
+
+const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
+
+export const NodeConfigFile = Type.Object({
+  dataDir: Type.Optional(Type.String({ minLength: 1, description: 'where the node keeps its keys, store and driver files' })),
+  listen: Type.Optional(Type.String({ pattern: '^[^:]+:[0-9]{1,5}$', description: 'host:port of the API' })),
+  trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trust policy file (default: trust-policy.json in the data directory)' })),
+  policy: Type.Optional(Type.Object({
+    privileged: Type.Optional(Type.Boolean()),
+    hostNetwork: Type.Optional(Type.Boolean()),
+    hostMounts: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'host paths workloads may mount' })),
+    devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/' }))),
+    capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }))),
+  }, { additionalProperties: false })),
+  overcommit: Type.Optional(Type.Object({ cpu: Type.Optional(Factor), memory: Type.Optional(Factor), disk: Type.Optional(Factor) }, { additionalProperties: false })),
+  reconcile: Type.Optional(Type.Object({
+    resyncSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+  }, { additionalProperties: false })),
+  eventsLimit: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000, description: 'events kept in the store' })),
+  logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+}, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
+
+export type NodeConfigFile = Static<typeof NodeConfigFile>;
+
+export interface NodeConfig {
+  dataDir: string;
+  listen: { host: string; port: number };
+  trustPolicyPath: string;
+  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[] };
+  overcommit: { cpu: number; memory: number; disk: number };
+  reconcile: { resyncMs: number; concurrency: number };
+  eventsLimit: number;
+  logLevel: string;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:7700';
+export const TRUST_POLICY_FILE = 'trust-policy.json';
+export const OPERATOR_KEY_FILE = 'operator.key';
+
+function readConfigFile(path: string): NodeConfigFile {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ZoneError('INVALID', `${path}: ${code ? `cannot read (${code})` : `not JSON (${(err as Error).message})`}`);
+  }
+  const [error] = Value.Errors(NodeConfigFile, value);
+  if (error) throw new ZoneError('INVALID', `${path}: ${error.path || '/'}: ${error.message.toLowerCase()}`, error.path || '/');
+  return value as NodeConfigFile;
+}
+
+function parseListen(value: string, source: string): NodeConfig['listen'] {
+  const m = /^([^:]+):([0-9]{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, '/listen');
+  return { host: m[1], port };
+}
+
+/** The node configuration for this process (`env` and `cwd` are arguments so tests can set them). */
+export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): NodeConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const envDataDir = env.ZONE_DATA_DIR ? resolve(cwd, env.ZONE_DATA_DIR) : undefined;
+  const filePath = env.ZONE_CONFIG ? resolve(cwd, env.ZONE_CONFIG) : join(envDataDir ?? resolve(cwd, '.zone/node'), 'config.json');
+  const file = env.ZONE_CONFIG || existsSync(filePath) ? readConfigFile(filePath) : {};
+  const dataDir = envDataDir ?? resolve(cwd, file.dataDir ?? '.zone/node');
+  const trustPolicy = file.trustPolicy ?? TRUST_POLICY_FILE;
+  return {
+    dataDir,
+    listen: env.ZONE_LISTEN ? parseListen(env.ZONE_LISTEN, '$ZONE_LISTEN') : parseListen(file.listen ?? DEFAULT_LISTEN, filePath),
+    trustPolicyPath: isAbsolute(trustPolicy) ? trustPolicy : join(dataDir, trustPolicy),
+    policy: {
+      privileged: file.policy?.privileged ?? false,
+      hostNetwork: file.policy?.hostNetwork ?? false,
+      hostMounts: file.policy?.hostMounts ?? [],
+      devices: file.policy?.devices ?? [],
+      capabilities: file.policy?.capabilities ?? [],
+    },
+    overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
+    reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
+    eventsLimit: file.eventsLimit ?? 100_000,
+    logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
+  };
+}
+
+/**
+ * The trust policy; on first start (no policy file) creates an operator key in the
+ * data directory and a policy that trusts it alone. `created` says where the key is.
+ */
+export function loadOrCreateTrustPolicy(config: NodeConfig): { policy: TrustPolicy; createdOperatorKey: string | null } {
+  if (existsSync(config.trustPolicyPath)) return { policy: loadTrustPolicy(config.trustPolicyPath), createdOperatorKey: null };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const keyPath = join(config.dataDir, OPERATOR_KEY_FILE);
+  // A key left by a start that stopped before writing the policy is reused, never replaced.
+  const operator = existsSync(keyPath) ? readSigningKey(keyPath) : generateSigningKeyPair();
+  if (!existsSync(keyPath)) writeSigningKey(keyPath, operator);
+  const policy: TrustPolicy = { signers: [{ key: operator.publicKey, weight: 1, label: 'operator' }], threshold: 1 };
+  writeFileSync(config.trustPolicyPath, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
+  return { policy, createdOperatorKey: keyPath };
+}

@@ -1,0 +1,12 @@
+// The workload drivers this appliance runs, one line per driver. A driver whose
+// engine is not there still loads: it reports itself unavailable and the engine
+// marks its workloads `unknown` until the engine appears.
+import type { Driver, DriverContext } from '../drivers/contract.ts';
+import { DockerDriver } from '../drivers/docker/driver.ts';
+
+export function buildDrivers(ctx: DriverContext): Driver[] {
+  return [
+    new DockerDriver(ctx),
+    // The libvirt driver (kind `vm`) goes here once drivers/libvirt/driver.ts lands.
+  ];
+}

@@ -1,0 +1,295 @@
+// The reconcile loop: level-triggered passes (desired from the store, observed from
+// the drivers, steps from planSteps) that run on driver events, when a backoff ends,
+// and on a periodic resync that catches whatever events missed. Passes never overlap;
+// steps run beside them, at most `concurrency` at once and one at a time per workload
+// (a workload with a step in flight is left out of planning until it ends).
+import pLimit from 'p-limit';
+import type { Logger } from 'pino';
+import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
+import type { EventLog } from '../events.ts';
+import type { Store, WorkloadRecord } from '../store.ts';
+import type { WorkloadState } from '../types.ts';
+import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
+import { desiredWorkloads } from './desired.ts';
+import { planSteps, type Observed, type Step } from './plan.ts';
+
+export interface ReconcilerOptions {
+  node: string;
+  store: Store;
+  /** By workload kind. */
+  drivers: ReadonlyMap<string, Driver>;
+  events: EventLog;
+  logger: Logger;
+  backoff?: BackoffPolicy;
+  resyncMs?: number;
+  concurrency?: number;
+  stopGraceMs?: number;
+}
+
+type RecordPatch = Partial<Omit<WorkloadRecord, 'id' | 'owner' | 'blueprint' | 'workload' | 'kind'>>;
+
+export class Reconciler {
+  private readonly records = new Map<string, WorkloadRecord>();
+  private readonly busy = new Set<string>();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly limit;
+  private readonly backoff: BackoffPolicy;
+  private readonly unwatch: (() => void)[] = [];
+  private passing: Promise<void> | null = null;
+  private again = false;
+  private stopped = true;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  private dueTimer: NodeJS.Timeout | null = null;
+  private dueAt = Infinity;
+  /** Why a kind cannot be asked now, from the last pass. */
+  private readonly unavailable = new Map<string, string>();
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.limit = pLimit(o.concurrency ?? 8);
+    this.backoff = o.backoff ?? DEFAULT_BACKOFF;
+    for (const r of o.store.workloads()) this.records.set(r.id, r);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    for (const [kind, driver] of this.o.drivers) {
+      this.unwatch.push(driver.watch((event) => {
+        if (event.type === 'engine') this.o.logger.info({ driver: kind, available: event.available, reason: event.reason }, 'engine availability changed');
+        this.wake();
+      }));
+    }
+    this.resyncTimer = setInterval(() => this.wake(), this.o.resyncMs ?? 30_000);
+    this.resyncTimer.unref();
+    this.wake();
+  }
+
+  /** Asks for a pass; passes requested while one runs coalesce into one more. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    this.passing = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.pass();
+        } catch (err) {
+          this.o.logger.error({ err }, 'reconcile pass failed');
+        }
+      } while (this.again && !this.stopped);
+      this.passing = null;
+    })();
+  }
+
+  /** Resolves once no pass and no step runs (and none is requested). */
+  async idle(): Promise<void> {
+    while (this.passing || this.inflight.size) {
+      await Promise.all([this.passing, ...this.inflight]);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unwatch.splice(0).forEach((u) => u());
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    await this.idle();
+  }
+
+  /** Current records (the workloads' status), by engine-side id. */
+  statuses(): ReadonlyMap<string, WorkloadRecord> {
+    return this.records;
+  }
+
+  /** One full pass: observe, plan, record what settled, launch the steps. */
+  async pass(): Promise<void> {
+    const desired = desiredWorkloads(this.o.node, this.o.store.blueprints());
+    const observed = await this.observe(desired);
+    const now = new Date();
+    const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy: this.busy });
+    const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
+    this.o.store.transaction(() => {
+      this.settle(desired, observed, stepped, now);
+      for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
+    });
+    for (const step of steps) if (step.kind !== 'wait') this.launch(step);
+    const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)));
+    if (nextDue < Infinity) this.wakeAt(nextDue);
+  }
+
+  private async observe(desired: readonly WorkloadSpec[]): Promise<Observed> {
+    const workloads = new Map<string, ObservedWorkload>();
+    this.unavailable.clear();
+    await Promise.all([...this.o.drivers].map(async ([kind, driver]) => {
+      try {
+        for (const w of await driver.list(this.o.node)) workloads.set(w.id, w);
+      } catch (err) {
+        if (!(err instanceof EngineUnavailableError)) this.o.logger.error({ err, driver: kind }, 'listing workloads failed');
+        this.unavailable.set(kind, err instanceof EngineUnavailableError ? err.message : `${kind} driver failed to list: ${(err as Error).message}`);
+      }
+    }));
+    for (const d of desired) {
+      if (!this.o.drivers.has(d.definition.kind)) this.unavailable.set(d.definition.kind, `no ${d.definition.kind} driver on this node`);
+    }
+    return { workloads, unavailable: new Set(this.unavailable.keys()) };
+  }
+
+  /** Status of workloads that need no step, and forgetting what is gone for good. */
+  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, now: Date): void {
+    for (const spec of desired) {
+      if (this.busy.has(spec.id)) continue;
+      const reason = this.unavailable.get(spec.definition.kind);
+      if (reason !== undefined) {
+        this.update(spec, { state: 'unknown', lastError: reason }, reason);
+        continue;
+      }
+      if (stepped.has(spec.id)) {
+        if (!this.records.has(spec.id)) this.update(spec, { state: 'pending' }, 'accepted');
+        continue;
+      }
+      const o = observed.workloads.get(spec.id);
+      if (!o) continue;
+      const before = this.records.get(spec.id);
+      if (o.state === 'running') {
+        const stable = ranStably(o.startedAt, now, this.backoff);
+        this.update(spec, {
+          state: 'running', health: o.health, nextRestartAt: null, lastError: null,
+          ...(stable && before?.attempt ? { attempt: 0 } : {}),
+        }, !before ? 'adopted: already running' : before.state === 'unknown' ? 'engine back' : stable && before.attempt ? 'stable' : 'running');
+      } else {
+        this.update(spec, { state: 'exited', health: null, lastExit: o.exitCode, nextRestartAt: null },
+          `${o.exitCode === null ? 'exited' : `exited with code ${o.exitCode}`}; restart policy ${spec.definition.restart}`);
+      }
+    }
+    const wanted = new Set(desired.map((d) => d.id));
+    for (const r of [...this.records.values()]) {
+      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !this.busy.has(r.id) && !this.unavailable.has(r.kind)) this.forget(r, 'removed');
+    }
+  }
+
+  private recordWait(step: Extract<Step, { kind: 'wait' }>): void {
+    const r = this.records.get(step.spec.id);
+    if (r?.nextRestartAt) return;
+    const state = waitingState(step.attempt, this.backoff);
+    this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
+      'workload failed: restart scheduled');
+    this.update(step.spec, { state, attempt: step.attempt, nextRestartAt: step.until.toISOString(), lastError: step.reason, health: null },
+      `${step.reason}; restart ${step.attempt + 1} at ${step.until.toISOString()}`);
+  }
+
+  private launch(step: Exclude<Step, { kind: 'wait' }>): void {
+    const id = step.kind === 'remove' ? step.id : step.spec.id;
+    this.busy.add(id);
+    const run = this.limit(() => this.execute(step))
+      .catch((err: unknown) => this.o.logger.error({ err, id }, 'step failed unexpectedly'))
+      .finally(() => {
+        this.busy.delete(id);
+        this.inflight.delete(run);
+        this.wake();
+      });
+    this.inflight.add(run);
+  }
+
+  private async execute(step: Exclude<Step, { kind: 'wait' }>): Promise<void> {
+    if (step.kind === 'remove') return this.executeRemove(step);
+    const { spec } = step;
+    const driver = this.o.drivers.get(spec.definition.kind);
+    if (!driver) return;
+    const before = this.records.get(spec.id);
+    const isRestart = step.kind === 'restart' || (step.kind === 'start' && before?.nextRestartAt != null);
+    const log = { blueprint: spec.blueprint, workload: spec.workload, step: step.kind, reason: step.reason };
+    if (step.kind !== 'create' || before?.state !== 'pending') this.o.logger.info(log, isRestart ? 'restarting workload' : `${step.kind} workload`);
+    try {
+      if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
+      if (step.kind === 'replace') await driver.remove(spec.id);
+      const o = await driver.ensure(spec);
+      this.update(spec, {
+        state: o.state === 'running' ? 'running' : 'pending',
+        health: o.health,
+        restarts: (before?.restarts ?? 0) + (isRestart ? 1 : 0),
+        attempt: step.kind === 'replace' ? 0 : (before?.attempt ?? 0) + (isRestart ? 1 : 0),
+        nextRestartAt: null,
+        lastError: null,
+      }, isRestart ? `restarted (${step.reason})` : step.kind === 'create' ? (step.reason === 'new workload' ? 'created' : `created again (${step.reason})`) : `${step.kind === 'replace' ? 'replaced' : 'started'} (${step.reason})`);
+    } catch (err) {
+      this.failed(spec, err, step.kind);
+    }
+  }
+
+  private failed(spec: WorkloadSpec, err: unknown, action: string): void {
+    const message = (err as Error).message ?? String(err);
+    const log = { blueprint: spec.blueprint, workload: spec.workload, action };
+    if (err instanceof EngineUnavailableError) {
+      this.o.logger.warn({ ...log, reason: message }, 'engine unavailable');
+      this.update(spec, { state: 'unknown', lastError: message }, message);
+      return;
+    }
+    const r = this.records.get(spec.id);
+    const attempt = r?.attempt ?? 0;
+    // A spec the engine cannot run as written is retried slowly; other errors back off.
+    const unrunnable = err instanceof WorkloadSpecError;
+    const delayMs = unrunnable ? this.backoff.maxMs : restartDelayMs(attempt, this.backoff);
+    const state: WorkloadState = unrunnable ? 'failed' : waitingState(attempt, this.backoff);
+    const at = new Date(Date.now() + delayMs).toISOString();
+    this.o.logger.warn({ ...log, error: message, retryAt: at }, `${action} failed`);
+    this.update(spec, { state, lastError: message, nextRestartAt: at, attempt: attempt + 1 }, `${action} failed: ${message}`);
+  }
+
+  private async executeRemove(step: Extract<Step, { kind: 'remove' }>): Promise<void> {
+    const driver = this.o.drivers.get(step.driver);
+    if (!driver) return;
+    const r = this.records.get(step.id);
+    if (r) this.setRecord(r, { state: 'removing' }, step.reason);
+    this.o.logger.info({ blueprint: step.identity.blueprint, workload: step.identity.workload, reason: step.reason }, 'removing workload');
+    try {
+      await driver.remove(step.id);
+      const gone = this.records.get(step.id);
+      if (gone) this.forget(gone, 'removed');
+    } catch (err) {
+      // The next pass still sees it and tries again.
+      this.o.logger.warn({ blueprint: step.identity.blueprint, workload: step.identity.workload, error: (err as Error).message }, 'remove failed');
+    }
+  }
+
+  private update(spec: WorkloadSpec, patch: RecordPatch, reason: string): void {
+    const r = this.records.get(spec.id) ?? {
+      id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind,
+      state: 'pending', health: null, restarts: 0, attempt: 0, lastExit: null, lastError: null, since: new Date().toISOString(), nextRestartAt: null,
+    } satisfies WorkloadRecord;
+    this.setRecord(r, patch, reason, !this.records.has(spec.id));
+  }
+
+  /** Applies a patch; a change of state is an event; only changes are written. */
+  private setRecord(r: WorkloadRecord, patch: RecordPatch, reason: string, isNew = false): void {
+    const next: WorkloadRecord = { ...r, ...patch };
+    const stateChanged = isNew || next.state !== r.state;
+    if (stateChanged) next.since = new Date().toISOString();
+    if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
+    this.records.set(r.id, next);
+    this.o.store.putWorkload(next);
+    if (stateChanged) {
+      this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
+    }
+  }
+
+  private forget(r: WorkloadRecord, reason: string): void {
+    this.records.delete(r.id);
+    this.o.store.deleteWorkload(r.id);
+    this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: r.state, to: 'removed', reason });
+  }
+
+  private wakeAt(at: number): void {
+    if (this.stopped || at >= this.dueAt) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueAt = Infinity;
+      this.dueTimer = null;
+      this.wake();
+    }, Math.max(0, at - Date.now()));
+    this.dueTimer.unref();
+  }
+}
