@@ -1,0 +1,94 @@
+import t from 'tap';
+import { admitBlueprint, capacityView, checkPolicy, demandOf, GIB, nodeReserve, type NodePolicy } from '../../appliance/admission.ts';
+import { ZoneError } from '../../appliance/errors.ts';
+import type { Blueprint } from '../../blueprints/schema.ts';
+
+const OWNER = 'ed25519:' + 'A'.repeat(43) + '=';
+const OTHER = 'ed25519:' + 'B'.repeat(43) + '=';
+const NO: NodePolicy = { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [] };
+const TOTAL = { cpus: 4, memoryBytes: 16 * GIB, diskBytes: 100 * GIB };
+const OVER = { cpu: 1, memory: 1, disk: 1 };
+
+const bp = (name: string, workloads: Blueprint['workloads'], extra: Partial<Blueprint> = {}): Blueprint =>
+  ({ name, version: 1, owner: OWNER, node: 'n1', workloads, ...extra });
+const box = (name: string, memory: string, extra: Record<string, unknown> = {}) =>
+  ({ name, kind: 'container' as const, image: 'zone/busybox', resources: { memory, cpus: 0.5 }, ...extra });
+
+function refusal(t: Tap.Test, fn: () => void, code: string, field: string): ZoneError | undefined {
+  try {
+    fn();
+  } catch (err) {
+    t.type(err, ZoneError);
+    t.equal((err as ZoneError).code, code);
+    t.equal((err as ZoneError).field, field);
+    return err as ZoneError;
+  }
+  t.fail('expected a refusal');
+  return undefined;
+}
+
+t.test('the node keeps the larger of 10 % and 2 GiB of memory', async (t) => {
+  t.equal(nodeReserve({ cpus: 1, memoryBytes: 8 * GIB, diskBytes: 0 }).memoryBytes, 2 * GIB);
+  t.equal(nodeReserve({ cpus: 1, memoryBytes: 64 * GIB, diskBytes: 0 }).memoryBytes, Math.round(6.4 * GIB));
+  t.equal(nodeReserve({ cpus: 1, memoryBytes: GIB, diskBytes: 0 }).memoryBytes, GIB, 'never more than the node has');
+});
+
+t.test('demand sums the normalised workloads (defaults included); a tombstone demands nothing', async (t) => {
+  const b = bp('a', [box('x', '1Gi'), { name: 'y', kind: 'container', image: 'i' }, { name: 'v', kind: 'vm', image: 'd', vcpus: 2, resources: { disk: '10Gi' } }]);
+  t.same(demandOf(b), { cpus: 0.5 + 1 + 2, memoryBytes: GIB + 128 * 2 ** 20 + 256 * 2 ** 20, diskBytes: 10 * GIB });
+  t.same(demandOf({ ...b, delete: true }), { cpus: 0, memoryBytes: 0, diskBytes: 0 });
+});
+
+t.test('free = total × overcommit − node reserve − admitted blueprints', async (t) => {
+  const v = capacityView(TOTAL, { cpu: 2, memory: 1, disk: 1 }, [bp('a', [box('x', '4Gi')]), bp('gone', [box('x', '4Gi')], { delete: true })]);
+  t.same(v.free, { cpus: 8 - 0.5, memoryBytes: 16 * GIB - 2 * GIB - 4 * GIB, diskBytes: 100 * GIB });
+  t.equal(v.blueprints, 1, 'tombstones reserve nothing');
+});
+
+t.test('a blueprint that does not fit is refused with the numbers', async (t) => {
+  const admitted = [bp('a', [box('x', '8Gi')])];
+  const err = refusal(t, () => admitBlueprint(bp('b', [box('y', '7Gi')]), { total: TOTAL, overcommit: OVER, policy: NO, admitted }), 'CAPACITY', '/workloads');
+  t.match(err?.message, /needs memory 7\.0 GiB, the node has 6\.0 GiB free \(total 16\.0 GiB, kept for the node 2\.0 GiB, reserved by 1 other blueprint\(s\) 8\.0 GiB\)/);
+  t.match(err?.details, { resource: 'memory', requested: 7 * GIB, free: 6 * GIB });
+  t.doesNotThrow(() => admitBlueprint(bp('b', [box('y', '6Gi')]), { total: TOTAL, overcommit: OVER, policy: NO, admitted }), 'exactly what is free fits');
+});
+
+t.test('cpus and disk are checked too', async (t) => {
+  refusal(t, () => admitBlueprint(bp('c', [box('y', '1Mi', { resources: { cpus: 5 } })]), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [] }), 'CAPACITY', '/workloads');
+  refusal(t, () => admitBlueprint(bp('d', [box('y', '1Mi', { resources: { disk: '101Gi' } })]), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [] }), 'CAPACITY', '/workloads');
+});
+
+t.test('a new version replaces its older one in the arithmetic', async (t) => {
+  const admitted = [bp('a', [box('x', '10Gi')])];
+  t.doesNotThrow(() => admitBlueprint({ ...bp('a', [box('x', '12Gi')]), version: 2 }, { total: TOTAL, overcommit: OVER, policy: NO, admitted }));
+  refusal(t, () => admitBlueprint({ ...bp('a', [box('x', '12Gi')]), owner: OTHER }, { total: TOTAL, overcommit: OVER, policy: NO, admitted }), 'CAPACITY', '/workloads');
+});
+
+t.test('host ports and WireGuard listen ports may not collide', async (t) => {
+  const wg = (port: number) => ({ name: 'mesh', subnet: '10.88.1.0/24', wireguard: { privateKey: 'sealed:AAAA', listenPort: port, peers: [] } });
+  const admitted = [bp('a', [box('x', '1Mi', { ports: [{ container: 80, host: 8080 }] })], { networks: [wg(51820)] })];
+  const ctx = { total: TOTAL, overcommit: OVER, policy: NO, admitted };
+  const err = refusal(t, () => admitBlueprint(bp('b', [box('y', '1Mi', { ports: [{ container: 80, host: 8080 }] })]), ctx), 'CAPACITY', '/workloads/0/ports/0/host');
+  t.match(err?.message, /tcp\/8080 is already used by blueprint a/);
+  refusal(t, () => admitBlueprint(bp('b', [], { networks: [wg(51820)] }), ctx), 'CAPACITY', '/networks/0/wireguard/listenPort');
+  t.doesNotThrow(() => admitBlueprint(bp('b', [box('y', '1Mi', { ports: [{ container: 80, host: 8080, protocol: 'udp' }] })]), ctx), 'udp/8080 is another port');
+  refusal(t, () => admitBlueprint(bp('c', [box('y', '1Mi', { ports: [{ container: 1, host: 9000 }, { container: 2, host: 9000 }] })]), ctx), 'INVALID', '/workloads/0/ports/1/host');
+  t.doesNotThrow(() => admitBlueprint({ ...admitted[0]!, version: 2 }, ctx), 'a new version keeps its own ports');
+});
+
+t.test('risky settings are refused unless the node policy allows them', async (t) => {
+  const risky = (extra: Record<string, unknown>) => bp('r', [box('w', '1Mi', extra)]);
+  refusal(t, () => checkPolicy(risky({ privileged: true }), NO), 'POLICY', '/workloads/0/privileged');
+  refusal(t, () => checkPolicy(risky({ hostNetwork: true }), NO), 'POLICY', '/workloads/0/hostNetwork');
+  refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/etc', target: '/x' }] }), NO), 'POLICY', '/workloads/0/mounts/0/source');
+  refusal(t, () => checkPolicy(risky({ devices: ['/dev/kvm'] }), NO), 'POLICY', '/workloads/0/devices/0');
+  refusal(t, () => checkPolicy(risky({ capabilities: ['NET_ADMIN'] }), NO), 'POLICY', '/workloads/0/capabilities/0');
+  const yes: NodePolicy = { privileged: true, hostNetwork: true, hostMounts: ['/srv/data'], devices: ['/dev/kvm'], capabilities: ['NET_ADMIN'] };
+  t.doesNotThrow(() => checkPolicy(risky({ privileged: true, hostNetwork: true, mounts: [{ source: '/srv/data/a', target: '/x' }], devices: ['/dev/kvm'], capabilities: ['NET_ADMIN'] }), yes));
+  refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/srv/data/../../etc', target: '/x' }] }), yes), 'POLICY', '/workloads/0/mounts/0/source');
+  refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/srv/database', target: '/x' }] }), yes), 'POLICY', '/workloads/0/mounts/0/source');
+});
+
+t.test('a tombstone is always admitted', async (t) => {
+  t.doesNotThrow(() => admitBlueprint(bp('a', [box('x', '100Gi', { privileged: true })], { delete: true }), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [] }));
+});

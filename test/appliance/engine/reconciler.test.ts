@@ -1,0 +1,182 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import pino from 'pino';
+import type { Blueprint } from '../../../blueprints/schema.ts';
+import { FakeDriver } from '../../../drivers/fake/driver.ts';
+import { workloadId } from '../../../appliance/engine/desired.ts';
+import { Reconciler } from '../../../appliance/engine/reconciler.ts';
+import { EventLog } from '../../../appliance/events.ts';
+import { Store } from '../../../appliance/store.ts';
+import type { ZoneEvent } from '../../../appliance/types.ts';
+import { waitFor } from '../../helpers/wait.ts';
+
+const NODE = 'reconcilertest';
+const OWNER = 'ed25519:' + 'R'.repeat(43) + '=';
+const BACKOFF = { firstMs: 100, maxMs: 800, stableMs: 60_000, crashloopAfter: 2 };
+
+function blueprint(name: string, version: number, workloads: Blueprint['workloads'], extra: Partial<Blueprint> = {}): Blueprint {
+  return { name, version, owner: OWNER, node: NODE, workloads, ...extra };
+}
+
+function harness(t: Tap.Test, existing?: { dir: string; driver: FakeDriver }) {
+  const dir = existing?.dir ?? mkdtempSync(join(tmpdir(), 'zone-reconciler-'));
+  const store = new Store(join(dir, 'zone.db'));
+  const logger = pino({ level: 'silent' });
+  const events = new EventLog(store, logger);
+  const seen: ZoneEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const driver = existing?.driver ?? new FakeDriver();
+  const engine = new Reconciler({ node: NODE, store, drivers: new Map([['container', driver]]), events, logger, backoff: BACKOFF, resyncMs: 60_000 });
+  t.teardown(async () => {
+    await engine.stop();
+    store.close();
+    if (!existing) rmSync(dir, { recursive: true, force: true });
+  });
+  const id = (bp: string, w: string) => workloadId(NODE, OWNER, bp, w);
+  const status = (bp: string, w: string) => engine.statuses().get(id(bp, w));
+  const apply = (bp: Blueprint) => {
+    store.putBlueprint(bp, new Date().toISOString());
+    engine.wake();
+  };
+  return { dir, store, driver, engine, seen, id, status, apply };
+}
+
+const box = (name: string, extra: Record<string, unknown> = {}) => ({ name, kind: 'container' as const, image: 'zone/busybox', ...extra });
+
+t.test('a new blueprint is created and running, and then plans zero steps', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('web', 1, [box('a'), box('b')]));
+  await waitFor(() => h.status('web', 'a')?.state === 'running' && h.status('web', 'b')?.state === 'running', { timeoutMs: 5000, what: 'both running' });
+  await h.engine.idle();
+  const calls = { ...h.driver.calls };
+  await h.engine.pass();
+  await h.engine.idle();
+  t.equal(h.driver.calls.ensure, calls.ensure, 'no ensure on a converged pass');
+  t.equal(h.driver.calls.create, 2);
+  t.same(h.seen.filter((e) => e.workload === 'a').map((e) => [e.from, e.to]), [[null, 'pending'], ['pending', 'running']]);
+  t.ok(h.seen.every((e, i) => i === 0 || e.seq > h.seen[i - 1]!.seq), 'events are numbered in order');
+});
+
+t.test('a crash is restarted after a backoff that doubles, and crashloop shows', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('crashy', 1, [box('a')]));
+  await waitFor(() => h.status('crashy', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  const delays: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const crashedAt = Date.now();
+    h.driver.crash(h.id('crashy', 'a'), 3);
+    await waitFor(() => ['backoff', 'crashloop'].includes(h.status('crashy', 'a')?.state ?? ''), { timeoutMs: 5000, what: `backoff ${i}` });
+    t.equal(h.status('crashy', 'a')?.lastError, 'exited with code 3');
+    await waitFor(() => h.status('crashy', 'a')?.state === 'running', { timeoutMs: 5000, what: `restart ${i}` });
+    delays.push(Date.now() - crashedAt);
+  }
+  t.ok(delays[0]! >= 100, `first restart after >= 100 ms (${delays[0]})`);
+  t.ok(delays[1]! >= 200, `second after >= 200 ms (${delays[1]})`);
+  t.ok(delays[2]! >= 400, `third after >= 400 ms (${delays[2]})`);
+  t.equal(h.status('crashy', 'a')?.restarts, 3);
+  t.ok(h.seen.some((e) => e.to === 'crashloop'), 'crashloop was entered');
+  t.match(h.seen.find((e) => e.from === 'backoff' && e.to === 'running')?.reason, /restarted \(exited with code 3\)/, 'the event says why it was restarted');
+});
+
+t.test('an unhealthy workload is restarted like a crashed one', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('sick', 1, [box('a', { health: { command: ['true'] } })]));
+  await waitFor(() => h.status('sick', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  h.driver.setHealth(h.id('sick', 'a'), 'unhealthy');
+  await waitFor(() => h.status('sick', 'a')?.restarts === 1 && h.status('sick', 'a')?.state === 'running', { timeoutMs: 5000, what: 'restarted' });
+  t.equal(h.driver.calls.stop, 1, 'stopped, then started again');
+  t.ok(h.seen.some((e) => e.to === 'backoff' && /unhealthy/.test(e.reason)));
+});
+
+t.test('drift is repaired: removed or changed behind the back', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('drift', 1, [box('a'), box('b')]));
+  await waitFor(() => h.status('drift', 'b')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  h.driver.removeBehindBack(h.id('drift', 'a'));
+  await waitFor(() => h.driver.snapshot().some((w) => w.id === h.id('drift', 'a')), { timeoutMs: 5000, what: 'a created again' });
+  h.driver.changeBehindBack(h.id('drift', 'b'));
+  h.engine.wake(); // a change without an event is found by the next pass (here asked for, in life the resync)
+  await waitFor(() => h.driver.snapshot().find((w) => w.id === h.id('drift', 'b'))?.specHash !== 'changed-behind-the-back', { timeoutMs: 5000, what: 'b replaced' });
+  await h.engine.idle();
+  t.equal(h.driver.snapshot().length, 2, 'nothing duplicated');
+  t.ok(h.seen.some((e) => /created again \(missing from its engine\)/.test(e.reason) || e.workload === 'a'));
+});
+
+t.test('an unreachable engine marks its workloads unknown; they are repaired when it returns', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('gone', 1, [box('a')]));
+  await waitFor(() => h.status('gone', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  h.driver.setUnavailable('socket closed');
+  await waitFor(() => h.status('gone', 'a')?.state === 'unknown', { timeoutMs: 5000, what: 'unknown' });
+  t.match(h.status('gone', 'a')?.lastError, /socket closed/);
+  // While it is away the workload died (a daemon restart kills containers).
+  h.driver.setUnavailable(null);
+  h.driver.removeBehindBack(h.id('gone', 'a'));
+  await waitFor(() => h.status('gone', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running again' });
+  t.equal(h.driver.snapshot().length, 1);
+});
+
+t.test('restart policy never: an exit stays exited', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('once', 1, [box('a', { restart: 'never' })]));
+  await waitFor(() => h.status('once', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  h.driver.crash(h.id('once', 'a'), 1);
+  await waitFor(() => h.status('once', 'a')?.state === 'exited', { timeoutMs: 5000, what: 'exited' });
+  await h.engine.pass();
+  await h.engine.idle();
+  t.equal(h.status('once', 'a')?.lastExit, 1);
+  t.equal(h.driver.calls.start, 1, 'never started again');
+});
+
+t.test('a spec the engine refuses is failed, not retried fast', async (t) => {
+  const h = harness(t);
+  h.driver.rejectImage('missing/image');
+  h.engine.start();
+  h.apply(blueprint('bad', 1, [box('a', { image: 'missing/image' })]));
+  await waitFor(() => h.status('bad', 'a')?.state === 'failed', { timeoutMs: 5000, what: 'failed' });
+  t.match(h.status('bad', 'a')?.lastError, /image missing\/image not found/);
+  const ensures = h.driver.calls.ensure;
+  await h.engine.pass();
+  await h.engine.idle();
+  t.equal(h.driver.calls.ensure, ensures, 'waits for the slow retry');
+});
+
+t.test('a new version replaces changed workloads and removes dropped ones; a tombstone removes all', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('ver', 1, [box('a'), box('b')]));
+  await waitFor(() => h.status('ver', 'b')?.state === 'running', { timeoutMs: 5000, what: 'v1 running' });
+  const before = h.driver.snapshot().find((w) => w.workload === 'a')!;
+  h.apply(blueprint('ver', 2, [box('a', { env: { X: '1' } })]));
+  await waitFor(() => !h.status('ver', 'b') && h.driver.snapshot().find((w) => w.workload === 'a')?.specHash !== before.specHash, { timeoutMs: 5000, what: 'v2 applied' });
+  await h.engine.idle();
+  t.same(h.driver.snapshot().map((w) => w.workload), ['a']);
+  h.apply(blueprint('ver', 3, [], { delete: true }));
+  await waitFor(() => h.driver.snapshot().length === 0 && h.engine.statuses().size === 0, { timeoutMs: 5000, what: 'all removed' });
+  t.ok(h.seen.some((e) => e.workload === 'a' && e.to === 'removed'));
+});
+
+t.test('after an appliance restart running workloads are adopted, not restarted', async (t) => {
+  const first = harness(t);
+  first.engine.start();
+  first.apply(blueprint('keep', 1, [box('a')]));
+  await waitFor(() => first.status('keep', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  await first.engine.stop();
+  first.store.close();
+  const startedAt = first.driver.snapshot()[0]?.startedAt;
+  const calls = { ...first.driver.calls };
+  const second = harness(t, { dir: first.dir, driver: first.driver });
+  second.engine.start();
+  await second.engine.idle();
+  t.equal(second.status('keep', 'a')?.state, 'running');
+  t.equal(first.driver.calls.ensure, calls.ensure, 'no ensure');
+  t.equal(first.driver.snapshot()[0]?.startedAt, startedAt, 'same run');
+});
