@@ -19,7 +19,7 @@ import type {
   ContainerAttachment, NetworkDriver, NetworkSpec, ObservedNetwork, WireguardImplementation,
 } from './contract.ts';
 import { NetworkSpecError } from './contract.ts';
-import { CommandError, inNamespace, runCommand } from './exec.ts';
+import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
 import { BRIDGE, containerInterface, containerLink, wireguardInterface } from './names.ts';
@@ -199,7 +199,8 @@ export class WireguardDriver implements NetworkDriver {
 
   /** `wg` in the network namespace: a kernel interface is only visible there; wireguard-go's socket from anywhere. */
   private wg(state: NetworkState, args: string[], input?: string): Promise<string> {
-    return runCommand(inNamespace(namedNamespace(state.id), ['wg', ...args]), { input });
+    const command = inNamespace(namedNamespace(state.id), ['wg', ...args]);
+    return input === undefined ? runCommand(command) : runCommand(throughPipe(command), { input });
   }
 
   private async execute(step: Step, spec: NetworkSpec, state: NetworkState): Promise<NetworkState> {

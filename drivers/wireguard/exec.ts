@@ -38,3 +38,12 @@ export function runCommand(command: string[], options: RunOptions = {}): Promise
 export function inNamespace(nsPath: string | null, command: string[]): string[] {
   return nsPath ? ['nsenter', `--net=${nsPath}`, '--', ...command] : command;
 }
+
+/**
+ * The command with its stdin behind a real pipe. Node gives children a socket as stdin,
+ * and tools that open /dev/stdin by path (`wg ... private-key /dev/stdin`) cannot open a
+ * socket; `cat` turns it into a pipe, so a secret still never touches a file.
+ */
+export function throughPipe(command: string[]): string[] {
+  return ['sh', '-c', 'cat | "$@"', 'sh', ...command];
+}

@@ -1,0 +1,62 @@
+// The overlay of a grid, computed once by the operator: each node's share of the
+// range, a fresh WireGuard key per node sealed to that node, and every other node as
+// a peer. Pure but for key generation and sealing, which are passed in.
+import type { Network } from '../../blueprints/schema.ts';
+import { sealSecret } from '../../blueprints/seal.ts';
+import { splitRange } from './addresses.ts';
+import { generateWireguardKeyPair, type WireguardKeyPair } from './keys.ts';
+
+export interface GridNode {
+  id: string;
+  /** The node's base64 X25519 box key (GET /v1/node `boxKey`). */
+  boxKey: string;
+  /** Where other nodes reach its WireGuard socket, `host:port`; the port is its listen port. */
+  endpoint: string;
+}
+
+export interface GridPlanInput {
+  network: string;
+  ipRange: string;
+  nodes: GridNode[];
+  /** Length of each node's subnet; 24 by default. */
+  subnetPrefix?: number;
+  persistentKeepalive?: number;
+}
+
+export interface GridTools {
+  generateKeyPair(): WireguardKeyPair;
+  seal(clear: string, boxKey: string): string;
+}
+
+const realTools: GridTools = { generateKeyPair: generateWireguardKeyPair, seal: sealSecret };
+
+/** One `networks:` entry per node, in the order of `input.nodes`. */
+export function planGrid(input: GridPlanInput, tools: GridTools = realTools): { node: string; network: Network }[] {
+  const ids = input.nodes.map((n) => n.id);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated) throw new RangeError(`node ${repeated} is listed twice`);
+  const subnets = splitRange(input.ipRange, input.subnetPrefix ?? 24, input.nodes.length);
+  const keys = input.nodes.map(() => tools.generateKeyPair());
+  return input.nodes.map((node, i) => {
+    const port = Number(node.endpoint.slice(node.endpoint.lastIndexOf(':') + 1));
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`node ${node.id}: endpoint "${node.endpoint}" has no port (expected host:port)`);
+    return {
+      node: node.id,
+      network: {
+        name: input.network,
+        subnet: subnets[i]!,
+        ipRange: input.ipRange,
+        wireguard: {
+          privateKey: tools.seal(keys[i]!.privateKey, node.boxKey),
+          listenPort: port,
+          peers: input.nodes.flatMap((peer, j) => (j === i ? [] : [{
+            publicKey: keys[j]!.publicKey,
+            endpoint: peer.endpoint,
+            allowedIPs: [subnets[j]!],
+            ...(input.persistentKeepalive ? { persistentKeepalive: input.persistentKeepalive } : {}),
+          }])),
+        },
+      },
+    };
+  });
+}
