@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import * as keygen from './commands/keygen.ts';
 import * as lint from './commands/lint.ts';
+import * as network from './commands/network.ts';
 import * as seal from './commands/seal.ts';
 import * as sign from './commands/sign.ts';
 import * as verify from './commands/verify.ts';
@@ -15,6 +16,7 @@ const program = new Command('zone')
 const commands: { register(program: Command): void }[] = [
   keygen,
   lint,
+  network,
   seal,
   sign,
   verify,

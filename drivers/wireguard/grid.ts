@@ -1,18 +1,24 @@
 // The overlay of a grid, computed once by the operator: each node's share of the
 // range, a fresh WireGuard key per node sealed to that node, and every other node as
 // a peer. Pure but for key generation and sealing, which are passed in.
-import type { Network } from '../../blueprints/schema.ts';
+import { Type, type Static } from '@sinclair/typebox';
+import { Endpoint, type Network } from '../../blueprints/schema.ts';
 import { sealSecret } from '../../blueprints/seal.ts';
 import { splitRange } from './addresses.ts';
 import { generateWireguardKeyPair, type WireguardKeyPair } from './keys.ts';
 
-export interface GridNode {
-  id: string;
-  /** The node's base64 X25519 box key (GET /v1/node `boxKey`). */
-  boxKey: string;
-  /** Where other nodes reach its WireGuard socket, `host:port`; the port is its listen port. */
-  endpoint: string;
-}
+export const GridNode = Type.Object({
+  id: Type.String({ pattern: '^[a-z0-9]{1,64}$', description: 'the node id (GET /v1/node `id`)' }),
+  boxKey: Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'the node\'s X25519 box key, base64 (GET /v1/node `boxKey`)' }),
+  /** Where other nodes reach its WireGuard socket; the port is its listen port. */
+  endpoint: Endpoint,
+}, { additionalProperties: false });
+export type GridNode = Static<typeof GridNode>;
+
+/** The file `zone network plan --nodes` reads. */
+export const GridNodesFile = Type.Object({
+  nodes: Type.Array(GridNode, { minItems: 1, maxItems: 256 }),
+}, { additionalProperties: false });
 
 export interface GridPlanInput {
   network: string;

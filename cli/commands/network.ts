@@ -1,0 +1,60 @@
+// zone network plan: the `networks:` section of every node of a grid, so that nobody
+// splits ranges, generates WireGuard keys or seals them by hand.
+import type { Command } from 'commander';
+import { Value } from '@sinclair/typebox/value';
+import { stringify } from 'yaml';
+import { Name } from '../../blueprints/schema.ts';
+import { GridNodesFile, planGrid } from '../../drivers/wireguard/grid.ts';
+import { readBlueprintFile } from '../blueprint-file.ts';
+import { action, CliFailure, EXIT } from '../output.ts';
+
+interface PlanOptions {
+  nodes: string;
+  name: string;
+  range: string;
+  subnetPrefix: string;
+  keepalive?: string;
+  json?: boolean;
+}
+
+const integer = (value: string, what: string) => {
+  if (!/^[0-9]{1,5}$/.test(value)) throw new CliFailure(`${what} must be a whole number, got "${value}"`, EXIT.usage);
+  return Number(value);
+};
+
+export function register(program: Command): void {
+  const network = program.command('network').description('WireGuard overlay networks between nodes');
+  network
+    .command('plan')
+    .description('print each node\'s networks: section for one overlay (subnet, sealed key, peers)')
+    .requiredOption('--nodes <file>', 'YAML/JSON: nodes: [{ id, boxKey, endpoint: host:port }]')
+    .requiredOption('--name <network>', 'the network name blueprints use')
+    .requiredOption('--range <cidr>', 'the overlay range, split between the nodes (e.g. 10.88.0.0/16)')
+    .option('--subnet-prefix <bits>', 'length of each node\'s subnet', '24')
+    .option('--keepalive <seconds>', 'persistent keepalive for every peer (nodes behind NAT)')
+    .option('--json', 'print JSON instead of YAML')
+    .addHelpText('after', '\nEach node gets a fresh WireGuard key, sealed to its box key: only that node can open it.')
+    .action(action(async (opts: PlanOptions) => {
+      if (!Value.Check(Name, opts.name)) throw new CliFailure(`--name "${opts.name}" is not a network name (lower-case letters, digits and dashes)`, EXIT.usage);
+      const file = await readBlueprintFile(opts.nodes);
+      if (!Value.Check(GridNodesFile, file.value)) {
+        const e = Value.Errors(GridNodesFile, file.value).First();
+        throw new CliFailure(`${opts.nodes}: ${e?.path || '/'}: ${e?.message ?? 'invalid'} (expected nodes: [{ id, boxKey, endpoint }])`);
+      }
+      let plan;
+      try {
+        plan = planGrid({
+          network: opts.name,
+          ipRange: opts.range,
+          nodes: file.value.nodes,
+          subnetPrefix: integer(opts.subnetPrefix, '--subnet-prefix'),
+          ...(opts.keepalive ? { persistentKeepalive: integer(opts.keepalive, '--keepalive') } : {}),
+        });
+      } catch (e) {
+        if (e instanceof RangeError) throw new CliFailure(e.message);
+        throw e;
+      }
+      const byNode = Object.fromEntries(plan.map((p) => [p.node, { networks: [p.network] }]));
+      process.stdout.write(opts.json ? `${JSON.stringify(byNode, null, 2)}\n` : stringify(byNode, { lineWidth: 0 }));
+    }));
+}
