@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { admitBlueprint, capacityView, checkPolicy, demandOf, GIB, nodeReserve, type NodePolicy } from '../../appliance/admission.ts';
 import { ZoneError } from '../../appliance/errors.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
@@ -14,7 +14,7 @@ const bp = (name: string, workloads: Blueprint['workloads'], extra: Partial<Blue
 const box = (name: string, memory: string, extra: Record<string, unknown> = {}) =>
   ({ name, kind: 'container' as const, image: 'zone/busybox', resources: { memory, cpus: 0.5 }, ...extra });
 
-function refusal(t: Tap.Test, fn: () => void, code: string, field: string): ZoneError | undefined {
+function refusal(t: Test, fn: () => void, code: string, field: string): ZoneError | undefined {
   try {
     fn();
   } catch (err) {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pino from 'pino';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { FakeDriver } from '../../../drivers/fake/driver.ts';
@@ -20,7 +20,7 @@ function blueprint(name: string, version: number, workloads: Blueprint['workload
   return { name, version, owner: OWNER, node: NODE, workloads, ...extra };
 }
 
-function harness(t: Tap.Test, existing?: { dir: string; driver: FakeDriver }) {
+function harness(t: Test, existing?: { dir: string; driver: FakeDriver }) {
   const dir = existing?.dir ?? mkdtempSync(join(tmpdir(), 'zone-reconciler-'));
   const store = new Store(join(dir, 'zone.db'));
   const logger = pino({ level: 'silent' });

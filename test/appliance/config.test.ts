@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync, writeFileSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
+import { ZoneError } from '../../appliance/errors.ts';
+import { readSigningKey } from '../../blueprints/keys.ts';
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'zone-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function errorOf(fn: () => unknown): ZoneError | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err as ZoneError;
+  }
+  return undefined;
+}
+
+t.test('defaults: data dir under the working dir, listen 127.0.0.1:7700, nothing risky allowed', async (t) => {
+  const cwd = tmp(t);
+  const c = loadNodeConfig({ env: {}, cwd });
+  t.equal(c.dataDir, join(cwd, '.zone/node'));
+  t.same(c.listen, { host: '127.0.0.1', port: 7700 });
+  t.equal(c.trustPolicyPath, join(cwd, '.zone/node/trust-policy.json'));
+  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [] });
+});
+
+t.test('the environment and the config file override the defaults', async (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: '0.0.0.0:8800', policy: { hostMounts: ['/srv'] }, overcommit: { memory: 1.5 } }));
+  const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
+  t.same(c.listen, { host: '0.0.0.0', port: 8800 });
+  t.same(c.policy.hostMounts, ['/srv']);
+  t.equal(c.overcommit.memory, 1.5);
+  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:9' }, cwd: '/' }).listen, { host: '127.0.0.1', port: 9 });
+});
+
+t.test('a bad config file is refused naming the field', async (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ overcommit: { memory: 'lots' } }));
+  const err = errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }));
+  t.type(err, ZoneError);
+  t.equal(err?.field, '/overcommit/memory');
+  t.match(err?.message, /config\.json: \/overcommit\/memory/);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ typo: true }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID' });
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: tmp(t), ZONE_LISTEN: 'nowhere' }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
+});
+
+t.test('the first start makes an operator key and a policy trusting it; later starts keep them', async (t) => {
+  const dir = tmp(t);
+  const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
+  const first = loadOrCreateTrustPolicy(c);
+  t.equal(first.createdOperatorKey, join(dir, 'operator.key'));
+  t.equal(statSync(first.createdOperatorKey!).mode & 0o777, 0o600);
+  t.same(first.policy, { signers: [{ key: readSigningKey(first.createdOperatorKey!).publicKey, weight: 1, label: 'operator' }], threshold: 1 });
+  const policyText = readFileSync(c.trustPolicyPath, 'utf8');
+  const second = loadOrCreateTrustPolicy(c);
+  t.equal(second.createdOperatorKey, null);
+  t.same(second.policy, first.policy);
+  t.equal(readFileSync(c.trustPolicyPath, 'utf8'), policyText);
+});
