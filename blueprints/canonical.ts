@@ -8,19 +8,24 @@ import { assertJsonValue } from './json-value.ts';
 
 export const DOMAIN_TAG = 'zone-blueprint-v1\n';
 
-/** RFC 8785 text of any JSON value; throws ZoneError('INVALID') for what is not plain JSON data. */
+/** RFC 8785 text of a JSON value; ZoneError('INVALID') for what RFC 8785 refuses (NaN, lone surrogates, ...). */
 export function canonicalJson(value: unknown): string {
-  assertJsonValue(value);
-  const text = canonicalize(value);
+  let text: string | undefined;
+  try {
+    text = canonicalize(value);
+  } catch (err) {
+    throw new ZoneError('INVALID', `cannot canonicalise: ${(err as Error).message}`, '/');
+  }
   if (text === undefined) throw new ZoneError('INVALID', 'nothing to canonicalise', '/');
   return text;
 }
 
-/** Domain tag + RFC 8785 of the blueprint without `signatures`. */
+/** Domain tag + RFC 8785 of the blueprint without `signatures`; the value must pass the blueprint bounds (json-value.ts). */
 export function canonicalBytes(bp: Blueprint | unknown): Buffer {
   if (bp === null || typeof bp !== 'object' || Array.isArray(bp)) {
     throw new ZoneError('INVALID', 'a blueprint is a JSON object', '/');
   }
   const { signatures: _signatures, ...unsigned } = bp as Record<string, unknown>;
+  assertJsonValue(unsigned);
   return Buffer.from(DOMAIN_TAG + canonicalJson(unsigned), 'utf8');
 }
