@@ -1,0 +1,133 @@
+// Overlay benchmark, baseline in the same run: TCP throughput and round-trip latency
+// between two node namespaces (a) over the raw veth that joins them, (b) over the
+// WireGuard overlay the driver builds on top of that veth (kernel or wireguard-go, as
+// fingerprint() reports). The measuring peers are this file run in each namespace.
+// Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 3]
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const SELF = fileURLToPath(import.meta.url);
+const PORT = 5201;
+const ROUNDS = 2000;
+
+/** Server role: 'T' connections are drained and answered with the byte count; 'P' ones are echoed. */
+function serve(): void {
+  createServer((socket) => {
+    let mode: string | null = null;
+    let bytes = 0;
+    socket.on('data', (chunk: Buffer) => {
+      mode ??= String.fromCharCode(chunk[0]!);
+      if (mode === 'P') socket.write(chunk);
+      else bytes += chunk.length;
+    });
+    socket.on('end', () => socket.end(mode === 'T' ? `${bytes - 1}\n` : ''));
+  }).listen(PORT, '0.0.0.0', () => process.stdout.write('ready\n'));
+}
+
+const connected = (host: string) => new Promise<Socket>((resolve, reject) => {
+  const s = connect(PORT, host, () => resolve(s)).once('error', reject);
+  s.setNoDelay(true);
+});
+
+/** Client role: writes for `seconds`, then pings ROUNDS times; prints JSON. */
+async function measure(host: string, seconds: number): Promise<void> {
+  const t = await connected(host);
+  const chunk = Buffer.alloc(1 << 16);
+  const start = process.hrtime.bigint();
+  const deadline = Date.now() + seconds * 1000;
+  t.write('T');
+  while (Date.now() < deadline) {
+    if (!t.write(chunk)) await new Promise((r) => t.once('drain', r));
+  }
+  const reply = new Promise<string>((resolve) => { let s = ''; t.on('data', (d) => { s += d; }).on('end', () => resolve(s)); });
+  t.end();
+  const received = Number((await reply).trim());
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+
+  const p = await connected(host);
+  p.write('P');
+  await new Promise((r) => p.once('data', r));
+  const rtts: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const t0 = process.hrtime.bigint();
+    p.write('x');
+    await new Promise((r) => p.once('data', r));
+    rtts.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  p.end();
+  rtts.sort((a, b) => a - b);
+  process.stdout.write(JSON.stringify({ mbitPerS: (received * 8) / elapsed / 1e6, rttMedianUs: rtts[Math.floor(ROUNDS / 2)], rttP99Us: rtts[Math.floor(ROUNDS * 0.99)] }) + '\n');
+}
+
+const inNs = (ns: string, args: string[]) => ['nsenter', `--net=/var/run/netns/${ns}`, '--', process.execPath, '--import', 'tsx', SELF, ...args];
+
+async function between(serverNs: string, clientNs: string, host: string, seconds: number) {
+  const [file, ...args] = inNs(serverNs, ['serve']) as [string, ...string[]];
+  const server: ChildProcess = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout!.once('data', () => resolve());
+      server.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+    });
+    const [cf, ...cargs] = inNs(clientNs, ['measure', host, String(seconds)]) as [string, ...string[]];
+    const { stdout } = await run(cf, cargs, { timeout: (seconds + 60) * 1000 });
+    return JSON.parse(stdout) as { mbitPerS: number; rttMedianUs: number; rttP99Us: number };
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.argv[2] ?? '3');
+  const { WireguardDriver } = await import('../drivers/wireguard/driver.ts');
+  const { planGrid } = await import('../drivers/wireguard/grid.ts');
+  const { networkId } = await import('../drivers/wireguard/names.ts');
+  const { generateBoxKeyPair, openSealed } = await import('../blueprints/seal.ts');
+  const sh = (...cmd: string[]) => run(cmd[0]!, cmd.slice(1));
+  const tag = `zbov${process.pid % 100000}`;
+  const nodes = [1, 2].map((i) => ({ id: `${tag}n${i}`, ns: `${tag}-${i}`, ip: `192.168.215.${i}`, box: generateBoxKeyPair() }));
+  const dir = await mkdtemp(join(tmpdir(), 'zone-bench-overlay-'));
+  const drivers = nodes.map((n) => new WireguardDriver(
+    { node: n.id, dataDir: join(dir, n.id), openSecret: (s) => openSealed(s, n.box.secretKey) }, { underlayNamespace: n.ns }));
+  const grid = planGrid({ network: 'bench', ipRange: '10.215.0.0/16', nodes: nodes.map((n) => ({ id: n.id, boxKey: n.box.publicKey, endpoint: `${n.ip}:51820` })) });
+  const specs = grid.map((g, i) => {
+    const identity = { node: nodes[i]!.id, owner: 'ed25519:' + Buffer.alloc(32, 1).toString('base64'), blueprint: 'bench', network: 'bench' };
+    return { ...identity, id: networkId(identity), definition: g.network };
+  });
+  try {
+    for (const n of nodes) {
+      await sh('ip', 'netns', 'add', n.ns);
+      await sh('ip', '-n', n.ns, 'link', 'set', 'lo', 'up');
+    }
+    await sh('ip', '-n', nodes[0]!.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nodes[1]!.ns);
+    for (const n of nodes) {
+      await sh('ip', '-n', n.ns, 'addr', 'add', `${n.ip}/24`, 'dev', 'eth0');
+      await sh('ip', '-n', n.ns, 'link', 'set', 'eth0', 'up');
+    }
+    await Promise.all(drivers.map((d, i) => d.ensure(specs[i]!)));
+    const implementation = (await drivers[0]!.fingerprint()).details.implementation;
+
+    const raw = await between(nodes[1]!.ns, nodes[0]!.ns, nodes[1]!.ip, seconds);
+    const overlay = await between(specs[1]!.id, specs[0]!.id, '10.215.1.1', seconds);
+    const row = (name: string, r: typeof raw) => `${name.padEnd(28)} ${r.mbitPerS.toFixed(0).padStart(8)} Mbit/s   rtt median ${r.rttMedianUs.toFixed(0).padStart(5)} us   p99 ${r.rttP99Us.toFixed(0).padStart(6)} us`;
+    console.log(`overlay benchmark: ${seconds}s of TCP per path, ${ROUNDS} one-byte round trips; WireGuard implementation: ${implementation}`);
+    console.log(row('(a) raw veth', raw));
+    console.log(row(`(b) overlay (${implementation})`, overlay));
+    console.log(`ratios overlay/raw: throughput ${(overlay.mbitPerS / raw.mbitPerS).toFixed(3)}x, rtt median ${(overlay.rttMedianUs / raw.rttMedianUs).toFixed(2)}x, rtt p99 ${(overlay.rttP99Us / raw.rttP99Us).toFixed(2)}x`);
+  } finally {
+    for (const [i, d] of drivers.entries()) await d.remove(specs[i]!.id).catch(() => undefined);
+    for (const n of nodes) await sh('ip', 'netns', 'del', n.ns).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const [role, ...rest] = process.argv.slice(2);
+if (role === 'serve') serve();
+else if (role === 'measure') await measure(rest[0]!, Number(rest[1]));
+else await main();
