@@ -58,6 +58,8 @@ const toBlueprint = (r: BlueprintRow): StoredBlueprint => ({
 export class Store {
   private readonly db: Database.Database;
   private readonly stmt;
+  /** Every reconcile pass reads all blueprints: kept parsed in memory, dropped on each write. */
+  private blueprintCache: readonly StoredBlueprint[] | null = null;
 
   constructor(path: string, private readonly eventsLimit = 10_000) {
     this.db = new Database(path);
@@ -102,13 +104,16 @@ export class Store {
 
   /** Stores the latest version of a blueprint (or its tombstone); durable on return. */
   putBlueprint(bp: Blueprint, acceptedAt: string): void {
+    this.blueprintCache = null;
     this.stmt.putBlueprint.run({
       owner: bp.owner, name: bp.name, version: bp.version, deleted: bp.delete ? 1 : 0, document: JSON.stringify(bp), acceptedAt,
     });
   }
 
-  blueprints(): StoredBlueprint[] {
-    return this.stmt.blueprints.all().map(toBlueprint);
+  /** All stored blueprints (shared objects: do not modify). */
+  blueprints(): readonly StoredBlueprint[] {
+    this.blueprintCache ??= this.stmt.blueprints.all().map(toBlueprint);
+    return this.blueprintCache;
   }
 
   workloads(): WorkloadRecord[] {

@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
 import type { EventLog } from '../events.ts';
-import type { Store, WorkloadRecord } from '../store.ts';
+import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { WorkloadState } from '../types.ts';
 import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
 import { desiredWorkloads } from './desired.ts';
@@ -41,6 +41,8 @@ export class Reconciler {
   private resyncTimer: NodeJS.Timeout | null = null;
   private dueTimer: NodeJS.Timeout | null = null;
   private dueAt = Infinity;
+  /** Specs of each stored blueprint version (normalising and hashing is most of a pass otherwise). */
+  private specCache = new Map<StoredBlueprint, WorkloadSpec[]>();
   /** Why a kind cannot be asked now, from the last pass. */
   private readonly unavailable = new Map<string, string>();
 
@@ -106,7 +108,7 @@ export class Reconciler {
 
   /** One full pass: observe, plan, record what settled, launch the steps. */
   async pass(): Promise<void> {
-    const desired = desiredWorkloads(this.o.node, this.o.store.blueprints());
+    const desired = this.desired();
     const observed = await this.observe(desired);
     const now = new Date();
     const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy: this.busy });
@@ -118,6 +120,13 @@ export class Reconciler {
     for (const step of steps) if (step.kind !== 'wait') this.launch(step);
     const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)));
     if (nextDue < Infinity) this.wakeAt(nextDue);
+  }
+
+  private desired(): WorkloadSpec[] {
+    const cache = new Map<StoredBlueprint, WorkloadSpec[]>();
+    for (const b of this.o.store.blueprints()) cache.set(b, this.specCache.get(b) ?? desiredWorkloads(this.o.node, [b]));
+    this.specCache = cache;
+    return [...cache.values()].flat();
   }
 
   private async observe(desired: readonly WorkloadSpec[]): Promise<Observed> {
