@@ -52,17 +52,21 @@ function checkSignatures(bp: Blueprint, policy: TrustPolicy): string[] {
   if (!signatures.length) throw new ZoneError('SIGNATURE', 'blueprint is not signed', '/signatures');
   const message = canonicalBytes(bp);
   signatures.forEach((s, i) => {
+    // One signature per key: a repeated key could only be an attempt to count twice.
+    if (signatures.findIndex((o) => o.key === s.key) < i) {
+      throw new ZoneError('SIGNATURE', `${s.key} signs twice; one signature per key`, `/signatures/${i}/key`);
+    }
     // Any signature that does not verify means the blueprint was altered: refuse it all.
     if (!verifyEd25519(message, Buffer.from(s.sig, 'base64'), parsePublicKey(s.key, `/signatures/${i}/key`))) {
       throw new ZoneError('SIGNATURE', `signature ${i} by ${s.key} does not verify over this blueprint`, `/signatures/${i}/sig`);
     }
   });
   const trusted = new Map(policy.signers.map((s) => [s.key, s]));
-  const counted = [...new Set(signatures.map((s) => s.key))].filter((k) => trusted.has(k));
+  const counted = signatures.map((s) => s.key).filter((k) => trusted.has(k));
   const weight = counted.reduce((sum, k) => sum + (trusted.get(k)?.weight ?? 0), 0);
   if (weight < policy.threshold) {
     throw new ZoneError('POLICY', `trusted signatures weigh ${weight}, the trust policy needs ${policy.threshold}` +
-      (counted.length < signatures.length ? ` (${signatures.length - counted.length} signature(s) by untrusted or repeated keys count 0)` : ''), '/signatures');
+      (counted.length < signatures.length ? ` (${signatures.length - counted.length} signature(s) by untrusted keys count 0)` : ''), '/signatures');
   }
   return counted.map((k) => trusted.get(k)?.label ?? k);
 }

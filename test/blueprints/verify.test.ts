@@ -54,9 +54,11 @@ t.test('a signature moved to another blueprint does not verify', async (t) => {
   refused(t, () => verifyBlueprint({ ...other, signatures: byAliceAndBob.signatures }, contextFor(policy)), 'SIGNATURE', /does not verify/);
 });
 
-t.test('a key signing twice counts once; untrusted keys count zero; below the threshold is refused', async (t) => {
+t.test('a key signing twice is refused; untrusted keys count zero; below the threshold is refused', async (t) => {
   const byAlice = signBlueprint(bp, keys.alice.secretKey);
-  refused(t, () => verifyBlueprint({ ...byAlice, signatures: [...byAlice.signatures!, ...byAlice.signatures!] }, contextFor(policy)), 'POLICY', /weigh 1, the trust policy needs 2/);
+  const twice = { ...byAlice, signatures: [...byAlice.signatures!, ...byAlice.signatures!] };
+  refused(t, () => verifyBlueprint(twice, contextFor(policy)), 'SIGNATURE', /signs twice/, '/signatures/1/key');
+  refused(t, () => verifyBlueprint(twice, contextFor({ ...policy, threshold: 1 })), 'SIGNATURE', /signs twice/);
   refused(t, () => verifyBlueprint(signBlueprint(byAlice, keys.mallory.secretKey), contextFor(policy)), 'POLICY', /untrusted/);
   refused(t, () => verifyBlueprint(signBlueprint(bp, keys.mallory.secretKey), contextFor(policy)), 'POLICY', /weigh 0/);
   refused(t, () => verifyBlueprint(byAlice, contextFor(policy)), 'POLICY', /needs 2/, '/signatures');

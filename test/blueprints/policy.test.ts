@@ -1,0 +1,29 @@
+// Trust policy files: valid ones load; impossible or ambiguous ones are refused naming the file and field.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTrustPolicy } from '../../blueprints/policy.ts';
+import { keys, refused } from './fixtures.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'zone-test-policy-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const write = (name: string, text: string) => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+
+t.test('loads a JSON or YAML policy', async (t) => {
+  const policy = { signers: [{ key: keys.alice.publicKey, weight: 2, label: 'alice' }, { key: keys.bob.publicKey, weight: 1 }], threshold: 2 };
+  t.same(loadTrustPolicy(write('p.json', JSON.stringify(policy))), policy);
+  t.same(loadTrustPolicy(write('p.yaml', `threshold: 2\nsigners:\n  - { key: "${keys.alice.publicKey}", weight: 2, label: alice }\n  - { key: "${keys.bob.publicKey}", weight: 1 }\n`)), policy);
+});
+
+t.test('refuses policies that could accept nothing, list a key twice or have unknown fields', async (t) => {
+  const alice = { key: keys.alice.publicKey, weight: 1 };
+  refused(t, () => loadTrustPolicy(write('high.json', JSON.stringify({ signers: [alice], threshold: 2 }))), 'INVALID', /high\.json: .*threshold 2 is more than/, '/threshold');
+  refused(t, () => loadTrustPolicy(write('twice.json', JSON.stringify({ signers: [alice, alice], threshold: 1 }))), 'INVALID', /listed twice/, '/signers/1/key');
+  refused(t, () => loadTrustPolicy(write('extra.json', JSON.stringify({ signers: [alice], threshold: 1, everyone: true }))), 'INVALID', /unexpected property/, '/everyone');
+  refused(t, () => loadTrustPolicy(write('zero.json', JSON.stringify({ signers: [alice], threshold: 0 }))), 'INVALID', /threshold|greater/, '/threshold');
+  refused(t, () => loadTrustPolicy(join(dir, 'missing.json')), 'INVALID', /missing\.json: cannot read trust policy \(ENOENT\)/);
+});
