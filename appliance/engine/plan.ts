@@ -19,7 +19,7 @@ export type Step =
   /** Ours but no longer desired. */
   | { kind: 'remove'; id: string; driver: string; identity: WorkloadIdentity; reason: string }
   /** A restart is due but its backoff has not elapsed; `attempt` is the backoff exponent used. */
-  | { kind: 'wait'; spec: WorkloadSpec; until: Date; attempt: number; reason: string };
+  | { kind: 'wait'; spec: WorkloadSpec; until: Date; attempt: number; reason: string; exitCode?: number | null };
 
 export interface Observed {
   /** What the drivers list, by engine-side id. */
@@ -59,14 +59,15 @@ export function planSteps(
   const steps: Step[] = [];
 
   /** A restart of a failed workload, once its backoff has elapsed. */
-  const afterBackoff = (spec: WorkloadSpec, kind: 'create' | 'start' | 'restart', reason: string, runStartedAt: string | null, runEndedAt: Date): Step => {
+  const afterBackoff = (spec: WorkloadSpec, kind: 'start' | 'restart', reason: string, run: ObservedWorkload, runEndedAt: Date): Step => {
     const r = records.get(spec.id);
+    const exit = kind === 'start' ? { exitCode: run.exitCode } : {};
     if (r?.nextRestartAt) {
       const until = new Date(r.nextRestartAt);
-      return now >= until ? { kind, spec, reason } : { kind: 'wait', spec, until, attempt: r.attempt, reason };
+      return now >= until ? { kind, spec, reason } : { kind: 'wait', spec, until, attempt: r.attempt, reason, ...exit };
     }
-    const attempt = ranStably(runStartedAt, runEndedAt, backoff) ? 0 : (r?.attempt ?? 0);
-    return { kind: 'wait', spec, until: new Date(now.getTime() + restartDelayMs(attempt, backoff)), attempt, reason };
+    const attempt = ranStably(run.startedAt, runEndedAt, backoff) ? 0 : (r?.attempt ?? 0);
+    return { kind: 'wait', spec, until: new Date(now.getTime() + restartDelayMs(attempt, backoff)), attempt, reason, ...exit };
   };
 
   for (const spec of desired) {
@@ -81,11 +82,11 @@ export function planSteps(
     } else if (o.specHash !== spec.specHash) {
       steps.push({ kind: 'replace', spec, reason: 'spec changed' });
     } else if (o.state === 'running') {
-      if (o.health === 'unhealthy' && spec.definition.restart !== 'never') steps.push(afterBackoff(spec, 'restart', 'unhealthy', o.startedAt, now));
+      if (o.health === 'unhealthy' && spec.definition.restart !== 'never') steps.push(afterBackoff(spec, 'restart', 'unhealthy', o, now));
     } else if (o.state === 'created' || o.state === 'paused') {
       steps.push({ kind: 'start', spec, reason: o.state === 'created' ? 'not started' : 'paused' });
     } else if (wantsRestart(spec, o)) {
-      steps.push(afterBackoff(spec, 'start', describeExit(o), o.startedAt, o.finishedAt ? new Date(o.finishedAt) : now));
+      steps.push(afterBackoff(spec, 'start', describeExit(o), o, o.finishedAt ? new Date(o.finishedAt) : now));
     }
   }
 

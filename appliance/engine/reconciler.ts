@@ -185,7 +185,10 @@ export class Reconciler {
     const state = waitingState(step.attempt, this.backoff);
     this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
       'workload failed: restart scheduled');
-    this.update(step.spec, { state, attempt: step.attempt, nextRestartAt: step.until.toISOString(), lastError: step.reason, health: null },
+    this.update(step.spec, {
+      state, attempt: step.attempt, nextRestartAt: step.until.toISOString(), lastError: step.reason, health: null,
+      ...(step.exitCode !== undefined ? { lastExit: step.exitCode } : {}),
+    },
       `${step.reason}; restart ${step.attempt + 1} at ${step.until.toISOString()}`);
   }
 

@@ -1,0 +1,83 @@
+// The appliance with the real Docker driver: the engine heals real containers (killed,
+// removed behind its back), shows a crash loop, adopts running containers after an
+// appliance restart and removes everything on a tombstone.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import pino from 'pino';
+import t from 'tap';
+import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
+import { GIB } from '../../appliance/admission.ts';
+import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
+import { workloadId } from '../../appliance/engine/desired.ts';
+import { readSigningKey } from '../../blueprints/keys.ts';
+import type { Blueprint } from '../../blueprints/schema.ts';
+import { signBlueprint } from '../../blueprints/sign.ts';
+import { DockerDriver } from '../../drivers/docker/driver.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const dir = mkdtempSync(join(tmpdir(), 'zone-appliance-docker-'));
+const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: dir });
+const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
+const operator = readSigningKey(createdOperatorKey!);
+let nodeId = '';
+
+async function start(): Promise<ZoneAppliance> {
+  const appliance = await createAppliance({
+    config, trustPolicy: policy, logger: pino({ level: 'silent' }),
+    drivers: (ctx) => [new DockerDriver(ctx, { removeGraceMs: 1000 })],
+    hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
+    backoff: { firstMs: 200, maxMs: 2000, stableMs: 60_000, crashloopAfter: 2 },
+  });
+  nodeId = appliance.identity.id;
+  appliance.start();
+  return appliance;
+}
+
+let appliance = await start();
+t.teardown(async () => {
+  await appliance.close();
+  const ours = await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } });
+  await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sign = (bp: Partial<Blueprint>) => signBlueprint({ owner: operator.publicKey, node: nodeId, ...bp } as Blueprint, operator.secretKey);
+const state = (w: string) => appliance.getBlueprint('shop')?.workloads.find((x) => x.workload === w);
+const id = (w: string) => workloadId(nodeId, operator.publicKey, 'shop', w);
+const startedAt = async (w: string) => (await docker.getContainer(id(w)).inspect()).State.StartedAt;
+
+t.test('real containers are healed, crash loops shown, running ones adopted, all removed by a tombstone', async (t) => {
+  await appliance.submit(sign({
+    name: 'shop', version: 1, workloads: [
+      { name: 'web', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] },
+      { name: 'flaky', kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'exit 3'], restart: 'on-failure' },
+    ],
+  }));
+  await waitFor(() => state('web')?.state === 'running', { timeoutMs: 60_000, what: 'web running' });
+
+  await waitFor(() => state('flaky')?.state === 'crashloop', { timeoutMs: 30_000, what: 'flaky in crashloop' });
+  t.match(state('flaky'), { lastError: 'exited with code 3', lastExit: 3 });
+  t.ok((state('flaky')?.restarts ?? 0) >= 2, 'flaky keeps being retried');
+
+  const firstRun = await startedAt('web');
+  await docker.getContainer(id('web')).kill();
+  await waitFor(async () => state('web')?.restarts === 1 && state('web')?.state === 'running' && (await startedAt('web')) !== firstRun, { timeoutMs: 30_000, what: 'web restarted after a kill' });
+
+  await docker.getContainer(id('web')).remove({ force: true });
+  await waitFor(async () => (await docker.getContainer(id('web')).inspect().catch(() => null))?.State.Running === true, { timeoutMs: 30_000, what: 'web created again' });
+  await waitFor(() => state('web')?.state === 'running', { timeoutMs: 30_000, what: 'web status running' });
+
+  const run = await startedAt('web');
+  await appliance.close();
+  appliance = await start();
+  await appliance.reconciler.idle();
+  t.equal(state('web')?.state, 'running');
+  t.equal(await startedAt('web'), run, 'adopted after an appliance restart, not restarted');
+
+  await appliance.submit(sign({ name: 'shop', version: 2, delete: true }));
+  await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 30_000, what: 'containers removed' });
+  await waitFor(() => appliance.getBlueprint('shop')?.workloads.length === 0, { timeoutMs: 10_000, what: 'statuses gone' });
+});
