@@ -1,5 +1,6 @@
 // The `zone` command. Each command lives in cli/commands/<name>.ts and registers itself.
 import { Command } from 'commander';
+import * as cluster from './commands/cluster.ts';
 import * as keygen from './commands/keygen.ts';
 import * as lint from './commands/lint.ts';
 import * as network from './commands/network.ts';
@@ -14,6 +15,7 @@ const program = new Command('zone')
 
 // Command modules, one line each (keep sorted).
 const commands: { register(program: Command): void }[] = [
+  cluster,
   keygen,
   lint,
   network,

@@ -24,9 +24,18 @@ export function prefixLength(cidr: string): number {
   return parseCidr(cidr)[1];
 }
 
+/** The address `offset` places into the subnet; RangeError past its broadcast address. */
+export function addressAt(subnet: string, offset: number): string {
+  const [, prefix] = parseCidr(subnet);
+  if (!Number.isInteger(offset) || offset < 0 || offset > 2 ** (32 - prefix) - 2) {
+    throw new RangeError(`${subnet} has no host address number ${offset}`);
+  }
+  return fromInt(toInt(ipaddr.IPv4.networkAddressFromCIDR(subnet)) + offset).toString();
+}
+
 /** The first host of the subnet: the node's own address in the network, containers route through it. */
 export function gatewayOf(subnet: string): string {
-  return fromInt(toInt(ipaddr.IPv4.networkAddressFromCIDR(subnet)) + 1).toString();
+  return addressAt(subnet, 1);
 }
 
 export function containsIp(cidr: string, ip: string): boolean {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { containsIp, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
+import { addressAt, containsIp, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
 
 t.test('cidrs are normalised and host routes get /32', async (t) => {
   t.equal(normalizeCidr('10.88.3.7/24'), '10.88.3.0/24');
@@ -10,6 +10,12 @@ t.test('cidrs are normalised and host routes get /32', async (t) => {
 t.test('the gateway is the first host of the subnet', async (t) => {
   t.equal(gatewayOf('10.88.1.0/24'), '10.88.1.1');
   t.equal(gatewayOf('10.88.255.128/25'), '10.88.255.129');
+});
+
+t.test('host addresses are counted from the network address, up to the broadcast', async (t) => {
+  t.equal(addressAt('10.213.0.0/24', 11), '10.213.0.11');
+  t.equal(addressAt('10.213.0.0/24', 254), '10.213.0.254');
+  t.throws(() => addressAt('10.213.0.0/24', 255), /has no host address number 255/);
 });
 
 t.test('addresses are matched against subnets', async (t) => {

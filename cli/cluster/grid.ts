@@ -1,0 +1,247 @@
+// The local cluster: N nodes on this machine, each in its own network namespace with
+// its own appliance process (data dir, identity, API), all trusting one operator key.
+// Everything it creates is recorded in DIR/cluster.json as soon as it exists, so
+// `down` (or a failed `up`) removes exactly that.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import Docker from 'dockerode';
+import { stringify } from 'yaml';
+import { LABELS } from '../../drivers/docker/spec.ts';
+import { loadOrCreateIdentity } from '../../appliance/identity.ts';
+import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
+import type { TrustPolicy } from '../../blueprints/policy.ts';
+import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
+import { runCommand } from '../../drivers/wireguard/exec.ts';
+import { clusterLayout, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const APPLIANCE_MAIN = join(REPO, 'appliance/main.ts');
+export const STATE_FILE = 'cluster.json';
+export const OPERATOR_KEY = 'operator.key';
+export const NODES_FILE = 'nodes.yaml';
+
+const ClusterNode = Type.Object({
+  index: Type.Integer({ minimum: 1 }),
+  namespace: Type.String({ pattern: '^zcl-[a-z0-9]{1,6}-n[0-9]{1,2}$' }),
+  address: Type.String(),
+  api: Type.String(),
+  dataDir: Type.String(),
+  id: Type.Union([Type.String({ pattern: '^[a-z0-9]{1,64}$' }), Type.Null()]),
+  boxKey: Type.Union([Type.String(), Type.Null()]),
+  pid: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+});
+export const ClusterState = Type.Object({
+  name: Type.String(),
+  subnet: Type.String(),
+  switchNamespace: Type.String({ pattern: '^zcl-[a-z0-9]{1,6}-sw$' }),
+  hostLink: Type.String({ pattern: '^zcl-[a-z0-9]{1,6}$' }),
+  operatorKey: Type.String(),
+  nodes: Type.Array(ClusterNode),
+});
+export type ClusterState = Static<typeof ClusterState>;
+export type ClusterNode = Static<typeof ClusterNode>;
+
+export interface UpOptions {
+  dir: string;
+  name: string;
+  subnet: string;
+  count: number;
+  /** How long one appliance may take to answer on its API. */
+  startTimeoutMs?: number;
+}
+
+export class ClusterError extends Error {
+  override name = 'ClusterError';
+}
+
+const sh = (...command: string[]) => runCommand(command);
+const quietly = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
+
+async function saveState(dir: string, state: ClusterState): Promise<void> {
+  await writeFile(join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+}
+
+export async function readClusterState(dir: string): Promise<ClusterState | null> {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    throw new ClusterError(`${path} is not JSON; delete what it listed by hand`);
+  }
+  if (!Value.Check(ClusterState, value)) {
+    const e = Value.Errors(ClusterState, value).First();
+    throw new ClusterError(`${path}: ${e?.path || '/'}: ${e?.message ?? 'invalid'}`);
+  }
+  return value;
+}
+
+/** Brings a cluster up; on any failure removes what it made and rethrows. */
+export async function clusterUp(options: UpOptions): Promise<ClusterState> {
+  const dir = resolve(options.dir);
+  if (await readClusterState(dir)) throw new ClusterError(`a cluster is already up in ${dir}: run zone cluster down first`);
+  const layout = clusterLayout(options.name, options.subnet, options.count);
+  for (const ns of [layout.switchNamespace, ...layout.nodes.map((n) => n.namespace)]) {
+    if (existsSync(`/var/run/netns/${ns}`)) throw new ClusterError(`network namespace ${ns} already exists: another cluster named ${layout.name} is up (give --name)`);
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const operatorKey = join(dir, OPERATOR_KEY);
+  const operator = generateSigningKeyPair();
+  await rm(operatorKey, { force: true });
+  writeSigningKey(operatorKey, operator);
+  const policy: TrustPolicy = { signers: [{ key: operator.publicKey, weight: 1, label: 'operator' }], threshold: 1 };
+  await writeFile(join(dir, 'trust-policy.json'), JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
+
+  const state: ClusterState = {
+    name: layout.name, subnet: layout.subnet, switchNamespace: layout.switchNamespace, hostLink: layout.hostLink, operatorKey, nodes: [],
+  };
+  await saveState(dir, state);
+  try {
+    await buildSwitch(layout);
+    for (const node of layout.nodes) {
+      const record: ClusterNode = { index: node.index, namespace: node.namespace, address: node.address, api: node.api, dataDir: join(dir, `n${node.index}`), id: null, boxKey: null, pid: null };
+      state.nodes.push(record);
+      await saveState(dir, state);
+      await plugNode(layout, node.index);
+      await startNode(dir, record, state, options.startTimeoutMs ?? 120_000);
+    }
+    await writeFile(join(dir, NODES_FILE), stringify({
+      nodes: state.nodes.map((n) => ({ id: n.id, boxKey: n.boxKey, endpoint: `${n.address}:${WIREGUARD_PORT}` })),
+    }));
+    return state;
+  } catch (e) {
+    await clusterDown(dir).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function buildSwitch(layout: ClusterLayout): Promise<void> {
+  const sw = layout.switchNamespace;
+  await sh('ip', 'netns', 'add', sw);
+  await sh('ip', '-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+  await sh('ip', '-n', sw, 'link', 'set', 'br0', 'up');
+  await sh('ip', 'link', 'add', layout.hostLink, 'type', 'veth', 'peer', 'name', 'host', 'netns', sw);
+  await sh('ip', '-n', sw, 'link', 'set', 'host', 'master', 'br0', 'up');
+  await sh('ip', 'addr', 'add', `${layout.hostAddress}/${layout.prefixLength}`, 'dev', layout.hostLink);
+  await sh('ip', 'link', 'set', layout.hostLink, 'up');
+}
+
+async function plugNode(layout: ClusterLayout, index: number): Promise<void> {
+  const node = layout.nodes[index - 1]!;
+  const ns = node.namespace;
+  await sh('ip', 'netns', 'add', ns);
+  await sh('ip', '-n', layout.switchNamespace, 'link', 'add', node.switchPort, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+  await sh('ip', '-n', layout.switchNamespace, 'link', 'set', node.switchPort, 'master', 'br0', 'up');
+  await sh('ip', '-n', ns, 'addr', 'add', `${node.address}/${layout.prefixLength}`, 'dev', 'eth0');
+  await sh('ip', '-n', ns, 'link', 'set', 'eth0', 'up');
+  await sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  await sh('ip', '-n', ns, 'route', 'add', 'default', 'via', layout.hostAddress);
+}
+
+/** Starts the node's appliance in its namespace (same mount namespace: its netns and files are the host's). */
+async function startNode(dir: string, node: ClusterNode, state: ClusterState, timeoutMs: number): Promise<void> {
+  await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
+  const identity = loadOrCreateIdentity(node.dataDir);
+  node.id = identity.id;
+  node.boxKey = identity.box.publicKey;
+  const config = join(node.dataDir, 'config.json');
+  await writeFile(config, JSON.stringify({ trustPolicy: join(dir, 'trust-policy.json') }, null, 2) + '\n', { mode: 0o600 });
+  const logPath = join(node.dataDir, 'appliance.log');
+  const log = await open(logPath, 'a', 0o600);
+  const child = spawn('nsenter', [`--net=/var/run/netns/${node.namespace}`, '--', process.execPath, '--import', 'tsx', APPLIANCE_MAIN], {
+    cwd: REPO,
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd],
+    env: { ...process.env, ZONE_DATA_DIR: node.dataDir, ZONE_CONFIG: config, ZONE_LISTEN: `${node.address}:${new URL(node.api).port}` },
+  });
+  await log.close();
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  child.once('error', () => undefined);
+  child.unref();
+  if (child.pid === undefined) throw new ClusterError('nsenter could not be started');
+  node.pid = child.pid;
+  await saveState(dir, state);
+
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // Any HTTP answer means the API listens (the route set depends on the appliance version).
+    const answered = await fetch(`${node.api}/healthz`, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false);
+    if (answered) return;
+    const code = await Promise.race([exited, delay(200).then(() => 'running' as const)]);
+    if (code !== 'running' || Date.now() > deadline) {
+      const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n  ');
+      throw new ClusterError(`node ${node.index} ${code === 'running' ? `did not answer on ${node.api} within ${timeoutMs / 1000}s` : `exited (${code})`}; last lines of ${logPath}:\n  ${tail}`);
+    }
+  }
+}
+
+/** The PID still runs the appliance of this cluster node (PIDs are reused). */
+async function runsAppliance(pid: number, node: ClusterNode): Promise<boolean> {
+  const [cmdline, environ] = await Promise.all([
+    readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
+    readFile(`/proc/${pid}/environ`, 'utf8').catch(() => ''),
+  ]);
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  return !zombie && cmdline.includes(APPLIANCE_MAIN) && environ.split('\0').includes(`ZONE_DATA_DIR=${node.dataDir}`);
+}
+
+async function stopAppliance(node: ClusterNode): Promise<void> {
+  const pid = node.pid;
+  if (pid === null || !(await runsAppliance(pid, node))) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (await runsAppliance(pid, node)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      break;
+    }
+    await delay(100);
+  }
+}
+
+/** Everything the node's WireGuard driver recorded, wherever the appliance keeps driver files. */
+async function removeNodeNetworks(node: ClusterNode): Promise<void> {
+  if (!node.id || !existsSync(node.dataDir)) return;
+  const files = (await readdir(node.dataDir, { recursive: true })).filter((f) => /(^|\/)networks\/zn-[0-9a-f]{8}\.json$/.test(f));
+  for (const file of files) {
+    const networksDir = dirname(join(node.dataDir, file));
+    const driver = new WireguardDriver({
+      node: node.id, dataDir: dirname(networksDir),
+      openSecret: () => { throw new ClusterError('removing a network needs no secret'); },
+    });
+    await driver.remove(file.slice(file.lastIndexOf('/') + 1, -'.json'.length));
+  }
+}
+
+/** Workloads the nodes' drivers made, found by their `zone.node` label. */
+async function removeNodeContainers(ids: string[]): Promise<void> {
+  const docker = new Docker();
+  // Docker ANDs label filters: one query per node.
+  const found = (await Promise.all(ids.map((id) => docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${id}`] } })))).flat();
+  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+}
+
+/** Removes processes, containers, networks, namespaces, links and DIR; what is already gone is skipped. */
+export async function clusterDown(dirOption: string): Promise<ClusterState> {
+  const dir = resolve(dirOption);
+  const state = await readClusterState(dir);
+  if (!state) throw new ClusterError(`no cluster in ${dir} (no ${STATE_FILE})`);
+  for (const node of state.nodes) await stopAppliance(node);
+  await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : [])));
+  for (const node of state.nodes) await removeNodeNetworks(node);
+  for (const node of state.nodes) {
+    if (existsSync(`/var/run/netns/${node.namespace}`)) await sh('ip', 'netns', 'del', node.namespace);
+  }
+  if (existsSync(`/var/run/netns/${state.switchNamespace}`)) await sh('ip', 'netns', 'del', state.switchNamespace);
+  await quietly(sh('ip', 'link', 'del', state.hostLink)); // gone with the switch's end, normally
+  await rm(dir, { recursive: true, force: true });
+  return state;
+}

@@ -1,0 +1,52 @@
+// zone cluster up N / down: a local grid on this machine, each node an appliance in
+// its own network namespace, all trusting one operator key.
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { clusterDown, clusterUp, ClusterError, NODES_FILE } from '../cluster/grid.ts';
+import { action, CliFailure, EXIT } from '../output.ts';
+
+interface ClusterOptions {
+  name: string;
+  dir?: string;
+}
+
+const dirOf = (o: ClusterOptions) => o.dir ?? join('.zone', 'cluster', o.name);
+
+/** Cluster failures are phrased for the user; anything else stays unexpected. */
+async function asCliFailure<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (e instanceof ClusterError) throw new CliFailure(e.message);
+    if (e instanceof RangeError) throw new CliFailure(e.message, EXIT.usage);
+    throw e;
+  }
+}
+
+export function register(program: Command): void {
+  const cluster = program.command('cluster').description('a local test grid: N nodes on this machine (needs root)');
+  const common = (c: Command) => c
+    .option('--name <name>', 'cluster name, 1-6 letters or digits (namespaces zcl-NAME-*)', 'local')
+    .option('--dir <dir>', 'where the cluster keeps its state, keys and node data (default .zone/cluster/NAME)');
+
+  common(cluster.command('up'))
+    .description('start N nodes, each with its own namespace, data dir, identity and API')
+    .argument('<n>', 'number of nodes (1-32)')
+    .option('--subnet <cidr>', 'addresses of the host (first) and the nodes (11th on)', '10.213.0.0/24')
+    .action(action(async (n: string, opts: ClusterOptions & { subnet: string }) => {
+      if (!/^[0-9]{1,2}$/.test(n)) throw new CliFailure(`N must be a number of nodes, got "${n}"`, EXIT.usage);
+      const dir = dirOf(opts);
+      const state = await asCliFailure(() => clusterUp({ dir, name: opts.name, subnet: opts.subnet, count: Number(n) }));
+      process.stdout.write(`cluster ${state.name} is up: ${state.nodes.length} nodes trusting operator key ${state.operatorKey}\n`);
+      for (const node of state.nodes) process.stdout.write(`  n${node.index}  ${node.id}  ${node.api}  (netns ${node.namespace}, data ${node.dataDir})\n`);
+      const where = `${opts.name === 'local' ? '' : ` --name ${opts.name}`}${opts.dir ? ` --dir ${opts.dir}` : ''}`;
+      process.stdout.write(`nodes file for zone network plan: ${join(dir, NODES_FILE)}\nstop it with: zone cluster down${where}\n`);
+    }));
+
+  common(cluster.command('down'))
+    .description('stop the nodes and remove everything the cluster made (processes, containers, namespaces, links, data)')
+    .action(action(async (opts: ClusterOptions) => {
+      const state = await asCliFailure(() => clusterDown(dirOf(opts)));
+      process.stdout.write(`cluster ${state.name} is down: ${state.nodes.length} nodes removed\n`);
+    }));
+}
