@@ -109,12 +109,15 @@ export class Reconciler {
   /** One full pass: observe, plan, record what settled, launch the steps. */
   async pass(): Promise<void> {
     const desired = this.desired();
+    // A step that ends while the drivers are listed may not show in what they return:
+    // its workload sits this pass out, and its end asks for another pass.
+    const busy = new Set(this.busy);
     const observed = await this.observe(desired);
     const now = new Date();
-    const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy: this.busy });
+    const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy });
     const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
     this.o.store.transaction(() => {
-      this.settle(desired, observed, stepped, now);
+      this.settle(desired, observed, stepped, busy, now);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
     for (const step of steps) if (step.kind !== 'wait') this.launch(step);
@@ -147,9 +150,9 @@ export class Reconciler {
   }
 
   /** Status of workloads that need no step, and forgetting what is gone for good. */
-  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, now: Date): void {
+  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, busy: ReadonlySet<string>, now: Date): void {
     for (const spec of desired) {
-      if (this.busy.has(spec.id)) continue;
+      if (busy.has(spec.id)) continue;
       const reason = this.unavailable.get(spec.definition.kind);
       if (reason !== undefined) {
         this.update(spec, { state: 'unknown', lastError: reason }, reason);
@@ -175,7 +178,7 @@ export class Reconciler {
     }
     const wanted = new Set(desired.map((d) => d.id));
     for (const r of [...this.records.values()]) {
-      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !this.busy.has(r.id) && !this.unavailable.has(r.kind)) this.forget(r, 'removed');
+      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !busy.has(r.id) && !this.unavailable.has(r.kind)) this.forget(r, 'removed');
     }
   }
 

@@ -27,6 +27,9 @@ export class FakeDriver implements Driver {
   private readonly rejectedImages = new Set<string>();
   /** Calls per operation, for tests that count what the engine did. */
   readonly calls = { ensure: 0, create: 0, start: 0, stop: 0, remove: 0, list: 0 };
+  /** The most `ensure` calls in flight at once, and ids that had two at once (the engine must serialize per workload). */
+  readonly concurrency = { peak: 0, overlapping: new Set<string>() };
+  private readonly ensuring = new Set<string>();
 
   constructor(private readonly options: FakeDriverOptions = {}) {
     this.kind = options.kind ?? 'container';
@@ -48,7 +51,14 @@ export class FakeDriver implements Driver {
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
     this.calls.ensure++;
     this.check();
-    if (this.options.ensureDelayMs) await delay(this.options.ensureDelayMs);
+    if (this.ensuring.has(spec.id)) this.concurrency.overlapping.add(spec.id);
+    this.ensuring.add(spec.id);
+    this.concurrency.peak = Math.max(this.concurrency.peak, this.ensuring.size);
+    try {
+      if (this.options.ensureDelayMs) await delay(this.options.ensureDelayMs);
+    } finally {
+      this.ensuring.delete(spec.id);
+    }
     if (this.rejectedImages.has(spec.definition.image)) throw new WorkloadSpecError(spec.workload, 'image', `image ${spec.definition.image} not found`);
     let w = this.workloads.get(spec.id);
     if (!w) {

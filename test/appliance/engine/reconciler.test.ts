@@ -20,7 +20,7 @@ function blueprint(name: string, version: number, workloads: Blueprint['workload
   return { name, version, owner: OWNER, node: NODE, workloads, ...extra };
 }
 
-function harness(t: Test, existing?: { dir: string; driver: FakeDriver }) {
+function harness(t: Test, existing?: { dir: string; driver: FakeDriver }, concurrency?: number) {
   const dir = existing?.dir ?? mkdtempSync(join(tmpdir(), 'zone-reconciler-'));
   const store = new Store(join(dir, 'zone.db'));
   const logger = pino({ level: 'silent' });
@@ -28,7 +28,7 @@ function harness(t: Test, existing?: { dir: string; driver: FakeDriver }) {
   const seen: ZoneEvent[] = [];
   events.subscribe((e) => seen.push(e));
   const driver = existing?.driver ?? new FakeDriver();
-  const engine = new Reconciler({ node: NODE, store, drivers: new Map([['container', driver]]), events, logger, backoff: BACKOFF, resyncMs: 60_000 });
+  const engine = new Reconciler({ node: NODE, store, drivers: new Map([['container', driver]]), events, logger, backoff: BACKOFF, resyncMs: 60_000, ...(concurrency ? { concurrency } : {}) });
   t.teardown(async () => {
     await engine.stop();
     store.close();
@@ -179,4 +179,21 @@ t.test('after an appliance restart running workloads are adopted, not restarted'
   t.equal(second.status('keep', 'a')?.state, 'running');
   t.equal(first.driver.calls.ensure, calls.ensure, 'no ensure');
   t.equal(first.driver.snapshot()[0]?.startedAt, startedAt, 'same run');
+});
+
+t.test('steps run at most `concurrency` at once and never two at once for one workload', async (t) => {
+  const h = harness(t, { dir: mkdtempSync(join(tmpdir(), 'zone-reconciler-')), driver: new FakeDriver({ ensureDelayMs: 20 }) }, 3);
+  t.teardown(() => rmSync(h.dir, { recursive: true, force: true }));
+  h.engine.start();
+  const names = Array.from({ length: 12 }, (_, i) => `w${i}`);
+  h.apply(blueprint('many', 1, names.map((n) => box(n))));
+  await waitFor(() => names.every((n) => h.status('many', n)?.state === 'running'), { timeoutMs: 10_000, what: 'all running' });
+  for (let round = 0; round < 3; round++) {
+    for (const n of names) h.driver.crash(h.id('many', n), 1);
+    for (let i = 0; i < 20; i++) h.engine.wake(); // a storm of wake-ups
+    await waitFor(() => names.every((n) => h.status('many', n)?.state === 'running' && h.status('many', n)?.restarts === round + 1), { timeoutMs: 10_000, what: `round ${round} restarted` });
+  }
+  t.equal(h.driver.concurrency.peak, 3, 'bounded by concurrency');
+  t.same([...h.driver.concurrency.overlapping], [], 'serialized per workload');
+  t.equal(h.driver.calls.create, 12, 'nothing created twice');
 });
