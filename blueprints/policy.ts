@@ -48,7 +48,8 @@ export function loadTrustPolicy(path: string): TrustPolicy {
   try {
     return validateTrustPolicy(parseBlueprintText(text, formatOfPath(path)));
   } catch (err) {
-    if (err instanceof ZoneError) throw new ZoneError('INVALID', `${path}: ${err.message}`, err.field);
+    // One line for whoever loads the file: FILE: /field: reason.
+    if (err instanceof ZoneError) throw new ZoneError('INVALID', [path, err.field, err.message].filter(Boolean).join(': '));
     throw err;
   }
 }

@@ -21,9 +21,9 @@ t.test('loads a JSON or YAML policy', async (t) => {
 
 t.test('refuses policies that could accept nothing, list a key twice or have unknown fields', async (t) => {
   const alice = { key: keys.alice.publicKey, weight: 1 };
-  refused(t, () => loadTrustPolicy(write('high.json', JSON.stringify({ signers: [alice], threshold: 2 }))), 'INVALID', /high\.json: .*threshold 2 is more than/, '/threshold');
-  refused(t, () => loadTrustPolicy(write('twice.json', JSON.stringify({ signers: [alice, alice], threshold: 1 }))), 'INVALID', /listed twice/, '/signers/1/key');
-  refused(t, () => loadTrustPolicy(write('extra.json', JSON.stringify({ signers: [alice], threshold: 1, everyone: true }))), 'INVALID', /unexpected property/, '/everyone');
-  refused(t, () => loadTrustPolicy(write('zero.json', JSON.stringify({ signers: [alice], threshold: 0 }))), 'INVALID', /threshold|greater/, '/threshold');
+  refused(t, () => loadTrustPolicy(write('high.json', JSON.stringify({ signers: [alice], threshold: 2 }))), 'INVALID', /high\.json: \/threshold: trust policy: threshold 2 is more than/);
+  refused(t, () => loadTrustPolicy(write('twice.json', JSON.stringify({ signers: [alice, alice], threshold: 1 }))), 'INVALID', /twice\.json: \/signers\/1\/key: .*listed twice/);
+  refused(t, () => loadTrustPolicy(write('extra.json', JSON.stringify({ signers: [alice], threshold: 1, everyone: true }))), 'INVALID', /\/everyone: trust policy: unexpected property/);
+  refused(t, () => loadTrustPolicy(write('zero.json', JSON.stringify({ signers: [alice], threshold: 0 }))), 'INVALID', /\/threshold: trust policy: expected integer to be greater or equal to 1/);
   refused(t, () => loadTrustPolicy(join(dir, 'missing.json')), 'INVALID', /missing\.json: cannot read trust policy \(ENOENT\)/);
 });
