@@ -42,6 +42,11 @@ export function containsIp(cidr: string, ip: string): boolean {
   return ipaddr.IPv4.isValid(ip) && ipaddr.IPv4.parse(ip).match(parseCidr(cidr));
 }
 
+/** In the subnet and neither its network nor its broadcast address. */
+export function isHostIn(cidr: string, ip: string): boolean {
+  return containsIp(cidr, ip) && ![ipaddr.IPv4.networkAddressFromCIDR(cidr), ipaddr.IPv4.broadcastAddressFromCIDR(cidr)].some((a) => a.toString() === ip);
+}
+
 /**
  * The first `count` subnets of length `prefix` inside `range`, in order. Throws
  * RangeError when they do not fit.

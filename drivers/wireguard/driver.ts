@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DriverContext, Fingerprint } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
-import { containsIp, gatewayOf, normalizeCidr, prefixLength } from './addresses.ts';
+import { gatewayOf, isHostIn, normalizeCidr, prefixLength } from './addresses.ts';
 import type {
   ContainerAttachment, NetworkDriver, NetworkSpec, ObservedNetwork, WireguardImplementation,
 } from './contract.ts';
@@ -110,7 +110,7 @@ export class WireguardDriver implements NetworkDriver {
       const n = spec.definition;
       const field = `networks/${spec.network}/ip`;
       const gateway = gatewayOf(n.subnet);
-      if (!containsIp(n.subnet, container.ip)) throw new WorkloadSpecError(container.workload, field, `${container.ip} is not in subnet ${n.subnet}`);
+      if (!isHostIn(n.subnet, container.ip)) throw new WorkloadSpecError(container.workload, field, `${container.ip} is not a host address of subnet ${n.subnet}`);
       if (container.ip === gateway) throw new WorkloadSpecError(container.workload, field, `${container.ip} is the node's own address in ${n.subnet}; use another`);
       const ns = namedNamespace(spec.id);
       if (!existsSync(ns)) throw new Error(`network ${spec.network} (${spec.id}) does not exist on this node yet: ensure it first`);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { addressAt, containsIp, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
+import { addressAt, containsIp, isHostIn, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
 
 t.test('cidrs are normalised and host routes get /32', async (t) => {
   t.equal(normalizeCidr('10.88.3.7/24'), '10.88.3.0/24');
@@ -22,6 +22,9 @@ t.test('addresses are matched against subnets', async (t) => {
   t.ok(containsIp('10.88.1.0/24', '10.88.1.10'));
   t.notOk(containsIp('10.88.1.0/24', '10.88.2.10'));
   t.notOk(containsIp('10.88.1.0/24', 'nonsense'));
+  t.ok(isHostIn('10.88.1.0/24', '10.88.1.254'));
+  t.notOk(isHostIn('10.88.1.0/24', '10.88.1.0'), 'not the network address');
+  t.notOk(isHostIn('10.88.1.0/24', '10.88.1.255'), 'not the broadcast address');
 });
 
 t.test('a range is split into consecutive subnets', async (t) => {

@@ -121,7 +121,7 @@ t.test('a container on node 1 fetches from a container on node 3 across the over
 
 t.test('a container IP outside the subnet is refused naming the field', async (t) => {
   await t.rejects(drivers[0]!.attachContainer(specs[0]!, { workload: 'client', pid: process.pid, ip: '10.88.2.99' }), {
-    code: 'WORKLOAD_SPEC', message: /networks\/mesh\/ip: 10.88.2.99 is not in subnet 10.88.0.0\/24/,
+    code: 'WORKLOAD_SPEC', message: /networks\/mesh\/ip: 10.88.2.99 is not a host address of subnet 10.88.0.0\/24/,
   });
 });
 
