@@ -284,16 +284,21 @@ export class Reconciler {
     if (stateChanged) next.since = new Date().toISOString();
     if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
     this.records.set(r.id, next);
-    this.o.store.putWorkload(next);
-    if (stateChanged) {
-      this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
-    }
+    // One transaction (one fsync) for the record and its event.
+    this.o.store.transaction(() => {
+      this.o.store.putWorkload(next);
+      if (stateChanged) {
+        this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
+      }
+    });
   }
 
   private forget(r: WorkloadRecord, reason: string): void {
     this.records.delete(r.id);
-    this.o.store.deleteWorkload(r.id);
-    this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: r.state, to: 'removed', reason });
+    this.o.store.transaction(() => {
+      this.o.store.deleteWorkload(r.id);
+      this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: r.state, to: 'removed', reason });
+    });
   }
 
   private wakeAt(at: number): void {
