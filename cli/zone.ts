@@ -1,11 +1,17 @@
 // The `zone` command. Each command lives in cli/commands/<name>.ts and registers itself.
 import { Command } from 'commander';
+import * as apply from './commands/apply.ts';
 import * as cluster from './commands/cluster.ts';
+import * as deleteCommand from './commands/delete.ts';
+import * as events from './commands/events.ts';
 import * as keygen from './commands/keygen.ts';
 import * as lint from './commands/lint.ts';
+import * as logs from './commands/logs.ts';
 import * as network from './commands/network.ts';
+import * as node from './commands/node.ts';
 import * as seal from './commands/seal.ts';
 import * as sign from './commands/sign.ts';
+import * as status from './commands/status.ts';
 import * as verify from './commands/verify.ts';
 
 const program = new Command('zone')
@@ -15,12 +21,18 @@ const program = new Command('zone')
 
 // Command modules, one line each (keep sorted).
 const commands: { register(program: Command): void }[] = [
+  apply,
   cluster,
+  deleteCommand,
+  events,
   keygen,
   lint,
+  logs,
   network,
+  node,
   seal,
   sign,
+  status,
   verify,
 ];
 

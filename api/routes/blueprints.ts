@@ -1,0 +1,122 @@
+// /v1/blueprints: submit a signed blueprint (JSON or YAML), read what is desired and
+// what runs, stream a workload's logs.
+import type { FastifyInstance } from 'fastify';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ZoneError } from '../../appliance/errors.ts';
+import type { Appliance } from '../../appliance/types.ts';
+import { decodeBlueprintBytes, parseBlueprintText } from '../../blueprints/parse.ts';
+import { Blueprint } from '../../blueprints/schema.ts';
+import { errorResponses } from '../errors.ts';
+import type { ApiMetrics } from '../metrics.ts';
+import { BlueprintListSchema, BlueprintParams, OwnerQuery, WorkloadParams } from '../schemas.ts';
+
+export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+
+/** Checks one part of a request against a TypeBox schema; the error names the field. */
+function partChecker(schema: TSchema, part: string) {
+  return (data: unknown) => {
+    const first = Value.Errors(schema, data).First();
+    return first ? { error: new ZoneError('INVALID', `/${part}${first.path}: ${first.message.toLowerCase()}`, `/${part}${first.path}`) } : { value: data };
+  };
+}
+
+/**
+ * The submit route does not let fastify's Ajv touch the body: Ajv would coerce types
+ * and strip unknown fields, changing a signed document. The appliance validates it
+ * with validateBlueprint (the same Blueprint schema, plus the semantic checks), and
+ * its errors name the field; the schema below still documents the body.
+ */
+const submitValidator = ({ httpPart }: { httpPart?: string }) =>
+  httpPart === 'params' ? partChecker(BlueprintParams, 'params') : () => true;
+
+const { $id: _blueprintId, ...BlueprintBody } = Blueprint;
+
+export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
+  return async (app: FastifyInstance) => {
+    // Both formats are read as bytes and parsed by the blueprint parser: strict UTF-8,
+    // bounded depth and size, no YAML tags or alias bombs.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body: Buffer, done) => {
+      try {
+        done(null, parseBlueprintText(decodeBlueprintBytes(body), 'json'));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    });
+    app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, (_req, body: Buffer, done) => {
+      try {
+        done(null, parseBlueprintText(decodeBlueprintBytes(body), 'yaml'));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    });
+
+    app.put<{ Params: { name: string } }>('/:name', {
+      validatorCompiler: submitValidator,
+      schema: {
+        tags: ['blueprints'],
+        summary: 'submit a signed blueprint (a tombstone, delete: true, removes it)',
+        description: `Body: the blueprint as application/json or ${YAML_TYPES.join(', ')}. It is verified, admitted and stored durably before the 202.`,
+        params: BlueprintParams,
+        body: BlueprintBody,
+        response: { 202: Type.Ref('SubmitResult'), ...errorResponses(400, 401, 403, 409, 413, 415, 422, 429) },
+      },
+    }, async (request, reply) => {
+      const body = request.body as { name?: unknown } | undefined;
+      if (body === undefined) throw new ZoneError('INVALID', `a blueprint body is required (application/json or ${YAML_TYPES[0]})`, '/body');
+      if (typeof body !== 'object' || body === null || body.name !== request.params.name) {
+        throw new ZoneError('INVALID', `the blueprint's name must equal the name in the path (${request.params.name})`, '/name');
+      }
+      try {
+        const result = await appliance.submit(body);
+        return reply.code(202).send(result);
+      } catch (err) {
+        if (err instanceof ZoneError) metrics.refused(err.code);
+        throw err;
+      }
+    });
+
+    app.get('/', {
+      schema: { tags: ['blueprints'], summary: 'every blueprint on this node with the state of its workloads', response: { 200: BlueprintListSchema, ...errorResponses(401, 429) } },
+    }, async () => ({ blueprints: appliance.listBlueprints() }));
+
+    app.get<{ Params: { name: string }; Querystring: { owner?: string } }>('/:name', {
+      schema: {
+        tags: ['blueprints'], summary: 'the desired version of one blueprint and the state of each workload',
+        params: BlueprintParams, querystring: OwnerQuery,
+        response: { 200: Type.Ref('BlueprintStatus'), ...errorResponses(400, 401, 404, 429) },
+      },
+    }, async (request) => {
+      const found = appliance.getBlueprint(request.params.name, request.query.owner);
+      if (!found) throw new ZoneError('NOT_FOUND', `no blueprint ${request.params.name} on this node`, '/params/name');
+      return found;
+    });
+
+    app.get<{ Params: { name: string; workload: string }; Querystring: { owner?: string; follow: boolean; tail?: number } }>('/:name/workloads/:workload/logs', {
+      schema: {
+        tags: ['blueprints'], summary: "a workload's output (stdout and stderr), streamed",
+        params: WorkloadParams,
+        querystring: Type.Object({
+          owner: Type.Optional(OwnerQuery.properties.owner),
+          follow: Type.Boolean({ default: false, description: 'keep streaming new output' }),
+          tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'lines from the end' })),
+        }),
+        response: { 200: { description: 'the log text', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses(400, 401, 404, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const { name, workload } = request.params;
+      const { owner, follow, tail } = request.query;
+      let stream;
+      try {
+        stream = await appliance.logs(name, workload, { follow, ...(tail !== undefined ? { tail } : {}), ...(owner ? { owner } : {}) });
+      } catch (err) {
+        if (err instanceof ZoneError) throw err;
+        // The engine has no such object yet (pending, removed): not the client's fault, not a crash.
+        throw new ZoneError('UNAVAILABLE', `logs of ${name}/${workload} are not available now: ${(err as Error).message.split('\n')[0]}`);
+      }
+      request.raw.once('close', () => stream.destroy());
+      return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
+    });
+  };
+}

@@ -1,0 +1,84 @@
+// The node API: one fastify server, one plugin per area under its prefix. Not
+// listening: appliance/main.ts calls listen() on each configured address.
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { Appliance } from '../appliance/types.ts';
+import { LIMITS } from '../blueprints/json-value.ts';
+import { registerErrorHandling } from './errors.ts';
+import { createMetrics, metricsRoutes } from './metrics.ts';
+import { checkReadToken, type ReadTokenOptions } from './read-token.ts';
+import { blueprintRoutes } from './routes/blueprints.ts';
+import { eventRoutes } from './routes/events.ts';
+import { nodeRoutes } from './routes/node.ts';
+import { SHARED_SCHEMAS } from './schemas.ts';
+
+export interface ServerOptions {
+  /** A pino logger (the appliance's), true for fastify's own, false/absent for none. */
+  logger?: FastifyBaseLogger | boolean;
+  /** Largest request body in bytes (default: the largest blueprint text, 1 MiB). */
+  bodyLimit?: number;
+  /** Requests per client address and window (default 600 per minute); false turns it off. */
+  rateLimit?: { max: number; timeWindowMs: number } | false;
+  /** Time to receive a whole request (default 30 s). */
+  requestTimeoutMs?: number;
+  /** When set, read routes need a token signed by one of these keys (see api/read-token.ts). */
+  readToken?: ReadTokenOptions;
+}
+
+/** Routes anyone may read, even with read protection on. */
+const OPEN_ROUTES = new Set(['/healthz', '/docs', '/docs/json']);
+
+export async function buildServer(appliance: Appliance, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(typeof options.logger === 'object' ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
+    bodyLimit: options.bodyLimit ?? LIMITS.maxTextBytes,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    // Event and log streams stay open: close them with the server.
+    forceCloseConnections: true,
+    // Never log request bodies or headers (a body may carry sealed values, a header a token).
+    logController: new LogController({ disableRequestLogging: true }),
+  }) as unknown as FastifyInstance;
+
+  registerErrorHandling(app);
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Zone node API', version: 'v1', description: 'The only way in to a Zone node. Changes come only as signed blueprints.' },
+      tags: [{ name: 'node' }, { name: 'blueprints' }, { name: 'events' }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  if (options.rateLimit !== false) {
+    const limit = options.rateLimit ?? { max: 600, timeWindowMs: 60_000 };
+    await app.register(rateLimit, {
+      max: limit.max, timeWindow: limit.timeWindowMs,
+      errorResponseBuilder: (_request, context) => Object.assign(new Error(`rate limit: ${context.max} requests per ${context.after}; retry later`), { statusCode: 429 }),
+    });
+  }
+  if (options.readToken) {
+    const tokens = options.readToken;
+    app.addHook('onRequest', async (request) => {
+      if (request.method === 'PUT' || OPEN_ROUTES.has(request.routeOptions.url ?? '')) return;
+      checkReadToken(request.headers.authorization, tokens);
+    });
+  }
+
+  const metrics = createMetrics(appliance);
+  app.addHook('onResponse', async (request, reply) => {
+    // Unmatched URLs share one label so that a scanner cannot grow the label set.
+    metrics.observeRequest({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
+  await app.register(blueprintRoutes(appliance, metrics), { prefix: '/v1/blueprints' });
+  await app.register(eventRoutes(appliance), { prefix: '/v1/events' });
+  await app.register(metricsRoutes(metrics));
+  app.get('/healthz', { schema: { tags: ['node'], summary: 'the API answers', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+  const openapi = { schema: { hide: true } };
+  app.get('/docs', openapi, async () => app.swagger());
+  app.get('/docs/json', openapi, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,137 @@
+// The HTTP client of the node API, for the `zone` commands: typed calls, API errors
+// turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
+import { createParser } from 'eventsource-parser';
+import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
+import { readSigningKey } from '../blueprints/keys.ts';
+import { makeReadToken } from '../api/read-token.ts';
+import { CliFailure, EXIT } from './output.ts';
+
+export const DEFAULT_NODE = 'http://127.0.0.1:7700';
+/** Exit code when the node cannot be reached (the others are in cli/output.ts). */
+export const EXIT_UNREACHABLE = 3;
+
+/** The node URL of a command: --node, else $ZONE_NODE, else the local default. */
+export function nodeUrl(option?: string): string {
+  const url = option ?? process.env.ZONE_NODE ?? DEFAULT_NODE;
+  if (!/^https?:\/\/[^/\s]+\/?$/.test(url)) throw new CliFailure(`--node: "${url}" is not a node URL (e.g. ${DEFAULT_NODE})`, EXIT.usage);
+  return url.replace(/\/$/, '');
+}
+
+export const nodeOption = ['--node <url>', `the node API (default: $ZONE_NODE or ${DEFAULT_NODE})`] as const;
+
+interface ApiErrorBody { error?: string; message?: string; field?: string; details?: Record<string, unknown> }
+
+/** A refusal from the node, as the user reads it: `refused (409 STALE): /version: ...`. */
+export class ApiError extends CliFailure {
+  constructor(readonly status: number, readonly body: ApiErrorBody) {
+    const details = body.details ? ` (${Object.entries(body.details).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')})` : '';
+    super(`refused (${status} ${body.error ?? 'ERROR'}): ${[body.field, body.message ?? 'no reason given'].filter(Boolean).join(': ')}${details}`, EXIT.refused);
+    this.name = 'ApiError';
+  }
+}
+
+export class NodeClient {
+  /** A read token from $ZONE_READ_KEY (a key file), for nodes that protect reads. */
+  private readonly readKey = process.env.ZONE_READ_KEY ? readSigningKey(process.env.ZONE_READ_KEY) : null;
+
+  constructor(readonly url: string) {}
+
+  node(): Promise<NodeInfo> {
+    return this.json('GET', '/v1/node');
+  }
+
+  submit(blueprint: unknown): Promise<SubmitResult> {
+    const name = (blueprint as { name?: unknown })?.name;
+    return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, blueprint);
+  }
+
+  async blueprints(): Promise<BlueprintStatus[]> {
+    return (await this.json<{ blueprints: BlueprintStatus[] }>('GET', '/v1/blueprints')).blueprints;
+  }
+
+  blueprint(name: string, owner?: string): Promise<BlueprintStatus> {
+    return this.json('GET', `/v1/blueprints/${encodeURIComponent(name)}${owner ? `?owner=${encodeURIComponent(owner)}` : ''}`);
+  }
+
+  /** The log stream of one workload. */
+  async logs(name: string, workload: string, options: { follow: boolean; tail?: number; owner?: string }): Promise<ReadableStream<Uint8Array>> {
+    const query = new URLSearchParams({ follow: String(options.follow) });
+    if (options.tail !== undefined) query.set('tail', String(options.tail));
+    if (options.owner) query.set('owner', options.owner);
+    const res = await this.request('GET', `/v1/blueprints/${encodeURIComponent(name)}/workloads/${encodeURIComponent(workload)}/logs?${query}`);
+    return res.body ?? new ReadableStream();
+  }
+
+  /**
+   * Calls `onEvent` for each event after `after` (resuming with Last-Event-ID when the
+   * stream breaks) until the stream ends (follow false), `signal` aborts, or onEvent returns true.
+   */
+  async events(options: { after?: number; blueprint?: string; follow: boolean; signal?: AbortSignal }, onEvent: (e: ZoneEvent) => boolean | void): Promise<void> {
+    let cursor = options.after ?? 0;
+    const query = new URLSearchParams({ follow: String(options.follow) });
+    if (options.blueprint) query.set('blueprint', options.blueprint);
+    const res = await this.request('GET', `/v1/events?${query}`, undefined, { 'last-event-id': String(cursor), accept: 'text/event-stream' }, options.signal);
+    let done = false;
+    const parser = createParser({
+      onEvent: (message) => {
+        if (done) return;
+        const event = JSON.parse(message.data) as ZoneEvent;
+        cursor = event.seq;
+        if (onEvent(event) === true) done = true;
+      },
+    });
+    const decoder = new TextDecoder();
+    const reader = res.body!.getReader();
+    try {
+      while (!done) {
+        const { value, done: ended } = await reader.read();
+        if (ended) break;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw unreachable(this.url, err);
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
+    return (await res.json()) as T;
+  }
+
+  private async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: {
+          ...headers,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(this.readKey ? { authorization: makeReadToken(this.readKey) } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      throw unreachable(this.url, err);
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let parsed: ApiErrorBody;
+      try {
+        parsed = JSON.parse(text) as ApiErrorBody;
+      } catch {
+        parsed = { message: `${res.statusText || 'error'} (not a Zone node?)` };
+      }
+      throw new ApiError(res.status, parsed);
+    }
+    return res;
+  }
+}
+
+function unreachable(url: string, err: unknown): CliFailure {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return new CliFailure(`cannot reach the node at ${url} (${cause?.code ?? cause?.message ?? (err as Error).message})`, EXIT_UNREACHABLE);
+}

@@ -1,0 +1,34 @@
+// zone node: who a node is, its keys, drivers and capacity.
+import type { Command } from 'commander';
+import { NodeClient, nodeOption, nodeUrl } from '../client.ts';
+import { action } from '../output.ts';
+
+const GIB = 1024 ** 3;
+const gib = (bytes: number) => `${(bytes / GIB).toFixed(1)} GiB`;
+
+export function register(program: Command): void {
+  program
+    .command('node')
+    .description('show the node: identity, public keys, drivers and capacity')
+    .option(...nodeOption)
+    .option('--json', 'print the API answer as JSON')
+    .action(action(async (opts: { node?: string; json?: boolean }) => {
+      const info = await new NodeClient(nodeUrl(opts.node)).node();
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+        return;
+      }
+      const { total, reserved, free } = info.capacity;
+      const lines = [
+        `node      ${info.id}`,
+        `version   ${info.version} (up ${info.uptimeSeconds} s)`,
+        `signing   ${info.signingKey}`,
+        `box key   ${info.boxKey}   (zone seal --node-key ...)`,
+        ...info.drivers.map((d) => `driver    ${d.kind.padEnd(10)} ${d.available ? `available ${d.version ?? ''}`.trim() : `UNAVAILABLE: ${d.reason ?? 'no reason'}`}`),
+        `cpus      total ${total.cpus}, reserved ${reserved.cpus}, free ${free.cpus}`,
+        `memory    total ${gib(total.memoryBytes)}, reserved ${gib(reserved.memoryBytes)}, free ${gib(free.memoryBytes)}`,
+        `disk      total ${gib(total.diskBytes)}, reserved ${gib(reserved.diskBytes)}, free ${gib(free.diskBytes)}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    }));
+}
