@@ -85,6 +85,7 @@ export async function readClusterState(dir: string): Promise<ClusterState | null
 
 /** Brings a cluster up; on any failure removes what it made and rethrows. */
 export async function clusterUp(options: UpOptions): Promise<ClusterState> {
+  if (process.getuid?.() !== 0) throw new ClusterError('zone cluster needs root: it creates network namespaces and links (run it with sudo)');
   const dir = resolve(options.dir);
   if (await readClusterState(dir)) throw new ClusterError(`a cluster is already up in ${dir}: run zone cluster down first`);
   const layout = clusterLayout(options.name, options.subnet, options.count);

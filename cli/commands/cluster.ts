@@ -2,6 +2,7 @@
 // its own network namespace, all trusting one operator key.
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { CommandError } from '../../drivers/wireguard/exec.ts';
 import { clusterDown, clusterUp, ClusterError, NODES_FILE } from '../cluster/grid.ts';
 import { action, CliFailure, EXIT } from '../output.ts';
 
@@ -17,7 +18,7 @@ async function asCliFailure<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    if (e instanceof ClusterError) throw new CliFailure(e.message);
+    if (e instanceof ClusterError || e instanceof CommandError) throw new CliFailure(e.message);
     if (e instanceof RangeError) throw new CliFailure(e.message, EXIT.usage);
     throw e;
   }
