@@ -21,7 +21,8 @@ t.test('keygen, sign with two keys in two steps, verify against a 2-of-2 policy'
   const bob = await zone('keygen', '--out', 'bob.json');
   const [a, b] = [alice.stdout.trim(), bob.stdout.trim()];
 
-  writeFileSync(join(dir, 'bp.yaml'), EXAMPLE_YAML.replace(/^owner: .*$/m, `owner: ${a}`));
+  // The CLI checks expiry against the real clock: push it far out so the test never expires.
+  writeFileSync(join(dir, 'bp.yaml'), EXAMPLE_YAML.replace(/^owner: .*$/m, `owner: ${a}`).replace(/^expires: .*$/m, 'expires: 2999-01-01T00:00:00Z'));
   writeFileSync(join(dir, 'policy.json'), JSON.stringify({ signers: [{ key: a, weight: 1, label: 'alice' }, { key: b, weight: 1, label: 'bob' }], threshold: 2 }));
 
   const one = await zone('sign', 'bp.yaml', '--key', 'alice.json', '--out', 'one.yaml');
