@@ -1,0 +1,51 @@
+// A small in-test Appliance for what the real one cannot be made to do on demand:
+// fail unexpectedly, hold thousands of events at once, be slow.
+import { Readable } from 'node:stream';
+import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
+
+export class StubAppliance implements Appliance {
+  readonly stored: ZoneEvent[] = [];
+  private readonly listeners = new Set<(e: ZoneEvent) => void>();
+  failWith: Error | null = null;
+
+  /** Appends `n` events and tells the listeners. */
+  addEvents(n: number, blueprint = 'bp'): void {
+    for (let i = 0; i < n; i++) {
+      const e: ZoneEvent = { seq: this.stored.length + 1, at: new Date().toISOString(), blueprint, owner: null, workload: 'w', from: 'pending', to: 'running', reason: `event ${this.stored.length + 1}` };
+      this.stored.push(e);
+      this.listeners.forEach((l) => l(e));
+    }
+  }
+
+  async nodeInfo(): Promise<NodeInfo> {
+    if (this.failWith) throw this.failWith;
+    const c = { cpus: 1, memoryBytes: 1, diskBytes: 1 };
+    return { id: 'stub', signingKey: 'ed25519:x', boxKey: 'x', version: '0', uptimeSeconds: 0, drivers: [], capacity: { total: c, reserved: c, free: c } };
+  }
+
+  async submit(): Promise<SubmitResult> {
+    throw this.failWith ?? new Error('stub');
+  }
+
+  listBlueprints(): BlueprintStatus[] {
+    return [];
+  }
+
+  getBlueprint(): BlueprintStatus | null {
+    return null;
+  }
+
+  events(options: { after?: number; blueprint?: string; limit?: number }): ZoneEvent[] {
+    return this.stored.filter((e) => e.seq > (options.after ?? 0) && (!options.blueprint || e.blueprint === options.blueprint)).slice(0, options.limit ?? Infinity);
+  }
+
+  onEvent(listener: (e: ZoneEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async logs(): Promise<Readable> {
+    if (this.failWith) throw this.failWith;
+    return Readable.from([]);
+  }
+}
