@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { GIB } from '../../../appliance/admission.ts';
+import { createAppliance } from '../../../appliance/appliance.ts';
+import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
+import { workloadId } from '../../../appliance/engine/desired.ts';
+import { createLogger } from '../../../appliance/logger.ts';
+import { readSigningKey } from '../../../blueprints/keys.ts';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
+import type { Blueprint } from '../../../blueprints/schema.ts';
+import { signBlueprint } from '../../../blueprints/sign.ts';
 import { EngineUnavailableError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { waitFor } from '../../helpers/wait.ts';
@@ -47,6 +55,21 @@ async function unmountUnder(roots: string[]): Promise<void> {
 }
 
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+/**
+ * Stops the test dockerd with SIGTERM, as a service manager restarts it (after a SIGKILL
+ * its orphaned containerd stays a zombie until init reaps it, and a new dockerd waits
+ * on that zombie's socket), runs `whileDown`, and starts it again.
+ */
+async function restartDockerd(whileDown: () => Promise<void>): Promise<void> {
+  const first = dockerd;
+  if (!first) throw new Error('the test dockerd is not running');
+  first.kill('SIGTERM');
+  await waitFor(() => exited(first), { timeoutMs: 60_000, what: 'the test dockerd to exit' });
+  await whileDown();
+  dockerd = startDockerd();
+  await answering();
+}
 
 async function answering(): Promise<void> {
   await waitFor(() => new Docker({ socketPath: SOCKET }).ping().then(() => true), { timeoutMs: 90_000, what: `the test dockerd on ${SOCKET} (log: ${LOG})` });
@@ -94,18 +117,13 @@ t.test('watch reports dockerd going away and coming back; ensure works again', a
   t.equal((await driver.ensure(spec)).state, 'running');
   await waitFor(() => events.find((e) => e.type === 'started' && e.id === spec.id), { timeoutMs: 20_000, what: 'the started event' });
 
-  // SIGTERM, as a service manager restarts it: after a SIGKILL its orphaned containerd
-  // stays a zombie until init reaps it, and a new dockerd waits on that zombie's socket.
-  const first = dockerd;
-  first.kill('SIGTERM');
-  await waitFor(() => exited(first), { timeoutMs: 60_000, what: 'the test dockerd to exit' });
-  const down = await engineEvent(false);
-  t.match(down, { type: 'engine', available: false, reason: /dockerd not reachable|events stream ended/ });
-  await t.rejects(driver.ensure(spec), EngineUnavailableError, 'calls fail as unavailable while it is away');
-  t.equal((await driver.fingerprint()).available, false);
+  await restartDockerd(async () => {
+    const down = await engineEvent(false);
+    t.match(down, { type: 'engine', available: false, reason: /dockerd not reachable|events stream ended/ });
+    await t.rejects(driver.ensure(spec), EngineUnavailableError, 'calls fail as unavailable while it is away');
+    t.equal((await driver.fingerprint()).available, false);
 
-  dockerd = startDockerd();
-  await answering();
+  });
   await engineEvent(true);
   const engineEvents = events.filter((e) => e.type === 'engine').map((e) => e.type === 'engine' && e.available);
   t.same(engineEvents, [false, true], 'one false, then one true');
@@ -114,4 +132,40 @@ t.test('watch reports dockerd going away and coming back; ensure works again', a
   await driver.remove(spec.id);
   t.same(await driver.list(NODE), []);
   t.ok(existsSync('/sys/class/net/docker0'), 'the shared dockerd\'s bridge is untouched');
+});
+
+t.test('the appliance marks workloads unknown while dockerd is away, then repairs them', async (t) => {
+  const dir = join(WORK, 'node');
+  const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: dir });
+  const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
+  const operator = readSigningKey(createdOperatorKey ?? join(dir, 'operator.key'));
+  const appliance = await createAppliance({
+    config, trustPolicy: policy, logger: createLogger({ level: 'silent' }),
+    drivers: (ctx) => [new DockerDriver(ctx, { socketPath: SOCKET, removeGraceMs: 1000 })],
+    hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
+    backoff: { firstMs: 200, maxMs: 2000, stableMs: 60_000, crashloopAfter: 3 },
+  });
+  appliance.start();
+  t.teardown(() => appliance.close());
+  const state = () => appliance.getBlueprint('lasting')?.workloads[0]?.state;
+  const reaches = (wanted: string) => waitFor(() => state() === wanted, { timeoutMs: 90_000, what: `lasting/app ${wanted}` });
+
+  await appliance.submit(signBlueprint({
+    name: 'lasting', version: 1, owner: operator.publicKey, node: appliance.identity.id,
+    networks: [{ name: 'mesh', subnet: '10.88.1.0/24' }],
+    workloads: [{ name: 'app', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'], networks: [{ name: 'mesh', ip: '10.88.1.10' }] }],
+  } as Blueprint, operator.secretKey));
+  await reaches('running');
+  const id = workloadId(appliance.identity.id, operator.publicKey, 'lasting', 'app');
+  const before = await new Docker({ socketPath: SOCKET }).getContainer(id).inspect();
+
+  // A stopping dockerd stops its containers too: the engine must start them again.
+  await restartDockerd(async () => {
+    await reaches('unknown');
+  });
+  await reaches('running');
+  const after = await new Docker({ socketPath: SOCKET }).getContainer(id).inspect();
+  t.equal(after.State.Running, true, 'running again');
+  t.not(after.State.StartedAt, before.State.StartedAt, 'started again after dockerd came back');
+  t.ok(appliance.events({ blueprint: 'lasting' }).some((e) => e.to === 'unknown'), 'unknown while dockerd was away, in the events');
 });
