@@ -39,8 +39,8 @@ t.test('apply signs with --key, follows until every workload runs, and exits 0',
   const r = await zone(['apply', file, '--key', keyFile], n.url);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^web: v1 accepted\n/);
-  t.match(r.stdout, /  a +container running\n/);
-  t.match(r.stdout, /  b +container running\n/);
+  t.match(r.stdout, / {2}a +container running\n/);
+  t.match(r.stdout, / {2}b +container running\n/);
   t.match(r.stdout, /web: all workloads running\n$/);
 });
 
@@ -50,7 +50,7 @@ t.test('apply exits 1 when a workload fails, naming what to look at', async (t) 
   const file = write('bad.yaml', { name: 'bad', version: 1, ...base, workloads: [box('ok'), box('broken', { image: 'zone/missing' })] });
   const r = await zone(['apply', file, '--key', keyFile], n.url);
   t.equal(r.code, 1);
-  t.match(r.stdout, /  broken +container failed \(.*image zone\/missing not found/);
+  t.match(r.stdout, / {2}broken +container failed \(.*image zone\/missing not found/);
   t.equal(r.stderr, 'zone: bad: not every workload is running (zone status bad; zone logs bad/WORKLOAD)\n');
 });
 
