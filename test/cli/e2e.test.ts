@@ -98,6 +98,20 @@ t.test('keygen, sign, apply, status, logs, events, delete against a node with th
   t.equal(tail.code, 0, tail.stderr);
   t.equal(tail.stdout.trim().split('\n').length, 2, 'two lines with --tail 2');
 
+  // -f streams as the workload writes, not when the stream ends.
+  const follow = spawn(ZONE, ['logs', '-f', '--tail', '1', `${name}/clock`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const followed = new Promise((resolve) => follow.once('exit', resolve));
+  t.teardown(async () => {
+    follow.kill('SIGTERM');
+    await followed;
+  });
+  let streamed = '';
+  follow.stdout!.on('data', (chunk: Buffer) => { streamed += String(chunk); });
+  await waitFor(() => (streamed.match(/tick \d+\n/g) ?? []).length >= 4, { timeoutMs: 20_000, what: 'four lines followed' });
+  const ticks = (streamed.match(/tick (\d+)/g) ?? []).map((l) => Number(l.split(' ')[1]));
+  t.same(ticks.slice(1), ticks.slice(1).map((_, i) => ticks[0]! + i + 1), 'consecutive lines as they come');
+  follow.kill('SIGTERM');
+
   const events = await run(ZONE, ['events', '--blueprint', name], env);
   t.match(events.stdout, `${name} - -> v1: version 1 accepted, signed by operator`);
   t.match(events.stdout, `${name}/clock pending -> running`);
