@@ -7,7 +7,7 @@ import { ZoneError } from '../../appliance/errors.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { decodeBlueprintBytes, parseBlueprintText } from '../../blueprints/parse.ts';
 import { Blueprint } from '../../blueprints/schema.ts';
-import { errorResponses } from '../errors.ts';
+import { errorReply, errorResponses } from '../errors.ts';
 import type { ApiMetrics } from '../metrics.ts';
 import { BlueprintListSchema, BlueprintParams, OwnerQuery, WorkloadParams } from '../schemas.ts';
 
@@ -52,6 +52,11 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
       }
     });
 
+    // Every refused submission counts, including those the body parser or size limit refused.
+    app.addHook('onError', async (request, _reply, err) => {
+      if (request.method === 'PUT') metrics.refused(errorReply(err).body.error);
+    });
+
     app.put<{ Params: { name: string } }>('/:name', {
       validatorCompiler: submitValidator,
       schema: {
@@ -68,13 +73,7 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
       if (typeof body !== 'object' || body === null || body.name !== request.params.name) {
         throw new ZoneError('INVALID', `the blueprint's name must equal the name in the path (${request.params.name})`, '/name');
       }
-      try {
-        const result = await appliance.submit(body);
-        return reply.code(202).send(result);
-      } catch (err) {
-        if (err instanceof ZoneError) metrics.refused(err.code);
-        throw err;
-      }
+      return reply.code(202).send(await appliance.submit(body));
     });
 
     app.get('/', {

@@ -28,8 +28,10 @@ class Progress {
   show(workloads: WorkloadStatus[]): void {
     const lines = workloads.map(workloadLine);
     if (this.out.isTTY) {
-      this.out.write((this.drawn ? `\x1b[${this.drawn}A` : '') + lines.map((l) => `\x1b[2K${l}\n`).join(''));
-      this.drawn = lines.length;
+      // Blank rows clear what a longer previous drawing left (workloads removed meanwhile).
+      const rows = [...lines, ...Array<string>(Math.max(0, this.drawn - lines.length)).fill('')];
+      this.out.write((this.drawn ? `\x1b[${this.drawn}A` : '') + rows.map((l) => `\x1b[2K${l}\n`).join(''));
+      this.drawn = rows.length;
       return;
     }
     workloads.forEach((w, i) => {

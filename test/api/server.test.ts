@@ -144,6 +144,7 @@ t.test('metrics are Prometheus text with workloads, refusals and API latency', a
   const n = await startNode(t);
   await put(n.url, 'm', n.sign({ name: 'm', version: 1, workloads: [box('a'), box('b')] }));
   await put(n.url, 'm', n.sign({ name: 'm', version: 1 }));
+  await call(`${n.url}/v1/blueprints/m`, { method: 'PUT', text: '{"name": ' });
   await waitFor(async () => (await call(`${n.url}/v1/blueprints/m`)).text.split('"running"').length === 3, { timeoutMs: 5000, what: 'both running' });
   const res = await call(`${n.url}/metrics`);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
@@ -152,6 +153,7 @@ t.test('metrics are Prometheus text with workloads, refusals and API latency', a
   t.equal(samples.get('zone_workloads{state="failed"}'), 0);
   t.equal(samples.get('zone_workload_restarts{blueprint="m",workload="a"}'), 0);
   t.equal(samples.get('zone_blueprint_refusals_total{reason="STALE"}'), 1);
+  t.equal(samples.get('zone_blueprint_refusals_total{reason="INVALID"}'), 1, 'a body the parser refused counts too');
   t.ok(samples.get('zone_api_request_duration_seconds_count{method="PUT",route="/v1/blueprints/:name",status="202"}'));
 });
 
