@@ -19,7 +19,7 @@ async function listen(appliance: ZoneAppliance, config: NodeConfig): Promise<Lis
     const { buildServer } = (await import(apiModule.href)) as {
       buildServer(appliance: ZoneAppliance, options: Record<string, unknown>): Promise<{ listen(o: { host: string; port: number }): Promise<string>; close(): Promise<void> }>;
     };
-    const server = await buildServer(appliance, {});
+    const server = await buildServer(appliance, { logger: appliance.logger });
     const url = await server.listen({ host, port });
     return { url, close: () => server.close() };
   }
