@@ -1,0 +1,192 @@
+// Pure translation between a planned VM and libvirt's domain XML: the XML we define, and
+// our identity read back from a domain's <metadata> (so list() finds ours and only ours).
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import type { WorkloadIdentity } from '../contract.ts';
+
+/** Our namespace inside <metadata>; a domain without it (or with another URI) is not ours. */
+export const METADATA_NS = 'https://zone.dev/xmlns/libvirt/1';
+const PREFIX = 'zone';
+
+export type Accelerator = 'kvm' | 'tcg';
+
+export interface DomainMetadata extends WorkloadIdentity {
+  specHash: string;
+}
+
+/** How the guest boots: a kernel with an initramfs (container image), or a disk (disk image). */
+export type DomainBoot =
+  | { kind: 'kernel'; kernel: string; initrd: string; cmdline: string }
+  | { kind: 'disk'; path: string; format: 'qcow2' };
+
+export interface DomainPlan {
+  /** The domain name: the workload's engine-side id. */
+  name: string;
+  accelerator: Accelerator;
+  vcpus: number;
+  memoryBytes: number;
+  boot: DomainBoot;
+  /** The serial console: everything the guest prints is appended here (virtlogd). */
+  consoleLog: string;
+  /** The serial console's unix socket (qemu listens): attach() connects to it for stdin and stdout. */
+  consoleSocket: string;
+  /** Host bridges to plug a virtio NIC into (none by default; the overlay's slot). */
+  bridges: { bridge: string; mac?: string }[];
+  /** A 9p share (the pseudokernel's /zone later); absent by default. */
+  share?: { source: string; tag: string; readOnly: boolean };
+  metadata: DomainMetadata;
+}
+
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  textNodeName: '#text',
+  format: true,
+  suppressEmptyNode: true,
+  processEntities: true,
+});
+
+function kib(bytes: number): number {
+  return Math.ceil(bytes / 1024);
+}
+
+/** The domain XML for `plan`, every value escaped by the builder. */
+export function domainXml(plan: DomainPlan): string {
+  if (!Number.isInteger(plan.vcpus) || plan.vcpus < 1) throw new RangeError(`vcpus must be a positive integer, got ${plan.vcpus}`);
+  if (!(plan.memoryBytes >= 1024 * 1024)) throw new RangeError(`memory must be at least 1 MiB, got ${plan.memoryBytes} bytes`);
+  const m = plan.metadata;
+  const os: Record<string, unknown> = { type: { '@arch': 'x86_64', '@machine': 'pc', '#text': 'hvm' } };
+  const devices: Record<string, unknown> = {};
+  if (plan.boot.kind === 'kernel') {
+    os.kernel = plan.boot.kernel;
+    os.initrd = plan.boot.initrd;
+    os.cmdline = plan.boot.cmdline;
+  } else {
+    os.boot = { '@dev': 'hd' };
+    devices.disk = {
+      '@type': 'file',
+      '@device': 'disk',
+      driver: { '@name': 'qemu', '@type': plan.boot.format },
+      source: { '@file': plan.boot.path },
+      target: { '@dev': 'vda', '@bus': 'virtio' },
+    };
+  }
+  if (plan.share) {
+    devices.filesystem = {
+      '@type': 'mount',
+      '@accessmode': 'mapped',
+      source: { '@dir': plan.share.source },
+      target: { '@dir': plan.share.tag },
+      ...(plan.share.readOnly ? { readonly: '' } : {}),
+    };
+  }
+  if (plan.bridges.length > 0) {
+    devices.interface = plan.bridges.map((b) => ({
+      '@type': 'bridge',
+      source: { '@bridge': b.bridge },
+      ...(b.mac ? { mac: { '@address': b.mac } } : {}),
+      model: { '@type': 'virtio' },
+    }));
+  }
+  // ttyS0 is a unix socket qemu listens on, logged to a file: logs() reads the file,
+  // attach() connects to the socket; output is never lost when nobody is attached.
+  devices.serial = {
+    '@type': 'unix',
+    source: { '@mode': 'bind', '@path': plan.consoleSocket },
+    log: { '@file': plan.consoleLog, '@append': 'on' },
+    target: { '@port': '0' },
+  };
+  devices.memballoon = { '@model': 'none' };
+  const doc = {
+    domain: {
+      '@type': plan.accelerator === 'kvm' ? 'kvm' : 'qemu',
+      name: plan.name,
+      metadata: {
+        [`${PREFIX}:workload`]: {
+          [`@xmlns:${PREFIX}`]: METADATA_NS,
+          [`${PREFIX}:node`]: m.node,
+          [`${PREFIX}:owner`]: m.owner,
+          [`${PREFIX}:blueprint`]: m.blueprint,
+          [`${PREFIX}:workload`]: m.workload,
+          [`${PREFIX}:spec-hash`]: m.specHash,
+        },
+      },
+      memory: { '@unit': 'KiB', '#text': kib(plan.memoryBytes) },
+      vcpu: plan.vcpus,
+      os,
+      features: { acpi: '' },
+      // A guest that powers off or crashes stays defined and shut off: the engine decides.
+      on_poweroff: 'destroy',
+      on_reboot: 'restart',
+      on_crash: 'destroy',
+      devices,
+    },
+  };
+  return builder.build(doc) as string;
+}
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  textNodeName: '#text',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  processEntities: true,
+  htmlEntities: false,
+  isArray: () => false,
+});
+
+/** What we read back from a domain's XML (as libvirt returns it). */
+export interface DomainFacts {
+  name: string;
+  /** null when the domain is not ours (no metadata, another namespace, or incomplete). */
+  metadata: DomainMetadata | null;
+  /** The serial console log file, when the domain has one. */
+  consoleLog: string | null;
+  consoleSocket: string | null;
+}
+
+function text(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  const inner = record(value)?.['#text'];
+  return typeof inner === 'string' ? inner : null;
+}
+
+function record(value: unknown): Record<string, unknown> | null {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
+const NON_EMPTY = /^\S[\s\S]{0,1023}$/;
+const HASH = /^[0-9a-f]{16,128}$/;
+
+/** Reads name, our metadata and the console paths from domain XML; throws on XML that is not a domain. */
+export function parseDomainXml(xml: string): DomainFacts {
+  const root = record(parser.parse(xml))?.domain;
+  const domain = record(root);
+  const name = text(domain?.name);
+  if (!domain || !name) throw new Error('libvirt returned XML without <domain><name>');
+  const meta = record(record(domain.metadata)?.[`${PREFIX}:workload`]);
+  let metadata: DomainMetadata | null = null;
+  if (meta && meta[`@xmlns:${PREFIX}`] === METADATA_NS) {
+    const fields = {
+      node: text(meta[`${PREFIX}:node`]),
+      owner: text(meta[`${PREFIX}:owner`]),
+      blueprint: text(meta[`${PREFIX}:blueprint`]),
+      workload: text(meta[`${PREFIX}:workload`]),
+      specHash: text(meta[`${PREFIX}:spec-hash`]),
+    };
+    const { node, owner, blueprint, workload, specHash } = fields;
+    if (node && owner && blueprint && workload && specHash
+      && [node, owner, blueprint, workload].every((v) => NON_EMPTY.test(v)) && HASH.test(specHash)) {
+      metadata = { node, owner, blueprint, workload, specHash };
+    }
+  }
+  const serial = record(record(domain.devices)?.serial);
+  const log = record(serial?.log)?.['@file'];
+  const socket = record(serial?.source)?.['@path'];
+  return {
+    name,
+    metadata,
+    consoleLog: typeof log === 'string' ? log : null,
+    consoleSocket: typeof socket === 'string' ? socket : null,
+  };
+}

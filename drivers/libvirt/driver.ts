@@ -1,0 +1,417 @@
+// The libvirt driver: workloads of kind `vm` through @unraid/libvirt. Pure translation is in
+// spec.ts, domain-xml.ts, guest-init.ts and observed.ts; this file is the I/O.
+//
+// Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, overlay disk, console
+// log) and go with remove(); the console socket is in <dataDir>/libvirt/sock/ (short name:
+// unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
+// so these folders are traversable by others but not listable.
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { access, chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { Hypervisor, type Domain } from '@unraid/libvirt';
+import type {
+  AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+} from '../contract.ts';
+import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
+import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
+import { attachConsole, consoleLogStream, readFileEnd } from './console.ts';
+import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
+import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
+import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
+import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
+import { imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
+import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
+import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf } from './spec.ts';
+import { DomainPoller } from './watch.ts';
+
+const execFileP = promisify(execFile);
+
+export interface LibvirtDriverOptions {
+  /** libvirt connection URI; qemu:///system by default. */
+  uri?: string;
+  /** The VM kernel for container images (scripts/setup-host caches it). */
+  kernel?: string;
+  /** dockerd's socket, where container images are exported from. */
+  dockerSocket?: string;
+  /** Skips the probe (benchmarks, or an operator who knows). */
+  accelerator?: Accelerator;
+  /** The grace period remove() gives a running VM before destroying it. */
+  removeGraceMs?: number;
+  /** How often watch() polls the domains. */
+  pollMs?: number;
+}
+
+const DEFAULTS = {
+  uri: 'qemu:///system',
+  kernel: '/var/cache/zone/kernel/vmlinuz',
+  dockerSocket: '/var/run/docker.sock',
+  removeGraceMs: 5000,
+  pollMs: 1000,
+};
+const UNIX_PATH_MAX = 107;
+const CONSOLE_SCAN_BYTES = 64 * 1024;
+
+// One probe per kernel per process: it boots a guest, and the answer does not change.
+const probes = new Map<string, Promise<AcceleratorProbe>>();
+
+export class LibvirtDriver implements Driver {
+  readonly kind = 'vm';
+  private readonly uri: string;
+  private readonly kernel: string;
+  private readonly root: string;
+  private readonly docker: Docker;
+  private readonly poller: DomainPoller;
+  private hypervisor: Hypervisor | null = null;
+  private connecting: Promise<Hypervisor> | null = null;
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
+    this.uri = options.uri ?? DEFAULTS.uri;
+    this.kernel = options.kernel ?? DEFAULTS.kernel;
+    this.root = join(ctx.dataDir, 'libvirt');
+    this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
+    this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
+    if (this.socketPath('x'.repeat(200)).length > UNIX_PATH_MAX) {
+      throw new RangeError(`dataDir ${ctx.dataDir} is too long for the VM console sockets (unix paths are limited to ${UNIX_PATH_MAX} bytes)`);
+    }
+  }
+
+  async fingerprint(): Promise<Fingerprint> {
+    let host: Awaited<ReturnType<Hypervisor['nodeGetInfo']>>;
+    try {
+      host = await this.call((hv) => hv.nodeGetInfo());
+    } catch (err) {
+      return { kind: this.kind, available: false, reason: libvirtMessageOf(err), details: { uri: this.uri } };
+    }
+    const probe = await this.accelerator();
+    const kernelPresent = await access(this.kernel).then(() => true, () => false);
+    const versions = await execFileP('virsh', ['-c', this.uri, 'version'], { timeout: 5000 }).then((r) => r.stdout, () => '');
+    const libvirtVersion = /Using library: libvirt (\S+)/.exec(versions)?.[1];
+    const qemuVersion = /Running hypervisor: QEMU (\S+)/.exec(versions)?.[1];
+    const details: Record<string, string | number | boolean> = {
+      uri: this.uri,
+      accelerator: probe.accelerator,
+      acceleratorReason: probe.reason,
+      hostCpus: host.cpus,
+      hostMemoryBytes: host.memory * 1024,
+      kernel: this.kernel,
+      kernelPresent,
+    };
+    if (qemuVersion) details.qemuVersion = qemuVersion;
+    return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details };
+  }
+
+  async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
+    checkVmSpec(spec);
+    return this.exclusive(spec.id, () => this.call(async (hv) => {
+      let domain = await this.lookup(hv, spec.id);
+      if (domain) {
+        const snap = await this.snapshot(domain, spec.id);
+        if (!snap) throw new WorkloadSpecError(spec.workload, 'name', `a libvirt domain named ${spec.id} exists and is not managed by zone`);
+        if (snap.state === DomainStates.PAUSED || snap.state === DomainStates.PMSUSPENDED) {
+          await domain.resume().catch(ignoreRace);
+        } else if (observedStateOf(snap.state, snap.hasRun) !== 'running') {
+          await this.prepareFiles(spec, false);
+          await this.start(spec, domain);
+        }
+      } else {
+        const boot = await this.prepareFiles(spec, true);
+        const xml = domainXml({
+          name: spec.id,
+          accelerator: (await this.accelerator()).accelerator,
+          vcpus: vcpusOf(spec),
+          memoryBytes: spec.definition.memoryBytes,
+          boot,
+          consoleLog: this.consoleLogPath(spec.id),
+          consoleSocket: this.socketPath(spec.id),
+          bridges: [],
+          metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
+        });
+        domain = await hv.domainDefineXML(xml);
+        await this.start(spec, domain);
+      }
+      const observed = await this.snapshot(domain, spec.id);
+      if (!observed) throw new Error(`libvirt domain ${spec.id} lost its zone metadata`);
+      return observedOf(observed);
+    }));
+  }
+
+  async stop(id: string, graceMs: number): Promise<void> {
+    if (!DOMAIN_ID.test(id)) return;
+    await this.exclusive(id, () => this.call((hv) => this.stopDomain(hv, id, graceMs)));
+  }
+
+  async inspect(id: string): Promise<ObservedWorkload | null> {
+    if (!DOMAIN_ID.test(id)) return null;
+    return this.call(async (hv) => {
+      const domain = await this.lookup(hv, id);
+      const snap = domain ? await this.snapshot(domain, id).catch(nullWhenGone) : null;
+      return snap ? observedOf(snap) : null;
+    });
+  }
+
+  async list(node: string): Promise<ObservedWorkload[]> {
+    return (await this.snapshots()).filter((s) => s.metadata.node === node).map(observedOf);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!DOMAIN_ID.test(id)) return;
+    await this.exclusive(id, () => this.call(async (hv) => {
+      const domain = await this.lookup(hv, id);
+      if (domain) {
+        const snap = await this.snapshot(domain, id).catch(nullWhenGone);
+        if (snap === null && (await this.lookup(hv, id))) throw new Error(`libvirt domain ${id} is not managed by zone; it is left alone`);
+        await this.stopDomain(hv, id, this.options.removeGraceMs ?? DEFAULTS.removeGraceMs);
+        await domain.undefine().catch((err: unknown) => { if (!isNoDomain(err)) throw err; });
+      }
+      await rm(this.domainDir(id), { recursive: true, force: true });
+      await rm(this.socketPath(id), { force: true });
+    }));
+  }
+
+  watch(listener: (event: DriverEvent) => void): () => void {
+    return this.poller.subscribe(listener);
+  }
+
+  async logs(id: string, options: LogOptions): Promise<Readable> {
+    if (!DOMAIN_ID.test(id)) throw new Error(`no VM ${id}`);
+    const path = this.consoleLogPath(id);
+    const present = await access(path).then(() => true, () => false);
+    if (!present && !(await this.inspect(id))) throw new Error(`no VM ${id}`);
+    return consoleLogStream(path, options);
+  }
+
+  async attach(id: string): Promise<AttachedStreams> {
+    const observed = await this.inspect(id);
+    if (!observed) throw new Error(`no VM ${id}`);
+    if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its console can be attached only while it runs`);
+    return attachConsole(this.socketPath(id));
+  }
+
+  async close(): Promise<void> {
+    this.poller.stop();
+    const hv = this.hypervisor;
+    this.hypervisor = null;
+    if (hv) await hv.connectClose().catch(() => undefined);
+  }
+
+  // --- paths
+
+  private domainDir(id: string): string {
+    return join(this.root, 'domains', id);
+  }
+
+  private consoleLogPath(id: string): string {
+    return join(this.domainDir(id), 'console.log');
+  }
+
+  private socketPath(id: string): string {
+    return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.sock`);
+  }
+
+  // --- libvirt
+
+  private async connection(): Promise<Hypervisor> {
+    if (this.hypervisor) return this.hypervisor;
+    this.connecting ??= (async () => {
+      const hv = new Hypervisor({ uri: this.uri });
+      try {
+        await hv.connectOpen();
+      } catch (err) {
+        throw unavailable(this.uri, err);
+      }
+      this.hypervisor = hv;
+      return hv;
+    })().finally(() => { this.connecting = null; });
+    return this.connecting;
+  }
+
+  /** Runs `fn` on the connection; a failure on a dead connection drops it and becomes EngineUnavailableError. */
+  private async call<T>(fn: (hv: Hypervisor) => Promise<T>): Promise<T> {
+    const hv = await this.connection();
+    try {
+      return await fn(hv);
+    } catch (err) {
+      if (err instanceof EngineUnavailableError || err instanceof WorkloadSpecError || isNoDomain(err)) throw err;
+      if (await hv.connectGetHostname().then(() => true, () => false)) throw err;
+      if (this.hypervisor === hv) {
+        this.hypervisor = null;
+        void hv.connectClose().catch(() => undefined);
+      }
+      throw unavailable(this.uri, err);
+    }
+  }
+
+  private async lookup(hv: Hypervisor, id: string): Promise<Domain | null> {
+    try {
+      return await hv.domainLookupByName(id);
+    } catch (err) {
+      if (isNoDomain(err)) return null;
+      throw err;
+    }
+  }
+
+  /** Our view of one domain; null when it is not ours (no valid zone metadata). */
+  private async snapshot(domain: Domain, name: string): Promise<DomainSnapshot | null> {
+    const facts = parseDomainXml(await domain.getXMLDesc());
+    if (!facts.metadata || facts.name !== name) return null;
+    const info = await domain.getInfo();
+    const domainId = await domain.getID().catch(() => null);
+    const active = observedStateOf(info.state, true) !== 'exited';
+    const log = this.consoleLogPath(name);
+    const logStat = await stat(log).catch(() => null);
+    const { text } = logStat ? await readFileEnd(log, CONSOLE_SCAN_BYTES) : { text: '' };
+    const pidStat = active ? await stat(`/run/libvirt/qemu/${name}.pid`).catch(() => null) : null;
+    return {
+      metadata: facts.metadata,
+      name,
+      state: info.state,
+      domainId: active && typeof domainId === 'number' && domainId > 0 ? domainId : null,
+      hasRun: (logStat?.size ?? 0) > 0,
+      exitCode: exitCodeFromConsole(text),
+      startedAt: pidStat ? pidStat.mtime.toISOString() : null,
+      finishedAt: !active && logStat ? logStat.mtime.toISOString() : null,
+    };
+  }
+
+  private async snapshots(): Promise<DomainSnapshot[]> {
+    return this.call(async (hv) => {
+      const found: DomainSnapshot[] = [];
+      for (const domain of await hv.connectListAllDomains()) {
+        // A domain may vanish between the listing and the look: then it is simply not there.
+        const snap = await domain.getName().then((name) => this.snapshot(domain, name)).catch(nullWhenGone);
+        if (snap) found.push(snap);
+      }
+      return found;
+    });
+  }
+
+  private async pollView(): Promise<Map<string, PollView>> {
+    const view = new Map<string, PollView>();
+    for (const s of await this.snapshots()) {
+      if (s.metadata.node !== this.ctx.node) continue;
+      view.set(s.name, { state: observedStateOf(s.state, s.hasRun), domainId: s.domainId, exitCode: s.exitCode });
+    }
+    return view;
+  }
+
+  private async start(spec: WorkloadSpec, domain: Domain): Promise<void> {
+    try {
+      await domain.create();
+    } catch (err) {
+      if (isStateRace(err)) return;
+      const message = libvirtMessageOf(err);
+      if (/memory/i.test(message) && !/permission/i.test(message)) throw new WorkloadSpecError(spec.workload, 'resources.memory', `libvirt could not start the VM: ${message}`);
+      throw err;
+    }
+  }
+
+  private async stopDomain(hv: Hypervisor, id: string, graceMs: number): Promise<void> {
+    const domain = await this.lookup(hv, id);
+    if (!domain) return;
+    const running = async (): Promise<boolean> => {
+      const info = await domain.getInfo().catch((err: unknown) => { if (isNoDomain(err)) return null; throw err; });
+      return info !== null && info.state !== DomainStates.SHUTOFF && info.state !== DomainStates.CRASHED;
+    };
+    if (!(await running())) return;
+    if (graceMs > 0) {
+      await domain.shutdown().catch(ignoreRace);
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline && (await running())) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    if (await running()) await domain.destroy().catch(ignoreRace);
+  }
+
+  // --- files
+
+  /** The boot files of `spec`; `fresh` rebuilds them (a new definition), otherwise only missing ones are made. */
+  private async prepareFiles(spec: WorkloadSpec, fresh: boolean): Promise<DomainBoot> {
+    const dir = this.domainDir(spec.id);
+    await this.ensureFolders(dir);
+    const def = spec.definition;
+    try {
+      if (imageKindOf(def.image) === 'disk') {
+        const path = join(dir, 'disk.qcow2');
+        if (fresh || !(await access(path).then(() => true, () => false))) {
+          const base = await diskImageInfo(def.image);
+          await rm(path, { force: true });
+          await createOverlay(def.image, base, path, def.diskBytes);
+        }
+        return { kind: 'disk', path, format: 'qcow2' };
+      }
+      if (!(await access(this.kernel).then(() => true, () => false))) {
+        throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
+      }
+      const initrd = join(dir, 'initrd.cpio.gz');
+      if (fresh || !(await access(initrd).then(() => true, () => false))) {
+        const image = await imageRootfs(this.docker, def.image, join(this.root, 'images'));
+        const argv = def.command ?? image.defaultArgv;
+        if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
+        const env: Record<string, string> = { ...image.env };
+        for (const [name, value] of Object.entries(def.env)) env[name] = value.startsWith('sealed:') ? this.ctx.openSecret(value) : value;
+        let script: string;
+        try {
+          script = guestInitScript({ workload: spec.workload, argv, env, workdir: def.workdir ?? image.workdir });
+        } catch (err) {
+          throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));
+        }
+        await writeWorkloadInitrd(image.archive, script, initrd);
+      }
+      return { kind: 'kernel', kernel: this.kernel, initrd, cmdline: KERNEL_CMDLINE };
+    } catch (err) {
+      if (err instanceof ImageNotFoundError || err instanceof ImageNotBootableError || err instanceof DiskImageError) {
+        throw new WorkloadSpecError(spec.workload, 'image', err.message);
+      }
+      throw err;
+    }
+  }
+
+  private async ensureFolders(domainDir: string): Promise<void> {
+    await mkdir(domainDir, { recursive: true, mode: 0o711 });
+    await mkdir(dirname(this.socketPath('x')), { recursive: true });
+    // qemu runs as libvirt's qemu user: it walks these folders to its files and binds its socket.
+    for (const dir of [this.root, join(this.root, 'domains'), domainDir]) await chmod(dir, 0o711);
+    await chmod(dirname(this.socketPath('x')), 0o1733);
+    for (let dir = dirname(this.root); ; dir = dirname(dir)) {
+      if (((await stat(dir)).mode & 0o001) === 0) {
+        throw new Error(`qemu cannot reach the VM files: ${dir} is not searchable by others (chmod o+x ${dir})`);
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+
+  private accelerator(): Promise<AcceleratorProbe> {
+    if (this.options.accelerator) return Promise.resolve({ accelerator: this.options.accelerator, reason: 'set by the operator' });
+    let probe = probes.get(this.kernel);
+    if (!probe) {
+      probe = probeAccelerator({ kernel: this.kernel });
+      probes.set(this.kernel, probe);
+    }
+    return probe;
+  }
+
+  /** Serialises ensure/stop/remove per domain so two calls never race on one domain's files. */
+  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    this.locks.set(id, next);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === next) this.locks.delete(id);
+    }
+  }
+}
+
+function ignoreRace(err: unknown): void {
+  if (!isStateRace(err) && !isNoDomain(err)) throw err;
+}
+
+function nullWhenGone(err: unknown): null {
+  if (isNoDomain(err)) return null;
+  throw err;
+}

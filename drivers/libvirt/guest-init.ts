@@ -1,0 +1,70 @@
+// Pure: the /init a container image gets when it boots as a VM. It runs as PID 1 under the
+// stock kernel, prints the markers the driver and the tests look for on the serial
+// console, runs the workload's command, and powers the guest off when the command ends
+// (the engine, not the guest, decides about restarts).
+
+export interface GuestInit {
+  workload: string;
+  argv: string[];
+  /** Clear values: the caller opened any `sealed:` value. */
+  env: Record<string, string>;
+  workdir: string | null;
+}
+
+/** The line the guest prints once its command is about to start. */
+export function startedMarker(workload: string): string {
+  return `zone: started ${workload}`;
+}
+
+const EXITED = /zone: exited (\d{1,3})\r?$/gm;
+
+/** The exit code of the last command run, read from console output (null when it did not end). */
+export function exitCodeFromConsole(output: string): number | null {
+  const codes = [...output.matchAll(EXITED)];
+  const last = codes.at(-1);
+  if (!last) return null;
+  // A later boot whose command has not ended yet means there is no exit code for it.
+  if (output.lastIndexOf('zone: started ') > (last.index ?? 0)) return null;
+  return Number(last[1]);
+}
+
+/** POSIX single-quoting: safe for any byte string but NUL. */
+export function shellQuote(value: string): string {
+  if (value.includes('\0')) throw new RangeError('a NUL byte cannot be passed through the guest shell');
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function guestInitScript(init: GuestInit): string {
+  if (init.argv.length === 0) throw new RangeError('the guest needs a command to run');
+  const lines = [
+    '#!/bin/sh',
+    '# zone guest init (PID 1): mount the kernel file systems, run the workload, power off.',
+    'mkdir -p /proc /sys /dev /tmp 2>/dev/null',
+    'mount -t proc proc /proc 2>/dev/null',
+    'mount -t sysfs sysfs /sys 2>/dev/null',
+    'mount -t devtmpfs devtmpfs /dev 2>/dev/null',
+    'exec </dev/console >/dev/console 2>&1',
+    'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    'export HOME=/root',
+  ];
+  for (const [name, value] of Object.entries(init.env)) {
+    if (!ENV_NAME.test(name)) throw new RangeError(`environment variable name ${JSON.stringify(name)} is not a shell name`);
+    lines.push(`export ${name}=${shellQuote(value)}`);
+  }
+  if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
+  lines.push(
+    `echo ${shellQuote(startedMarker(init.workload))}`,
+    init.argv.map(shellQuote).join(' '),
+    'code=$?',
+    'echo "zone: exited $code"',
+    // busybox poweroff where present; the sysrq trigger works with any userland.
+    'sync',
+    'poweroff -f 2>/dev/null',
+    'echo o > /proc/sysrq-trigger',
+    'sleep 5',
+    '',
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,45 @@
+// Pure: which workload specs a VM can honour, and how its image boots.
+import type { WorkloadSpec } from '../contract.ts';
+import { WorkloadSpecError } from '../contract.ts';
+
+/** Domain names we create (and the only ones we build paths from). */
+export const DOMAIN_ID = /^[a-z0-9][a-z0-9-]{0,199}$/;
+
+export const KERNEL_CMDLINE = 'console=ttyS0 panic=-1 quiet';
+
+/** An absolute path is a disk image (qcow2/raw); anything else is a local container image. */
+export function imageKindOf(image: string): 'disk' | 'container' {
+  return image.startsWith('/') ? 'disk' : 'container';
+}
+
+export function vcpusOf(spec: WorkloadSpec): number {
+  const d = spec.definition;
+  return d.vcpus >= 1 ? Math.floor(d.vcpus) : Math.max(1, Math.ceil(d.cpus));
+}
+
+// Container-only settings a VM cannot honour: refused rather than silently ignored.
+const CONTAINER_ONLY: [keyof WorkloadSpec['definition'], (spec: WorkloadSpec['definition']) => boolean, string][] = [
+  ['ports', (d) => d.ports.length > 0, 'published ports need the VM network, which is not attached yet'],
+  ['networks', (d) => d.networks.length > 0, 'VMs do not join overlay networks yet'],
+  ['mounts', (d) => d.mounts.length > 0, 'host mounts are not passed to VMs'],
+  ['devices', (d) => d.devices.length > 0, 'host devices are not passed to VMs'],
+  ['capabilities', (d) => d.capabilities.length > 0, 'capabilities apply to containers only'],
+  ['privileged', (d) => d.privileged, 'privileged applies to containers only'],
+  ['hostNetwork', (d) => d.hostNetwork, 'hostNetwork applies to containers only'],
+  ['health', (d) => d.health !== null, 'health commands need a guest agent, which VMs do not have yet'],
+];
+
+/** Throws WorkloadSpecError naming the field when the spec cannot run as a VM. */
+export function checkVmSpec(spec: WorkloadSpec): void {
+  const d = spec.definition;
+  const fail = (field: string, reason: string): never => { throw new WorkloadSpecError(spec.workload, field, reason); };
+  if (d.kind !== 'vm') fail('kind', `the libvirt driver runs kind vm, not ${d.kind}`);
+  if (!DOMAIN_ID.test(spec.id)) fail('name', `engine id ${JSON.stringify(spec.id)} is not a valid domain name ([a-z0-9-])`);
+  if (!(d.memoryBytes >= 32 * 1024 * 1024)) fail('resources.memory', 'a VM needs at least 32Mi');
+  for (const [field, present, reason] of CONTAINER_ONLY) if (present(d)) fail(field, reason);
+  if (imageKindOf(d.image) === 'disk') {
+    if (d.command) fail('command', 'a disk image boots its own init; command applies to container images');
+    if (Object.keys(d.env).length > 0) fail('env', 'a disk image boots its own init; env applies to container images');
+    if (d.workdir) fail('workdir', 'a disk image boots its own init; workdir applies to container images');
+  }
+}
