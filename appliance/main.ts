@@ -1,37 +1,12 @@
 // `npm start`: the node appliance process. Loads the config, the trust policy (made
 // on first start), the drivers, starts the engine and the API; stops cleanly on
 // SIGINT/SIGTERM (API, then engine, then store). Workloads keep running meanwhile.
-import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { createAppliance, type ZoneAppliance } from './appliance.ts';
-import { loadNodeConfig, loadOrCreateTrustPolicy, type NodeConfig } from './config.ts';
+import { buildServer } from '../api/server.ts';
+import { createAppliance } from './appliance.ts';
+import { loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
 import { buildDrivers } from './drivers.ts';
 import { ZoneError } from './errors.ts';
 import { createLogger } from './logger.ts';
-
-interface Listening { url: string; close(): Promise<void> }
-
-/** The HTTP API (api/server.ts) when it is in the tree; otherwise a listener that answers /healthz. */
-async function listen(appliance: ZoneAppliance, config: NodeConfig): Promise<Listening> {
-  const { host, port } = config.listen;
-  const apiModule = new URL('../api/server.ts', import.meta.url);
-  if (existsSync(apiModule)) {
-    const { buildServer } = (await import(apiModule.href)) as {
-      buildServer(appliance: ZoneAppliance, options: Record<string, unknown>): Promise<{ listen(o: { host: string; port: number }): Promise<string>; close(): Promise<void> }>;
-    };
-    const server = await buildServer(appliance, { logger: appliance.logger });
-    const url = await server.listen({ host, port });
-    return { url, close: () => server.close() };
-  }
-  const server: Server = createServer((req, res) => {
-    const ok = req.url === '/healthz';
-    res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(ok ? { ok: true, node: appliance.identity.id } : { error: 'not found' }));
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, resolve));
-  const address = server.address();
-  const url = `http://${host}:${typeof address === 'object' && address ? address.port : port}`;
-  return { url, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
 
 async function main(): Promise<void> {
   const config = loadNodeConfig();
@@ -39,9 +14,12 @@ async function main(): Promise<void> {
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, logger });
   appliance.start();
-  const api = await listen(appliance, config);
-  logger.info({ node: appliance.identity.id, url: api.url, dataDir: config.dataDir }, 'zone appliance listening');
-  process.stdout.write(`zone node ${appliance.identity.id} listening on ${api.url} (data: ${config.dataDir})\n`);
+  const api = await buildServer(appliance, { logger });
+  const url = await api.listen({ host: config.listen.host, port: config.listen.port }).catch((err: NodeJS.ErrnoException) => {
+    throw new ZoneError('UNAVAILABLE', `cannot listen on ${config.listen.host}:${config.listen.port} (${err.code ?? err.message}); set $ZONE_LISTEN or "listen" in the config`);
+  });
+  logger.info({ node: appliance.identity.id, url, dataDir: config.dataDir }, 'zone appliance listening');
+  process.stdout.write(`zone node ${appliance.identity.id} listening on ${url} (data: ${config.dataDir})\n`);
   if (createdOperatorKey) {
     process.stdout.write(`first start: created operator key ${createdOperatorKey} and trust policy ${config.trustPolicyPath} trusting it; sign blueprints with that key\n`);
   }
