@@ -39,7 +39,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     forceCloseConnections: true,
     // Never log request bodies or headers (a body may carry sealed values, a header a token).
     logController: new LogController({ disableRequestLogging: true }),
-  }) as unknown as FastifyInstance;
+  }) as unknown as FastifyInstance; // the logger option changes the generic type; callers need only the common surface
 
   registerErrorHandling(app);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
