@@ -1,0 +1,88 @@
+import t from 'tap';
+import { domainXml, METADATA_NS, parseDomainXml, type DomainPlan } from '../../../drivers/libvirt/domain-xml.ts';
+
+const HASH = 'ab'.repeat(32);
+
+function plan(overrides: Partial<DomainPlan> = {}): DomainPlan {
+  return {
+    name: 'zone-bp-vm-0123abcd',
+    accelerator: 'tcg',
+    vcpus: 2,
+    memoryBytes: 256 * 1024 * 1024,
+    boot: { kind: 'kernel', kernel: '/var/cache/zone/kernel/vmlinuz', initrd: '/data/initrd.cpio.gz', cmdline: 'console=ttyS0 quiet' },
+    consoleLog: '/data/console.log',
+    consoleSocket: '/data/sock/abc.sock',
+    bridges: [],
+    metadata: { node: 'node-1', owner: 'ed25519:AAAA+/==', blueprint: 'bp', workload: 'vm', specHash: HASH },
+    ...overrides,
+  };
+}
+
+t.test('the domain carries our metadata, read back as the identity of the workload', async (t) => {
+  const xml = domainXml(plan());
+  t.match(xml, `xmlns:zone="${METADATA_NS}"`);
+  const facts = parseDomainXml(xml);
+  t.same(facts, {
+    name: 'zone-bp-vm-0123abcd',
+    metadata: { node: 'node-1', owner: 'ed25519:AAAA+/==', blueprint: 'bp', workload: 'vm', specHash: HASH },
+    consoleLog: '/data/console.log',
+    consoleSocket: '/data/sock/abc.sock',
+  });
+});
+
+t.test('memory is in KiB, vcpus as given, kernel boot with initrd and cmdline', async (t) => {
+  const xml = domainXml(plan({ memoryBytes: 128 * 1024 * 1024 + 1 }));
+  t.match(xml, '<memory unit="KiB">131073</memory>');
+  t.match(xml, '<vcpu>2</vcpu>');
+  t.match(xml, '<kernel>/var/cache/zone/kernel/vmlinuz</kernel>');
+  t.match(xml, '<initrd>/data/initrd.cpio.gz</initrd>');
+  t.match(xml, '<cmdline>console=ttyS0 quiet</cmdline>');
+  t.notMatch(xml, '<interface');
+  t.notMatch(xml, '<filesystem');
+  t.throws(() => domainXml(plan({ vcpus: 0 })), RangeError);
+  t.throws(() => domainXml(plan({ vcpus: 1.5 })), RangeError);
+  t.throws(() => domainXml(plan({ memoryBytes: 1000 })), RangeError);
+});
+
+t.test('the accelerator picks the domain type', async (t) => {
+  t.match(domainXml(plan({ accelerator: 'kvm' })), /^<domain type="kvm">/);
+  t.match(domainXml(plan({ accelerator: 'tcg' })), /^<domain type="qemu">/);
+});
+
+t.test('a disk image boots from a virtio disk in its overlay', async (t) => {
+  const xml = domainXml(plan({ boot: { kind: 'disk', path: '/data/disk.qcow2', format: 'qcow2' } }));
+  t.match(xml, '<boot dev="hd"/>');
+  t.match(xml, '<source file="/data/disk.qcow2"/>');
+  t.match(xml, '<driver name="qemu" type="qcow2"/>');
+  t.notMatch(xml, '<kernel>');
+});
+
+t.test('bridges and the 9p share appear only when asked for', async (t) => {
+  const xml = domainXml(plan({ bridges: [{ bridge: 'zbr0', mac: '52:54:00:00:00:01' }], share: { source: '/zone/fs', tag: 'zone', readOnly: true } }));
+  t.match(xml, '<source bridge="zbr0"/>');
+  t.match(xml, '<mac address="52:54:00:00:00:01"/>');
+  t.match(xml, '<target dir="zone"/>');
+  t.match(xml, '<readonly/>');
+});
+
+t.test('every value is escaped, and comes back unchanged', async (t) => {
+  const hostile = `a<b>&"c'</zone:node><x>`;
+  const xml = domainXml(plan({
+    metadata: { node: hostile, owner: 'o', blueprint: 'b', workload: 'w', specHash: HASH },
+    boot: { kind: 'kernel', kernel: '/k', initrd: '/i', cmdline: `x="</cmdline>"` },
+  }));
+  t.notMatch(xml, '<x>');
+  t.notMatch(xml, '</cmdline>"');
+  t.equal(parseDomainXml(xml).metadata?.node, hostile);
+});
+
+t.test('domains without our metadata, or with another namespace, are not ours', async (t) => {
+  const foreign = '<domain type="kvm"><name>other</name><metadata><app:x xmlns:app="http://example.com/app"/></metadata></domain>';
+  t.equal(parseDomainXml(foreign).metadata, null);
+  t.equal(parseDomainXml('<domain type="kvm"><name>bare</name></domain>').metadata, null);
+  const spoof = domainXml(plan()).replace(METADATA_NS, 'http://example.com/not-zone');
+  t.equal(parseDomainXml(spoof).metadata, null);
+  const badHash = domainXml(plan()).replace(HASH, 'not-a-hash');
+  t.equal(parseDomainXml(badHash).metadata, null);
+  t.throws(() => parseDomainXml('<network><name>x</name></network>'), /without <domain><name>/);
+});

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
+import type { Workload } from '../../../blueprints/schema.ts';
+import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { checkVmSpec, imageKindOf, vcpusOf } from '../../../drivers/libvirt/spec.ts';
+
+function spec(w: Partial<Workload>): WorkloadSpec {
+  const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', ...w } as Workload);
+  return { node: 'n', owner: 'o', blueprint: 'b', workload: 'vm', id: 'zone-b-vm-00000000', specHash: specHash(definition), definition };
+}
+
+function refusedField(s: WorkloadSpec): string | null {
+  try {
+    checkVmSpec(s);
+    return null;
+  } catch (err) {
+    return err instanceof WorkloadSpecError ? err.field : 'not a WorkloadSpecError';
+  }
+}
+
+t.test('images: an absolute path is a disk image, anything else a container image', async (t) => {
+  t.equal(imageKindOf('/var/lib/zone/images/x.qcow2'), 'disk');
+  t.equal(imageKindOf('zone/busybox'), 'container');
+});
+
+t.test('a plain VM spec passes; vcpus default to 1', async (t) => {
+  t.equal(refusedField(spec({})), null);
+  t.equal(vcpusOf(spec({})), 1);
+  t.equal(vcpusOf(spec({ vcpus: 2 })), 2);
+});
+
+t.test('what a VM cannot honour is refused naming the field', async (t) => {
+  t.equal(refusedField(spec({ kind: 'container' })), 'kind');
+  t.equal(refusedField(spec({ ports: [{ container: 80, host: 8080 }] })), 'ports');
+  t.equal(refusedField(spec({ privileged: true })), 'privileged');
+  t.equal(refusedField(spec({ resources: { memory: '16Mi' } })), 'resources.memory');
+  t.equal(refusedField(spec({ image: '/x.qcow2', command: ['sh'] })), 'command');
+  t.equal(refusedField({ ...spec({}), id: 'Bad_Name' }), 'name');
+});
