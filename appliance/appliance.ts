@@ -9,7 +9,7 @@ import { openSealed } from '../blueprints/seal.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Driver, DriverContext } from '../drivers/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
-import type { NodeConfig } from './config.ts';
+import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, workloadId } from './engine/desired.ts';
 import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from './engine/backoff.ts';
@@ -153,7 +153,7 @@ export class ZoneAppliance implements Appliance {
 /** Opens (or creates) the node's identity and store, builds the drivers; call start() to run the engine. */
 export async function createAppliance(options: ApplianceOptions): Promise<ZoneAppliance> {
   const { config } = options;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(config.dataDir, { recursive: true, mode: DATA_DIR_MODE });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const identity = loadOrCreateIdentity(config.dataDir);
   const hostCapacity = options.hostCapacity ?? await measureHostCapacity(config.dataDir);

@@ -48,6 +48,11 @@ export interface NodeConfig {
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
 export const TRUST_POLICY_FILE = 'trust-policy.json';
 export const OPERATOR_KEY_FILE = 'operator.key';
+/**
+ * Searchable but not listable by others: qemu runs as its own user and must reach the
+ * VM files below it. Everything secret in it is a 0600 file.
+ */
+export const DATA_DIR_MODE = 0o711;
 
 function readConfigFile(path: string): NodeConfigFile {
   let value: unknown;
@@ -102,7 +107,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
  */
 export function loadOrCreateTrustPolicy(config: NodeConfig): { policy: TrustPolicy; createdOperatorKey: string | null } {
   if (existsSync(config.trustPolicyPath)) return { policy: loadTrustPolicy(config.trustPolicyPath), createdOperatorKey: null };
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(config.dataDir, { recursive: true, mode: DATA_DIR_MODE });
   const keyPath = join(config.dataDir, OPERATOR_KEY_FILE);
   // A key left by a start that stopped before writing the policy is reused, never replaced.
   const operator = existsSync(keyPath) ? readSigningKey(keyPath) : generateSigningKeyPair();

@@ -3,10 +3,11 @@
 // marks its workloads `unknown` until the engine appears.
 import type { Driver, DriverContext } from '../drivers/contract.ts';
 import { DockerDriver } from '../drivers/docker/driver.ts';
+import { LibvirtDriver } from '../drivers/libvirt/driver.ts';
 
 export function buildDrivers(ctx: DriverContext): Driver[] {
   return [
     new DockerDriver(ctx),
-    // The libvirt driver (kind `vm`) goes here once drivers/libvirt/driver.ts lands.
+    new LibvirtDriver(ctx),
   ];
 }

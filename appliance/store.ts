@@ -1,6 +1,7 @@
 // The node's durable state in SQLite (better-sqlite3): verified blueprints, per-workload
 // status and the event log. WAL with synchronous=FULL: a write has reached the disk
 // when the call returns, so a blueprint is durable before the API acknowledges it.
+import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Blueprint } from '../blueprints/schema.ts';
 import type { HealthState } from '../drivers/contract.ts';
@@ -63,6 +64,8 @@ export class Store {
 
   constructor(path: string, private readonly eventsLimit = 10_000) {
     this.db = new Database(path);
+    // Before the first write: SQLite gives the -wal and -shm files the database's mode.
+    chmodSync(path, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -31,6 +31,7 @@ t.test('blueprints are kept with their signatures, latest version per owner and 
 t.test('the database runs in WAL with synchronous FULL and is at the latest schema version', async (t) => {
   const path = tmp(t);
   new Store(path).close();
+  t.equal(statSync(path).mode & 0o777, 0o600, 'readable by the node only');
   const db = new Database(path);
   t.teardown(() => db.close());
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
