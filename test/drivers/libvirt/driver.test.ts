@@ -174,4 +174,9 @@ t.test('unknown images and unreachable libvirtd give the contract errors', async
   t.teardown(() => away.close());
   await t.rejects(away.inspect('zone-x'), { code: 'ENGINE_UNAVAILABLE' });
   t.match(await away.fingerprint(), { available: false });
+  const events: DriverEvent[] = [];
+  const unwatch = away.watch((e) => events.push(e));
+  t.teardown(unwatch);
+  const engine = await waitFor(() => events.find((e) => e.type === 'engine'), { timeoutMs: 10_000, what: 'the engine event' });
+  t.match(engine, { type: 'engine', available: false });
 });
