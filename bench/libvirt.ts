@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     writeFileSync(xmlPath, domainXml({
       name, accelerator: accelerator === 'kvm' ? 'kvm' : 'tcg', vcpus: 1, memoryBytes: 128 * 1024 * 1024,
       boot: { kind: 'kernel', kernel: KERNEL, initrd, cmdline: KERNEL_CMDLINE },
-      consoleLog: log, consoleSocket: join(rawDir, `${i}.sock`), bridges: [],
+      consoleLog: log, consoleSocket: join(rawDir, `${i}.sock`), controlSocket: join(rawDir, `${i}.ctl`), bridges: [],
       metadata: { node: 'bench-raw', owner: 'bench', blueprint: 'bench', workload: WORKLOAD.name, specHash: 'ab'.repeat(32) },
     }));
     let t0 = Date.now();

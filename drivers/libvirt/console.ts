@@ -1,5 +1,6 @@
 // The serial console: virtlogd appends everything the guest prints to a log file (logs()),
-// and qemu listens on a unix socket for one client (attach(): stdin and stdout).
+// and qemu listens on a unix socket for one client (attach(): stdin and stdout). A second
+// serial port is the control line: one line there asks the guest init to stop its command.
 import { createConnection } from 'node:net';
 import { open, stat } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
@@ -79,5 +80,19 @@ export function attachConsole(socketPath: string): Promise<AttachedStreams> {
       resolve({ stdin: socket, stdout: socket });
     });
     socket.once('error', reject);
+  });
+}
+
+/** Asks the guest init to stop its command; best effort (a guest with its own OS has no listener). */
+export function requestStop(controlSocket: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = createConnection(controlSocket);
+    const done = (): void => {
+      socket.destroy();
+      resolve();
+    };
+    socket.once('connect', () => socket.end('stop\n', done));
+    socket.once('error', done);
+    socket.setTimeout(2000, done);
   });
 }

@@ -29,6 +29,8 @@ export interface DomainPlan {
   consoleLog: string;
   /** The serial console's unix socket (qemu listens): attach() connects to it for stdin and stdout. */
   consoleSocket: string;
+  /** ttyS1, a unix socket qemu listens on: a line written there asks the guest init to stop its command. */
+  controlSocket: string;
   /** Host bridges to plug a virtio NIC into (none by default; the overlay's slot). */
   bridges: { bridge: string; mac?: string }[];
   /** A 9p share (the pseudokernel's /zone later); absent by default. */
@@ -89,12 +91,15 @@ export function domainXml(plan: DomainPlan): string {
   }
   // ttyS0 is a unix socket qemu listens on, logged to a file: logs() reads the file,
   // attach() connects to the socket; output is never lost when nobody is attached.
-  devices.serial = {
-    '@type': 'unix',
-    source: { '@mode': 'bind', '@path': plan.consoleSocket },
-    log: { '@file': plan.consoleLog, '@append': 'on' },
-    target: { '@port': '0' },
-  };
+  devices.serial = [
+    {
+      '@type': 'unix',
+      source: { '@mode': 'bind', '@path': plan.consoleSocket },
+      log: { '@file': plan.consoleLog, '@append': 'on' },
+      target: { '@port': '0' },
+    },
+    { '@type': 'unix', source: { '@mode': 'bind', '@path': plan.controlSocket }, target: { '@port': '1' } },
+  ];
   devices.memballoon = { '@model': 'none' };
   const doc = {
     domain: {
@@ -132,7 +137,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   processEntities: true,
   htmlEntities: false,
-  isArray: () => false,
+  isArray: (name) => name === 'serial',
 });
 
 /** What we read back from a domain's XML (as libvirt returns it). */
@@ -180,7 +185,8 @@ export function parseDomainXml(xml: string): DomainFacts {
       metadata = { node, owner, blueprint, workload, specHash };
     }
   }
-  const serial = record(record(domain.devices)?.serial);
+  const serials = record(domain.devices)?.serial;
+  const serial = Array.isArray(serials) ? record(serials.find((x) => record(record(x)?.target)?.['@port'] === '0') ?? serials[0]) : null;
   const log = record(serial?.log)?.['@file'];
   const socket = record(serial?.source)?.['@path'];
   return {

@@ -18,7 +18,7 @@ import type {
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
-import { attachConsole, consoleLogStream, readFileEnd } from './console.ts';
+import { attachConsole, consoleLogStream, readFileEnd, requestStop } from './console.ts';
 import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
@@ -128,6 +128,7 @@ export class LibvirtDriver implements Driver {
           boot,
           consoleLog: this.consoleLogPath(spec.id),
           consoleSocket: this.socketPath(spec.id),
+          controlSocket: this.socketPath(spec.id, 'ctl'),
           bridges: [],
           metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
         });
@@ -170,6 +171,7 @@ export class LibvirtDriver implements Driver {
       }
       await rm(this.domainDir(id), { recursive: true, force: true });
       await rm(this.socketPath(id), { force: true });
+      await rm(this.socketPath(id, 'ctl'), { force: true });
     }));
   }
 
@@ -209,8 +211,8 @@ export class LibvirtDriver implements Driver {
     return join(this.domainDir(id), 'console.log');
   }
 
-  private socketPath(id: string): string {
-    return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.sock`);
+  private socketPath(id: string, channel: 'console' | 'ctl' = 'console'): string {
+    return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.${channel}`);
   }
 
   // --- libvirt
@@ -319,7 +321,9 @@ export class LibvirtDriver implements Driver {
     };
     if (!(await running())) return;
     if (graceMs > 0) {
+      // ACPI for guests with their own OS; the control line for our guest init (which has no ACPI daemon).
       await domain.shutdown().catch(ignoreRace);
+      await requestStop(this.socketPath(id, 'ctl'));
       const deadline = Date.now() + graceMs;
       while (Date.now() < deadline && (await running())) await new Promise((resolve) => setTimeout(resolve, 200));
     }

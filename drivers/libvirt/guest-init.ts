@@ -55,6 +55,8 @@ export function guestInitScript(init: GuestInit): string {
   }
   if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
   lines.push(
+    // A line on ttyS1 (the driver's stop()) ends the command gracefully: TERM, then KILL.
+    '( read -r _ </dev/ttyS1 && echo "zone: stopping" && kill -TERM -1 && sleep 5 && kill -KILL -1 ) 2>/dev/null &',
     `echo ${shellQuote(startedMarker(init.workload))}`,
     init.argv.map(shellQuote).join(' '),
     'code=$?',

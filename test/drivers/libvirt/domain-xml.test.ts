@@ -12,6 +12,7 @@ function plan(overrides: Partial<DomainPlan> = {}): DomainPlan {
     boot: { kind: 'kernel', kernel: '/var/cache/zone/kernel/vmlinuz', initrd: '/data/initrd.cpio.gz', cmdline: 'console=ttyS0 quiet' },
     consoleLog: '/data/console.log',
     consoleSocket: '/data/sock/abc.sock',
+    controlSocket: '/data/sock/abc.ctl',
     bridges: [],
     metadata: { node: 'node-1', owner: 'ed25519:AAAA+/==', blueprint: 'bp', workload: 'vm', specHash: HASH },
     ...overrides,
@@ -42,6 +43,12 @@ t.test('memory is in KiB, vcpus as given, kernel boot with initrd and cmdline', 
   t.throws(() => domainXml(plan({ vcpus: 0 })), RangeError);
   t.throws(() => domainXml(plan({ vcpus: 1.5 })), RangeError);
   t.throws(() => domainXml(plan({ memoryBytes: 1000 })), RangeError);
+});
+
+t.test('ttyS0 is the logged console socket, ttyS1 the control socket', async (t) => {
+  const xml = domainXml(plan());
+  t.match(xml, /<serial type="unix">\s*<source mode="bind" path="\/data\/sock\/abc.sock"\/>\s*<log file="\/data\/console.log" append="on"\/>\s*<target port="0"\/>/);
+  t.match(xml, /<source mode="bind" path="\/data\/sock\/abc.ctl"\/>\s*<target port="1"\/>/);
 });
 
 t.test('the accelerator picks the domain type', async (t) => {

@@ -73,7 +73,8 @@ t.test('a busybox VM boots, is watched, restarted, adopted, attached and removed
   const observed = await driver.ensure(s);
   t.match(observed, { id: s.id, kind: 'vm', state: 'running', node: NODE, blueprint: 'lvdrv', workload: 'echo', specHash: s.specHash });
   await waitFor(async () => (await consoleOf(driver, s.id)).includes('zone: started echo'), { timeoutMs: BOOT_MS, what: 'the guest marker' });
-  t.match(await consoleOf(driver, s.id), 'token=clear-token', 'the sealed env value was opened for the guest');
+  await waitFor(async () => (await consoleOf(driver, s.id)).includes('token=clear-token'), { timeoutMs: 30_000, what: 'the command output' });
+  t.pass('the sealed env value was opened for the guest');
 
   t.match(await driver.inspect(s.id), { state: 'running' });
   t.ok(virsh('list', '--name').split('\n').includes(s.id), 'virsh list shows it');
@@ -125,6 +126,16 @@ t.test('a busybox VM boots, is watched, restarted, adopted, attached and removed
     t.match(await fresh.ensure(s), { state: 'running' });
     t.equal(virsh('domid', s.id).trim(), domid, 'same domain id: not restarted');
     t.equal(count(await consoleOf(fresh, s.id), 'zone: started echo'), 2, 'no extra boot');
+  });
+
+  await t.test('stop is graceful: the command gets TERM and the guest powers off within the grace', async (t) => {
+    const began = Date.now();
+    await driver.stop(s.id, 60_000);
+    t.ok(Date.now() - began < 60_000, `stopped in ${Date.now() - began} ms`);
+    t.match(await driver.inspect(s.id), { state: 'exited', exitCode: 143 });
+    t.match(await consoleOf(driver, s.id), 'zone: stopping');
+    await driver.stop(s.id, 1000);
+    t.pass('stop is idempotent');
   });
 
   await t.test('remove deletes the domain and its files', async (t) => {
