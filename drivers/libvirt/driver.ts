@@ -68,6 +68,7 @@ export class LibvirtDriver implements Driver {
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly setupProblem: string | null;
 
   constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
     this.uri = options.uri ?? DEFAULTS.uri;
@@ -75,12 +76,14 @@ export class LibvirtDriver implements Driver {
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
-    if (this.socketPath('x'.repeat(200)).length > UNIX_PATH_MAX) {
-      throw new RangeError(`dataDir ${ctx.dataDir} is too long for the VM console sockets (unix paths are limited to ${UNIX_PATH_MAX} bytes)`);
-    }
+    // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
+    this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
+      ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
+      : null;
   }
 
   async fingerprint(): Promise<Fingerprint> {
+    if (this.setupProblem) return { kind: this.kind, available: false, reason: this.setupProblem, details: { uri: this.uri } };
     let host: Awaited<ReturnType<Hypervisor['nodeGetInfo']>>;
     try {
       host = await this.call((hv) => hv.nodeGetInfo());
@@ -107,6 +110,7 @@ export class LibvirtDriver implements Driver {
 
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
     checkVmSpec(spec);
+    if (this.setupProblem) throw new Error(this.setupProblem);
     return this.exclusive(spec.id, () => this.call(async (hv) => {
       let domain = await this.lookup(hv, spec.id);
       if (domain) {

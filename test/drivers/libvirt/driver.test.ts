@@ -190,4 +190,8 @@ t.test('unknown images and unreachable libvirtd give the contract errors', async
   t.teardown(unwatch);
   const engine = await waitFor(() => events.find((e) => e.type === 'engine'), { timeoutMs: 10_000, what: 'the engine event' });
   t.match(engine, { type: 'engine', available: false });
+  const deep = new LibvirtDriver({ ...ctx, dataDir: `/var/tmp/${'d'.repeat(100)}` });
+  t.teardown(() => deep.close());
+  t.match(await deep.fingerprint(), { available: false, reason: /too long for the VM console sockets/ });
+  await t.rejects(deep.ensure(spec('deep', {})), /too long/);
 });
