@@ -147,7 +147,13 @@ export class LibvirtDriver implements Driver {
 
   async stop(id: string, graceMs: number): Promise<void> {
     if (!DOMAIN_ID.test(id)) return;
-    await this.exclusive(id, () => this.call((hv) => this.stopDomain(hv, id, graceMs)));
+    await this.exclusive(id, () => this.call(async (hv) => {
+      const domain = await this.lookup(hv, id);
+      if (domain && (await this.snapshot(domain, id).catch(nullWhenGone)) === null && (await this.lookup(hv, id))) {
+        throw new Error(`libvirt domain ${id} is not managed by zone; it is left alone`);
+      }
+      await this.stopDomain(hv, id, graceMs);
+    }));
   }
 
   async inspect(id: string): Promise<ObservedWorkload | null> {

@@ -174,6 +174,7 @@ t.test('domains without our metadata are ignored and left alone', async (t) => {
   t.equal(await driver.inspect(name), null);
   t.notOk((await driver.list(NODE)).some((o) => o.id === name));
   await t.rejects(driver.remove(name), /not managed by zone/);
+  await t.rejects(driver.stop(name, 0), /not managed by zone/);
   t.ok(virshQuiet('dominfo', name).ok, 'still defined');
 });
 
