@@ -1,20 +1,29 @@
 // The node configuration: embedded defaults, overridden by an optional JSON file
 // (`$ZONE_CONFIG`, or config.json in the data directory) and by the environment
-// ($ZONE_DATA_DIR, $ZONE_LISTEN). The file is checked against a TypeBox schema and
-// errors name the field.
+// ($ZONE_DATA_DIR, $ZONE_LISTEN: host:port[,host:port...]). The file is checked
+// against a TypeBox schema and errors name the field.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { ReadTokenOptions } from '../api/read-token.ts';
 import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
+import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from './errors.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
+const ListenAddress = Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port' });
 
 export const NodeConfigFile = Type.Object({
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'where the node keeps its keys, store and driver files' })),
-  listen: Type.Optional(Type.String({ pattern: '^[^:]+:[0-9]{1,5}$', description: 'host:port of the API' })),
+  listen: Type.Optional(Type.Union([ListenAddress, Type.Array(ListenAddress, { minItems: 1, maxItems: 8 })], {
+    description: 'host:port of the API, or a list of them (e.g. loopback and the overlay address)',
+  })),
+  readTokens: Type.Optional(Type.Object({
+    keys: Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted' }),
+    maxTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400, description: 'longest lifetime a token may have left' })),
+  }, { additionalProperties: false, description: 'when set, read endpoints need a signed, short-lived token (Authorization: Zone ...)' })),
   trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trust policy file (default: trust-policy.json in the data directory)' })),
   policy: Type.Optional(Type.Object({
     privileged: Type.Optional(Type.Boolean()),
@@ -36,7 +45,10 @@ export type NodeConfigFile = Static<typeof NodeConfigFile>;
 
 export interface NodeConfig {
   dataDir: string;
-  listen: { host: string; port: number };
+  /** The API's addresses; the first is the one printed and used by local clients. */
+  listen: { host: string; port: number }[];
+  /** Read endpoints need a token from one of these keys; null: reads are open. */
+  readTokens: ReadTokenOptions | null;
   trustPolicyPath: string;
   policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[] };
   overcommit: { cpu: number; memory: number; disk: number };
@@ -67,11 +79,13 @@ function readConfigFile(path: string): NodeConfigFile {
   return value as NodeConfigFile;
 }
 
-function parseListen(value: string, source: string): NodeConfig['listen'] {
-  const m = /^([^:]+):([0-9]{1,5})$/.exec(value);
-  const port = Number(m?.[2]);
-  if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, '/listen');
-  return { host: m[1], port };
+function parseListen(values: string[], source: string): NodeConfig['listen'] {
+  return values.map((value) => {
+    const m = /^([^:,]+):([0-9]{1,5})$/.exec(value);
+    const port = Number(m?.[2]);
+    if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, '/listen');
+    return { host: m[1], port };
+  });
 }
 
 /** The node configuration for this process (`env` and `cwd` are arguments so tests can set them). */
@@ -85,7 +99,8 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
   const trustPolicy = file.trustPolicy ?? TRUST_POLICY_FILE;
   return {
     dataDir,
-    listen: env.ZONE_LISTEN ? parseListen(env.ZONE_LISTEN, '$ZONE_LISTEN') : parseListen(file.listen ?? DEFAULT_LISTEN, filePath),
+    listen: env.ZONE_LISTEN ? parseListen(env.ZONE_LISTEN.split(','), '$ZONE_LISTEN') : parseListen([file.listen ?? DEFAULT_LISTEN].flat(), filePath),
+    readTokens: file.readTokens ? { keys: file.readTokens.keys, ...(file.readTokens.maxTtlSeconds ? { maxTtlSeconds: file.readTokens.maxTtlSeconds } : {}) } : null,
     trustPolicyPath: isAbsolute(trustPolicy) ? trustPolicy : join(dataDir, trustPolicy),
     policy: {
       privileged: file.policy?.privileged ?? false,

@@ -1,6 +1,8 @@
 // `npm start`: the node appliance process. Loads the config, the trust policy (made
 // on first start), the drivers, starts the engine and the API; stops cleanly on
 // SIGINT/SIGTERM (API, then engine, then store). Workloads keep running meanwhile.
+import { createServer, type Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.ts';
 import { createAppliance } from './appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
@@ -14,12 +16,10 @@ async function main(): Promise<void> {
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, logger });
   appliance.start();
-  const api = await buildServer(appliance, { logger });
-  const url = await api.listen({ host: config.listen.host, port: config.listen.port }).catch((err: NodeJS.ErrnoException) => {
-    throw new ZoneError('UNAVAILABLE', `cannot listen on ${config.listen.host}:${config.listen.port} (${err.code ?? err.message}); set $ZONE_LISTEN or "listen" in the config`);
-  });
-  logger.info({ node: appliance.identity.id, url, dataDir: config.dataDir }, 'zone appliance listening');
-  process.stdout.write(`zone node ${appliance.identity.id} listening on ${url} (data: ${config.dataDir})\n`);
+  const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
+  const { urls, extra } = await listenAll(api, config.listen);
+  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null }, 'zone appliance listening');
+  process.stdout.write(`zone node ${appliance.identity.id} listening on ${urls.join(', ')} (data: ${config.dataDir})\n`);
   if (createdOperatorKey) {
     process.stdout.write(`first start: created operator key ${createdOperatorKey} and trust policy ${config.trustPolicyPath} trusting it; sign blueprints with that key\n`);
   }
@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    api.close()
+    Promise.all(extra.map((server) => new Promise((resolve) => server.close(resolve))))
+      .then(() => api.close())
       .then(() => appliance.close())
       .then(() => process.exit(0), (err: unknown) => {
         logger.error({ err }, 'stop failed');
@@ -37,6 +38,28 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/**
+ * Listens on every configured address: fastify binds the first; each other one is a
+ * plain node:http server handing its requests to the same fastify router, so hooks,
+ * limits and schemas are the same on all of them.
+ */
+async function listenAll(api: FastifyInstance, addresses: { host: string; port: number }[]): Promise<{ urls: string[]; extra: Server[] }> {
+  const refused = ({ host, port }: { host: string; port: number }) => (err: NodeJS.ErrnoException) => {
+    throw new ZoneError('UNAVAILABLE', `cannot listen on ${host}:${port} (${err.code ?? err.message}); set $ZONE_LISTEN or "listen" in the config`);
+  };
+  const [first, ...rest] = addresses as [{ host: string; port: number }, ...{ host: string; port: number }[]];
+  const urls = [await api.listen(first).catch(refused(first))];
+  const extra: Server[] = [];
+  for (const address of rest) {
+    const server = createServer((req, res) => api.routing(req, res));
+    extra.push(server);
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(address.port, address.host, resolve)).catch(refused(address));
+    const { port } = server.address() as { port: number };
+    urls.push(`http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${port}`);
+  }
+  return { urls, extra };
 }
 
 main().catch((err: unknown) => {

@@ -25,7 +25,8 @@ t.test('defaults: data dir under the working dir, listen 127.0.0.1:7700, nothing
   const cwd = tmp(t);
   const c = loadNodeConfig({ env: {}, cwd });
   t.equal(c.dataDir, join(cwd, '.zone/node'));
-  t.same(c.listen, { host: '127.0.0.1', port: 7700 });
+  t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }]);
+  t.equal(c.readTokens, null, 'reads are open');
   t.equal(c.trustPolicyPath, join(cwd, '.zone/node/trust-policy.json'));
   t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [] });
 });
@@ -34,10 +35,25 @@ t.test('the environment and the config file override the defaults', async (t) =>
   const dir = tmp(t);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: '0.0.0.0:8800', policy: { hostMounts: ['/srv'] }, overcommit: { memory: 1.5 } }));
   const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
-  t.same(c.listen, { host: '0.0.0.0', port: 8800 });
+  t.same(c.listen, [{ host: '0.0.0.0', port: 8800 }]);
   t.same(c.policy.hostMounts, ['/srv']);
   t.equal(c.overcommit.memory, 1.5);
-  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:9' }, cwd: '/' }).listen, { host: '127.0.0.1', port: 9 });
+  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:9' }, cwd: '/' }).listen, [{ host: '127.0.0.1', port: 9 }]);
+});
+
+t.test('the API may listen on several addresses and require read tokens', async (t) => {
+  const dir = tmp(t);
+  const reader = 'ed25519:' + 'A'.repeat(43) + '=';
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: ['127.0.0.1:7700', '10.88.1.1:7700'], readTokens: { keys: [reader], maxTtlSeconds: 60 } }));
+  const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
+  t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }, { host: '10.88.1.1', port: 7700 }]);
+  t.same(c.readTokens, { keys: [reader], maxTtlSeconds: 60 });
+  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:1,127.0.0.2:2' }, cwd: '/' }).listen, [{ host: '127.0.0.1', port: 1 }, { host: '127.0.0.2', port: 2 }]);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ readTokens: { keys: ['ed25519:short'] } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/readTokens/keys/0' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: [] }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: tmp(t), ZONE_LISTEN: '127.0.0.1:1,' }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
 });
 
 t.test('a bad config file is refused naming the field', async (t) => {

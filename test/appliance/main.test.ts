@@ -1,11 +1,13 @@
 // `npm start`'s entry point as a process: first start makes the operator key and says
 // where it listens; SIGTERM stops it cleanly (exit 0) and a second start reuses the keys.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
+import { makeReadToken } from '../../api/read-token.ts';
+import { generateSigningKeyPair } from '../../blueprints/keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-main-'));
 const pids = new Set<number>();
@@ -18,9 +20,15 @@ t.teardown(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function runOnce(): Promise<{ lines: string[]; code: number | null }> {
+/** Starts main.ts, calls `probe` with the URLs it prints, then SIGTERMs it; returns its stdout lines and exit code. */
+async function runOnce(
+  env: NodeJS.ProcessEnv = { ZONE_LISTEN: '127.0.0.1:0' },
+  probe: (urls: string[], lines: string[]) => Promise<void> = async ([url], lines) => {
+    lines.push(`healthz ${(await fetch(`${url}/healthz`)).status}`);
+  },
+): Promise<{ lines: string[]; code: number | null }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../appliance/main.ts')], {
-    env: { ...process.env, ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:0', ZONE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, ZONE_DATA_DIR: dir, ZONE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   pids.add(child.pid!);
@@ -29,9 +37,7 @@ async function runOnce(): Promise<{ lines: string[]; code: number | null }> {
   for await (const line of createInterface({ input: child.stdout! })) {
     lines.push(line);
     if (/listening on http:\/\/127\.0\.0\.1:[0-9]+/.test(line)) {
-      const url = /(http:\/\/\S+)/.exec(line)![1]!;
-      // The API (or, without it, the bare listener) answers /healthz.
-      lines.push(`healthz ${(await fetch(`${url}/healthz`)).status}`);
+      await probe(line.match(/http:\/\/[0-9.:]+/g)!, lines);
       child.kill('SIGTERM');
     }
   }
@@ -51,4 +57,19 @@ t.test('first start prints where it listens and the operator key; SIGTERM exits 
   t.equal(second.code, 0);
   t.notMatch(second.lines.join('\n'), /first start/);
   t.equal(readFileSync(join(dir, 'node.key'), 'utf8'), key, 'the same identity');
+});
+
+t.test('the API listens on every configured address, with read tokens when the config asks', async (t) => {
+  const reader = generateSigningKeyPair();
+  const config = join(dir, 'tokens.json');
+  writeFileSync(config, JSON.stringify({ readTokens: { keys: [reader.publicKey], maxTtlSeconds: 120 } }));
+  const run = await runOnce({ ZONE_CONFIG: config, ZONE_LISTEN: '127.0.0.1:0,127.0.0.2:0' }, async (urls, lines) => {
+    for (const url of urls) {
+      const node = (authorization?: string) => fetch(`${url}/v1/node`, authorization ? { headers: { authorization } } : {}).then((r) => r.status);
+      lines.push(`${new URL(url).hostname} healthz ${(await fetch(`${url}/healthz`)).status} node ${await node()} with token ${await node(makeReadToken(reader, 60))}`);
+    }
+  });
+  t.equal(run.code, 0);
+  t.ok(run.lines.includes('127.0.0.1 healthz 200 node 401 with token 200'), run.lines.join('\n'));
+  t.ok(run.lines.includes('127.0.0.2 healthz 200 node 401 with token 200'), run.lines.join('\n'));
 });
