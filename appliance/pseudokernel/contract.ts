@@ -1,0 +1,63 @@
+// The pseudokernel's small interfaces: the FUSE layer (/zone inside workloads), the
+// shared state on NATS JetStream and the pipes talk through these only.
+import type { Readable } from 'node:stream';
+
+/** What `stat` says of a path of the owner's shared file namespace (`/zone/fs`). */
+export interface FsEntry {
+  type: 'file' | 'dir';
+  size: number;
+  /** Last change, ms since the epoch. */
+  mtimeMs: number;
+  /** Permission bits only (e.g. 0o644); the type is `type`. */
+  mode: number;
+}
+
+/**
+ * The files shared by every workload of one owner on every node. Paths are absolute
+ * inside the namespace (`/`, `/a/b.txt`), already normalised (no `.`/`..`, no trailing
+ * slash). Close-to-open consistency: `write` publishes a file's whole new content at
+ * once (a reader that opens after it returns, on any node, sees all of it; one that
+ * opened before keeps the content it had). Errors carry a POSIX `code` (ENOENT,
+ * EEXIST, ENOTDIR, EISDIR, ENOTEMPTY) so the FUSE layer can map them.
+ */
+export interface GridFs {
+  stat(path: string): Promise<FsEntry | null>;
+  /** Names of a directory's entries (not `.`/`..`). */
+  list(dir: string): Promise<string[]>;
+  /** The whole content as of now. */
+  read(path: string): Promise<Readable>;
+  /** Replaces (or creates) the file with the bytes of `source`; the parent must exist. */
+  write(path: string, source: Readable, mode?: number): Promise<void>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Replaces `to` when it is a file (POSIX rename). */
+  rename(from: string, to: string): Promise<void>;
+}
+
+/** One row of the grid's process table (`/zone/proc/<blueprint>/<workload>`). */
+export interface ProcEntry {
+  node: string;
+  blueprint: string;
+  workload: string;
+  kind: string;
+  state: string;
+  restarts: number;
+  /** ISO 8601 time of the last state change. */
+  since: string;
+}
+
+/** Every workload of one owner, on every node. */
+export interface ProcTable {
+  list(): Promise<ProcEntry[]>;
+}
+
+/** Who a workload is (`/zone/self`). */
+export interface SelfInfo {
+  name: string;
+  blueprint: string;
+  node: string;
+  owner: string;
+  /** The workload's overlay address, when it has one. */
+  ip: string | null;
+}
