@@ -8,6 +8,7 @@ import { verifyBlueprintWithSigners } from '../blueprints/verify.ts';
 import { openSealed } from '../blueprints/seal.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Driver, DriverContext } from '../drivers/contract.ts';
+import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, workloadId } from './engine/desired.ts';
@@ -28,6 +29,8 @@ export interface ApplianceOptions {
   trustPolicy: TrustPolicy;
   /** Builds the drivers once the node's identity is known (see appliance/drivers.ts). */
   drivers: (ctx: DriverContext) => Driver[];
+  /** The overlay network driver (see appliance/drivers.ts); none: blueprints' networks are not made here. */
+  networks?: (ctx: DriverContext) => NetworkDriver;
   logger?: Logger;
   backoff?: BackoffPolicy;
   /** The machine's size; measured when absent (tests pass one). */
@@ -50,6 +53,7 @@ export class ZoneAppliance implements Appliance {
     private readonly store: Store,
     private readonly eventLog: EventLog,
     private readonly drivers: ReadonlyMap<string, Driver>,
+    private readonly networks: NetworkDriver | null,
     readonly reconciler: Reconciler,
     private readonly hostCapacity: Capacity,
     readonly logger: Logger,
@@ -63,7 +67,7 @@ export class ZoneAppliance implements Appliance {
       boxKey: this.identity.box.publicKey,
       version: VERSION,
       uptimeSeconds: Math.floor((Date.now() - this.started) / 1000),
-      drivers: await Promise.all([...this.drivers.values()].map((d) => d.fingerprint().catch((err: Error) => ({ kind: d.kind, available: false, reason: err.message, details: {} })))),
+      drivers: await Promise.all([...this.drivers.values(), ...(this.networks ? [this.networks] : [])].map((d) => d.fingerprint().catch((err: Error) => ({ kind: d.kind, available: false, reason: err.message, details: {} })))),
       capacity: { total: view.total, reserved: view.reserved, free: view.free },
     };
   }
@@ -167,10 +171,11 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     openSecret: (sealed) => openSealed(sealed, identity.box.secretKey),
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
+  const networks = options.networks?.(ctx) ?? null;
   const reconciler = new Reconciler({
-    node: identity.id, store, drivers, events: eventLog, logger,
+    node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
   });
-  return new ZoneAppliance(identity, options, store, eventLog, drivers, reconciler, hostCapacity, logger);
+  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger);
 }

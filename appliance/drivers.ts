@@ -4,10 +4,17 @@
 import type { Driver, DriverContext } from '../drivers/contract.ts';
 import { DockerDriver } from '../drivers/docker/driver.ts';
 import { LibvirtDriver } from '../drivers/libvirt/driver.ts';
+import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
+import { WireguardDriver } from '../drivers/wireguard/driver.ts';
 
 export function buildDrivers(ctx: DriverContext): Driver[] {
   return [
     new DockerDriver(ctx),
     new LibvirtDriver(ctx),
   ];
+}
+
+/** The overlay: WireGuard (kernel or wireguard-go), underlay = the namespace the appliance runs in. */
+export function buildNetworkDriver(ctx: DriverContext): NetworkDriver {
+  return new WireguardDriver(ctx);
 }

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.ts';
 import { createAppliance } from './appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
-import { buildDrivers } from './drivers.ts';
+import { buildDrivers, buildNetworkDriver } from './drivers.ts';
 import { ZoneError } from './errors.ts';
 import { createLogger } from './logger.ts';
 
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const config = loadNodeConfig();
   const logger = createLogger({ level: config.logLevel });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
-  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, logger });
+  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, logger });
   appliance.start();
   const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
   const { urls, extra } = await listenAll(api, config.listen);

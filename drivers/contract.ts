@@ -36,6 +36,8 @@ export interface ObservedWorkload extends WorkloadIdentity {
   finishedAt: string | null;
   health: HealthState | null;
   oomKilled: boolean;
+  /** The main process on this host while it runs (containers): how networks join it. */
+  pid?: number;
 }
 
 export interface Fingerprint {

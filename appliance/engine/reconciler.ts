@@ -9,8 +9,10 @@ import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWo
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { WorkloadState } from '../types.ts';
+import type { NetworkDriver } from '../../drivers/wireguard/contract.ts';
 import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
 import { desiredWorkloads } from './desired.ts';
+import { NetworkSync } from './networks.ts';
 import { planSteps, type Observed, type Step } from './plan.ts';
 
 export interface ReconcilerOptions {
@@ -18,6 +20,8 @@ export interface ReconcilerOptions {
   store: Store;
   /** By workload kind. */
   drivers: ReadonlyMap<string, Driver>;
+  /** Makes the blueprints' networks real and joins containers to them; none: networks are not served here. */
+  networks?: NetworkDriver;
   events: EventLog;
   logger: Logger;
   backoff?: BackoffPolicy;
@@ -45,9 +49,11 @@ export class Reconciler {
   private specCache = new Map<StoredBlueprint, WorkloadSpec[]>();
   /** Why a kind cannot be asked now, from the last pass. */
   private readonly unavailable = new Map<string, string>();
+  private readonly networks: NetworkSync | null;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.limit = pLimit(o.concurrency ?? 8);
+    this.networks = o.networks ? new NetworkSync(o.node, o.networks, o.logger) : null;
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
     for (const r of o.store.workloads()) this.records.set(r.id, r);
   }
@@ -113,6 +119,8 @@ export class Reconciler {
     // its workload sits this pass out, and its end asks for another pass.
     const busy = new Set(this.busy);
     const observed = await this.observe(desired);
+    // Beside the steps, not before them: a slow interface must not hold up the workloads.
+    if (this.networks) this.track(this.networks.sync(this.o.store.blueprints(), observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
     const now = new Date();
     const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy });
     const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
@@ -198,13 +206,17 @@ export class Reconciler {
   private launch(step: Exclude<Step, { kind: 'wait' }>): void {
     const id = step.kind === 'remove' ? step.id : step.spec.id;
     this.busy.add(id);
-    const run = this.limit(() => this.execute(step))
+    this.track(this.limit(() => this.execute(step))
       .catch((err: unknown) => this.o.logger.error({ err, id }, 'step failed unexpectedly'))
       .finally(() => {
         this.busy.delete(id);
-        this.inflight.delete(run);
         this.wake();
-      });
+      }));
+  }
+
+  /** Work that runs beside the passes; idle() waits for it. */
+  private track(work: Promise<void>): void {
+    const run = work.finally(() => this.inflight.delete(run));
     this.inflight.add(run);
   }
 

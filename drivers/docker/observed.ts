@@ -30,6 +30,7 @@ const ContainerInspect = Type.Object({
     StartedAt: Type.String(),
     FinishedAt: Type.String(),
     OOMKilled: Type.Boolean(),
+    Pid: Type.Optional(Type.Integer({ minimum: 0 })),
     Health: Type.Optional(Type.Object({ Status: Type.String() })),
   }),
 });
@@ -80,6 +81,7 @@ export function observedOf(info: unknown): ObservedWorkload | null {
     finishedAt: timeOf(c.State.FinishedAt),
     health: healthOf(c.State.Health?.Status),
     oomKilled: c.State.OOMKilled,
+    ...(state === 'running' && c.State.Pid ? { pid: c.State.Pid } : {}),
   };
 }
 

@@ -3,17 +3,16 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parse } from 'yaml';
-import { loadOrCreateIdentity } from '../../appliance/identity.ts';
+import { parse, stringify } from 'yaml';
+import { workloadId } from '../../appliance/engine/desired.ts';
 import type { Network } from '../../blueprints/schema.ts';
-import { openSealed } from '../../blueprints/seal.ts';
-import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
-import { networkId } from '../../drivers/wireguard/names.ts';
+import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
 import type { ClusterState } from '../../cli/cluster/grid.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;
@@ -23,12 +22,14 @@ const NAME = 'ctest';                        // unique to this file: namespaces 
 const SUBNET = '10.214.7.0/24';
 const base = await mkdtemp(join(tmpdir(), 'zone-cluster-test-'));
 const dir = join(base, 'cluster');
-const containers: string[] = [];
 let state: ClusterState | null = null;
 
 t.teardown(async () => {
   if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
-  for (const c of containers) await sh('docker', 'rm', '-f', c).catch(() => undefined);
+  for (const n of state?.nodes ?? []) {
+    const left = (await sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`).catch(() => '')).split('\n').filter(Boolean);
+    if (left.length) await sh('docker', 'rm', '-f', ...left).catch(() => undefined);
+  }
   for (const n of state?.nodes ?? []) if (n.pid) { try { process.kill(n.pid, 'SIGKILL'); } catch { /* already gone */ } }
   for (const ns of (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`zcl-${NAME}-`))) {
     await sh('ip', 'netns', 'del', ns).catch(() => undefined);
@@ -52,40 +53,63 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
   await t.rejects(zone('cluster', 'up', '1', '--name', NAME, '--subnet', SUBNET, '--dir', dir), { code: 1, stderr: /already up/ });
 });
 
-t.test('an overlay planned from the cluster\'s nodes file carries a container on node 1 to one on node 3', async (t) => {
+t.test('blueprints declaring one planned network carry a container on node 1 to one on node 3, over WireGuard', async (t) => {
   const nodes = state!.nodes;
   const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--name', 'mesh', '--range', '10.89.0.0/16');
   const plan = parse(stdout) as Record<string, { networks: Network[] }>;
-  // Each node's driver as its appliance would run it: underlay = the node's namespace, files in its data dir.
-  const specs = nodes.map((n) => {
-    const identity = { node: n.id!, owner: 'ed25519:' + Buffer.alloc(32, 5).toString('base64'), blueprint: 'app', network: 'mesh' };
-    return { ...identity, id: networkId(identity), definition: plan[n.id!]!.networks[0]! };
-  });
-  const drivers = nodes.map((n) => new WireguardDriver(
-    { node: n.id!, dataDir: join(n.dataDir, 'drivers'), openSecret: (s) => openSealed(s, loadOrCreateIdentity(n.dataDir).box.secretKey) },
-    { underlayNamespace: n.namespace },
-  ));
-  for (const [i, d] of drivers.entries()) t.ok((await d.ensure(specs[i]!)).up);
-
-  const start = async (name: string, labelNode: string, cmd: string) => {
-    containers.push(name);
-    await sh('docker', 'run', '-d', '--name', name, '--label', `zone.node=${labelNode}`, '--network', 'none', 'zone/busybox:latest', 'sh', '-c', cmd);
-    return Number((await sh('docker', 'inspect', '-f', '{{.State.Pid}}', name)).trim());
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const workloads = [
+    { name: 'client', command: ['sleep', '600'] },
+    { name: 'idle', command: ['sleep', '600'] },
+    { name: 'web', command: ['sh', '-c', 'mkdir -p /www && echo via-overlay > /www/index.html && exec httpd -f -p 80 -h /www'] },
+  ];
+  const apply = async (i: number, version: number, networks: Network[]) => {
+    const n = nodes[i]!;
+    const file = join(base, `app-${n.index}-v${version}.yaml`);
+    const w = workloads[i]!;
+    await writeFile(file, stringify({
+      name: 'app', version, owner, node: n.id,
+      networks,
+      workloads: [{ name: w.name, kind: 'container', image: 'zone/busybox', command: w.command, networks: [{ name: 'mesh', ip: `10.89.${i}.10` }] }],
+    }));
+    await zone('apply', file, '--node', n.api, '--key', state!.operatorKey, '--timeout', '120');
   };
-  await drivers[0]!.attachContainer(specs[0]!, { workload: 'client', pid: await start(`${NAME}-client`, nodes[0]!.id!, 'exec sleep 600'), ip: '10.89.0.10' });
-  await drivers[2]!.attachContainer(specs[2]!, { workload: 'web', pid: await start(`${NAME}-web`, nodes[2]!.id!, 'mkdir /www && echo via-overlay > /www/index.html && exec httpd -f -p 80 -h /www'), ip: '10.89.2.10' });
-  const { waitFor } = await import('../helpers/wait.ts');
-  const body = await waitFor(() => sh('docker', 'exec', `${NAME}-client`, 'timeout', '3', 'wget', '-q', '-O', '-', 'http://10.89.2.10/'), { timeoutMs: 20_000, what: 'node 1 -> node 3 over the overlay' });
-  t.equal(body.trim(), 'via-overlay');
+  for (const i of [0, 1, 2]) await apply(i, 1, plan[nodes[i]!.id!]!.networks);
+
+  const container = (i: number, w: string) => workloadId(nodes[i]!.id!, owner, 'app', w);
+  const overlay = (i: number) => networkId({ node: nodes[i]!.id!, owner, blueprint: 'app', network: 'mesh' });
+  const transfer = async (i: number) => (await sh('ip', 'netns', 'exec', overlay(i), 'wg', 'show', wireguardInterface(overlay(i)), 'transfer'))
+    .split('\n').filter(Boolean).reduce((sum, line) => sum + Number(line.split('\t')[1]) + Number(line.split('\t')[2]), 0);
+  const fetchWeb = () => sh('docker', 'exec', container(0, 'client'), 'timeout', '3', 'wget', '-q', '-O', '-', 'http://10.89.2.10/');
+
+  const before = await waitFor(() => transfer(0).then((n) => n >= 0 ? n + 1 : null), { timeoutMs: 30_000, what: 'node 1\'s overlay interface' }) - 1;
+  const body = await waitFor(fetchWeb, { timeoutMs: 60_000, what: 'node 1 -> node 3 over the overlay' });
+  t.equal(body.trim(), 'via-overlay', 'the page served on node 3 reaches node 1');
+  t.ok(await transfer(0) > before, 'the traffic crossed node 1\'s WireGuard interface');
+
+  // Node 1's next version no longer lists node 3 as a peer: node 3 stops being reachable.
+  const withoutNode3 = plan[nodes[0]!.id!]!.networks.map((n) => ({
+    ...n, wireguard: { ...n.wireguard!, peers: n.wireguard!.peers!.filter((p) => !p.allowedIPs.includes('10.89.2.0/24')) },
+  }));
+  await apply(0, 2, withoutNode3);
+  await waitFor(() => fetchWeb().then(() => false, () => true), { timeoutMs: 30_000, what: 'node 3 unreachable once its peer is removed' });
+  t.pass('a peer removed in a new version stops reaching');
+
+  // The interface deleted by hand is put back by node 1's appliance.
+  const iface = wireguardInterface(overlay(0));
+  await sh('ip', 'netns', 'exec', overlay(0), 'ip', 'link', 'del', iface);
+  await waitFor(() => sh('ip', 'netns', 'exec', overlay(0), 'ip', '-o', 'link', 'show', iface).then((l) => /[<,]UP[,>]/.test(l)), { timeoutMs: 45_000, what: `${iface} recreated` });
+  t.pass('an interface deleted by hand comes back');
 });
 
 t.test('down leaves no namespace, link, process or container behind', async (t) => {
   const nodes = state!.nodes;
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
   const wgPids = (await sh('pgrep', '-x', 'wireguard-go').catch(() => '')).split('\n').filter(Boolean).map(Number);
   const { stdout } = await zone('cluster', 'down', '--name', NAME, '--dir', dir);
   t.match(stdout, /cluster ctest is down: 3 nodes removed/);
   t.same((await sh('ip', 'netns', 'list')).split('\n').filter((l) => l.startsWith(`zcl-${NAME}-`)), [], 'no node or switch namespace');
-  const overlayNs = nodes.map((n) => networkId({ node: n.id!, owner: 'ed25519:' + Buffer.alloc(32, 5).toString('base64'), blueprint: 'app', network: 'mesh' }));
+  const overlayNs = nodes.map((n) => networkId({ node: n.id!, owner, blueprint: 'app', network: 'mesh' }));
   t.ok(overlayNs.every((ns) => !existsSync(`/var/run/netns/${ns}`)), 'no overlay namespace');
   await t.rejects(sh('ip', 'link', 'show', `zcl-${NAME}`), 'no host link');
   for (const n of nodes) t.notOk(existsSync(`/proc/${n.pid}/cmdline`) && (await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).includes('appliance/main.ts'), `appliance of node ${n.index} stopped`);

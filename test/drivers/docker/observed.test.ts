@@ -23,6 +23,12 @@ t.test('a running container of ours', async (t) => {
   });
 });
 
+t.test('the main process of a running container is its pid (how networks join it); an exited one has none', async (t) => {
+  t.equal(observedOf(inspectOf({ Pid: 4242 }))?.pid, 4242);
+  t.equal(observedOf(inspectOf({ Status: 'exited', Pid: 0 }))?.pid, undefined);
+  t.equal(observedOf(inspectOf({ Pid: -1 })), null, 'a negative pid is not Docker data');
+});
+
 t.test('an exited, OOM-killed, unhealthy one', async (t) => {
   const o = observedOf(inspectOf({ Status: 'exited', ExitCode: 137, OOMKilled: true, FinishedAt: '2026-11-23T09:01:00Z', Health: { Status: 'unhealthy' } }));
   t.match(o, { state: 'exited', exitCode: 137, oomKilled: true, finishedAt: '2026-11-23T09:01:00Z', health: 'unhealthy' });
