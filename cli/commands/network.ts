@@ -1,5 +1,7 @@
 // zone network plan: the `networks:` section of every node of a grid, so that nobody
 // splits ranges, generates WireGuard keys or seals them by hand.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
@@ -15,6 +17,7 @@ interface PlanOptions {
   subnetPrefix: string;
   keepalive?: string;
   json?: boolean;
+  outDir?: string;
 }
 
 const integer = (value: string, what: string) => {
@@ -33,6 +36,7 @@ export function register(program: Command): void {
     .option('--subnet-prefix <bits>', 'length of each node\'s subnet', '24')
     .option('--keepalive <seconds>', 'persistent keepalive for every peer (nodes behind NAT)')
     .option('--json', 'print JSON instead of YAML')
+    .option('--out-dir <dir>', 'write DIR/NODE_ID.yaml per node (its networks: section, to append to that node\'s blueprint) instead of printing')
     .addHelpText('after', '\nEach node gets a fresh WireGuard key, sealed to its box key: only that node can open it.')
     .action(action(async (opts: PlanOptions) => {
       if (!Value.Check(Name, opts.name)) throw new CliFailure(`--name "${opts.name}" is not a network name (lower-case letters, digits and dashes)`, EXIT.usage);
@@ -55,6 +59,15 @@ export function register(program: Command): void {
         throw e;
       }
       const byNode = Object.fromEntries(plan.map((p) => [p.node, { networks: [p.network] }]));
+      if (opts.outDir) {
+        await mkdir(opts.outDir, { recursive: true });
+        // 0600: the keys are sealed, but nobody else needs to read a node's section.
+        for (const [node, section] of Object.entries(byNode)) {
+          await writeFile(join(opts.outDir, `${node}.yaml`), stringify(section, { lineWidth: 0 }), { mode: 0o600 });
+        }
+        process.stdout.write(`wrote ${plan.length} networks: sections to ${opts.outDir}/NODE_ID.yaml\n`);
+        return;
+      }
       process.stdout.write(opts.json ? `${JSON.stringify(byNode, null, 2)}\n` : stringify(byNode, { lineWidth: 0 }));
     }));
 }

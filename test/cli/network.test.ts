@@ -1,7 +1,7 @@
 // zone network plan: every node's overlay section, keys sealed to the right node.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,6 +38,17 @@ t.test('each node gets its subnet, a key only it can open, and the others as pee
   // Each section drops into a valid blueprint.
   const bp = validateBlueprint({ name: 'app', version: 1, owner: 'ed25519:' + Buffer.alloc(32).toString('base64'), node: 'node1', networks: plan.node1!.networks });
   t.equal(bp.networks?.[0]?.name, 'mesh');
+});
+
+t.test('--out-dir writes one networks: section per node, ready to append to its blueprint', async (t) => {
+  const out = join(dir, 'sections');
+  const { stdout } = await zone('network', 'plan', '--nodes', nodesFile, '--name', 'mesh', '--range', '10.88.0.0/16', '--out-dir', out);
+  t.match(stdout, /wrote 3 networks: sections/);
+  const sections = await Promise.all([1, 2, 3].map(async (i) => parse(await readFile(join(out, `node${i}.yaml`), 'utf8')) as { networks: Network[] }));
+  t.same(sections.map((s) => s.networks[0]!.subnet), ['10.88.0.0/24', '10.88.1.0/24', '10.88.2.0/24']);
+  const head = 'name: app\nversion: 1\nowner: ed25519:' + 'A'.repeat(43) + '=\nnode: node2\n';
+  const bp = validateBlueprint(parse(head + await readFile(join(out, 'node2.yaml'), 'utf8')));
+  t.equal(bp.networks?.[0]?.subnet, '10.88.1.0/24', 'head + section is a valid blueprint');
 });
 
 t.test('JSON output on request, with a chosen subnet length', async (t) => {
