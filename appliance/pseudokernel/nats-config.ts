@@ -1,0 +1,78 @@
+// The nats-server configuration file of one node, rendered from typed options. Pure:
+// the supervisor (nats-server.ts) writes it and starts the server with it.
+
+export interface NatsClusterOptions {
+  /** The same on every server of the cluster. */
+  name: string;
+  host: string;
+  port: number;
+  /** The other servers' cluster addresses, `host:port` (IPv6 hosts in brackets). */
+  routes: string[];
+}
+
+export interface NatsConfigOptions {
+  /** Unique in the cluster; JetStream clustering needs it. */
+  serverName: string;
+  host: string;
+  port: number;
+  /** JetStream keeps its files below this directory. */
+  storeDir: string;
+  pidFile: string;
+  cluster?: NatsClusterOptions;
+}
+
+// nats-server's names become subjects and file names: keep them plain.
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):([0-9]{1,5})$/;
+
+/** The configuration file's text; throws naming the option that is not acceptable. */
+export function natsServerConfig(options: NatsConfigOptions): string {
+  checkName('serverName', options.serverName);
+  checkPort('port', options.port);
+  const lines = [
+    '# Written by the Zone appliance at every start of the server; edits are lost.',
+    `server_name: ${quote(options.serverName)}`,
+    `host: ${quote(options.host)}`,
+    `port: ${options.port}`,
+    `pid_file: ${quote(options.pidFile)}`,
+    'jetstream {',
+    `  store_dir: ${quote(options.storeDir)}`,
+    '}',
+  ];
+  const cluster = options.cluster;
+  if (cluster) {
+    checkName('cluster.name', cluster.name);
+    checkPort('cluster.port', cluster.port);
+    const routes = cluster.routes.map((route, i) => {
+      const match = HOST_PORT.exec(route);
+      if (!match) throw new Error(`cluster.routes[${i}] is ${JSON.stringify(route)}; expected host:port (IPv6 hosts in brackets)`);
+      checkPort(`cluster.routes[${i}] port`, Number(match[2]));
+      return `    ${quote(`nats-route://${route}`)}`;
+    });
+    lines.push(
+      'cluster {',
+      `  name: ${quote(cluster.name)}`,
+      `  host: ${quote(cluster.host)}`,
+      `  port: ${cluster.port}`,
+      '  routes: [',
+      ...routes,
+      '  ]',
+      '}',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// The configuration format reads JSON strings.
+function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+function checkName(field: string, value: string): void {
+  if (!NAME.test(value)) throw new Error(`${field} is ${JSON.stringify(value)}; expected 1 to 64 of [A-Za-z0-9_-]`);
+}
+
+function checkPort(field: string, value: number): void {
+  // nats-server reads port 0 as "the default port", not "any free port".
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${field} is ${value}; expected an integer from 1 to 65535`);
+}
