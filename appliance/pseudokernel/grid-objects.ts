@@ -1,0 +1,139 @@
+// The contents of an owner's files: one immutable object per written version, in a
+// JetStream object store. A version that was replaced or unlinked is discarded, and
+// deleted once no reader holds it. Readers hold a version through a row in a KV bucket
+// with a TTL, refreshed while they read: a reader that died stops holding it after the
+// TTL. Reads stream the object's chunks with backpressure (the client's own get()
+// pushes the whole object into memory as fast as it arrives).
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
+import type { Logger } from 'pino';
+
+export interface GridObjectsParts {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  files: ObjectStore;
+  filesBucket: string;
+  /** Where discarded versions are marked (`gc.<object>`), until deleted. */
+  namespace: KV;
+  namespaceBucket: string;
+  /** A KV bucket whose TTL is `leaseMs`. */
+  readers: KV;
+  leaseMs: number;
+  logger: Logger;
+}
+
+/** Chunks fetched ahead of the reader (128 KiB each by default). */
+const READ_AHEAD_CHUNKS = 8;
+const DISCARDED = 'gc';
+
+export class GridObjects {
+  constructor(private readonly parts: GridObjectsParts) {}
+
+  /** Stores the bytes of `source` as a new object. */
+  async put(source: Readable): Promise<{ name: string; size: number }> {
+    const name = randomBytes(16).toString('hex');
+    // toWeb types its chunks as any; a GridFs source yields bytes.
+    const info = await this.parts.files.put({ name }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
+    return { name, size: info.size };
+  }
+
+  /**
+   * The object's bytes, held against deletion until the stream closes; null when it was
+   * discarded before the hold was taken (the caller looks the path up again).
+   */
+  async open(name: string, path: string): Promise<Readable | null> {
+    const lease = await this.hold(name);
+    let info: ObjectInfo | null = null;
+    try {
+      if ((await this.parts.namespace.get(discardedKey(name))) === null) info = await this.parts.files.info(name);
+    } catch (err) {
+      await lease.release();
+      throw err;
+    }
+    if (!info) {
+      await lease.release();
+      return null;
+    }
+    const stream = Readable.from(this.chunks(info, path), { objectMode: false });
+    stream.once('close', () => {
+      lease.release().then(() => this.collect()).catch((err: unknown) => {
+        this.parts.logger.warn({ err, object: name, path }, 'releasing a file version after reading failed; it is collected later');
+      });
+    });
+    return stream;
+  }
+
+  /** `name` is no longer referenced: deleted now, or when its last reader is done. */
+  async discard(name: string): Promise<void> {
+    await this.parts.namespace.put(discardedKey(name), '');
+    await this.collect();
+  }
+
+  /** Deletes every discarded object that no reader holds (also those whose reader died). */
+  async collect(): Promise<void> {
+    const discarded: string[] = [];
+    for await (const key of await this.parts.namespace.keys(`${DISCARDED}.*`)) discarded.push(key.slice(DISCARDED.length + 1));
+    for (const name of discarded) {
+      if (await this.held(name)) continue;
+      await this.parts.files.delete(name);
+      // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
+      await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
+    }
+  }
+
+  private async held(name: string): Promise<boolean> {
+    for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
+    return false;
+  }
+
+  private async hold(name: string): Promise<{ release(): Promise<void> }> {
+    const { readers, leaseMs, logger } = this.parts;
+    const key = `${name}.${randomBytes(8).toString('hex')}`;
+    await readers.put(key, '');
+    const refresh = setInterval(() => {
+      readers.put(key, '').catch((err: unknown) => logger.warn({ err, object: name }, 'refreshing a reader\'s hold on a file version failed'));
+    }, leaseMs / 3);
+    // An open file must not keep the appliance process alive.
+    refresh.unref();
+    return {
+      release: async () => {
+        clearInterval(refresh);
+        await readers.delete(key);
+      },
+    };
+  }
+
+  private async *chunks(info: ObjectInfo, path: string): AsyncGenerator<Uint8Array> {
+    if (info.chunks === 0) return;
+    // The object store's layout (ADR-20): chunks on $O.<bucket>.C.<nuid> in stream OBJ_<bucket>.
+    // One filter subject as a string: a list needs nats-server 2.10.
+    const consumer = await this.parts.js.consumers.get(`OBJ_${this.parts.filesBucket}`, { filter_subjects: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
+    const hash = createHash('sha256');
+    let chunks = 0;
+    let size = 0;
+    try {
+      for await (const message of messages) {
+        hash.update(message.data);
+        size += message.data.length;
+        yield message.data;
+        if (++chunks === info.chunks) break;
+      }
+    } finally {
+      await messages.close();
+      // Best effort: an ordered consumer left behind expires on the server by itself.
+      consumer.delete().catch(() => undefined);
+    }
+    const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
+    if (size !== info.size || !hash.digest().equals(expected)) {
+      throw Object.assign(new Error(`the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`), { code: 'EIO' });
+    }
+  }
+}
+
+function discardedKey(name: string): string {
+  return `${DISCARDED}.${name}`;
+}
