@@ -14,7 +14,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { FsEntry, GridFs } from './contract.ts';
 import { GridObjects } from './grid-objects.ts';
-import { bucketsOf, textOfToken, tokenOf, type OwnerBuckets } from './grid-names.ts';
+import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from './grid-names.ts';
+import { retryingTimeouts } from './jetstream-retry.ts';
 
 export interface NatsGridFsOptions {
   /** `ed25519:BASE64`: every owner has buckets of its own. */
@@ -51,26 +52,26 @@ const MAX_KEY_LENGTH = 3000;
 export class NatsGridFs implements GridFs {
   /** Creates the owner's buckets where missing (their first user decides their replicas) and `/`. */
   static async open(nc: NatsConnection, options: NatsGridFsOptions): Promise<NatsGridFs> {
-    if (!Number.isInteger(options.replicas) || options.replicas < 1 || options.replicas > 5) {
-      throw new Error(`replicas is ${options.replicas}; expected an integer from 1 (a lone node) to 5 (JetStream's limit)`);
-    }
+    checkReplicas(options.replicas);
     const buckets = bucketsOf(options.owner);
     const leaseMs = options.readerLeaseMs ?? DEFAULT_READER_LEASE_MS;
     const js = jetstream(nc);
     const kvm = new Kvm(js);
-    // Gets from the stream leader, not from any replica: a path's entry is read as last written.
-    const [namespace, readers, files, jsm] = await Promise.all([
-      kvm.create(buckets.namespace, { history: 1, replicas: options.replicas, allow_direct: false }),
-      kvm.create(buckets.readers, { history: 1, replicas: options.replicas, allow_direct: false, ttl: leaseMs }),
-      new Objm(js).create(buckets.files, { replicas: options.replicas, storage: StorageType.File }),
-      jetstreamManager(nc),
-    ]);
-    const objects = new GridObjects({
-      js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, leaseMs, logger: options.logger,
+    return retryingTimeouts(`opening the shared files of ${options.owner}`, async () => {
+      // Gets from the stream leader, not from any replica: a path's entry is read as last written.
+      const [namespace, readers, files, jsm] = await Promise.all([
+        kvm.create(buckets.namespace, { history: 1, replicas: options.replicas, allow_direct: false }),
+        kvm.create(buckets.readers, { history: 1, replicas: options.replicas, allow_direct: false, ttl: leaseMs }),
+        new Objm(js).create(buckets.files, { replicas: options.replicas, storage: StorageType.File }),
+        jetstreamManager(nc),
+      ]);
+      const objects = new GridObjects({
+        js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, leaseMs, logger: options.logger,
+      });
+      const fs = new NatsGridFs(buckets, namespace, objects, options.logger);
+      await fs.ensureRoot();
+      return fs;
     });
-    const fs = new NatsGridFs(buckets, namespace, objects, options.logger);
-    await fs.ensureRoot();
-    return fs;
   }
 
   private constructor(
@@ -209,7 +210,7 @@ export class NatsGridFs implements GridFs {
   }
 
   private async lookup(path: string): Promise<Found | null> {
-    const stored = await this.namespace.get(keyOf(path));
+    const stored = await retryingTimeouts(`looking up ${path}`, () => this.namespace.get(keyOf(path)));
     if (!stored || stored.operation !== 'PUT') return null;
     let entry: unknown;
     try {
@@ -273,10 +274,12 @@ export class NatsGridFs implements GridFs {
     return this.keysMatching(`${key}.*`);
   }
 
-  private async keysMatching(filter: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await this.namespace.keys(filter)) keys.push(key);
-    return keys;
+  private keysMatching(filter: string): Promise<string[]> {
+    return retryingTimeouts(`listing ${filter} in ${this.buckets.namespace}`, async () => {
+      const keys: string[] = [];
+      for await (const key of await this.namespace.keys(filter)) keys.push(key);
+      return keys;
+    });
   }
 }
 

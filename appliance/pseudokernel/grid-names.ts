@@ -1,5 +1,5 @@
-// Names in JetStream for one owner's shared state: the buckets, and the key tokens of
-// paths and process rows. Pure.
+// One owner's shared state in JetStream: the names of its buckets, the key tokens of
+// paths and process rows, and how many copies a bucket keeps. Pure.
 import { createHash } from 'node:crypto';
 import { parsePublicKey } from '../../blueprints/keys.ts';
 
@@ -35,4 +35,11 @@ export function tokenOf(text: string): string {
 
 export function textOfToken(token: string): string {
   return Buffer.from(token, 'base64url').toString('utf8');
+}
+
+/** Checks a bucket's number of copies: 1 on a lone node, up to 3 in a cluster (JetStream allows 5). */
+export function checkReplicas(replicas: number): void {
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new Error(`replicas is ${replicas}; expected an integer from 1 (a lone node) to 5 (JetStream's limit), at most the number of servers`);
+  }
 }

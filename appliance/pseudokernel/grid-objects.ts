@@ -10,6 +10,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
+import { retryingTimeouts } from './jetstream-retry.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -46,13 +47,12 @@ export class GridObjects {
    */
   async open(name: string, path: string): Promise<Readable | null> {
     const lease = await this.hold(name);
-    let info: ObjectInfo | null = null;
-    try {
-      if ((await this.parts.namespace.get(discardedKey(name))) === null) info = await this.parts.files.info(name);
-    } catch (err) {
+    const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
+      return (await this.parts.namespace.get(discardedKey(name))) === null ? this.parts.files.info(name) : null;
+    }).catch(async (err: unknown) => {
       await lease.release();
       throw err;
-    }
+    });
     if (!info) {
       await lease.release();
       return null;
@@ -74,8 +74,11 @@ export class GridObjects {
 
   /** Deletes every discarded object that no reader holds (also those whose reader died). */
   async collect(): Promise<void> {
-    const discarded: string[] = [];
-    for await (const key of await this.parts.namespace.keys(`${DISCARDED}.*`)) discarded.push(key.slice(DISCARDED.length + 1));
+    const discarded = await retryingTimeouts(`listing discarded file versions in ${this.parts.namespaceBucket}`, async () => {
+      const names: string[] = [];
+      for await (const key of await this.parts.namespace.keys(`${DISCARDED}.*`)) names.push(key.slice(DISCARDED.length + 1));
+      return names;
+    });
     for (const name of discarded) {
       if (await this.held(name)) continue;
       await this.parts.files.delete(name);
@@ -84,9 +87,11 @@ export class GridObjects {
     }
   }
 
-  private async held(name: string): Promise<boolean> {
-    for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
-    return false;
+  private held(name: string): Promise<boolean> {
+    return retryingTimeouts(`looking for readers of file version ${name}`, async () => {
+      for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
+      return false;
+    });
   }
 
   private async hold(name: string): Promise<{ release(): Promise<void> }> {

@@ -1,0 +1,22 @@
+// nats-server 2.9 does not answer API requests about a stream that has no leader yet
+// (just created by another node, or its leader's server went away): the request times
+// out. Idempotent requests are asked again, a bounded number of times.
+import { TimeoutError } from '@nats-io/transport-node';
+
+const ATTEMPTS = 3;
+
+/** `request()`, asked again after a timeout; the last failure names `what`. */
+export async function retryingTimeouts<T>(what: string, request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      if (!isTimeout(err)) throw err;
+      if (attempt === ATTEMPTS) throw new Error(`${what}: JetStream did not answer ${ATTEMPTS} times (a stream without a leader?)`, { cause: err });
+    }
+  }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof TimeoutError || (err instanceof Error && err.cause instanceof TimeoutError);
+}

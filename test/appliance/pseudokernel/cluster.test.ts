@@ -1,0 +1,90 @@
+// Three supervised nats-servers clustered on loopback (one JetStream cluster, buckets
+// with 3 replicas): what one node's connection writes, another node's reads.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import t from 'tap';
+import { createLogger } from '../../../appliance/logger.ts';
+import { NatsGridFs } from '../../../appliance/pseudokernel/grid-fs.ts';
+import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
+import { NatsProcTable } from '../../../appliance/pseudokernel/proc-table.ts';
+import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { waitFor } from '../../helpers/wait.ts';
+
+const SERVERS = 3;
+const REPLICAS = Math.min(SERVERS, 3);
+const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
+const dir = mkdtempSync(join(tmpdir(), 'zone-cluster-'));
+const logger = createLogger({ level: 'error' });
+const servers: NatsServer[] = [];
+const connections: NatsConnection[] = [];
+
+t.before(async () => {
+  const ports = await freeLoopbackPorts(2 * SERVERS);
+  const clusterPorts = ports.slice(SERVERS);
+  for (let i = 0; i < SERVERS; i++) {
+    servers.push(new NatsServer({
+      dataDir: join(dir, `n${i}`), serverName: `n${i}`, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
+      cluster: { name: 'zone-test', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`) },
+    }));
+  }
+  // Together: JetStream answers only once the cluster has elected its meta leader.
+  await Promise.all(servers.map((server) => server.start()));
+  connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
+});
+
+t.teardown(async () => {
+  await Promise.all(connections.map((nc) => nc.close()));
+  await Promise.all(servers.map((server) => server.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+t.test('a file written through one server is read byte-exact through the others', async (t) => {
+  const [fs0, fs1, fs2] = await Promise.all(connections.map((nc) => NatsGridFs.open(nc, { owner: OWNER, replicas: REPLICAS, logger })));
+  const info = await (await jetstreamManager(connections[0]!)).streams.info(`OBJ_${fs0!.buckets.files}`);
+  t.equal(info.config.num_replicas, REPLICAS);
+  t.equal((info.cluster?.replicas?.length ?? 0) + 1, REPLICAS, 'the contents are on every server');
+
+  const data = randomBytes(16 * 2 ** 20);
+  await fs0!.mkdir('/shared');
+  await fs0!.write('/shared/data.bin', Readable.from([data]));
+  for (const [i, fs] of [[1, fs1!], [2, fs2!]] as const) {
+    t.match(await fs.stat('/shared/data.bin'), { type: 'file', size: data.length }, `stat through n${i}`);
+    t.equal(sha256(await buffer(await fs.read('/shared/data.bin'))), sha256(data), `16 MiB byte-exact through n${i}`);
+  }
+  await fs1!.rename('/shared/data.bin', '/shared/renamed.bin');
+  t.same(await fs2!.list('/shared'), ['renamed.bin'], 'a rename through n1 is seen through n2');
+  await fs2!.write('/shared/renamed.bin', Readable.from([Buffer.from('small now')]));
+  t.equal((await buffer(await fs0!.read('/shared/renamed.bin'))).toString(), 'small now');
+});
+
+t.test('process rows published on two nodes are listed on the third', async (t) => {
+  const [table0, table1, table2] = await Promise.all(connections.map((nc) => NatsProcTable.open(nc, { owner: OWNER, replicas: REPLICAS, logger })));
+  const since = new Date().toISOString();
+  await table0!.publish({ node: 'n0', blueprint: 'video', workload: 'camera', kind: 'container', state: 'running', restarts: 0, since });
+  await table1!.publish({ node: 'n1', blueprint: 'video', workload: 'detector', kind: 'vm', state: 'backoff', restarts: 3, since });
+  t.same((await table2!.list()).map((row) => `${row.node}/${row.workload}/${row.state}`), ['n0/camera/running', 'n1/detector/backoff']);
+  await table1!.remove('n1', 'video', 'detector');
+  t.same((await table2!.list()).map((row) => row.workload), ['camera']);
+});
+
+t.test('with one server killed, the others still write; restarted, it serves what was written meanwhile', async (t) => {
+  const fs0 = await NatsGridFs.open(connections[0]!, { owner: OWNER, replicas: REPLICAS, logger });
+  const victim = servers[2]!;
+  const pid = victim.pid!;
+  process.kill(pid, 'SIGKILL');
+  // Two of three servers are a quorum; a stream whose leader was on n2 answers once it has elected another.
+  const data = randomBytes(2 ** 20);
+  await waitFor(() => fs0.write('/while-down.bin', Readable.from([data])).then(() => true), { timeoutMs: 30_000, what: 'a write with n2 down' });
+  await waitFor(() => victim.pid !== pid && victim.pid, { timeoutMs: 10_000, what: 'n2 restarted by its supervisor' });
+  const fs2 = await NatsGridFs.open(connections[2]!, { owner: OWNER, replicas: REPLICAS, logger });
+  const read = await waitFor(async () => buffer(await fs2.read('/while-down.bin')), { timeoutMs: 20_000, what: '/while-down.bin through n2\'s connection' });
+  t.equal(sha256(read), sha256(data));
+});
