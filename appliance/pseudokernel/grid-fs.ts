@@ -123,7 +123,14 @@ export class NatsGridFs implements GridFs {
       }
       throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while being written`);
     } catch (err) {
-      await this.discard(object.name, path);
+      // A swap that timed out may have been applied: then the write took effect.
+      const now = await this.lookup(path).catch(() => undefined);
+      if (now?.entry.object === object.name) {
+        if (found?.entry.object) await this.discard(found.entry.object, path);
+        return;
+      }
+      // Unknown (JetStream unreachable): a version left behind costs storage, deleting a referenced one a file.
+      if (now !== undefined) await this.discard(object.name, path);
       throw err;
     }
   }
