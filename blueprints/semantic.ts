@@ -82,6 +82,17 @@ export function semanticProblems(bp: Blueprint): Problem[] {
   });
 
   const names = new Set(workloads.map((w) => w.name));
+  // One pipe per stdout and per stdin, as in a shell; a pipe declared twice is still one pipe.
+  const joinedBy = new Map<string, string>();
+  pipes.forEach((p, i) => {
+    const pipe = `${p.from} -> ${p.to}`;
+    for (const [key, end] of [['from', p.from], ['to', p.to]] as const) {
+      if (end.includes('/')) continue; // a remote end's own blueprint says what joins it
+      const other = joinedBy.get(end);
+      if (other === undefined) joinedBy.set(end, pipe);
+      else if (other !== pipe) problems.push({ field: `/pipes/${i}/${key}`, message: `${end} is already joined by the pipe ${other} (one pipe per stdout and per stdin)` });
+    }
+  });
   pipes.forEach((p, i) => {
     const ends = [['from', p.from, 'stdout'], ['to', p.to, 'stdin']] as const;
     let local = 0;

@@ -64,9 +64,28 @@ export interface LogOptions {
   tail?: number;
 }
 
+export interface AttachOptions {
+  /** Attach stdin (true by default). Off, the returned stdin is destroyed (writes fail). */
+  stdin?: boolean;
+  /**
+   * Attach stdout (true by default), and with `replay` have it carry the current
+   * incarnation's output from its first byte rather than from now.
+   */
+  stdout?: boolean;
+  replay?: boolean;
+}
+
 export interface AttachedStreams {
   stdin: Writable;
   stdout: Readable;
+  /** The incarnation (its startedAt) the streams belong to, when the driver knows it. */
+  startedAt?: string | null;
+  /**
+   * With `replay`: true when stdout was attached before the incarnation started, so it
+   * holds every byte; false when the bytes before the attach come from the engine's
+   * log, which is best effort around the moment of the attach.
+   */
+  exact?: boolean;
 }
 
 /** What the appliance gives every driver at construction. */
@@ -115,6 +134,6 @@ export interface Driver {
   /** Subscribes to events (reconnecting on its own); returns the unsubscribe function. */
   watch(listener: (event: DriverEvent) => void): () => void;
   logs(id: string, options: LogOptions): Promise<Readable>;
-  attach(id: string): Promise<AttachedStreams>;
+  attach(id: string, options?: AttachOptions): Promise<AttachedStreams>;
   close(): Promise<void>;
 }

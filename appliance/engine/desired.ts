@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
+import { pipedStreams } from '../pseudokernel/pipes.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 /** `zone-<blueprint>-<workload>-<8 hex of sha256(node|owner|blueprint|workload)>`: stable and unique per node. */
@@ -13,7 +14,7 @@ export function workloadId(node: string, owner: string, blueprint: string, workl
 
 export function desiredWorkloads(node: string, blueprints: readonly StoredBlueprint[]): WorkloadSpec[] {
   return blueprints.filter((b) => !b.deleted).flatMap((b) => (b.document.workloads ?? []).map((w) => {
-    const definition = normalizeWorkload(w);
+    const definition = { ...normalizeWorkload(w), ...pipedStreams(node, { name: b.name, owner: b.owner, pipes: b.document.pipes }, w.name) };
     return {
       node, owner: b.owner, blueprint: b.name, workload: w.name,
       id: workloadId(node, b.owner, b.name, w.name),

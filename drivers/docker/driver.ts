@@ -1,17 +1,18 @@
 // The Docker driver: workloads of kind `container` through dockerode. The translation
 // is in spec.ts (create options) and observed.ts (inspect -> ObservedWorkload); this
 // file is the I/O.
-import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import type {
-  AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+  AttachOptions, AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
 } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
+import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
 import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
-import { LABELS, containerCreateOptions } from './spec.ts';
+import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 
 export interface DockerDriverOptions {
   /** dockerd's API socket; /var/run/docker.sock by default. */
@@ -22,7 +23,21 @@ export interface DockerDriverOptions {
   removeGraceMs?: number;
 }
 
+/** A stdout attached before ensure() started its container: every byte of that incarnation. */
+interface HeldStdout {
+  stdout: Readable;
+  startedAt: Promise<string | null>;
+}
+
+/** What ensure() does with the stdout it holds: say which incarnation it is, or let it go (the start failed). */
+interface HoldHandle {
+  started(at: string | null): void;
+  drop(): void;
+}
+
 const DEFAULT_SOCKET = '/var/run/docker.sock';
+/** See attachReplaying. */
+const REPLAY_MARGIN_MS = 100;
 const DEFAULT_REMOVE_GRACE_MS = 10_000;
 
 export class DockerDriver implements Driver {
@@ -30,6 +45,8 @@ export class DockerDriver implements Driver {
   private readonly docker: Docker;
   private readonly socketPath: string;
   private readonly events: DockerEventFeed;
+  /** By container name, until attach(id, { replay: true }) takes it. */
+  private readonly held = new Map<string, HeldStdout>();
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
@@ -74,13 +91,21 @@ export class DockerDriver implements Driver {
         throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
       }
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
+      let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
+        // A piped stdout is attached before the start, so that its reader gets the first byte too.
+        if (spec.definition.stdout === 'pipe') held = await this.holdStdout(spec.id);
         await this.docker.getContainer(spec.id).start().catch((err: unknown) => {
-          if (statusCodeOf(err) === 304) return; // already running
+          held?.drop();
+          if (statusCodeOf(err) === 304) return; // already running: started by someone else, not held from its start
           throw specErrorOf(spec.workload, err) ?? err;
         });
       }
-      const now = await this.inspect(spec.id);
+      const now = await this.inspect(spec.id).catch((err: unknown) => {
+        held?.drop();
+        throw err;
+      });
+      held?.started(now?.startedAt ?? null);
       if (!now) throw new Error(`container ${spec.id} was removed while it was being started`);
       return now;
     });
@@ -109,6 +134,8 @@ export class DockerDriver implements Driver {
       await container.stop({ t: Math.ceil((this.options.removeGraceMs ?? DEFAULT_REMOVE_GRACE_MS) / 1000) }).catch(ignoreStatus(304, 404));
       // v: its anonymous volumes go with it; 409: a removal is already under way.
       await container.remove({ force: true, v: true }).catch(ignoreStatus(404, 409));
+      this.held.get(id)?.stdout.destroy();
+      this.held.delete(id);
     });
   }
 
@@ -135,16 +162,22 @@ export class DockerDriver implements Driver {
     });
   }
 
-  async attach(id: string): Promise<AttachedStreams> {
+  /**
+   * With `replay`, stdout is the current incarnation's from its first byte: the stdout
+   * ensure() attached before starting it (exact), else the container's log, then the
+   * live stream. With `stdout: false` stdout carries nothing and ends when the attach does
+   * (for a StdinOnce container, when it stops).
+   */
+  async attach(id: string, options: AttachOptions = {}): Promise<AttachedStreams> {
     return this.call(async () => {
-      const socket = await this.docker.getContainer(id).attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true });
-      const stdout = new PassThrough();
-      // No TTY, so stdout arrives framed; stderr is not requested, so no stderr frames come.
-      this.docker.modem.demuxStream(socket, stdout, stdout);
-      socket.on('end', () => stdout.end());
-      socket.on('close', () => stdout.end());
-      socket.on('error', (err: Error) => stdout.destroy(err));
-      return { stdin: socket as Duplex, stdout };
+      const stdin = options.stdin ?? true;
+      const stdout = options.stdout ?? true;
+      if (!stdout || !options.replay) return this.attachStdio(id, stdin, stdout);
+      const held = this.held.get(id);
+      if (!held) return this.attachReplaying(id, stdin);
+      this.held.delete(id);
+      const input = stdin ? (await this.attachStdio(id, true, false)).stdin : refusingStdin();
+      return { stdin: input, stdout: held.stdout, startedAt: await held.startedAt, exact: true };
     });
   }
 
@@ -155,6 +188,94 @@ export class DockerDriver implements Driver {
 
   async close(): Promise<void> {
     this.events.stop();
+    for (const held of this.held.values()) held.stdout.destroy();
+    this.held.clear();
+  }
+
+  private async attachStdio(id: string, stdin: boolean, stdout: boolean): Promise<AttachedStreams> {
+    const socket = await this.docker.getContainer(id).attach({ stream: true, stdin, stdout, stderr: false, hijack: true }) as Duplex;
+    // No TTY, so stdout arrives framed; stderr is not requested, so no stderr frames come.
+    const out = new FrameDemuxer();
+    socket.pipe(out);
+    socket.on('close', () => {
+      if (!out.writableEnded) out.end();
+    });
+    socket.on('error', (err: Error) => out.destroy(err));
+    // Without stdin, the reader owns the attach: when it gives up, the attach ends (a
+    // stdout nobody reads would stall the container once Docker's buffer is full).
+    if (!stdin) out.on('close', () => socket.destroy());
+    return { stdin: stdin ? socket : refusingStdin(), stdout: out };
+  }
+
+  /**
+   * Attaches stdout before a start and keeps it for attach(id, { replay: true }). Until
+   * that reader comes, Docker buffers about 1 MiB, then the container waits on its
+   * stdout as on a full pipe.
+   */
+  private async holdStdout(id: string): Promise<HoldHandle> {
+    const { stdout } = await this.attachStdio(id, false, true);
+    let started: (at: string | null) => void = () => {};
+    const held: HeldStdout = { stdout, startedAt: new Promise((resolve) => (started = resolve)) };
+    // An earlier incarnation's stdout nobody took is not taken any more.
+    this.held.get(id)?.stdout.destroy();
+    this.held.set(id, held);
+    return {
+      started,
+      drop: () => {
+        if (this.held.get(id) === held) this.held.delete(id);
+        held.stdout.destroy();
+        started(null);
+      },
+    };
+  }
+
+  /**
+   * The current incarnation's stdout without a held attach (the appliance restarted since
+   * the start): the live stream attached first, then the log of this incarnation read, so
+   * nothing falls between them; bytes written in that instant can come twice, and the
+   * log keeps only valid UTF-8 and the last `max-size * max-file` bytes. An exited
+   * container gives its log only.
+   */
+  private async attachReplaying(id: string, stdin: boolean): Promise<AttachedStreams> {
+    const before = await this.inspect(id);
+    if (!before) throw new Error(`container ${id} does not exist: nothing to attach to`);
+    if (before.state === 'created') return { ...(await this.attachStdio(id, stdin, true)), startedAt: null, exact: true };
+    let live = before.state !== 'exited' ? await this.attachStdio(id, stdin, true) : null;
+    const after = live ? await this.inspect(id) : before;
+    if (!after || after.startedAt !== before.startedAt) {
+      live?.stdin.destroy();
+      live?.stdout.destroy();
+      throw new Error(`container ${id} was restarted or removed while it was being attached; attach again`);
+    }
+    if (live && after.state === 'exited') {
+      // It ended meanwhile: an attach after the end would wait for the next start; its log is whole.
+      live.stdin.destroy();
+      live.stdout.destroy();
+      live = null;
+    }
+    // The log has no incarnation marks, only times, and Docker's times are a little off
+    // both ways: the first lines are logged a moment before StartedAt is recorded, the
+    // last ones a moment after FinishedAt. Starting a container takes longer than
+    // REPLAY_MARGIN_MS, so that much around an incarnation's times is its own.
+    const since = after.startedAt ? dockerTimestamp(after.startedAt, -REPLAY_MARGIN_MS) : '0';
+    const until = live || !after.finishedAt ? {} : { until: dockerTimestamp(after.finishedAt, REPLAY_MARGIN_MS) };
+    const raw = await (this.docker.getContainer(id).logs as (o: object) => Promise<Buffer>)({ follow: false, stdout: true, stderr: false, since, ...until })
+      .catch((err: unknown) => {
+        live?.stdin.destroy();
+        live?.stdout.destroy();
+        throw err;
+      });
+    const replayed = Readable.from([raw]).pipe(new FrameDemuxer());
+    const out = new PassThrough();
+    replayed.pipe(out, { end: false });
+    replayed.on('error', (err: Error) => out.destroy(err));
+    replayed.on('end', () => {
+      if (!live) return out.end();
+      live.stdout.on('error', (err: Error) => out.destroy(err));
+      live.stdout.pipe(out);
+    });
+    out.on('close', () => live?.stdout.destroy());
+    return { stdin: live?.stdin ?? refusingStdin(), stdout: out, startedAt: before.startedAt, exact: false };
   }
 
   /** Validated inspect data, or null when there is no such container. */
@@ -175,6 +296,11 @@ export class DockerDriver implements Driver {
       throw engineErrorOf(err, this.socketPath);
     }
   }
+}
+
+/** A stdin that was not attached: destroyed, so a write fails (through its callback) instead of going nowhere. */
+function refusingStdin(): Writable {
+  return new Writable().destroy();
 }
 
 function ignoreStatus(...codes: number[]) {

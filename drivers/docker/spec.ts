@@ -89,9 +89,10 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
     ...(d.hostNetwork ? {} : { Hostname: d.name }),
     Env: Object.keys(d.env).sort().map((name) => `${name}=${envValue(spec, name, d.env[name] ?? '', openSecret)}`),
     Labels: containerLabels(spec),
-    // Stdin stays open and survives detaches, so pipes can attach and re-attach.
+    // Stdin stays open and survives detaches, so shells can attach and re-attach; the
+    // stdin of a pipe's end instead gets EOF when its feeder closes the attach.
     OpenStdin: true,
-    StdinOnce: false,
+    StdinOnce: d.stdin === 'pipe',
     Tty: false,
     ExposedPorts: exposed,
     // Health is what the blueprint says: an image's own HEALTHCHECK is switched off.
@@ -106,6 +107,18 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
       : { Test: ['NONE'] },
     HostConfig: hostConfig,
   };
+}
+
+/**
+ * Docker's `since`/`until` form of one of its RFC 3339 times, moved by `shiftMs`: seconds
+ * since the epoch with nanoseconds (`1714557600.123456789`), which a Date would round.
+ */
+export function dockerTimestamp(time: string, shiftMs = 0): string {
+  const m = /^([^.]+?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+  const ms = m ? Date.parse(`${m[1]}${m[3]}`) : Number.NaN;
+  if (!m || Number.isNaN(ms)) throw new Error(`"${time}" is not an RFC 3339 time (e.g. 2024-05-01T10:00:00.123456789Z)`);
+  const ns = BigInt(ms + shiftMs) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
 }
 
 function envValue(spec: WorkloadSpec, name: string, value: string, openSecret: (sealed: string) => string): string {

@@ -40,6 +40,8 @@ t.test('semantic rules: unique names, resolvable references, addresses inside su
     ['pipe to nowhere', { ...bp, pipes: [{ from: 'camera.stdout', to: 'ghost.stdin' }] }, '/pipes/0/to', /"ghost" is not declared/],
     ['pipe from stdin', { ...bp, pipes: [{ from: 'camera.stdin', to: 'detector.stdin' }] }, '/pipes/0/from', /WORKLOAD\.stdout/],
     ['pipe between remote ends', { ...bp, pipes: [{ from: 'n2/bp/a.stdout', to: 'n3/bp/b.stdin' }] }, '/pipes/0', /at least one end/],
+    ['one stdout into two pipes', { ...bp, pipes: [{ from: 'camera.stdout', to: 'detector.stdin' }, { from: 'camera.stdout', to: 'n2/bp/b.stdin' }] }, '/pipes/1/from', /camera\.stdout is already joined by the pipe camera\.stdout -> detector\.stdin/],
+    ['two pipes into one stdin', { ...bp, pipes: [{ from: 'camera.stdout', to: 'detector.stdin' }, { from: 'n2/bp/a.stdout', to: 'detector.stdin' }] }, '/pipes/1/to', /detector\.stdin is already joined/],
     ['tombstone with workloads', { ...bp, delete: true }, '/workloads', /a tombstone \(delete: true\) has no workloads/],
   ];
   for (const [what, value, field, message] of cases) {
@@ -50,6 +52,7 @@ t.test('semantic rules: unique names, resolvable references, addresses inside su
   }
   t.same(blueprintProblems({ name: bp.name, version: 5, owner: bp.owner, node: 'node1', delete: true }), [], 'a bare tombstone is valid');
   t.same(blueprintProblems({ ...bp, pipes: [{ from: 'camera.stdout', to: 'node2/sink/reader.stdin' }] }), [], 'a pipe to a remote workload');
+  t.same(blueprintProblems({ ...bp, pipes: [bp.pipes![0]!, bp.pipes![0]!] }), [], 'a pipe declared twice is one pipe');
 });
 
 t.test('the committed JSON Schema is what the TypeBox schema produces', async (t) => {

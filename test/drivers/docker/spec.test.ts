@@ -3,7 +3,7 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload, Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions } from '../../../drivers/docker/spec.ts';
+import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions, dockerTimestamp } from '../../../drivers/docker/spec.ts';
 
 const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
 
@@ -43,7 +43,7 @@ t.test('a plain workload gets the safe defaults', async (t) => {
   t.same(h.Devices, []);
   t.equal(h.Init, true);
   t.equal(o.OpenStdin, true);
-  t.equal(o.StdinOnce, false);
+  t.equal(o.StdinOnce, false, 'stdin survives detaches');
   t.equal(o.Tty, false);
   t.same(o.Healthcheck, { Test: ['NONE'] }, 'an image HEALTHCHECK is switched off');
   t.equal(o.Cmd, undefined, 'the image command when none is given');
@@ -125,6 +125,24 @@ t.test('sealed env values are opened; a value that cannot be opened is not quote
   t.type(err, WorkloadSpecError);
   t.equal(err.field, 'env.TOKEN');
   t.notMatch(err.message, sealed);
+});
+
+t.test('the stdin of a pipe\'s end closes with its feeder\'s attach (StdinOnce); a piped stdout changes nothing here', async (t) => {
+  const piped = (streams: { stdin?: 'pipe'; stdout?: 'pipe' }): WorkloadSpec => {
+    const spec = specOf();
+    return { ...spec, definition: { ...spec.definition, ...streams } };
+  };
+  t.match(containerCreateOptions(piped({ stdin: 'pipe' }), noSecrets), { OpenStdin: true, StdinOnce: true, Tty: false });
+  t.match(containerCreateOptions(piped({ stdout: 'pipe' }), noSecrets), { OpenStdin: true, StdinOnce: false, Tty: false });
+});
+
+t.test('Docker times become since/until timestamps with their nanoseconds', async (t) => {
+  t.equal(dockerTimestamp('2024-05-01T10:00:00.123456789Z'), '1714557600.123456789');
+  t.equal(dockerTimestamp('2024-05-01T10:00:00.5Z'), '1714557600.500000000');
+  t.equal(dockerTimestamp('2024-05-01T10:00:00Z'), '1714557600.000000000');
+  t.equal(dockerTimestamp('2024-05-01T10:00:00.050000001Z', -100), '1714557599.950000001', 'moved back across a second');
+  t.equal(dockerTimestamp('2024-05-01T12:00:00.25+02:00'), '1714557600.250000000');
+  t.throws(() => dockerTimestamp('yesterday'), /"yesterday" is not an RFC 3339 time/);
 });
 
 t.test('a vm workload is not the docker driver\'s', async (t) => {
