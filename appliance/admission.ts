@@ -38,7 +38,7 @@ export function nodeReserve(total: Capacity): Capacity {
 /** What a blueprint's workloads reserve (nothing for a tombstone). */
 export function demandOf(bp: Blueprint): Capacity {
   if (bp.delete) return ZERO;
-  return (bp.workloads ?? []).map(normalizeWorkload).reduce<Capacity>(
+  return (bp.workloads ?? []).map((w) => normalizeWorkload(w)).reduce<Capacity>(
     (sum, w) => add(sum, { cpus: w.cpus, memoryBytes: w.memoryBytes, diskBytes: w.diskBytes }), ZERO);
 }
 

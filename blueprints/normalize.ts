@@ -2,7 +2,7 @@
 // mean the same compare equal (a spec hash over this, never over the raw YAML).
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import type { RestartPolicy, Workload } from './schema.ts';
+import type { Network, RestartPolicy, Workload } from './schema.ts';
 import { parseDuration, parseSize } from './units.ts';
 
 export const WORKLOAD_DEFAULTS = {
@@ -38,7 +38,8 @@ export interface NormalizedWorkload {
   vcpus: number;
   restart: RestartPolicy;
   health: NormalizedHealth | null;
-  networks: { name: string; ip: string }[];
+  /** With the subnet of the blueprint's network of that name (a VM configures its interface from it). */
+  networks: { name: string; ip: string; subnet: string | null }[];
   ports: { container: number; host: number; protocol: 'tcp' | 'udp' }[];
   privileged: boolean;
   capabilities: string[];
@@ -56,7 +57,8 @@ export interface NormalizedWorkload {
   stdout?: 'pipe';
 }
 
-export function normalizeWorkload(w: Workload): NormalizedWorkload {
+/** `networks`: the blueprint's declared networks, which the workload's attachments name. */
+export function normalizeWorkload(w: Workload, networks: readonly Network[] = []): NormalizedWorkload {
   const r = w.resources ?? {};
   const vcpus = w.kind === 'vm' ? (w.vcpus ?? 1) : 0;
   return {
@@ -80,7 +82,7 @@ export function normalizeWorkload(w: Workload): NormalizedWorkload {
           retries: w.health.retries ?? WORKLOAD_DEFAULTS.healthRetries,
         }
       : null,
-    networks: (w.networks ?? []).map((n) => ({ name: n.name, ip: n.ip })),
+    networks: (w.networks ?? []).map((n) => ({ name: n.name, ip: n.ip, subnet: networks.find((d) => d.name === n.name)?.subnet ?? null })),
     ports: (w.ports ?? []).map((p) => ({ container: p.container, host: p.host, protocol: p.protocol ?? 'tcp' })),
     privileged: w.privileged ?? false,
     capabilities: [...new Set(w.capabilities ?? [])].sort(),

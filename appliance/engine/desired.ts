@@ -14,7 +14,7 @@ export function workloadId(node: string, owner: string, blueprint: string, workl
 
 export function desiredWorkloads(node: string, blueprints: readonly StoredBlueprint[]): WorkloadSpec[] {
   return blueprints.filter((b) => !b.deleted).flatMap((b) => (b.document.workloads ?? []).map((w) => {
-    const definition = { ...normalizeWorkload(w), ...pipedStreams(node, { name: b.name, owner: b.owner, pipes: b.document.pipes }, w.name) };
+    const definition = { ...normalizeWorkload(w, b.document.networks), ...pipedStreams(node, { name: b.name, owner: b.owner, pipes: b.document.pipes }, w.name) };
     return {
       node, owner: b.owner, blueprint: b.name, workload: w.name,
       id: workloadId(node, b.owner, b.name, w.name),

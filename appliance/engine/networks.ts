@@ -1,8 +1,10 @@
 // The blueprints' networks, kept real beside the workloads: every network of a live
 // blueprint is ensured (the driver applies key, port and peer changes in place and
 // recreates what was deleted), every network no blueprint wants any more is removed,
-// and every running container that names a network is joined to it with its declared
-// IP. Level-triggered like the workload passes: a sync looks at everything each time.
+// every running container that names a network is joined to it with its declared IP,
+// and every VM that names one gets the bridge its domain plugs into (made before the VM
+// runs: a VM that starts first fails once and is retried by the engine's backoff).
+// Level-triggered like the workload passes: a sync looks at everything each time.
 import type { Logger } from 'pino';
 import type { ObservedWorkload } from '../../drivers/contract.ts';
 import type { ContainerAttachment, NetworkDriver, NetworkSpec } from '../../drivers/wireguard/contract.ts';
@@ -15,6 +17,7 @@ export interface NetworkPlan {
   /** Ids of networks the driver manages that no live blueprint declares. */
   remove: string[];
   attach: { spec: NetworkSpec; container: ContainerAttachment }[];
+  attachVm: { spec: NetworkSpec; vm: { workload: string; ip: string } }[];
 }
 
 /** What to do, from the stored blueprints, the networks the driver has and the workloads that run. */
@@ -33,7 +36,9 @@ export function planNetworks(
     const pid = observed.pid;
     return attachmentsOf(b.document, node, w.name).map(({ spec, ip }) => ({ spec, container: { workload: w.name, pid, ip } }));
   }));
-  return { ensure, remove: managed.filter((id) => !wanted.has(id)), attach };
+  const attachVm = live.flatMap((b) => (b.document.workloads ?? []).filter((w) => w.kind === 'vm')
+    .flatMap((w) => attachmentsOf(b.document, node, w.name).map(({ spec, ip }) => ({ spec, vm: { workload: w.name, ip } }))));
+  return { ensure, remove: managed.filter((id) => !wanted.has(id)), attach, attachVm };
 }
 
 export class NetworkSync {
@@ -70,13 +75,17 @@ export class NetworkSync {
     const ready = new Set<string>();
     for (const spec of plan.ensure) {
       await this.driver.ensure(spec).then(
-        (n) => (n.up ? ready.add(spec.id) : this.logger.warn({ blueprint: spec.blueprint, network: spec.network }, 'network not up after ensure')),
+        () => ready.add(spec.id),
         (err: Error) => this.logger.warn({ blueprint: spec.blueprint, network: spec.network, error: err.message }, 'network ensure failed'),
       );
     }
     for (const id of plan.remove) {
       this.logger.info({ network: id }, 'removing network no blueprint declares');
       await this.driver.remove(id).catch((err: Error) => this.logger.warn({ network: id, error: err.message }, 'network remove failed'));
+    }
+    for (const { spec, vm } of plan.attachVm.filter((a) => ready.has(a.spec.id))) {
+      await this.driver.attachVm(spec, vm).catch((err: Error) => this.logger.warn(
+        { blueprint: spec.blueprint, network: spec.network, workload: vm.workload, error: err.message }, 'making a VM\'s bridge failed'));
     }
     for (const { spec, container } of plan.attach.filter((a) => ready.has(a.spec.id))) {
       await this.driver.attachContainer(spec, container).catch((err: Error) => this.logger.warn(

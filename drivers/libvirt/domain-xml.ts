@@ -86,7 +86,8 @@ export function domainXml(plan: DomainPlan): string {
       '@type': 'bridge',
       source: { '@bridge': b.bridge },
       ...(b.mac ? { mac: { '@address': b.mac } } : {}),
-      model: { '@type': 'virtio' },
+      // e1000: one kernel module (no virtio stack) for the container-image guest to load.
+      model: { '@type': 'e1000' },
     }));
   }
   // ttyS0 is a unix socket qemu listens on, logged to a file: logs() reads the file,

@@ -25,7 +25,7 @@ import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf } from './spec.ts';
+import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 
 const execFileP = promisify(execFile);
@@ -54,6 +54,10 @@ const DEFAULTS = {
 };
 const UNIX_PATH_MAX = 107;
 const CONSOLE_SCAN_BYTES = 64 * 1024;
+
+/** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
+const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
+const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
 
 // One probe per kernel per process: it boots a guest, and the answer does not change.
 const probes = new Map<string, Promise<AcceleratorProbe>>();
@@ -133,7 +137,7 @@ export class LibvirtDriver implements Driver {
           consoleLog: this.consoleLogPath(spec.id),
           consoleSocket: this.socketPath(spec.id),
           controlSocket: this.socketPath(spec.id, 'ctl'),
-          bridges: [],
+          bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
           metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
         });
         domain = await hv.domainDefineXML(xml);
@@ -367,13 +371,21 @@ export class LibvirtDriver implements Driver {
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
         const env: Record<string, string> = { ...image.env };
         for (const [name, value] of Object.entries(def.env)) env[name] = value.startsWith('sealed:') ? this.ctx.openSecret(value) : value;
+        const nics = vmNics(spec);
+        const nicModule = join(dirname(this.kernel), NIC_MODULE);
+        if (nics.length > 0 && !(await access(nicModule).then(() => true, () => false))) {
+          throw new Error(`the VM network driver ${nicModule} is missing (scripts/setup-host caches it with the kernel)`);
+        }
         let script: string;
         try {
-          script = guestInitScript({ workload: spec.workload, argv, env, workdir: def.workdir ?? image.workdir });
+          script = guestInitScript({
+            workload: spec.workload, argv, env, workdir: def.workdir ?? image.workdir,
+            ...(nics.length > 0 ? { nics, modules: [GUEST_NIC_MODULE] } : {}),
+          });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));
         }
-        await writeWorkloadInitrd(image.archive, script, initrd);
+        await writeWorkloadInitrd(image.archive, script, initrd, nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {});
       }
       return { kind: 'kernel', kernel: this.kernel, initrd, cmdline: KERNEL_CMDLINE };
     } catch (err) {

@@ -9,6 +9,10 @@ export interface GuestInit {
   /** Clear values: the caller opened any `sealed:` value. */
   env: Record<string, string>;
   workdir: string | null;
+  /** Interfaces to configure (found by MAC); the first one's gateway is the default route. */
+  nics?: { mac: string; address: string; gateway: string }[];
+  /** Kernel modules in the initrd to load first (the NIC driver). */
+  modules?: string[];
 }
 
 /** The line the guest prints once its command is about to start. */
@@ -53,6 +57,17 @@ export function guestInitScript(init: GuestInit): string {
     if (!ENV_NAME.test(name)) throw new RangeError(`environment variable name ${JSON.stringify(name)} is not a shell name`);
     lines.push(`export ${name}=${shellQuote(value)}`);
   }
+  for (const module of init.modules ?? []) lines.push(`insmod ${shellQuote(module)} 2>/dev/null`);
+  if (init.nics?.length) lines.push('ip link set lo up');
+  init.nics?.forEach((nic, i) => {
+    const mac = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(nic.mac) ? nic.mac : null;
+    if (!mac) throw new RangeError(`interface ${i}: ${JSON.stringify(nic.mac)} is not a MAC address`);
+    lines.push(
+      // The driver's probe may finish after insmod returns: look for the MAC a little while.
+      `dev=; n=0; while [ -z "$dev" ] && [ $n -lt 50 ]; do for d in /sys/class/net/*; do [ "$(cat $d/address 2>/dev/null)" = ${mac} ] && dev=\${d##*/}; done; [ -n "$dev" ] || sleep 0.1; n=$((n+1)); done`,
+      `if [ -n "$dev" ]; then ip link set "$dev" up; ip addr add ${shellQuote(nic.address)} dev "$dev"${i === 0 ? `; ip route add default via ${shellQuote(nic.gateway)}` : ''}; else echo "zone: no interface ${mac}"; fi`,
+    );
+  });
   if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
   lines.push(
     // A line on ttyS1 (the driver's stop()) ends the command gracefully: TERM, then KILL.

@@ -4,8 +4,8 @@
 // kernel unpacks concatenated archives in order).
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, chmod, lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, chmod, copyFile, lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -110,12 +110,17 @@ export async function imageRootfs(docker: Docker, image: string, cacheDir: strin
 }
 
 /** Writes the workload's initrd: the image archive followed by an archive holding `/init`. */
-export async function writeWorkloadInitrd(rootfsArchive: string, initScript: string, out: string): Promise<void> {
+/** `extra`: host files to put into the initrd too (absolute path inside -> host path). */
+export async function writeWorkloadInitrd(rootfsArchive: string, initScript: string, out: string, extra: Record<string, string> = {}): Promise<void> {
   const work = await mkdtemp(`${out}.build-`);
   try {
     const root = join(work, 'root');
     await mkdir(root);
     await writeFile(join(root, 'init'), initScript, { mode: 0o755 });
+    for (const [inside, host] of Object.entries(extra)) {
+      await mkdir(dirname(join(root, inside)), { recursive: true });
+      await copyFile(host, join(root, inside));
+    }
     await chmod(join(root, 'init'), 0o755);
     const initArchive = join(work, 'init.cpio.gz');
     await packCpio(root, initArchive);

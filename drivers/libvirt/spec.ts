@@ -1,6 +1,8 @@
 // Pure: which workload specs a VM can honour, and how its image boots.
 import type { WorkloadSpec } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
+import { gatewayOf, prefixLength } from '../wireguard/addresses.ts';
+import { networkId, vmLinks } from '../wireguard/names.ts';
 
 /** Domain names we create (and the only ones we build paths from). */
 export const DOMAIN_ID = /^[a-z0-9][a-z0-9-]{0,199}$/;
@@ -20,7 +22,6 @@ export function vcpusOf(spec: WorkloadSpec): number {
 // Container-only settings a VM cannot honour: refused rather than silently ignored.
 const CONTAINER_ONLY: [keyof WorkloadSpec['definition'], (spec: WorkloadSpec['definition']) => boolean, string][] = [
   ['ports', (d) => d.ports.length > 0, 'published ports need the VM network, which is not attached yet'],
-  ['networks', (d) => d.networks.length > 0, 'VMs do not join overlay networks yet'],
   ['mounts', (d) => d.mounts.length > 0, 'host mounts are not passed to VMs'],
   ['devices', (d) => d.devices.length > 0, 'host devices are not passed to VMs'],
   ['capabilities', (d) => d.capabilities.length > 0, 'capabilities apply to containers only'],
@@ -28,6 +29,24 @@ const CONTAINER_ONLY: [keyof WorkloadSpec['definition'], (spec: WorkloadSpec['de
   ['hostNetwork', (d) => d.hostNetwork, 'hostNetwork applies to containers only'],
   ['health', (d) => d.health !== null, 'health commands need a guest agent, which VMs do not have yet'],
 ];
+
+/** One network interface of a VM: the bridge the network driver made for it, and the guest's address. */
+export interface VmNic {
+  bridge: string;
+  mac: string;
+  /** `10.88.1.20/24` */
+  address: string;
+  gateway: string;
+}
+
+/** The VM's interfaces, one per network it joins, in the blueprint's order. */
+export function vmNics(spec: WorkloadSpec): VmNic[] {
+  return spec.definition.networks.map((n, i) => {
+    if (!n.subnet) throw new WorkloadSpecError(spec.workload, `networks/${i}/name`, `network ${n.name} is not declared in the blueprint`);
+    const { bridge, mac } = vmLinks(networkId({ node: spec.node, owner: spec.owner, blueprint: spec.blueprint, network: n.name }), n.ip);
+    return { bridge, mac, address: `${n.ip}/${prefixLength(n.subnet)}`, gateway: gatewayOf(n.subnet) };
+  });
+}
 
 /** Throws WorkloadSpecError naming the field when the spec cannot run as a VM. */
 export function checkVmSpec(spec: WorkloadSpec): void {

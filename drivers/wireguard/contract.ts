@@ -85,6 +85,11 @@ export interface NetworkDriver {
   remove(id: string): Promise<void>;
   /** Gives the container an interface in the network with its declared IP; idempotent. */
   attachContainer(spec: NetworkSpec, container: ContainerAttachment): Promise<void>;
+  /**
+   * Makes the bridge (in libvirtd's network namespace) that a VM with address `ip`
+   * plugs into, joined to the network; idempotent; returns the bridge's name.
+   */
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<string>;
   /** Removes the container's interface from the network; idempotent. */
   detachContainer(spec: NetworkSpec, ip: string): Promise<void>;
 }

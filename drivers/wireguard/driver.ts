@@ -22,7 +22,7 @@ import { NetworkSpecError } from './contract.ts';
 import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
-import { BRIDGE, containerInterface, containerLink, wireguardInterface } from './names.ts';
+import { BRIDGE, containerInterface, containerLink, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface } from './names.ts';
 import {
   containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
   type ObservedState, type Step, type WireguardDevice,
@@ -37,9 +37,12 @@ export interface WireguardDriverOptions {
   underlayNamespace?: string;
   /** How long a new interface may take to appear. */
   startTimeoutMs?: number;
+  /** A process in the network namespace libvirtd (and so the VMs' taps) lives in; default: libvirtd's, from its pid file. */
+  vmNamespacePid?: number;
 }
 
 const UAPI_DIR = '/var/run/wireguard';
+const LIBVIRTD_PID_FILE = '/run/libvirtd.pid';
 
 export class WireguardDriver implements NetworkDriver {
   readonly kind = 'network' as const;
@@ -100,6 +103,9 @@ export class WireguardDriver implements NetworkDriver {
     return this.serialized(id, async () => {
       const state = await this.state.read(id);
       if (state) await this.stopInterface(state);
+      const vmNs = `/proc/${await this.vmNamespacePid()}/ns/net`;
+      for (const bridge of await this.vmBridges(vmNs, id)) await ip(vmNs, 'link', 'del', bridge);
+      if (!(await readLinks(vmNs)).some((l) => l.name.startsWith(VM_BRIDGE_PREFIX))) await this.allowBridgedVmFrames(vmNs, false);
       if (existsSync(namedNamespace(id))) await runCommand(['ip', 'netns', 'del', id]);
       await this.state.remove(id);
     });
@@ -108,10 +114,7 @@ export class WireguardDriver implements NetworkDriver {
   attachContainer(spec: NetworkSpec, container: ContainerAttachment): Promise<void> {
     return this.serialized(spec.id, async () => {
       const n = spec.definition;
-      const field = `networks/${spec.network}/ip`;
-      const gateway = gatewayOf(n.subnet);
-      if (!isHostIn(n.subnet, container.ip)) throw new WorkloadSpecError(container.workload, field, `${container.ip} is not a host address of subnet ${n.subnet}`);
-      if (container.ip === gateway) throw new WorkloadSpecError(container.workload, field, `${container.ip} is the node's own address in ${n.subnet}; use another`);
+      const gateway = this.checkMemberIp(spec, container.workload, container.ip);
       const ns = namedNamespace(spec.id);
       if (!existsSync(ns)) throw new Error(`network ${spec.network} (${spec.id}) does not exist on this node yet: ensure it first`);
 
@@ -131,6 +134,67 @@ export class WireguardDriver implements NetworkDriver {
       await ip(containerNs, 'link', 'set', 'lo', 'up');
       for (const route of containerRoutes(n)) await ip(containerNs, 'route', 'replace', route, 'via', gateway, 'dev', inside);
     });
+  }
+
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<string> {
+    return this.serialized(spec.id, async () => {
+      this.checkMemberIp(spec, vm.workload, vm.ip);
+      const ns = namedNamespace(spec.id);
+      if (!existsSync(ns)) throw new Error(`network ${spec.network} (${spec.id}) does not exist on this node yet: ensure it first`);
+      const links = vmLinks(spec.id, vm.ip);
+      const vmNs = `/proc/${await this.vmNamespacePid()}/ns/net`;
+      const host = await readLinks(vmNs);
+      if (!host.some((l) => l.name === links.bridge)) {
+        await ip(vmNs, 'link', 'add', links.bridge, 'type', 'bridge');
+        await ip(vmNs, 'link', 'set', links.bridge, 'alias', vmBridgeAlias(spec.id));
+      }
+      if (!host.some((l) => l.name === links.hostEnd)) {
+        // A network end left from an earlier pair would block the new one.
+        if ((await readLinks(ns)).some((l) => l.name === links.networkEnd)) await ip(ns, 'link', 'del', links.networkEnd);
+        await ip(ns, 'link', 'add', links.networkEnd, 'type', 'veth', 'peer', 'name', links.hostEnd, 'netns', String(await this.vmNamespacePid()));
+      }
+      await ip(ns, 'link', 'set', links.networkEnd, 'master', BRIDGE, 'up');
+      await ip(vmNs, 'link', 'set', links.hostEnd, 'master', links.bridge, 'up');
+      await ip(vmNs, 'link', 'set', links.bridge, 'up');
+      await this.allowBridgedVmFrames(vmNs, true);
+      return links.bridge;
+    });
+  }
+
+  /**
+   * Frames between a VM and its network cross a host bridge, and br_netfilter hands
+   * bridged IPv4 to the host's iptables, where Docker's FORWARD policy is DROP (a
+   * per-bridge nf_call_iptables 0 cannot override the host-wide sysctl). One rule lets
+   * frames that stay within VM bridges through; it goes with the last VM bridge.
+   */
+  private async allowBridgedVmFrames(vmNs: string, allow: boolean): Promise<void> {
+    const rule = ['FORWARD', '-i', `${VM_BRIDGE_PREFIX}+`, '-o', `${VM_BRIDGE_PREFIX}+`, '-j', 'ACCEPT', '-m', 'comment', '--comment', 'zone: VMs on their networks'];
+    const present = await runCommand(inNamespace(vmNs, ['iptables', '-C', ...rule])).then(() => true, () => false);
+    if (allow && !present) await runCommand(inNamespace(vmNs, ['iptables', '-I', ...rule]));
+    if (!allow && present) await runCommand(inNamespace(vmNs, ['iptables', '-D', ...rule]));
+  }
+
+  /** libvirtd's pid (its taps live in its namespace); this process's when libvirtd is not running. */
+  private async vmNamespacePid(): Promise<number> {
+    if (this.options.vmNamespacePid) return this.options.vmNamespacePid;
+    const pid = Number((await readFile(LIBVIRTD_PID_FILE, 'utf8').catch(() => '')).trim());
+    return Number.isSafeInteger(pid) && pid > 0 && existsSync(`/proc/${pid}/ns/net`) ? pid : process.pid;
+  }
+
+  /** Throws unless `ip` may be a member's address in the network; returns the network's gateway. */
+  private checkMemberIp(spec: NetworkSpec, workload: string, memberIp: string): string {
+    const { subnet } = spec.definition;
+    const field = `networks/${spec.network}/ip`;
+    const gateway = gatewayOf(subnet);
+    if (!isHostIn(subnet, memberIp)) throw new WorkloadSpecError(workload, field, `${memberIp} is not a host address of subnet ${subnet}`);
+    if (memberIp === gateway) throw new WorkloadSpecError(workload, field, `${memberIp} is the node's own address in ${subnet}; use another`);
+    return gateway;
+  }
+
+  /** The VM bridges of network `id` (found by their alias). */
+  private async vmBridges(vmNs: string, id: string): Promise<string[]> {
+    const out = await ip(vmNs, '-o', 'link', 'show', 'type', 'bridge');
+    return out.split('\n').filter((line) => line.includes(`alias ${vmBridgeAlias(id)}`)).map((line) => line.split(':')[1]!.trim().split('@')[0]!);
   }
 
   detachContainer(spec: NetworkSpec, containerIp: string): Promise<void> {

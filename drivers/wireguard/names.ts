@@ -33,3 +33,21 @@ export function containerLink(ip: string): string {
 export function containerInterface(id: string): string {
   return id;
 }
+
+/**
+ * A VM joins a network through a bridge in the network namespace of libvirtd (the host's):
+ * libvirt plugs the VM's tap into `zb-`, and a veth pair (`zh-` there, `zv-` in the
+ * network's namespace, on its bridge) joins the two. Named by network and IP, so the
+ * libvirt driver finds the bridge from the spec alone.
+ */
+export const VM_BRIDGE_PREFIX = 'zb-';
+
+export function vmLinks(id: string, ip: string): { bridge: string; hostEnd: string; networkEnd: string; mac: string } {
+  const h = hex8(`${id}|${ip}`);
+  return { bridge: `${VM_BRIDGE_PREFIX}${h}`, hostEnd: `zh-${h}`, networkEnd: `zv-${h}`, mac: `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}` };
+}
+
+/** The alias a VM bridge carries, so that removing a network finds its bridges. */
+export function vmBridgeAlias(id: string): string {
+  return `zone:${id}`;
+}

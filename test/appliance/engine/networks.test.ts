@@ -39,6 +39,13 @@ t.test('a live blueprint\'s network is ensured and its running container joined 
   t.same(plan.attach.map((a) => [a.spec.id, a.container]), [[meshId('app'), { workload: 'web', pid: 4242, ip: '10.88.1.10' }]], 'only the workload that names the network');
 });
 
+t.test('a VM that names a network gets its bridge whether or not it runs yet', async (t) => {
+  const bp = stored('app', { workloads: [{ name: 'box', kind: 'vm', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.20' }] }] });
+  const plan = planNetworks(NODE, [bp], [], new Map());
+  t.same(plan.attachVm.map((a) => [a.spec.id, a.vm]), [[meshId('app'), { workload: 'box', ip: '10.88.1.20' }]]);
+  t.same(plan.attach, [], 'VMs are not joined like containers');
+});
+
 t.test('a container that does not run (or has no pid yet) is not joined', async (t) => {
   t.same(planNetworks(NODE, [stored('app')], [], new Map([running('app', 'web', 4242, 'exited')])).attach, []);
   t.same(planNetworks(NODE, [stored('app')], [], new Map([running('app', 'web', undefined)])).attach, []);
@@ -60,5 +67,5 @@ t.test('two blueprints declaring a network of the same name get separate network
 
 t.test('a blueprint without networks plans nothing', async (t) => {
   t.same(planNetworks(NODE, [stored('plain', { networks: [], workloads: [{ name: 'x', kind: 'container', image: 'zone/busybox' }] })], [], new Map([running('plain', 'x', 5)])),
-    { ensure: [], remove: [], attach: [] });
+    { ensure: [], remove: [], attach: [], attachVm: [] });
 });

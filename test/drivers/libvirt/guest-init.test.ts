@@ -21,6 +21,20 @@ t.test('the init prints the marker, runs the command with env and workdir, repor
   t.throws(() => guestInitScript({ workload: 'vm', argv: ['true'], env: { 'A-B': 'x' }, workdir: null }), /not a shell name/);
 });
 
+t.test('interfaces are loaded, found by MAC and given their address; the first gateway is the default route', async (t) => {
+  const script = guestInitScript({
+    workload: 'vm', argv: ['true'], env: {}, workdir: null, modules: ['/lib/zone/e1000.ko'],
+    nics: [{ mac: '52:54:00:aa:bb:cc', address: '10.88.1.20/24', gateway: '10.88.1.1' }, { mac: '52:54:00:dd:ee:ff', address: '10.9.0.5/16', gateway: '10.9.0.1' }],
+  });
+  t.match(script, `insmod '/lib/zone/e1000.ko'`);
+  t.match(script, '= 52:54:00:aa:bb:cc ]');
+  t.match(script, `ip addr add '10.88.1.20/24' dev "$dev"; ip route add default via '10.88.1.1'`);
+  t.match(script, `ip addr add '10.9.0.5/16' dev "$dev"; else`, 'no second default route');
+  t.ok(script.indexOf('insmod') < script.indexOf(startedMarker('vm')), 'the network is up before the command starts');
+  execFileSync('sh', ['-n', '-c', script]);
+  t.throws(() => guestInitScript({ workload: 'vm', argv: ['true'], env: {}, workdir: null, nics: [{ mac: '$(reboot)', address: '1.2.3.4/8', gateway: '1.0.0.1' }] }), /not a MAC address/);
+});
+
 t.test('the exit code is the last one reported, unless the guest booted again since', async (t) => {
   t.equal(exitCodeFromConsole('boot\nzone: started vm\nzone: exited 3\r\n'), 3);
   t.equal(exitCodeFromConsole('zone: started vm\nzone: exited 3\nzone: started vm\nzone: exited 0\n'), 0);

@@ -2,7 +2,8 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { checkVmSpec, imageKindOf, vcpusOf } from '../../../drivers/libvirt/spec.ts';
+import { checkVmSpec, imageKindOf, vcpusOf, vmNics } from '../../../drivers/libvirt/spec.ts';
+import { networkId, vmLinks } from '../../../drivers/wireguard/names.ts';
 
 function spec(w: Partial<Workload>): WorkloadSpec {
   const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', ...w } as Workload);
@@ -36,4 +37,15 @@ t.test('what a VM cannot honour is refused naming the field', async (t) => {
   t.equal(refusedField(spec({ resources: { memory: '16Mi' } })), 'resources.memory');
   t.equal(refusedField(spec({ image: '/x.qcow2', command: ['sh'] })), 'command');
   t.equal(refusedField({ ...spec({}), id: 'Bad_Name' }), 'name');
+});
+
+t.test('a VM joins each network it names through the bridge the network driver makes for its IP', async (t) => {
+  const mesh = { name: 'mesh', subnet: '10.88.1.0/24', ipRange: '10.88.0.0/16' };
+  const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.20' }] } as Workload, [mesh]);
+  const s: WorkloadSpec = { node: 'n', owner: 'o', blueprint: 'b', workload: 'vm', id: 'zone-b-vm-00000000', specHash: specHash(definition), definition };
+  t.equal(refusedField(s), null, 'networks are allowed');
+  const links = vmLinks(networkId({ node: 'n', owner: 'o', blueprint: 'b', network: 'mesh' }), '10.88.1.20');
+  t.same(vmNics(s), [{ bridge: links.bridge, mac: links.mac, address: '10.88.1.20/24', gateway: '10.88.1.1' }]);
+  t.match(links.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+  t.throws(() => vmNics(spec({ networks: [{ name: 'lan', ip: '10.0.0.2' }] })), /networks\/0\/name: network lan is not declared/, 'an undeclared network is named');
 });
