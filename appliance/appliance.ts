@@ -19,6 +19,7 @@ import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
+import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
 
@@ -31,6 +32,11 @@ export interface ApplianceOptions {
   drivers: (ctx: DriverContext) => Driver[];
   /** The overlay network driver (see appliance/drivers.ts); none: blueprints' networks are not made here. */
   networks?: (ctx: DriverContext) => NetworkDriver;
+  /**
+   * Runs the pseudokernel (a local nats-server at `config.nats`; its workloads' process
+   * rows); none: the node runs without it (tests that do not need it).
+   */
+  pseudokernel?: PseudokernelSettings;
   logger?: Logger;
   backoff?: BackoffPolicy;
   /** The machine's size; measured when absent (tests pass one). */
@@ -57,7 +63,11 @@ export class ZoneAppliance implements Appliance {
     readonly reconciler: Reconciler,
     private readonly hostCapacity: Capacity,
     readonly logger: Logger,
-  ) {}
+    /** Null when not asked for; present but unavailable when nats-server did not start. */
+    readonly pseudokernel: Pseudokernel | null = null,
+  ) {
+    if (pseudokernel) this.followWorkloads(pseudokernel);
+  }
 
   async nodeInfo(): Promise<NodeInfo> {
     const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.store.blueprints().map((b) => b.document));
@@ -67,7 +77,10 @@ export class ZoneAppliance implements Appliance {
       boxKey: this.identity.box.publicKey,
       version: VERSION,
       uptimeSeconds: Math.floor((Date.now() - this.started) / 1000),
-      drivers: await Promise.all([...this.drivers.values(), ...(this.networks ? [this.networks] : [])].map((d) => d.fingerprint().catch((err: Error) => ({ kind: d.kind, available: false, reason: err.message, details: {} })))),
+      drivers: [
+        ...await Promise.all([...this.drivers.values(), ...(this.networks ? [this.networks] : [])].map((d) => d.fingerprint().catch((err: Error) => ({ kind: d.kind, available: false, reason: err.message, details: {} })))),
+        ...(this.pseudokernel ? [this.pseudokernel.fingerprint()] : []),
+      ],
       capacity: { total: view.total, reserved: view.reserved, free: view.free },
     };
   }
@@ -132,11 +145,30 @@ export class ZoneAppliance implements Appliance {
     this.reconciler.start();
   }
 
-  /** Stops the engine, then the drivers, then the store. Workloads keep running. */
+  /** Stops the engine, then the drivers, then the pseudokernel, then the store. Workloads keep running. */
   async close(): Promise<void> {
     await this.reconciler.stop();
     await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
+    this.unfollow?.();
+    await this.pseudokernel?.close().catch((err: unknown) => this.logger.warn({ err }, 'pseudokernel close failed'));
     this.store.close();
+  }
+
+  private unfollow: (() => void) | null = null;
+
+  /**
+   * Every state change of a workload here is an event: its row in the owner's process
+   * table follows it (the records are already updated when the event is recorded). Rows
+   * of workloads that did not change since the last start are published once here.
+   */
+  private followWorkloads(pk: Pseudokernel): void {
+    const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
+    this.unfollow = this.eventLog.subscribe((event) => {
+      if (event.owner === null || event.blueprint === null || event.workload === null) return;
+      const identity = { owner: event.owner, blueprint: event.blueprint, workload: event.workload };
+      pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload));
+    });
+    for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
   }
 
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {
@@ -177,5 +209,11 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
   });
-  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger);
+  let pseudokernel: Pseudokernel | null = null;
+  if (options.pseudokernel) {
+    pseudokernel = new Pseudokernel({ ...options.pseudokernel, node: identity.id, dataDir: config.dataDir, nats: config.nats, logger });
+    // Before the engine starts: the workloads it creates get /zone when it is up.
+    await pseudokernel.start();
+  }
+  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);
 }

@@ -1,6 +1,6 @@
 // The node configuration: embedded defaults, overridden by an optional JSON file
 // (`$ZONE_CONFIG`, or config.json in the data directory) and by the environment
-// ($ZONE_DATA_DIR, $ZONE_LISTEN: host:port[,host:port...]). The file is checked
+// ($ZONE_DATA_DIR, $ZONE_LISTEN: host:port[,host:port...], $ZONE_NATS_LISTEN: host:port). The file is checked
 // against a TypeBox schema and errors name the field.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blue
 import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from './errors.ts';
+import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
 const ListenAddress = Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port' });
@@ -38,6 +39,14 @@ export const NodeConfigFile = Type.Object({
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
   }, { additionalProperties: false })),
   eventsLimit: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000, description: 'events kept in the store' })),
+  nats: Type.Optional(Type.Object({
+    listen: Type.Optional(Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port where the local nats-server takes clients (default 127.0.0.1:4222)' })),
+    cluster: Type.Optional(Type.Object({
+      name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the same on every node of the grid' }),
+      listen: Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port for the other nodes\' servers (e.g. the overlay address)' }),
+      routes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 64, description: 'the other servers\' cluster addresses, host:port' }),
+    }, { additionalProperties: false })),
+  }, { additionalProperties: false, description: 'the pseudokernel\'s nats-server' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -54,10 +63,13 @@ export interface NodeConfig {
   overcommit: { cpu: number; memory: number; disk: number };
   reconcile: { resyncMs: number; concurrency: number };
   eventsLimit: number;
+  /** The pseudokernel's local nats-server (its clients, and its cluster when the grid has one). */
+  nats: { host: string; port: number; cluster: NatsClusterOptions | null };
   logLevel: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
+export const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
 export const TRUST_POLICY_FILE = 'trust-policy.json';
 export const OPERATOR_KEY_FILE = 'operator.key';
 /**
@@ -79,11 +91,11 @@ function readConfigFile(path: string): NodeConfigFile {
   return value as NodeConfigFile;
 }
 
-function parseListen(values: string[], source: string): NodeConfig['listen'] {
+function parseListen(values: string[], source: string, field = '/listen'): NodeConfig['listen'] {
   return values.map((value) => {
     const m = /^([^:,]+):([0-9]{1,5})$/.exec(value);
     const port = Number(m?.[2]);
-    if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, '/listen');
+    if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, field);
     return { host: m[1], port };
   });
 }
@@ -112,8 +124,17 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
+    nats: natsOf(env.ZONE_NATS_LISTEN ? { ...file.nats, listen: env.ZONE_NATS_LISTEN } : file.nats, env.ZONE_NATS_LISTEN ? '$ZONE_NATS_LISTEN' : filePath),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
+}
+
+function natsOf(nats: NodeConfigFile['nats'], source: string): NodeConfig['nats'] {
+  const [client] = parseListen([nats?.listen ?? DEFAULT_NATS_LISTEN], `${source}: nats.listen`, '/nats/listen') as [{ host: string; port: number }];
+  const cluster = nats?.cluster;
+  if (!cluster) return { ...client, cluster: null };
+  const [listen] = parseListen([cluster.listen], `${source}: nats.cluster.listen`, '/nats/cluster/listen') as [{ host: string; port: number }];
+  return { ...client, cluster: { name: cluster.name, host: listen.host, port: listen.port, routes: cluster.routes } };
 }
 
 /**

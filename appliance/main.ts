@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const config = loadNodeConfig();
   const logger = createLogger({ level: config.logLevel });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
-  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, logger });
+  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
   const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
   const { urls, extra } = await listenAll(api, config.listen);

@@ -56,6 +56,17 @@ t.test('the API may listen on several addresses and require read tokens', async 
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: tmp(t), ZONE_LISTEN: '127.0.0.1:1,' }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
 });
 
+t.test('the nats-server takes clients on 127.0.0.1:4222 unless the config says otherwise, and may be clustered', async (t) => {
+  t.same(loadNodeConfig({ env: {}, cwd: tmp(t) }).nats, { host: '127.0.0.1', port: 4222, cluster: null });
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:14222', cluster: { name: 'grid', listen: '10.9.0.1:6222', routes: ['10.9.0.2:6222'] } } }));
+  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).nats, {
+    host: '127.0.0.1', port: 14222, cluster: { name: 'grid', host: '10.9.0.1', port: 6222, routes: ['10.9.0.2:6222'] },
+  });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:99999' } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { field: '/nats/listen' });
+});
+
 t.test('a bad config file is refused naming the field', async (t) => {
   const dir = tmp(t);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ overcommit: { memory: 'lots' } }));

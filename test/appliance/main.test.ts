@@ -8,8 +8,11 @@ import { createInterface } from 'node:readline';
 import t from 'tap';
 import { makeReadToken } from '../../api/read-token.ts';
 import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { freeLoopbackPorts } from '../helpers/ports.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-main-'));
+// Its own port for the pseudokernel's nats-server: other tests run appliances meanwhile.
+const [natsPort] = (await freeLoopbackPorts(1)) as [number];
 const pids = new Set<number>();
 t.teardown(() => {
   for (const pid of pids) {
@@ -25,10 +28,12 @@ async function runOnce(
   env: NodeJS.ProcessEnv = { ZONE_LISTEN: '127.0.0.1:0' },
   probe: (urls: string[], lines: string[]) => Promise<void> = async ([url], lines) => {
     lines.push(`healthz ${(await fetch(`${url}/healthz`)).status}`);
+    const node = await (await fetch(`${url}/v1/node`)).json() as { drivers: { kind: string; available: boolean }[] };
+    lines.push(`pseudokernel available ${node.drivers.find((d) => d.kind === 'pseudokernel')?.available}`);
   },
 ): Promise<{ lines: string[]; code: number | null }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../appliance/main.ts')], {
-    env: { ...process.env, ZONE_DATA_DIR: dir, ZONE_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, ZONE_DATA_DIR: dir, ZONE_LOG_LEVEL: 'warn', ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   pids.add(child.pid!);
@@ -52,6 +57,7 @@ t.test('first start prints where it listens and the operator key; SIGTERM exits 
   t.match(first.lines.join('\n'), /zone node [a-z2-7]{20} listening on http:\/\/127\.0\.0\.1:\d+/);
   t.match(first.lines.join('\n'), /first start: created operator key .*operator\.key/);
   t.ok(first.lines.includes('healthz 200'), 'healthz answers');
+  t.ok(first.lines.includes('pseudokernel available true'), 'the pseudokernel runs its nats-server');
   const key = readFileSync(join(dir, 'node.key'), 'utf8');
   const second = await runOnce();
   t.equal(second.code, 0);
