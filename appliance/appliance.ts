@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { verifyBlueprintWithSigners } from '../blueprints/verify.ts';
 import { openSealed } from '../blueprints/seal.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
-import type { Driver, DriverContext } from '../drivers/contract.ts';
+import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
 import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
@@ -145,12 +145,15 @@ export class ZoneAppliance implements Appliance {
     this.reconciler.start();
   }
 
-  /** Stops the engine, then the drivers, then the pseudokernel, then the store. Workloads keep running. */
+  /**
+   * Stops the engine, then the pseudokernel (its pipe ends still use the drivers), then
+   * the drivers, then the store. Workloads keep running.
+   */
   async close(): Promise<void> {
     await this.reconciler.stop();
-    await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.unfollow?.();
     await this.pseudokernel?.close().catch((err: unknown) => this.logger.warn({ err }, 'pseudokernel close failed'));
+    await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.store.close();
   }
 
@@ -158,8 +161,9 @@ export class ZoneAppliance implements Appliance {
 
   /**
    * Every state change of a workload here is an event: its row in the owner's process
-   * table follows it (the records are already updated when the event is recorded). Rows
-   * of workloads that did not change since the last start are published once here.
+   * table follows it (the records are already updated when the event is recorded), and
+   * its /zone is unmounted once it is removed. Rows of workloads that did not change
+   * since the last start are published once here.
    */
   private followWorkloads(pk: Pseudokernel): void {
     const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
@@ -167,6 +171,7 @@ export class ZoneAppliance implements Appliance {
       if (event.owner === null || event.blueprint === null || event.workload === null) return;
       const identity = { owner: event.owner, blueprint: event.blueprint, workload: event.workload };
       pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload));
+      if (event.to === 'removed') void pk.release(workloadId(this.identity.id, identity.owner, identity.blueprint, identity.workload));
     });
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
   }
@@ -204,16 +209,18 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;
+  let pseudokernel: Pseudokernel | null = null;
+  if (options.pseudokernel) {
+    pseudokernel = new Pseudokernel({ ...options.pseudokernel, node: identity.id, dataDir: config.dataDir, nats: config.nats, drivers, logger });
+    // Before the engine starts: the containers it makes get /zone when it is up.
+    await pseudokernel.start();
+  }
+  const pk = pseudokernel;
   const reconciler = new Reconciler({
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
+    ...(pk ? { prepare: (spec: WorkloadSpec) => pk.prepare(spec), passed: (blueprints: readonly StoredBlueprint[]) => pk.pipesOf(blueprints) } : {}),
   });
-  let pseudokernel: Pseudokernel | null = null;
-  if (options.pseudokernel) {
-    pseudokernel = new Pseudokernel({ ...options.pseudokernel, node: identity.id, dataDir: config.dataDir, nats: config.nats, logger });
-    // Before the engine starts: the workloads it creates get /zone when it is up.
-    await pseudokernel.start();
-  }
   return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);
 }

@@ -19,6 +19,12 @@ export interface WorkloadSpec extends WorkloadIdentity {
   /** sha256 of the normalised workload: a different hash means the running one must be replaced. */
   specHash: string;
   definition: NormalizedWorkload;
+  /**
+   * A host directory to bind-mount at `/zone` (the pseudokernel's mount for this
+   * workload). Not part of the definition, so not of the spec hash: a workload made
+   * with or without it is the same workload.
+   */
+  zoneMount?: string;
 }
 
 export type ObservedState = 'created' | 'running' | 'exited' | 'paused';

@@ -24,6 +24,13 @@ export interface ReconcilerOptions {
   networks?: NetworkDriver;
   events: EventLog;
   logger: Logger;
+  /**
+   * Readies what a workload needs on the host before its driver makes or starts it, and
+   * says how (the pseudokernel mounts its /zone and sets `zoneMount`). Must not throw.
+   */
+  prepare?: (spec: WorkloadSpec) => Promise<WorkloadSpec>;
+  /** Told the stored blueprints at the end of every pass (the pseudokernel runs their pipes). Must not throw. */
+  passed?: (blueprints: readonly StoredBlueprint[]) => void;
   backoff?: BackoffPolicy;
   resyncMs?: number;
   concurrency?: number;
@@ -131,6 +138,7 @@ export class Reconciler {
     for (const step of steps) if (step.kind !== 'wait') this.launch(step);
     const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)));
     if (nextDue < Infinity) this.wakeAt(nextDue);
+    this.o.passed?.(this.o.store.blueprints());
   }
 
   private desired(): WorkloadSpec[] {
@@ -232,7 +240,7 @@ export class Reconciler {
     try {
       if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
       if (step.kind === 'replace') await driver.remove(spec.id);
-      const o = await driver.ensure(spec);
+      const o = await driver.ensure(this.o.prepare ? await this.o.prepare(spec) : spec);
       this.update(spec, {
         state: o.state === 'running' ? 'running' : 'pending',
         health: o.health,

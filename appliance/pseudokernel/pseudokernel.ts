@@ -1,16 +1,33 @@
 // The pseudokernel as the appliance owns it: the node's supervised nats-server and one
 // client connection to it, and what the appliance feeds through them (its workloads'
-// rows in their owners' process tables). Optional and never fatal: when nats-server is
-// missing or does not start, the appliance runs its workloads without it and says why
-// in GET /v1/node.
+// rows in their owners' process tables, a /zone mount per container, the local ends of
+// the blueprints' pipes). Optional and never
+// fatal: when nats-server is missing or does not start, the appliance runs its workloads
+// without it and says why in GET /v1/node.
+//
+// /zone: every container's mount is at DATA/zone/<workload id>, bound into the container
+// with rslave propagation, which Docker allows only from a shared or slave mount: so
+// DATA/zone is made a shared bind mount of itself first. A mount ends when its workload
+// is removed and when the appliance closes; a container still running then sees ENOTCONN
+// in /zone until its next start, which mounts it again (the kernel does not carry a new
+// mount into the old bind).
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Fingerprint } from '../../drivers/contract.ts';
+import type { Driver, Fingerprint, WorkloadSpec } from '../../drivers/contract.ts';
 import type { NodeConfig } from '../config.ts';
-import type { WorkloadRecord } from '../store.ts';
+import { workloadId } from '../engine/desired.ts';
+import type { StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { ProcEntry } from './contract.ts';
+import { isMounted, mountZone, type ZoneMount } from './fuse-mount.ts';
+import { NatsGridFs } from './grid-fs.ts';
 import { NatsServer } from './nats-server.ts';
+import { localPipeEnds, type LocalPipeEnd } from './pipes.ts';
+import { PipeRunner } from './pipes-runner.ts';
+import type { PipeWorkload } from './pipes-workload.ts';
 import { NatsProcTable } from './proc-table.ts';
 
 export interface PseudokernelSettings {
@@ -18,6 +35,8 @@ export interface PseudokernelSettings {
   binary?: string;
   /** How long the start waits for JetStream; nats-server's supervisor default otherwise. */
   startTimeoutMs?: number;
+  /** How often the pipe ends look again without driver events; the runner's default otherwise. */
+  pipeResyncMs?: number;
 }
 
 export interface PseudokernelOptions extends PseudokernelSettings {
@@ -26,8 +45,12 @@ export interface PseudokernelOptions extends PseudokernelSettings {
   /** The appliance's data directory: the server keeps its store in `nats/` below it. */
   dataDir: string;
   nats: NodeConfig['nats'];
+  /** The workload drivers, by kind: where a pipe end's workload runs. */
+  drivers: ReadonlyMap<string, Driver>;
   logger: Logger;
 }
+
+const run = promisify(execFile);
 
 /** The kind it shows as in GET /v1/node's `drivers`. */
 export const PSEUDOKERNEL_KIND = 'pseudokernel';
@@ -38,6 +61,16 @@ export class Pseudokernel {
   /** Why it is not available (null once it started). */
   private unavailable: string | null = 'not started';
   private readonly procTables = new Map<string, Promise<NatsProcTable>>();
+  private readonly gridFiles = new Map<string, Promise<NatsGridFs>>();
+  /** By workload id. */
+  private readonly mounts = new Map<string, Promise<ZoneMount | null>>();
+  /** DATA/zone, once it is the shared mount the containers' /zone binds come from. */
+  private zoneRoot: string | null = null;
+  private pipes: PipeRunner | null = null;
+  /** The kind of every stored workload, by owner|blueprint|workload: which driver a pipe end's workload has. */
+  private kinds = new Map<string, string>();
+  /** setEnds calls one after the other. */
+  private pipesSet: Promise<void> = Promise.resolve();
   /** One chain per workload, so its rows reach the table in the order of its changes. */
   private readonly publishing = new Map<string, Promise<void>>();
 
@@ -56,9 +89,15 @@ export class Pseudokernel {
 
   /** Starts nats-server and connects; a failure is logged and kept as the reason, never thrown. */
   async start(): Promise<void> {
+    // Even without nats-server: containers made with /zone bind it at every start.
+    await this.shareZoneRoot().catch((err: unknown) => this.o.logger.error({ err }, 'pseudokernel: DATA/zone could not be made a shared mount; containers get no /zone'));
     try {
       await this.server.start();
       this.nc = await this.server.connect();
+      this.pipes = new PipeRunner({
+        nc: this.nc, logger: this.o.logger, locate: (end) => this.locate(end),
+        ...(this.o.pipeResyncMs ? { resyncMs: this.o.pipeResyncMs } : {}),
+      });
       this.unavailable = null;
     } catch (err) {
       this.unavailable = (err as Error).message;
@@ -70,6 +109,71 @@ export class Pseudokernel {
   fingerprint(): Fingerprint {
     if (!this.nc) return { kind: PSEUDOKERNEL_KIND, available: false, reason: this.unavailable ?? 'stopped', details: {} };
     return { kind: PSEUDOKERNEL_KIND, available: true, details: { nats: this.server.url, natsPid: this.server.pid ?? 0 } };
+  }
+
+  /**
+   * The reconciler's pass hook: the pipe ends of the stored live blueprints that are local
+   * here run from now on (others stop), and every end looks again.
+   */
+  pipesOf(blueprints: readonly StoredBlueprint[]): void {
+    const pipes = this.pipes;
+    if (!pipes) return;
+    const live = blueprints.filter((b) => !b.deleted);
+    this.kinds = new Map(live.flatMap((b) => (b.document.workloads ?? []).map((w) => [`${b.owner}|${b.name}|${w.name}`, w.kind] as const)));
+    const ends = live.flatMap((b) => localPipeEnds(this.o.node, { name: b.name, owner: b.owner, ...(b.document.pipes ? { pipes: b.document.pipes } : {}) }));
+    this.pipesSet = this.pipesSet.then(() => pipes.setEnds(ends)).then(() => pipes.wake()).catch((err: unknown) => {
+      this.o.logger.error({ err }, 'pipes: the local pipe ends could not be set');
+    });
+  }
+
+  /** The pipe runner (null while unavailable): its stats say how each local end is doing. */
+  get pipeRunner(): PipeRunner | null {
+    return this.pipes;
+  }
+
+  /** The owner's shared files (made on first use); throws when the pseudokernel is unavailable. */
+  gridFs(owner: string): Promise<NatsGridFs> {
+    const nc = this.connection();
+    let fs = this.gridFiles.get(owner);
+    if (!fs) {
+      fs = NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger });
+      fs.catch(() => this.gridFiles.delete(owner));
+      this.gridFiles.set(owner, fs);
+    }
+    return fs;
+  }
+
+  /**
+   * The reconciler's prepare hook: a container gets its /zone mounted (when not already)
+   * and `zoneMount` set. Any failure is logged and the container is made without /zone.
+   */
+  async prepare(spec: WorkloadSpec): Promise<WorkloadSpec> {
+    if (spec.definition.kind !== 'container' || !this.nc || !this.zoneRoot) return spec;
+    let mount = this.mounts.get(spec.id);
+    if (!mount) {
+      mount = this.mountFor(spec, this.zoneRoot);
+      this.mounts.set(spec.id, mount);
+    }
+    const mounted = await mount;
+    if (!mounted) {
+      // Tried again at the workload's next start.
+      if (this.mounts.get(spec.id) === mount) this.mounts.delete(spec.id);
+      return spec;
+    }
+    return { ...spec, zoneMount: mounted.mountpoint };
+  }
+
+  /** The workload is gone: its /zone is unmounted. */
+  async release(id: string): Promise<void> {
+    const mount = this.mounts.get(id);
+    if (!mount) return;
+    this.mounts.delete(id);
+    await (await mount)?.unmount().catch((err: unknown) => this.o.logger.warn({ err, workload: id }, '/zone: unmount failed'));
+  }
+
+  /** The workloads with a /zone mounted now, by id. */
+  mounted(): string[] {
+    return [...this.mounts.keys()];
   }
 
   /** The owner's process table (made on first use); throws when the pseudokernel is unavailable. */
@@ -114,14 +218,53 @@ export class Pseudokernel {
     while (this.publishing.size) await Promise.all(this.publishing.values());
   }
 
-  /** Lets the rows reach their tables, then closes the connection and stops the server. */
+  /** Unmounts every /zone, lets the rows reach their tables, then closes the connection and stops the server. */
   async close(): Promise<void> {
+    await Promise.all([...this.mounts.keys()].map((id) => this.release(id)));
+    if (this.zoneRoot) {
+      await run('umount', ['-l', this.zoneRoot]).catch((err: unknown) => this.o.logger.warn({ err, path: this.zoneRoot }, 'pseudokernel: DATA/zone could not be unmounted'));
+      this.zoneRoot = null;
+    }
+    await this.pipesSet;
+    await this.pipes?.stop();
+    this.pipes = null;
     await this.published();
     const nc = this.nc;
     this.nc = null;
     this.unavailable = 'stopped';
     await nc?.close().catch((err: unknown) => this.o.logger.warn({ err }, 'closing the NATS connection failed'));
     await this.server.stop();
+  }
+
+  private locate(end: LocalPipeEnd): PipeWorkload | null {
+    const kind = this.kinds.get(`${end.owner}|${end.blueprint}|${end.workload}`);
+    const driver = kind === undefined ? undefined : this.o.drivers.get(kind);
+    return driver ? { driver, id: workloadId(this.o.node, end.owner, end.blueprint, end.workload) } : null;
+  }
+
+  private async mountFor(spec: WorkloadSpec, root: string): Promise<ZoneMount | null> {
+    const self = {
+      name: spec.workload, blueprint: spec.blueprint, node: this.o.node, owner: spec.owner,
+      ip: spec.definition.networks[0]?.ip ?? null,
+    };
+    try {
+      const [grid, proc] = await Promise.all([this.gridFs(spec.owner), this.procTable(spec.owner)]);
+      const scratchParent = join(this.o.dataDir, 'zone-scratch');
+      await mkdir(scratchParent, { recursive: true, mode: 0o700 });
+      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent });
+    } catch (err) {
+      this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the container is made without it');
+      return null;
+    }
+  }
+
+  /** DATA/zone as a shared bind mount of itself (kept from a previous run when it is one already). */
+  private async shareZoneRoot(): Promise<void> {
+    const root = join(this.o.dataDir, 'zone');
+    await mkdir(root, { recursive: true, mode: 0o711 });
+    if (!(await isMounted(root))) await run('mount', ['--bind', root, root]);
+    await run('mount', ['--make-shared', root]);
+    this.zoneRoot = root;
   }
 
   private connection(): NatsConnection {

@@ -69,7 +69,11 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
     SecurityOpt: ['no-new-privileges'],
     NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : 'bridge',
     PortBindings: bindings,
-    Mounts: d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    Mounts: [
+      ...d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+      // rslave: a mount made below it on the host later still reaches the container.
+      ...(spec.zoneMount ? [{ Type: 'bind' as const, Source: spec.zoneMount, Target: '/zone', ReadOnly: false, BindOptions: { Propagation: 'rslave' as const } }] : []),
+    ],
     Devices: d.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })),
     LogConfig: { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
   };

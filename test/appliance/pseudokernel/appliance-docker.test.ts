@@ -1,6 +1,10 @@
 // The pseudokernel wired into an appliance with the real Docker driver and a real
-// nats-server: the owner's process table follows the node's workloads.
+// nats-server: the owner's process table follows the node's workloads, every container
+// has the owner's /zone, and the blueprints' pipes run.
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { buffer, text } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -9,7 +13,9 @@ import t from 'tap';
 import { createAppliance } from '../../../appliance/appliance.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
-import { readSigningKey } from '../../../blueprints/keys.ts';
+import { workloadId } from '../../../appliance/engine/desired.ts';
+import { isMounted } from '../../../appliance/pseudokernel/fuse-mount.ts';
+import { generateSigningKeyPair, readSigningKey } from '../../../blueprints/keys.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
@@ -57,4 +63,70 @@ t.test('the owner\'s process table lists the node\'s workloads as they run; a to
   await waitFor(async () => (await procRows()).length === 0, { timeoutMs: 30_000, what: 'the row removed' });
   t.comment(`row removed ${Date.now() - deleted} ms after the tombstone`);
   t.equal((await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length, 0, 'the container is gone too');
+});
+
+t.test('containers of one owner share /zone/fs byte-exact and see themselves in /zone/self; another owner sees none of it', async (t) => {
+  const other = generateSigningKeyPair().publicKey;
+  const expected = execFileSync('seq', ['1', '200000'], { maxBuffer: 16 * 2 ** 20 });
+  const md5 = createHash('md5').update(expected).digest('hex');
+  const started = Date.now();
+  await appliance.submit(sign({
+    name: 'files', version: 1, workloads: [
+      { name: 'writer', kind: 'container', image: 'zone/busybox', command: ['sh', '-ec', 'cat /zone/self/name; seq 1 200000 > /zone/fs/hello.part; mv /zone/fs/hello.part /zone/fs/hello; echo written; exec sleep 3600'] },
+      // Polls inside the container. A file is there from its creation on (empty until its
+      // writer closes it), hence the writer's rename.
+      { name: 'reader', kind: 'container', image: 'zone/busybox', command: ['sh', '-ec', 'until [ -f /zone/fs/hello ]; do sleep 0.1; done; md5sum /zone/fs/hello; exec sleep 3600'] },
+    ],
+  }));
+  await appliance.submit(sign({
+    owner: other, name: 'others', version: 1, workloads: [
+      { name: 'peek', kind: 'container', image: 'zone/busybox', command: ['sh', '-ec', 'until [ -f /zone/self/name ]; do sleep 0.1; done; ls -a /zone/fs | wc -l; [ -e /zone/fs/hello ] && echo seen || echo absent; exec sleep 3600'] },
+    ],
+  }));
+  const logsOf = async (blueprint: string, workload: string, owner = operator.publicKey) => text(await appliance.logs(blueprint, workload, { follow: false, owner }));
+  const read = await waitFor(async () => (await logsOf('files', 'reader')).match(/^([0-9a-f]{32}) {2}\/zone\/fs\/hello$/m)?.[1], { timeoutMs: 60_000, what: 'the reader\'s md5sum of /zone/fs/hello' });
+  t.comment(`read by the second container ${Date.now() - started} ms after the submit`);
+  t.equal(read, md5, 'the second container reads what the first wrote, byte-exact');
+  t.equal(await waitFor(async () => /written\n$/.test(await logsOf('files', 'writer')) && logsOf('files', 'writer'), { timeoutMs: 10_000, what: 'the writer\'s log' }),
+    'writer\nwritten\n', '/zone/self/name is the workload name');
+  t.ok((await buffer(await (await appliance.pseudokernel!.gridFs(operator.publicKey)).read('/hello'))).equals(expected), 'the owner\'s grid files hold it');
+  const peek = await waitFor(async () => /(seen|absent)\n$/.test(await logsOf('others', 'peek', other)) && logsOf('others', 'peek', other), { timeoutMs: 60_000, what: 'the other owner\'s container to look' });
+  t.equal(peek.replace(/ /g, ''), '2\nabsent\n', 'another owner\'s /zone/fs is empty (only . and ..)');
+
+  const mountpoint = join(dir, 'zone', workloadId(nodeId, operator.publicKey, 'files', 'writer'));
+  t.ok(await isMounted(mountpoint), 'the writer\'s /zone is mounted at DATA/zone/<workload id>');
+  await appliance.submit(sign({ name: 'files', version: 2, delete: true }));
+  await appliance.submit(sign({ owner: other, name: 'others', version: 2, delete: true }));
+  await waitFor(() => appliance.pseudokernel!.mounted().length === 0, { timeoutMs: 30_000, what: 'the /zone mounts released' });
+  await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 10_000, what: `${mountpoint} unmounted` });
+  t.equal((await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length, 0, 'the containers are gone');
+});
+
+t.test('a blueprint piping seq 1 100000 into sort -n gives the sorted numbers', async (t) => {
+  const expected = execFileSync('sh', ['-c', 'seq 1 100000 | sort -n'], { maxBuffer: 16 * 2 ** 20 }).toString();
+  const started = Date.now();
+  await appliance.submit(sign({
+    name: 'sorting', version: 1,
+    workloads: [
+      // Largest first, so sort has something to do.
+      { name: 'gen', kind: 'container', image: 'zone/busybox', command: ['seq', '100000', '-1', '1'], restart: 'never' },
+      { name: 'sort', kind: 'container', image: 'zone/busybox', command: ['sort', '-n'], restart: 'never' },
+    ],
+    pipes: [{ from: 'gen.stdout', to: 'sort.stdin' }],
+  }));
+  const sortState = () => appliance.getBlueprint('sorting')?.workloads.find((w) => w.workload === 'sort');
+  await waitFor(() => sortState()?.state === 'exited', { timeoutMs: 60_000, what: 'sort to exit' });
+  t.comment(`sorted ${Date.now() - started} ms after the submit`);
+  t.equal(sortState()?.lastExit, 0);
+  // Followed (it ends, as sort exited): docker-modem demuxes a non-followed log of this
+  // size recursively and overflows the stack.
+  const output = await text(await appliance.logs('sorting', 'sort', { follow: true }));
+  t.equal(output.length, expected.length, 'as many bytes');
+  t.ok(output === expected, 'the sorted numbers, byte for byte');
+  const stats = await appliance.pseudokernel!.pipeRunner!.stats();
+  t.match(stats.find((s) => s.role === 'produce'), { bytesProduced: expected.length, error: null });
+
+  await appliance.submit(sign({ name: 'sorting', version: 2, delete: true }));
+  await waitFor(async () => (await appliance.pseudokernel!.pipeRunner!.stats()).length === 0, { timeoutMs: 30_000, what: 'the pipe ends stopped' });
+  await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 30_000, what: 'the containers removed' });
 });

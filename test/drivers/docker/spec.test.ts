@@ -97,6 +97,17 @@ t.test('command, workdir, read-only rootfs, mounts, devices and ports as given',
   t.same(h.PortBindings, { '80/tcp': [{ HostPort: '8080' }], '53/udp': [{ HostPort: '5353' }] });
 });
 
+t.test('a /zone mount is bound at /zone with rslave propagation, and the spec hash stays as it was', async (t) => {
+  const spec = specOf({ mounts: [{ source: '/var/data', target: '/data', readOnly: true }] });
+  const o = containerCreateOptions({ ...spec, zoneMount: '/var/lib/zone/zone/zone-shop-web-0123abcd' }, noSecrets);
+  t.same(o.HostConfig?.Mounts, [
+    { Type: 'bind', Source: '/var/data', Target: '/data', ReadOnly: true },
+    { Type: 'bind', Source: '/var/lib/zone/zone/zone-shop-web-0123abcd', Target: '/zone', ReadOnly: false, BindOptions: { Propagation: 'rslave' } },
+  ]);
+  t.equal(o.Labels?.[LABELS.specHash], spec.specHash);
+  t.equal(o.Labels?.[LABELS.specHash], containerCreateOptions(spec, noSecrets).Labels?.[LABELS.specHash]);
+});
+
 t.test('networks: bridge by default, none on zone networks, host only when asked', async (t) => {
   t.equal(containerCreateOptions(specOf({ networks: [{ name: 'mesh', ip: '10.88.1.10' }] }), noSecrets).HostConfig?.NetworkMode, 'none');
   const host = containerCreateOptions(specOf({ hostNetwork: true }), noSecrets);
