@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import pino from 'pino';
 import t from 'tap';
-import { createAppliance } from '../../../appliance/appliance.ts';
+import { createAppliance, type ZoneAppliance } from '../../../appliance/appliance.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
 import { workloadId } from '../../../appliance/engine/desired.ts';
@@ -29,14 +29,20 @@ const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: `12
 const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
 const operator = readSigningKey(createdOperatorKey!);
 
-const appliance = await createAppliance({
-  config, trustPolicy: policy, logger: pino({ level: 'silent' }),
-  drivers: (ctx) => [new DockerDriver(ctx, { removeGraceMs: 1000 })],
-  hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
-  pseudokernel: {},
-});
+async function start(): Promise<ZoneAppliance> {
+  const started = await createAppliance({
+    config, trustPolicy: policy, logger: pino({ level: 'silent' }),
+    drivers: (ctx) => [new DockerDriver(ctx, { removeGraceMs: 1000 })],
+    hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
+    backoff: { firstMs: 200, maxMs: 2000, stableMs: 60_000, crashloopAfter: 5 },
+    pseudokernel: {},
+  });
+  started.start();
+  return started;
+}
+
+let appliance = await start();
 const nodeId = appliance.identity.id;
-appliance.start();
 t.teardown(async () => {
   await appliance.close();
   const ours = await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } });
@@ -60,6 +66,8 @@ t.test('the owner\'s process table lists the node\'s workloads as they run; a to
 
   const deleted = Date.now();
   await appliance.submit(sign({ name: 'proc', version: 2, delete: true }));
+  await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 60_000, what: 'container removed' });
+  t.comment(`container removed ${Date.now() - deleted} ms after the tombstone; events ${JSON.stringify(appliance.events({ blueprint: 'proc' }).map((e) => [e.at.slice(17), e.to, e.reason]))}`);
   await waitFor(async () => (await procRows()).length === 0, { timeoutMs: 30_000, what: 'the row removed' });
   t.comment(`row removed ${Date.now() - deleted} ms after the tombstone`);
   t.equal((await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length, 0, 'the container is gone too');
@@ -129,4 +137,25 @@ t.test('a blueprint piping seq 1 100000 into sort -n gives the sorted numbers', 
   await appliance.submit(sign({ name: 'sorting', version: 2, delete: true }));
   await waitFor(async () => (await appliance.pseudokernel!.pipeRunner!.stats()).length === 0, { timeoutMs: 30_000, what: 'the pipe ends stopped' });
   await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 30_000, what: 'the containers removed' });
+});
+
+t.test('after an appliance restart a container\'s next start has a live /zone again', async (t) => {
+  await appliance.submit(sign({
+    name: 'again', version: 1,
+    workloads: [{ name: 'keeper', kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'cat /zone/self/name; exec sleep 3600'] }],
+  }));
+  const logs = async () => text(await appliance.logs('again', 'keeper', { follow: false }));
+  await waitFor(async () => (await logs()) === 'keeper\n', { timeoutMs: 60_000, what: 'keeper to read /zone/self/name' });
+  await appliance.close();
+  t.notOk(await isMounted(join(dir, 'zone')), 'close() unmounted DATA/zone and the mounts below it');
+  const restarted = Date.now();
+  appliance = await start();
+  // Adopted as it runs (its /zone is dead meanwhile); killed, the engine starts it again, remounting.
+  await appliance.reconciler.idle();
+  await docker.getContainer(workloadId(nodeId, operator.publicKey, 'again', 'keeper')).kill();
+  await waitFor(async () => (await logs()) === 'keeper\nkeeper\n', { timeoutMs: 30_000, what: 'the next incarnation to read /zone/self/name' });
+  t.comment(`/zone live again ${Date.now() - restarted} ms after the appliance restart`);
+  t.ok(await isMounted(join(dir, 'zone', workloadId(nodeId, operator.publicKey, 'again', 'keeper'))));
+  await appliance.submit(sign({ name: 'again', version: 2, delete: true }));
+  await waitFor(() => appliance.pseudokernel!.mounted().length === 0, { timeoutMs: 30_000, what: 'the /zone mount released' });
 });
