@@ -33,8 +33,9 @@ export interface ApplianceOptions {
   /** The overlay network driver (see appliance/drivers.ts); none: blueprints' networks are not made here. */
   networks?: (ctx: DriverContext) => NetworkDriver;
   /**
-   * Runs the pseudokernel (a local nats-server at `config.nats`; its workloads' process
-   * rows); none: the node runs without it (tests that do not need it).
+   * Runs the pseudokernel (a local nats-server at `config.nats`; the workloads' process
+   * rows, a /zone in every container, the blueprints' pipes); none: the node runs without
+   * it (tests that do not need it).
    */
   pseudokernel?: PseudokernelSettings;
   logger?: Logger;
@@ -52,6 +53,8 @@ function toStatus(r: WorkloadRecord): WorkloadStatus {
 
 export class ZoneAppliance implements Appliance {
   private readonly started = Date.now();
+  /** Stops the pseudokernel following the event log. */
+  private unfollow: (() => void) | null = null;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -156,8 +159,6 @@ export class ZoneAppliance implements Appliance {
     await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.store.close();
   }
-
-  private unfollow: (() => void) | null = null;
 
   /**
    * Every state change of a workload here is an event: its row in the owner's process
