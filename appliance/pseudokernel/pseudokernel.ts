@@ -93,7 +93,15 @@ export class Pseudokernel {
     await this.shareZoneRoot().catch((err: unknown) => this.o.logger.error({ err }, 'pseudokernel: DATA/zone could not be made a shared mount; containers get no /zone'));
     try {
       await this.server.start();
-      this.nc = await this.server.connect();
+      const nc = await this.server.connect();
+      // A port already taken by another node's server (two appliances on one host with the
+      // same nats.listen) would otherwise pass for ours: our child exits, theirs answers.
+      const answering = nc.info?.server_name;
+      if (answering !== this.o.node) {
+        await nc.close();
+        throw new Error(`${this.server.url} is answered by another nats-server (${answering ?? 'unnamed'}), not this node's; give nats.listen (or $ZONE_NATS_LISTEN) a free port`);
+      }
+      this.nc = nc;
       this.pipes = new PipeRunner({
         nc: this.nc, logger: this.o.logger, locate: (end) => this.locate(end),
         ...(this.o.pipeResyncMs ? { resyncMs: this.o.pipeResyncMs } : {}),

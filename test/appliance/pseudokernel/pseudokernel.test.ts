@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { createAppliance, type ApplianceOptions } from '../../../appliance/appliance.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
+import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
 import { FakeDriver } from '../../../drivers/fake/driver.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 
@@ -56,6 +57,21 @@ t.test('without nats-server the appliance starts and says why the pseudokernel i
   const info = (await appliance.nodeInfo()).drivers.find((d) => d.kind === 'pseudokernel');
   t.match(info, { available: false, reason: /could not be started: spawn \/nonexistent\/nats-server ENOENT/ });
   t.ok((await appliance.nodeInfo()).drivers.some((d) => d.kind === 'container' && d.available), 'the workload drivers are unaffected');
+});
+
+t.test('a nats.listen port another node\'s server holds leaves the pseudokernel unavailable, and that server alone', async (t) => {
+  const o = await options(t, { startTimeoutMs: 5000 });
+  const foreign = new NatsServer({ dataDir: join(o.config.dataDir, 'foreign'), serverName: 'foreign', host: '127.0.0.1', port: o.config.nats.port, logger: pino({ level: 'silent' }) });
+  await foreign.start();
+  t.teardown(() => foreign.stop());
+  const appliance = await createAppliance(o);
+  t.teardown(() => appliance.close());
+  const info = (await appliance.nodeInfo()).drivers.find((d) => d.kind === 'pseudokernel');
+  t.comment(`reason: ${info?.reason?.split('\n')[0]}`);
+  // Which of the two is seen first depends on how fast our server exits: both say so.
+  t.match(info, { available: false, reason: /answered by another nats-server \(foreign\)|exited during start/ });
+  t.equal(appliance.pseudokernel!.server.pid, null, 'no server of ours is left running');
+  t.ok(alive(foreign.pid!), 'the other server still runs');
 });
 
 t.test('an appliance not asked for the pseudokernel shows none', async (t) => {
