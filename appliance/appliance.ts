@@ -164,7 +164,8 @@ export class ZoneAppliance implements Appliance {
    * Every state change of a workload here is an event: its row in the owner's process
    * table follows it (the records are already updated when the event is recorded), and
    * its /zone is unmounted once it is removed. Rows of workloads that did not change
-   * since the last start are published once here.
+   * since the last start are published once here, and rows of workloads this node no
+   * longer has are dropped.
    */
   private followWorkloads(pk: Pseudokernel): void {
     const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
@@ -175,6 +176,8 @@ export class ZoneAppliance implements Appliance {
       if (event.to === 'removed') void pk.release(workloadId(this.identity.id, identity.owner, identity.blueprint, identity.workload));
     });
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
+    const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
+    pk.sweep(owners, (owner, blueprint, workload) => recordOf(owner, blueprint, workload) !== null);
   }
 
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {

@@ -71,6 +71,7 @@ export class Pseudokernel {
   private kinds = new Map<string, string>();
   /** setEnds calls one after the other. */
   private pipesSet: Promise<void> = Promise.resolve();
+  private sweeping: Promise<void> = Promise.resolve();
   /** One chain per workload, so its rows reach the table in the order of its changes. */
   private readonly publishing = new Map<string, Promise<void>>();
 
@@ -221,8 +222,27 @@ export class Pseudokernel {
     this.publishing.set(key, next);
   }
 
+  /**
+   * Drops this node's rows in the owners' tables that `isLive` does not know (the
+   * appliance stopped between forgetting a workload and removing its row).
+   */
+  sweep(owners: Iterable<string>, isLive: (owner: string, blueprint: string, workload: string) => boolean): void {
+    if (!this.nc) return;
+    this.sweeping = Promise.all([...new Set(owners)].map(async (owner) => {
+      try {
+        const rows = await (await this.procTable(owner)).list();
+        for (const row of rows) {
+          if (row.node === this.o.node && !isLive(owner, row.blueprint, row.workload)) this.workloadChanged({ owner, blueprint: row.blueprint, workload: row.workload }, null);
+        }
+      } catch (err) {
+        this.o.logger.warn({ err, owner }, 'process table: this node\'s stale rows could not be looked for');
+      }
+    })).then(() => undefined);
+  }
+
   /** Resolves once every change handed in so far is in its table (or failed). */
   async published(): Promise<void> {
+    await this.sweeping;
     while (this.publishing.size) await Promise.all(this.publishing.values());
   }
 

@@ -11,8 +11,12 @@ import { createAppliance, type ApplianceOptions } from '../../../appliance/appli
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
 import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
+import { readSigningKey } from '../../../blueprints/keys.ts';
+import type { Blueprint } from '../../../blueprints/schema.ts';
+import { signBlueprint } from '../../../blueprints/sign.ts';
 import { FakeDriver } from '../../../drivers/fake/driver.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 async function options(t: Test, pseudokernel: ApplianceOptions['pseudokernel']): Promise<ApplianceOptions> {
   const dir = mkdtempSync(join(tmpdir(), 'zone-appliance-pk-'));
@@ -72,6 +76,28 @@ t.test('a nats.listen port another node\'s server holds leaves the pseudokernel 
   t.match(info, { available: false, reason: /answered by another nats-server \(foreign\)|exited during start/ });
   t.equal(appliance.pseudokernel!.server.pid, null, 'no server of ours is left running');
   t.ok(alive(foreign.pid!), 'the other server still runs');
+});
+
+t.test('at start, this node\'s rows of workloads it no longer has are dropped from the process table; other nodes\' rows stay', async (t) => {
+  const o = await options(t, {});
+  const operator = readSigningKey(join(o.config.dataDir, 'operator.key'));
+  let appliance = await createAppliance(o);
+  appliance.start();
+  const node = appliance.identity.id;
+  await appliance.submit(signBlueprint({ owner: operator.publicKey, node, name: 'kept', version: 1, workloads: [{ name: 'web', kind: 'container', image: 'zone/busybox' }] } as Blueprint, operator.secretKey));
+  const table = () => appliance.pseudokernel!.procTable(operator.publicKey);
+  await waitFor(async () => (await (await table()).list()).some((r) => r.workload === 'web' && r.state === 'running'), { timeoutMs: 20_000, what: 'web\'s row' });
+  const stray = { kind: 'container', state: 'running', restarts: 0, since: new Date().toISOString() };
+  await (await table()).publish({ ...stray, node, blueprint: 'gone', workload: 'left' });
+  await (await table()).publish({ ...stray, node: 'othernode', blueprint: 'theirs', workload: 'web' });
+  await appliance.close();
+
+  appliance = await createAppliance(o);
+  t.teardown(() => appliance.close());
+  await waitFor(async () => !(await (await table()).list()).some((r) => r.blueprint === 'gone'), { timeoutMs: 20_000, what: 'the stale row dropped' });
+  const rows = (await (await table()).list()).map((r) => `${r.node === node ? 'this node' : r.node}/${r.blueprint}/${r.workload}`);
+  t.same(rows.sort(), ['othernode/theirs/web', 'this node/kept/web']);
+  await appliance.close();
 });
 
 t.test('an appliance not asked for the pseudokernel shows none', async (t) => {
