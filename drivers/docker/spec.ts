@@ -47,6 +47,12 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
   if (d.ports.length > 0 && d.hostNetwork) throw fail('ports', 'on the host network the container\'s ports are the host\'s: remove ports');
   if (d.ports.length > 0 && d.networks.length > 0) throw fail('ports', 'a workload on zone networks has only overlay interfaces, so nothing can be published on the host: remove ports or networks');
 
+  if (spec.zoneMount) {
+    // Docker refuses two mounts at one target, and one below /zone would be made inside the pseudokernel's file system.
+    const i = d.mounts.findIndex((m) => m.target === '/zone' || m.target.startsWith('/zone/'));
+    if (i >= 0) throw fail(`mounts[${i}].target`, `${d.mounts[i]?.target} is inside /zone, the pseudokernel's mount on this node; choose another target`);
+  }
+
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostPort: string }[]> = {};
   for (const p of d.ports) {

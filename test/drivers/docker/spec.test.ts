@@ -106,6 +106,9 @@ t.test('a /zone mount is bound at /zone with rslave propagation, and the spec ha
   ]);
   t.equal(o.Labels?.[LABELS.specHash], spec.specHash);
   t.equal(o.Labels?.[LABELS.specHash], containerCreateOptions(spec, noSecrets).Labels?.[LABELS.specHash]);
+  const own = specOf({ mounts: [{ source: '/srv', target: '/srv' }, { source: '/var/data', target: '/zone/data' }] });
+  t.equal(thrownField(() => containerCreateOptions({ ...own, zoneMount: '/z' }, noSecrets)), 'mounts[1].target', 'a mount of its own inside /zone is refused naming it');
+  t.doesNotThrow(() => containerCreateOptions(own, noSecrets), 'and taken where the node has no pseudokernel');
 });
 
 t.test('networks: bridge by default, none on zone networks, host only when asked', async (t) => {
