@@ -1,6 +1,8 @@
 // `npm start`: the node appliance process. Loads the config, the trust policy (made
-// on first start), the drivers, starts the engine and the API; stops cleanly on
-// SIGINT/SIGTERM (API, then engine, then store). Workloads keep running meanwhile.
+// on first start), the drivers, starts the pseudokernel (nats-server; the node runs
+// without it when it cannot start), the engine and the API; stops cleanly on
+// SIGINT/SIGTERM (API, then engine, then pseudokernel, then store). Workloads keep
+// running meanwhile.
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.ts';
