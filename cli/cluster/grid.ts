@@ -18,7 +18,7 @@ import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.t
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
 import { runCommand } from '../../drivers/wireguard/exec.ts';
-import { clusterLayout, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
+import { clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APPLIANCE_MAIN = join(REPO, 'appliance/main.ts');
@@ -106,13 +106,16 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   await saveState(dir, state);
   try {
     await buildSwitch(layout);
+    const exits: Promise<number | null>[] = [];
     for (const node of layout.nodes) {
       const record: ClusterNode = { index: node.index, namespace: node.namespace, address: node.address, api: node.api, dataDir: join(dir, `n${node.index}`), id: null, boxKey: null, pid: null };
       state.nodes.push(record);
       await saveState(dir, state);
       await plugNode(layout, node.index);
-      await startNode(dir, record, state, options.startTimeoutMs ?? 120_000);
+      exits.push((await startNode(dir, record, state, natsOf(layout, node))).exited);
     }
+    // All at once: each node's nats-server waits for a quorum of its cluster before its API answers.
+    await Promise.all(state.nodes.map((n, i) => untilAnswering(n, exits[i]!, options.startTimeoutMs ?? 120_000)));
     await writeFile(join(dir, NODES_FILE), stringify({
       nodes: state.nodes.map((n) => ({ id: n.id, boxKey: n.boxKey, endpoint: `${n.address}:${WIREGUARD_PORT}` })),
     }));
@@ -147,14 +150,24 @@ async function plugNode(layout: ClusterLayout, index: number): Promise<void> {
 }
 
 /** Starts the node's appliance in its namespace (same mount namespace: its netns and files are the host's). */
-async function startNode(dir: string, node: ClusterNode, state: ClusterState, timeoutMs: number): Promise<void> {
+/** The node's pseudokernel: its nats-server on its address, clustered with every other node's. */
+function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number]): object {
+  const others = layout.nodes.filter((n) => n.index !== node.index);
+  return {
+    listen: `${node.address}:${NATS_PORT}`,
+    ...(others.length > 0 ? { cluster: { name: `zone-${layout.name}`, listen: `${node.address}:${NATS_CLUSTER_PORT}`, routes: others.map((n) => `${n.address}:${NATS_CLUSTER_PORT}`) } } : {}),
+  };
+}
+
+/** Starts the node's appliance; `exited` settles when its process ends. */
+async function startNode(dir: string, node: ClusterNode, state: ClusterState, nats: object): Promise<{ exited: Promise<number | null> }> {
   await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
   const identity = loadOrCreateIdentity(node.dataDir);
   node.id = identity.id;
   node.boxKey = identity.box.publicKey;
   const config = join(node.dataDir, 'config.json');
   // A test grid repairs drift in seconds rather than at the production resync.
-  await writeFile(config, JSON.stringify({ trustPolicy: join(dir, 'trust-policy.json'), reconcile: { resyncSeconds: 5 } }, null, 2) + '\n', { mode: 0o600 });
+  await writeFile(config, JSON.stringify({ trustPolicy: join(dir, 'trust-policy.json'), reconcile: { resyncSeconds: 5 }, nats }, null, 2) + '\n', { mode: 0o600 });
   const logPath = join(node.dataDir, 'appliance.log');
   const log = await open(logPath, 'a', 0o600);
   const child = spawn('nsenter', [`--net=/var/run/netns/${node.namespace}`, '--', process.execPath, '--import', 'tsx', APPLIANCE_MAIN], {
@@ -170,7 +183,12 @@ async function startNode(dir: string, node: ClusterNode, state: ClusterState, ti
   if (child.pid === undefined) throw new ClusterError('nsenter could not be started');
   node.pid = child.pid;
   await saveState(dir, state);
+  return { exited };
+}
 
+/** Waits until the node's API answers; fails when its process exits first (`exited`) or at the timeout. */
+async function untilAnswering(node: ClusterNode, exited: Promise<number | null>, timeoutMs: number): Promise<void> {
+  const logPath = join(node.dataDir, 'appliance.log');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // Any HTTP answer means the API listens (the route set depends on the appliance version).

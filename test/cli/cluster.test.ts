@@ -47,8 +47,9 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
     t.same([info.id, info.boxKey], [n.id, n.boxKey], `node ${n.index} answers from the host with its identity`);
   }
   t.equal(new Set(state.nodes.map((n) => n.id)).size, 3, 'three identities');
-  const policies = await Promise.all(state.nodes.map((n) => readFile(join(n.dataDir, 'config.json'), 'utf8')));
-  t.ok(policies.every((p) => p === policies[0]), 'every node reads the same trust policy');
+  const configs = await Promise.all(state.nodes.map(async (n) => JSON.parse(await readFile(join(n.dataDir, 'config.json'), 'utf8')) as { trustPolicy: string; nats: { listen: string; cluster: { routes: string[] } } }));
+  t.ok(configs.every((c) => c.trustPolicy === configs[0]!.trustPolicy), 'every node reads the same trust policy');
+  t.same(configs.map((c) => c.nats.cluster.routes.length), [2, 2, 2], 'every node\'s nats-server routes to the two others');
   t.match(await readFile(join(dir, 'trust-policy.json'), 'utf8'), JSON.parse(await readFile(state.operatorKey, 'utf8')).publicKey);
   await t.rejects(zone('cluster', 'up', '1', '--name', NAME, '--subnet', SUBNET, '--dir', dir), { code: 1, stderr: /already up/ });
 });
@@ -102,6 +103,27 @@ t.test('blueprints declaring one planned network carry a container on node 1 to 
   t.pass('an interface deleted by hand comes back');
 });
 
+t.test('the nodes\' nats-servers form one cluster: a file a container writes to /zone/fs on node 1 is read byte-exact on node 3', async (t) => {
+  const nodes = state!.nodes;
+  for (const n of nodes) {
+    const info = await (await fetch(`${n.api}/v1/node`)).json() as { drivers: { kind: string; available: boolean; reason?: string }[] };
+    t.match(info.drivers.find((d) => d.kind === 'pseudokernel'), { available: true }, `node ${n.index}'s pseudokernel runs`);
+  }
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const apply = async (i: number, workload: string, script: string) => {
+    const file = join(base, `share-${i}.yaml`);
+    await writeFile(file, stringify({ name: 'share', version: 1, owner, node: nodes[i]!.id, workloads: [{ name: workload, kind: 'container', image: 'zone/busybox', command: ['sh', '-c', script] }] }));
+    await zone('apply', file, '--node', nodes[i]!.api, '--key', state!.operatorKey, '--timeout', '120');
+  };
+  // Written under a temporary name and renamed: a reader never sees a half-written file.
+  await apply(0, 'writer', 'head -c 1048576 /dev/urandom > /tmp/f && cp /tmp/f /zone/fs/.blob && mv /zone/fs/.blob /zone/fs/blob && sha256sum /tmp/f && exec sleep 600');
+  await apply(2, 'reader', 'until [ -s /zone/fs/blob ]; do sleep 1; done; sha256sum /zone/fs/blob; exec sleep 600');
+  const hashIn = (i: number, w: string) => sh('docker', 'logs', workloadId(nodes[i]!.id!, owner, 'share', w)).then((out) => /^[0-9a-f]{64}/m.exec(out)?.[0] ?? null);
+  const written = await waitFor(() => hashIn(0, 'writer'), { timeoutMs: 60_000, what: 'the writer on node 1' });
+  const read = await waitFor(() => hashIn(2, 'reader'), { timeoutMs: 60_000, what: 'the reader on node 3' });
+  t.equal(read, written, '1 MiB written on node 1 is read byte-exact on node 3');
+});
+
 t.test('down leaves no namespace, link, process or container behind', async (t) => {
   const nodes = state!.nodes;
   const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
@@ -116,6 +138,8 @@ t.test('down leaves no namespace, link, process or container behind', async (t) 
   const leftWg = (await sh('pgrep', '-x', 'wireguard-go').catch(() => '')).split('\n').filter(Boolean).map(Number);
   const ours = await Promise.all(leftWg.filter((p) => wgPids.includes(p)).map(async (p) => (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')).split('\0')));
   t.same(ours.filter((args) => overlayNs.some((ns) => args.includes(`zw-${ns.slice(3)}`))), [], 'no wireguard-go of the cluster');
+  const natsLeft = (await sh('pgrep', '-fa', 'nats-server').catch(() => '')).split('\n').filter((l) => l.includes(dir));
+  t.same(natsLeft, [], 'no nats-server of the cluster');
   const labelled = await Promise.all(nodes.map((n) => sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`)));
   t.same(labelled.map((s) => s.trim()), ['', '', ''], 'no container with the nodes\' labels');
   t.notOk(existsSync(dir), 'the cluster directory is gone');
