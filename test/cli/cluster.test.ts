@@ -124,6 +124,26 @@ t.test('the nodes\' nats-servers form one cluster: a file a container writes to 
   t.equal(read, written, '1 MiB written on node 1 is read byte-exact on node 3');
 });
 
+t.test('a pipe declared on node 1 and node 3 feeds shuffled lines from node 1 to sort on node 3: the output is exact', async (t) => {
+  const nodes = state!.nodes;
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const [n1, n3] = [nodes[0]!, nodes[2]!];
+  const apply = async (n: typeof n1, doc: Record<string, unknown>) => {
+    const file = join(base, `${String(doc.name)}.yaml`);
+    await writeFile(file, stringify({ version: 1, owner, node: n.id, ...doc }));
+    await zone('apply', file, '--node', n.api, '--key', state!.operatorKey, '--timeout', '120');
+  };
+  const pipe = { from: `${n1.id}/gen/numbers.stdout`, to: `${n3.id}/sorter/sort.stdin` };
+  await apply(n3, { name: 'sorter', workloads: [{ name: 'sort', kind: 'container', image: 'zone/busybox', command: ['sort', '-n'], restart: 'on-failure' }], pipes: [{ ...pipe, to: 'sort.stdin' }] });
+  await apply(n1, { name: 'gen', workloads: [{ name: 'numbers', kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'seq 1 100000 | shuf'], restart: 'on-failure' }], pipes: [{ ...pipe, from: 'numbers.stdout' }] });
+  const expected = await sh('seq', '1', '100000');
+  const sorted = await waitFor(async () => {
+    const out = (await run('docker', ['logs', workloadId(n3.id!, owner, 'sorter', 'sort')], { maxBuffer: 16 * 2 ** 20 })).stdout;
+    return out.length >= expected.length ? out : null;
+  }, { timeoutMs: 90_000, what: 'sort on node 3 printing its input' });
+  t.equal(sorted, expected, 'the same bytes as seq 1 100000');
+});
+
 t.test('down leaves no namespace, link, process or container behind', async (t) => {
   const nodes = state!.nodes;
   const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
