@@ -103,7 +103,7 @@ t.test('blueprints declaring one planned network carry a container on node 1 to 
   t.pass('an interface deleted by hand comes back');
 });
 
-t.test('the nodes\' nats-servers form one cluster: a file a container writes to /zone/fs on node 1 is read byte-exact on node 3', async (t) => {
+t.test('the nodes\' nats-servers form one cluster: files a container writes to /zone/fs on node 1 are read byte-exact on node 3', async (t) => {
   const nodes = state!.nodes;
   for (const n of nodes) {
     const info = await (await fetch(`${n.api}/v1/node`)).json() as { drivers: { kind: string; available: boolean; reason?: string }[] };
@@ -116,12 +116,24 @@ t.test('the nodes\' nats-servers form one cluster: a file a container writes to 
     await zone('apply', file, '--node', nodes[i]!.api, '--key', state!.operatorKey, '--timeout', '120');
   };
   // Written under a temporary name and renamed: a reader never sees a half-written file.
-  await apply(0, 'writer', 'head -c 1048576 /dev/urandom > /tmp/f && cp /tmp/f /zone/fs/.blob && mv /zone/fs/.blob /zone/fs/blob && sha256sum /tmp/f && exec sleep 600');
-  await apply(2, 'reader', 'until [ -s /zone/fs/blob ]; do sleep 1; done; sha256sum /zone/fs/blob; exec sleep 600');
-  const hashIn = (i: number, w: string) => sh('docker', 'logs', workloadId(nodes[i]!.id!, owner, 'share', w)).then((out) => /^[0-9a-f]{64}/m.exec(out)?.[0] ?? null);
-  const written = await waitFor(() => hashIn(0, 'writer'), { timeoutMs: 60_000, what: 'the writer on node 1' });
-  const read = await waitFor(() => hashIn(2, 'reader'), { timeoutMs: 60_000, what: 'the reader on node 3' });
-  t.equal(read, written, '1 MiB written on node 1 is read byte-exact on node 3');
+  // The two containers take turns through marker files in /zone/fs itself.
+  const sizes = [0, 1, 1048576, 67108864];
+  await apply(0, 'writer', [
+    ...sizes.map((n, i) => `head -c ${n} /dev/urandom > /tmp/s${i} && cp /tmp/s${i} /zone/fs/.s${i} && mv /zone/fs/.s${i} /zone/fs/s${i}`),
+    'sha256sum /tmp/s*', 'touch /zone/fs/written',
+    'until [ -e /zone/fs/checked ]; do sleep 1; done', 'mv /zone/fs/s1 /zone/fs/s1-renamed', 'rm /zone/fs/s0', 'touch /zone/fs/changed', 'exec sleep 600',
+  ].join(' && '));
+  await apply(2, 'reader', [
+    'until [ -e /zone/fs/written ]; do sleep 1; done', 'cd /zone/fs', 'sha256sum s0 s1 s2 s3', 'touch checked',
+    'until [ -e changed ]; do sleep 1; done', 'echo "ls: $(ls | tr "\\n" " ")"', 'exec sleep 600',
+  ].join(' && '));
+  const logsOf = (i: number, w: string) => run('docker', ['logs', workloadId(nodes[i]!.id!, owner, 'share', w)]).then((r) => r.stdout);
+  const hashes = (out: string) => [...out.matchAll(/^([0-9a-f]{64})\s+\S*s(\d)$/gm)].map((m) => `${m[2]}:${m[1]}`);
+  const written = await waitFor(() => logsOf(0, 'writer').then((out) => hashes(out).length === sizes.length && hashes(out)), { timeoutMs: 90_000, what: 'the writer on node 1' });
+  const read = await waitFor(() => logsOf(2, 'reader').then((out) => hashes(out).length === sizes.length && hashes(out)), { timeoutMs: 90_000, what: 'the reader on node 3' });
+  t.same(read, written, '0 B, 1 B, 1 MiB and 64 MiB written on node 1 are read byte-exact on node 3');
+  const listing = await waitFor(() => logsOf(2, 'reader').then((out) => /^ls: (.*)$/m.exec(out)?.[1]), { timeoutMs: 60_000, what: 'the listing after the rename and unlink' });
+  t.same(listing.trim().split(' ').sort(), ['changed', 'checked', 's1-renamed', 's2', 's3', 'written'], 'the rename and the unlink made on node 1 are seen on node 3');
 });
 
 t.test('a pipe declared on node 1 and node 3 feeds shuffled lines from node 1 to sort on node 3: the output is exact', async (t) => {
