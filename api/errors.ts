@@ -11,6 +11,7 @@ export const STATUS_OF: Record<ZoneErrorCode, number> = {
   POLICY: 403,
   NOT_FOUND: 404,
   STALE: 409,
+  CONFLICT: 409,
   TOO_LARGE: 413,
   CAPACITY: 422,
   UNAVAILABLE: 503,

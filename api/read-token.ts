@@ -2,12 +2,16 @@
 // base64url of JSON {key, exp} and sig the ed25519 signature (base64url) of a domain
 // tag + payload by a trusted key. Short-lived by construction: the node refuses a
 // token whose expiry is further away than its maximum lifetime.
+// Owner tokens (the grid routes) have the same shape under another domain tag, so
+// that neither kind can be replayed as the other: the key that signs one is the
+// owner it speaks for, and no trust policy is consulted.
 import nacl from 'tweetnacl';
 import { ZoneError } from '../appliance/errors.ts';
 import { parsePublicKey, type SigningKeyPair } from '../blueprints/keys.ts';
 import { verifyEd25519 } from '../blueprints/verify.ts';
 
 const TAG = 'zone-read-token-v1\n';
+const OWNER_TAG = 'zone-owner-token-v1\n';
 export const DEFAULT_TOKEN_TTL_SECONDS = 300;
 
 export interface ReadTokenOptions {
@@ -17,21 +21,43 @@ export interface ReadTokenOptions {
   maxTtlSeconds?: number;
 }
 
-const message = (payload: string) => Buffer.from(TAG + payload, 'utf8');
+const message = (payload: string, tag = TAG) => Buffer.from(tag + payload, 'utf8');
 
-/** The Authorization header value of a token signed by `pair`, valid for `ttlSeconds`. */
-export function makeReadToken(pair: SigningKeyPair, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
+function makeToken(tag: string, pair: SigningKeyPair, ttlSeconds: number, now: number): string {
   const payload = Buffer.from(JSON.stringify({ key: pair.publicKey, exp: Math.floor(now / 1000) + ttlSeconds })).toString('base64url');
-  const sig = Buffer.from(nacl.sign.detached(message(payload), pair.secretKey)).toString('base64url');
+  const sig = Buffer.from(nacl.sign.detached(message(payload, tag), pair.secretKey)).toString('base64url');
   return `Zone ${payload}.${sig}`;
 }
 
-const refuse = (reason: string) => new ZoneError('SIGNATURE', `read token refused: ${reason}`, '/headers/authorization');
+/** The Authorization header value of a token signed by `pair`, valid for `ttlSeconds`. */
+export function makeReadToken(pair: SigningKeyPair, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
+  return makeToken(TAG, pair, ttlSeconds, now);
+}
+
+/** The Authorization header value that makes `pair`'s public key the owner of a grid call. */
+export function makeOwnerToken(pair: SigningKeyPair, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
+  return makeToken(OWNER_TAG, pair, ttlSeconds, now);
+}
+
+const refuseAs = (reason: string, kind: string) => new ZoneError('SIGNATURE', `${kind} token refused: ${reason}`, '/headers/authorization');
+
+/**
+ * The owner (`ed25519:BASE64`) a valid, unexpired owner token speaks for; throws
+ * ZoneError('SIGNATURE') otherwise. Any key may sign one: it only ever reaches its own grid.
+ */
+export function checkOwnerToken(header: string | undefined, maxTtlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
+  return checkToken(header, OWNER_TAG, 'owner', () => true, maxTtlSeconds, now);
+}
 
 /** Throws ZoneError('SIGNATURE') unless `header` is a valid, unexpired token of a trusted key. */
 export function checkReadToken(header: string | undefined, options: ReadTokenOptions, now = Date.now()): void {
+  checkToken(header, TAG, 'read', (key) => options.keys.includes(key), options.maxTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS, now);
+}
+
+function checkToken(header: string | undefined, tag: string, kind: string, trusted: (key: string) => boolean, maxTtlSeconds: number, now: number): string {
+  const refuse = (reason: string) => refuseAs(reason, kind);
   const m = /^Zone ([A-Za-z0-9_-]{1,512})\.([A-Za-z0-9_-]{86})$/.exec(header ?? '');
-  if (!m) throw refuse(header ? 'expected "Zone PAYLOAD.SIG"' : 'this node requires a read token (Authorization: Zone ...)');
+  if (!m) throw refuse(header ? 'expected "Zone PAYLOAD.SIG"' : kind === 'read' ? 'this node requires a read token (Authorization: Zone ...)' : `this route requires an ${kind} token (Authorization: Zone ...)`);
   const [, payload, sig] = m as unknown as [string, string, string];
   let claims: { key?: unknown; exp?: unknown };
   try {
@@ -39,9 +65,16 @@ export function checkReadToken(header: string | undefined, options: ReadTokenOpt
   } catch {
     throw refuse('payload is not JSON');
   }
-  if (typeof claims?.key !== 'string' || !options.keys.includes(claims.key)) throw refuse('not signed by a trusted key');
-  if (!verifyEd25519(message(payload), Buffer.from(sig, 'base64url'), parsePublicKey(claims.key))) throw refuse('signature does not verify');
+  if (typeof claims?.key !== 'string' || !trusted(claims.key)) throw refuse('not signed by a trusted key');
+  let key: Uint8Array;
+  try {
+    key = parsePublicKey(claims.key);
+  } catch {
+    throw refuse('key is not ed25519:BASE64');
+  }
+  if (!verifyEd25519(message(payload, tag), Buffer.from(sig, 'base64url'), key)) throw refuse('signature does not verify');
   const left = (typeof claims.exp === 'number' ? claims.exp : 0) - now / 1000;
   if (left <= 0) throw refuse('expired');
-  if (left > (options.maxTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS)) throw refuse(`lives longer than the ${options.maxTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS} s this node accepts`);
+  if (left > maxTtlSeconds) throw refuse(`lives longer than the ${maxTtlSeconds} s this node accepts`);
+  return claims.key;
 }

@@ -11,6 +11,7 @@ import { createMetrics, metricsRoutes } from './metrics.ts';
 import { checkReadToken, type ReadTokenOptions } from './read-token.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
+import { gridRoutes } from './routes/grid.ts';
 import { nodeRoutes } from './routes/node.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
@@ -29,6 +30,8 @@ export interface ServerOptions {
 
 /** Routes anyone may read, even with read protection on. */
 const OPEN_ROUTES = new Set(['/healthz', '/docs', '/docs/json']);
+/** Routes that take an owner token instead (api/routes/grid.ts): the header holds one token. */
+const OWNER_ROUTES = '/v1/grid/';
 
 export async function buildServer(appliance: Appliance, options: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -47,7 +50,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Zone node API', version: 'v1', description: 'The only way in to a Zone node. Changes come only as signed blueprints.' },
-      tags: [{ name: 'node' }, { name: 'blueprints' }, { name: 'events' }],
+      tags: [{ name: 'node' }, { name: 'blueprints' }, { name: 'events' }, { name: 'grid' }],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -61,7 +64,8 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   if (options.readToken) {
     const tokens = options.readToken;
     app.addHook('onRequest', async (request) => {
-      if (request.method === 'PUT' || OPEN_ROUTES.has(request.routeOptions.url ?? '')) return;
+      const route = request.routeOptions.url ?? '';
+      if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES)) return;
       checkReadToken(request.headers.authorization, tokens);
     });
   }
@@ -75,6 +79,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
   await app.register(blueprintRoutes(appliance, metrics), { prefix: '/v1/blueprints' });
   await app.register(eventRoutes(appliance), { prefix: '/v1/events' });
+  await app.register(gridRoutes(appliance), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));
   app.get('/healthz', { schema: { tags: ['node'], summary: 'the API answers', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
   const openapi = { schema: { hide: true } };

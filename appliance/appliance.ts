@@ -19,6 +19,7 @@ import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
+import type { GridFs, ProcEntry } from './pseudokernel/contract.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
@@ -143,6 +144,14 @@ export class ZoneAppliance implements Appliance {
     return driver.logs(workloadId(this.identity.id, stored.owner, stored.name, w.name), { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}) });
   }
 
+  async gridFs(owner: string): Promise<GridFs> {
+    return this.runningPseudokernel().gridFs(owner);
+  }
+
+  async gridProc(owner: string): Promise<ProcEntry[]> {
+    return (await this.runningPseudokernel().procTable(owner)).list();
+  }
+
   /** Starts the engine (adopting what runs, repairing what does not). */
   start(): void {
     this.reconciler.start();
@@ -178,6 +187,13 @@ export class ZoneAppliance implements Appliance {
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
     const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
     pk.sweep(owners, (owner, blueprint, workload) => recordOf(owner, blueprint, workload) !== null);
+  }
+
+  private runningPseudokernel(): Pseudokernel {
+    const pk = this.pseudokernel;
+    if (!pk) throw new ZoneError('UNAVAILABLE', 'this node runs without the pseudokernel (no grid files or process table)');
+    if (!pk.available) throw new ZoneError('UNAVAILABLE', `the pseudokernel is unavailable: ${pk.fingerprint().reason ?? 'stopped'}`);
+    return pk;
   }
 
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {

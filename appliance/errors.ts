@@ -7,6 +7,7 @@ export type ZoneErrorCode =
   | 'POLICY'         // 403: trust policy or node policy refuses it
   | 'NOT_FOUND'      // 404
   | 'STALE'          // 409: version not greater than the stored one (a replay)
+  | 'CONFLICT'       // 409: the state of the target forbids it (a directory where a file is wanted, ...)
   | 'TOO_LARGE'      // 413
   | 'CAPACITY'       // 422: does not fit the node
   | 'UNAVAILABLE';   // 503: an engine or dependency is not there

@@ -1,6 +1,7 @@
 // What the appliance shows the outside world (the API and the CLI build on these).
 import type { Readable } from 'node:stream';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
+import type { GridFs, ProcEntry } from './pseudokernel/contract.ts';
 
 export type WorkloadState =
   | 'pending'     // desired, not yet created
@@ -86,4 +87,8 @@ export interface Appliance {
   /** Live events; returns the unsubscribe function. */
   onEvent(listener: (event: ZoneEvent) => void): () => void;
   logs(blueprint: string, workload: string, options: { follow: boolean; tail?: number; owner?: string }): Promise<Readable>;
+  /** The owner's shared files (`/zone/fs`); ZoneError UNAVAILABLE without the pseudokernel. */
+  gridFs(owner: string): Promise<GridFs>;
+  /** Every workload of the owner on every node; ZoneError UNAVAILABLE without the pseudokernel. */
+  gridProc(owner: string): Promise<ProcEntry[]>;
 }

@@ -15,6 +15,7 @@ import type { Blueprint, Workload } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { FakeDriver } from '../../drivers/fake/driver.ts';
 import { buildServer, type ServerOptions } from '../../api/server.ts';
+import { freeLoopbackPorts } from '../helpers/ports.ts';
 
 export interface TestNode {
   appliance: ZoneAppliance;
@@ -32,9 +33,11 @@ export interface TestNode {
 export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
   ({ name, kind: 'container', image: 'zone/busybox', ...extra }) as Workload;
 
-export async function startNode(t: Test, options: ServerOptions = {}): Promise<TestNode> {
+/** `pseudokernel`: run one (a nats-server on a free port) for the grid routes. */
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
-  const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir }, cwd: dataDir });
+  const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
+  const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const operator = readSigningKey(createdOperatorKey!);
   let log = '';
@@ -43,6 +46,7 @@ export async function startNode(t: Test, options: ServerOptions = {}): Promise<T
   const appliance = await createAppliance({
     config, trustPolicy: policy, logger, drivers: () => [driver],
     hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
+    ...(node.pseudokernel ? { pseudokernel: {} } : {}),
   });
   appliance.start();
   const server = await buildServer(appliance, { logger, ...options });

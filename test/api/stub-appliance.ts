@@ -1,6 +1,8 @@
 // A small in-test Appliance for what the real one cannot be made to do on demand:
 // fail unexpectedly, hold thousands of events at once, be slow.
 import { Readable } from 'node:stream';
+import { ZoneError } from '../../appliance/errors.ts';
+import type { GridFs, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
 import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
 
 export class StubAppliance implements Appliance {
@@ -47,5 +49,13 @@ export class StubAppliance implements Appliance {
   async logs(): Promise<Readable> {
     if (this.failWith) throw this.failWith;
     return Readable.from([]);
+  }
+
+  async gridFs(): Promise<GridFs> {
+    throw this.failWith ?? new ZoneError('UNAVAILABLE', 'the stub has no pseudokernel');
+  }
+
+  async gridProc(): Promise<ProcEntry[]> {
+    throw this.failWith ?? new ZoneError('UNAVAILABLE', 'the stub has no pseudokernel');
   }
 }

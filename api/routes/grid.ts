@@ -1,0 +1,125 @@
+// /v1/grid: one owner's view of the grid (what `zone shell` uses): the process table of
+// every node, and the owner's shared files (/zone/fs). Every call names its owner by
+// an owner token (api/read-token.ts): the key that signed it is the owner, so a key
+// only ever reaches its own files and rows.
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { ZoneError } from '../../appliance/errors.ts';
+import type { Appliance } from '../../appliance/types.ts';
+import { errorResponses } from '../errors.ts';
+import { checkOwnerToken } from '../read-token.ts';
+
+/** Largest file a PUT takes (the whole body is held once before it is published). */
+export const GRID_FILE_LIMIT = 64 * 2 ** 20;
+
+const ProcRow = Type.Object({
+  node: Type.String(), blueprint: Type.String(), workload: Type.String(), kind: Type.String(),
+  state: Type.String(), restarts: Type.Integer(), since: Type.String({ format: 'date-time' }),
+});
+const ProcList = Type.Object({ workloads: Type.Array(ProcRow) });
+const DirEntry = Type.Object({
+  name: Type.String(), type: Type.Union([Type.Literal('file'), Type.Literal('dir')]),
+  size: Type.Integer(), mtime: Type.String({ format: 'date-time' }),
+});
+const DirListing = Type.Object({ path: Type.String(), entries: Type.Array(DirEntry) });
+const FsParams = Type.Object({ '*': Type.String({ maxLength: 4096, description: 'the path inside /zone/fs, e.g. notes/a.txt' }) });
+
+const CONFLICTS = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
+
+/** `a/b.txt` (the wildcard) as the GridFs path `/a/b.txt` (`` and `a/` too); `.`, `..` and empty segments are refused. */
+export function gridPath(wildcard: string): string {
+  const trimmed = wildcard.endsWith('/') ? wildcard.slice(0, -1) : wildcard;
+  if (trimmed === '') return '/';
+  const parts = trimmed.split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
+    throw new ZoneError('INVALID', `path "/${wildcard}": no empty, "." or ".." segments`, '/params/path');
+  }
+  return `/${parts.join('/')}`;
+}
+
+/** A GridFs error as the API's: ENOENT 404, the conflicts 409, both naming the path. */
+function fsRefusal(err: unknown, path: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ENOENT') return new ZoneError('NOT_FOUND', `${path}: no such file or directory`, '/params/path');
+  if (typeof code === 'string' && CONFLICTS.has(code)) return new ZoneError('CONFLICT', `${path}: ${code} (${(err as Error).message})`, '/params/path');
+  return err;
+}
+
+export function gridRoutes(appliance: Appliance) {
+  return async (app: FastifyInstance) => {
+    const owner = (request: FastifyRequest) => checkOwnerToken(request.headers.authorization);
+    // Files are bytes: PUT bodies arrive whole, up to the limit, in this plugin only.
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: GRID_FILE_LIMIT }, (_request, body, done) => done(null, body));
+
+    app.get('/proc', {
+      schema: {
+        tags: ['grid'], summary: "every workload of the token's owner on every node (the grid's process table)",
+        response: { 200: ProcList, ...errorResponses(401, 429, 503) },
+      },
+    }, async (request) => ({ workloads: await appliance.gridProc(owner(request)) }));
+
+    const fsRoute = { tags: ['grid'], params: FsParams };
+    const read = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
+      const who = owner(request);
+      const path = gridPath(request.params['*']);
+      const fs = await appliance.gridFs(who);
+      const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
+      if (!entry) throw fsRefusal(Object.assign(new Error('missing'), { code: 'ENOENT' }), path);
+      if (entry.type === 'file') {
+        const body = await fs.read(path).catch((err: unknown) => { throw fsRefusal(err, path); });
+        return reply.type('application/octet-stream').header('content-length', entry.size).send(body);
+      }
+      const names = await fs.list(path).catch((err: unknown) => { throw fsRefusal(err, path); });
+      const entries = [];
+      for (const name of names.sort()) {
+        const e = await fs.stat(path === '/' ? `/${name}` : `${path}/${name}`);
+        // Removed between the list and the stat: not there any more.
+        if (e) entries.push({ name, type: e.type, size: e.size, mtime: new Date(e.mtimeMs).toISOString() });
+      }
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ path, entries }));
+    };
+    const readSchema = {
+      schema: {
+        ...fsRoute, summary: "a directory's entries (JSON) or a file's bytes (application/octet-stream) in the owner's /zone/fs",
+        response: {
+          200: { description: 'a directory listing or the file', content: { 'application/json': { schema: DirListing }, 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
+          ...errorResponses(400, 401, 404, 409, 429, 503),
+        },
+      },
+    };
+    app.get<{ Params: { '*': string } }>('/fs/*', readSchema, read);
+
+    app.put<{ Params: { '*': string }; Body: Buffer }>('/fs/*', {
+      bodyLimit: GRID_FILE_LIMIT,
+      schema: {
+        ...fsRoute, summary: "replaces (or creates) a file of the owner's /zone/fs with the body's bytes; the directory must exist",
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const who = owner(request);
+      const path = gridPath(request.params['*']);
+      if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
+      if (!Buffer.isBuffer(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
+      const fs = await appliance.gridFs(who);
+      await fs.write(path, Readable.from([request.body])).catch((err: unknown) => { throw fsRefusal(err, path); });
+      return reply.code(204).send();
+    });
+
+    app.delete<{ Params: { '*': string } }>('/fs/*', {
+      schema: {
+        ...fsRoute, summary: "removes a file, or an empty directory, of the owner's /zone/fs",
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const who = owner(request);
+      const path = gridPath(request.params['*']);
+      if (path === '/') throw new ZoneError('CONFLICT', '/: the root directory cannot be removed', '/params/path');
+      const fs = await appliance.gridFs(who);
+      const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
+      if (!entry) throw new ZoneError('NOT_FOUND', `${path}: no such file or directory`, '/params/path');
+      await (entry.type === 'dir' ? fs.rmdir(path) : fs.unlink(path)).catch((err: unknown) => { throw fsRefusal(err, path); });
+      return reply.code(204).send();
+    });
+  };
+}
