@@ -2,8 +2,9 @@
 // turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
 import { createParser } from 'eventsource-parser';
 import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
-import { readSigningKey } from '../blueprints/keys.ts';
-import { makeReadToken } from '../api/read-token.ts';
+import type { ProcEntry } from '../appliance/pseudokernel/contract.ts';
+import { readSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
+import { makeOwnerToken, makeReadToken } from '../api/read-token.ts';
 import { CliFailure, EXIT } from './output.ts';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:7700';
@@ -96,22 +97,49 @@ export class NodeClient {
     }
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body);
+  /** Every workload of `owner`'s key on every node (the grid's process table). */
+  async gridProc(owner: SigningKeyPair): Promise<ProcEntry[]> {
+    return (await this.json<{ workloads: ProcEntry[] }>('GET', '/v1/grid/proc', undefined, this.asOwner(owner))).workloads;
+  }
+
+  /** A path of the owner's /zone/fs: a directory's entries, or (as bytes) a file. */
+  async gridRead(owner: SigningKeyPair, path: string): Promise<{ dir: GridDirEntry[] } | { file: ReadableStream<Uint8Array> }> {
+    const res = await this.request('GET', gridUrl(path), undefined, this.asOwner(owner));
+    if ((res.headers.get('content-type') ?? '').startsWith('application/json')) return { dir: ((await res.json()) as { entries: GridDirEntry[] }).entries };
+    return { file: res.body ?? new ReadableStream() };
+  }
+
+  async gridWrite(owner: SigningKeyPair, path: string, bytes: Uint8Array): Promise<void> {
+    await this.request('PUT', gridUrl(path), bytes, { ...this.asOwner(owner), 'content-type': 'application/octet-stream' });
+  }
+
+  async gridRemove(owner: SigningKeyPair, path: string): Promise<void> {
+    await this.request('DELETE', gridUrl(path), undefined, this.asOwner(owner));
+  }
+
+  private asOwner(owner: SigningKeyPair): Record<string, string> {
+    return { authorization: makeOwnerToken(owner) };
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const res = await this.request(method, path, body, headers);
     return (await res.json()) as T;
   }
 
+  /** `body`: bytes are sent as they are (with the caller's content-type), anything else as JSON. */
   private async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
     let res: Response;
+    const bytes = body instanceof Uint8Array;
     try {
       res = await fetch(this.url + path, {
         method,
         headers: {
-          ...headers,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(body !== undefined && !bytes ? { 'content-type': 'application/json' } : {}),
           ...(this.readKey ? { authorization: makeReadToken(this.readKey) } : {}),
+          // The caller's own (an owner token) win.
+          ...headers,
         },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(body !== undefined ? { body: bytes ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) } : {}),
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
@@ -129,6 +157,14 @@ export class NodeClient {
     }
     return res;
   }
+}
+
+/** An entry of a /zone/fs directory as the node lists it. */
+export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }
+
+/** The URL path of a /zone/fs path (`/a b/c` -> `/v1/grid/fs/a%20b/c`). */
+function gridUrl(path: string): string {
+  return `/v1/grid/fs/${path.split('/').filter(Boolean).map(encodeURIComponent).join('/')}`;
 }
 
 function unreachable(url: string, err: unknown): CliFailure {

@@ -10,6 +10,7 @@ import * as logs from './commands/logs.ts';
 import * as network from './commands/network.ts';
 import * as node from './commands/node.ts';
 import * as seal from './commands/seal.ts';
+import * as shell from './commands/shell.ts';
 import * as sign from './commands/sign.ts';
 import * as status from './commands/status.ts';
 import * as verify from './commands/verify.ts';
@@ -31,6 +32,7 @@ const commands: { register(program: Command): void }[] = [
   network,
   node,
   seal,
+  shell,
   sign,
   status,
   verify,

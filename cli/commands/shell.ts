@@ -1,0 +1,62 @@
+// zone shell --key KEYFILE: an interactive shell over the grid for the key's owner,
+// with line editing and a history kept across sessions (readline).
+import { appendFileSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { readSigningKey } from '../../blueprints/keys.ts';
+import { NodeClient, nodeOption, nodeUrl } from '../client.ts';
+import { action, inFile } from '../output.ts';
+import { runLine } from '../shell/commands.ts';
+
+const HISTORY_SIZE = 1000;
+
+/** The history file: $ZONE_SHELL_HISTORY, else ~/.zone_history. */
+const historyFile = () => process.env.ZONE_SHELL_HISTORY ?? join(homedir(), '.zone_history');
+
+/** Past lines, newest first (as readline wants them); none when the file is not there yet. */
+function loadHistory(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-HISTORY_SIZE).reverse();
+  } catch {
+    return [];
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('shell')
+    .description("an interactive shell over the grid as the key's owner: ls, cat, put, rm on /zone/fs; ps; logs")
+    .requiredOption('--key <file>', 'the owner\'s key file (zone keygen): whose grid the shell shows')
+    .option(...nodeOption)
+    .action(action(async (opts: { key: string; node?: string }) => {
+      const owner = inFile(opts.key, () => readSigningKey(opts.key));
+      const client = new NodeClient(nodeUrl(opts.node));
+      const file = historyFile();
+      const rl = createInterface({
+        input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY,
+        history: loadHistory(file), historySize: HISTORY_SIZE, removeHistoryDuplicates: true, prompt: 'zone> ',
+      });
+      const ctx = { client, owner, out: process.stdout, err: process.stderr };
+      if (process.stdin.isTTY) process.stdout.write(`owner ${owner.publicKey} at ${client.url}; help lists the commands\n`);
+      rl.prompt();
+      for await (const line of rl) {
+        // Appended line by line: a shell that is killed keeps what was typed.
+        if (line.trim()) {
+          try {
+            appendFileSync(file, `${line.replace(/\n/g, ' ')}\n`, { mode: 0o600 });
+          } catch {
+            // No writable home: the shell works without a history file.
+          }
+        }
+        try {
+          if (await runLine(line, ctx) === 'exit') break;
+        } catch (err) {
+          process.stderr.write(`${(err as Error).message.split('\n')[0]}\n`);
+        }
+        rl.prompt();
+      }
+      rl.close();
+    }));
+}

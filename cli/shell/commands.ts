@@ -1,0 +1,117 @@
+// What each line of `zone shell` does: the owner's /zone/fs (ls, cat, put, rm), the
+// grid's process table (ps) and this node's logs, through the node API. A failed
+// command prints one line and the shell goes on; only `exit` (or end of input) ends it.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Writable } from 'node:stream';
+import Table from 'cli-table3';
+import type { SigningKeyPair } from '../../blueprints/keys.ts';
+import type { NodeClient } from '../client.ts';
+import { CliFailure } from '../output.ts';
+import { age } from '../commands/status.ts';
+
+export interface ShellContext {
+  client: NodeClient;
+  owner: SigningKeyPair;
+  out: Writable;
+  err: Writable;
+}
+
+export const HELP = [
+  'ls [PATH]                 list a directory of your /zone/fs (default /)',
+  'cat PATH                  print a file of your /zone/fs',
+  'put LOCALFILE PATH        copy a local file to PATH (PATH/ keeps its name)',
+  'rm PATH                   remove a file or an empty directory',
+  'ps                        every workload of yours on every node',
+  'logs BLUEPRINT/WORKLOAD   the output of a workload of this node',
+  'help                      this list',
+  'exit                      leave the shell',
+].join('\n') + '\n';
+
+/** The words of a line: whitespace separates them, except inside '...' or "...". */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) words.push(m[1] ?? m[2] ?? m[3]!);
+  return words;
+}
+
+const usage = (text: string) => new CliFailure(`usage: ${text}`);
+
+/** Runs one line; resolves to 'exit' when the shell should end. Failures reject as CliFailure (or ApiError). */
+export async function runLine(line: string, ctx: ShellContext): Promise<'exit' | void> {
+  const [command, ...args] = splitWords(line);
+  const { client, owner, out } = ctx;
+  switch (command) {
+    case undefined:
+      return;
+    case 'exit':
+    case 'quit':
+      return 'exit';
+    case 'help':
+      out.write(HELP);
+      return;
+    case 'ls': {
+      if (args.length > 1) throw usage('ls [PATH]');
+      const path = args[0] ?? '/';
+      const got = await client.gridRead(owner, path);
+      if ('file' in got) {
+        await got.file.cancel();
+        out.write(`${path}\n`);
+        return;
+      }
+      for (const e of got.dir) out.write(`${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(10)} ${e.mtime.slice(0, 19).replace('T', ' ')} ${e.name}${e.type === 'dir' ? '/' : ''}\n`);
+      return;
+    }
+    case 'cat': {
+      if (args.length !== 1) throw usage('cat PATH');
+      const got = await client.gridRead(owner, args[0]!);
+      if ('dir' in got) throw new CliFailure(`cat: ${args[0]}: is a directory`);
+      let last = 10;
+      for await (const chunk of got.file) {
+        if (chunk.length) last = chunk[chunk.length - 1]!;
+        out.write(chunk);
+      }
+      // Keep the prompt on its own line after a file without a final newline.
+      if (last !== 10) out.write('\n');
+      return;
+    }
+    case 'put': {
+      if (args.length !== 2) throw usage('put LOCALFILE PATH');
+      const [local, remote] = args as [string, string];
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(local);
+      } catch (err) {
+        throw new CliFailure(`put: ${local}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+      const target = remote.endsWith('/') ? remote + basename(local) : remote;
+      await client.gridWrite(owner, target, bytes);
+      out.write(`${target}: ${bytes.length} bytes\n`);
+      return;
+    }
+    case 'rm': {
+      if (args.length !== 1) throw usage('rm PATH');
+      await client.gridRemove(owner, args[0]!);
+      return;
+    }
+    case 'ps': {
+      if (args.length) throw usage('ps');
+      const rows = await client.gridProc(owner);
+      const table = new Table({ head: ['NODE', 'BLUEPRINT', 'WORKLOAD', 'KIND', 'STATE', 'RESTARTS', 'SINCE'], style: { head: [], border: [] } });
+      for (const r of rows.sort((a, b) => `${a.node}/${a.blueprint}/${a.workload}`.localeCompare(`${b.node}/${b.blueprint}/${b.workload}`))) {
+        table.push([r.node, r.blueprint, r.workload, r.kind, r.state, r.restarts, age(r.since)]);
+      }
+      out.write(rows.length ? `${table.toString()}\n` : 'no workloads\n');
+      return;
+    }
+    case 'logs': {
+      const m = args.length === 1 ? /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(args[0]!) : null;
+      if (!m) throw usage('logs BLUEPRINT/WORKLOAD');
+      const stream = await client.logs(m[1]!, m[2]!, { follow: false, owner: owner.publicKey });
+      for await (const chunk of stream) out.write(chunk);
+      return;
+    }
+    default:
+      throw new CliFailure(`${command}: no such command (help lists them)`);
+  }
+}

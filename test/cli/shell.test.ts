@@ -1,0 +1,99 @@
+// `zone shell` as a user types into it: the real command in a pseudo-terminal
+// (util-linux `script`), against a real appliance with its pseudokernel.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { writeSigningKey } from '../../blueprints/keys.ts';
+import { splitWords } from '../../cli/shell/commands.ts';
+import { box, startNode } from '../api/node.ts';
+import { ZONE } from '../helpers/zone-cli.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+t.test('splitWords keeps quoted words whole', async (t) => {
+  t.same(splitWords('  put "my file.txt"  /a  '), ['put', 'my file.txt', '/a']);
+  t.same(splitWords("cat 'x y'"), ['cat', 'x y']);
+  t.same(splitWords(''), []);
+});
+
+/** A program in a pseudo-terminal: what it printed so far, and a way to wait for more. */
+function inTerminal(command: string, env: Record<string, string>) {
+  const child = spawn('script', ['-qfc', command, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let seen = 0;
+  return {
+    output: () => output,
+    type: (keys: string) => child.stdin.write(keys),
+    /** Waits for `pattern` after what was awaited last; returns the text up to and including it. */
+    async expect(pattern: RegExp | string, timeoutMs = 20_000): Promise<string> {
+      const found = await waitFor(() => {
+        const rest = output.slice(seen);
+        const at = typeof pattern === 'string' ? rest.indexOf(pattern) : rest.search(pattern);
+        return at >= 0 && { at, length: typeof pattern === 'string' ? pattern.length : rest.match(pattern)![0].length };
+      }, { timeoutMs, what: `${String(pattern)} in the shell's output; it printed: ${JSON.stringify(output.slice(seen))}` });
+      const text = output.slice(seen, seen + found.at + found.length);
+      seen += found.at + found.length;
+      return text;
+    },
+    exited,
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, up-arrow repeats a line, exit', async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'owner.json');
+  writeSigningKey(keyFile, n.operator);
+  const local = join(dir, 'hello.txt');
+  const content = `hello from the shell ${process.pid}\nsecond line\n`;
+  writeFileSync(local, content);
+  const history = join(dir, 'history');
+
+  t.equal((await n.appliance.submit(n.sign({ name: 'shop', version: 1, workloads: [box('web'), box('db')] }))).version, 1);
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).filter((r) => r.state === 'running').length === 2, { timeoutMs: 15_000, what: 'web and db running in the process table' });
+
+  const started = Date.now();
+  const sh = inTerminal(`${ZONE} shell --node ${n.url} --key ${keyFile}`, { ZONE_SHELL_HISTORY: history });
+  t.teardown(async () => {
+    sh.kill();
+    await sh.exited;
+  });
+  await sh.expect('zone> ');
+  t.comment(`prompt after ${Date.now() - started} ms`);
+
+  sh.type(`put ${local} /hello.txt\r`);
+  t.match(await sh.expect('zone> '), `/hello.txt: ${Buffer.byteLength(content)} bytes`);
+  sh.type('ls\r');
+  t.match(await sh.expect('zone> '), new RegExp(`- +${Buffer.byteLength(content)} \\d{4}-\\d\\d-\\d\\d [0-9:]{8} hello\\.txt`));
+  sh.type('cat /hello.txt\r');
+  t.match((await sh.expect('zone> ')).replace(/\r\n/g, '\n'), content);
+
+  sh.type('ps\r');
+  const ps = await sh.expect('zone> ');
+  t.match(ps, /NODE\s.*BLUEPRINT\s.*WORKLOAD\s.*KIND\s.*STATE\s.*RESTARTS\s.*SINCE/);
+  for (const w of ['web', 'db']) t.match(ps, new RegExp(`${n.appliance.identity.id}\\s.*shop\\s.*${w}\\s.*container\\s.*running\\s.*0\\s`), `ps lists ${w}`);
+
+  // Line editing: the up arrow brings back `ps` (readline redraws the line), and Enter runs it again.
+  sh.type('\x1b[A');
+  await sh.expect('zone> ps');
+  sh.type('\r');
+  t.match(await sh.expect('zone> '), /shop\s.*web/);
+
+  sh.type('cat /nope\r');
+  t.match(await sh.expect('zone> '), /refused \(404 NOT_FOUND\): \/params\/path: \/nope: no such file or directory/);
+  sh.type('rm /hello.txt\r');
+  await sh.expect('zone> ');
+  sh.type('ls\r');
+  t.notMatch(await sh.expect('zone> '), /hello\.txt/);
+
+  sh.type('exit\r');
+  t.equal(await sh.exited, 0, 'exit ends the shell with status 0');
+  t.comment(`whole session ${Date.now() - started} ms`);
+  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'cat /nope', 'rm /hello.txt', 'ls', 'exit'], 'the history file keeps the lines');
+});
