@@ -113,6 +113,10 @@ export class NodeClient {
     await this.request('PUT', gridUrl(path), bytes, { ...this.asOwner(owner), 'content-type': 'application/octet-stream' });
   }
 
+  async gridMkdir(owner: SigningKeyPair, path: string): Promise<void> {
+    await this.request('POST', gridUrl(path), undefined, this.asOwner(owner));
+  }
+
   async gridRemove(owner: SigningKeyPair, path: string): Promise<void> {
     await this.request('DELETE', gridUrl(path), undefined, this.asOwner(owner));
   }

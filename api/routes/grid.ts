@@ -68,7 +68,8 @@ export function gridRoutes(appliance: Appliance) {
       if (!entry) throw fsRefusal(Object.assign(new Error('missing'), { code: 'ENOENT' }), path);
       if (entry.type === 'file') {
         const body = await fs.read(path).catch((err: unknown) => { throw fsRefusal(err, path); });
-        return reply.type('application/octet-stream').header('content-length', entry.size).send(body);
+        // No content-length from the stat: a write between it and the read may change the size.
+        return reply.type('application/octet-stream').send(body);
       }
       const names = await fs.list(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       const entries = [];
@@ -103,6 +104,19 @@ export function gridRoutes(appliance: Appliance) {
       if (!Buffer.isBuffer(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
       const fs = await appliance.gridFs(who);
       await fs.write(path, Readable.from([request.body])).catch((err: unknown) => { throw fsRefusal(err, path); });
+      return reply.code(204).send();
+    });
+
+    app.post<{ Params: { '*': string } }>('/fs/*', {
+      schema: {
+        ...fsRoute, summary: "makes a directory of the owner's /zone/fs; its parent must exist",
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const who = owner(request);
+      const path = gridPath(request.params['*']);
+      const fs = await appliance.gridFs(who);
+      await fs.mkdir(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });
 

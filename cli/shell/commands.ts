@@ -1,4 +1,4 @@
-// What each line of `zone shell` does: the owner's /zone/fs (ls, cat, put, rm), the
+// What each line of `zone shell` does: the owner's /zone/fs (ls, cat, put, mkdir, rm), the
 // grid's process table (ps) and this node's logs, through the node API. A failed
 // command prints one line and the shell goes on; only `exit` (or end of input) ends it.
 import { readFile } from 'node:fs/promises';
@@ -21,6 +21,7 @@ export const HELP = [
   'ls [PATH]                 list a directory of your /zone/fs (default /)',
   'cat PATH                  print a file of your /zone/fs',
   'put LOCALFILE PATH        copy a local file to PATH (PATH/ keeps its name)',
+  'mkdir PATH                make a directory (its parent must exist)',
   'rm PATH                   remove a file or an empty directory',
   'ps                        every workload of yours on every node',
   'logs BLUEPRINT/WORKLOAD   the output of a workload of this node',
@@ -87,6 +88,11 @@ export async function runLine(line: string, ctx: ShellContext): Promise<'exit' |
       const target = remote.endsWith('/') ? remote + basename(local) : remote;
       await client.gridWrite(owner, target, bytes);
       out.write(`${target}: ${bytes.length} bytes\n`);
+      return;
+    }
+    case 'mkdir': {
+      if (args.length !== 1) throw usage('mkdir PATH');
+      await client.gridMkdir(owner, args[0]!);
       return;
     }
     case 'rm': {

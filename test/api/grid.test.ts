@@ -57,6 +57,13 @@ t.test('put, ls, cat and rm round trip byte-exact for the owner; other tokens ar
   t.match(await call(`${fs}/a//b`, { headers: auth }), { status: 400, json: { field: '/params/path' } });
   t.match(await call(`${fs}/x.txt`, { method: 'PUT', headers: auth, type: 'application/json', text: '{}' }), { status: 400, json: { field: '/headers/content-type' } });
 
+  t.equal((await fetch(`${fs}/dir`, { method: 'POST', headers: auth })).status, 204, 'mkdir');
+  t.match(await call(`${fs}/dir`, { method: 'POST', headers: auth }), { status: 409, json: { error: 'CONFLICT', message: /\/dir: EEXIST/ } });
+  t.equal((await fetch(`${fs}/dir/inner.txt`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'inner' })).status, 204);
+  t.match(await call(`${fs}/dir`, { headers: auth }), { status: 200, json: { path: '/dir', entries: [{ name: 'inner.txt', type: 'file', size: 5 }] } });
+  t.match(await call(`${fs}/dir`, { method: 'DELETE', headers: auth }), { status: 409, json: { error: 'CONFLICT', message: /\/dir: ENOTEMPTY/ } });
+  t.equal((await fetch(`${fs}/dir/inner.txt`, { method: 'DELETE', headers: auth })).status, 204);
+  t.equal((await fetch(`${fs}/dir`, { method: 'DELETE', headers: auth })).status, 204, 'an empty directory is removed');
   t.equal((await fetch(`${fs}/data.bin`, { method: 'DELETE', headers: auth })).status, 204);
   t.match(await call(`${fs}/data.bin`, { headers: auth }), { status: 404 });
   t.match(await call(`${fs}/`, { headers: auth }), { status: 200, json: { entries: [] } });

@@ -44,7 +44,7 @@ function inTerminal(command: string, env: Record<string, string>) {
   };
 }
 
-t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, up-arrow repeats a line, exit', async (t) => {
+t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, logs, mkdir, up-arrow repeats a line, rm, exit', async (t) => {
   const n = await startNode(t, {}, { pseudokernel: true });
   const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,6 +85,15 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   sh.type('\r');
   t.match(await sh.expect('zone> '), /shop\s.*web/);
 
+  sh.type('logs shop/web\r');
+  t.match(await sh.expect('zone> '), 'web running', "logs prints the workload's output");
+  sh.type('mkdir /d\r');
+  await sh.expect('zone> ');
+  sh.type(`put ${local} /d/\r`);
+  t.match(await sh.expect('zone> '), '/d/hello.txt:', 'put into a directory keeps the name');
+  sh.type('ls d\r');
+  t.match(await sh.expect('zone> '), /hello\.txt/);
+
   sh.type('cat /nope\r');
   t.match(await sh.expect('zone> '), /refused \(404 NOT_FOUND\): \/params\/path: \/nope: no such file or directory/);
   sh.type('rm /hello.txt\r');
@@ -95,5 +104,5 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   sh.type('exit\r');
   t.equal(await sh.exited, 0, 'exit ends the shell with status 0');
   t.comment(`whole session ${Date.now() - started} ms`);
-  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'cat /nope', 'rm /hello.txt', 'ls', 'exit'], 'the history file keeps the lines');
+  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'exit'], 'the history file keeps the lines');
 });
