@@ -72,12 +72,9 @@ export function gridRoutes(appliance: Appliance) {
         return reply.type('application/octet-stream').send(body);
       }
       const names = await fs.list(path).catch((err: unknown) => { throw fsRefusal(err, path); });
-      const entries = [];
-      for (const name of names.sort()) {
-        const e = await fs.stat(path === '/' ? `/${name}` : `${path}/${name}`);
-        // Removed between the list and the stat: not there any more.
-        if (e) entries.push({ name, type: e.type, size: e.size, mtime: new Date(e.mtimeMs).toISOString() });
-      }
+      const stats = await Promise.all(names.sort().map(async (name) => ({ name, e: await fs.stat(path === '/' ? `/${name}` : `${path}/${name}`) })));
+      // An entry removed between the list and its stat is not there any more.
+      const entries = stats.flatMap(({ name, e }) => (e ? [{ name, type: e.type, size: e.size, mtime: new Date(e.mtimeMs).toISOString() }] : []));
       return reply.type('application/json; charset=utf-8').send(JSON.stringify({ path, entries }));
     };
     const readSchema = {

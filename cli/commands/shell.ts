@@ -38,6 +38,12 @@ export function register(program: Command): void {
         input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY,
         history: loadHistory(file), historySize: HISTORY_SIZE, removeHistoryDuplicates: true, prompt: 'zone> ',
       });
+      // Ctrl-C drops the line being typed, as in other shells (readline would pause instead):
+      // the line stays on screen with ^C, and emptying it redraws the prompt below.
+      rl.on('SIGINT', () => {
+        process.stdout.write('^C\n');
+        rl.write(null, { ctrl: true, name: 'u' });
+      });
       const ctx = { client, owner, out: process.stdout, err: process.stderr };
       if (process.stdin.isTTY) process.stdout.write(`owner ${owner.publicKey} at ${client.url}; help lists the commands\n`);
       rl.prompt();

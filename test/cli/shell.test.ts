@@ -101,8 +101,33 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   sh.type('ls\r');
   t.notMatch(await sh.expect('zone> '), /hello\.txt/);
 
+  // Ctrl-C drops a half-typed line; the shell goes on.
+  sh.type('rm /d/hello');
+  await sh.expect('rm /d/hello');
+  sh.type('\x03');
+  await sh.expect('^C');
+  await sh.expect('zone> ');
+  sh.type('ls /d\r');
+  t.match(await sh.expect('zone> '), /hello\.txt/, 'the dropped rm did not run');
+
   sh.type('exit\r');
   t.equal(await sh.exited, 0, 'exit ends the shell with status 0');
   t.comment(`whole session ${Date.now() - started} ms`);
-  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'exit'], 'the history file keeps the lines');
+  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'ls /d', 'exit'], 'the history file keeps the lines');
+});
+
+t.test('zone shell ends at end of input (Ctrl-D) with status 0', async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'owner.json');
+  writeSigningKey(keyFile, n.operator);
+  const sh = inTerminal(`${ZONE} shell --node ${n.url} --key ${keyFile}`, { ZONE_SHELL_HISTORY: join(dir, 'history') });
+  t.teardown(async () => {
+    sh.kill();
+    await sh.exited;
+  });
+  await sh.expect('zone> ');
+  sh.type('\x04');
+  t.equal(await sh.exited, 0);
 });
