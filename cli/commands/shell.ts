@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { NodeClient, nodeOption, nodeUrl } from '../client.ts';
 import { action, inFile } from '../output.ts';
-import { runLine } from '../shell/commands.ts';
+import { runLine, splitWords } from '../shell/commands.ts';
 
 const HISTORY_SIZE = 1000;
 
@@ -38,16 +38,33 @@ export function register(program: Command): void {
         input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY,
         history: loadHistory(file), historySize: HISTORY_SIZE, removeHistoryDuplicates: true, prompt: 'zone> ',
       });
+      // The command running now (top runs until it is stopped): Enter or Ctrl-C stops it.
+      let running: AbortController | null = null;
+      /** Lines typed to stop a command: they are not commands themselves. */
+      let swallow = 0;
+      rl.on('line', () => {
+        if (running && !running.signal.aborted) {
+          running.abort();
+          swallow++;
+        }
+      });
       // Ctrl-C drops the line being typed, as in other shells (readline would pause instead):
       // the line stays on screen with ^C, and emptying it redraws the prompt below.
       rl.on('SIGINT', () => {
+        if (running && !running.signal.aborted) {
+          running.abort();
+          return;
+        }
         process.stdout.write('^C\n');
         rl.write(null, { ctrl: true, name: 'u' });
       });
-      const ctx = { client, owner, out: process.stdout, err: process.stderr };
       if (process.stdin.isTTY) process.stdout.write(`owner ${owner.publicKey} at ${client.url}; help lists the commands\n`);
       rl.prompt();
       for await (const line of rl) {
+        if (swallow > 0) {
+          swallow--;
+          continue;
+        }
         // Appended line by line: a shell that is killed keeps what was typed.
         if (line.trim()) {
           try {
@@ -56,10 +73,14 @@ export function register(program: Command): void {
             // No writable home: the shell works without a history file.
           }
         }
+        // Only top runs until stopped; a line typed ahead during any other command is the next command.
+        running = splitWords(line)[0] === 'top' ? new AbortController() : null;
         try {
-          if (await runLine(line, ctx) === 'exit') break;
+          if (await runLine(line, { client, owner, out: process.stdout, err: process.stderr, ...(running ? { signal: running.signal } : {}) }) === 'exit') break;
         } catch (err) {
           process.stderr.write(`${(err as Error).message.split('\n')[0]}\n`);
+        } finally {
+          running = null;
         }
         rl.prompt();
       }

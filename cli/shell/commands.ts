@@ -1,10 +1,12 @@
 // What each line of `zone shell` does: the owner's /zone/fs (ls, cat, put, mkdir, rm), the
-// grid's process table (ps) and this node's logs, through the node API. A failed
+// grid's process table (ps, top) and this node's logs, through the node API. A failed
 // command prints one line and the shell goes on; only `exit` (or end of input) ends it.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import Table from 'cli-table3';
+import type { ProcEntry } from '../../appliance/pseudokernel/contract.ts';
 import type { SigningKeyPair } from '../../blueprints/keys.ts';
 import type { NodeClient } from '../client.ts';
 import { CliFailure } from '../output.ts';
@@ -15,6 +17,8 @@ export interface ShellContext {
   owner: SigningKeyPair;
   out: Writable;
   err: Writable;
+  /** Aborted when the user stops the command (Enter or Ctrl-C): `top` ends then. */
+  signal?: AbortSignal;
 }
 
 export const HELP = [
@@ -24,10 +28,21 @@ export const HELP = [
   'mkdir PATH                make a directory (its parent must exist)',
   'rm PATH                   remove a file or an empty directory',
   'ps                        every workload of yours on every node',
+  'top [SECONDS]             ps, redrawn every SECONDS (default 2) until Enter or Ctrl-C',
   'logs BLUEPRINT/WORKLOAD   the output of a workload of this node',
   'help                      this list',
   'exit                      leave the shell',
 ].join('\n') + '\n';
+
+/** The process table as ps and top show it, one line per workload. */
+function procTable(rows: ProcEntry[]): string {
+  if (!rows.length) return 'no workloads\n';
+  const table = new Table({ head: ['NODE', 'BLUEPRINT', 'WORKLOAD', 'KIND', 'STATE', 'RESTARTS', 'SINCE'], style: { head: [], border: [] } });
+  for (const r of rows.sort((a, b) => `${a.node}/${a.blueprint}/${a.workload}`.localeCompare(`${b.node}/${b.blueprint}/${b.workload}`))) {
+    table.push([r.node, r.blueprint, r.workload, r.kind, r.state, r.restarts, age(r.since)]);
+  }
+  return `${table.toString()}\n`;
+}
 
 /** The words of a line: whitespace separates them, except inside '...' or "...". */
 export function splitWords(line: string): string[] {
@@ -102,12 +117,21 @@ export async function runLine(line: string, ctx: ShellContext): Promise<'exit' |
     }
     case 'ps': {
       if (args.length) throw usage('ps');
-      const rows = await client.gridProc(owner);
-      const table = new Table({ head: ['NODE', 'BLUEPRINT', 'WORKLOAD', 'KIND', 'STATE', 'RESTARTS', 'SINCE'], style: { head: [], border: [] } });
-      for (const r of rows.sort((a, b) => `${a.node}/${a.blueprint}/${a.workload}`.localeCompare(`${b.node}/${b.blueprint}/${b.workload}`))) {
-        table.push([r.node, r.blueprint, r.workload, r.kind, r.state, r.restarts, age(r.since)]);
+      out.write(procTable(await client.gridProc(owner)));
+      return;
+    }
+    case 'top': {
+      const seconds = args[0] === undefined ? 2 : Number(args[0]);
+      if (args.length > 1 || !(seconds >= 0.1 && seconds <= 3600)) throw usage('top [SECONDS] (0.1 to 3600)');
+      const signal = ctx.signal ?? new AbortController().signal;
+      while (!signal.aborted) {
+        const rows = await client.gridProc(owner);
+        if (signal.aborted) break;
+        // Home and clear: each round replaces the last on the screen.
+        out.write(`\x1b[H\x1b[2J${new Date().toISOString().slice(11, 19)}  every ${seconds}s; Enter or Ctrl-C ends\n${procTable(rows)}`);
+        // The refresh period of the display, ended early when the user stops it.
+        await delay(seconds * 1000, undefined, { signal }).catch(() => undefined);
       }
-      out.write(rows.length ? `${table.toString()}\n` : 'no workloads\n');
       return;
     }
     case 'logs': {

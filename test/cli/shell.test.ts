@@ -26,7 +26,8 @@ function inTerminal(command: string, env: Record<string, string>) {
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let seen = 0;
   return {
-    output: () => output,
+    /** What it printed after what was awaited last. */
+    rest: () => output.slice(seen),
     type: (keys: string) => child.stdin.write(keys),
     /** Waits for `pattern` after what was awaited last; returns the text up to and including it. */
     async expect(pattern: RegExp | string, timeoutMs = 20_000): Promise<string> {
@@ -44,7 +45,7 @@ function inTerminal(command: string, env: Record<string, string>) {
   };
 }
 
-t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, logs, mkdir, up-arrow repeats a line, rm, exit', async (t) => {
+t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, logs, mkdir, up-arrow repeats a line, rm, Ctrl-C, top, exit', async (t) => {
   const n = await startNode(t, {}, { pseudokernel: true });
   const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,10 +111,18 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   sh.type('ls /d\r');
   t.match(await sh.expect('zone> '), /hello\.txt/, 'the dropped rm did not run');
 
+  // top redraws ps until Enter; the Enter is not a command of its own.
+  sh.type('top 0.2\r');
+  t.ok((await sh.expect(/every 0\.2s; Enter or Ctrl-C ends\r?\n[^]*shop[^]*web/)).includes('\x1b[H\x1b[2J'), 'each round clears the screen');
+  await sh.expect(/every 0\.2s/);
+  sh.type('\r');
+  await sh.expect('zone> ');
+
   sh.type('exit\r');
   t.equal(await sh.exited, 0, 'exit ends the shell with status 0');
+  t.notMatch(sh.rest(), /zone> /, 'the Enter that ended top was no command: no second prompt');
   t.comment(`whole session ${Date.now() - started} ms`);
-  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'ls /d', 'exit'], 'the history file keeps the lines');
+  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'ls /d', 'top 0.2', 'exit'], 'the history file keeps the lines');
 });
 
 t.test('zone shell ends at end of input (Ctrl-D) with status 0', async (t) => {
