@@ -1,7 +1,7 @@
 // zone cluster up 3 / down: three appliances in their own namespaces, an overlay
 // between them, and nothing left behind afterwards.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import type { Network } from '../../blueprints/schema.ts';
 import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
 import type { ClusterState } from '../../cli/cluster/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { ZONE } from '../helpers/zone-cli.ts';
 
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;
@@ -119,6 +120,7 @@ t.test('the nodes\' nats-servers form one cluster: files a container writes to /
   // The two containers take turns through marker files in /zone/fs itself.
   const sizes = [0, 1, 1048576, 67108864];
   await apply(0, 'writer', [
+    'echo hello-from-node-1 > /zone/fs/.hello && mv /zone/fs/.hello /zone/fs/hello.txt',
     ...sizes.map((n, i) => `head -c ${n} /dev/urandom > /tmp/s${i} && cp /tmp/s${i} /zone/fs/.s${i} && mv /zone/fs/.s${i} /zone/fs/s${i}`),
     'sha256sum /tmp/s*', 'touch /zone/fs/written',
     'until [ -e /zone/fs/checked ]; do sleep 1; done', 'mv /zone/fs/s1 /zone/fs/s1-renamed', 'rm /zone/fs/s0', 'touch /zone/fs/changed', 'exec sleep 600',
@@ -133,7 +135,24 @@ t.test('the nodes\' nats-servers form one cluster: files a container writes to /
   const read = await waitFor(() => logsOf(2, 'reader').then((out) => hashes(out).length === sizes.length && hashes(out)), { timeoutMs: 90_000, what: 'the reader on node 3' });
   t.same(read, written, '0 B, 1 B, 1 MiB and 64 MiB written on node 1 are read byte-exact on node 3');
   const listing = await waitFor(() => logsOf(2, 'reader').then((out) => /^ls: (.*)$/m.exec(out)?.[1]), { timeoutMs: 60_000, what: 'the listing after the rename and unlink' });
-  t.same(listing.trim().split(' ').sort(), ['changed', 'checked', 's1-renamed', 's2', 's3', 'written'], 'the rename and the unlink made on node 1 are seen on node 3');
+  t.same(listing.trim().split(' ').sort(), ['changed', 'checked', 'hello.txt', 's1-renamed', 's2', 's3', 'written'], 'the rename and the unlink made on node 1 are seen on node 3');
+});
+
+t.test('zone shell on node 2, in a pseudo-terminal: ps lists the workloads of nodes 1 and 3, cat shows a file a container wrote', async (t) => {
+  const nodes = state!.nodes;
+  // Lines typed ahead are read one prompt at a time, as a user's would be.
+  const child = spawn('script', ['-qfc', `${ZONE} shell --node ${nodes[1]!.api} --key ${state!.operatorKey}`, '/dev/null'], {
+    env: { ...process.env, ZONE_SHELL_HISTORY: join(base, 'shell-history') }, stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  t.teardown(() => { child.kill('SIGKILL'); });
+  child.stdin.write('ps\rcat /hello.txt\rexit\r');
+  t.equal(await exited, 0, 'the shell exits 0');
+  t.match(output, new RegExp(`${nodes[0]!.id}[^\\n]*share[^\\n]*writer[^\\n]*running`), 'node 1\'s writer');
+  t.match(output, new RegExp(`${nodes[2]!.id}[^\\n]*share[^\\n]*reader[^\\n]*running`), 'node 3\'s reader');
+  t.match(output, 'hello-from-node-1', 'the file a container on node 1 wrote');
 });
 
 t.test('a pipe declared on node 1 and node 3 feeds shuffled lines from node 1 to sort on node 3: the output is exact', async (t) => {
