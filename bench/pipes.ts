@@ -1,0 +1,144 @@
+// Pipes benchmark (issue 9), baseline in the same run, on a two-node `zone cluster`:
+// (a) a blueprint pipe from a container on node 1 (stdout) to a container on node 2
+//     (stdin), through the nodes' appliances and their clustered nats-servers;
+// (b) a raw TCP stream (busybox nc) between two containers on the same two nodes, over
+//     the WireGuard overlay planned with `zone network plan`.
+// The same bytes on each path: a few stamped lines, 0.5 s apart (first-byte latency),
+// then one stamped line and 64 MiB of zeros from dd (throughput). Both nodes are
+// namespaces of this machine and the containers share one Docker daemon, so they read
+// one clock: stamps are the kernel's wall clock in microseconds (busybox adjtimex).
+// Throughput is timed from the producer's stamp taken just before dd starts writing to
+// the consumer's stamp taken once `wc -c` has seen EOF (so it includes dd, the
+// transport, the end-of-stream marker and wc).
+// (c) raw TCP (the same nc scripts) between the two node namespaces over the cluster's
+//     underlay, which is the path the nats-servers' route takes: what (a) rides on.
+// Run: node --import tsx bench/pipes.ts
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
+import { workloadId } from '../appliance/engine/desired.ts';
+import type { Network } from '../blueprints/schema.ts';
+import { clusterDown, clusterUp, type ClusterState } from '../cli/cluster/grid.ts';
+
+const run = promisify(execFile);
+const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1), { maxBuffer: 16 * 2 ** 20 })).stdout;
+const zone = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/zone.ts', ...args], { timeout: 280_000 });
+
+const NAME = 'pbench';
+const SUBNET = '10.215.3.0/24';
+const RANGE = '10.216.0.0/16';
+const PINGS = 5;
+const COUNT = 1024; // dd blocks of 64 KiB: 64 MiB
+const BYTES = COUNT * 65536;
+const PORT = 5000;
+
+// Shell fragments (busybox sh). S prints the wall clock as seconds.microseconds.
+const STAMP = 'S() { adjtimex | awk \'/tv_sec/{s=$2} /tv_usec/{printf "%d.%06d\\n", s, $2}\'; }';
+const PRODUCE = `for i in $(seq ${PINGS}); do echo "ping $(S)"; sleep 0.5; done; echo "bulk $(S)"; dd if=/dev/zero bs=65536 count=${COUNT} 2>/dev/null`;
+const CONSUME = 'while read a b; do echo "got $a $b $(S)"; [ "$a" = bulk ] && break; done; n=$(wc -c); echo "end $n $(S)"';
+
+interface Result { firstUs: number; medianUs: number; mbPerS: number; seconds: number; bytes: number }
+
+function resultOf(log: string): Result | null {
+  const end = /^end (\d+) ([\d.]+)$/m.exec(log);
+  if (!end) return null;
+  const got = [...log.matchAll(/^got (\w+) ([\d.]+) ([\d.]+)$/gm)];
+  const lat = got.filter((g) => g[1] === 'ping').map((g) => (Number(g[3]) - Number(g[2])) * 1e6);
+  const bulk = got.find((g) => g[1] === 'bulk');
+  if (!bulk || lat.length !== PINGS) throw new Error(`unexpected consumer output:\n${log}`);
+  const seconds = Number(end[2]) - Number(bulk[2]);
+  const bytes = Number(end[1]);
+  const sorted = [...lat].sort((x, y) => x - y);
+  return { firstUs: lat[0]!, medianUs: sorted[Math.floor(PINGS / 2)]!, seconds, bytes, mbPerS: bytes / seconds / 2 ** 20 };
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | null>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => null);
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
+  const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
+  const dir = join(base, 'cluster');
+  let state: ClusterState | null = null;
+  try {
+    state = await clusterUp({ dir, name: NAME, subnet: SUBNET, count: 2 });
+    const [n1, n2] = state.nodes as [ClusterState['nodes'][number], ClusterState['nodes'][number]];
+    const owner = (JSON.parse(await readFile(state.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+    const apply = async (n: typeof n1, doc: Record<string, unknown>, detach: boolean) => {
+      const file = join(base, `${String(doc.name)}-${n.index}.yaml`);
+      await writeFile(file, stringify({ version: 1, owner, node: n.id, ...doc }));
+      await zone('apply', file, '--node', n.api, '--key', state!.operatorKey, '--timeout', '120', ...(detach ? ['--detach'] : []));
+    };
+    const logsOf = (n: typeof n1, blueprint: string, w: string) => sh('docker', 'logs', workloadId(n.id!, owner, blueprint, w));
+    const info = await (await fetch(`${n1.api}/v1/node`)).json() as { drivers: { kind: string; details?: { implementation?: string } }[] };
+    const implementation = info.drivers.find((d) => d.kind === 'network')?.details?.implementation ?? 'unknown';
+
+    // (b) first, the baseline: nc over the planned WireGuard network. The containers
+    // have no CAP_NET_RAW (no ping): node 1 waits until a connection to a second port
+    // on node 2 goes through, which also completes the WireGuard handshake.
+    const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--name', 'mesh', '--range', RANGE);
+    const plan = parse(stdout) as Record<string, { networks: Network[] }>;
+    const ip2 = '10.216.1.10';
+    const container = (name: string, script: string, i: number) => ({
+      name, kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${script}`], networks: [{ name: 'mesh', ip: `10.216.${i}.10` }],
+    });
+    await apply(n2, { name: 'tcp', networks: plan[n2.id!]!.networks, workloads: [container('sink', `echo listening; nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`, 1)] }, false);
+    await waitFor('the nc listener on node 2', 60_000, async () => /listening/.test(await logsOf(n2, 'tcp', 'sink')) || null);
+    await apply(n1, { name: 'tcp', networks: plan[n1.id!]!.networks, workloads: [container('source',
+      `until nc -w 1 ${ip2} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${ip2} ${PORT}`, 0)] }, true);
+    const tcp = await waitFor('the nc transfer', 240_000, async () => resultOf(await logsOf(n2, 'tcp', 'sink')));
+
+    // (c) for reference, the path the pipe's bytes take between the nodes' nats-servers:
+    // the same nc scripts run by the host's busybox directly in the node namespaces,
+    // over the cluster's underlay (no WireGuard).
+    const bin = join(base, 'bin');
+    await mkdir(bin);
+    await sh('busybox', '--install', '-s', bin);
+    const inNs = (n: typeof n1, script: string) => run('ip', ['netns', 'exec', n.namespace, 'busybox', 'sh', '-c', `PATH=${bin}:$PATH; ${STAMP}; ${script}`], { timeout: 240_000 });
+    const sinkDone = inNs(n2, `nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`);
+    sinkDone.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    await inNs(n1, `until nc -w 1 ${n2.address} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${n2.address} ${PORT}`);
+    const underlay = resultOf((await sinkDone).stdout);
+    if (!underlay) throw new Error('no result from the underlay nc');
+
+    // (a) the pipe: consumer on node 2 first (it waits on its stdin), then the producer.
+    const pipe = { from: `${n1.id}/pipe/source.stdout`, to: `${n2.id}/pipe/sink.stdin` };
+    await apply(n2, { name: 'pipe', workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
+    await apply(n1, { name: 'pipe', workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
+    const piped = await waitFor('the pipe transfer', 240_000, async () => resultOf(await logsOf(n2, 'pipe', 'sink')));
+
+    const expected = BYTES;
+    for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay]] as const) {
+      if (r.bytes !== expected) console.log(`warning: ${name} consumer counted ${r.bytes} bytes, expected ${expected}`);
+    }
+    const row = (name: string, r: Result) => `${name.padEnd(40)} ${r.mbPerS.toFixed(1).padStart(7)} MiB/s (${r.seconds.toFixed(3)} s)   first line ${(r.firstUs / 1000).toFixed(2).padStart(7)} ms   median of ${PINGS} ${(r.medianUs / 1000).toFixed(2).padStart(7)} ms`;
+    console.log(`pipes benchmark: 2-node zone cluster, ${BYTES / 2 ** 20} MiB of zeros after ${PINGS} stamped lines; WireGuard implementation: ${implementation}`);
+    console.log(row('(a) blueprint pipe node 1 -> node 2', piped));
+    console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
+    console.log(row('(c) nc between the node namespaces', underlay));
+    console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
+    console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
+  } finally {
+    if (existsSync(join(dir, 'cluster.json'))) await clusterDown(dir).catch((e: unknown) => console.error(`cluster down failed: ${String(e)}`));
+    if (state) {
+      for (const n of state.nodes) {
+        const left = (await sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`).catch(() => '')).split('\n').filter(Boolean);
+        if (left.length) await sh('docker', 'rm', '-f', ...left).catch(() => undefined);
+      }
+    }
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+await main();
