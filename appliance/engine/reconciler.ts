@@ -114,6 +114,19 @@ export class Reconciler {
     await this.idle();
   }
 
+  /**
+   * Stops a desired workload of this node and starts it again now, whatever its restart
+   * policy (its owner asked: `kill` in zone shell). `unknown`: no such workload here;
+   * `busy`: a step of it is in flight, which the caller may try again after.
+   */
+  restart(id: string, reason: string): 'restarting' | 'unknown' | 'busy' {
+    const spec = this.desired().find((d) => d.id === id);
+    if (!spec || this.stopped) return 'unknown';
+    if (this.busy.has(id)) return 'busy';
+    this.launch({ kind: 'restart', spec, reason });
+    return 'restarting';
+  }
+
   /** Current records (the workloads' status), by engine-side id. */
   statuses(): ReadonlyMap<string, WorkloadRecord> {
     return this.records;
@@ -238,7 +251,11 @@ export class Reconciler {
     const log = { blueprint: spec.blueprint, workload: spec.workload, step: step.kind, reason: step.reason };
     if (step.kind !== 'create' || before?.state !== 'pending') this.o.logger.info(log, isRestart ? 'restarting workload' : `${step.kind} workload`);
     try {
-      if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
+      if (step.kind === 'restart') {
+        // A state of its own while it is down, so the restart is an event (and a new process row).
+        this.update(spec, { state: 'pending' }, `restarting (${step.reason})`);
+        await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
+      }
       if (step.kind === 'replace') await driver.remove(spec.id);
       const o = await driver.ensure(this.o.prepare ? await this.o.prepare(spec) : spec);
       this.update(spec, {

@@ -136,6 +136,24 @@ t.test('restart policy never: an exit stays exited', async (t) => {
   t.equal(h.driver.calls.start, 1, 'never started again');
 });
 
+t.test('restart() on request: stopped and started again whatever the policy, with its events; unknown and busy workloads are said to be', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply(blueprint('asked', 1, [box('a', { restart: 'never' })]));
+  await waitFor(() => h.status('asked', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  h.driver.crash(h.id('asked', 'a'), 1);
+  await waitFor(() => h.status('asked', 'a')?.state === 'exited', { timeoutMs: 5000, what: 'exited' });
+  await h.engine.idle();
+  t.equal(h.engine.restart(h.id('asked', 'nope'), 'asked'), 'unknown');
+  t.equal(h.engine.restart(h.id('asked', 'a'), 'asked by its owner'), 'restarting');
+  t.equal(h.engine.restart(h.id('asked', 'a'), 'asked by its owner'), 'busy', 'while the first restart runs');
+  await waitFor(() => h.status('asked', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running again' });
+  await h.engine.idle();
+  t.equal(h.status('asked', 'a')?.restarts, 1);
+  t.same(h.seen.filter((e) => e.workload === 'a').slice(-2).map((e) => [e.from, e.to, e.reason]),
+    [['exited', 'pending', 'restarting (asked by its owner)'], ['pending', 'running', 'restarted (asked by its owner)']]);
+});
+
 t.test('a spec the engine refuses is failed, not retried fast', async (t) => {
   const h = harness(t);
   h.driver.rejectImage('missing/image');
