@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { verifyBlueprintWithSigners } from '../blueprints/verify.ts';
 import { openSealed } from '../blueprints/seal.ts';
+import { checkOwnerToken } from '../api/read-token.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
 import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
@@ -19,7 +20,7 @@ import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
-import type { GridFs, ProcEntry } from './pseudokernel/contract.ts';
+import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
@@ -71,6 +72,8 @@ export class ZoneAppliance implements Appliance {
     readonly pseudokernel: Pseudokernel | null = null,
   ) {
     if (pseudokernel) this.followWorkloads(pseudokernel);
+    // The other nodes ask with the owner's token, which is checked here.
+    if (pseudokernel?.available) pseudokernel.serveRestarts(async (r) => this.restartOwned(checkOwnerToken(r.token), r.blueprint, r.workload));
   }
 
   async nodeInfo(): Promise<NodeInfo> {
@@ -152,6 +155,15 @@ export class ZoneAppliance implements Appliance {
     return (await this.runningPseudokernel().procTable(owner)).list();
   }
 
+  async gridPipes(owner: string): Promise<PipeLag[]> {
+    return this.runningPseudokernel().ownerPipes(owner);
+  }
+
+  async gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void> {
+    if (node === this.identity.id) return this.restartOwned(caller.owner, blueprint, workload);
+    await this.runningPseudokernel().requestRestart(node, { token: caller.token, blueprint, workload });
+  }
+
   /** Starts the engine (adopting what runs, repairing what does not). */
   start(): void {
     this.reconciler.start();
@@ -187,6 +199,14 @@ export class ZoneAppliance implements Appliance {
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
     const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
     pk.sweep(owners, (owner, blueprint, workload) => recordOf(owner, blueprint, workload) !== null);
+  }
+
+  private async restartOwned(owner: string, blueprint: string, workload: string): Promise<void> {
+    const what = `${blueprint}/${workload}`;
+    const outcome = this.reconciler.restart(workloadId(this.identity.id, owner, blueprint, workload), 'asked by its owner');
+    if (outcome === 'unknown') throw new ZoneError('NOT_FOUND', `no workload ${what} of this owner on node ${this.identity.id}`, '/params/workload');
+    if (outcome === 'busy') throw new ZoneError('CONFLICT', `${what} on node ${this.identity.id} is being changed right now; try again once it settles`, '/params/workload');
+    this.logger.info({ blueprint, workload }, 'restart asked by the owner');
   }
 
   private runningPseudokernel(): Pseudokernel {

@@ -1,7 +1,7 @@
 // What the appliance shows the outside world (the API and the CLI build on these).
 import type { Readable } from 'node:stream';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
-import type { GridFs, ProcEntry } from './pseudokernel/contract.ts';
+import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
 
 export type WorkloadState =
   | 'pending'     // desired, not yet created
@@ -91,4 +91,12 @@ export interface Appliance {
   gridFs(owner: string): Promise<GridFs>;
   /** Every workload of the owner on every node; ZoneError UNAVAILABLE without the pseudokernel. */
   gridProc(owner: string): Promise<ProcEntry[]>;
+  /** Every pipe of the owner on the grid and how far behind its consumer is; ZoneError UNAVAILABLE without the pseudokernel. */
+  gridPipes(owner: string): Promise<PipeLag[]>;
+  /**
+   * Stops and starts again a workload of the caller's on `node` (this one, or another of
+   * the grid, asked over NATS with the caller's token). NOT_FOUND: no such workload;
+   * CONFLICT: it is being changed.
+   */
+  gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;
 }

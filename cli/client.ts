@@ -2,7 +2,7 @@
 // turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
 import { createParser } from 'eventsource-parser';
 import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
-import type { ProcEntry } from '../appliance/pseudokernel/contract.ts';
+import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/contract.ts';
 import { readSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
 import { makeOwnerToken, makeReadToken } from '../api/read-token.ts';
 import { CliFailure, EXIT } from './output.ts';
@@ -100,6 +100,16 @@ export class NodeClient {
   /** Every workload of `owner`'s key on every node (the grid's process table). */
   async gridProc(owner: SigningKeyPair): Promise<ProcEntry[]> {
     return (await this.json<{ workloads: ProcEntry[] }>('GET', '/v1/grid/proc', undefined, this.asOwner(owner))).workloads;
+  }
+
+  /** Every pipe of `owner`'s key on the grid and its consumer's lag. */
+  async gridPipes(owner: SigningKeyPair): Promise<PipeLag[]> {
+    return (await this.json<{ pipes: PipeLag[] }>('GET', '/v1/grid/pipes', undefined, this.asOwner(owner))).pipes;
+  }
+
+  /** Stops and starts again a workload of `owner`'s key on `node` (any node of the grid). */
+  async gridRestart(owner: SigningKeyPair, node: string, blueprint: string, workload: string): Promise<void> {
+    await this.request('POST', `/v1/grid/proc/${[node, blueprint, workload].map(encodeURIComponent).join('/')}/restart`, undefined, this.asOwner(owner));
   }
 
   /** A path of the owner's /zone/fs: a directory's entries, or (as bytes) a file. */

@@ -18,6 +18,18 @@ const ProcRow = Type.Object({
   state: Type.String(), restarts: Type.Integer(), since: Type.String({ format: 'date-time' }),
 });
 const ProcList = Type.Object({ workloads: Type.Array(ProcRow) });
+const PipeRow = Type.Object({
+  from: Type.String({ description: 'NODE/BLUEPRINT/WORKLOAD.stdout' }), to: Type.String({ description: 'NODE/BLUEPRINT/WORKLOAD.stdin' }),
+  lagMessages: Type.Integer({ description: 'messages the consumer has still to commit' }),
+  lagBytes: Type.Integer({ description: 'what the pipe\'s stream stores of them' }),
+});
+const PipeList = Type.Object({ pipes: Type.Array(PipeRow) });
+const WorkloadParams = Type.Object({
+  node: Type.String({ pattern: '^[a-z0-9]{1,64}$', description: 'the node id, as ps shows it' }),
+  blueprint: Type.String({ pattern: '^[a-z0-9-]{1,63}$' }),
+  workload: Type.String({ pattern: '^[a-z0-9-]{1,63}$' }),
+});
+const Restarting = Type.Object({ node: Type.String(), blueprint: Type.String(), workload: Type.String() });
 const DirEntry = Type.Object({
   name: Type.String(), type: Type.Union([Type.Literal('file'), Type.Literal('dir')]),
   size: Type.Integer(), mtime: Type.String({ format: 'date-time' }),
@@ -58,6 +70,26 @@ export function gridRoutes(appliance: Appliance) {
         response: { 200: ProcList, ...errorResponses(401, 429, 503) },
       },
     }, async (request) => ({ workloads: await appliance.gridProc(owner(request)) }));
+
+    app.post<{ Params: { node: string; blueprint: string; workload: string } }>('/proc/:node/:blueprint/:workload/restart', {
+      schema: {
+        tags: ['grid'], params: WorkloadParams,
+        summary: "stops a workload of the token's owner and starts it again, on this node or another of the grid (asked with the same token)",
+        response: { 202: Restarting, ...errorResponses(400, 401, 404, 409, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const who = owner(request);
+      const { node, blueprint, workload } = request.params;
+      await appliance.gridRestart({ owner: who, token: request.headers.authorization ?? '' }, node, blueprint, workload);
+      return reply.code(202).send({ node, blueprint, workload });
+    });
+
+    app.get('/pipes', {
+      schema: {
+        tags: ['grid'], summary: "every pipe of the token's owner on the grid and how far behind its consumer is",
+        response: { 200: PipeList, ...errorResponses(401, 429, 503) },
+      },
+    }, async (request) => ({ pipes: await appliance.gridPipes(owner(request)) }));
 
     const fsRoute = { tags: ['grid'], params: FsParams };
     const read = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {

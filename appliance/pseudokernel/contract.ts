@@ -47,6 +47,16 @@ export interface ProcEntry {
   since: string;
 }
 
+/** A pipe of the grid and how far its consumer is behind. */
+export interface PipeLag {
+  from: string;
+  to: string;
+  /** Messages after the committed position: what the consumer has still to commit. */
+  lagMessages: number;
+  /** What the stream stores of them (payload and headers, with the last committed marker); 0 when none. */
+  lagBytes: number;
+}
+
 /** Every workload of one owner, on every node. */
 export interface ProcTable {
   list(): Promise<ProcEntry[]>;

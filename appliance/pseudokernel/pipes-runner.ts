@@ -3,12 +3,13 @@
 // reports an event, when the resync timer fires, or at once after an incarnation was
 // done. Level-triggered like the engine: what to do is read from the workload's state
 // and the stream each time, so a missed event costs a resync period, not a byte.
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Driver } from '../../drivers/contract.ts';
-import { PIPE_POSITIONS, type LocalPipeEnd } from './pipes.ts';
+import type { PipeLag } from './contract.ts';
+import { PIPE_POSITIONS, pipeIdentity, type LocalPipeEnd, type PipeIdentity } from './pipes.ts';
 import { feedIncarnation, type FeedOutcome } from './pipes-consumer.ts';
 import { relayIncarnation, type RelayOutcome } from './pipes-producer.ts';
 import { DEFAULT_PIPE_MAX_BYTES, ensurePipeStream, readPosition } from './pipes-stream.ts';
@@ -25,20 +26,14 @@ export interface PipeRunnerOptions {
   maxBytes?: number;
 }
 
-export interface PipeStats {
+export interface PipeStats extends PipeLag {
   /** The pipe's id (see pipeIdentity). */
   pipe: string;
-  from: string;
-  to: string;
   role: LocalPipeEnd['role'];
   /** Payload bytes this node published (producer end) since the runner started. */
   bytesProduced: number;
   /** Payload bytes this node wrote to the consumer's stdin since the runner started. */
   bytesConsumed: number;
-  /** Messages after the committed position: what the consumer has still to commit. */
-  lagMessages: number;
-  /** What the stream stores of them (payload and headers, with the last committed marker); 0 when none. */
-  lagBytes: number;
   /** `working`: relaying or feeding an incarnation; `waiting`: for the workload to start, or for data. */
   state: 'waiting' | 'working' | 'error';
   /** The last failure, until an incarnation is relayed or fed. */
@@ -104,6 +99,22 @@ export class PipeRunner {
         state: loop.state, error: loop.error,
       };
     }));
+  }
+
+  /**
+   * Every pipe of `owner` whose stream exists, on any node: a stream is the owner's when
+   * its name is the hash of the owner and the ends its description names.
+   */
+  async ownerPipes(owner: string): Promise<PipeLag[]> {
+    const { jsm } = await this.connected();
+    const pipes: PipeLag[] = [];
+    for await (const info of jsm.streams.list('zone.pipe.*')) {
+      const m = /^zone pipe (\S+) -> (\S+)$/.exec(info.config.description ?? '');
+      const pipe = m ? pipeIdentity(owner, m[1]!, m[2]!) : null;
+      if (pipe?.stream !== info.config.name) continue;
+      pipes.push({ from: pipe.from, to: pipe.to, ...await this.lag(pipe, info.state) });
+    }
+    return pipes.sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
   }
 
   async stop(): Promise<void> {
@@ -192,11 +203,12 @@ export class PipeRunner {
     this.watched.set(driver, driver.watch(() => this.wake()));
   }
 
-  private async lag(end: LocalPipeEnd): Promise<{ lagMessages: number; lagBytes: number }> {
+  /** The pipe's lag from its stream's state (read now when not given) and its consumer's position. */
+  private async lag(pipe: PipeIdentity, known?: StreamState): Promise<Pick<PipeLag, 'lagMessages' | 'lagBytes'>> {
     const { jsm, positions } = await this.connected();
-    const [info, position] = await Promise.all([jsm.streams.info(end.stream), readPosition(positions, end)]);
+    const [state, position] = await Promise.all([known ?? jsm.streams.info(pipe.stream).then((i) => i.state), readPosition(positions, pipe)]);
     // Committed messages are purged but the last marker, so the stream holds what is still to commit.
-    const lagMessages = Math.max(0, info.state.last_seq - position.committed);
-    return { lagMessages, lagBytes: lagMessages === 0 ? 0 : info.state.bytes };
+    const lagMessages = Math.max(0, state.last_seq - position.committed);
+    return { lagMessages, lagBytes: lagMessages === 0 ? 0 : state.bytes };
   }
 }

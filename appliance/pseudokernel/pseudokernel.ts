@@ -15,16 +15,17 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Driver, Fingerprint, WorkloadSpec } from '../../drivers/contract.ts';
 import type { NodeConfig } from '../config.ts';
 import { workloadId } from '../engine/desired.ts';
 import type { StoredBlueprint, WorkloadRecord } from '../store.ts';
-import type { ProcEntry } from './contract.ts';
+import type { PipeLag, ProcEntry } from './contract.ts';
 import { isMounted, mountZone, type ZoneMount } from './fuse-mount.ts';
 import { NatsGridFs } from './grid-fs.ts';
 import { NatsServer } from './nats-server.ts';
+import { requestRestart, serveRestarts, type RestartRequest } from './node-control.ts';
 import { localPipeEnds, type LocalPipeEnd } from './pipes.ts';
 import { PipeRunner } from './pipes-runner.ts';
 import type { PipeWorkload } from './pipes-workload.ts';
@@ -67,6 +68,7 @@ export class Pseudokernel {
   /** DATA/zone, once it is the shared mount the containers' /zone binds come from. */
   private zoneRoot: string | null = null;
   private pipes: PipeRunner | null = null;
+  private restarts: Subscription | null = null;
   /** The kind of every stored workload, by owner|blueprint|workload: which driver a pipe end's workload has. */
   private kinds = new Map<string, string>();
   /** setEnds calls one after the other. */
@@ -133,6 +135,23 @@ export class Pseudokernel {
     this.pipesSet = this.pipesSet.then(() => pipes.setEnds(ends)).then(() => pipes.wake()).catch((err: unknown) => {
       this.o.logger.error({ err }, 'pipes: the local pipe ends could not be set');
     });
+  }
+
+  /** Answers the other nodes' requests to restart a workload here with `restart`. */
+  serveRestarts(restart: (request: RestartRequest) => Promise<void>): void {
+    this.restarts?.unsubscribe();
+    this.restarts = serveRestarts(this.connection(), this.o.node, restart, this.o.logger);
+  }
+
+  /** Asks another node to restart a workload of the request's owner. */
+  requestRestart(node: string, request: RestartRequest): Promise<void> {
+    return requestRestart(this.connection(), node, request);
+  }
+
+  /** Every pipe of the owner on the grid, with what its consumer has still to commit. */
+  ownerPipes(owner: string): Promise<PipeLag[]> {
+    this.connection();
+    return this.pipes!.ownerPipes(owner);
   }
 
   /** The pipe runner (null while unavailable): its stats say how each local end is doing. */
@@ -253,6 +272,8 @@ export class Pseudokernel {
       await run('umount', ['-l', this.zoneRoot]).catch((err: unknown) => this.o.logger.warn({ err, path: this.zoneRoot }, 'pseudokernel: DATA/zone could not be unmounted'));
       this.zoneRoot = null;
     }
+    this.restarts?.unsubscribe();
+    this.restarts = null;
     await this.pipesSet;
     await this.pipes?.stop();
     this.pipes = null;

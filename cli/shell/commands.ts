@@ -1,12 +1,13 @@
 // What each line of `zone shell` does: the owner's /zone/fs (ls, cat, put, mkdir, rm), the
-// grid's process table (ps, top) and this node's logs, through the node API. A failed
+// grid's process table (ps, top, kill), its pipes (pipe) and this node's logs, through
+// the node API. A failed
 // command prints one line and the shell goes on; only `exit` (or end of input) ends it.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import Table from 'cli-table3';
-import type { ProcEntry } from '../../appliance/pseudokernel/contract.ts';
+import type { PipeLag, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
 import type { SigningKeyPair } from '../../blueprints/keys.ts';
 import type { NodeClient } from '../client.ts';
 import { CliFailure } from '../output.ts';
@@ -29,6 +30,8 @@ export const HELP = [
   'rm PATH                   remove a file or an empty directory',
   'ps                        every workload of yours on every node',
   'top [SECONDS]             ps, redrawn every SECONDS (default 2) until Enter or Ctrl-C',
+  'kill [NODE/]BLUEPRINT/WORKLOAD  stop a workload and start it again (NODE when ps shows it on several)',
+  'pipe                      every pipe of yours and how far behind its consumer is',
   'logs BLUEPRINT/WORKLOAD   the output of a workload of this node',
   'help                      this list',
   'exit                      leave the shell',
@@ -42,6 +45,25 @@ function procTable(rows: ProcEntry[]): string {
     table.push([r.node, r.blueprint, r.workload, r.kind, r.state, r.restarts, age(r.since)]);
   }
   return `${table.toString()}\n`;
+}
+
+/** The pipes as `pipe` shows them. */
+function pipeTable(rows: PipeLag[]): string {
+  if (!rows.length) return 'no pipes\n';
+  const table = new Table({ head: ['FROM', 'TO', 'LAG (MESSAGES)', 'LAG (BYTES)'], style: { head: [], border: [] } });
+  for (const r of rows) table.push([r.from, r.to, r.lagMessages, r.lagBytes]);
+  return `${table.toString()}\n`;
+}
+
+/** NODE/BLUEPRINT/WORKLOAD of `name` (which may leave NODE out when ps shows the workload on one node only). */
+async function locate(name: string, ctx: ShellContext): Promise<{ node: string; blueprint: string; workload: string }> {
+  const m = /^(?:([a-z0-9]{1,64})\/)?([a-z0-9-]{1,63})\/([a-z0-9-]{1,63})$/.exec(name);
+  if (!m) throw usage('kill [NODE/]BLUEPRINT/WORKLOAD');
+  const [, node, blueprint, workload] = m as unknown as [string, string | undefined, string, string];
+  if (node) return { node, blueprint, workload };
+  const nodes = (await ctx.client.gridProc(ctx.owner)).filter((r) => r.blueprint === blueprint && r.workload === workload).map((r) => r.node);
+  if (nodes.length === 1) return { node: nodes[0]!, blueprint, workload };
+  throw new CliFailure(nodes.length ? `kill: ${name} runs on ${nodes.sort().join(', ')}: say which, as NODE/${name}` : `kill: ${name}: no such workload of yours (ps lists them)`);
 }
 
 /** The words of a line: whitespace separates them, except inside '...' or "...". */
@@ -132,6 +154,18 @@ export async function runLine(line: string, ctx: ShellContext): Promise<'exit' |
         // The refresh period of the display, ended early when the user stops it.
         await delay(seconds * 1000, undefined, { signal }).catch(() => undefined);
       }
+      return;
+    }
+    case 'kill': {
+      if (args.length !== 1) throw usage('kill [NODE/]BLUEPRINT/WORKLOAD');
+      const { node, blueprint, workload } = await locate(args[0]!, ctx);
+      await client.gridRestart(owner, node, blueprint, workload);
+      out.write(`restarting ${node}/${blueprint}/${workload}\n`);
+      return;
+    }
+    case 'pipe': {
+      if (args.length) throw usage('pipe');
+      out.write(pipeTable(await client.gridPipes(owner)));
       return;
     }
     case 'logs': {

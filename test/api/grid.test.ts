@@ -10,6 +10,9 @@ import { waitFor } from '../helpers/wait.ts';
 import { box, call, startNode } from './node.ts';
 import { StubAppliance } from './stub-appliance.ts';
 import { buildServer } from '../../api/server.ts';
+import { connect, headers } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes.ts';
 
 t.test('gridPath takes the wildcard as an absolute path and refuses . and .. segments', async (t) => {
   t.equal(gridPath(''), '/');
@@ -87,11 +90,60 @@ t.test("the process table lists the owner's workloads, and only them", async (t)
   t.match(await call(`${n.url}/v1/grid/proc`, { headers: { authorization: makeOwnerToken(generateSigningKeyPair()) } }), { status: 200, json: { workloads: [] } });
 });
 
+t.test("pipes list the owner's pipes with their lag; restart stops and starts a workload of the owner's, here or on a named node", async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const auth = { authorization: makeOwnerToken(n.operator) };
+  const other = { authorization: makeOwnerToken(generateSigningKeyPair()) };
+  const node = n.appliance.identity.id;
+  // The pipe's consumer is on another node: nothing here ever commits what the stream holds.
+  t.equal((await call(`${n.url}/v1/blueprints/lagging`, { method: 'PUT', body: n.sign({
+    name: 'lagging', version: 1, workloads: [box('src'), box('dst')], pipes: [{ from: 'src.stdout', to: 'othernode/elsewhere/sink.stdin' }],
+  }) })).status, 202);
+  const from = `${node}/lagging/src.stdout`;
+  const to = 'othernode/elsewhere/sink.stdin';
+  const pipesNow = async () => (await call(`${n.url}/v1/grid/pipes`, { headers: auth })).json?.pipes as { lagMessages: number; lagBytes: number }[] | undefined;
+  t.match(await waitFor(async () => (await pipesNow())?.length === 1 && pipesNow(), { timeoutMs: 30_000, what: "the pipe's stream made by its producer end" }),
+    [{ from, to, lagMessages: 0, lagBytes: 0 }]);
+
+  // What a producer publishes: an incarnation's bytes, then its end-of-stream marker.
+  const nc = await connect({ servers: n.appliance.pseudokernel!.server.url });
+  t.teardown(() => nc.close());
+  const js = jetstream(nc);
+  const pipe = pipeIdentity(n.operator.publicKey, from, to);
+  const marks = (offset: number, eof?: string) => {
+    const h = headers();
+    h.set(PIPE_HEADERS.incarnation, '2026-01-01T00:00:00.000Z');
+    h.set(PIPE_HEADERS.offset, String(offset));
+    if (eof) h.set(PIPE_HEADERS.eof, eof);
+    return h;
+  };
+  await js.publish(pipe.subject, Buffer.from('x'.repeat(1000)), { headers: marks(0) });
+  await js.publish(pipe.subject, new Uint8Array(0), { headers: marks(1000, '0') });
+  const [lagging] = (await pipesNow())!;
+  t.match(lagging, { from, to, lagMessages: 2 }, 'both messages are still to commit');
+  t.ok(lagging!.lagBytes > 1000, 'with what the stream stores of them');
+  t.match(await call(`${n.url}/v1/grid/pipes`, { headers: other }), { status: 200, json: { pipes: [] } }, "another owner's pipes are not this owner's");
+
+  const dstRow = async () => (await n.appliance.gridProc(n.operator.publicKey)).find((r) => r.workload === 'dst');
+  await waitFor(async () => (await dstRow())?.state === 'running', { timeoutMs: 30_000, what: 'dst running' });
+  const restart = `${n.url}/v1/grid/proc/${node}/lagging/dst/restart`;
+  t.match(await call(restart, { method: 'POST', headers: other }), { status: 404, json: { error: 'NOT_FOUND', field: '/params/workload' } }, 'another owner cannot restart it');
+  t.match(await call(restart, { method: 'POST' }), { status: 401 });
+  const stops = n.driver.calls.stop;
+  t.match(await call(restart, { method: 'POST', headers: auth }), { status: 202, json: { node, blueprint: 'lagging', workload: 'dst' } });
+  const row = await waitFor(async () => { const r = await dstRow(); return r?.restarts === 1 && r.state === 'running' && r; }, { timeoutMs: 30_000, what: 'dst restarted once and running' });
+  t.match(row, { node, restarts: 1, state: 'running' });
+  t.equal(n.driver.calls.stop, stops + 1, 'the driver stopped it once');
+  t.match(await call(`${n.url}/v1/grid/proc/${node}/lagging/nope/restart`, { method: 'POST', headers: auth }), { status: 404, json: { message: /no workload lagging\/nope/ } });
+  t.match(await call(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST', headers: auth }), { status: 404, json: { error: 'NOT_FOUND', message: /node othernode is not on this grid/, field: '/params/node' } });
+  t.match(await call(`${n.url}/v1/grid/proc/No.de/lagging/dst/restart`, { method: 'POST', headers: auth }), { status: 400, json: { error: 'INVALID' } });
+});
+
 t.test('without a pseudokernel the grid routes answer 503 with the reason', async (t) => {
   const server = await buildServer(new StubAppliance());
   t.teardown(() => server.close());
   const auth = { authorization: makeOwnerToken(generateSigningKeyPair()) };
-  for (const url of ['/v1/grid/proc', '/v1/grid/fs/']) {
+  for (const url of ['/v1/grid/proc', '/v1/grid/fs/', '/v1/grid/pipes']) {
     const res = await server.inject({ url, headers: auth });
     t.equal(res.statusCode, 503, url);
     t.match(res.json(), { error: 'UNAVAILABLE', message: /pseudokernel/ });

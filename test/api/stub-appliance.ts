@@ -2,7 +2,7 @@
 // fail unexpectedly, hold thousands of events at once, be slow.
 import { Readable } from 'node:stream';
 import { ZoneError } from '../../appliance/errors.ts';
-import type { GridFs, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
+import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
 import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
 
 export class StubAppliance implements Appliance {
@@ -52,10 +52,22 @@ export class StubAppliance implements Appliance {
   }
 
   async gridFs(): Promise<GridFs> {
-    throw this.failWith ?? new ZoneError('UNAVAILABLE', 'the stub has no pseudokernel');
+    return this.noPseudokernel();
   }
 
   async gridProc(): Promise<ProcEntry[]> {
+    return this.noPseudokernel();
+  }
+
+  async gridPipes(): Promise<PipeLag[]> {
+    return this.noPseudokernel();
+  }
+
+  async gridRestart(): Promise<void> {
+    return this.noPseudokernel();
+  }
+
+  private noPseudokernel(): never {
     throw this.failWith ?? new ZoneError('UNAVAILABLE', 'the stub has no pseudokernel');
   }
 }

@@ -1,6 +1,7 @@
 // zone cluster up 3 / down: three appliances in their own namespaces, an overlay
 // between them, and nothing left behind afterwards.
 import t from 'tap';
+import type { Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -138,24 +139,29 @@ t.test('the nodes\' nats-servers form one cluster: files a container writes to /
   t.same(listing.trim().split(' ').sort(), ['changed', 'checked', 'hello.txt', 's1-renamed', 's2', 's3', 'written'], 'the rename and the unlink made on node 1 are seen on node 3');
 });
 
-t.test('zone shell on node 2, in a pseudo-terminal: ps lists the workloads of nodes 1 and 3, cat shows a file a container wrote', async (t) => {
-  const nodes = state!.nodes;
-  // Lines typed ahead are read one prompt at a time, as a user's would be.
-  const child = spawn('script', ['-qfc', `${ZONE} shell --node ${nodes[1]!.api} --key ${state!.operatorKey}`, '/dev/null'], {
+/** `lines` typed ahead into zone shell on node 2 in a pseudo-terminal (read one prompt at a time, as a user's would be); what it printed. */
+async function shellOnNode2(t: Test, lines: string[]): Promise<string> {
+  const child = spawn('script', ['-qfc', `${ZONE} shell --node ${state!.nodes[1]!.api} --key ${state!.operatorKey}`, '/dev/null'], {
     env: { ...process.env, ZONE_SHELL_HISTORY: join(base, 'shell-history') }, stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   t.teardown(() => { child.kill('SIGKILL'); });
-  child.stdin.write('ps\rcat /hello.txt\rexit\r');
+  child.stdin.write([...lines, 'exit'].map((l) => `${l}\r`).join(''));
   t.equal(await exited, 0, 'the shell exits 0');
+  return output;
+}
+
+t.test('zone shell on node 2, in a pseudo-terminal: ps lists the workloads of nodes 1 and 3, cat shows a file a container wrote', async (t) => {
+  const nodes = state!.nodes;
+  const output = await shellOnNode2(t, ['ps', 'cat /hello.txt']);
   t.match(output, new RegExp(`${nodes[0]!.id}[^\\n]*share[^\\n]*writer[^\\n]*running`), 'node 1\'s writer');
   t.match(output, new RegExp(`${nodes[2]!.id}[^\\n]*share[^\\n]*reader[^\\n]*running`), 'node 3\'s reader');
   t.match(output, 'hello-from-node-1', 'the file a container on node 1 wrote');
 });
 
-t.test('seq 1 1000000 | shuf on node 1 piped into sort on node 3, sort killed in the middle: the output is still exact', async (t) => {
+t.test('seq 1 1000000 | shuf on node 1 piped into sort on node 3, sort killed in the middle: the output is still exact; node 2\'s shell lists the pipe and restarts the sort', async (t) => {
   const nodes = state!.nodes;
   const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
   const [n1, n3] = [nodes[0]!, nodes[2]!];
@@ -186,6 +192,16 @@ t.test('seq 1 1000000 | shuf on node 1 piped into sort on node 3, sort killed in
   t.same(hashes, [expected], 'one finished run, whose output is seq 1 1000000 exactly');
   const status = await (await fetch(`${n3.api}/v1/blueprints/sorter`)).json() as { workloads: { restarts: number }[] };
   t.ok(status.workloads[0]!.restarts >= 1, 'the killed sort was started again by its node');
+
+  // From node 2's shell: the pipe between nodes 1 and 3, then node 3's sort restarted
+  // (node 2 asks node 3, which checks the owner's token itself).
+  const restarts = async () => ((await (await fetch(`${n3.api}/v1/blueprints/sorter`)).json()) as { workloads: { restarts: number; state: string }[] }).workloads[0]!;
+  const before = (await restarts()).restarts;
+  const output = await shellOnNode2(t, ['pipe', 'kill sorter/sort']);
+  t.match(output, new RegExp(`${pipe.from}\\s[^\\n]*${pipe.to}\\s`), 'pipe lists the pipe from node 1 to node 3');
+  t.match(output, `restarting ${n3.id}/sorter/sort`);
+  await waitFor(async () => { const s = await restarts(); return s.restarts === before + 1 && s.state === 'running'; }, { timeoutMs: 60_000, what: 'sort on node 3 restarted once more' });
+  t.pass('node 3 restarted its sort when asked from node 2');
 });
 
 t.test('down leaves no namespace, link, process or container behind', async (t) => {

@@ -45,7 +45,7 @@ function inTerminal(command: string, env: Record<string, string>) {
   };
 }
 
-t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, logs, mkdir, up-arrow repeats a line, rm, Ctrl-C, top, exit', async (t) => {
+t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloads, kill, pipe, logs, mkdir, up-arrow repeats a line, rm, Ctrl-C, top, exit', async (t) => {
   const n = await startNode(t, {}, { pseudokernel: true });
   const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,6 +86,17 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   sh.type('\r');
   t.match(await sh.expect('zone> '), /shop\s.*web/);
 
+  // kill restarts a workload of the owner's (NODE/ may be left out when ps shows it once).
+  sh.type('kill shop/web\r');
+  t.match(await sh.expect('zone> '), `restarting ${n.appliance.identity.id}/shop/web`);
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.workload === 'web' && r.restarts === 1 && r.state === 'running'), { timeoutMs: 15_000, what: 'web restarted once' });
+  sh.type('ps\r');
+  t.match(await sh.expect('zone> '), new RegExp(`shop\\s.*web\\s.*container\\s.*running\\s.*1\\s`), 'ps shows the restart');
+  sh.type('kill shop/nope\r');
+  t.match(await sh.expect('zone> '), 'kill: shop/nope: no such workload of yours');
+  sh.type('pipe\r');
+  t.match(await sh.expect('zone> '), 'no pipes');
+
   sh.type('logs shop/web\r');
   t.match(await sh.expect('zone> '), 'web running', "logs prints the workload's output");
   sh.type('mkdir /d\r');
@@ -122,7 +133,7 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   t.equal(await sh.exited, 0, 'exit ends the shell with status 0');
   t.notMatch(sh.rest(), /zone> /, 'the Enter that ended top was no command: no second prompt');
   t.comment(`whole session ${Date.now() - started} ms`);
-  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'ls /d', 'top 0.2', 'exit'], 'the history file keeps the lines');
+  t.same(readFileSync(history, 'utf8').split('\n').filter(Boolean), [`put ${local} /hello.txt`, 'ls', 'cat /hello.txt', 'ps', 'ps', 'kill shop/web', 'ps', 'kill shop/nope', 'pipe', 'logs shop/web', 'mkdir /d', `put ${local} /d/`, 'ls d', 'cat /nope', 'rm /hello.txt', 'ls', 'ls /d', 'top 0.2', 'exit'], 'the history file keeps the lines');
 });
 
 t.test('zone shell ends at end of input (Ctrl-D) with status 0', async (t) => {
