@@ -4,24 +4,15 @@
 // top of pipes.ts.
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import type { Logger } from 'pino';
-import { feedStep, pipeMessageOf, type FeedState, type PipeIdentity } from './pipes.ts';
+import { feedStep, pipeMessageOf, type FeedState } from './pipes.ts';
 import { readPosition, writePosition, type PipePosition } from './pipes-stream.ts';
-import { endOf, type PipeWorkload } from './pipes-workload.ts';
+import { endOf, type PipeEndContext } from './pipes-workload.ts';
 
-export interface ConsumerContext {
-  js: JetStreamClient;
-  jsm: JetStreamManager;
+export interface ConsumerContext extends PipeEndContext {
   /** The PIPE_POSITIONS bucket. */
   positions: KV;
-  pipe: PipeIdentity;
-  /** B, the workload whose stdin is the pipe's `to`. */
-  workload: PipeWorkload;
-  /** Stops feeding (B's stdin is let go: with StdinOnce, B sees EOF). */
-  signal: AbortSignal;
-  logger: Logger;
   /** Payload bytes written to B's stdin, added up. */
   onWritten(bytes: number): void;
 }

@@ -3,22 +3,12 @@
 // top of pipes.ts.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import type { Logger } from 'pino';
-import { PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, resumeFrom, type PipeIdentity } from './pipes.ts';
+import { PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, resumeFrom } from './pipes.ts';
 import { pipeTail } from './pipes-stream.ts';
-import { endOf, type PipeWorkload } from './pipes-workload.ts';
+import { endOf, type PipeEndContext } from './pipes-workload.ts';
 
-export interface ProducerContext {
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  pipe: PipeIdentity;
-  /** A, the workload whose stdout is the pipe's `from`. */
-  workload: PipeWorkload;
-  /** Stops the relay (the stdout is let go, nothing more is published). */
-  signal: AbortSignal;
-  logger: Logger;
+export interface ProducerContext extends PipeEndContext {
   /** Payload bytes published, added up. */
   onPublished(bytes: number): void;
 }

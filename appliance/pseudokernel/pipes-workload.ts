@@ -1,12 +1,27 @@
 // The workload side of a pipe end, shared by producer and consumer: which workload,
-// and how one of its incarnations ended.
+// what an end works with, and how one of its incarnations ended.
 import { setTimeout as delay } from 'node:timers/promises';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
 import type { Driver } from '../../drivers/contract.ts';
+import type { PipeIdentity } from './pipes.ts';
 
 /** A local pipe end's workload: the driver that runs it and its engine-side id. */
 export interface PipeWorkload {
   driver: Driver;
   id: string;
+}
+
+/** What either end of a pipe works with. */
+export interface PipeEndContext {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  pipe: PipeIdentity;
+  /** The end's workload: A for the producer, B for the consumer. */
+  workload: PipeWorkload;
+  /** Stops the end (a producer lets the stdout go; a consumer lets B's stdin go, and with StdinOnce B sees EOF). */
+  signal: AbortSignal;
+  logger: Logger;
 }
 
 /** How long the state may lag behind the streams: Docker closes an attach a moment before it records the exit. */

@@ -1,8 +1,5 @@
 // NatsGridFs against a real nats-server (one node, replicas 1) started through the supervisor.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { setFlagsFromString } from 'node:v8';
@@ -14,31 +11,19 @@ import t from 'tap';
 import { createLogger } from '../../../appliance/logger.ts';
 import { keyOf, NatsGridFs } from '../../../appliance/pseudokernel/grid-fs.ts';
 import { bucketsOf, ownerIdOf } from '../../../appliance/pseudokernel/grid-names.ts';
-import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
-import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { natsForFile } from '../../helpers/nats.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const MiB = 2 ** 20;
 const owner = (n: number) => `ed25519:${Buffer.alloc(32, n).toString('base64')}`;
 const OWNER = owner(1);
-const dir = mkdtempSync(join(tmpdir(), 'zone-gridfs-'));
 const logger = createLogger({ level: 'warn' });
-let server: NatsServer;
 let nc: NatsConnection;
 let fs: NatsGridFs;
 
 t.before(async () => {
-  const [port] = (await freeLoopbackPorts(1)) as [number];
-  server = new NatsServer({ dataDir: join(dir, 'nats'), serverName: 'gridfs', host: '127.0.0.1', port, logger, startTimeoutMs: 10_000 });
-  await server.start();
-  nc = await server.connect();
+  nc = await natsForFile('gridfs', logger);
   fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: 1, logger });
-});
-
-t.teardown(async () => {
-  await nc?.close();
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const text = async (path: string, grid = fs) => (await buffer(await grid.read(path))).toString();

@@ -1,33 +1,18 @@
 // Restart requests between nodes over a real nats-server: the answer carries the
 // answering node's refusal (code, message, field), a malformed request is refused
 // naming what is wrong, and a node nobody serves is said to be absent.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import t from 'tap';
 import { ZoneError } from '../../../appliance/errors.ts';
 import { createLogger } from '../../../appliance/logger.ts';
-import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
 import { requestRestart, restartSubject, serveRestarts, type RestartRequest } from '../../../appliance/pseudokernel/node-control.ts';
-import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { natsForFile } from '../../helpers/nats.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'zone-control-'));
 const logger = createLogger({ level: 'fatal' });
-let server: NatsServer;
 let nc: NatsConnection;
 
 t.before(async () => {
-  const [port] = (await freeLoopbackPorts(1)) as [number];
-  server = new NatsServer({ dataDir: join(dir, 'nats'), serverName: 'control', host: '127.0.0.1', port, logger, startTimeoutMs: 10_000 });
-  await server.start();
-  nc = await server.connect();
-});
-
-t.teardown(async () => {
-  await nc?.close();
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  nc = await natsForFile('control', logger);
 });
 
 t.test('a request reaches the named node only, and its refusal comes back as it was made', async (t) => {

@@ -1,34 +1,19 @@
 // NatsProcTable against a real nats-server (one node) started through the supervisor.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import t from 'tap';
 import { createLogger } from '../../../appliance/logger.ts';
 import type { ProcEntry } from '../../../appliance/pseudokernel/contract.ts';
 import { NatsProcTable } from '../../../appliance/pseudokernel/proc-table.ts';
-import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
-import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { natsForFile } from '../../helpers/nats.ts';
 
 const owner = (n: number) => `ed25519:${Buffer.alloc(32, n).toString('base64')}`;
-const dir = mkdtempSync(join(tmpdir(), 'zone-proc-'));
 const logs: Record<string, unknown>[] = [];
 const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
-let server: NatsServer;
 let nc: NatsConnection;
 
 t.before(async () => {
-  const [port] = (await freeLoopbackPorts(1)) as [number];
-  server = new NatsServer({ dataDir: join(dir, 'nats'), serverName: 'proc', host: '127.0.0.1', port, logger, startTimeoutMs: 10_000 });
-  await server.start();
-  nc = await server.connect();
-});
-
-t.teardown(async () => {
-  await nc?.close();
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  nc = await natsForFile('proc', logger);
 });
 
 const row = (node: string, blueprint: string, workload: string, fields: Partial<ProcEntry> = {}): ProcEntry => ({
