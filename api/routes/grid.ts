@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../appliance/errors.ts';
+import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
 import { checkOwnerToken } from '../read-token.ts';
@@ -26,8 +27,8 @@ const PipeRow = Type.Object({
 const PipeList = Type.Object({ pipes: Type.Array(PipeRow) });
 const WorkloadParams = Type.Object({
   node: Type.String({ pattern: '^[a-z0-9]{1,64}$', description: 'the node id, as ps shows it' }),
-  blueprint: Type.String({ pattern: '^[a-z0-9-]{1,63}$' }),
-  workload: Type.String({ pattern: '^[a-z0-9-]{1,63}$' }),
+  blueprint: Name,
+  workload: Name,
 });
 const Restarting = Type.Object({ node: Type.String(), blueprint: Type.String(), workload: Type.String() });
 const DirEntry = Type.Object({

@@ -6,15 +6,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { RequestError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { ZoneError, type ZoneErrorCode } from '../errors.ts';
-
-const NAME = { type: 'string', pattern: '^[a-z0-9-]{1,63}$' } as const;
+import { Name } from '../../blueprints/schema.ts';
+import { ZONE_ERROR_CODES, ZoneError, type ZoneErrorCode } from '../errors.ts';
 
 export const RestartRequest = Type.Object({
   /** The Authorization header value the caller gave its node: `Zone PAYLOAD.SIG`. */
   token: Type.String({ maxLength: 2048 }),
-  blueprint: Type.String(NAME),
-  workload: Type.String(NAME),
+  blueprint: Name,
+  workload: Name,
 }, { additionalProperties: false });
 export type RestartRequest = Static<typeof RestartRequest>;
 
@@ -24,7 +23,7 @@ const Reply = Type.Union([
 ]);
 type Reply = Static<typeof Reply>;
 
-const CODES = new Set<ZoneErrorCode>(['INVALID', 'SIGNATURE', 'POLICY', 'NOT_FOUND', 'STALE', 'CONFLICT', 'TOO_LARGE', 'CAPACITY', 'UNAVAILABLE']);
+const CODES = new Set<string>(ZONE_ERROR_CODES);
 /** How long a node waits for the other one's answer. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -78,6 +77,6 @@ export async function requestRestart(nc: NatsConnection, node: string, request: 
   }
   if (!Value.Check(Reply, reply)) throw new ZoneError('UNAVAILABLE', `node ${node} answered with something that is not a reply`);
   if ('ok' in reply) return;
-  const code = CODES.has(reply.error as ZoneErrorCode) ? reply.error as ZoneErrorCode : 'UNAVAILABLE';
+  const code = CODES.has(reply.error) ? reply.error as ZoneErrorCode : 'UNAVAILABLE';
   throw new ZoneError(code, reply.message, reply.field);
 }

@@ -32,7 +32,7 @@
 //   incarnation, offsets checked, writes wait for drain. Committed messages are purged
 //   (but the last marker, which tells the producer that incarnation is done).
 import { createHash } from 'node:crypto';
-import type { Pipe } from '../../blueprints/schema.ts';
+import { PIPE_END_PATTERN, type Pipe } from '../../blueprints/schema.ts';
 
 export type PipeStream = 'stdout' | 'stdin';
 
@@ -87,13 +87,13 @@ export const PIPE_HEADERS = {
   eof: 'Zone-Pipe-Eof',
 } as const;
 
-const END_PATTERN = /^(?:([a-z0-9]{1,64})\/([a-z0-9-]{1,63})\/)?([a-z0-9-]{1,63})\.(stdout|stdin)$/;
+const END_PATTERN = new RegExp(PIPE_END_PATTERN);
 
 /** A blueprint's pipe end, qualified: a bare `WORKLOAD.stream` belongs to `node` and `blueprint`. */
 export function parsePipeEnd(end: string, node: string, blueprint: string): PipeEndpoint {
   const m = END_PATTERN.exec(end);
   if (!m) throw new Error(`pipe end "${end}" is not WORKLOAD.stdout|stdin or NODE/BLUEPRINT/WORKLOAD.stdout|stdin`);
-  return { node: m[1] ?? node, blueprint: m[2] ?? blueprint, workload: m[3] ?? '', stream: m[4] as PipeStream };
+  return { node: m[2] ?? node, blueprint: m[3] ?? blueprint, workload: m[4] ?? '', stream: m[5] as PipeStream };
 }
 
 export function qualifiedEnd(e: PipeEndpoint): string {
