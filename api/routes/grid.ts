@@ -12,7 +12,7 @@ import { errorResponses } from '../errors.ts';
 import { checkOwnerToken } from '../read-token.ts';
 
 /** Largest file a PUT takes (the whole body is held once before it is published). */
-export const GRID_FILE_LIMIT = 64 * 2 ** 20;
+const GRID_FILE_LIMIT = 64 * 2 ** 20;
 
 const ProcRow = Type.Object({
   node: Type.String(), blueprint: Type.String(), workload: Type.String(), kind: Type.String(),
@@ -61,9 +61,14 @@ function fsRefusal(err: unknown, path: string): unknown {
 
 export function gridRoutes(appliance: Appliance) {
   return async (app: FastifyInstance) => {
-    const owner = (request: FastifyRequest) => checkOwnerToken(request.headers.authorization);
-    // Files are bytes: PUT bodies arrive whole, up to the limit, in this plugin only.
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: GRID_FILE_LIMIT }, (_request, body, done) => done(null, body));
+    // Checked before the body is read: without a valid owner token nothing is buffered.
+    const owners = new WeakMap<FastifyRequest, string>();
+    app.addHook('onRequest', async (request) => {
+      owners.set(request, checkOwnerToken(request.headers.authorization));
+    });
+    const owner = (request: FastifyRequest) => owners.get(request)!;
+    // Files are bytes: PUT bodies arrive whole (up to the PUT route's limit), in this plugin only.
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
     app.get('/proc', {
       schema: {

@@ -139,6 +139,8 @@ export class Reconciler {
     // its workload sits this pass out, and its end asks for another pass.
     const busy = new Set(this.busy);
     const observed = await this.observe(desired);
+    // A step launched meanwhile (restart() on request) sits this pass out as well.
+    for (const id of this.busy) busy.add(id);
     // Beside the steps, not before them: a slow interface must not hold up the workloads.
     if (this.networks) this.track(this.networks.sync(this.o.store.blueprints(), observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
     const now = new Date();

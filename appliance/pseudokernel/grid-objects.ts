@@ -48,7 +48,10 @@ export class GridObjects {
   async open(name: string, path: string): Promise<Readable | null> {
     const lease = await this.hold(name);
     const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
-      return (await this.parts.namespace.get(discardedKey(name))) === null ? this.parts.files.info(name) : null;
+      if ((await this.parts.namespace.get(discardedKey(name))) !== null) return null;
+      // info() answers for a deleted object too (size 0, no chunks): discarded, not an empty file.
+      const found = await this.parts.files.info(name);
+      return found && !found.deleted ? found : null;
     }).catch(async (err: unknown) => {
       await lease.release();
       throw err;

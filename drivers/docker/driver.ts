@@ -176,7 +176,11 @@ export class DockerDriver implements Driver {
       const held = this.held.get(id);
       if (!held) return this.attachReplaying(id, stdin);
       this.held.delete(id);
-      const input = stdin ? (await this.attachStdio(id, true, false)).stdin : refusingStdin();
+      // Taken out of the map: if the stdin attach fails, nobody else could ever let it go.
+      const input = stdin ? await this.attachStdio(id, true, false).then((s) => s.stdin, (err: unknown) => {
+        held.stdout.destroy();
+        throw err;
+      }) : refusingStdin();
       return { stdin: input, stdout: held.stdout, startedAt: await held.startedAt, exact: true };
     });
   }

@@ -54,6 +54,7 @@ t.test('put, ls, cat and rm round trip byte-exact for the owner; other tokens ar
   t.match(await call(`${fs}/data.bin`, { headers: { authorization: makeReadToken(n.operator) } }), { status: 401, json: { error: 'SIGNATURE', message: /signature does not verify/ } }, 'a read token is not an owner token');
   t.match(await call(`${fs}/data.bin`, { method: 'DELETE', headers: other }), { status: 404 });
   t.match(await call(`${n.url}/v1/grid/proc`), { status: 401 });
+  t.match(await call(`${fs}/x.txt`, { method: 'PUT', type: 'text/plain', text: 'x' }), { status: 401, json: { error: 'SIGNATURE' } }, 'the token is checked before the body is looked at');
 
   t.match(await call(`${fs}/no/such`, { headers: auth }), { status: 404, json: { message: /\/no\/such/ } });
   t.match(await call(`${fs}/data.bin/x`, { method: 'PUT', headers: auth, type: 'application/octet-stream', text: 'x' }), { status: 409, json: { error: 'CONFLICT', message: /data\.bin\/x: ENOTDIR/ } });
