@@ -69,19 +69,17 @@ export async function relayIncarnation(ctx: ProducerContext): Promise<RelayOutco
   return 'relayed';
 }
 
-async function publishData(ctx: ProducerContext, incarnation: string, offset: number, data: Uint8Array): Promise<void> {
+/** Bytes of an incarnation's stdout at `offset`; with `eof` (A's exit code, null when unknown), its end-of-stream marker. */
+async function publishData(ctx: ProducerContext, incarnation: string, offset: number, data: Uint8Array, eof?: { exitCode: number | null }): Promise<void> {
   const h = headers();
   h.set(PIPE_HEADERS.incarnation, incarnation);
   h.set(PIPE_HEADERS.offset, String(offset));
-  await publishRetrying(ctx, data, h, pipeMessageId(incarnation, offset));
+  if (eof) h.set(PIPE_HEADERS.eof, eof.exitCode === null ? 'unknown' : String(eof.exitCode));
+  await publishRetrying(ctx, data, h, pipeMessageId(incarnation, eof ? null : offset));
 }
 
 async function publishEof(ctx: ProducerContext, incarnation: string, offset: number, exitCode: number | null): Promise<void> {
-  const h = headers();
-  h.set(PIPE_HEADERS.incarnation, incarnation);
-  h.set(PIPE_HEADERS.offset, String(offset));
-  h.set(PIPE_HEADERS.eof, exitCode === null ? 'unknown' : String(exitCode));
-  await publishRetrying(ctx, new Uint8Array(0), h, pipeMessageId(incarnation, null));
+  await publishData(ctx, incarnation, offset, new Uint8Array(0), { exitCode });
   ctx.logger.info({ pipe: ctx.pipe.id, from: ctx.pipe.from, incarnation, bytes: offset, exitCode }, 'pipe input ended');
 }
 

@@ -12,7 +12,8 @@ import type { PipeLag } from './contract.ts';
 import { PIPE_POSITIONS, pipeIdentity, type LocalPipeEnd, type PipeIdentity } from './pipes.ts';
 import { feedIncarnation, type FeedOutcome } from './pipes-consumer.ts';
 import { relayIncarnation, type RelayOutcome } from './pipes-producer.ts';
-import { DEFAULT_PIPE_MAX_BYTES, ensurePipeStream, readPosition } from './pipes-stream.ts';
+import { ensurePipeStream, readPosition } from './pipes-stream.ts';
+import { retryingTimeouts } from './jetstream-retry.ts';
 import type { PipeWorkload } from './pipes-workload.ts';
 
 export interface PipeRunnerOptions {
@@ -22,8 +23,6 @@ export interface PipeRunnerOptions {
   logger: Logger;
   /** Looks at every end this often even without driver events; 5 s by default. */
   resyncMs?: number;
-  /** The most a pipe's stream holds before its producer waits; 1 GiB by default. */
-  maxBytes?: number;
 }
 
 export interface PipeStats extends PipeLag {
@@ -166,7 +165,7 @@ export class PipeRunner {
     // The Docker driver's attach gives what pipes need (held stdout, StdinOnce); others do not yet.
     if (workload.driver.kind !== 'container') throw new Error(`pipes join containers only: ${end.workload} is a ${workload.driver.kind}`);
     const { jsm, positions } = await this.connected();
-    if (!loop.streamReady) await ensurePipeStream(jsm, end, this.o.maxBytes ?? DEFAULT_PIPE_MAX_BYTES);
+    if (!loop.streamReady) await ensurePipeStream(jsm, end);
     loop.streamReady = true;
     loop.state = 'working';
     const common = { js: this.js, jsm, pipe: end, workload, signal: loop.abort.signal, logger: this.o.logger };
@@ -177,7 +176,7 @@ export class PipeRunner {
   private connected(): Promise<{ jsm: JetStreamManager; positions: KV }> {
     this.nats ??= (async () => ({
       jsm: await jetstreamManager(this.o.nc),
-      positions: await new Kvm(this.o.nc).create(PIPE_POSITIONS, { history: 1 }),
+      positions: await retryingTimeouts('opening the pipe positions', () => new Kvm(this.o.nc).create(PIPE_POSITIONS, { history: 1 })),
     }))();
     return this.nats.catch((err: unknown) => {
       this.nats = null;

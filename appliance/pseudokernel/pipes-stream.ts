@@ -9,11 +9,11 @@ import { nanos } from '@nats-io/transport-node';
 import { PIPE_POSITIONS, pipeMessageOf, type PipeIdentity, type PipeTail } from './pipes.ts';
 
 /** What a stream may hold before the producer waits (discard: new): the pipe's buffer between A and B. */
-export const DEFAULT_PIPE_MAX_BYTES = 1024 ** 3;
+const PIPE_MAX_BYTES = 1024 ** 3;
 /** The window in which the stream drops a message id it has seen: a re-attach's replay within it costs nothing. */
 const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity, maxBytes = DEFAULT_PIPE_MAX_BYTES): Promise<void> {
+export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity): Promise<void> {
   try {
     await jsm.streams.info(pipe.stream);
     return;
@@ -27,7 +27,7 @@ export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.New,
-    max_bytes: maxBytes,
+    max_bytes: PIPE_MAX_BYTES,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     num_replicas: 1,
   }).catch(async (err: unknown) => {

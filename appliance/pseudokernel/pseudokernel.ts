@@ -150,8 +150,9 @@ export class Pseudokernel {
 
   /** Every pipe of the owner on the grid, with what its consumer has still to commit. */
   ownerPipes(owner: string): Promise<PipeLag[]> {
-    this.connection();
-    return this.pipes!.ownerPipes(owner);
+    const pipes = this.pipes;
+    if (!pipes) throw this.notRunning();
+    return pipes.ownerPipes(owner);
   }
 
   /** The pipe runner (null while unavailable): its stats say how each local end is doing. */
@@ -161,14 +162,7 @@ export class Pseudokernel {
 
   /** The owner's shared files (made on first use); throws when the pseudokernel is unavailable. */
   gridFs(owner: string): Promise<NatsGridFs> {
-    const nc = this.connection();
-    let fs = this.gridFiles.get(owner);
-    if (!fs) {
-      fs = NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger });
-      fs.catch(() => this.gridFiles.delete(owner));
-      this.gridFiles.set(owner, fs);
-    }
-    return fs;
+    return this.openedFor(this.gridFiles, owner, (nc) => NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger }));
   }
 
   /**
@@ -206,15 +200,7 @@ export class Pseudokernel {
 
   /** The owner's process table (made on first use); throws when the pseudokernel is unavailable. */
   procTable(owner: string): Promise<NatsProcTable> {
-    const nc = this.connection();
-    let table = this.procTables.get(owner);
-    if (!table) {
-      table = NatsProcTable.open(nc, { owner, replicas: this.replicas, logger: this.o.logger });
-      // A failed open is tried again by the next user.
-      table.catch(() => this.procTables.delete(owner));
-      this.procTables.set(owner, table);
-    }
-    return table;
+    return this.openedFor(this.procTables, owner, (nc) => NatsProcTable.open(nc, { owner, replicas: this.replicas, logger: this.o.logger }));
   }
 
   /**
@@ -317,8 +303,24 @@ export class Pseudokernel {
   }
 
   private connection(): NatsConnection {
-    if (!this.nc) throw new Error(`the pseudokernel is unavailable: ${this.unavailable ?? 'stopped'}`);
+    if (!this.nc) throw this.notRunning();
     return this.nc;
+  }
+
+  /** The owner's entry of `cache`, opened on first use; a failed open is tried again by the next user. */
+  private openedFor<T>(cache: Map<string, Promise<T>>, owner: string, open: (nc: NatsConnection) => Promise<T>): Promise<T> {
+    const nc = this.connection();
+    let opened = cache.get(owner);
+    if (!opened) {
+      opened = open(nc);
+      opened.catch(() => cache.delete(owner));
+      cache.set(owner, opened);
+    }
+    return opened;
+  }
+
+  private notRunning(): Error {
+    return new Error(`the pseudokernel is unavailable: ${this.unavailable ?? 'stopped'}`);
   }
 
   /** A lone server holds one copy; a cluster three (or all its servers when fewer). */
