@@ -69,7 +69,7 @@ export interface NodeConfig {
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
-export const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
+const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
 export const TRUST_POLICY_FILE = 'trust-policy.json';
 export const OPERATOR_KEY_FILE = 'operator.key';
 /**

@@ -22,7 +22,8 @@ import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { workloadId } from '../appliance/engine/desired.ts';
 import type { Network } from '../blueprints/schema.ts';
-import { clusterDown, clusterUp, type ClusterState } from '../cli/cluster/grid.ts';
+import { clusterDown, clusterUp, removeNodeContainers, STATE_FILE, type ClusterState } from '../cli/cluster/grid.ts';
+import { waitFor } from '../test/helpers/wait.ts';
 
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1), { maxBuffer: 16 * 2 ** 20 })).stdout;
@@ -56,16 +57,6 @@ function resultOf(log: string): Result | null {
   return { firstUs: lat[0]!, medianUs: sorted[Math.floor(PINGS / 2)]!, seconds, bytes, mbPerS: bytes / seconds / 2 ** 20 };
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
   const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
@@ -94,10 +85,10 @@ async function main(): Promise<void> {
       name, kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${script}`], networks: [{ name: 'mesh', ip: `10.216.${i}.10` }],
     });
     await apply(n2, { name: 'tcp', networks: plan[n2.id!]!.networks, workloads: [container('sink', `echo listening; nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`, 1)] }, false);
-    await waitFor('the nc listener on node 2', 60_000, async () => /listening/.test(await logsOf(n2, 'tcp', 'sink')) || null);
+    await waitFor(async () => /listening/.test(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc listener on node 2', timeoutMs: 60_000, intervalMs: 200 });
     await apply(n1, { name: 'tcp', networks: plan[n1.id!]!.networks, workloads: [container('source',
       `until nc -w 1 ${ip2} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${ip2} ${PORT}`, 0)] }, true);
-    const tcp = await waitFor('the nc transfer', 240_000, async () => resultOf(await logsOf(n2, 'tcp', 'sink')));
+    const tcp = await waitFor(async () => resultOf(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc transfer', timeoutMs: 240_000, intervalMs: 200 });
 
     // (c) for reference, the path the pipe's bytes take between the nodes' nats-servers:
     // the same nc scripts run by the host's busybox directly in the node namespaces,
@@ -116,7 +107,7 @@ async function main(): Promise<void> {
     const pipe = { from: `${n1.id}/pipe/source.stdout`, to: `${n2.id}/pipe/sink.stdin` };
     await apply(n2, { name: 'pipe', workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
     await apply(n1, { name: 'pipe', workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
-    const piped = await waitFor('the pipe transfer', 240_000, async () => resultOf(await logsOf(n2, 'pipe', 'sink')));
+    const piped = await waitFor(async () => resultOf(await logsOf(n2, 'pipe', 'sink')), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
 
     const expected = BYTES;
     for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay]] as const) {
@@ -130,13 +121,9 @@ async function main(): Promise<void> {
     console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
     console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
   } finally {
-    if (existsSync(join(dir, 'cluster.json'))) await clusterDown(dir).catch((e: unknown) => console.error(`cluster down failed: ${String(e)}`));
-    if (state) {
-      for (const n of state.nodes) {
-        const left = (await sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`).catch(() => '')).split('\n').filter(Boolean);
-        if (left.length) await sh('docker', 'rm', '-f', ...left).catch(() => undefined);
-      }
-    }
+    if (existsSync(join(dir, STATE_FILE))) await clusterDown(dir).catch((e: unknown) => console.error(`cluster down failed: ${String(e)}`));
+    // Down removes them too, unless it failed before.
+    if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
     await rm(base, { recursive: true, force: true });
   }
 }

@@ -51,10 +51,12 @@ export function gridPath(wildcard: string): string {
   return `/${parts.join('/')}`;
 }
 
+const notFound = (path: string) => new ZoneError('NOT_FOUND', `${path}: no such file or directory`, '/params/path');
+
 /** A GridFs error as the API's: ENOENT 404, the conflicts 409, both naming the path. */
 function fsRefusal(err: unknown, path: string): unknown {
   const code = (err as { code?: unknown }).code;
-  if (code === 'ENOENT') return new ZoneError('NOT_FOUND', `${path}: no such file or directory`, '/params/path');
+  if (code === 'ENOENT') return notFound(path);
   if (typeof code === 'string' && CONFLICTS.has(code)) return new ZoneError('CONFLICT', `${path}: ${code} (${(err as Error).message})`, '/params/path');
   return err;
 }
@@ -103,7 +105,7 @@ export function gridRoutes(appliance: Appliance) {
       const path = gridPath(request.params['*']);
       const fs = await appliance.gridFs(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
-      if (!entry) throw fsRefusal(Object.assign(new Error('missing'), { code: 'ENOENT' }), path);
+      if (!entry) throw notFound(path);
       if (entry.type === 'file') {
         const body = await fs.read(path).catch((err: unknown) => { throw fsRefusal(err, path); });
         // No content-length from the stat: a write between it and the read may change the size.
@@ -166,7 +168,7 @@ export function gridRoutes(appliance: Appliance) {
       if (path === '/') throw new ZoneError('CONFLICT', '/: the root directory cannot be removed', '/params/path');
       const fs = await appliance.gridFs(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
-      if (!entry) throw new ZoneError('NOT_FOUND', `${path}: no such file or directory`, '/params/path');
+      if (!entry) throw notFound(path);
       await (entry.type === 'dir' ? fs.rmdir(path) : fs.unlink(path)).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });

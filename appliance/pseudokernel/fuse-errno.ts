@@ -2,7 +2,7 @@
 // coded errors of GridFs), the FUSE adapter answers the kernel with the errno.
 import { constants } from 'node:os';
 
-export type ErrnoName = keyof typeof constants.errno;
+type ErrnoName = keyof typeof constants.errno;
 
 export class FsError extends Error {
   constructor(readonly code: ErrnoName, message: string) {

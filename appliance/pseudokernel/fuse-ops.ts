@@ -9,7 +9,7 @@ import type { FsEntry } from './contract.ts';
 import { errnoOf } from './fuse-errno.ts';
 import type { ZoneFs } from './fuse-fs.ts';
 
-export function statOf(entry: FsEntry): Fuse.Stat {
+function statOf(entry: FsEntry): Fuse.Stat {
   return {
     mode: (entry.type === 'dir' ? constants.S_IFDIR : constants.S_IFREG) | entry.mode,
     size: entry.size,

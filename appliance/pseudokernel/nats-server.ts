@@ -12,8 +12,6 @@ import type { Logger } from 'pino';
 import { ranStably, restartDelayMs, waitingState, type BackoffPolicy } from '../engine/backoff.ts';
 import { natsServerConfig, type NatsClusterOptions } from './nats-config.ts';
 
-export type { NatsClusterOptions } from './nats-config.ts';
-
 export interface NatsServerOptions {
   /** The server's own directory: its config, log, pid file and JetStream store. Created if missing. */
   dataDir: string;
@@ -37,7 +35,7 @@ export interface NatsServerOptions {
 const DEFAULT_START_TIMEOUT_MS = 20_000;
 const DEFAULT_STOP_GRACE_MS = 10_000;
 /** A server that ran a minute was healthy: its next crash is restarted quickly again. */
-export const NATS_RESTART_BACKOFF: BackoffPolicy = { firstMs: 250, maxMs: 30_000, stableMs: 60_000, crashloopAfter: 5 };
+const NATS_RESTART_BACKOFF: BackoffPolicy = { firstMs: 250, maxMs: 30_000, stableMs: 60_000, crashloopAfter: 5 };
 const LOG_TAIL_LINES = 10;
 
 export class NatsServer {

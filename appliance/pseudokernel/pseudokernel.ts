@@ -54,7 +54,7 @@ export interface PseudokernelOptions extends PseudokernelSettings {
 const run = promisify(execFile);
 
 /** The kind it shows as in GET /v1/node's `drivers`. */
-export const PSEUDOKERNEL_KIND = 'pseudokernel';
+const PSEUDOKERNEL_KIND = 'pseudokernel';
 
 export class Pseudokernel {
   readonly server: NatsServer;
@@ -246,7 +246,7 @@ export class Pseudokernel {
   }
 
   /** Resolves once every change handed in so far is in its table (or failed). */
-  async published(): Promise<void> {
+  private async published(): Promise<void> {
     await this.sweeping;
     while (this.publishing.size) await Promise.all(this.publishing.values());
   }

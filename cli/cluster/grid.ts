@@ -149,7 +149,6 @@ async function plugNode(layout: ClusterLayout, index: number): Promise<void> {
   await sh('ip', '-n', ns, 'route', 'add', 'default', 'via', layout.hostAddress);
 }
 
-/** Starts the node's appliance in its namespace (same mount namespace: its netns and files are the host's). */
 /** The node's pseudokernel: its nats-server on its address, clustered with every other node's. */
 function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number]): object {
   const others = layout.nodes.filter((n) => n.index !== node.index);
@@ -242,7 +241,7 @@ async function removeNodeNetworks(node: ClusterNode): Promise<void> {
 }
 
 /** Workloads the nodes' drivers made, found by their `zone.node` label. */
-async function removeNodeContainers(ids: string[]): Promise<void> {
+export async function removeNodeContainers(ids: string[]): Promise<void> {
   const docker = new Docker();
   // Docker ANDs label filters: one query per node.
   const found = (await Promise.all(ids.map((id) => docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${id}`] } })))).flat();

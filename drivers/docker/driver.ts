@@ -245,18 +245,21 @@ export class DockerDriver implements Driver {
     if (!before) throw new Error(`container ${id} does not exist: nothing to attach to`);
     if (before.state === 'created') return { ...(await this.attachStdio(id, stdin, true)), startedAt: null, exact: true };
     let live = before.state !== 'exited' ? await this.attachStdio(id, stdin, true) : null;
-    const after = live ? await this.inspect(id) : before;
-    if (!after || after.startedAt !== before.startedAt) {
+    const closeLive = () => {
       live?.stdin.destroy();
       live?.stdout.destroy();
+      live = null;
+    };
+    const after = live ? await this.inspect(id).catch((err: unknown) => {
+      closeLive();
+      throw err;
+    }) : before;
+    if (!after || after.startedAt !== before.startedAt) {
+      closeLive();
       throw new Error(`container ${id} was restarted or removed while it was being attached; attach again`);
     }
-    if (live && after.state === 'exited') {
-      // It ended meanwhile: an attach after the end would wait for the next start; its log is whole.
-      live.stdin.destroy();
-      live.stdout.destroy();
-      live = null;
-    }
+    // It ended meanwhile: an attach after the end would wait for the next start; its log is whole.
+    if (after.state === 'exited') closeLive();
     // The log has no incarnation marks, only times, and Docker's times are a little off
     // both ways: the first lines are logged a moment before StartedAt is recorded, the
     // last ones a moment after FinishedAt. Starting a container takes longer than
@@ -265,8 +268,7 @@ export class DockerDriver implements Driver {
     const until = live || !after.finishedAt ? {} : { until: dockerTimestamp(after.finishedAt, REPLAY_MARGIN_MS) };
     const raw = await (this.docker.getContainer(id).logs as (o: object) => Promise<Buffer>)({ follow: false, stdout: true, stderr: false, since, ...until })
       .catch((err: unknown) => {
-        live?.stdin.destroy();
-        live?.stdout.destroy();
+        closeLive();
         throw err;
       });
     const replayed = Readable.from([raw]).pipe(new FrameDemuxer());

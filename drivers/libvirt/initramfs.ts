@@ -109,8 +109,10 @@ export async function imageRootfs(docker: Docker, image: string, cacheDir: strin
   return result;
 }
 
-/** Writes the workload's initrd: the image archive followed by an archive holding `/init`. */
-/** `extra`: host files to put into the initrd too (absolute path inside -> host path). */
+/**
+ * Writes the workload's initrd: the image archive followed by an archive holding `/init`
+ * and `extra`, host files to put into the initrd too (absolute path inside -> host path).
+ */
 export async function writeWorkloadInitrd(rootfsArchive: string, initScript: string, out: string, extra: Record<string, string> = {}): Promise<void> {
   const work = await mkdtemp(`${out}.build-`);
   try {

@@ -12,7 +12,7 @@ import { parse, stringify } from 'yaml';
 import { workloadId } from '../../appliance/engine/desired.ts';
 import type { Network } from '../../blueprints/schema.ts';
 import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
-import type { ClusterState } from '../../cli/cluster/grid.ts';
+import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
 
@@ -28,10 +28,7 @@ let state: ClusterState | null = null;
 
 t.teardown(async () => {
   if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
-  for (const n of state?.nodes ?? []) {
-    const left = (await sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`).catch(() => '')).split('\n').filter(Boolean);
-    if (left.length) await sh('docker', 'rm', '-f', ...left).catch(() => undefined);
-  }
+  if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
   for (const n of state?.nodes ?? []) if (n.pid) { try { process.kill(n.pid, 'SIGKILL'); } catch { /* already gone */ } }
   for (const ns of (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`zcl-${NAME}-`))) {
     await sh('ip', 'netns', 'del', ns).catch(() => undefined);
