@@ -38,8 +38,12 @@ export interface NormalizedWorkload {
   vcpus: number;
   restart: RestartPolicy;
   health: NormalizedHealth | null;
-  /** With the subnet of the blueprint's network of that name (a VM configures its interface from it). */
-  networks: { name: string; ip: string; subnet: string | null }[];
+  /**
+   * A VM's carry the subnet of the blueprint's network of that name (it configures its
+   * interface from it); a container's do not (the overlay driver joins it from the
+   * network's spec), so its hash stays what it was.
+   */
+  networks: { name: string; ip: string; subnet?: string | null }[];
   ports: { container: number; host: number; protocol: 'tcp' | 'udp' }[];
   privileged: boolean;
   capabilities: string[];
@@ -82,7 +86,9 @@ export function normalizeWorkload(w: Workload, networks: readonly Network[] = []
           retries: w.health.retries ?? WORKLOAD_DEFAULTS.healthRetries,
         }
       : null,
-    networks: (w.networks ?? []).map((n) => ({ name: n.name, ip: n.ip, subnet: networks.find((d) => d.name === n.name)?.subnet ?? null })),
+    networks: (w.networks ?? []).map((n) => ({
+      name: n.name, ip: n.ip, ...(w.kind === 'vm' ? { subnet: networks.find((d) => d.name === n.name)?.subnet ?? null } : {}),
+    })),
     ports: (w.ports ?? []).map((p) => ({ container: p.container, host: p.host, protocol: p.protocol ?? 'tcp' })),
     privileged: w.privileged ?? false,
     capabilities: [...new Set(w.capabilities ?? [])].sort(),

@@ -48,4 +48,6 @@ t.test('a VM joins each network it names through the bridge the network driver m
   t.same(vmNics(s), [{ bridge: links.bridge, mac: links.mac, address: '10.88.1.20/24', gateway: '10.88.1.1' }]);
   t.match(links.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
   t.throws(() => vmNics(spec({ networks: [{ name: 'lan', ip: '10.0.0.2' }] })), /networks\/0\/name: network lan is not declared/, 'an undeclared network is named');
+  const container = normalizeWorkload({ name: 'c', kind: 'container', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.21' }] } as Workload, [mesh]);
+  t.same(container.networks, [{ name: 'mesh', ip: '10.88.1.21' }], "a container's attachments carry no subnet: its hash does not change with the network's");
 });
