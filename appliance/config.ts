@@ -14,7 +14,8 @@ import { ZoneError } from './errors.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
-const ListenAddress = Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port' });
+const LISTEN_PATTERN = '^([^:,]+):([0-9]{1,5})$';
+const ListenAddress = Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' });
 
 export const NodeConfigFile = Type.Object({
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'where the node keeps its keys, store and driver files' })),
@@ -40,10 +41,10 @@ export const NodeConfigFile = Type.Object({
   }, { additionalProperties: false })),
   eventsLimit: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000, description: 'events kept in the store' })),
   nats: Type.Optional(Type.Object({
-    listen: Type.Optional(Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port where the local nats-server takes clients (default 127.0.0.1:4222)' })),
+    listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, description: 'host:port where the local nats-server takes clients (default 127.0.0.1:4222)' })),
     cluster: Type.Optional(Type.Object({
       name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the same on every node of the grid' }),
-      listen: Type.String({ pattern: '^[^:,]+:[0-9]{1,5}$', description: 'host:port for the other nodes\' servers (e.g. the overlay address)' }),
+      listen: Type.String({ pattern: LISTEN_PATTERN, description: 'host:port for the other nodes\' servers (e.g. the overlay address)' }),
       routes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 64, description: 'the other servers\' cluster addresses, host:port' }),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, description: 'the pseudokernel\'s nats-server' })),
@@ -91,13 +92,15 @@ function readConfigFile(path: string): NodeConfigFile {
   return value as NodeConfigFile;
 }
 
-function parseListen(values: string[], source: string, field = '/listen'): NodeConfig['listen'] {
-  return values.map((value) => {
-    const m = /^([^:,]+):([0-9]{1,5})$/.exec(value);
-    const port = Number(m?.[2]);
-    if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, field);
-    return { host: m[1], port };
-  });
+function parseAddress(value: string, source: string, field: string): { host: string; port: number } {
+  const m = new RegExp(LISTEN_PATTERN).exec(value);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || port > 65535) throw new ZoneError('INVALID', `${source}: "${value}" is not host:port (e.g. ${DEFAULT_LISTEN})`, field);
+  return { host: m[1], port };
+}
+
+function parseListen(values: string[], source: string): NodeConfig['listen'] {
+  return values.map((value) => parseAddress(value, source, '/listen'));
 }
 
 /** The node configuration for this process (`env` and `cwd` are arguments so tests can set them). */
@@ -124,16 +127,19 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
-    nats: natsOf(env.ZONE_NATS_LISTEN ? { ...file.nats, listen: env.ZONE_NATS_LISTEN } : file.nats, env.ZONE_NATS_LISTEN ? '$ZONE_NATS_LISTEN' : filePath),
+    nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }
 
-function natsOf(nats: NodeConfigFile['nats'], source: string): NodeConfig['nats'] {
-  const [client] = parseListen([nats?.listen ?? DEFAULT_NATS_LISTEN], `${source}: nats.listen`, '/nats/listen') as [{ host: string; port: number }];
+/** `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from. */
+function natsOf(nats: NodeConfigFile['nats'], filePath: string, envListen: string | undefined): NodeConfig['nats'] {
+  const client = envListen
+    ? parseAddress(envListen, '$ZONE_NATS_LISTEN', '/nats/listen')
+    : parseAddress(nats?.listen ?? DEFAULT_NATS_LISTEN, `${filePath}: nats.listen`, '/nats/listen');
   const cluster = nats?.cluster;
   if (!cluster) return { ...client, cluster: null };
-  const [listen] = parseListen([cluster.listen], `${source}: nats.cluster.listen`, '/nats/cluster/listen') as [{ host: string; port: number }];
+  const listen = parseAddress(cluster.listen, `${filePath}: nats.cluster.listen`, '/nats/cluster/listen');
   return { ...client, cluster: { name: cluster.name, host: listen.host, port: listen.port, routes: cluster.routes } };
 }
 

@@ -65,6 +65,11 @@ t.test('the nats-server takes clients on 127.0.0.1:4222 unless the config says o
   });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:99999' } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { field: '/nats/listen' });
+  // $ZONE_NATS_LISTEN sets the client address only: a bad cluster address is the file's.
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { name: 'grid', listen: '10.9.0.1:70000', routes: [] } } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: '127.0.0.1:14333' }, cwd: '/' })),
+    { field: '/nats/cluster/listen', message: new RegExp(`^${join(dir, 'config.json')}: nats.cluster.listen: "10.9.0.1:70000" is not host:port`) });
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: '127.0.0.1:99999' }, cwd: '/' })), { field: '/nats/listen', message: /^\$ZONE_NATS_LISTEN: / });
 });
 
 t.test('a bad config file is refused naming the field', async (t) => {
