@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { commandLine, pollUntil, processRuns, signal, stopProcess } from '../../drivers/processes.ts';
 import { ranStably, restartDelayMs, waitingState, type BackoffPolicy } from '../engine/backoff.ts';
 import { natsServerConfig, type NatsClusterOptions } from './nats-config.ts';
 
@@ -218,43 +219,14 @@ export class NatsServer {
   private async stopLeftover(): Promise<void> {
     if (!existsSync(this.pidPath)) return;
     const pid = Number.parseInt(readFileSync(this.pidPath, 'utf8').trim(), 10);
-    if (!Number.isInteger(pid) || pid <= 0 || !this.isOurServer(pid)) return;
+    if (!Number.isInteger(pid) || pid <= 0 || !(await this.isOurServer(pid))) return;
     this.options.logger.warn({ server: this.options.serverName, pid }, 'a nats-server left by a previous appliance process is running; stopping it');
-    signal(pid, 'SIGTERM');
-    if (await pollUntil(() => !this.isOurServer(pid), this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS, 50)) return;
-    signal(pid, 'SIGKILL');
-    if (await pollUntil(() => !this.isOurServer(pid), 5000, 50)) return;
+    if (await stopProcess(pid, () => this.isOurServer(pid), this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS)) return;
     throw new Error(`nats-server PID ${pid} left by a previous appliance process (pid file ${this.pidPath}) did not exit after SIGKILL`);
   }
 
-  private isOurServer(pid: number): boolean {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      const status = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // A zombie has exited already; it only waits for its parent.
-      const zombie = / Z /.test(status.slice(status.lastIndexOf(')')));
-      return !zombie && cmdline.includes(this.configPath) && cmdline.some((arg) => arg.endsWith('nats-server'));
-    } catch {
-      return false;
-    }
-  }
-}
-
-/** Calls `done` every `intervalMs` until it says true (-> true) or `timeoutMs` passed (-> false). */
-async function pollUntil(done: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch (err) {
-    // Already gone: nothing to stop.
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  private async isOurServer(pid: number): Promise<boolean> {
+    const cmdline = await commandLine(pid);
+    return cmdline.includes(this.configPath) && cmdline.some((arg) => arg.endsWith('nats-server')) && await processRuns(pid);
   }
 }

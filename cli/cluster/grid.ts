@@ -18,6 +18,7 @@ import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.t
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
 import { runCommand } from '../../drivers/wireguard/exec.ts';
+import { commandLine, processRuns, stopProcess } from '../../drivers/processes.ts';
 import { clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -203,27 +204,14 @@ async function untilAnswering(node: ClusterNode, exited: Promise<number | null>,
 
 /** The PID still runs the appliance of this cluster node (PIDs are reused). */
 async function runsAppliance(pid: number, node: ClusterNode): Promise<boolean> {
-  const [cmdline, environ] = await Promise.all([
-    readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
-    readFile(`/proc/${pid}/environ`, 'utf8').catch(() => ''),
-  ]);
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  return !zombie && cmdline.includes(APPLIANCE_MAIN) && environ.split('\0').includes(`ZONE_DATA_DIR=${node.dataDir}`);
+  const [cmdline, environ] = await Promise.all([commandLine(pid), readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')]);
+  return cmdline.some((arg) => arg.includes(APPLIANCE_MAIN)) && environ.split('\0').includes(`ZONE_DATA_DIR=${node.dataDir}`) && await processRuns(pid);
 }
 
 async function stopAppliance(node: ClusterNode): Promise<void> {
   const pid = node.pid;
   if (pid === null || !(await runsAppliance(pid, node))) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (await runsAppliance(pid, node)) {
-    if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
-      break;
-    }
-    await delay(100);
-  }
+  await stopProcess(pid, () => runsAppliance(pid, node), 15_000, 100);
 }
 
 /** Everything the node's WireGuard driver recorded, wherever the appliance keeps driver files. */

@@ -19,6 +19,7 @@ import type {
   ContainerAttachment, NetworkDriver, NetworkSpec, ObservedNetwork, WireguardImplementation,
 } from './contract.ts';
 import { NetworkSpecError } from './contract.ts';
+import { commandLine, processRuns, stopProcess } from '../processes.ts';
 import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
@@ -360,7 +361,8 @@ export class WireguardDriver implements NetworkDriver {
 
   /** Stops the interface's process and deletes the link wherever it is left. */
   private async stopInterface(state: NetworkState): Promise<void> {
-    if (state.pid !== null && await isWireguardGo(state.pid, state.interface)) await stopProcess(state.pid);
+    const pid = state.pid;
+    if (pid !== null && await isWireguardGo(pid, state.interface)) await stopProcess(pid, () => isWireguardGo(pid, state.interface), 5000, 20);
     const ns = namedNamespace(state.id);
     for (const where of existsSync(ns) ? [ns, this.underlay] : [this.underlay]) {
       await ip(where, 'link', 'del', state.interface).catch((e: unknown) => {
@@ -392,29 +394,6 @@ export class WireguardDriver implements NetworkDriver {
 
 /** The PID runs wireguard-go for `iface` (and is not a zombie): PIDs are reused. */
 export async function isWireguardGo(pid: number, iface: string): Promise<boolean> {
-  try {
-    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    return args.some((a) => a.endsWith('wireguard-go')) && args.includes(iface) && ![null, 'Z'].includes(await processState(pid));
-  } catch {
-    return false;
-  }
-}
-
-/** The process state letter from /proc/PID/stat (R, S, Z, ...); null when there is no such process. */
-async function processState(pid: number): Promise<string | null> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-  return stat && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-}
-
-async function stopProcess(pid: number): Promise<void> {
-  const alive = async () => ![null, 'Z'].includes(await processState(pid));
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 5000;
-  while (await alive()) {
-    if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
-      return;
-    }
-    await delay(20);
-  }
+  const args = await commandLine(pid);
+  return args.some((a) => a.endsWith('wireguard-go')) && args.includes(iface) && await processRuns(pid);
 }
