@@ -1,6 +1,17 @@
 // The pseudokernel's small interfaces: the FUSE layer (/zone inside workloads), the
 // shared state on NATS JetStream and the pipes talk through these only.
+import type { constants } from 'node:os';
 import type { Readable } from 'node:stream';
+
+export type ErrnoName = keyof typeof constants.errno;
+
+/** A failure with a POSIX code (`err.code`), as the file system layers throw them. */
+export class FsError extends Error {
+  constructor(readonly code: ErrnoName, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'FsError';
+  }
+}
 
 /** What `stat` says of a path of the owner's shared file namespace (`/zone/fs`). */
 export interface FsEntry {

@@ -1,15 +1,7 @@
-// POSIX errors of the /zone mount: the file system throws FsError (or passes on the
-// coded errors of GridFs), the FUSE adapter answers the kernel with the errno.
+// POSIX errors of the /zone mount: the file system and GridFs throw FsError (see
+// contract.ts), the FUSE adapter answers the kernel with the errno.
 import { constants } from 'node:os';
-
-type ErrnoName = keyof typeof constants.errno;
-
-export class FsError extends Error {
-  constructor(readonly code: ErrnoName, message: string) {
-    super(`${code}: ${message}`);
-    this.name = 'FsError';
-  }
-}
+import type { ErrnoName } from './contract.ts';
 
 /** The negative errno FUSE expects for a failure with a POSIX `code`; null for any other failure. */
 export function errnoOf(err: unknown): number | null {

@@ -3,8 +3,7 @@
 // FUSE adapter (fuse-ops.ts) turns these into callbacks and errnos.
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import type { FsEntry, GridFs, ProcTable, SelfInfo } from './contract.ts';
-import { FsError } from './fuse-errno.ts';
+import { FsError, type FsEntry, type GridFs, type ProcTable, type SelfInfo } from './contract.ts';
 import { CachedFile, ContentFile, HandleTable, publishEmpty, WritableFile } from './fuse-handles.ts';
 import { ProcSnapshots } from './fuse-proc.ts';
 import { locate, lookup, ROOT_NAMES, selfView, type Place, type ViewNode } from './fuse-tree.ts';

@@ -6,8 +6,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FsEntry, GridFs } from './contract.ts';
-import { FsError } from './fuse-errno.ts';
+import { FsError, type FsEntry, type GridFs } from './contract.ts';
 
 export interface OpenFile {
   read(buf: Buffer, len: number, pos: number): Promise<number>;

@@ -12,10 +12,10 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, StorageType } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { FsEntry, GridFs } from './contract.ts';
+import { FsError, type ErrnoName, type FsEntry, type GridFs } from './contract.ts';
 import { GridObjects } from './grid-objects.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from './grid-names.ts';
-import { retryingTimeouts } from './jetstream-retry.ts';
+import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
 export interface NatsGridFsOptions {
   /** `ed25519:BASE64`: every owner has buckets of its own. */
@@ -282,11 +282,7 @@ export class NatsGridFs implements GridFs {
   }
 
   private keysMatching(filter: string): Promise<string[]> {
-    return retryingTimeouts(`listing ${filter} in ${this.buckets.namespace}`, async () => {
-      const keys: string[] = [];
-      for await (const key of await this.namespace.keys(filter)) keys.push(key);
-      return keys;
-    });
+    return kvKeys(`listing ${filter} in ${this.buckets.namespace}`, this.namespace, filter);
   }
 }
 
@@ -315,8 +311,8 @@ function parentPath(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
 }
 
-function fsError(code: string, path: string, what: string): Error {
-  return Object.assign(new Error(`${code}: ${path} ${what}`), { code, path });
+function fsError(code: ErrnoName, path: string, what: string): FsError {
+  return new FsError(code, `${path} ${what}`);
 }
 
 function isConflict(err: unknown): boolean {

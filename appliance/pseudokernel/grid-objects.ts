@@ -10,7 +10,8 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { retryingTimeouts } from './jetstream-retry.ts';
+import { FsError } from './contract.ts';
+import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -77,11 +78,8 @@ export class GridObjects {
 
   /** Deletes every discarded object that no reader holds (also those whose reader died). */
   async collect(): Promise<void> {
-    const discarded = await retryingTimeouts(`listing discarded file versions in ${this.parts.namespaceBucket}`, async () => {
-      const names: string[] = [];
-      for await (const key of await this.parts.namespace.keys(`${DISCARDED}.*`)) names.push(key.slice(DISCARDED.length + 1));
-      return names;
-    });
+    const discarded = (await kvKeys(`listing discarded file versions in ${this.parts.namespaceBucket}`, this.parts.namespace, `${DISCARDED}.*`))
+      .map((key) => key.slice(DISCARDED.length + 1));
     for (const name of discarded) {
       if (await this.held(name)) continue;
       await this.parts.files.delete(name);
@@ -137,7 +135,7 @@ export class GridObjects {
     }
     const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
     if (size !== info.size || !hash.digest().equals(expected)) {
-      throw Object.assign(new Error(`the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`), { code: 'EIO' });
+      throw new FsError('EIO', `the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`);
     }
   }
 }

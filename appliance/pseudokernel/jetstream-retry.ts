@@ -1,6 +1,7 @@
 // nats-server 2.9 does not answer API requests about a stream that has no leader yet
 // (just created by another node, or its leader's server went away): the request times
 // out. Idempotent requests are asked again, a bounded number of times.
+import type { KV } from '@nats-io/kv';
 import { TimeoutError } from '@nats-io/transport-node';
 
 const ATTEMPTS = 3;
@@ -15,6 +16,15 @@ export async function retryingTimeouts<T>(what: string, request: () => Promise<T
       if (attempt === ATTEMPTS) throw new Error(`${what}: JetStream did not answer ${ATTEMPTS} times (a stream without a leader?)`, { cause: err });
     }
   }
+}
+
+/** The keys of `kv` matching `filter` (all without one), listed again after a timeout; `what` names the listing. */
+export function kvKeys(what: string, kv: KV, filter?: string): Promise<string[]> {
+  return retryingTimeouts(what, async () => {
+    const keys: string[] = [];
+    for await (const key of await kv.keys(filter)) keys.push(key);
+    return keys;
+  });
 }
 
 function isTimeout(err: unknown): boolean {

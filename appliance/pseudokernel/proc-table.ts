@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { ProcEntry, ProcTable } from './contract.ts';
 import { bucketsOf, checkReplicas, tokenOf } from './grid-names.ts';
-import { retryingTimeouts } from './jetstream-retry.ts';
+import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
 export interface NatsProcTableOptions {
   /** `ed25519:BASE64`: every owner has a table of its own. */
@@ -52,11 +52,7 @@ export class NatsProcTable implements ProcTable {
 
   /** Every node's rows, by node, blueprint and workload. */
   async list(): Promise<ProcEntry[]> {
-    const keys = await retryingTimeouts(`listing ${this.bucket}`, async () => {
-      const keys: string[] = [];
-      for await (const key of await this.kv.keys()) keys.push(key);
-      return keys;
-    });
+    const keys = await kvKeys(`listing ${this.bucket}`, this.kv);
     const rows = await Promise.all(keys.map(async (key) => {
       const stored = await retryingTimeouts(`reading ${key} in ${this.bucket}`, () => this.kv.get(key));
       if (!stored || stored.operation !== 'PUT') return null; // removed since the listing

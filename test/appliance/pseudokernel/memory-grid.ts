@@ -2,7 +2,7 @@
 // nothing more (the NATS ones are tested on their own).
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import type { FsEntry, GridFs, ProcEntry, ProcTable } from '../../../appliance/pseudokernel/contract.ts';
+import { FsError, type ErrnoName, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/contract.ts';
 
 interface Node {
   type: 'file' | 'dir';
@@ -11,8 +11,8 @@ interface Node {
   mtimeMs: number;
 }
 
-function fsError(code: string, path: string): Error {
-  return Object.assign(new Error(`${code}: ${path}`), { code });
+function fsError(code: ErrnoName, path: string): FsError {
+  return new FsError(code, path);
 }
 
 function parentOf(path: string): string {
