@@ -87,9 +87,9 @@ export interface NetworkDriver {
   attachContainer(spec: NetworkSpec, container: ContainerAttachment): Promise<void>;
   /**
    * Makes the bridge (in libvirtd's network namespace) that a VM with address `ip`
-   * plugs into, joined to the network; idempotent; returns the bridge's name.
+   * plugs into, joined to the network; idempotent (the VM finds the bridge by vmLinks).
    */
-  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<string>;
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<void>;
   /** Removes the container's interface from the network; idempotent. */
   detachContainer(spec: NetworkSpec, ip: string): Promise<void>;
 }

@@ -105,8 +105,11 @@ export class WireguardDriver implements NetworkDriver {
       const state = await this.state.read(id);
       if (state) await this.stopInterface(state);
       const vmNs = `/proc/${await this.vmNamespacePid()}/ns/net`;
-      for (const bridge of await this.vmBridges(vmNs, id)) await ip(vmNs, 'link', 'del', bridge);
-      if (!(await readLinks(vmNs)).some((l) => l.name.startsWith(VM_BRIDGE_PREFIX))) await this.allowBridgedVmFrames(vmNs, false);
+      // This network's VM bridges are found by their alias; the rule goes with the last bridge of any.
+      const bridges = (await readLinks(vmNs)).filter((l) => l.name.startsWith(VM_BRIDGE_PREFIX));
+      const mine = bridges.filter((l) => l.alias === vmBridgeAlias(id));
+      for (const bridge of mine) await ip(vmNs, 'link', 'del', bridge.name);
+      if (bridges.length === mine.length) await this.allowBridgedVmFrames(vmNs, false);
       if (existsSync(namedNamespace(id))) await runCommand(['ip', 'netns', 'del', id]);
       await this.state.remove(id);
     });
@@ -137,13 +140,14 @@ export class WireguardDriver implements NetworkDriver {
     });
   }
 
-  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<string> {
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<void> {
     return this.serialized(spec.id, async () => {
       this.checkMemberIp(spec, vm.workload, vm.ip);
       const ns = namedNamespace(spec.id);
       if (!existsSync(ns)) throw new Error(`network ${spec.network} (${spec.id}) does not exist on this node yet: ensure it first`);
       const links = vmLinks(spec.id, vm.ip);
-      const vmNs = `/proc/${await this.vmNamespacePid()}/ns/net`;
+      const vmPid = await this.vmNamespacePid();
+      const vmNs = `/proc/${vmPid}/ns/net`;
       const host = await readLinks(vmNs);
       if (!host.some((l) => l.name === links.bridge)) {
         await ip(vmNs, 'link', 'add', links.bridge, 'type', 'bridge');
@@ -152,13 +156,12 @@ export class WireguardDriver implements NetworkDriver {
       if (!host.some((l) => l.name === links.hostEnd)) {
         // A network end left from an earlier pair would block the new one.
         if ((await readLinks(ns)).some((l) => l.name === links.networkEnd)) await ip(ns, 'link', 'del', links.networkEnd);
-        await ip(ns, 'link', 'add', links.networkEnd, 'type', 'veth', 'peer', 'name', links.hostEnd, 'netns', String(await this.vmNamespacePid()));
+        await ip(ns, 'link', 'add', links.networkEnd, 'type', 'veth', 'peer', 'name', links.hostEnd, 'netns', String(vmPid));
       }
       await ip(ns, 'link', 'set', links.networkEnd, 'master', BRIDGE, 'up');
       await ip(vmNs, 'link', 'set', links.hostEnd, 'master', links.bridge, 'up');
       await ip(vmNs, 'link', 'set', links.bridge, 'up');
       await this.allowBridgedVmFrames(vmNs, true);
-      return links.bridge;
     });
   }
 
@@ -190,12 +193,6 @@ export class WireguardDriver implements NetworkDriver {
     if (!isHostIn(subnet, memberIp)) throw new WorkloadSpecError(workload, field, `${memberIp} is not a host address of subnet ${subnet}`);
     if (memberIp === gateway) throw new WorkloadSpecError(workload, field, `${memberIp} is the node's own address in ${subnet}; use another`);
     return gateway;
-  }
-
-  /** The VM bridges of network `id` (found by their alias). */
-  private async vmBridges(vmNs: string, id: string): Promise<string[]> {
-    const out = await ip(vmNs, '-o', 'link', 'show', 'type', 'bridge');
-    return out.split('\n').filter((line) => line.includes(`alias ${vmBridgeAlias(id)}`)).map((line) => line.split(':')[1]!.trim().split('@')[0]!);
   }
 
   detachContainer(spec: NetworkSpec, containerIp: string): Promise<void> {

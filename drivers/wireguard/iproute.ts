@@ -4,7 +4,7 @@ import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { inNamespace, runCommand } from './exec.ts';
 
-const Link = Type.Object({ ifname: Type.String(), flags: Type.Optional(Type.Array(Type.String())) });
+const Link = Type.Object({ ifname: Type.String(), flags: Type.Optional(Type.Array(Type.String())), ifalias: Type.Optional(Type.String()) });
 const Address = Type.Object({
   addr_info: Type.Array(Type.Object({ family: Type.String(), local: Type.Optional(Type.String()), prefixlen: Type.Optional(Type.Integer()) })),
 });
@@ -27,11 +27,13 @@ export function ip(ns: string | null, ...args: string[]): Promise<string> {
 export interface LinkInfo {
   name: string;
   up: boolean;
+  /** `ip link set ... alias` (absent when none is set). */
+  alias?: string;
 }
 
 export async function readLinks(ns: string | null): Promise<LinkInfo[]> {
   const links = parseJson(Link, await ip(ns, '-j', 'link', 'show'), 'ip link show');
-  return links.map((l) => ({ name: l.ifname, up: (l.flags ?? []).includes('UP') }));
+  return links.map((l) => ({ name: l.ifname, up: (l.flags ?? []).includes('UP'), ...(l.ifalias !== undefined ? { alias: l.ifalias } : {}) }));
 }
 
 /** IPv4 addresses of `dev` as CIDRs (`10.88.1.1/24`). */
