@@ -86,14 +86,6 @@ export function semanticProblems(bp: Blueprint): Problem[] {
   const joinedBy = new Map<string, string>();
   pipes.forEach((p, i) => {
     const pipe = `${p.from} -> ${p.to}`;
-    for (const [key, end] of [['from', p.from], ['to', p.to]] as const) {
-      if (end.includes('/')) continue; // a remote end's own blueprint says what joins it
-      const other = joinedBy.get(end);
-      if (other === undefined) joinedBy.set(end, pipe);
-      else if (other !== pipe) problems.push({ field: `/pipes/${i}/${key}`, message: `${end} is already joined by the pipe ${other} (one pipe per stdout and per stdin)` });
-    }
-  });
-  pipes.forEach((p, i) => {
     const ends = [['from', p.from, 'stdout'], ['to', p.to, 'stdin']] as const;
     let local = 0;
     for (const [key, end, stream] of ends) {
@@ -101,9 +93,13 @@ export function semanticProblems(bp: Blueprint): Problem[] {
       const remote = end.includes('/');
       const [workload = '', endStream] = end.slice(end.lastIndexOf('/') + 1).split('.');
       if (endStream !== stream) problems.push({ field, message: `a pipe's ${key} end is a workload's ${stream} (WORKLOAD.${stream})` });
+      // A remote end's own blueprint says what joins it.
       if (!remote) {
         local++;
         if (!names.has(workload)) problems.push({ field, message: `workload "${workload}" is not declared in this blueprint` });
+        const other = joinedBy.get(end);
+        if (other === undefined) joinedBy.set(end, pipe);
+        else if (other !== pipe) problems.push({ field, message: `${end} is already joined by the pipe ${other} (one pipe per stdout and per stdin)` });
       }
     }
     if (local === 0) problems.push({ field: `/pipes/${i}`, message: 'at least one end of a pipe is a workload of this blueprint' });
