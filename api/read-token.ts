@@ -10,8 +10,10 @@ import { ZoneError } from '../appliance/errors.ts';
 import { parsePublicKey, type SigningKeyPair } from '../blueprints/keys.ts';
 import { verifyEd25519 } from '../blueprints/verify.ts';
 
-const TAG = 'zone-read-token-v1\n';
-const OWNER_TAG = 'zone-owner-token-v1\n';
+/** A kind of token: its domain tag, its name in refusals, and what a request without one is told. */
+interface TokenKind { tag: string; name: string; missing: string }
+const READ: TokenKind = { tag: 'zone-read-token-v1\n', name: 'read', missing: 'this node requires a read token (Authorization: Zone ...)' };
+const OWNER: TokenKind = { tag: 'zone-owner-token-v1\n', name: 'owner', missing: 'this route requires an owner token (Authorization: Zone ...)' };
 export const DEFAULT_TOKEN_TTL_SECONDS = 300;
 
 export interface ReadTokenOptions {
@@ -21,7 +23,7 @@ export interface ReadTokenOptions {
   maxTtlSeconds?: number;
 }
 
-const message = (payload: string, tag = TAG) => Buffer.from(tag + payload, 'utf8');
+const message = (payload: string, tag: string) => Buffer.from(tag + payload, 'utf8');
 
 function makeToken(tag: string, pair: SigningKeyPair, ttlSeconds: number, now: number): string {
   const payload = Buffer.from(JSON.stringify({ key: pair.publicKey, exp: Math.floor(now / 1000) + ttlSeconds })).toString('base64url');
@@ -31,33 +33,31 @@ function makeToken(tag: string, pair: SigningKeyPair, ttlSeconds: number, now: n
 
 /** The Authorization header value of a token signed by `pair`, valid for `ttlSeconds`. */
 export function makeReadToken(pair: SigningKeyPair, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
-  return makeToken(TAG, pair, ttlSeconds, now);
+  return makeToken(READ.tag, pair, ttlSeconds, now);
 }
 
 /** The Authorization header value that makes `pair`'s public key the owner of a grid call. */
 export function makeOwnerToken(pair: SigningKeyPair, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
-  return makeToken(OWNER_TAG, pair, ttlSeconds, now);
+  return makeToken(OWNER.tag, pair, ttlSeconds, now);
 }
-
-const refuseAs = (reason: string, kind: string) => new ZoneError('SIGNATURE', `${kind} token refused: ${reason}`, '/headers/authorization');
 
 /**
  * The owner (`ed25519:BASE64`) a valid, unexpired owner token speaks for; throws
  * ZoneError('SIGNATURE') otherwise. Any key may sign one: it only ever reaches its own grid.
  */
 export function checkOwnerToken(header: string | undefined, maxTtlSeconds = DEFAULT_TOKEN_TTL_SECONDS, now = Date.now()): string {
-  return checkToken(header, OWNER_TAG, 'owner', () => true, maxTtlSeconds, now);
+  return checkToken(header, OWNER, () => true, maxTtlSeconds, now);
 }
 
 /** Throws ZoneError('SIGNATURE') unless `header` is a valid, unexpired token of a trusted key. */
 export function checkReadToken(header: string | undefined, options: ReadTokenOptions, now = Date.now()): void {
-  checkToken(header, TAG, 'read', (key) => options.keys.includes(key), options.maxTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS, now);
+  checkToken(header, READ, (key) => options.keys.includes(key), options.maxTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS, now);
 }
 
-function checkToken(header: string | undefined, tag: string, kind: string, trusted: (key: string) => boolean, maxTtlSeconds: number, now: number): string {
-  const refuse = (reason: string) => refuseAs(reason, kind);
+function checkToken(header: string | undefined, kind: TokenKind, trusted: (key: string) => boolean, maxTtlSeconds: number, now: number): string {
+  const refuse = (reason: string) => new ZoneError('SIGNATURE', `${kind.name} token refused: ${reason}`, '/headers/authorization');
   const m = /^Zone ([A-Za-z0-9_-]{1,512})\.([A-Za-z0-9_-]{86})$/.exec(header ?? '');
-  if (!m) throw refuse(header ? 'expected "Zone PAYLOAD.SIG"' : kind === 'read' ? 'this node requires a read token (Authorization: Zone ...)' : `this route requires an ${kind} token (Authorization: Zone ...)`);
+  if (!m) throw refuse(header ? 'expected "Zone PAYLOAD.SIG"' : kind.missing);
   const [, payload, sig] = m as unknown as [string, string, string];
   let claims: { key?: unknown; exp?: unknown };
   try {
@@ -72,7 +72,7 @@ function checkToken(header: string | undefined, tag: string, kind: string, trust
   } catch {
     throw refuse('key is not ed25519:BASE64');
   }
-  if (!verifyEd25519(message(payload, tag), Buffer.from(sig, 'base64url'), key)) throw refuse('signature does not verify');
+  if (!verifyEd25519(message(payload, kind.tag), Buffer.from(sig, 'base64url'), key)) throw refuse('signature does not verify');
   const left = (typeof claims.exp === 'number' ? claims.exp : 0) - now / 1000;
   if (left <= 0) throw refuse('expired');
   if (left > maxTtlSeconds) throw refuse(`lives longer than the ${maxTtlSeconds} s this node accepts`);
