@@ -49,7 +49,7 @@ export class GridObjects {
   async open(name: string, path: string): Promise<Readable | null> {
     const lease = await this.hold(name);
     const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
-      if ((await this.parts.namespace.get(discardedKey(name))) !== null) return null;
+      if (await this.isDiscarded(name)) return null;
       // info() answers for a deleted object too (size 0, no chunks): discarded, not an empty file.
       const found = await this.parts.files.info(name);
       return found && !found.deleted ? found : null;
@@ -63,7 +63,10 @@ export class GridObjects {
     }
     const stream = Readable.from(this.chunks(info, path), { objectMode: false });
     stream.once('close', () => {
-      lease.release().then(() => this.collect()).catch((err: unknown) => {
+      // Letting go of a hold can make this version collectable, and no other.
+      lease.release().then(async () => {
+        if (await this.isDiscarded(name)) await this.collectUnheld(name);
+      }).catch((err: unknown) => {
         this.parts.logger.warn({ err, object: name, path }, 'releasing a file version after reading failed; it is collected later');
       });
     });
@@ -80,12 +83,19 @@ export class GridObjects {
   async collect(): Promise<void> {
     const discarded = (await kvKeys(`listing discarded file versions in ${this.parts.namespaceBucket}`, this.parts.namespace, `${DISCARDED}.*`))
       .map((key) => key.slice(DISCARDED.length + 1));
-    for (const name of discarded) {
-      if (await this.held(name)) continue;
-      await this.parts.files.delete(name);
-      // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
-      await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
-    }
+    for (const name of discarded) await this.collectUnheld(name);
+  }
+
+  /** Deletes discarded version `name` unless a reader holds it. */
+  private async collectUnheld(name: string): Promise<void> {
+    if (await this.held(name)) return;
+    await this.parts.files.delete(name);
+    // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
+    await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
+  }
+
+  private async isDiscarded(name: string): Promise<boolean> {
+    return (await this.parts.namespace.get(discardedKey(name))) !== null;
   }
 
   private held(name: string): Promise<boolean> {

@@ -131,7 +131,7 @@ export class Pseudokernel {
     if (!pipes) return;
     const live = blueprints.filter((b) => !b.deleted);
     this.kinds = new Map(live.flatMap((b) => (b.document.workloads ?? []).map((w) => [`${b.owner}|${b.name}|${w.name}`, w.kind] as const)));
-    const ends = live.flatMap((b) => localPipeEnds(this.o.node, { name: b.name, owner: b.owner, ...(b.document.pipes ? { pipes: b.document.pipes } : {}) }));
+    const ends = live.flatMap((b) => localPipeEnds(this.o.node, { name: b.name, owner: b.owner, pipes: b.document.pipes }));
     this.pipesSet = this.pipesSet.then(() => pipes.setEnds(ends)).then(() => pipes.wake()).catch((err: unknown) => {
       this.o.logger.error({ err }, 'pipes: the local pipe ends could not be set');
     });
