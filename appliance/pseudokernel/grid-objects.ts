@@ -90,6 +90,8 @@ export class GridObjects {
   private async collectUnheld(name: string): Promise<void> {
     if (await this.held(name)) return;
     await this.parts.files.delete(name);
+    // delete() leaves the object's meta as a "deleted" record; names are never reused, so it goes too.
+    await this.parts.jsm.streams.purge(`OBJ_${this.parts.filesBucket}`, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
     // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
     await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
   }
@@ -152,4 +154,9 @@ export class GridObjects {
 
 function discardedKey(name: string): string {
   return `${DISCARDED}.${name}`;
+}
+
+/** How the object store names an object's meta subject (padded base64url of the name). */
+function paddedBase64Url(name: string): string {
+  return Buffer.from(name, 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }

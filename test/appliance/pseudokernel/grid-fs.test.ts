@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -248,6 +249,10 @@ t.test('a reader that opened before a write or an unlink keeps the old content; 
   await fs.unlink('/kept.bin');
   t.ok((await buffer(before)).equals(v2), 'an unlinked file stays readable for who opened it');
   await waitFor(async () => (await storedVersions()) === versions - 1, { timeoutMs: 5000, what: 'the unlinked version deleted' });
+  // An object's meta is one subject of the store's stream; a deleted object's would stay as a "deleted" record.
+  const bucket = bucketsOf(OWNER).files;
+  const { state } = await (await jetstreamManager(nc)).streams.info(`OBJ_${bucket}`, { subjects_filter: `$O.${bucket}.M.>` });
+  t.equal(Object.keys(state.subjects ?? {}).length, versions - 1, 'deleted versions leave no record in the object store');
 });
 
 t.test('a hold whose reader died expires, and the next discarded version collects it too', async (t) => {
