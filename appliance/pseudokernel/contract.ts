@@ -44,6 +44,8 @@ export interface GridFs {
   unlink(path: string): Promise<void>;
   /** Replaces `to` when it is a file (POSIX rename). */
   rename(from: string, to: string): Promise<void>;
+  /** Sets the permission bits (and the change time) of an entry; its content stays as it is. */
+  chmod(path: string, mode: number): Promise<void>;
 }
 
 /** One row of the grid's process table (`/zone/proc/<blueprint>/<workload>`). */

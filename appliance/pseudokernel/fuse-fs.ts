@@ -138,14 +138,14 @@ export class ZoneFs {
     if (locate(path).area !== 'fs') throw readOnly(path);
   }
 
-  /** A file gets its new mode by publishing it again; GridFs cannot change a directory's mode, so that is ignored. */
+  /** An open file's writer keeps the new mode until it publishes; a directory's mode is not changed (ignored, as before). */
   async chmod(path: string, mode: number): Promise<void> {
     const gridPath = this.writablePath(path);
     const open = this.handles.writers(gridPath).at(-1);
     if (open) return open.chmod(mode & PERMISSION_BITS);
     const entry = await this.getattr(path);
     if (entry.type === 'dir' || entry.mode === (mode & PERMISSION_BITS)) return;
-    await this.republish(gridPath, entry, (file) => file.chmod(mode & PERMISSION_BITS));
+    await this.grid.chmod(gridPath, mode & PERMISSION_BITS);
   }
 
   mkdir(path: string, mode: number): Promise<void> {

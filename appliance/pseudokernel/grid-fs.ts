@@ -113,13 +113,13 @@ export class NatsGridFs implements GridFs {
     const object = await this.objects.put(source);
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (found?.entry.type === 'dir') throw fsError('EISDIR', path, 'became a directory while being written');
         const entry: StoredEntry = { type: 'file', size: object.size, mtimeMs: Date.now(), mode: mode ?? found?.entry.mode ?? 0o644, object: object.name };
         if (await this.swap(path, entry, found?.revision ?? null)) {
           if (found?.entry.object) await this.discard(found.entry.object, path);
           return;
         }
         found = await this.lookup(path);
+        if (found?.entry.type === 'dir') throw fsError('EISDIR', path, 'became a directory while being written');
       }
       throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while being written`);
     } catch (err) {
@@ -167,6 +167,15 @@ export class NatsGridFs implements GridFs {
       }
     }
     throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while being unlinked`);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const found = await this.lookup(path);
+      if (!found) throw await this.notFound(path);
+      if (await this.swap(path, { ...found.entry, mode, mtimeMs: Date.now() }, found.revision)) return;
+    }
+    throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while its mode was being set`);
   }
 
   async rename(from: string, to: string): Promise<void> {

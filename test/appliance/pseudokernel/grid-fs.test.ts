@@ -149,6 +149,12 @@ t.test('write, read, append by rewriting, mode and size', async (t) => {
   t.ok(after.mtimeMs >= before.mtimeMs);
   await write('/notes.txt', 'x', 0o644);
   t.match(await fs.stat('/notes.txt'), { size: 1, mode: 0o644 });
+  const versions = await storedVersions();
+  await fs.chmod('/notes.txt', 0o640);
+  t.match(await fs.stat('/notes.txt'), { size: 1, mode: 0o640 }, 'chmod sets the mode');
+  t.equal(await text('/notes.txt'), 'x', 'and keeps the content');
+  t.equal(await storedVersions(), versions, 'without storing it again');
+  t.equal(await codeOf(fs.chmod('/nope', 0o600)), 'ENOENT');
   await fs.unlink('/notes.txt');
   t.equal(await fs.stat('/notes.txt'), null);
   t.equal(await codeOf(fs.unlink('/notes.txt')), 'ENOENT');

@@ -101,6 +101,13 @@ export class MemoryGridFs implements GridFs {
     this.nodes.delete(path);
   }
 
+  async chmod(path: string, mode: number): Promise<void> {
+    this.check('chmod');
+    const node = this.nodes.get(path);
+    if (!node) throw fsError('ENOENT', path);
+    Object.assign(node, { mode, mtimeMs: Date.now() });
+  }
+
   async rename(from: string, to: string): Promise<void> {
     this.check('rename');
     const source = this.nodes.get(from);
