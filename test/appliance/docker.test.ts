@@ -16,6 +16,7 @@ import type { Blueprint } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { DockerDriver } from '../../drivers/docker/driver.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const dir = mkdtempSync(join(tmpdir(), 'zone-appliance-docker-'));
@@ -39,8 +40,7 @@ async function start(): Promise<ZoneAppliance> {
 let appliance = await start();
 t.teardown(async () => {
   await appliance.close();
-  const ours = await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } });
-  await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  await removeNodeContainers([nodeId]).catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -21,6 +21,7 @@ import { signBlueprint } from '../../../blueprints/sign.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const dir = mkdtempSync(join(tmpdir(), 'zone-pk-docker-'));
@@ -45,8 +46,7 @@ let appliance = await start();
 const nodeId = appliance.identity.id;
 t.teardown(async () => {
   await appliance.close();
-  const ours = await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } });
-  await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  await removeNodeContainers([nodeId]).catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 });
 
