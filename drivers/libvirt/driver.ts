@@ -7,7 +7,7 @@
 // so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -23,7 +23,7 @@ import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
-import { imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
+import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
 import { DomainPoller } from './watch.ts';
@@ -95,7 +95,7 @@ export class LibvirtDriver implements Driver {
       return { kind: this.kind, available: false, reason: libvirtMessageOf(err), details: { uri: this.uri } };
     }
     const probe = await this.accelerator();
-    const kernelPresent = await access(this.kernel).then(() => true, () => false);
+    const kernelPresent = await exists(this.kernel);
     const versions = await execFileP('virsh', ['-c', this.uri, 'version'], { timeout: 5000 }).then((r) => r.stdout, () => '');
     const libvirtVersion = /Using library: libvirt (\S+)/.exec(versions)?.[1];
     const qemuVersion = /Running hypervisor: QEMU (\S+)/.exec(versions)?.[1];
@@ -196,7 +196,7 @@ export class LibvirtDriver implements Driver {
   async logs(id: string, options: LogOptions): Promise<Readable> {
     if (!DOMAIN_ID.test(id)) throw new Error(`no VM ${id}`);
     const path = this.consoleLogPath(id);
-    const present = await access(path).then(() => true, () => false);
+    const present = await exists(path);
     if (!present && !(await this.inspect(id))) throw new Error(`no VM ${id}`);
     return consoleLogStream(path, options);
   }
@@ -354,18 +354,18 @@ export class LibvirtDriver implements Driver {
     try {
       if (imageKindOf(def.image) === 'disk') {
         const path = join(dir, 'disk.qcow2');
-        if (fresh || !(await access(path).then(() => true, () => false))) {
+        if (fresh || !(await exists(path))) {
           const base = await diskImageInfo(def.image);
           await rm(path, { force: true });
           await createOverlay(def.image, base, path, def.diskBytes);
         }
         return { kind: 'disk', path, format: 'qcow2' };
       }
-      if (!(await access(this.kernel).then(() => true, () => false))) {
+      if (!(await exists(this.kernel))) {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
       const initrd = join(dir, 'initrd.cpio.gz');
-      if (fresh || !(await access(initrd).then(() => true, () => false))) {
+      if (fresh || !(await exists(initrd))) {
         const image = await imageRootfs(this.docker, def.image, join(this.root, 'images'));
         const argv = def.command ?? image.defaultArgv;
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
@@ -373,7 +373,7 @@ export class LibvirtDriver implements Driver {
         for (const [name, value] of Object.entries(def.env)) env[name] = value.startsWith('sealed:') ? this.ctx.openSecret(value) : value;
         const nics = vmNics(spec);
         const nicModule = join(dirname(this.kernel), NIC_MODULE);
-        if (nics.length > 0 && !(await access(nicModule).then(() => true, () => false))) {
+        if (nics.length > 0 && !(await exists(nicModule))) {
           throw new Error(`the VM network driver ${nicModule} is missing (scripts/setup-host caches it with the kernel)`);
         }
         let script: string;

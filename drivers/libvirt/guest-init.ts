@@ -60,8 +60,8 @@ export function guestInitScript(init: GuestInit): string {
   for (const module of init.modules ?? []) lines.push(`insmod ${shellQuote(module)} 2>/dev/null`);
   if (init.nics?.length) lines.push('ip link set lo up');
   init.nics?.forEach((nic, i) => {
-    const mac = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(nic.mac) ? nic.mac : null;
-    if (!mac) throw new RangeError(`interface ${i}: ${JSON.stringify(nic.mac)} is not a MAC address`);
+    const { mac } = nic;
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new RangeError(`interface ${i}: ${JSON.stringify(mac)} is not a MAC address`);
     lines.push(
       // The driver's probe may finish after insmod returns: look for the MAC a little while.
       `dev=; n=0; while [ -z "$dev" ] && [ $n -lt 50 ]; do for d in /sys/class/net/*; do [ "$(cat $d/address 2>/dev/null)" = ${mac} ] && dev=\${d##*/}; done; [ -n "$dev" ] || sleep 0.1; n=$((n+1)); done`,

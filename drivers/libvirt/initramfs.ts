@@ -137,6 +137,6 @@ export async function writeWorkloadInitrd(rootfsArchive: string, initScript: str
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
