@@ -14,7 +14,9 @@ export const STATUS_OF: Record<ZoneErrorCode, number> = {
   CONFLICT: 409,
   TOO_LARGE: 413,
   CAPACITY: 422,
+  TOO_MANY: 429,
   UNAVAILABLE: 503,
+  NO_SPACE: 507,
 };
 
 /** Codes of refusals that come from the HTTP layer rather than the appliance. */

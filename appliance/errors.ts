@@ -10,7 +10,9 @@ export const ZONE_ERROR_CODES = [
   'CONFLICT',       // 409: the state of the target forbids it (a directory where a file is wanted, ...)
   'TOO_LARGE',      // 413
   'CAPACITY',       // 422: does not fit the node
+  'TOO_MANY',       // 429: a bound on concurrent or stored things is reached (streams, owners, ...)
   'UNAVAILABLE',    // 503: an engine or dependency is not there
+  'NO_SPACE',       // 507: the node's disk or a storage quota is full; nothing was changed
 ] as const;
 export type ZoneErrorCode = typeof ZONE_ERROR_CODES[number];
 
