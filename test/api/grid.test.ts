@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { generateSigningKeyPair } from '../../blueprints/keys.ts';
-import { GRID_AUDIENCE, makeOwnerToken, makeReadToken } from '../../api/read-token.ts';
+import { GRID_AUDIENCE, TokenChecker, makeOwnerToken, makeReadToken } from '../../api/read-token.ts';
+import { requestRestart, restartPath } from '../../appliance/pseudokernel/node-control.ts';
 import { gridPath } from '../../api/routes/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, ownerCall, ownerToken, startNode } from './node.ts';
@@ -75,6 +76,49 @@ t.test('put, ls, cat and rm round trip byte-exact for the owner; other tokens ar
   t.match(await owner(`${fs}/`), { status: 200, json: { entries: [] } });
 });
 
+t.test('owner tokens are scoped: a replayed one, one for another node, route or method, an expired one, one living over 60 s are each refused with the reason; a clock a few seconds ahead works; no token is logged', async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const node = n.appliance.identity.id;
+  const url = `${n.url}/v1/grid/fs/`;
+  const scope = { aud: node, method: 'GET', path: '/v1/grid/fs/' };
+  const get = (authorization: string) => call(url, { headers: { authorization } });
+  const refused = (message: RegExp) => ({ status: 401, json: { error: 'SIGNATURE', field: '/headers/authorization', message } });
+  const used: string[] = [];
+  const token = (...args: Parameters<typeof makeOwnerToken>) => {
+    const made = makeOwnerToken(...args);
+    used.push(made);
+    return made;
+  };
+
+  const once = token(n.operator, scope);
+  t.match(await get(once), { status: 200, json: { entries: [] } });
+  t.match(await get(once), refused(/owner token refused: already used/), 'replayed');
+  t.match(await get(token(n.operator, { ...scope, aud: 'othernode' })), refused(new RegExp(`made for node othernode, not ${node}`)), 'for another node');
+  t.match(await get(token(n.operator, { ...scope, path: '/v1/grid/proc' })), refused(/allows \/v1\/grid\/proc, not \/v1\/grid\/fs\//), 'for another route');
+  t.match(await get(token(n.operator, { ...scope, method: 'DELETE' })), refused(/allows DELETE, not GET/), 'for another method');
+  t.match(await call(`${n.url}/v1/grid/fs/secret.txt`, { method: 'PUT', type: 'application/octet-stream', text: 'x', headers: { authorization: token(n.operator, { aud: node, method: 'PUT', path: '/v1/grid/fs/secret' }) } }),
+    refused(/allows \/v1\/grid\/fs\/secret, not \/v1\/grid\/fs\/secret\.txt/), 'a token for a path is not one for another that only begins like it');
+  t.match(await get(token(n.operator, scope, 30, Date.now() - 40_000)), refused(/expired \d+ s ago/), 'expired');
+  t.match(await get(token(n.operator, scope, 61)), refused(/lives 61 s, longer than the 60 s/), 'living longer than 60 s');
+  t.match(await get(token(n.operator, scope, 30, Date.now() + 5_000)), { status: 200 }, 'from a clock 5 s ahead');
+  t.match(await get(token(n.operator, scope, 30, Date.now() + 90_000)), refused(/ahead of this node's clock/), 'from a clock far ahead');
+  const log = n.log();
+  t.ok(log.length > 0, 'the node logged');
+  for (const made of used) t.notOk(log.includes(made.slice(5, 60)) || log.includes(made.slice(-60)), 'no token in the log');
+});
+
+t.test('the memory of accepted tokens refuses new ones with 429 at its cap', async (t) => {
+  const server = await buildServer(new StubAppliance(new TokenChecker('stub', { replayCapacity: 2 })));
+  t.teardown(() => server.close());
+  const key = generateSigningKeyPair();
+  const get = () => server.inject({ url: '/v1/grid/proc', headers: { authorization: makeOwnerToken(key, { aud: 'stub', method: 'GET', path: '/v1/grid/proc' }) } });
+  t.equal((await get()).statusCode, 503, 'accepted (then no pseudokernel)');
+  t.equal((await get()).statusCode, 503);
+  const full = await get();
+  t.equal(full.statusCode, 429);
+  t.match(full.json(), { error: 'TOO_MANY', message: /remembers 2 unexpired tokens already; retry in a few seconds/, field: '/headers/authorization' });
+});
+
 t.test("the process table lists the owner's workloads, and only them", async (t) => {
   const n = await startNode(t, {}, { pseudokernel: true });
   t.equal((await call(`${n.url}/v1/blueprints/procs`, { method: 'PUT', body: n.sign({ name: 'procs', version: 1, workloads: [box('a'), box('b')] }) })).status, 202);
@@ -137,6 +181,20 @@ t.test("pipes list the owner's pipes with their lag; restart stops and starts a 
   const row = await waitFor(async () => { const r = await dstRow(); return r?.restarts === 1 && r.state === 'running' && r; }, { timeoutMs: 30_000, what: 'dst restarted once and running' });
   t.match(row, { node, restarts: 1, state: 'running' });
   t.equal(n.driver.calls.stop, stops + 1, 'the driver stopped it once');
+  // What another node passes on over NATS: the owner's token must be made for this node
+  // and this restart, and is accepted once (the API's and NATS's tokens share one memory).
+  const path = restartPath(node, 'lagging', 'dst');
+  const passedOn = (scope: { aud: string; method: string; path: string }) => requestRestart(nc, node, { token: makeOwnerToken(n.operator, scope), blueprint: 'lagging', workload: 'dst' });
+  await t.rejects(passedOn({ aud: 'othernode', method: 'POST', path }), { code: 'SIGNATURE', message: new RegExp(`made for node othernode, not ${node}`) }, 'a token made for the node that passes it on');
+  await t.rejects(passedOn({ aud: node, method: 'POST', path: restartPath(node, 'lagging', 'src') }), { code: 'SIGNATURE', message: /allows .*\/src\/restart, not .*\/dst\/restart/ }, 'a token for another workload');
+  await t.rejects(passedOn({ aud: node, method: 'GET', path: '/v1/grid/proc' }), { code: 'SIGNATURE', message: /allows GET, not POST/ }, 'a token for another route');
+  const direct = makeOwnerToken(n.operator, { aud: node, method: 'POST', path });
+  t.match(await call(restart, { method: 'POST', headers: { authorization: direct } }), { status: 202 });
+  await t.rejects(requestRestart(nc, node, { token: direct, blueprint: 'lagging', workload: 'dst' }), { code: 'SIGNATURE', message: /already used/ }, 'a token used at the API is not accepted again over NATS');
+  await waitFor(async () => { const r = await dstRow(); return r?.restarts === 2 && r.state === 'running'; }, { timeoutMs: 30_000, what: 'dst restarted twice and running' });
+  await passedOn({ aud: node, method: 'POST', path });
+  await waitFor(async () => { const r = await dstRow(); return r?.restarts === 3 && r.state === 'running'; }, { timeoutMs: 30_000, what: 'dst restarted when another node passed the token on' });
+
   t.match(await owner(`${n.url}/v1/grid/proc/${node}/lagging/nope/restart`, { method: 'POST' }), { status: 404, json: { message: /no workload lagging\/nope/ } });
   // A restart on another node takes a token made for that node (it checks it again).
   t.match(await ownerCall(n.operator, 'othernode')(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST' }), { status: 404, json: { error: 'NOT_FOUND', message: /node othernode is not on this grid/, field: '/params/node' } });

@@ -7,10 +7,11 @@ import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } fr
 import { TokenChecker } from '../../api/read-token.ts';
 
 export class StubAppliance implements Appliance {
-  readonly tokens = new TokenChecker('stub');
   readonly stored: ZoneEvent[] = [];
   private readonly listeners = new Set<(e: ZoneEvent) => void>();
   failWith: Error | null = null;
+
+  constructor(readonly tokens = new TokenChecker('stub')) {}
 
   /** Appends `n` events and tells the listeners. */
   addEvents(n: number, blueprint = 'bp'): void {
