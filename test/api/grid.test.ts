@@ -197,6 +197,7 @@ t.test("pipes list the owner's pipes with their lag; restart stops and starts a 
 
   t.match(await owner(`${n.url}/v1/grid/proc/${node}/lagging/nope/restart`, { method: 'POST' }), { status: 404, json: { message: /no workload lagging\/nope/ } });
   // A restart on another node takes a token made for that node (it checks it again).
+  t.match(await owner(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST' }), { status: 401, json: { message: new RegExp(`made for node ${node}, not othernode`) } }, 'not one for this node');
   t.match(await ownerCall(n.operator, 'othernode')(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST' }), { status: 404, json: { error: 'NOT_FOUND', message: /node othernode is not on this grid/, field: '/params/node' } });
   t.match(await ownerCall(n.operator, GRID_AUDIENCE)(`${n.url}/v1/grid/proc/No.de/lagging/dst/restart`, { method: 'POST' }), { status: 400, json: { error: 'INVALID' } });
 });
