@@ -8,7 +8,7 @@ import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
-import { checkReadToken, type ReadTokenOptions } from './read-token.ts';
+import type { ReadTokenOptions } from './read-token.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
@@ -66,7 +66,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     app.addHook('onRequest', async (request) => {
       const route = request.routeOptions.url ?? '';
       if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES)) return;
-      checkReadToken(request.headers.authorization, tokens);
+      appliance.tokens.checkRead(request.headers.authorization, { method: request.method, path: request.url }, tokens);
     });
   }
 
@@ -81,7 +81,10 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   await app.register(eventRoutes(appliance), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));
-  app.get('/healthz', { schema: { tags: ['node'], summary: 'the API answers', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+  // The node id is open: clients make their tokens for it (their audience) before any other call.
+  app.get('/healthz', {
+    schema: { tags: ['node'], summary: 'the API answers; the node id (the audience of its tokens)', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, node: { type: 'string' } } } } },
+  }, async () => ({ ok: true, node: appliance.tokens.node }));
   const openapi = { schema: { hide: true } };
   app.get('/docs', openapi, async () => app.swagger());
   app.get('/docs/json', openapi, async () => app.swagger());

@@ -6,7 +6,8 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { verifyBlueprintWithSigners } from '../blueprints/verify.ts';
 import { openSealed } from '../blueprints/seal.ts';
-import { checkOwnerToken } from '../api/read-token.ts';
+import { TokenChecker } from '../api/read-token.ts';
+import { restartPath } from './pseudokernel/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
 import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
@@ -44,6 +45,8 @@ export interface ApplianceOptions {
   backoff?: BackoffPolicy;
   /** The machine's size; measured when absent (tests pass one). */
   hostCapacity?: Capacity;
+  /** How many unexpired tokens the node remembers, and its clock (tests set them). */
+  tokens?: { replayCapacity?: number; clock?: () => number };
 }
 
 function toStatus(r: WorkloadRecord): WorkloadStatus {
@@ -57,6 +60,7 @@ export class ZoneAppliance implements Appliance {
   private readonly started = Date.now();
   /** Stops the pseudokernel following the event log. */
   private unfollow: (() => void) | null = null;
+  readonly tokens: TokenChecker;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -71,9 +75,14 @@ export class ZoneAppliance implements Appliance {
     /** Null when not asked for; present but unavailable when nats-server did not start. */
     readonly pseudokernel: Pseudokernel | null = null,
   ) {
+    this.tokens = new TokenChecker(identity.id, options.tokens);
     if (pseudokernel) this.followWorkloads(pseudokernel);
-    // The other nodes ask with the owner's token, which is checked here.
-    if (pseudokernel?.available) pseudokernel.serveRestarts(async (r) => this.restartOwned(checkOwnerToken(r.token), r.blueprint, r.workload));
+    // The other nodes pass on the owner's token, which must be made for this node and
+    // this restart (see node-control.ts): a node never acts for an owner on another node's word.
+    if (pseudokernel?.available) {
+      pseudokernel.serveRestarts(async (r) => this.restartOwned(
+        this.tokens.checkOwner(r.token, { method: 'POST', path: restartPath(identity.id, r.blueprint, r.workload) }), r.blueprint, r.workload));
+    }
   }
 
   async nodeInfo(): Promise<NodeInfo> {

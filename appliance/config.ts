@@ -24,7 +24,7 @@ export const NodeConfigFile = Type.Object({
   })),
   readTokens: Type.Optional(Type.Object({
     keys: Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted' }),
-    maxTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400, description: 'longest lifetime a token may have left' })),
+    maxTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 60, description: 'longest lifetime (exp - iat) of a token; at most, and by default, 60 s' })),
   }, { additionalProperties: false, description: 'when set, read endpoints need a signed, short-lived token (Authorization: Zone ...)' })),
   trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trust policy file (default: trust-policy.json in the data directory)' })),
   policy: Type.Optional(Type.Object({

@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
+import type { TokenChecker } from '../api/read-token.ts';
 
 export type WorkloadState =
   | 'pending'     // desired, not yet created
@@ -76,6 +77,8 @@ export interface SubmitResult {
 
 /** The appliance as the API sees it. Methods throw ZoneError for the client's mistakes. */
 export interface Appliance {
+  /** Checks this node's read and owner tokens (its id is their audience) and remembers their nonces. */
+  readonly tokens: TokenChecker;
   nodeInfo(): Promise<NodeInfo>;
   /** Verifies, admits and durably stores a signed blueprint (parsed JSON/YAML value). */
   submit(blueprint: unknown): Promise<SubmitResult>;
@@ -95,7 +98,7 @@ export interface Appliance {
   gridPipes(owner: string): Promise<PipeLag[]>;
   /**
    * Stops and starts again a workload of the caller's on `node` (this one, or another of
-   * the grid, asked over NATS with the caller's token). NOT_FOUND: no such workload;
+   * the grid, asked over NATS with the caller's token, made for that node). NOT_FOUND: no such workload;
    * CONFLICT: it is being changed.
    */
   gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;

@@ -4,7 +4,8 @@ import { createParser } from 'eventsource-parser';
 import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
 import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/contract.ts';
 import { readSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
-import { makeOwnerToken, makeReadToken } from '../api/read-token.ts';
+import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../api/read-token.ts';
+import { restartPath } from '../appliance/pseudokernel/node-control.ts';
 import { CliFailure, EXIT } from './output.ts';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:7700';
@@ -34,6 +35,7 @@ export class ApiError extends CliFailure {
 export class NodeClient {
   /** A read token from $ZONE_READ_KEY (a key file), for nodes that protect reads. */
   private readonly readKey = process.env.ZONE_READ_KEY ? readSigningKey(process.env.ZONE_READ_KEY) : null;
+  private id: Promise<string> | null = null;
 
   constructor(readonly url: string) {}
 
@@ -43,7 +45,7 @@ export class NodeClient {
 
   submit(blueprint: unknown): Promise<SubmitResult> {
     const name = (blueprint as { name?: unknown })?.name;
-    return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, blueprint);
+    return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, { body: blueprint });
   }
 
   async blueprints(): Promise<BlueprintStatus[]> {
@@ -71,7 +73,7 @@ export class NodeClient {
     let cursor = options.after ?? 0;
     const query = new URLSearchParams({ follow: String(options.follow) });
     if (options.blueprint) query.set('blueprint', options.blueprint);
-    const res = await this.request('GET', `/v1/events?${query}`, undefined, { 'last-event-id': String(cursor), accept: 'text/event-stream' }, options.signal);
+    const res = await this.request('GET', `/v1/events?${query}`, { headers: { 'last-event-id': String(cursor), accept: 'text/event-stream' }, ...(options.signal ? { signal: options.signal } : {}) });
     let done = false;
     const parser = createParser({
       onEvent: (message) => {
@@ -99,59 +101,89 @@ export class NodeClient {
 
   /** Every workload of `owner`'s key on every node (the grid's process table). */
   async gridProc(owner: SigningKeyPair): Promise<ProcEntry[]> {
-    return (await this.json<{ workloads: ProcEntry[] }>('GET', '/v1/grid/proc', undefined, this.asOwner(owner))).workloads;
+    return (await this.json<{ workloads: ProcEntry[] }>('GET', '/v1/grid/proc', { owner })).workloads;
   }
 
   /** Every pipe of `owner`'s key on the grid and its consumer's lag. */
   async gridPipes(owner: SigningKeyPair): Promise<PipeLag[]> {
-    return (await this.json<{ pipes: PipeLag[] }>('GET', '/v1/grid/pipes', undefined, this.asOwner(owner))).pipes;
+    return (await this.json<{ pipes: PipeLag[] }>('GET', '/v1/grid/pipes', { owner })).pipes;
   }
 
-  /** Stops and starts again a workload of `owner`'s key on `node` (any node of the grid). */
+  /**
+   * Stops and starts again a workload of `owner`'s key on `node` (any node of the grid).
+   * The token is made for `node`, which checks it when this node passes it on.
+   */
   async gridRestart(owner: SigningKeyPair, node: string, blueprint: string, workload: string): Promise<void> {
-    await this.request('POST', `/v1/grid/proc/${[node, blueprint, workload].map(encodeURIComponent).join('/')}/restart`, undefined, this.asOwner(owner));
+    const [n, b, w] = [node, blueprint, workload].map(encodeURIComponent) as [string, string, string];
+    await this.request('POST', restartPath(n, b, w), { owner, aud: node });
   }
 
   /** A path of the owner's /zone/fs: a directory's entries, or (as bytes) a file. */
   async gridRead(owner: SigningKeyPair, path: string): Promise<{ dir: GridDirEntry[] } | { file: ReadableStream<Uint8Array> }> {
-    const res = await this.request('GET', gridUrl(path), undefined, this.asOwner(owner));
+    const res = await this.request('GET', gridUrl(path), { owner });
     if ((res.headers.get('content-type') ?? '').startsWith('application/json')) return { dir: ((await res.json()) as { entries: GridDirEntry[] }).entries };
     return { file: res.body ?? new ReadableStream() };
   }
 
   async gridWrite(owner: SigningKeyPair, path: string, bytes: Uint8Array): Promise<void> {
-    await this.request('PUT', gridUrl(path), bytes, { ...this.asOwner(owner), 'content-type': 'application/octet-stream' });
+    await this.request('PUT', gridUrl(path), { owner, body: bytes, headers: { 'content-type': 'application/octet-stream' } });
   }
 
   async gridMkdir(owner: SigningKeyPair, path: string): Promise<void> {
-    await this.request('POST', gridUrl(path), undefined, this.asOwner(owner));
+    await this.request('POST', gridUrl(path), { owner });
   }
 
   async gridRemove(owner: SigningKeyPair, path: string): Promise<void> {
-    await this.request('DELETE', gridUrl(path), undefined, this.asOwner(owner));
+    await this.request('DELETE', gridUrl(path), { owner });
   }
 
-  private asOwner(owner: SigningKeyPair): Record<string, string> {
-    return { authorization: makeOwnerToken(owner) };
-  }
-
-  private async json<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    const res = await this.request(method, path, body, headers);
+  private async json<T>(method: string, path: string, call: RequestOptions = {}): Promise<T> {
+    const res = await this.request(method, path, call);
     return (await res.json()) as T;
   }
 
+  /**
+   * The node's id, the audience of the tokens made for it: asked once, from /healthz
+   * (open, so that a token can be made for the first call); a node that does not say
+   * gets tokens for the whole grid.
+   */
+  private nodeId(): Promise<string> {
+    this.id ??= fetch(`${this.url}/healthz`).then(async (res) => {
+      const body = (await res.json().catch(() => ({}))) as { node?: unknown };
+      return typeof body.node === 'string' ? body.node : GRID_AUDIENCE;
+    }, (err: unknown) => {
+      this.id = null;
+      throw unreachable(this.url, err);
+    });
+    return this.id;
+  }
+
+  /**
+   * The Authorization header of one request: an owner token when the call is an owner's,
+   * else a read token when there is a read key. A new one each time: a node accepts a
+   * token once, for the method and path it was made for.
+   */
+  private async authorization(method: string, path: string, call: RequestOptions): Promise<Record<string, string>> {
+    const key = call.owner ?? this.readKey;
+    if (!key) return {};
+    // The path as fetch will send it (with . and .. segments resolved).
+    const scope = { aud: call.aud ?? await this.nodeId(), method, path: scopePath(new URL(path, this.url).pathname) };
+    return { authorization: call.owner ? makeOwnerToken(call.owner, scope) : makeReadToken(key, scope) };
+  }
+
   /** `body`: bytes are sent as they are (with the caller's content-type), anything else as JSON. */
-  private async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+  private async request(method: string, path: string, call: RequestOptions = {}): Promise<Response> {
     let res: Response;
+    const { body, signal } = call;
     const bytes = body instanceof Uint8Array;
+    const authorization = await this.authorization(method, path, call);
     try {
       res = await fetch(this.url + path, {
         method,
         headers: {
           ...(body !== undefined && !bytes ? { 'content-type': 'application/json' } : {}),
-          ...(this.readKey ? { authorization: makeReadToken(this.readKey) } : {}),
-          // The caller's own (an owner token) win.
-          ...headers,
+          ...authorization,
+          ...call.headers,
         },
         ...(body !== undefined ? { body: bytes ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) } : {}),
         ...(signal ? { signal } : {}),
@@ -172,6 +204,9 @@ export class NodeClient {
     return res;
   }
 }
+
+/** One call: its body, extra headers, abort signal; `owner` makes it an owner's call, with a token for `aud` (default: this node). */
+interface RequestOptions { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; owner?: SigningKeyPair; aud?: string }
 
 /** An entry of a /zone/fs directory as the node lists it. */
 export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }

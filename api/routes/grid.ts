@@ -1,7 +1,8 @@
 // /v1/grid: one owner's view of the grid (what `zone shell` uses): the process table of
 // every node, and the owner's shared files (/zone/fs). Every call names its owner by
 // an owner token (api/read-token.ts): the key that signed it is the owner, so a key
-// only ever reaches its own files and rows.
+// only ever reaches its own files and rows. A token is made for one call: this node (a
+// restart: the node that runs the workload), its method and its path, once.
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
@@ -9,7 +10,6 @@ import { ZoneError } from '../../appliance/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
-import { checkOwnerToken } from '../read-token.ts';
 
 /** Largest file a PUT takes (the whole body is held once before it is published). */
 const GRID_FILE_LIMIT = 64 * 2 ** 20;
@@ -66,7 +66,9 @@ export function gridRoutes(appliance: Appliance) {
     // Checked before the body is read: without a valid owner token nothing is buffered.
     const owners = new WeakMap<FastifyRequest, string>();
     app.addHook('onRequest', async (request) => {
-      owners.set(request, checkOwnerToken(request.headers.authorization));
+      // A call about another node's workload (a restart there) needs a token for that node, which checks it again.
+      const { node } = request.params as { node?: string };
+      owners.set(request, appliance.tokens.checkOwner(request.headers.authorization, { method: request.method, path: request.url, ...(node ? { aud: node } : {}) }));
     });
     const owner = (request: FastifyRequest) => owners.get(request)!;
     // Files are bytes: PUT bodies arrive whole (up to the PUT route's limit), in this plugin only.
@@ -82,7 +84,7 @@ export function gridRoutes(appliance: Appliance) {
     app.post<{ Params: { node: string; blueprint: string; workload: string } }>('/proc/:node/:blueprint/:workload/restart', {
       schema: {
         tags: ['grid'], params: WorkloadParams,
-        summary: "stops a workload of the token's owner and starts it again, on this node or another of the grid (asked with the same token)",
+        summary: "stops a workload of the token's owner and starts it again, on this node or another of the grid (the token is made for the node that runs it, which checks it too)",
         response: { 202: Restarting, ...errorResponses(400, 401, 404, 409, 429, 503) },
       },
     }, async (request, reply) => {

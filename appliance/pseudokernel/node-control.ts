@@ -1,7 +1,12 @@
 // Asking another node of the grid to act on one of its workloads (zone shell's `kill`):
 // a NATS request to `zone.node.<id>.restart`, answered by that node's appliance. The
-// request carries the caller's owner token itself, and the answering node checks it:
-// a node never acts for an owner on another node's word.
+// request carries the caller's owner token itself, and the answering node checks it in
+// full: the client made it for that node (audience Y, or the grid) and for the restart's
+// path, restartPath(Y, ...), and Y accepts its nonce once. Y does not trust the asking
+// node X instead: then any node, or anything that can publish on this subject, could
+// restart any owner's workloads anywhere; this way a node (or a captured request) can do
+// no more with a token than the one restart its owner asked for, and a token made for X
+// is refused at Y.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { RequestError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -10,7 +15,7 @@ import { Name } from '../../blueprints/schema.ts';
 import { ZONE_ERROR_CODES, ZoneError, type ZoneErrorCode } from '../errors.ts';
 
 export const RestartRequest = Type.Object({
-  /** The Authorization header value the caller gave its node: `Zone PAYLOAD.SIG`. */
+  /** The Authorization header value the caller gave its node: `Zone PAYLOAD.SIG`, made for the answering node. Never logged. */
   token: Type.String({ maxLength: 2048 }),
   blueprint: Name,
   workload: Name,
@@ -28,6 +33,9 @@ const CODES = new Set<string>(ZONE_ERROR_CODES);
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export const restartSubject = (node: string) => `zone.node.${node}.restart`;
+
+/** The API path of a restart (POST), which the owner's token for it is scoped to. */
+export const restartPath = (node: string, blueprint: string, workload: string) => `/v1/grid/proc/${node}/${blueprint}/${workload}/restart`;
 
 /**
  * Answers this node's restart requests with `restart` (which throws ZoneError when it

@@ -15,6 +15,7 @@ import type { Blueprint, Workload } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { FakeDriver } from '../../drivers/fake/driver.ts';
 import { buildServer, type ServerOptions } from '../../api/server.ts';
+import { makeOwnerToken } from '../../api/read-token.ts';
 import { freeLoopbackPorts } from '../helpers/ports.ts';
 
 export interface TestNode {
@@ -33,8 +34,8 @@ export interface TestNode {
 export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
   ({ name, kind: 'container', image: 'zone/busybox', ...extra }) as Workload;
 
-/** `pseudokernel`: run one (a nats-server on a free port) for the grid routes. */
-export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean } = {}): Promise<TestNode> {
+/** `pseudokernel`: run one (a nats-server on a free port) for the grid routes; `tokens`: the appliance's token options. */
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number } } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
   const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
   const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
@@ -47,6 +48,7 @@ export async function startNode(t: Test, options: ServerOptions = {}, node: { ps
     config, trustPolicy: policy, logger, drivers: () => [driver],
     hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
     ...(node.pseudokernel ? { pseudokernel: {} } : {}),
+    ...(node.tokens ? { tokens: node.tokens } : {}),
   });
   appliance.start();
   const server = await buildServer(appliance, { logger, ...options });
@@ -78,4 +80,14 @@ export async function call(url: string, init: { method?: string; body?: unknown;
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json: json as Record<string, unknown> };
+}
+
+/** The Authorization header of a fresh owner token of `key` for one call (a node accepts a token once), made for node `aud`. */
+export function ownerToken(key: SigningKeyPair, aud: string, method: string, url: string): { authorization: string } {
+  return { authorization: makeOwnerToken(key, { aud, method, path: new URL(url).pathname }) };
+}
+
+/** `call` as `key`'s owner, with a fresh token for each call, made for node `aud`. */
+export function ownerCall(key: SigningKeyPair, aud: string) {
+  return (url: string, init: Parameters<typeof call>[1] = {}) => call(url, { ...init, headers: { ...ownerToken(key, aud, init.method ?? 'GET', url), ...init.headers } });
 }

@@ -3,7 +3,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { stringify } from 'yaml';
 import { generateSigningKeyPair } from '../../blueprints/keys.ts';
 import { buildServer } from '../../api/server.ts';
-import { makeReadToken } from '../../api/read-token.ts';
+import { GRID_AUDIENCE, makeReadToken } from '../../api/read-token.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, startNode } from './node.ts';
 import { StubAppliance } from './stub-appliance.ts';
@@ -101,19 +101,27 @@ t.test('logs are streamed', async (t) => {
   t.equal(res.text, 'a running\n');
 });
 
-t.test('with read protection, reads need a fresh token of a trusted key; writes and health do not', async (t) => {
+t.test('with read protection, reads need a fresh token of a trusted key, for this node, method and path, once; writes and health do not', async (t) => {
   const reader = generateSigningKeyPair();
-  const n = await startNode(t, { readToken: { keys: [reader.publicKey], maxTtlSeconds: 120 } });
+  const n = await startNode(t, { readToken: { keys: [reader.publicKey], maxTtlSeconds: 60 } });
+  const id = n.appliance.identity.id;
+  const scope = { aud: id, method: 'GET', path: '/v1/node' };
   const get = (authorization?: string) => call(`${n.url}/v1/node`, authorization ? { headers: { authorization } } : {});
   t.match(await get(), { status: 401, json: { error: 'SIGNATURE', message: /requires a read token/ } });
-  t.match(await get(makeReadToken(reader, 60)), { status: 200, json: { id: n.appliance.identity.id } });
-  t.match(await get(makeReadToken(generateSigningKeyPair(), 60)), { status: 401, json: { message: /not signed by a trusted key/ } });
-  t.match(await get(makeReadToken(reader, 60, Date.now() - 120_000)), { status: 401, json: { message: /expired/ } });
-  t.match(await get(makeReadToken(reader, 3600)), { status: 401, json: { message: /lives longer/ } });
-  const forged = makeReadToken(reader, 60).replace(/\.(.)/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`);
+  const token = makeReadToken(reader, scope);
+  t.match(await get(token), { status: 200, json: { id } });
+  t.match(await get(token), { status: 401, json: { message: /read token refused: already used/ } }, 'a token is accepted once');
+  t.match(await get(makeReadToken(reader, { ...scope, aud: GRID_AUDIENCE })), { status: 200 }, 'a token for the grid is accepted by any of its nodes');
+  t.match(await get(makeReadToken(reader, { ...scope, aud: 'othernode' })), { status: 401, json: { message: new RegExp(`made for node othernode, not ${id}`) } });
+  t.match(await get(makeReadToken(reader, { ...scope, path: '/v1/blueprints' })), { status: 401, json: { message: /allows \/v1\/blueprints, not \/v1\/node/ } });
+  t.match(await get(makeReadToken(generateSigningKeyPair(), scope)), { status: 401, json: { message: /not signed by a trusted key/ } });
+  t.match(await get(makeReadToken(reader, scope, 30, Date.now() - 120_000)), { status: 401, json: { message: /expired/ } });
+  t.match(await get(makeReadToken(reader, scope, 3600)), { status: 401, json: { message: /lives 3600 s, longer than the 60 s/ } });
+  const forged = makeReadToken(reader, scope).replace(/\.(.)/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`);
   t.match(await get(forged), { status: 401, json: { message: /does not verify/ } });
-  t.equal((await call(`${n.url}/healthz`)).status, 200);
+  t.match(await call(`${n.url}/healthz`), { status: 200, json: { ok: true, node: id } }, 'health is open and names the node, the audience of its tokens');
   t.equal((await call(`${n.url}/metrics`)).status, 401);
+  t.equal((await call(`${n.url}/metrics`, { headers: { authorization: makeReadToken(reader, { aud: id, method: 'GET', path: '/metrics' }) } })).status, 200);
   t.equal((await put(n.url, 'w', n.sign({ name: 'w', version: 1 }))).status, 202, 'a signed blueprint needs no token');
 });
 

@@ -4,11 +4,14 @@ import { Readable } from 'node:stream';
 import { ZoneError } from '../../appliance/errors.ts';
 import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
 import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
+import { TokenChecker } from '../../api/read-token.ts';
 
 export class StubAppliance implements Appliance {
   readonly stored: ZoneEvent[] = [];
   private readonly listeners = new Set<(e: ZoneEvent) => void>();
   failWith: Error | null = null;
+
+  constructor(readonly tokens = new TokenChecker('stub')) {}
 
   /** Appends `n` events and tells the listeners. */
   addEvents(n: number, blueprint = 'bp'): void {

@@ -68,11 +68,13 @@ t.test('first start prints where it listens and the operator key; SIGTERM exits 
 t.test('the API listens on every configured address, with read tokens when the config asks', async (t) => {
   const reader = generateSigningKeyPair();
   const config = join(dir, 'tokens.json');
-  writeFileSync(config, JSON.stringify({ readTokens: { keys: [reader.publicKey], maxTtlSeconds: 120 } }));
+  writeFileSync(config, JSON.stringify({ readTokens: { keys: [reader.publicKey], maxTtlSeconds: 60 } }));
   const run = await runOnce({ ZONE_CONFIG: config, ZONE_LISTEN: '127.0.0.1:0,127.0.0.2:0' }, async (urls, lines) => {
     for (const url of urls) {
       const node = (authorization?: string) => fetch(`${url}/v1/node`, authorization ? { headers: { authorization } } : {}).then((r) => r.status);
-      lines.push(`${new URL(url).hostname} healthz ${(await fetch(`${url}/healthz`)).status} node ${await node()} with token ${await node(makeReadToken(reader, 60))}`);
+      const health = await fetch(`${url}/healthz`);
+      const { node: id } = await health.json() as { node: string };
+      lines.push(`${new URL(url).hostname} healthz ${health.status} node ${await node()} with token ${await node(makeReadToken(reader, { aud: id, method: 'GET', path: '/v1/node' }))}`);
     }
   });
   t.equal(run.code, 0);

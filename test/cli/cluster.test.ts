@@ -13,6 +13,9 @@ import { workloadId } from '../../appliance/engine/desired.ts';
 import type { Network } from '../../blueprints/schema.ts';
 import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
 import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
+import { makeOwnerToken } from '../../api/read-token.ts';
+import { restartPath } from '../../appliance/pseudokernel/node-control.ts';
+import { readSigningKey } from '../../blueprints/keys.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
 
@@ -199,6 +202,19 @@ t.test('seq 1 1000000 | shuf on node 1 piped into sort on node 3, sort killed in
   t.match(output, `restarting ${n3.id}/sorter/sort`);
   await waitFor(async () => { const s = await restarts(); return s.restarts === before + 1 && s.state === 'running'; }, { timeoutMs: 60_000, what: 'sort on node 3 restarted once more' });
   t.pass('node 3 restarted its sort when asked from node 2');
+
+  // The owner's token for that restart is made for node 3: one made for node 2 is refused
+  // by both, and one node 2 passed on is not accepted again at node 3.
+  const n2 = nodes[1]!;
+  const key = readSigningKey(state!.operatorKey);
+  const path = restartPath(n3.id!, 'sorter', 'sort');
+  const restart = (api: string, aud: string, token = makeOwnerToken(key, { aud, method: 'POST', path })) =>
+    fetch(api + path, { method: 'POST', headers: { authorization: token } }).then(async (r) => ({ status: r.status, json: await r.json() as unknown }));
+  t.match(await restart(n2.api, n2.id!), { status: 401, json: { error: 'SIGNATURE', message: `owner token refused: made for node ${n2.id}, not ${n3.id}` } }, 'at node 2, a token for node 2');
+  t.match(await restart(n3.api, n2.id!), { status: 401, json: { error: 'SIGNATURE', message: `owner token refused: made for node ${n2.id}, not ${n3.id}` } }, 'at node 3, a token for node 2');
+  const once = makeOwnerToken(key, { aud: n3.id!, method: 'POST', path });
+  t.match(await restart(n2.api, n3.id!, once), { status: 202 }, 'node 2 passes on a token for node 3');
+  t.match(await restart(n3.api, n3.id!, once), { status: 401, json: { message: /already used/ } }, 'which node 3 does not accept again');
 });
 
 t.test('down leaves no namespace, link, process or container behind', async (t) => {

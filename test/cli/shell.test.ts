@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { writeSigningKey } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
 import { splitWords } from '../../cli/shell/commands.ts';
 import { box, startNode } from '../api/node.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
@@ -149,5 +149,32 @@ t.test('zone shell ends at end of input (Ctrl-D) with status 0', async (t) => {
   });
   await sh.expect('zone> ');
   sh.type('\x04');
+  t.equal(await sh.exited, 0);
+});
+
+t.test('zone shell on a node that protects reads: owner calls and (with $ZONE_READ_KEY) log reads each carry a fresh token for this node', async (t) => {
+  const reader = generateSigningKeyPair();
+  const n = await startNode(t, { readToken: { keys: [reader.publicKey] } }, { pseudokernel: true });
+  const dir = mkdtempSync(join(tmpdir(), 'zone-shell-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'owner.json');
+  const readerFile = join(dir, 'reader.json');
+  writeSigningKey(keyFile, n.operator);
+  writeSigningKey(readerFile, reader);
+  t.equal((await n.appliance.submit(n.sign({ name: 'shop', version: 1, workloads: [box('web')] }))).version, 1);
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.state === 'running'), { timeoutMs: 15_000, what: 'web running in the process table' });
+  const sh = inTerminal(`${ZONE} shell --node ${n.url} --key ${keyFile}`, { ZONE_SHELL_HISTORY: join(dir, 'history'), ZONE_READ_KEY: readerFile });
+  t.teardown(async () => {
+    sh.kill();
+    await sh.exited;
+  });
+  await sh.expect('zone> ');
+  for (let i = 0; i < 2; i++) {
+    sh.type('ps\r');
+    t.match(await sh.expect('zone> '), /shop\s.*web\s.*running/, `ps, time ${i + 1}`);
+    sh.type('logs shop/web\r');
+    t.match(await sh.expect('zone> '), 'web running', `logs with a read token, time ${i + 1}`);
+  }
+  sh.type('exit\r');
   t.equal(await sh.exited, 0);
 });
