@@ -1,7 +1,8 @@
 // Sealed values with the real dockerd: the workload reads its secret from a file on a
 // tmpfs, owned by the image's user; the clear value is in no `docker inspect`, no
 // container config file on disk, no node log, event, API reply or store file; a value
-// bound elsewhere is never opened; the files go with the container.
+// bound elsewhere is never opened; a neighbour container finds none of them; the files
+// go with the container.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
@@ -86,7 +87,12 @@ const logsOf = async (name: string) => {
 t.test('the workload reads its secret from a read-only file of its user; the clear value is nowhere else', async (t) => {
   const bp = signBlueprint({
     name: 'vault', version: 1, owner: operator.publicKey, node: node.id,
-    workloads: [workload('root', 'zone/busybox', sealFor('root')), workload('nobody', NOBODY_IMAGE, sealFor('nobody'))],
+    workloads: [
+      workload('root', 'zone/busybox', sealFor('root')),
+      workload('nobody', NOBODY_IMAGE, sealFor('nobody')),
+      // A hostile neighbour: looks for other workloads' secrets on the node.
+      { name: 'peek', kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'echo "shm=$(ls -A /dev/shm | wc -l) run=$(ls -A /run/zone 2>/dev/null | wc -l) mounts=$(grep -c zone-secrets /proc/mounts) found=$(find / -xdev -name TOKEN 2>/dev/null | wc -l)"; exec sleep 3600'] },
+    ],
   } as Blueprint, operator.secretKey);
   const replies: string[] = [];
   const put = await fetch(`${url}/v1/blueprints/vault`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
@@ -100,6 +106,9 @@ t.test('the workload reads its secret from a read-only file of its user; the cle
     t.match(seen, 'env=0', `${name}: not in its env`);
     t.match(seen, 'ro=read-only', `${name}: cannot change it`);
   }
+
+  const peek = await waitFor(async () => /found=/.test(await logsOf('peek')) && logsOf('peek'), { timeoutMs: 30_000, what: 'peek looks around' });
+  t.match(peek, 'shm=0 run=0 mounts=0 found=0', 'a neighbour sees no secrets directory or file of the others');
 
   const id = workloadId(node.id, operator.publicKey, 'vault', 'root');
   const host = secretsOf(id);
