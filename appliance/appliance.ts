@@ -20,6 +20,7 @@ import { ZoneError } from './errors.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
+import { withholdUnauthorized } from './withhold.ts';
 import { createLogger } from './logger.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
@@ -108,6 +109,7 @@ export class ZoneAppliance implements Appliance {
       nodeId: this.identity.id,
       storedVersion: (owner, name) => this.store.storedVersion(owner, name),
       now: new Date(),
+      boxSecretKey: this.identity.box.secretKey,
     });
     const previous = this.store.storedVersion(bp.owner, bp.name);
     admitBlueprint(bp, {
@@ -249,12 +251,13 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   const hostCapacity = options.hostCapacity ?? await measureHostCapacity(config.dataDir);
   const store = new Store(join(config.dataDir, 'zone.db'), config.eventsLimit);
   const eventLog = new EventLog(store, logger);
+  withholdUnauthorized(store, options.trustPolicy, eventLog, logger);
   const driversDir = join(config.dataDir, 'drivers');
   mkdirSync(driversDir, { recursive: true });
   const ctx: DriverContext = {
     node: identity.id,
     dataDir: driversDir,
-    openSecret: (sealed) => openSealed(sealed, identity.box.secretKey),
+    openSecret: (sealed, place) => openSealed(sealed, identity.box.secretKey, { ...place, node: identity.id }),
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;

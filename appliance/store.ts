@@ -61,6 +61,8 @@ export class Store {
   private readonly stmt;
   /** Every reconcile pass reads all blueprints: kept parsed in memory, dropped on each write. */
   private blueprintCache: readonly StoredBlueprint[] | null = null;
+  /** `owner|name` of stored blueprints this node keeps (their versions still stop replays) but does not run. */
+  private readonly withheld = new Set<string>();
 
   constructor(path: string, private readonly eventsLimit = 10_000) {
     this.db = new Database(path);
@@ -108,15 +110,25 @@ export class Store {
   /** Stores the latest version of a blueprint (or its tombstone); durable on return. */
   putBlueprint(bp: Blueprint, acceptedAt: string): void {
     this.blueprintCache = null;
+    this.withheld.delete(`${bp.owner}|${bp.name}`);
     this.stmt.putBlueprint.run({
       owner: bp.owner, name: bp.name, version: bp.version, deleted: bp.delete ? 1 : 0, document: JSON.stringify(bp), acceptedAt,
     });
   }
 
-  /** All stored blueprints (shared objects: do not modify). */
+  /** All stored blueprints but the withheld ones (shared objects: do not modify). */
   blueprints(): readonly StoredBlueprint[] {
-    this.blueprintCache ??= this.stmt.blueprints.all().map(toBlueprint);
+    this.blueprintCache ??= this.stmt.blueprints.all().map(toBlueprint).filter((b) => !this.withheld.has(`${b.owner}|${b.name}`));
     return this.blueprintCache;
+  }
+
+  /**
+   * Keeps a stored blueprint out of blueprints() (so out of the desired state) until a
+   * newer version is stored; for this process only: the caller decides again at each start.
+   */
+  withhold(owner: string, name: string): void {
+    this.blueprintCache = null;
+    this.withheld.add(`${owner}|${name}`);
   }
 
   workloads(): WorkloadRecord[] {

@@ -94,10 +94,11 @@ async function main(): Promise<void> {
   const nodes = [1, 2].map((i) => ({ id: `${tag}n${i}`, ns: `${tag}-${i}`, ip: `192.168.215.${i}`, box: generateBoxKeyPair() }));
   const dir = await mkdtemp(join(tmpdir(), 'zone-bench-overlay-'));
   const drivers = nodes.map((n) => new WireguardDriver(
-    { node: n.id, dataDir: join(dir, n.id), openSecret: (s) => openSealed(s, n.box.secretKey) }, { underlayNamespace: n.ns }));
-  const grid = planGrid({ network: 'bench', ipRange: '10.215.0.0/16', nodes: nodes.map((n) => ({ id: n.id, boxKey: n.box.publicKey, endpoint: `${n.ip}:51820` })) });
+    { node: n.id, dataDir: join(dir, n.id), openSecret: (s, place) => openSealed(s, n.box.secretKey, { ...place, node: n.id }) }, { underlayNamespace: n.ns }));
+  const owner = 'ed25519:' + Buffer.alloc(32, 1).toString('base64');
+  const grid = planGrid({ network: 'bench', owner, blueprint: 'bench', ipRange: '10.215.0.0/16', nodes: nodes.map((n) => ({ id: n.id, boxKey: n.box.publicKey, endpoint: `${n.ip}:51820` })) });
   const specs = grid.map((g, i) => {
-    const identity = { node: nodes[i]!.id, owner: 'ed25519:' + Buffer.alloc(32, 1).toString('base64'), blueprint: 'bench', network: 'bench' };
+    const identity = { node: nodes[i]!.id, owner, blueprint: 'bench', network: 'bench' };
     return { ...identity, id: networkId(identity), definition: g.network };
   });
   try {

@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     // (b) first, the baseline: nc over the planned WireGuard network. The containers
     // have no CAP_NET_RAW (no ping): node 1 waits until a connection to a second port
     // on node 2 goes through, which also completes the WireGuard handshake.
-    const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--name', 'mesh', '--range', RANGE);
+    const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--owner', owner, '--name', 'mesh', '--range', RANGE);
     const plan = parse(stdout) as Record<string, { networks: Network[] }>;
     const ip2 = '10.216.1.10';
     const container = (name: string, script: string, i: number) => ({

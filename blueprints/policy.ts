@@ -1,9 +1,10 @@
 // The node's trust policy: who may sign blueprints for this node, with what weight,
-// and how much weight a blueprint needs. The owner field of a blueprint is only an
-// identity (the namespace of its names); this policy alone decides what is accepted.
+// for which owners, and how much weight a blueprint needs. A signer acts for its own
+// key and for the owners its `owners` grant lists ("*": any owner); a signature counts
+// toward the threshold only for a blueprint whose owner the signer acts for.
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { ZoneError } from '../appliance/errors.ts';
 import { PublicKey } from './schema.ts';
 import { formatOfPath, parseBlueprintText } from './parse.ts';
@@ -12,6 +13,10 @@ export const TrustedSigner = Type.Object({
   key: PublicKey,
   weight: Type.Integer({ minimum: 1, maximum: 1000 }),
   label: Type.Optional(Type.String({ maxLength: 128 })),
+  owners: Type.Optional(Type.Union([
+    Type.Literal('*'),
+    Type.Array(PublicKey, { minItems: 1, maxItems: 4096 }),
+  ], { description: '"*" (any owner) or a list of the owners (ed25519:BASE64) this signer may sign for besides its own key; absent: only its own key' })),
 }, { additionalProperties: false });
 
 export const TrustPolicy = Type.Object({
@@ -21,11 +26,21 @@ export const TrustPolicy = Type.Object({
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/trust-policy-v1.json', title: 'Zone trust policy v1' });
 
 export type TrustPolicy = Static<typeof TrustPolicy>;
+export type TrustedSigner = Static<typeof TrustedSigner>;
+
+/** Whether `signer` may sign blueprints of `owner`: its own key always, others only by grant. */
+export function actsFor(signer: TrustedSigner, owner: string): boolean {
+  return signer.key === owner || signer.owners === '*' || (signer.owners?.includes(owner) ?? false);
+}
 
 /** The value as a TrustPolicy, or ZoneError('INVALID') naming the field. */
 export function validateTrustPolicy(value: unknown): TrustPolicy {
   const [error] = Value.Errors(TrustPolicy, value);
-  if (error) throw new ZoneError('INVALID', `trust policy: ${error.message.toLowerCase()}`, error.path || '/');
+  if (error) {
+    // A union's own message ("expected union value") says nothing: its description says what is accepted.
+    const union = error.type === ValueErrorType.Union && typeof error.schema.description === 'string';
+    throw new ZoneError('INVALID', `trust policy: ${union ? `expected ${error.schema.description}` : error.message.toLowerCase()}`, error.path || '/');
+  }
   const policy = value as TrustPolicy;
   const keys = policy.signers.map((s) => s.key);
   const repeat = keys.findIndex((k, i) => keys.indexOf(k) < i);

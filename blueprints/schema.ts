@@ -15,9 +15,12 @@ export const PublicKey = Type.String({ pattern: PUBLIC_KEY_PATTERN, description:
 /** A node id (see appliance/identity) or "*" for any node the policy lets it run on. */
 export const NODE_PATTERN = '^([a-z0-9]{1,64}|\\*)$';
 
-/** A value sealed to the node's X25519 box key. */
-export const SEALED_PATTERN = '^sealed:[A-Za-z0-9+/]{1,8192}={0,2}$';
-export const Sealed = Type.String({ pattern: SEALED_PATTERN, description: 'sealed:BASE64, a NaCl box to the node box key' });
+/**
+ * A value sealed to the node's X25519 box key (blueprints/seal.ts). The old unbound
+ * form (sealed:BASE64, v1) still matches so that the blueprint checks can say to re-seal it.
+ */
+export const SEALED_PATTERN = '^sealed:(v2:)?[A-Za-z0-9+/]{1,8192}={0,2}$';
+export const Sealed = Type.String({ pattern: SEALED_PATTERN, description: 'sealed:v2:BASE64 (zone seal), a NaCl box to the node box key bound to its owner, node, blueprint and field' });
 
 const IPV4 = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}';
 export const Ipv4 = Type.String({ pattern: `^${IPV4}$`, description: 'an IPv4 address' });
@@ -29,7 +32,7 @@ export const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'a
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 
 const Argv = Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256 });
-const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+export const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
 
 export const WireguardPeer = Type.Object({
   publicKey: Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'the peer\'s WireGuard public key' }),

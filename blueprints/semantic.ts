@@ -1,6 +1,9 @@
 // Cross-field rules of a schema-valid blueprint: names unique, references resolve,
-// addresses inside their subnets, a tombstone carries nothing to run.
-import type { Blueprint } from './schema.ts';
+// addresses inside their subnets, a tombstone carries nothing to run, sealed values
+// in the current (bound) format.
+import { SEALED_PATTERN, type Blueprint } from './schema.ts';
+import { isUnboundSealed } from './seal.ts';
+import { sealedFields } from './sealed-fields.ts';
 import type { Problem } from './validate.ts';
 
 function ipv4ToInt(ip: string): number {
@@ -104,5 +107,13 @@ export function semanticProblems(bp: Blueprint): Problem[] {
     }
     if (local === 0) problems.push({ field: `/pipes/${i}`, message: 'at least one end of a pipe is a workload of this blueprint' });
   });
+
+  for (const { field, pointer, value } of sealedFields(bp)) {
+    if (!new RegExp(SEALED_PATTERN).test(value)) {
+      problems.push({ field: pointer, message: 'starts with sealed: but is not a sealed value (sealed:v2:BASE64, as zone seal prints it)' });
+    } else if (isUnboundSealed(value)) {
+      problems.push({ field: pointer, message: `sealed in the old format (v1), not bound to where it may be used: re-seal it with zone seal --owner OWNER --node NODE --blueprint ${bp.name} --field ${field}` });
+    }
+  }
   return problems;
 }

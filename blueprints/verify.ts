@@ -1,12 +1,15 @@
 // The node's front door: a blueprint takes effect only when it is valid, carries
 // only signatures that verify, reaches the trust policy's threshold with distinct
-// trusted signers, is newer than what is stored, has not expired and is for this node.
+// trusted signers allowed to act for its owner, is newer than what is stored, has
+// not expired and is for this node.
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { ZoneError } from '../appliance/errors.ts';
 import type { Blueprint } from './schema.ts';
 import { canonicalBytes } from './canonical.ts';
 import { parsePublicKey } from './keys.ts';
-import type { TrustPolicy } from './policy.ts';
+import { actsFor, type TrustPolicy } from './policy.ts';
+import { openSealed } from './seal.ts';
+import { sealedFields } from './sealed-fields.ts';
 import { validateBlueprint } from './validate.ts';
 import { parseDateTime } from './units.ts';
 
@@ -16,6 +19,11 @@ export interface VerifyContext {
   /** The stored version for (owner, name), or null when none is stored. */
   storedVersion(owner: string, name: string): number | null;
   now: Date;
+  /**
+   * The node's box secret key: when given, every sealed value must open with it, bound
+   * to this owner, node, blueprint and field; the clear values are dropped at once.
+   */
+  boxSecretKey?: Uint8Array;
 }
 
 /** DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
@@ -46,8 +54,14 @@ export function verifyEd25519(message: Uint8Array, signature: Uint8Array, public
   }
 }
 
-/** Checks signatures against the policy; returns the trusted signers counted. */
-function checkSignatures(bp: Blueprint, policy: TrustPolicy): string[] {
+/**
+ * The signers (labels, or keys) that count toward the policy's threshold for this
+ * blueprint: every signature must verify, and only trusted signers that act for the
+ * blueprint's owner count. ZoneError SIGNATURE or POLICY otherwise. This is the whole
+ * authority check, without version, expiry or node: a node re-runs it on stored
+ * blueprints when it starts, under the policy it has then.
+ */
+export function authorizedSigners(bp: Blueprint, policy: TrustPolicy): string[] {
   const signatures = bp.signatures ?? [];
   if (!signatures.length) throw new ZoneError('SIGNATURE', 'blueprint is not signed', '/signatures');
   const message = canonicalBytes(bp);
@@ -62,13 +76,33 @@ function checkSignatures(bp: Blueprint, policy: TrustPolicy): string[] {
     }
   });
   const trusted = new Map(policy.signers.map((s) => [s.key, s]));
-  const counted = signatures.map((s) => s.key).filter((k) => trusted.has(k));
-  const weight = counted.reduce((sum, k) => sum + (trusted.get(k)?.weight ?? 0), 0);
+  const signed = signatures.flatMap((s) => trusted.get(s.key) ?? []);
+  const counted = signed.filter((s) => actsFor(s, bp.owner));
+  const weight = counted.reduce((sum, s) => sum + s.weight, 0);
   if (weight < policy.threshold) {
+    const untrusted = signatures.length - signed.length;
+    const ungranted = signed.filter((s) => !actsFor(s, bp.owner));
+    if (ungranted.length) {
+      // The usual case of a copied or forged owner: name the owner and who may not act for it.
+      throw new ZoneError('POLICY', `owner ${bp.owner} did not sign this blueprint, and ${ungranted.map((s) => s.label ?? s.key).join(', ')} may not act for it ` +
+        `(signatures allowed for this owner weigh ${weight}, the trust policy needs ${policy.threshold}; a signer's "owners" in the trust policy grants it other owners)`, '/owner');
+    }
     throw new ZoneError('POLICY', `trusted signatures weigh ${weight}, the trust policy needs ${policy.threshold}` +
-      (counted.length < signatures.length ? ` (${signatures.length - counted.length} signature(s) by untrusted keys count 0)` : ''), '/signatures');
+      (untrusted ? ` (${untrusted} signature(s) by untrusted keys count 0)` : ''), '/signatures');
   }
-  return counted.map((k) => trusted.get(k)?.label ?? k);
+  return counted.map((s) => s.label ?? s.key);
+}
+
+/** Refuses a sealed value that would not open here, at the place it sits (a copied ciphertext), naming the field. */
+function checkSealedPlaces(bp: Blueprint, nodeId: string, boxSecretKey: Uint8Array): void {
+  for (const { field, pointer, value } of sealedFields(bp)) {
+    try {
+      openSealed(value, boxSecretKey, { owner: bp.owner, node: nodeId, blueprint: bp.name, field });
+    } catch (err) {
+      if (err instanceof ZoneError) throw new ZoneError(err.code, err.message, pointer);
+      throw err;
+    }
+  }
 }
 
 /** The verified blueprint, or ZoneError with code INVALID / SIGNATURE / POLICY / STALE and the field. */
@@ -79,7 +113,7 @@ export function verifyBlueprint(input: unknown, ctx: VerifyContext): Blueprint {
 /** verifyBlueprint, also returning who counted toward the threshold (their labels, or keys). */
 export function verifyBlueprintWithSigners(input: unknown, ctx: VerifyContext): { blueprint: Blueprint; signers: string[] } {
   const bp = validateBlueprint(input);
-  const signers = checkSignatures(bp, ctx.policy);
+  const signers = authorizedSigners(bp, ctx.policy);
   if (bp.node === '*' ? !ctx.policy.allowAnyNode : bp.node !== ctx.nodeId) {
     throw new ZoneError('POLICY', bp.node === '*' ? 'node "*" is not allowed by the trust policy' : `blueprint is for node ${bp.node}, this is node ${ctx.nodeId}`, '/node');
   }
@@ -91,5 +125,7 @@ export function verifyBlueprintWithSigners(input: unknown, ctx: VerifyContext): 
     const expires = parseDateTime(bp.expires);
     if (!expires || expires.getTime() <= ctx.now.getTime()) throw new ZoneError('STALE', `blueprint expired at ${bp.expires}`, '/expires');
   }
+  const { boxSecretKey } = ctx;
+  if (boxSecretKey) checkSealedPlaces(bp, ctx.nodeId, boxSecretKey);
   return { blueprint: bp, signers };
 }

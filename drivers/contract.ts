@@ -2,6 +2,10 @@
 // only; a new driver is a new folder that implements `Driver`.
 import type { Readable, Writable } from 'node:stream';
 import type { NormalizedWorkload } from '../blueprints/normalize.ts';
+import type { SealedPlace } from '../blueprints/seal.ts';
+
+/** Where a driver uses a sealed value: the node is the driver's own. */
+export type SecretPlace = Omit<SealedPlace, 'node'>;
 
 /** Who a workload is. Drivers store these as labels/metadata so `list()` finds ours after a restart. */
 export interface WorkloadIdentity {
@@ -97,8 +101,13 @@ export interface AttachedStreams {
 /** What the appliance gives every driver at construction. */
 export interface DriverContext {
   node: string;
-  /** Opens a `sealed:` value; only a driver that needs the clear value calls it, and never logs it. */
-  openSecret(sealed: string): string;
+  /**
+   * Opens a `sealed:` value for the place it is used at on this node (blueprints/seal.ts):
+   * a value bound to another owner, blueprint or field, or sealed to another node, throws
+   * (with a message that says why and never holds the clear value). Only a driver that
+   * needs the clear value calls it, and never logs it.
+   */
+  openSecret(sealed: string, place: SecretPlace): string;
   /** A folder the driver may keep files in (disks, logs, rootfs caches). */
   dataDir: string;
 }

@@ -13,6 +13,7 @@ import { Value } from '@sinclair/typebox/value';
 import Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { LABELS } from '../../drivers/docker/spec.ts';
+import { DEFAULT_SECRETS_ROOT } from '../../drivers/docker/secrets.ts';
 import { loadOrCreateIdentity } from '../../appliance/identity.ts';
 import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
@@ -98,7 +99,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   const operator = generateSigningKeyPair();
   await rm(operatorKey, { force: true });
   writeSigningKey(operatorKey, operator);
-  const policy: TrustPolicy = { signers: [{ key: operator.publicKey, weight: 1, label: 'operator' }], threshold: 1 };
+  // A local grid's operator runs it for every owner it tries out: it may act for any owner.
+  const policy: TrustPolicy = { signers: [{ key: operator.publicKey, weight: 1, label: 'operator', owners: '*' }], threshold: 1 };
   await writeFile(join(dir, 'trust-policy.json'), JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
 
   const state: ClusterState = {
@@ -234,6 +236,8 @@ export async function removeNodeContainers(ids: string[]): Promise<void> {
   // Docker ANDs label filters: one query per node.
   const found = (await Promise.all(ids.map((id) => docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${id}`] } })))).flat();
   await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  // Their sealed values' files (drivers/docker/secrets.ts) go with them.
+  await Promise.all(ids.map((id) => rm(join(DEFAULT_SECRETS_ROOT, id), { recursive: true, force: true })));
 }
 
 /** Removes processes, containers, networks, namespaces, links and DIR; what is already gone is skipped. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
+import { ZoneError } from '../../appliance/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
 import { GridNodesFile, planGrid } from '../../drivers/wireguard/grid.ts';
 import { readBlueprintFile } from '../blueprint-file.ts';
@@ -13,6 +14,8 @@ import { action, CliFailure, EXIT } from '../output.ts';
 interface PlanOptions {
   nodes: string;
   name: string;
+  owner: string;
+  blueprint: string;
   range: string;
   subnetPrefix: string;
   keepalive?: string;
@@ -32,12 +35,14 @@ export function register(program: Command): void {
     .description('print each node\'s networks: section for one overlay (subnet, sealed key, peers)')
     .requiredOption('--nodes <file>', 'YAML/JSON: nodes: [{ id, boxKey, endpoint: host:port }]')
     .requiredOption('--name <network>', 'the network name blueprints use')
+    .requiredOption('--owner <key>', 'the owner (ed25519:...) of the blueprints these sections go into: each key opens only in that owner\'s blueprints')
+    .option('--blueprint <name>', 'the blueprint the sections go into (each node\'s key opens only there); * for any of the owner\'s', '*')
     .requiredOption('--range <cidr>', 'the overlay range, split between the nodes (e.g. 10.88.0.0/16)')
     .option('--subnet-prefix <bits>', 'length of each node\'s subnet', '24')
     .option('--keepalive <seconds>', 'persistent keepalive for every peer (nodes behind NAT)')
     .option('--json', 'print JSON instead of YAML')
     .option('--out-dir <dir>', 'write DIR/NODE_ID.yaml per node (its networks: section, to append to that node\'s blueprint) instead of printing')
-    .addHelpText('after', '\nEach node gets a fresh WireGuard key, sealed to its box key: only that node can open it.')
+    .addHelpText('after', '\nEach node gets a fresh WireGuard key, sealed to its box key and bound to the owner, the blueprint and\nnetworks/NAME/wireguard/privateKey: only that node opens it, and only in that place.')
     .action(action(async (opts: PlanOptions) => {
       if (!Value.Check(Name, opts.name)) throw new CliFailure(`--name "${opts.name}" is not a network name (lower-case letters, digits and dashes)`, EXIT.usage);
       const file = await readBlueprintFile(opts.nodes);
@@ -49,6 +54,8 @@ export function register(program: Command): void {
       try {
         plan = planGrid({
           network: opts.name,
+          owner: opts.owner,
+          blueprint: opts.blueprint,
           ipRange: opts.range,
           nodes: file.value.nodes,
           subnetPrefix: integer(opts.subnetPrefix, '--subnet-prefix'),
@@ -56,6 +63,7 @@ export function register(program: Command): void {
         });
       } catch (e) {
         if (e instanceof RangeError) throw new CliFailure(e.message);
+        if (e instanceof ZoneError) throw new CliFailure(e.message, EXIT.usage);
         throw e;
       }
       const byNode = Object.fromEntries(plan.map((p) => [p.node, { networks: [p.network] }]));

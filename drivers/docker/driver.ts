@@ -12,6 +12,7 @@ import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
 import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
+import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 
 export interface DockerDriverOptions {
@@ -21,6 +22,8 @@ export interface DockerDriverOptions {
   registry?: string;
   /** The grace period `remove()` gives a running container before killing it. */
   removeGraceMs?: number;
+  /** The host directory (on a tmpfs) for sealed values' files; /dev/shm/zone-secrets by default (secrets.ts). */
+  secretsRoot?: string;
 }
 
 /** A stdout attached before ensure() started its container: every byte of that incarnation. */
@@ -47,10 +50,12 @@ export class DockerDriver implements Driver {
   private readonly events: DockerEventFeed;
   /** By container name, until attach(id, { replay: true }) takes it. */
   private readonly held = new Map<string, HeldStdout>();
+  private readonly secrets: SecretFiles;
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
     this.docker = new Docker({ socketPath: this.socketPath });
+    this.secrets = new SecretFiles(ctx, options.secretsRoot);
     this.events = new DockerEventFeed(this.docker, {
       node: ctx.node,
       socketPath: this.socketPath,
@@ -76,8 +81,9 @@ export class DockerDriver implements Driver {
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
     return this.call(async () => {
       let info = await this.inspectContainer(spec.id);
+      const sealed = sealedEnvNames(spec).length > 0;
       if (!info) {
-        const options = containerCreateOptions(spec, (sealed) => this.ctx.openSecret(sealed));
+        const options = containerCreateOptions(spec, sealed ? await this.secrets.prepare(spec) : null);
         await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
         await this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
@@ -93,6 +99,7 @@ export class DockerDriver implements Driver {
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
+        if (sealed) await this.writeSecrets(spec);
         // A piped stdout is attached before the start, so that its reader gets the first byte too.
         if (spec.definition.stdout === 'pipe') held = await this.holdStdout(spec.id);
         await this.docker.getContainer(spec.id).start().catch((err: unknown) => {
@@ -136,6 +143,7 @@ export class DockerDriver implements Driver {
       await container.remove({ force: true, v: true }).catch(ignoreStatus(404, 409));
       this.held.get(id)?.stdout.destroy();
       this.held.delete(id);
+      await this.secrets.remove(id);
     });
   }
 
@@ -285,6 +293,21 @@ export class DockerDriver implements Driver {
   }
 
   /** Validated inspect data, or null when there is no such container. */
+  /** Before each start: a tmpfs forgets its files at a reboot, and the image's user may own them. */
+  private async writeSecrets(spec: WorkloadSpec): Promise<void> {
+    await this.secrets.prepare(spec);
+    const container = this.docker.getContainer(spec.id);
+    // The image's user, as the container was created with it.
+    const user = (await container.inspect()).Config.User ?? '';
+    let account;
+    try {
+      account = await accountOf(user, (path) => readContainerFile(container, path));
+    } catch (err) {
+      throw new WorkloadSpecError(spec.workload, 'image', `cannot own its secrets' files: ${(err as Error).message}`);
+    }
+    await this.secrets.write(spec, account);
+  }
+
   private async inspectContainer(id: string) {
     try {
       return parseContainerInspect(await this.docker.getContainer(id).inspect());

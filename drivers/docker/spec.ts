@@ -2,6 +2,7 @@
 // live here so they are table-tested without dockerd.
 import type Docker from 'dockerode';
 import { WorkloadSpecError, type WorkloadSpec } from '../contract.ts';
+import { SECRETS_TARGET, sealedEnvNames } from './secrets.ts';
 
 /** The labels that make a container ours; `list()` and `watch()` find containers by them. */
 export const LABELS = {
@@ -36,10 +37,11 @@ export function containerLabels(spec: WorkloadSpec): Record<string, string> {
 }
 
 /**
- * The create options for `spec`. `openSecret` opens `sealed:` env values; the clear
- * values exist only in the returned object, never in an error.
+ * The create options for `spec`. Sealed env values are not in them: `secretsDir` (the
+ * host directory of secrets.ts, when the workload has any) is mounted at SECRETS_TARGET
+ * and each sealed VAR becomes VAR_FILE naming its file there.
  */
-export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: string) => string): Docker.ContainerCreateOptions {
+export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | null): Docker.ContainerCreateOptions {
   const d = spec.definition;
   const fail = (field: string, reason: string) => new WorkloadSpecError(spec.workload, field, reason);
   if (d.kind !== 'container') throw fail('kind', `the docker driver runs kind "container", not "${d.kind}"`);
@@ -52,6 +54,11 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
     const i = d.mounts.findIndex((m) => m.target === '/zone' || m.target.startsWith('/zone/'));
     if (i >= 0) throw fail(`mounts[${i}].target`, `${d.mounts[i]?.target} is inside /zone, the pseudokernel's mount on this node; choose another target`);
   }
+
+  const sealed = sealedEnvNames(spec);
+  if (sealed.length > 0 && !secretsDir) throw fail('env', 'sealed values need the secrets directory');
+  const clash = sealed.find((name) => `${name}_FILE` in d.env);
+  if (clash) throw fail(`env.${clash}_FILE`, `${clash} is sealed, so ${clash}_FILE names its file; drop one of them`);
 
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostPort: string }[]> = {};
@@ -79,6 +86,7 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
       ...d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
       // rslave: a mount made below it on the host later still reaches the container.
       ...(spec.zoneMount ? [{ Type: 'bind' as const, Source: spec.zoneMount, Target: '/zone', ReadOnly: false, BindOptions: { Propagation: 'rslave' as const } }] : []),
+      ...(sealed.length > 0 && secretsDir ? [{ Type: 'bind' as const, Source: secretsDir, Target: SECRETS_TARGET, ReadOnly: true }] : []),
     ],
     Devices: d.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })),
     LogConfig: { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
@@ -97,7 +105,7 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
     ...(d.workdir ? { WorkingDir: d.workdir } : {}),
     // Docker refuses a hostname on the host network.
     ...(d.hostNetwork ? {} : { Hostname: d.name }),
-    Env: Object.keys(d.env).sort().map((name) => `${name}=${envValue(spec, name, d.env[name] ?? '', openSecret)}`),
+    Env: Object.keys(d.env).sort().map((name) => (sealed.includes(name) ? `${name}_FILE=${SECRETS_TARGET}/${name}` : `${name}=${d.env[name] ?? ''}`)),
     Labels: containerLabels(spec),
     // Stdin stays open and survives detaches, so shells can attach and re-attach; the
     // stdin of a pipe's end instead gets EOF when its feeder closes the attach.
@@ -129,14 +137,4 @@ export function dockerTimestamp(time: string, shiftMs = 0): string {
   if (!m || Number.isNaN(ms)) throw new Error(`"${time}" is not an RFC 3339 time (e.g. 2024-05-01T10:00:00.123456789Z)`);
   const ns = BigInt(ms + shiftMs) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
   return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
-}
-
-function envValue(spec: WorkloadSpec, name: string, value: string, openSecret: (sealed: string) => string): string {
-  if (!value.startsWith('sealed:')) return value;
-  try {
-    return openSecret(value);
-  } catch {
-    // The cause may quote the value: it is not passed on.
-    throw new WorkloadSpecError(spec.workload, `env.${name}`, 'the sealed value cannot be opened with this node\'s box key (was it sealed to another node?)');
-  }
 }

@@ -17,6 +17,7 @@ import type {
   AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
+import { envField } from '../../blueprints/sealed-fields.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
 import { attachConsole, consoleLogStream, readFileEnd, requestStop } from './console.ts';
 import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
@@ -370,7 +371,9 @@ export class LibvirtDriver implements Driver {
         const argv = def.command ?? image.defaultArgv;
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
         const env: Record<string, string> = { ...image.env };
-        for (const [name, value] of Object.entries(def.env)) env[name] = value.startsWith('sealed:') ? this.ctx.openSecret(value) : value;
+        for (const [name, value] of Object.entries(def.env)) {
+          env[name] = value.startsWith('sealed:') ? this.ctx.openSecret(value, { owner: spec.owner, blueprint: spec.blueprint, field: envField(spec.workload, name) }) : value;
+        }
         const nics = vmNics(spec);
         const nicModule = join(dirname(this.kernel), NIC_MODULE);
         if (nics.length > 0 && !(await exists(nicModule))) {

@@ -23,6 +23,7 @@ import { commandLine, processRuns, stopProcess } from '../processes.ts';
 import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
+import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
 import { BRIDGE, containerInterface, containerLink, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface } from './names.ts';
 import {
   containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
@@ -220,9 +221,10 @@ export class WireguardDriver implements NetworkDriver {
     if (!sealed) return null;
     let key: string;
     try {
-      key = this.ctx.openSecret(sealed).trim();
-    } catch {
-      throw new NetworkSpecError(spec.network, 'wireguard/privateKey', 'does not open with this node\'s box key (sealed to another node?)');
+      key = this.ctx.openSecret(sealed, { owner: spec.owner, blueprint: spec.blueprint, field: wireguardKeyField(spec.network) }).trim();
+    } catch (err) {
+      // The reason says where the key is bound or that it is another node's; it never holds the key.
+      throw new NetworkSpecError(spec.network, 'wireguard/privateKey', err instanceof Error ? err.message : 'does not open with this node\'s box key');
     }
     try {
       wireguardPublicKey(key);

@@ -1,9 +1,11 @@
 // The overlay of a grid, computed once by the operator: each node's share of the
-// range, a fresh WireGuard key per node sealed to that node, and every other node as
+// range, a fresh WireGuard key per node sealed to that node (bound to the owner, the
+// blueprint and the network's key field), and every other node as
 // a peer. Pure but for key generation and sealing, which are passed in.
 import { Type, type Static } from '@sinclair/typebox';
 import { Endpoint, type Network } from '../../blueprints/schema.ts';
-import { sealSecret } from '../../blueprints/seal.ts';
+import { sealSecret, type SealBinding } from '../../blueprints/seal.ts';
+import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
 import { splitRange } from './addresses.ts';
 import { generateWireguardKeyPair, type WireguardKeyPair } from './keys.ts';
 
@@ -22,6 +24,9 @@ export const GridNodesFile = Type.Object({
 
 export interface GridPlanInput {
   network: string;
+  /** The owner of the blueprints the sections go into, and their name (`*`: any of the owner's): each key is sealed to that place. */
+  owner: string;
+  blueprint: string;
   ipRange: string;
   nodes: GridNode[];
   /** Length of each node's subnet; 24 by default. */
@@ -31,7 +36,7 @@ export interface GridPlanInput {
 
 export interface GridTools {
   generateKeyPair(): WireguardKeyPair;
-  seal(clear: string, boxKey: string): string;
+  seal(clear: string, boxKey: string, binding: SealBinding): string;
 }
 
 const realTools: GridTools = { generateKeyPair: generateWireguardKeyPair, seal: sealSecret };
@@ -53,7 +58,7 @@ export function planGrid(input: GridPlanInput, tools: GridTools = realTools): { 
         subnet: subnets[i]!,
         ipRange: input.ipRange,
         wireguard: {
-          privateKey: tools.seal(keys[i]!.privateKey, node.boxKey),
+          privateKey: tools.seal(keys[i]!.privateKey, node.boxKey, { owner: input.owner, node: node.id, blueprint: input.blueprint, field: wireguardKeyField(input.network) }),
           listenPort: port,
           peers: input.nodes.flatMap((peer, j) => (j === i ? [] : [{
             publicKey: keys[j]!.publicKey,

@@ -11,6 +11,7 @@ import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
 import { createLogger } from '../../appliance/logger.ts';
 import { readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
+import type { TrustedSigner } from '../../blueprints/policy.ts';
 import type { Blueprint, Workload } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { FakeDriver } from '../../drivers/fake/driver.ts';
@@ -34,13 +35,18 @@ export interface TestNode {
 export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
   ({ name, kind: 'container', image: 'zone/busybox', ...extra }) as Workload;
 
-/** `pseudokernel`: run one (a nats-server on a free port) for the grid routes; `tokens`: the appliance's token options. */
-export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number } } = {}): Promise<TestNode> {
+/**
+ * `pseudokernel`: run one (a nats-server on a free port) for the grid routes; `tokens`: the appliance's token options.
+ * `operatorOwners`: the owners the operator key may act for (trust policy `owners`); by default its own key only.
+ */
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number }; operatorOwners?: TrustedSigner['owners'] } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
   const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
   const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
-  const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
+  const { policy: created, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const operator = readSigningKey(createdOperatorKey!);
+  const owners = node.operatorOwners;
+  const policy = owners ? { ...created, signers: created.signers.map((s) => ({ ...s, owners })) } : created;
   let log = '';
   const logger = createLogger({ level: 'debug', destination: new Writable({ write(chunk, _enc, cb) { log += String(chunk); cb(); } }) });
   const driver = new FakeDriver();

@@ -15,7 +15,8 @@ t.test('the first start creates both keys 0600; later starts read the same ident
   const again = loadOrCreateIdentity(dir);
   t.equal(again.id, first.id);
   t.equal(again.box.publicKey, first.box.publicKey);
-  t.equal(openSealed(sealSecret('s', first.box.publicKey), again.box.secretKey), 's', 'the box key opens what was sealed to it');
+  const place = { owner: 'ed25519:' + 'A'.repeat(43) + '=', node: first.id, blueprint: 'bp', field: '*' };
+  t.equal(openSealed(sealSecret('s', first.box.publicKey, place), again.box.secretKey, place), 's', 'the box key opens what was sealed to it');
   chmodSync(join(dir, BOX_KEY_FILE), 0o644);
   t.throws(() => loadOrCreateIdentity(dir), /readable by others/);
 });

@@ -5,7 +5,7 @@ import { ZoneError, type ZoneErrorCode } from '../../appliance/errors.ts';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKeyPair, type SigningKeyPair } from '../../blueprints/keys.ts';
 import { parseBlueprintText, validateBlueprint } from '../../blueprints/parse.ts';
-import type { TrustPolicy } from '../../blueprints/policy.ts';
+import type { TrustedSigner, TrustPolicy } from '../../blueprints/policy.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 import type { VerifyContext } from '../../blueprints/verify.ts';
 
@@ -18,8 +18,12 @@ export function exampleBlueprint(owner: SigningKeyPair): Blueprint {
   return { ...bp, owner: owner.publicKey };
 }
 
-export function policyOf(signers: { pair: SigningKeyPair; weight: number; label?: string }[], threshold: number, allowAnyNode = false): TrustPolicy {
-  return { signers: signers.map((s) => ({ key: s.pair.publicKey, weight: s.weight, ...(s.label ? { label: s.label } : {}) })), threshold, allowAnyNode };
+export function policyOf(signers: { pair: SigningKeyPair; weight: number; label?: string; owners?: TrustedSigner['owners'] }[], threshold: number, allowAnyNode = false): TrustPolicy {
+  return {
+    signers: signers.map((s) => ({ key: s.pair.publicKey, weight: s.weight, ...(s.label ? { label: s.label } : {}), ...(s.owners ? { owners: s.owners } : {}) })),
+    threshold,
+    allowAnyNode,
+  };
 }
 
 export function contextFor(policy: TrustPolicy, overrides: Partial<VerifyContext> = {}): VerifyContext {

@@ -19,6 +19,16 @@ t.test('loads a JSON or YAML policy', async (t) => {
   t.same(loadTrustPolicy(write('p.yaml', `threshold: 2\nsigners:\n  - { key: "${keys.alice.publicKey}", weight: 2, label: alice }\n  - { key: "${keys.bob.publicKey}", weight: 1 }\n`)), policy);
 });
 
+t.test('owner grants: a list of keys or "*"; anything else is refused naming the field', async (t) => {
+  const policy = { signers: [{ key: keys.alice.publicKey, weight: 1, owners: [keys.bob.publicKey] }, { key: keys.carol.publicKey, weight: 1, owners: '*' }], threshold: 1 };
+  t.same(loadTrustPolicy(write('owners.json', JSON.stringify(policy))), policy);
+  t.same(loadTrustPolicy(write('owners.yaml', `threshold: 1\nsigners:\n  - { key: "${keys.alice.publicKey}", weight: 1, owners: ["${keys.bob.publicKey}"] }\n  - { key: "${keys.carol.publicKey}", weight: 1, owners: "*" }\n`)), policy);
+  const alice = { key: keys.alice.publicKey, weight: 1 };
+  for (const owners of ['all', [], ['bob'], true]) {
+    refused(t, () => loadTrustPolicy(write('bad-owners.json', JSON.stringify({ signers: [{ ...alice, owners }], threshold: 1 }))), 'INVALID', /bad-owners\.json: \/signers\/0\/owners: trust policy: expected "\*" \(any owner\) or a list of the owners/);
+  }
+});
+
 t.test('refuses policies that could accept nothing, list a key twice or have unknown fields', async (t) => {
   const alice = { key: keys.alice.publicKey, weight: 1 };
   refused(t, () => loadTrustPolicy(write('high.json', JSON.stringify({ signers: [alice], threshold: 2 }))), 'INVALID', /high\.json: \/threshold: trust policy: threshold 2 is more than/);

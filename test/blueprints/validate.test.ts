@@ -43,6 +43,10 @@ t.test('semantic rules: unique names, resolvable references, addresses inside su
     ['one stdout into two pipes', { ...bp, pipes: [{ from: 'camera.stdout', to: 'detector.stdin' }, { from: 'camera.stdout', to: 'n2/bp/b.stdin' }] }, '/pipes/1/from', /camera\.stdout is already joined by the pipe camera\.stdout -> detector\.stdin/],
     ['two pipes into one stdin', { ...bp, pipes: [{ from: 'camera.stdout', to: 'detector.stdin' }, { from: 'n2/bp/a.stdout', to: 'detector.stdin' }] }, '/pipes/1/to', /detector\.stdin is already joined/],
     ['tombstone with workloads', { ...bp, delete: true }, '/workloads', /a tombstone \(delete: true\) has no workloads/],
+    ['old unbound sealed key', { ...bp, networks: [{ ...bp.networks![0], wireguard: { ...bp.networks![0]!.wireguard, privateKey: 'sealed:QUJDRA==' } }] },
+      '/networks/0/wireguard/privateKey', /old format \(v1\).*re-seal it with zone seal .* --blueprint video-pipeline --field networks\/mesh\/wireguard\/privateKey/],
+    ['old unbound sealed env', { ...bp, workloads: [{ ...camera, env: { TOKEN: 'sealed:QUJDRA==' } }, detector] }, '/workloads/0/env/TOKEN', /old format \(v1\).*--field workloads\/camera\/env\/TOKEN/],
+    ['malformed sealed env', { ...bp, workloads: [{ ...camera, env: { TOKEN: 'sealed:not base64!' } }, detector] }, '/workloads/0/env/TOKEN', /starts with sealed: but is not a sealed value/],
   ];
   for (const [what, value, field, message] of cases) {
     const problems = blueprintProblems(JSON.parse(JSON.stringify(value)));

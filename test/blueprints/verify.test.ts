@@ -11,7 +11,12 @@ import { verifyBlueprint, verifyBlueprintWithSigners, type VerifyContext } from 
 import { contextFor, exampleBlueprint, keys, policyOf, refused } from './fixtures.ts';
 
 const bp = exampleBlueprint(keys.alice);
-const policy = policyOf([{ pair: keys.alice, weight: 1, label: 'alice' }, { pair: keys.bob, weight: 1, label: 'bob' }, { pair: keys.carol, weight: 2 }], 2);
+// Bob and carol may act for alice (the owner of bp); bob's grant is a list, carol's "*".
+const policy = policyOf([
+  { pair: keys.alice, weight: 1, label: 'alice' },
+  { pair: keys.bob, weight: 1, label: 'bob', owners: [keys.alice.publicKey] },
+  { pair: keys.carol, weight: 2, owners: '*' },
+], 2);
 const byAliceAndBob = signBlueprint(signBlueprint(bp, keys.alice.secretKey), keys.bob.secretKey);
 
 
@@ -63,6 +68,29 @@ t.test('a key signing twice is refused; untrusted keys count zero; below the thr
   refused(t, () => verifyBlueprint(signBlueprint(bp, keys.mallory.secretKey), contextFor(policy)), 'POLICY', /weigh 0/);
   refused(t, () => verifyBlueprint(byAlice, contextFor(policy)), 'POLICY', /needs 2/, '/signatures');
   refused(t, () => verifyBlueprint(bp, contextFor(policy)), 'SIGNATURE', /not signed/);
+});
+
+t.test('a signer counts only for the owners the policy grants it: its own key by default, listed ones, or any with "*"', async (t) => {
+  const operator = { pair: keys.carol, weight: 1, label: 'operator' };
+  const forBob = exampleBlueprint(keys.bob);
+  const byOperator = signBlueprint(forBob, keys.carol.secretKey);
+  // No grant: refused, naming the owner and the signer that may not act for it.
+  const ownOnly = policyOf([operator], 1);
+  refused(t, () => verifyBlueprint(byOperator, contextFor(ownOnly)), 'POLICY', new RegExp(`owner ${keys.bob.publicKey.replace(/[+/]/g, '\\$&')} did not sign this blueprint, and operator may not act for it`), '/owner');
+  refused(t, () => verifyBlueprint(byOperator, contextFor(policyOf([{ ...operator, owners: [keys.alice.publicKey] }], 1))), 'POLICY', /operator may not act for it/, '/owner');
+  // Granted: by list or by "*"; its own key needs no grant.
+  t.same(verifyBlueprintWithSigners(byOperator, contextFor(policyOf([{ ...operator, owners: [keys.alice.publicKey, keys.bob.publicKey] }], 1))).signers, ['operator']);
+  t.ok(verifyBlueprint(byOperator, contextFor(policyOf([{ ...operator, owners: '*' }], 1))));
+  t.ok(verifyBlueprint(signBlueprint(exampleBlueprint(keys.carol), keys.carol.secretKey), contextFor(ownOnly)), 'a signer acts for its own key');
+  // The owner signing its own blueprint counts when it is a trusted signer.
+  t.ok(verifyBlueprint(signBlueprint(forBob, keys.bob.secretKey), contextFor(policyOf([operator, { pair: keys.bob, weight: 1 }], 1))));
+  // Only granted signatures count toward the threshold.
+  const two = policyOf([{ ...operator, owners: '*' }, { pair: keys.alice, weight: 1, label: 'alice' }], 2);
+  refused(t, () => verifyBlueprint(signBlueprint(byOperator, keys.alice.secretKey), contextFor(two)), 'POLICY', /alice may not act for it \(signatures allowed for this owner weigh 1, the trust policy needs 2/);
+  // Tombstones too: an ungranted signer cannot delete another owner's blueprint.
+  const tombstone = signBlueprint({ name: forBob.name, version: 5, owner: keys.bob.publicKey, node: 'node1', delete: true }, keys.carol.secretKey);
+  refused(t, () => verifyBlueprint(tombstone, contextFor(ownOnly)), 'POLICY', /may not act for it/, '/owner');
+  t.ok(verifyBlueprint(tombstone, contextFor(policyOf([{ ...operator, owners: '*' }], 1))));
 });
 
 t.test('re-signing with the same key replaces its signature', async (t) => {

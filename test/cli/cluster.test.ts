@@ -58,9 +58,9 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
 
 t.test('blueprints declaring one planned network carry a container on node 1 to one on node 3, over WireGuard', async (t) => {
   const nodes = state!.nodes;
-  const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--name', 'mesh', '--range', '10.89.0.0/16');
-  const plan = parse(stdout) as Record<string, { networks: Network[] }>;
   const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--owner', owner, '--blueprint', 'app', '--name', 'mesh', '--range', '10.89.0.0/16');
+  const plan = parse(stdout) as Record<string, { networks: Network[] }>;
   const workloads = [
     { name: 'client', command: ['sleep', '600'] },
     { name: 'idle', command: ['sleep', '600'] },

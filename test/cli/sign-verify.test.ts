@@ -23,7 +23,8 @@ t.test('keygen, sign with two keys in two steps, verify against a 2-of-2 policy'
 
   // The CLI checks expiry against the real clock: push it far out so the test never expires.
   writeFileSync(join(dir, 'bp.yaml'), EXAMPLE_YAML.replace(/^owner: .*$/m, `owner: ${a}`).replace(/^expires: .*$/m, 'expires: 2999-01-01T00:00:00Z'));
-  writeFileSync(join(dir, 'policy.json'), JSON.stringify({ signers: [{ key: a, weight: 1, label: 'alice' }, { key: b, weight: 1, label: 'bob' }], threshold: 2 }));
+  // Bob co-signs alice's blueprints: the policy grants him her key.
+  writeFileSync(join(dir, 'policy.json'), JSON.stringify({ signers: [{ key: a, weight: 1, label: 'alice' }, { key: b, weight: 1, label: 'bob', owners: [a] }], threshold: 2 }));
 
   const one = await zone('sign', 'bp.yaml', '--key', 'alice.json', '--out', 'one.yaml');
   t.equal(one.code, 0, one.stderr);
@@ -45,6 +46,19 @@ t.test('keygen, sign with two keys in two steps, verify against a 2-of-2 policy'
   const tampered = await zone('verify', 'tampered.yaml', '--policy', 'policy.json');
   t.equal(tampered.code, 1);
   t.match(tampered.stderr, /^zone: tampered\.yaml: \/signatures\/0\/sig: signature 0 by ed25519:\S+ does not verify over this blueprint\n$/);
+});
+
+t.test('a blueprint for owner B signed only by an operator without a grant for B fails verify, naming B; with owners "*" it passes', async (t) => {
+  const operator = (await zone('keygen', '--out', 'operator.json')).stdout.trim();
+  const owner = (await zone('keygen', '--out', 'owner-b.json')).stdout.trim();
+  writeFileSync(join(dir, 'b.json'), JSON.stringify({ name: 'web', version: 1, owner, node: 'node1', workloads: [{ name: 'www', kind: 'container', image: 'zone/busybox' }] }));
+  t.equal((await zone('sign', 'b.json', '--key', 'operator.json', '--out', 'b.signed.json')).code, 0);
+  writeFileSync(join(dir, 'own.json'), JSON.stringify({ signers: [{ key: operator, weight: 1, label: 'operator' }], threshold: 1 }));
+  const refused = await zone('verify', 'b.signed.json', '--policy', 'own.json');
+  t.same([refused.code, refused.stderr], [1, `zone: b.signed.json: /owner: owner ${owner} did not sign this blueprint, and operator may not act for it (signatures allowed for this owner weigh 0, the trust policy needs 1; a signer's "owners" in the trust policy grants it other owners)\n`]);
+  writeFileSync(join(dir, 'any.json'), JSON.stringify({ signers: [{ key: operator, weight: 1, label: 'operator', owners: '*' }], threshold: 1 }));
+  const ok = await zone('verify', 'b.signed.json', '--policy', 'any.json');
+  t.same([ok.code, ok.stdout], [0, 'ok: web v1, signers operator\n']);
 });
 
 t.test('JSON in, JSON out, and signing both keys at once', async (t) => {

@@ -27,8 +27,10 @@ const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const dir = mkdtempSync(join(tmpdir(), 'zone-pk-docker-'));
 const [natsPort] = (await freeLoopbackPorts(1)) as [number];
 const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}` }, cwd: dir });
-const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
+const { policy: created, createdOperatorKey } = loadOrCreateTrustPolicy(config);
 const operator = readSigningKey(createdOperatorKey!);
+// The operator also signs for a second owner: the policy grants it any owner.
+const policy = { ...created, signers: created.signers.map((s) => ({ ...s, owners: '*' as const })) };
 
 async function start(): Promise<ZoneAppliance> {
   const started = await createAppliance({

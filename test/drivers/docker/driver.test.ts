@@ -1,6 +1,8 @@
 // DockerDriver against the real dockerd.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import Docker from 'dockerode';
@@ -8,12 +10,13 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import { EngineUnavailableError, WorkloadSpecError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
+import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const NODE = `dt${process.pid}`;
 const OWNER = `ed25519:${Buffer.alloc(32, 3).toString('base64')}`;
-const SEALED = 'sealed:c2VjcmV0';
+const SEALED = 'sealed:v2:c2VjcmV0';
 const docker = new Docker();
 const ctx: DriverContext = {
   node: NODE,
@@ -37,6 +40,7 @@ t.teardown(async () => {
   await driver.close();
   await removeByLabel(`${LABELS.node}=${NODE}`);
   await removeByLabel(`zone-test=${NODE}`);
+  await rm(join(DEFAULT_SECRETS_ROOT, NODE), { recursive: true, force: true });
 });
 
 function specOf(workload: string, fields: Partial<ContainerWorkload> = {}): WorkloadSpec {
@@ -86,7 +90,8 @@ t.test('ensure creates and starts with the safe defaults; twice is idempotent', 
   t.equal(info.HostConfig.Memory, 32 * 2 ** 20);
   t.equal(info.HostConfig.NanoCpus, 5e8);
   t.equal(info.HostConfig.PidsLimit, 64);
-  t.ok(info.Config.Env.includes('TOKEN=open-sesame'), 'the sealed value is opened for the container');
+  t.ok(info.Config.Env.includes('TOKEN_FILE=/run/zone/secrets/TOKEN'), 'the sealed value reaches the container as a file');
+  t.notMatch(JSON.stringify(info), /open-sesame/);
   t.equal(info.Config.Labels[LABELS.specHash], spec.specHash);
 });
 

@@ -17,6 +17,7 @@ import { sealSecret } from '../../../blueprints/seal.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';
 import type { WorkloadStatus } from '../../../appliance/types.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
+import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
@@ -55,6 +56,7 @@ async function node(t: Test, options: { dir?: string; policy?: Partial<NodeConfi
       closers.delete(dir);
       const ours = await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${appliance.identity.id}`] } });
       await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+      rmSync(join(DEFAULT_SECRETS_ROOT, appliance.identity.id), { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
     });
   }
@@ -65,7 +67,7 @@ async function node(t: Test, options: { dir?: string; policy?: Partial<NodeConfi
   const until = (blueprint: string, workload: string, what: string, ok: (s: WorkloadStatus) => boolean) =>
     waitFor(() => { const s = status(blueprint, workload); return s && ok(s) ? s : null; }, { ...WAIT, what: `${blueprint}/${workload} ${what}` });
   const containerId = (blueprint: string, workload: string) => workloadId(appliance.identity.id, operator.publicKey, blueprint, workload);
-  return { dir, appliance, sign, status, until, containerId, close };
+  return { dir, appliance, operator, sign, status, until, containerId, close };
 }
 
 const sleeper = (name: string, extra: Record<string, unknown> = {}) =>
@@ -75,14 +77,16 @@ const inspect = (id: string) => docker.getContainer(id).inspect();
 
 t.test('a blueprint with two containers runs, labelled, and says running', async (t) => {
   const n = await node(t);
-  const secret = sealSecret('open-sesame', n.appliance.identity.box.publicKey);
+  const { id, box } = n.appliance.identity;
+  const secret = sealSecret('open-sesame', box.publicKey, { owner: n.operator.publicKey, node: id, blueprint: 'pair', field: 'workloads/one/env/TOKEN' });
   await n.appliance.submit(n.sign({ name: 'pair', version: 1, workloads: [sleeper('one', { env: { TOKEN: secret } }), sleeper('two')] }));
   await n.until('pair', 'one', 'running', (s) => s.state === 'running');
   await n.until('pair', 'two', 'running', (s) => s.state === 'running');
   const listed = await docker.listContainers({ filters: { label: [`${LABELS.node}=${n.appliance.identity.id}`, `${LABELS.blueprint}=pair`] } });
   t.same(listed.map((c) => c.Labels[LABELS.workload]).sort(), ['one', 'two'], 'docker ps shows both with our labels');
   const one = await inspect(n.containerId('pair', 'one'));
-  t.ok(one.Config.Env.includes('TOKEN=open-sesame'), 'the sealed value was opened for the container');
+  t.ok(one.Config.Env.includes('TOKEN_FILE=/run/zone/secrets/TOKEN'), 'the sealed value reaches the container as a file');
+  t.notMatch(JSON.stringify(one), /open-sesame/, 'and is not in its inspect');
   t.equal(one.HostConfig.Privileged, false);
 });
 

@@ -53,12 +53,14 @@ for (const [i, n] of nodes.entries()) {
 }
 
 const drivers = nodes.map((n) => new WireguardDriver(
-  { node: n.id, dataDir: join(tmp, n.id), openSecret: (sealed) => openSealed(sealed, n.box.secretKey) },
+  { node: n.id, dataDir: join(tmp, n.id), openSecret: (sealed, place) => openSealed(sealed, n.box.secretKey, { ...place, node: n.id }) },
   { underlayNamespace: n.ns },
 ));
 
 const grid = planGrid({
   network: 'mesh',
+  owner: OWNER,
+  blueprint: 'app',
   ipRange: '10.88.0.0/16',
   nodes: nodes.map((n) => ({ id: n.id, boxKey: n.box.publicKey, endpoint: `${n.underlayIp}:51820` })),
 });
@@ -176,8 +178,16 @@ t.test('private keys are in no state file, log or inspect output', async (t) => 
   const files = await readdir(join(tmp, nodes[0]!.id, 'networks'));
   const text = (await Promise.all(files.map((f) => readFile(join(tmp, nodes[0]!.id, 'networks', f), 'utf8')))).join('\n')
     + JSON.stringify(await drivers[0]!.list());
-  const secret = openSealed(specs[0]!.definition.wireguard!.privateKey, nodes[0]!.box.secretKey);
+  const secret = openSealed(specs[0]!.definition.wireguard!.privateKey, nodes[0]!.box.secretKey, { owner: OWNER, node: nodes[0]!.id, blueprint: 'app', field: 'networks/mesh/wireguard/privateKey' });
   t.notMatch(text, secret);
+});
+
+t.test('a key copied into another owner\'s or blueprint\'s network is refused before anything is made', async (t) => {
+  const definition = specs[0]!.definition;
+  for (const copy of [specOf(0, definition, OTHER_OWNER), specOf(0, definition, OWNER, 'stolen'), specOf(0, { ...definition, name: 'other' })]) {
+    await t.rejects(drivers[0]!.ensure(copy), { field: 'wireguard/privateKey', message: /bound to (owner|blueprint|field) / });
+    t.equal(await drivers[0]!.inspect(copy.id), null, 'no namespace for it');
+  }
 });
 
 t.test('remove deletes the namespace, the interface and its process', async (t) => {
