@@ -12,6 +12,8 @@ import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
 import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
+import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 
 export interface DockerDriverOptions {
@@ -47,6 +49,11 @@ export class DockerDriver implements Driver {
   private readonly events: DockerEventFeed;
   /** By container name, until attach(id, { replay: true }) takes it. */
   private readonly held = new Map<string, HeldStdout>();
+  /**
+   * By owner network: making it and creating a container in it, or finding no container
+   * left and removing it, never interleave.
+   */
+  private readonly ownerNetworks = new KeyedLock();
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
@@ -79,10 +86,10 @@ export class DockerDriver implements Driver {
       if (!info) {
         const options = containerCreateOptions(spec, (sealed) => this.ctx.openSecret(sealed));
         await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
-        await this.docker.createContainer(options).catch((err: unknown) => {
+        await this.inOwnerNetwork(spec, () => this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
           throw specErrorOf(spec.workload, err) ?? err;
-        });
+        }));
         info = await this.inspectContainer(spec.id);
         if (!info) throw new Error(`container ${spec.id} was removed right after it was created`);
       }
@@ -93,6 +100,8 @@ export class DockerDriver implements Driver {
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
+        // Its network was removed by hand meanwhile: made again, so the start does not fail.
+        await this.inOwnerNetwork(spec, async () => {});
         // A piped stdout is attached before the start, so that its reader gets the first byte too.
         if (spec.definition.stdout === 'pipe') held = await this.holdStdout(spec.id);
         await this.docker.getContainer(spec.id).start().catch((err: unknown) => {
@@ -133,9 +142,13 @@ export class DockerDriver implements Driver {
       const container = this.docker.getContainer(id);
       await container.stop({ t: Math.ceil((this.options.removeGraceMs ?? DEFAULT_REMOVE_GRACE_MS) / 1000) }).catch(ignoreStatus(304, 404));
       // v: its anonymous volumes go with it; 409: a removal is already under way.
+      const owner = await container.inspect().then((c) => identityOf(c.Config.Labels), () => null);
       await container.remove({ force: true, v: true }).catch(ignoreStatus(404, 409));
       this.held.get(id)?.stdout.destroy();
       this.held.delete(id);
+      if (owner?.node === this.ctx.node) {
+        await this.ownerNetworks.run(ownerNetworkName(owner.node, owner.owner), () => removeOwnerNetworkIfUnused(this.docker, owner.node, owner.owner));
+      }
     });
   }
 
@@ -282,6 +295,19 @@ export class DockerDriver implements Driver {
     });
     out.on('close', () => live?.stdout.destroy());
     return { stdin: live?.stdin ?? refusingStdin(), stdout: out, startedAt: before.startedAt, exact: false };
+  }
+
+  /** Runs `fn` (a create, or nothing) once the owner's network exists, if `spec` has one. */
+  private async inOwnerNetwork(spec: WorkloadSpec, fn: () => Promise<unknown>): Promise<void> {
+    const network = ownerNetworkOf(spec);
+    if (!network) {
+      await fn();
+      return;
+    }
+    await this.ownerNetworks.run(network, async () => {
+      await ensureOwnerNetwork(this.docker, spec);
+      await fn();
+    });
   }
 
   /** Validated inspect data, or null when there is no such container. */

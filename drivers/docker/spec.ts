@@ -2,6 +2,7 @@
 // live here so they are table-tested without dockerd.
 import type Docker from 'dockerode';
 import { WorkloadSpecError, type WorkloadSpec } from '../contract.ts';
+import { ownerNetworkName } from './owner-network.ts';
 
 /** The labels that make a container ours; `list()` and `watch()` find containers by them. */
 export const LABELS = {
@@ -73,7 +74,8 @@ export function containerCreateOptions(spec: WorkloadSpec, openSecret: (sealed: 
     PidsLimit: d.pidsLimit,
     ReadonlyRootfs: d.readOnlyRootfs,
     SecurityOpt: ['no-new-privileges'],
-    NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : 'bridge',
+    // Plain containers join their owner's own bridge (owner-network.ts), never Docker's shared one.
+    NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : ownerNetworkName(spec.node, spec.owner),
     PortBindings: bindings,
     Mounts: [
       ...d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
