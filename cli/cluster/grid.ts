@@ -13,6 +13,7 @@ import { Value } from '@sinclair/typebox/value';
 import Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { LABELS } from '../../drivers/docker/spec.ts';
+import { removeOwnerNetworks } from '../../drivers/docker/owner-network.ts';
 import { loadOrCreateIdentity } from '../../appliance/identity.ts';
 import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
@@ -228,12 +229,13 @@ async function removeNodeNetworks(node: ClusterNode): Promise<void> {
   }
 }
 
-/** Workloads the nodes' drivers made, found by their `zone.node` label. */
+/** Workloads the nodes' drivers made, found by their `zone.node` label, then their owners' networks. */
 export async function removeNodeContainers(ids: string[]): Promise<void> {
   const docker = new Docker();
   // Docker ANDs label filters: one query per node.
   const found = (await Promise.all(ids.map((id) => docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${id}`] } })))).flat();
   await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  await removeOwnerNetworks(docker, ids);
 }
 
 /** Removes processes, containers, networks, namespaces, links and DIR; what is already gone is skipped. */

@@ -1,5 +1,6 @@
 // DockerDriver against the real dockerd.
 import t from 'tap';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
@@ -35,7 +36,7 @@ async function removeByLabel(label: string): Promise<void> {
 t.teardown(async () => {
   unwatch();
   await driver.close();
-  await removeByLabel(`${LABELS.node}=${NODE}`);
+  await removeNodeContainers([NODE]);
   await removeByLabel(`zone-test=${NODE}`);
 });
 
