@@ -1,12 +1,13 @@
 // The node's firewall against its own workloads, as an nftables script: pure, so every
 // case is a table test; firewall.ts runs it. Workloads' packets come in on Docker's
-// bridges (the default one and every owner bridge); to an address of this host they
+// bridges (the default one and every owner bridge) or a VM bridge; to an address of this host they
 // pass the input hook, to a node in another network namespace of this host (the local
 // cluster) the forward hook. Both hooks turn away the node's closed ports; nothing else
 // is touched, and the table is the node's own (named by its id), so nodes sharing a
 // host and Docker's own rules do not meet it.
 import { isIP } from 'node:net';
 import { OWNER_BRIDGE_PREFIX } from '../../drivers/docker/owner-network.ts';
+import { VM_BRIDGE_PREFIX } from '../../drivers/wireguard/names.ts';
 
 /** The node's services a workload could try to reach. */
 export type NodeService = 'api' | 'nats' | 'nats-routes';
@@ -29,8 +30,13 @@ export interface FirewallPlan {
   nodeAddresses: string[];
 }
 
-/** Where workloads' traffic enters: Docker's default bridge and the owner bridges. */
-export const WORKLOAD_INTERFACES = ['docker0', `${OWNER_BRIDGE_PREFIX}*`] as const;
+/**
+ * Where workloads' traffic enters: Docker's default bridge, the owner bridges, and the
+ * VMs' overlay bridges (they carry no host address, so a VM's packets reach the host
+ * only when crafted for it: turned away too). Docker and libvirtd share the host's
+ * namespace on every node we run.
+ */
+export const WORKLOAD_INTERFACES = ['docker0', `${OWNER_BRIDGE_PREFIX}*`, `${VM_BRIDGE_PREFIX}*`] as const;
 /** Just before the filter hooks' usual priority (Docker's iptables-nft chains), so ours sees packets first. */
 const PRIORITY = 'filter - 1';
 const NODE_ID = /^[a-z0-9]{1,64}$/;

@@ -97,6 +97,7 @@ export class DockerDriver implements Driver {
       if (!observed || observed.node !== spec.node || observed.owner !== spec.owner || observed.blueprint !== spec.blueprint || observed.workload !== spec.workload) {
         throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
       }
+      await this.keepInOwnerNetwork(spec, Object.keys(info.NetworkSettings?.Networks ?? {}));
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
@@ -308,6 +309,21 @@ export class DockerDriver implements Driver {
       await ensureOwnerNetwork(this.docker, spec);
       await fn();
     });
+  }
+
+  /**
+   * A container on other networks than its owner's (made before owner networks, on
+   * Docker's shared bridge; or joined to another by hand) is moved to its owner's alone,
+   * running or not: no restart.
+   */
+  private async keepInOwnerNetwork(spec: WorkloadSpec, joined: string[]): Promise<void> {
+    const network = ownerNetworkOf(spec);
+    if (!network || (joined.length === 1 && joined[0] === network)) return;
+    await this.ownerNetworks.run(network, async () => {
+      await ensureOwnerNetwork(this.docker, spec);
+      if (!joined.includes(network)) await this.docker.getNetwork(network).connect({ Container: spec.id });
+    });
+    for (const other of joined.filter((n) => n !== network)) await this.docker.getNetwork(other).disconnect({ Container: spec.id, Force: true }).catch(ignoreStatus(404));
   }
 
   /** Validated inspect data, or null when there is no such container. */

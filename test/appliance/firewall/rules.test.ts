@@ -2,7 +2,7 @@ import t from 'tap';
 import { firewallRemovalScript, firewallScript, firewallTable, type FirewallPlan, type Listener } from '../../../appliance/firewall/rules.ts';
 
 const NODE = 'n0de1d';
-const FROM = 'iifname { "docker0", "zo-*" }';
+const FROM = 'iifname { "docker0", "zo-*", "zb-*" }';
 const REJECT = 'reject with tcp reset';
 const api = (host: string, port = 7700): Listener => ({ service: 'api', addresses: [host], port });
 const nats = (host: string, port = 4222): Listener => ({ service: 'nats', addresses: [host], port });

@@ -77,4 +77,21 @@ t.test('a network of that name that is not this owner\'s is refused, never joine
   t.type(err, WorkloadSpecError);
   t.match((err as Error).message, `should be node ${NODE}'s for owner ${OWNER_A}, and is node ${NODE}, owner ${OWNER_B}`);
   t.equal((await docker.listContainers({ all: true, filters: { name: [spec.id] } })).length, 0, 'no container was made');
+  await docker.getNetwork(ownerNetworkName(NODE, OWNER_A)).remove();
+});
+
+t.test('a container on Docker\'s shared bridge (made before owner networks, or joined by hand) is moved to its owner\'s alone, without a restart', async (t) => {
+  const spec = specOf(OWNER_A, 'old');
+  const options = containerCreateOptions(spec, () => 'x');
+  await docker.createContainer({ ...options, HostConfig: { ...options.HostConfig, NetworkMode: 'bridge' } });
+  const first = await driver.ensure(spec);
+  const joined = async () => Object.keys((await docker.getContainer(spec.id).inspect()).NetworkSettings.Networks).sort();
+  t.strictSame(await joined(), [ownerNetworkName(NODE, OWNER_A)], 'moved when started');
+
+  await docker.getNetwork('bridge').connect({ Container: spec.id });
+  t.strictSame(await joined(), ['bridge', ownerNetworkName(NODE, OWNER_A)].sort(), 'joined to the shared bridge by hand');
+  const again = await driver.ensure(spec);
+  t.strictSame(await joined(), [ownerNetworkName(NODE, OWNER_A)], 'moved back while running');
+  t.equal(again.startedAt, first.startedAt, 'not restarted');
+  await driver.remove(spec.id);
 });
