@@ -97,12 +97,10 @@ export class DockerDriver implements Driver {
       if (!observed || observed.node !== spec.node || observed.owner !== spec.owner || observed.blueprint !== spec.blueprint || observed.workload !== spec.workload) {
         throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
       }
-      await this.keepInOwnerNetwork(spec, Object.keys(info.NetworkSettings?.Networks ?? {}));
+      await this.keepInOwnerNetwork(spec, info.NetworkSettings?.Networks ?? {});
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
-        // Its network was removed by hand meanwhile: made again, so the start does not fail.
-        await this.inOwnerNetwork(spec, async () => {});
         // A piped stdout is attached before the start, so that its reader gets the first byte too.
         if (spec.definition.stdout === 'pipe') held = await this.holdStdout(spec.id);
         await this.docker.getContainer(spec.id).start().catch((err: unknown) => {
@@ -142,8 +140,9 @@ export class DockerDriver implements Driver {
     await this.call(async () => {
       const container = this.docker.getContainer(id);
       await container.stop({ t: Math.ceil((this.options.removeGraceMs ?? DEFAULT_REMOVE_GRACE_MS) / 1000) }).catch(ignoreStatus(304, 404));
-      // v: its anonymous volumes go with it; 409: a removal is already under way.
+      // Whose it is, for its owner's network once it is gone.
       const owner = await container.inspect().then((c) => identityOf(c.Config.Labels), () => null);
+      // v: its anonymous volumes go with it; 409: a removal is already under way.
       await container.remove({ force: true, v: true }).catch(ignoreStatus(404, 409));
       this.held.get(id)?.stdout.destroy();
       this.held.delete(id);
@@ -312,18 +311,24 @@ export class DockerDriver implements Driver {
   }
 
   /**
-   * A container on other networks than its owner's (made before owner networks, on
-   * Docker's shared bridge; or joined to another by hand) is moved to its owner's alone,
-   * running or not: no restart.
+   * Keeps a container in its owner's network alone, running or not (no restart): one on
+   * other networks (made before owner networks, on Docker's shared bridge; or joined to
+   * another by hand) is moved; one whose network was removed by hand (a stopped one
+   * still names the old network's id, and would not start) is joined to it made again.
    */
-  private async keepInOwnerNetwork(spec: WorkloadSpec, joined: string[]): Promise<void> {
+  private async keepInOwnerNetwork(spec: WorkloadSpec, joined: Record<string, { NetworkID?: string }>): Promise<void> {
     const network = ownerNetworkOf(spec);
-    if (!network || (joined.length === 1 && joined[0] === network)) return;
+    if (!network) return;
     await this.ownerNetworks.run(network, async () => {
-      await ensureOwnerNetwork(this.docker, spec);
-      if (!joined.includes(network)) await this.docker.getNetwork(network).connect({ Container: spec.id });
+      const id = await ensureOwnerNetwork(this.docker, spec);
+      // A container never started names its networks only (an empty id), resolved at its start.
+      const entry = joined[network];
+      const current = entry !== undefined && (!entry.NetworkID || entry.NetworkID === id);
+      // By name: the stale entry is dropped through the network made again under that name.
+      const leave = Object.keys(joined).filter((name) => name !== network || !current);
+      for (const name of leave) await this.docker.getNetwork(name).disconnect({ Container: spec.id, Force: true }).catch(ignoreStatus(404));
+      if (!current) await this.docker.getNetwork(network).connect({ Container: spec.id });
     });
-    for (const other of joined.filter((n) => n !== network)) await this.docker.getNetwork(other).disconnect({ Container: spec.id, Force: true }).catch(ignoreStatus(404));
   }
 
   /** Validated inspect data, or null when there is no such container. */

@@ -34,7 +34,9 @@ const ContainerInspect = Type.Object({
     Health: Type.Optional(Type.Object({ Status: Type.String() })),
   }),
   /** The Docker networks it is joined to, by name. */
-  NetworkSettings: Type.Optional(Type.Object({ Networks: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])) })),
+  NetworkSettings: Type.Optional(Type.Object({
+    Networks: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Object({ NetworkID: Type.Optional(Type.String()) })), Type.Null()])),
+  })),
 });
 export type ContainerInspect = Static<typeof ContainerInspect>;
 

@@ -49,22 +49,24 @@ export function ownerNetworkCreateOptions(node: string, owner: string): Docker.N
 }
 
 /**
- * Makes the owner's network when it is missing. One that exists is used only when its
- * labels name this node and owner: else the error names both.
+ * Makes the owner's network when it is missing; returns its Docker id. One that exists
+ * is used only when its labels name this node and owner: else the error names both.
  */
-export async function ensureOwnerNetwork(docker: Docker, spec: WorkloadSpec): Promise<void> {
+export async function ensureOwnerNetwork(docker: Docker, spec: WorkloadSpec): Promise<string> {
   const options = ownerNetworkCreateOptions(spec.node, spec.owner);
-  let labels = await networkLabels(docker, options.Name);
-  if (!labels) {
+  let found = await inspectNetwork(docker, options.Name);
+  if (!found) {
     await docker.createNetwork(options).catch((err: unknown) => {
       if (statusCodeOf(err) !== 409) throw err; // made meanwhile by someone else: checked below
     });
-    labels = await networkLabels(docker, options.Name);
+    found = await inspectNetwork(docker, options.Name);
   }
-  if (labels?.[LABELS.node] !== spec.node || labels[LABELS.owner] !== spec.owner) {
-    const found = labels ? `node ${labels[LABELS.node] ?? '-'}, owner ${labels[LABELS.owner] ?? '-'}` : 'nothing (removed meanwhile)';
-    throw new WorkloadSpecError(spec.workload, 'owner', `the Docker network ${options.Name} should be node ${spec.node}'s for owner ${spec.owner}, and is ${found}; remove it by hand if it is stale`);
+  const labels = found?.Labels ?? {};
+  if (!found || labels[LABELS.node] !== spec.node || labels[LABELS.owner] !== spec.owner) {
+    const what = found ? `node ${labels[LABELS.node] ?? '-'}, owner ${labels[LABELS.owner] ?? '-'}` : 'nothing (removed meanwhile)';
+    throw new WorkloadSpecError(spec.workload, 'owner', `the Docker network ${options.Name} should be node ${spec.node}'s for owner ${spec.owner}, and is ${what}; remove it by hand if it is stale`);
   }
+  return found.Id;
 }
 
 /** Removes the owner's network when no container of this node's for the owner is left (in any state). */
@@ -81,10 +83,9 @@ export async function removeOwnerNetworks(docker: Docker, nodes: readonly string
   await Promise.all(found.filter((n) => n.Name.startsWith(NETWORK_PREFIX)).map((n) => removeNetwork(docker, n.Id)));
 }
 
-async function networkLabels(docker: Docker, name: string): Promise<Record<string, string> | null> {
+async function inspectNetwork(docker: Docker, name: string): Promise<{ Id: string; Labels?: Record<string, string> | null } | null> {
   try {
-    const info = await docker.getNetwork(name).inspect() as { Labels?: Record<string, string> | null };
-    return info.Labels ?? {};
+    return await docker.getNetwork(name).inspect() as { Id: string; Labels?: Record<string, string> | null };
   } catch (err) {
     if (statusCodeOf(err) === 404) return null;
     throw err;

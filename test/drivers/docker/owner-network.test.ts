@@ -95,3 +95,18 @@ t.test('a container on Docker\'s shared bridge (made before owner networks, or j
   t.equal(again.startedAt, first.startedAt, 'not restarted');
   await driver.remove(spec.id);
 });
+
+t.test('a stopped container whose network was removed by hand starts again, in the network made again', async (t) => {
+  const spec = specOf(OWNER_B, 'drift');
+  await driver.ensure(spec);
+  await docker.getContainer(spec.id).stop({ t: 0 });
+  // Docker lets a network go while only stopped containers name it; they keep its old id.
+  await docker.getNetwork(ownerNetworkName(NODE, OWNER_B)).remove();
+  const again = await driver.ensure(spec);
+  t.equal(again.state, 'running');
+  const networks = (await docker.getContainer(spec.id).inspect()).NetworkSettings.Networks;
+  const made = await docker.getNetwork(ownerNetworkName(NODE, OWNER_B)).inspect() as { Id: string };
+  t.strictSame(Object.keys(networks), [ownerNetworkName(NODE, OWNER_B)]);
+  t.equal(networks[ownerNetworkName(NODE, OWNER_B)]?.NetworkID, made.Id, 'joined to the network made again');
+  await driver.remove(spec.id);
+});
