@@ -12,6 +12,7 @@ import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from './errors.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
+import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
 const LISTEN_PATTERN = '^([^:,]+):([0-9]{1,5})$';
@@ -48,6 +49,11 @@ export const NodeConfigFile = Type.Object({
       routes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 64, description: 'the other servers\' cluster addresses, host:port' }),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, description: 'the pseudokernel\'s nats-server' })),
+  firewall: Type.Optional(Type.Object({
+    open: Type.Optional(Type.Array(Type.Union(OPENABLE_SERVICES.map((s) => Type.Literal(s))), {
+      uniqueItems: true, description: 'the node\'s services its workloads may reach: "api", "nats" (clients); none by default',
+    })),
+  }, { additionalProperties: false, description: 'the rules that keep workloads (containers, VMs) from the node\'s own ports' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -66,6 +72,8 @@ export interface NodeConfig {
   eventsLimit: number;
   /** The pseudokernel's local nats-server (its clients, and its cluster when the grid has one). */
   nats: { host: string; port: number; cluster: NatsClusterOptions | null };
+  /** The node's services workloads may reach; the others' ports are closed to them. */
+  firewall: { open: OpenableService[] };
   logLevel: string;
 }
 
@@ -128,6 +136,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
+    firewall: { open: file.firewall?.open ?? [] },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }

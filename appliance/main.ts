@@ -1,26 +1,38 @@
 // `npm start`: the node appliance process. Loads the config, the trust policy (made
-// on first start), the drivers, starts the pseudokernel (nats-server; the node runs
-// without it when it cannot start), the engine and the API; stops cleanly on
-// SIGINT/SIGTERM (API, then engine, then pseudokernel, then store). Workloads keep
-// running meanwhile.
+// on first start), installs the firewall that keeps workloads from the node's ports,
+// the drivers, starts the pseudokernel (nats-server; the node runs without it when it
+// cannot start), the engine and the API; stops cleanly on SIGINT/SIGTERM (API, then
+// engine, then pseudokernel, then store, then the firewall: nothing listens any more).
+// Workloads keep running meanwhile.
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.ts';
 import { createAppliance } from './appliance.ts';
-import { loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
+import { DATA_DIR_MODE, loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
 import { buildDrivers, buildNetworkDriver } from './drivers.ts';
 import { ZoneError } from './errors.ts';
+import { installWorkloadFirewall } from './firewall/firewall.ts';
+import { loadOrCreateIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
 
 async function main(): Promise<void> {
   const config = loadNodeConfig();
   const logger = createLogger({ level: config.logLevel });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
+  // Before anything listens or any workload is adopted.
+  mkdirSync(config.dataDir, { recursive: true, mode: DATA_DIR_MODE });
+  const node = loadOrCreateIdentity(config.dataDir).id;
+  let firewall = await installWorkloadFirewall(node, config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
   const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
   const { urls, extra } = await listenAll(api, config.listen);
-  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null }, 'zone appliance listening');
+  // A port 0 became a port: closed from now on.
+  if (config.listen.some((l) => l.port === 0)) {
+    firewall = await installWorkloadFirewall(node, config, { apiListen: config.listen.map((l, i) => ({ host: l.host, port: Number(new URL(urls[i] ?? '').port) })) });
+  }
+  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null, firewall: { table: firewall.table, namespace: firewall.namespace, open: config.firewall.open } }, 'zone appliance listening');
   process.stdout.write(`zone node ${appliance.identity.id} listening on ${urls.join(', ')} (data: ${config.dataDir})\n`);
   if (createdOperatorKey) {
     process.stdout.write(`first start: created operator key ${createdOperatorKey} and trust policy ${config.trustPolicyPath} trusting it; sign blueprints with that key\n`);
@@ -33,6 +45,7 @@ async function main(): Promise<void> {
     Promise.all(extra.map((server) => new Promise((resolve) => server.close(resolve))))
       .then(() => api.close())
       .then(() => appliance.close())
+      .then(() => firewall.remove())
       .then(() => process.exit(0), (err: unknown) => {
         logger.error({ err }, 'stop failed');
         process.exit(1);

@@ -24,6 +24,7 @@ import type { Blueprint } from '../blueprints/schema.ts';
 import { signBlueprint } from '../blueprints/sign.ts';
 import { normalizeWorkload, specHash } from '../blueprints/normalize.ts';
 import type { DriverEvent, WorkloadSpec } from '../drivers/contract.ts';
+import { removeOwnerNetworks } from '../drivers/docker/owner-network.ts';
 import { DockerDriver } from '../drivers/docker/driver.ts';
 import { LABELS } from '../drivers/docker/spec.ts';
 
@@ -124,6 +125,7 @@ async function measureAppliance(): Promise<{ submit: number[]; heal: number[] }>
   } finally {
     await appliance.close();
     await removeByLabel(`${LABELS.node}=${appliance.identity.id}`);
+    await removeOwnerNetworks(docker, [appliance.identity.id]);
     rmSync(dir, { recursive: true, force: true });
   }
   return { submit, heal };
@@ -163,6 +165,7 @@ async function measureRawAndDriver(): Promise<{ raw: number[]; ensure: number[];
     await driver.close();
     await removeByLabel(RAW_LABEL);
     await removeByLabel(`${LABELS.node}=${NODE}`);
+    await removeOwnerNetworks(docker, [NODE]);
   }
   return { raw, ensure, heal };
 }

@@ -14,7 +14,9 @@ import Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { LABELS } from '../../drivers/docker/spec.ts';
 import { DEFAULT_SECRETS_ROOT } from '../../drivers/docker/secrets.ts';
+import { removeOwnerNetworks } from '../../drivers/docker/owner-network.ts';
 import { loadOrCreateIdentity } from '../../appliance/identity.ts';
+import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
@@ -230,7 +232,7 @@ async function removeNodeNetworks(node: ClusterNode): Promise<void> {
   }
 }
 
-/** Workloads the nodes' drivers made, found by their `zone.node` label. */
+/** Workloads the nodes' drivers made, found by their `zone.node` label, then their owners' networks. */
 export async function removeNodeContainers(ids: string[]): Promise<void> {
   const docker = new Docker();
   // Docker ANDs label filters: one query per node.
@@ -238,14 +240,17 @@ export async function removeNodeContainers(ids: string[]): Promise<void> {
   await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
   // Their sealed values' files (drivers/docker/secrets.ts) go with them.
   await Promise.all(ids.map((id) => rm(join(DEFAULT_SECRETS_ROOT, id), { recursive: true, force: true })));
+  await removeOwnerNetworks(docker, ids);
 }
 
-/** Removes processes, containers, networks, namespaces, links and DIR; what is already gone is skipped. */
+/** Removes processes, firewall tables, containers, networks, namespaces, links and DIR; what is already gone is skipped. */
 export async function clusterDown(dirOption: string): Promise<ClusterState> {
   const dir = resolve(dirOption);
   const state = await readClusterState(dir);
   if (!state) throw new ClusterError(`no cluster in ${dir} (no ${STATE_FILE})`);
   for (const node of state.nodes) await stopAppliance(node);
+  // A node that stopped cleanly removed its own; one that crashed did not.
+  for (const node of state.nodes) if (node.id) await removeWorkloadFirewall(node.id);
   await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : [])));
   for (const node of state.nodes) await removeNodeNetworks(node);
   for (const node of state.nodes) {

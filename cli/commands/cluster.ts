@@ -45,7 +45,7 @@ export function register(program: Command): void {
     }));
 
   common(cluster.command('down'))
-    .description('stop the nodes and remove everything the cluster made (processes, containers, namespaces, links, data)')
+    .description('stop the nodes and remove everything the cluster made (processes, firewall tables, containers, networks, namespaces, links, data)')
     .action(action(async (opts: ClusterOptions) => {
       const state = await asCliFailure(() => clusterDown(dirOf(opts)));
       process.stdout.write(`cluster ${state.name} is down: ${state.nodes.length} nodes removed\n`);

@@ -13,6 +13,8 @@ import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
 import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
 import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
+import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 
 export interface DockerDriverOptions {
@@ -51,6 +53,11 @@ export class DockerDriver implements Driver {
   /** By container name, until attach(id, { replay: true }) takes it. */
   private readonly held = new Map<string, HeldStdout>();
   private readonly secrets: SecretFiles;
+  /**
+   * By owner network: making it and creating a container in it, or finding no container
+   * left and removing it, never interleave.
+   */
+  private readonly ownerNetworks = new KeyedLock();
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
@@ -85,10 +92,10 @@ export class DockerDriver implements Driver {
       if (!info) {
         const options = containerCreateOptions(spec, sealed ? await this.secrets.prepare(spec) : null);
         await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
-        await this.docker.createContainer(options).catch((err: unknown) => {
+        await this.inOwnerNetwork(spec, () => this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
           throw specErrorOf(spec.workload, err) ?? err;
-        });
+        }));
         info = await this.inspectContainer(spec.id);
         if (!info) throw new Error(`container ${spec.id} was removed right after it was created`);
       }
@@ -96,6 +103,7 @@ export class DockerDriver implements Driver {
       if (!observed || observed.node !== spec.node || observed.owner !== spec.owner || observed.blueprint !== spec.blueprint || observed.workload !== spec.workload) {
         throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
       }
+      await this.keepInOwnerNetwork(spec, info.NetworkSettings?.Networks ?? {});
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
@@ -139,11 +147,16 @@ export class DockerDriver implements Driver {
     await this.call(async () => {
       const container = this.docker.getContainer(id);
       await container.stop({ t: Math.ceil((this.options.removeGraceMs ?? DEFAULT_REMOVE_GRACE_MS) / 1000) }).catch(ignoreStatus(304, 404));
+      // Whose it is, for its owner's network once it is gone.
+      const owner = await container.inspect().then((c) => identityOf(c.Config.Labels), () => null);
       // v: its anonymous volumes go with it; 409: a removal is already under way.
       await container.remove({ force: true, v: true }).catch(ignoreStatus(404, 409));
       this.held.get(id)?.stdout.destroy();
       this.held.delete(id);
       await this.secrets.remove(id);
+      if (owner?.node === this.ctx.node) {
+        await this.ownerNetworks.run(ownerNetworkName(owner.node, owner.owner), () => removeOwnerNetworkIfUnused(this.docker, owner.node, owner.owner));
+      }
     });
   }
 
@@ -290,6 +303,40 @@ export class DockerDriver implements Driver {
     });
     out.on('close', () => live?.stdout.destroy());
     return { stdin: live?.stdin ?? refusingStdin(), stdout: out, startedAt: before.startedAt, exact: false };
+  }
+
+  /** Runs `fn` (a create, or nothing) once the owner's network exists, if `spec` has one. */
+  private async inOwnerNetwork(spec: WorkloadSpec, fn: () => Promise<unknown>): Promise<void> {
+    const network = ownerNetworkOf(spec);
+    if (!network) {
+      await fn();
+      return;
+    }
+    await this.ownerNetworks.run(network, async () => {
+      await ensureOwnerNetwork(this.docker, spec);
+      await fn();
+    });
+  }
+
+  /**
+   * Keeps a container in its owner's network alone, running or not (no restart): one on
+   * other networks (made before owner networks, on Docker's shared bridge; or joined to
+   * another by hand) is moved; one whose network was removed by hand (a stopped one
+   * still names the old network's id, and would not start) is joined to it made again.
+   */
+  private async keepInOwnerNetwork(spec: WorkloadSpec, joined: Record<string, { NetworkID?: string }>): Promise<void> {
+    const network = ownerNetworkOf(spec);
+    if (!network) return;
+    await this.ownerNetworks.run(network, async () => {
+      const id = await ensureOwnerNetwork(this.docker, spec);
+      // A container never started names its networks only (an empty id), resolved at its start.
+      const entry = joined[network];
+      const current = entry !== undefined && (!entry.NetworkID || entry.NetworkID === id);
+      // By name: the stale entry is dropped through the network made again under that name.
+      const leave = Object.keys(joined).filter((name) => name !== network || !current);
+      for (const name of leave) await this.docker.getNetwork(name).disconnect({ Container: spec.id, Force: true }).catch(ignoreStatus(404));
+      if (!current) await this.docker.getNetwork(network).connect({ Container: spec.id });
+    });
   }
 
   /** Validated inspect data, or null when there is no such container. */

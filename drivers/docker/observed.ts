@@ -33,6 +33,10 @@ const ContainerInspect = Type.Object({
     Pid: Type.Optional(Type.Integer({ minimum: 0 })),
     Health: Type.Optional(Type.Object({ Status: Type.String() })),
   }),
+  /** The Docker networks it is joined to, by name. */
+  NetworkSettings: Type.Optional(Type.Object({
+    Networks: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Object({ NetworkID: Type.Optional(Type.String()) })), Type.Null()])),
+  })),
 });
 export type ContainerInspect = Static<typeof ContainerInspect>;
 

@@ -3,6 +3,7 @@
 import type Docker from 'dockerode';
 import { WorkloadSpecError, type WorkloadSpec } from '../contract.ts';
 import { SECRETS_TARGET, sealedEnvNames } from './secrets.ts';
+import { ownerNetworkName } from './owner-network.ts';
 
 /** The labels that make a container ours; `list()` and `watch()` find containers by them. */
 export const LABELS = {
@@ -80,7 +81,8 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
     PidsLimit: d.pidsLimit,
     ReadonlyRootfs: d.readOnlyRootfs,
     SecurityOpt: ['no-new-privileges'],
-    NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : 'bridge',
+    // Plain containers join their owner's own bridge (owner-network.ts), never Docker's shared one.
+    NetworkMode: d.hostNetwork ? 'host' : d.networks.length > 0 ? 'none' : ownerNetworkName(spec.node, spec.owner),
     PortBindings: bindings,
     Mounts: [
       ...d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),

@@ -28,6 +28,7 @@ import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWo
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
 import { DomainPoller } from './watch.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 
 const execFileP = promisify(execFile);
 
@@ -72,7 +73,7 @@ export class LibvirtDriver implements Driver {
   private readonly poller: DomainPoller;
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly setupProblem: string | null;
 
   constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
@@ -424,15 +425,8 @@ export class LibvirtDriver implements Driver {
   }
 
   /** Serialises ensure/stop/remove per domain so two calls never race on one domain's files. */
-  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(fn);
-    this.locks.set(id, next);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === next) this.locks.delete(id);
-    }
+  private exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 }
 

@@ -24,6 +24,7 @@ import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
 import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { BRIDGE, containerInterface, containerLink, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface } from './names.ts';
 import {
   containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
@@ -52,7 +53,7 @@ export class WireguardDriver implements NetworkDriver {
   private readonly underlay: string | null;
   private implementation: Promise<WireguardImplementation> | null = null;
   /** One operation per network at a time: ensure/remove/attach of one id never interleave. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedLock();
 
   constructor(private readonly ctx: DriverContext, private readonly options: WireguardDriverOptions = {}) {
     this.state = new StateFiles(join(ctx.dataDir, 'networks'));
@@ -204,15 +205,8 @@ export class WireguardDriver implements NetworkDriver {
     });
   }
 
-  private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(work);
-    this.queues.set(id, next);
-    try {
-      return await next;
-    } finally {
-      if (this.queues.get(id) === next) this.queues.delete(id);
-    }
+  private serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    return this.queues.run(id, work);
   }
 
   /** The clear private key of the network, opened only to be piped into `wg`. */

@@ -84,6 +84,15 @@ t.test('a bad config file is refused naming the field', async (t) => {
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: tmp(t), ZONE_LISTEN: 'nowhere' }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
 });
 
+t.test('workloads reach none of the node\'s services unless firewall.open names them; never the NATS routes', async (t) => {
+  const dir = tmp(t);
+  t.strictSame(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).firewall, { open: [] });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ firewall: { open: ['api', 'nats'] } }));
+  t.strictSame(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).firewall, { open: ['api', 'nats'] });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ firewall: { open: ['nats-routes'] } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/firewall/open/0' });
+});
+
 t.test('the first start makes an operator key and a policy trusting it; later starts keep them', async (t) => {
   const dir = tmp(t);
   const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });

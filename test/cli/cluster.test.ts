@@ -11,11 +11,14 @@ import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { workloadId } from '../../appliance/engine/desired.ts';
 import type { Network } from '../../blueprints/schema.ts';
+import { addressAt } from '../../drivers/wireguard/addresses.ts';
 import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
+import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
 import { makeOwnerToken } from '../../api/read-token.ts';
 import { restartPath } from '../../appliance/pseudokernel/node-control.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
+import { opened, reachableFrom } from '../helpers/probe.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
 
@@ -32,6 +35,7 @@ let state: ClusterState | null = null;
 t.teardown(async () => {
   if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
   if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
+  for (const n of state?.nodes ?? []) if (n.id) await removeWorkloadFirewall(n.id).catch(() => undefined);
   for (const n of state?.nodes ?? []) if (n.pid) { try { process.kill(n.pid, 'SIGKILL'); } catch { /* already gone */ } }
   for (const ns of (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`zcl-${NAME}-`))) {
     await sh('ip', 'netns', 'del', ns).catch(() => undefined);
@@ -103,6 +107,27 @@ t.test('blueprints declaring one planned network carry a container on node 1 to 
   await sh('ip', 'netns', 'exec', overlay(0), 'ip', 'link', 'del', iface);
   await waitFor(() => sh('ip', 'netns', 'exec', overlay(0), 'ip', '-o', 'link', 'show', iface).then((l) => /[<,]UP[,>]/.test(l)), { timeoutMs: 45_000, what: `${iface} recreated` });
   t.pass('an interface deleted by hand comes back');
+});
+
+t.test('a plain container on node 1 gets no answer from any node\'s API or NATS ports, on any address', async (t) => {
+  const nodes = state!.nodes;
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const file = join(base, 'probe.yaml');
+  await writeFile(file, stringify({ name: 'probe', version: 1, owner, node: nodes[0]!.id, workloads: [{ name: 'probe', kind: 'container', image: 'zone/busybox', command: ['sleep', '600'] }] }));
+  await zone('apply', file, '--node', nodes[0]!.api, '--key', state!.operatorKey, '--timeout', '120');
+  const probe = workloadId(nodes[0]!.id!, owner, 'probe', 'probe');
+  // A control: something else listening in node 2's namespace is reached, so the path is there.
+  const control = spawn('ip', ['netns', 'exec', nodes[1]!.namespace, process.execPath, '-e', 'require("net").createServer((s) => s.end()).listen(7799, () => console.log("up"))'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => { control.kill('SIGKILL'); });
+  await new Promise((resolve, reject) => { control.stdout.once('data', resolve); control.once('exit', reject); });
+  // Every node's address, the host's end of the switch, and the container's gateway.
+  const gateway = (await sh('docker', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}', probe)).trim();
+  const addresses = [...nodes.map((n) => n.address), addressAt(state!.subnet, 1), gateway];
+  const targets = addresses.flatMap((a) => [7700, 4222, 6222].map((p) => `${a}:${p}`));
+  const result = await reachableFrom(probe, [...targets, `${nodes[1]!.address}:7799`]);
+  t.strictSame(opened(result), [`${nodes[1]!.address}:7799`], `only the control answers; closed: ${targets.join(' ')}`);
+  const tables = await sh('nft', 'list', 'tables');
+  for (const n of nodes) t.match(tables, `table inet zone-${n.id}`, `node ${n.index} installed its table in the host's namespace, where dockerd is`);
 });
 
 t.test('the nodes\' nats-servers form one cluster: files a container writes to /zone/fs on node 1 are read byte-exact on node 3', async (t) => {
@@ -235,5 +260,9 @@ t.test('down leaves no namespace, link, process or container behind', async (t) 
   t.same(natsLeft, [], 'no nats-server of the cluster');
   const labelled = await Promise.all(nodes.map((n) => sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`)));
   t.same(labelled.map((s) => s.trim()), ['', '', ''], 'no container with the nodes\' labels');
+  const networks = await Promise.all(nodes.map((n) => sh('docker', 'network', 'ls', '-q', '--filter', `label=zone.node=${n.id}`)));
+  t.same(networks.map((s) => s.trim()), ['', '', ''], 'no Docker network with the nodes\' labels');
+  const tables = await sh('nft', 'list', 'tables');
+  t.notOk(nodes.some((n) => tables.includes(`zone-${n.id}`)), 'no firewall table of the nodes');
   t.notOk(existsSync(dir), 'the cluster directory is gone');
 });

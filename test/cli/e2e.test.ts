@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,10 +30,7 @@ t.test('keygen, sign, apply, status, logs, events, delete against a node with th
   mkdirSync(dataDir, { mode: 0o700 });
   let nodeId = '';
   t.teardown(async () => {
-    if (nodeId) {
-      const ids = (await run('docker', ['ps', '-aq', '--filter', `label=zone.node=${nodeId}`])).stdout.split('\n').filter(Boolean);
-      if (ids.length) await run('docker', ['rm', '-f', ...ids]);
-    }
+    if (nodeId) await removeNodeContainers([nodeId]);
     rmSync(dir, { recursive: true, force: true });
   });
 

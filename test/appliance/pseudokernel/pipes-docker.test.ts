@@ -14,7 +14,7 @@ import type { ContainerWorkload, Pipe } from '../../../blueprints/schema.ts';
 import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { FakeDriver } from '../../../drivers/fake/driver.ts';
-import { LABELS } from '../../../drivers/docker/spec.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { desiredWorkloads, workloadId } from '../../../appliance/engine/desired.ts';
 import { createLogger } from '../../../appliance/logger.ts';
 import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
@@ -44,8 +44,7 @@ const ends: LocalPipeEnd[] = [];
 t.teardown(async () => {
   await runner.stop();
   await driver.close();
-  const found = await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${NODE}`] } });
-  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  await removeNodeContainers([NODE]);
   await nc.close();
   await server.stop();
   rmSync(dir, { recursive: true, force: true });

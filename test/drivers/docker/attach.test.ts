@@ -8,7 +8,7 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
-import { LABELS } from '../../../drivers/docker/spec.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const NODE = `at${process.pid}`;
@@ -19,8 +19,7 @@ const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
 
 t.teardown(async () => {
   await driver.close();
-  const found = await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${NODE}`] } });
-  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  await removeNodeContainers([NODE]);
 });
 
 function specOf(workload: string, command: string[], piped: { stdin?: 'pipe'; stdout?: 'pipe' } = {}): WorkloadSpec {

@@ -1,5 +1,6 @@
 // DockerDriver against the real dockerd.
 import t from 'tap';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ async function removeByLabel(label: string): Promise<void> {
 t.teardown(async () => {
   unwatch();
   await driver.close();
-  await removeByLabel(`${LABELS.node}=${NODE}`);
+  await removeNodeContainers([NODE]);
   await removeByLabel(`zone-test=${NODE}`);
   await rm(join(DEFAULT_SECRETS_ROOT, NODE), { recursive: true, force: true });
 });

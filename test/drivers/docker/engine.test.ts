@@ -17,8 +17,8 @@ import { sealSecret } from '../../../blueprints/seal.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';
 import type { WorkloadStatus } from '../../../appliance/types.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
-import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const docker = new Docker();
@@ -54,9 +54,7 @@ async function node(t: Test, options: { dir?: string; policy?: Partial<NodeConfi
       // Every appliance on this data directory stops before its containers go.
       for (const c of closers.get(dir) ?? []) await c();
       closers.delete(dir);
-      const ours = await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${appliance.identity.id}`] } });
-      await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
-      rmSync(join(DEFAULT_SECRETS_ROOT, appliance.identity.id), { recursive: true, force: true });
+      await removeNodeContainers([appliance.identity.id]);
       rmSync(dir, { recursive: true, force: true });
     });
   }

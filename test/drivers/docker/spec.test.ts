@@ -4,6 +4,7 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload, Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions, dockerTimestamp } from '../../../drivers/docker/spec.ts';
+import { ownerNetworkName } from '../../../drivers/docker/owner-network.ts';
 
 const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
 
@@ -36,7 +37,7 @@ t.test('a plain workload gets the safe defaults', async (t) => {
   t.same(h.CapAdd, [...DEFAULT_CAPABILITIES].sort());
   t.same(h.SecurityOpt, ['no-new-privileges']);
   t.same(h.RestartPolicy, { Name: 'no' }, 'the engine restarts, not Docker');
-  t.equal(h.NetworkMode, 'bridge');
+  t.equal(h.NetworkMode, ownerNetworkName(specOf().node, specOf().owner), 'its owner\'s own bridge network, not Docker\'s shared one');
   t.equal(h.ReadonlyRootfs, false);
   t.same(h.Mounts, []);
   t.same(h.Devices, []);
@@ -110,7 +111,7 @@ t.test('a /zone mount is bound at /zone with rslave propagation, and the spec ha
   t.doesNotThrow(() => containerCreateOptions(own, noSecrets), 'and taken where the node has no pseudokernel');
 });
 
-t.test('networks: bridge by default, none on zone networks, host only when asked', async (t) => {
+t.test('networks: the owner\'s bridge by default, none on zone networks, host only when asked', async (t) => {
   t.equal(containerCreateOptions(specOf({ networks: [{ name: 'mesh', ip: '10.88.1.10' }] }), noSecrets).HostConfig?.NetworkMode, 'none');
   const host = containerCreateOptions(specOf({ hostNetwork: true }), noSecrets);
   t.equal(host.HostConfig?.NetworkMode, 'host');
