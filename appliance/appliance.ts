@@ -107,11 +107,14 @@ export class ZoneAppliance implements Appliance {
       policy: this.options.config.policy,
       admitted: this.store.blueprints().map((b) => b.document),
     });
-    this.store.putBlueprint(bp, new Date().toISOString());
-    this.eventLog.record({
-      owner: bp.owner, blueprint: bp.name, workload: null,
-      from: previous === null ? null : `v${previous}`, to: bp.delete ? 'deleted' : `v${bp.version}`,
-      reason: `${bp.delete ? 'tombstone' : `version ${bp.version}`} accepted, signed by ${signers.join(', ')}`,
+    // The blueprint and its event in one write: a full disk refuses both (NO_SPACE, 507).
+    this.store.transaction(() => {
+      this.store.putBlueprint(bp, new Date().toISOString());
+      this.eventLog.record({
+        owner: bp.owner, blueprint: bp.name, workload: null,
+        from: previous === null ? null : `v${previous}`, to: bp.delete ? 'deleted' : `v${bp.version}`,
+        reason: `${bp.delete ? 'tombstone' : `version ${bp.version}`} accepted, signed by ${signers.join(', ')}`,
+      });
     });
     this.logger.info({ blueprint: bp.name, owner: bp.owner, version: bp.version, deleted: bp.delete ?? false, signers }, 'blueprint accepted');
     this.reconciler.wake();

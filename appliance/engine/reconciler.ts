@@ -6,6 +6,7 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
+import { ZoneError } from '../errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { WorkloadState } from '../types.ts';
@@ -92,7 +93,8 @@ export class Reconciler {
         try {
           await this.pass();
         } catch (err) {
-          this.o.logger.error({ err }, 'reconcile pass failed');
+          if (err instanceof ZoneError && err.code === 'NO_SPACE') this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
+          else this.o.logger.error({ err }, 'reconcile pass failed');
         }
       } while (this.again && !this.stopped);
       this.passing = null;
@@ -322,10 +324,11 @@ export class Reconciler {
     const stateChanged = isNew || next.state !== r.state;
     if (stateChanged) next.since = new Date().toISOString();
     if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
-    this.records.set(r.id, next);
-    // One transaction (one fsync) for the record and its event.
+    // One transaction (one fsync) for the record and its event; memory follows the
+    // commit, so a write the store refuses (a full disk) changes neither.
     this.o.store.transaction(() => {
       this.o.store.putWorkload(next);
+      this.o.store.afterCommit(() => this.records.set(r.id, next));
       if (stateChanged) {
         this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
       }
@@ -333,9 +336,9 @@ export class Reconciler {
   }
 
   private forget(r: WorkloadRecord, reason: string): void {
-    this.records.delete(r.id);
     this.o.store.transaction(() => {
       this.o.store.deleteWorkload(r.id);
+      this.o.store.afterCommit(() => this.records.delete(r.id));
       this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: r.state, to: 'removed', reason });
     });
   }
