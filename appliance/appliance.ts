@@ -17,6 +17,7 @@ import { desiredWorkloads, isLive, workloadId } from './engine/desired.ts';
 import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from './engine/backoff.ts';
 import { ZoneError } from './errors.ts';
+import { checkVmImageFiles } from './vm-images.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
@@ -110,6 +111,7 @@ export class ZoneAppliance implements Appliance {
       policy: this.options.config.policy,
       admitted: this.liveDocuments(),
     });
+    checkVmImageFiles(bp, this.options.config.policy);
     // The blueprint and its event in one write: a full disk refuses both (NO_SPACE, 507).
     this.store.transaction(() => {
       this.store.putBlueprint(bp, new Date().toISOString());

@@ -33,6 +33,7 @@ export const NodeConfigFile = Type.Object({
     hostMounts: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'host paths workloads may mount' })),
     devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/' }))),
     capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }))),
+    vmImages: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { maxItems: 64, description: 'host path prefixes VMs may boot disk images from (regular files only, symlinks resolved)' })),
   }, { additionalProperties: false })),
   overcommit: Type.Optional(Type.Object({ cpu: Type.Optional(Factor), memory: Type.Optional(Factor), disk: Type.Optional(Factor) }, { additionalProperties: false })),
   reconcile: Type.Optional(Type.Object({
@@ -60,7 +61,7 @@ export interface NodeConfig {
   /** Read endpoints need a token from one of these keys; null: reads are open. */
   readTokens: ReadTokenOptions | null;
   trustPolicyPath: string;
-  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[] };
+  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[] };
   overcommit: { cpu: number; memory: number; disk: number };
   reconcile: { resyncMs: number; concurrency: number };
   eventsLimit: number;
@@ -123,6 +124,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
       hostMounts: file.policy?.hostMounts ?? [],
       devices: file.policy?.devices ?? [],
       capabilities: file.policy?.capabilities ?? [],
+      vmImages: file.policy?.vmImages ?? [],
     },
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
