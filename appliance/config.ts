@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { ReadTokenOptions } from '../api/read-token.ts';
 import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
 import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
@@ -23,9 +22,13 @@ export const NodeConfigFile = Type.Object({
     description: 'host:port of the API, or a list of them (e.g. loopback and the overlay address)',
   })),
   readTokens: Type.Optional(Type.Object({
-    keys: Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted' }),
+    keys: Type.Optional(Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted (default: the trust policy\'s signers)' })),
+    public: Type.Optional(Type.Boolean({ description: 'true: reads are open on every address, even beyond loopback' })),
     maxTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400, description: 'longest lifetime a token may have left' })),
-  }, { additionalProperties: false, description: 'when set, read endpoints need a signed, short-lived token (Authorization: Zone ...)' })),
+  }, {
+    additionalProperties: false,
+    description: 'read endpoints need a signed, short-lived token (Authorization: Zone ...); on by default when the API listens beyond loopback',
+  })),
   trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trust policy file (default: trust-policy.json in the data directory)' })),
   policy: Type.Optional(Type.Object({
     privileged: Type.Optional(Type.Boolean()),
@@ -58,8 +61,8 @@ export interface NodeConfig {
   dataDir: string;
   /** The API's addresses; the first is the one printed and used by local clients. */
   listen: { host: string; port: number }[];
-  /** Read endpoints need a token from one of these keys; null: reads are open. */
-  readTokens: ReadTokenOptions | null;
+  /** What the config says of read tokens; null: nothing (see appliance/read-protection.ts for the default). */
+  readTokens: { public: boolean; keys: string[] | null; maxTtlSeconds?: number } | null;
   trustPolicyPath: string;
   policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[] };
   overcommit: { cpu: number; memory: number; disk: number };
@@ -116,7 +119,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
   return {
     dataDir,
     listen: env.ZONE_LISTEN ? parseListen(env.ZONE_LISTEN.split(','), '$ZONE_LISTEN') : parseListen([file.listen ?? DEFAULT_LISTEN].flat(), filePath),
-    readTokens: file.readTokens ? { keys: file.readTokens.keys, ...(file.readTokens.maxTtlSeconds ? { maxTtlSeconds: file.readTokens.maxTtlSeconds } : {}) } : null,
+    readTokens: readTokensOf(file.readTokens, filePath),
     trustPolicyPath: isAbsolute(trustPolicy) ? trustPolicy : join(dataDir, trustPolicy),
     policy: {
       privileged: file.policy?.privileged ?? false,
@@ -132,6 +135,12 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
+}
+
+function readTokensOf(tokens: NodeConfigFile['readTokens'], filePath: string): NodeConfig['readTokens'] {
+  if (!tokens) return null;
+  if (tokens.public && tokens.keys) throw new ZoneError('INVALID', `${filePath}: readTokens: public reads take no keys (drop "keys" or "public")`, '/readTokens/public');
+  return { public: tokens.public ?? false, keys: tokens.keys ?? null, ...(tokens.maxTtlSeconds ? { maxTtlSeconds: tokens.maxTtlSeconds } : {}) };
 }
 
 /** `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from. */

@@ -11,6 +11,7 @@ import { loadNodeConfig, loadOrCreateTrustPolicy } from './config.ts';
 import { buildDrivers, buildNetworkDriver } from './drivers.ts';
 import { ZoneError } from './errors.ts';
 import { createLogger } from './logger.ts';
+import { readProtection } from './read-protection.ts';
 
 async function main(): Promise<void> {
   const config = loadNodeConfig();
@@ -18,10 +19,12 @@ async function main(): Promise<void> {
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
-  const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
+  const reads = readProtection(config, policy);
+  const api = await buildServer(appliance, { logger, ...(reads.options ? { readToken: reads.options } : {}) });
   const { urls, extra } = await listenAll(api, config.listen);
-  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null }, 'zone appliance listening');
+  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: reads.options !== null }, 'zone appliance listening');
   process.stdout.write(`zone node ${appliance.identity.id} listening on ${urls.join(', ')} (data: ${config.dataDir})\n`);
+  if (reads.defaulted) process.stdout.write(`${reads.summary}\n`);
   if (createdOperatorKey) {
     process.stdout.write(`first start: created operator key ${createdOperatorKey} and trust policy ${config.trustPolicyPath} trusting it; sign blueprints with that key\n`);
   }
