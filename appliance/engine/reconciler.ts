@@ -382,11 +382,11 @@ export class Reconciler {
     if (this.stopped || at >= this.dueAt) return;
     if (this.dueTimer) clearTimeout(this.dueTimer);
     this.dueAt = at;
+    // setTimeout takes at most 2^31-1 ms (24.8 days; longer fires at once): a far expiry wakes a pass early, which sets the timer again.
     this.dueTimer = setTimeout(() => {
       this.dueAt = Infinity;
       this.dueTimer = null;
       this.wake();
-      // setTimeout takes at most 2^31-1 ms (24.8 days; longer fires at once): a far expiry wakes a pass early, which sets the timer again.
     }, Math.min(Math.max(0, at - this.clock().getTime()), MAX_TIMER_MS));
     this.dueTimer.unref();
   }
