@@ -112,6 +112,8 @@ export class Store {
     if (current > MIGRATIONS.length) {
       throw new Error(`store schema version ${current} is newer than this appliance knows (${MIGRATIONS.length}): refusing to run an older appliance on it`);
     }
+    // Nothing written when up to date: a node whose disk is full still starts (and serves reads).
+    if (current === MIGRATIONS.length) return;
     this.db.transaction(() => {
       MIGRATIONS.slice(current).forEach((sql) => this.db.exec(sql));
       this.db.pragma(`user_version = ${MIGRATIONS.length}`);

@@ -31,7 +31,12 @@ execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0711', 'zone-disk-full
 const running = new Set<() => Promise<void>>();
 t.teardown(async () => {
   for (const stop of running) await stop();
-  execFileSync('umount', [dataDir]);
+  // Lazily when something failed half-way and still holds a file there.
+  try {
+    execFileSync('umount', [dataDir]);
+  } catch {
+    execFileSync('umount', ['-l', dataDir]);
+  }
   rmSync(base, { recursive: true, force: true });
 });
 
