@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import { normalizeWorkload } from '../blueprints/normalize.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
+import { imageKindOf } from '../drivers/libvirt/spec.ts';
 import { ZoneError } from './errors.ts';
 import type { Capacity } from './types.ts';
 
@@ -16,6 +17,8 @@ export interface NodePolicy {
   devices: string[];
   /** Linux capabilities workloads may add. */
   capabilities: string[];
+  /** Host path prefixes VMs may boot disk images from (none: VMs boot only images the node holds). */
+  vmImages: string[];
 }
 
 /** How much of each resource may be promised, as a multiple of what the node has. */
@@ -131,7 +134,8 @@ export function checkPorts(bp: Blueprint, others: readonly Blueprint[]): void {
   }
 }
 
-const under = (path: string, prefix: string): boolean => {
+/** `path` is `prefix` or below it. */
+export const under = (path: string, prefix: string): boolean => {
   const p = posix.normalize(path);
   const root = posix.normalize(prefix).replace(/\/$/, '');
   return p === root || p.startsWith(`${root}/`) || root === '';
@@ -154,6 +158,10 @@ export function checkPolicy(bp: Blueprint, policy: NodePolicy): void {
     (w.devices ?? []).forEach((d, j) => {
       if (!policy.devices.includes(d)) refuse(`${at}/devices/${j}`, `workload ${w.name}: device ${d}`, `allowed: ${policy.devices.join(', ') || 'none'}`);
     });
+    if (w.kind === 'vm' && imageKindOf(w.image) === 'disk' && !policy.vmImages.some((prefix) => under(w.image, prefix))) {
+      refuse(`${at}/image`, `workload ${w.name}: the host path ${w.image} as a VM image`,
+        `a VM boots an image the node holds (a local container image); disk images from: ${policy.vmImages.join(', ') || 'none (policy.vmImages)'}`);
+    }
     (w.capabilities ?? []).forEach((c, j) => {
       if (!policy.capabilities.includes(c)) refuse(`${at}/capabilities/${j}`, `workload ${w.name}: capability ${c}`, `allowed: ${policy.capabilities.join(', ') || 'none'}`);
     });

@@ -9,14 +9,16 @@ import { openSealed } from '../blueprints/seal.ts';
 import { TokenChecker } from '../api/read-token.ts';
 import { restartPath } from './pseudokernel/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
+import type { Blueprint } from '../blueprints/schema.ts';
 import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
 import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
-import { desiredWorkloads, workloadId } from './engine/desired.ts';
+import { desiredWorkloads, isLive, workloadId } from './engine/desired.ts';
 import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from './engine/backoff.ts';
 import { ZoneError } from './errors.ts';
+import { checkVmImageFiles } from './vm-images.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
@@ -48,6 +50,8 @@ export interface ApplianceOptions {
   hostCapacity?: Capacity;
   /** How many unexpired tokens the node remembers, and its clock (tests set them). */
   tokens?: { replayCapacity?: number; clock?: () => number };
+  /** The clock of the engine and of expiry (default: the wall clock; tests pass their own). */
+  clock?: () => Date;
 }
 
 function toStatus(r: WorkloadRecord): WorkloadStatus {
@@ -87,7 +91,7 @@ export class ZoneAppliance implements Appliance {
   }
 
   async nodeInfo(): Promise<NodeInfo> {
-    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.store.blueprints().map((b) => b.document));
+    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.liveDocuments());
     return {
       id: this.identity.id,
       signingKey: this.identity.signing.publicKey,
@@ -108,7 +112,7 @@ export class ZoneAppliance implements Appliance {
       policy: this.options.trustPolicy,
       nodeId: this.identity.id,
       storedVersion: (owner, name) => this.store.storedVersion(owner, name),
-      now: new Date(),
+      now: this.now(),
       boxSecretKey: this.identity.box.secretKey,
     });
     const previous = this.store.storedVersion(bp.owner, bp.name);
@@ -116,13 +120,17 @@ export class ZoneAppliance implements Appliance {
       total: this.hostCapacity,
       overcommit: this.options.config.overcommit,
       policy: this.options.config.policy,
-      admitted: this.store.blueprints().map((b) => b.document),
+      admitted: this.liveDocuments(),
     });
-    this.store.putBlueprint(bp, new Date().toISOString());
-    this.eventLog.record({
-      owner: bp.owner, blueprint: bp.name, workload: null,
-      from: previous === null ? null : `v${previous}`, to: bp.delete ? 'deleted' : `v${bp.version}`,
-      reason: `${bp.delete ? 'tombstone' : `version ${bp.version}`} accepted, signed by ${signers.join(', ')}`,
+    checkVmImageFiles(bp, this.options.config.policy);
+    // The blueprint and its event in one write: a full disk refuses both (NO_SPACE, 507).
+    this.store.transaction(() => {
+      this.store.putBlueprint(bp, new Date().toISOString());
+      this.eventLog.record({
+        owner: bp.owner, blueprint: bp.name, workload: null,
+        from: previous === null ? null : `v${previous}`, to: bp.delete ? 'deleted' : `v${bp.version}`,
+        reason: `${bp.delete ? 'tombstone' : `version ${bp.version}`} accepted, signed by ${signers.join(', ')}`,
+      });
     });
     this.logger.info({ blueprint: bp.name, owner: bp.owner, version: bp.version, deleted: bp.delete ?? false, signers }, 'blueprint accepted');
     this.reconciler.wake();
@@ -227,11 +235,21 @@ export class ZoneAppliance implements Appliance {
     return pk;
   }
 
+  private now(): Date {
+    return this.options.clock?.() ?? new Date();
+  }
+
+  /** What admitted blueprints reserve: neither tombstones nor expired ones hold capacity. */
+  private liveDocuments(): Blueprint[] {
+    const now = this.now();
+    return this.store.blueprints().filter((b) => isLive(b, now)).map((b) => b.document);
+  }
+
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {
     const mine = records.filter((r) => r.owner === b.owner && r.blueprint === b.name);
     const known = new Set(mine.map((r) => r.workload));
     // Desired workloads the engine has not reached yet show as pending.
-    const pending = desiredWorkloads(this.identity.id, [b]).filter((d) => !known.has(d.workload)).map((d): WorkloadStatus => ({
+    const pending = desiredWorkloads(this.identity.id, isLive(b, this.now()) ? [b] : []).filter((d) => !known.has(d.workload)).map((d): WorkloadStatus => ({
       blueprint: b.name, owner: b.owner, workload: d.workload, kind: d.definition.kind, state: 'pending', health: null,
       restarts: 0, lastExit: null, lastError: null, since: b.acceptedAt, nextRestartAt: null,
     }));
@@ -272,6 +290,7 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
     ...(pk ? { prepare: (spec: WorkloadSpec) => pk.prepare(spec), passed: (blueprints: readonly StoredBlueprint[]) => pk.pipesOf(blueprints) } : {}),
   });
   return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);

@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { ReadTokenOptions } from '../api/read-token.ts';
 import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
 import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
@@ -24,9 +23,13 @@ export const NodeConfigFile = Type.Object({
     description: 'host:port of the API, or a list of them (e.g. loopback and the overlay address)',
   })),
   readTokens: Type.Optional(Type.Object({
-    keys: Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted' }),
+    keys: Type.Optional(Type.Array(Type.String({ pattern: PUBLIC_KEY_PATTERN }), { minItems: 1, maxItems: 64, description: 'keys whose signed read tokens are accepted (default: the trust policy\'s signers)' })),
+    public: Type.Optional(Type.Boolean({ description: 'true: reads are open on every address, even beyond loopback' })),
     maxTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 60, description: 'longest lifetime (exp - iat) of a token; at most, and by default, 60 s' })),
-  }, { additionalProperties: false, description: 'when set, read endpoints need a signed, short-lived token (Authorization: Zone ...)' })),
+  }, {
+    additionalProperties: false,
+    description: 'read endpoints need a signed, short-lived token (Authorization: Zone ...); on by default when the API listens beyond loopback',
+  })),
   trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trust policy file (default: trust-policy.json in the data directory)' })),
   policy: Type.Optional(Type.Object({
     privileged: Type.Optional(Type.Boolean()),
@@ -34,6 +37,7 @@ export const NodeConfigFile = Type.Object({
     hostMounts: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'host paths workloads may mount' })),
     devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/' }))),
     capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }))),
+    vmImages: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { maxItems: 64, description: 'host path prefixes VMs may boot disk images from (regular files only, symlinks resolved)' })),
   }, { additionalProperties: false })),
   overcommit: Type.Optional(Type.Object({ cpu: Type.Optional(Factor), memory: Type.Optional(Factor), disk: Type.Optional(Factor) }, { additionalProperties: false })),
   reconcile: Type.Optional(Type.Object({
@@ -63,10 +67,10 @@ export interface NodeConfig {
   dataDir: string;
   /** The API's addresses; the first is the one printed and used by local clients. */
   listen: { host: string; port: number }[];
-  /** Read endpoints need a token from one of these keys; null: reads are open. */
-  readTokens: ReadTokenOptions | null;
+  /** What the config says of read tokens; null: nothing (see appliance/read-protection.ts for the default). */
+  readTokens: { public: boolean; keys: string[] | null; maxTtlSeconds?: number } | null;
   trustPolicyPath: string;
-  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[] };
+  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[] };
   overcommit: { cpu: number; memory: number; disk: number };
   reconcile: { resyncMs: number; concurrency: number };
   eventsLimit: number;
@@ -123,7 +127,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
   return {
     dataDir,
     listen: env.ZONE_LISTEN ? parseListen(env.ZONE_LISTEN.split(','), '$ZONE_LISTEN') : parseListen([file.listen ?? DEFAULT_LISTEN].flat(), filePath),
-    readTokens: file.readTokens ? { keys: file.readTokens.keys, ...(file.readTokens.maxTtlSeconds ? { maxTtlSeconds: file.readTokens.maxTtlSeconds } : {}) } : null,
+    readTokens: readTokensOf(file.readTokens, filePath),
     trustPolicyPath: isAbsolute(trustPolicy) ? trustPolicy : join(dataDir, trustPolicy),
     policy: {
       privileged: file.policy?.privileged ?? false,
@@ -131,6 +135,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
       hostMounts: file.policy?.hostMounts ?? [],
       devices: file.policy?.devices ?? [],
       capabilities: file.policy?.capabilities ?? [],
+      vmImages: file.policy?.vmImages ?? [],
     },
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
@@ -139,6 +144,12 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     firewall: { open: file.firewall?.open ?? [] },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
+}
+
+function readTokensOf(tokens: NodeConfigFile['readTokens'], filePath: string): NodeConfig['readTokens'] {
+  if (!tokens) return null;
+  if (tokens.public && tokens.keys) throw new ZoneError('INVALID', `${filePath}: readTokens: public reads take no keys (drop "keys" or "public")`, '/readTokens/public');
+  return { public: tokens.public ?? false, keys: tokens.keys ?? null, ...(tokens.maxTtlSeconds ? { maxTtlSeconds: tokens.maxTtlSeconds } : {}) };
 }
 
 /** `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from. */

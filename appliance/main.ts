@@ -15,6 +15,7 @@ import { ZoneError } from './errors.ts';
 import { installWorkloadFirewall } from './firewall/firewall.ts';
 import { loadOrCreateIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
+import { readProtection } from './read-protection.ts';
 
 async function main(): Promise<void> {
   const config = loadNodeConfig();
@@ -26,14 +27,16 @@ async function main(): Promise<void> {
   let firewall = await installWorkloadFirewall(node, config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
-  const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
+  const reads = readProtection(config, policy);
+  const api = await buildServer(appliance, { logger, ...(reads.options ? { readToken: reads.options } : {}) });
   const { urls, extra } = await listenAll(api, config.listen);
   // A port 0 became a port: closed from now on.
   if (config.listen.some((l) => l.port === 0)) {
     firewall = await installWorkloadFirewall(node, config, { apiListen: config.listen.map((l, i) => ({ host: l.host, port: Number(new URL(urls[i] ?? '').port) })) });
   }
-  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null, firewall: { table: firewall.table, namespace: firewall.namespace, open: config.firewall.open } }, 'zone appliance listening');
+  logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: reads.options !== null, firewall: { table: firewall.table, namespace: firewall.namespace, open: config.firewall.open } }, 'zone appliance listening');
   process.stdout.write(`zone node ${appliance.identity.id} listening on ${urls.join(', ')} (data: ${config.dataDir})\n`);
+  if (reads.defaulted) process.stdout.write(`${reads.summary}\n`);
   if (createdOperatorKey) {
     process.stdout.write(`first start: created operator key ${createdOperatorKey} and trust policy ${config.trustPolicyPath} trusting it; sign blueprints with that key\n`);
   }

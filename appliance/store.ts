@@ -1,10 +1,14 @@
 // The node's durable state in SQLite (better-sqlite3): verified blueprints, per-workload
 // status and the event log. WAL with synchronous=FULL: a write has reached the disk
 // when the call returns, so a blueprint is durable before the API acknowledges it.
+// A write that finds the disk full is refused with NO_SPACE and changes nothing; what
+// follows a write in memory waits for its commit (afterCommit), so memory and the
+// store never part.
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Blueprint } from '../blueprints/schema.ts';
 import type { HealthState } from '../drivers/contract.ts';
+import { ZoneError } from './errors.ts';
 import { MIGRATIONS } from './migrations.ts';
 import type { WorkloadState, ZoneEvent } from './types.ts';
 
@@ -56,6 +60,17 @@ const toBlueprint = (r: BlueprintRow): StoredBlueprint => ({
   owner: r.owner, name: r.name, version: r.version, deleted: r.deleted === 1, document: JSON.parse(r.document) as Blueprint, acceptedAt: r.accepted_at,
 });
 
+/** SQLite's code for a write the disk (or its quota) had no room for. */
+const FULL_CODES = new Set(['SQLITE_FULL']);
+
+/** The NO_SPACE refusal for a store error that means the disk is full; null for any other error. */
+function noSpace(err: unknown): ZoneError | null {
+  if (err instanceof ZoneError) return err.code === 'NO_SPACE' ? err : null;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !FULL_CODES.has(code)) return null;
+  return new ZoneError('NO_SPACE', `the node's store cannot write (${code}: ${(err as Error).message}): its disk is full; nothing was changed, reads still work; free space and try again`);
+}
+
 export class Store {
   private readonly db: Database.Database;
   private readonly stmt;
@@ -63,6 +78,8 @@ export class Store {
   private blueprintCache: readonly StoredBlueprint[] | null = null;
   /** `owner|name` of stored blueprints this node keeps (their versions still stop replays) but does not run. */
   private readonly withheld = new Set<string>();
+  /** Work to run once the outermost transaction has committed (dropped when it rolls back). */
+  private committed: (() => void)[] = [];
 
   constructor(path: string, private readonly eventsLimit = 10_000) {
     this.db = new Database(path);
@@ -97,6 +114,8 @@ export class Store {
     if (current > MIGRATIONS.length) {
       throw new Error(`store schema version ${current} is newer than this appliance knows (${MIGRATIONS.length}): refusing to run an older appliance on it`);
     }
+    // Nothing written when up to date: a node whose disk is full still starts (and serves reads).
+    if (current === MIGRATIONS.length) return;
     this.db.transaction(() => {
       MIGRATIONS.slice(current).forEach((sql) => this.db.exec(sql));
       this.db.pragma(`user_version = ${MIGRATIONS.length}`);
@@ -111,9 +130,9 @@ export class Store {
   putBlueprint(bp: Blueprint, acceptedAt: string): void {
     this.blueprintCache = null;
     this.withheld.delete(`${bp.owner}|${bp.name}`);
-    this.stmt.putBlueprint.run({
+    this.write(() => this.stmt.putBlueprint.run({
       owner: bp.owner, name: bp.name, version: bp.version, deleted: bp.delete ? 1 : 0, document: JSON.stringify(bp), acceptedAt,
-    });
+    }));
   }
 
   /** All stored blueprints but the withheld ones (shared objects: do not modify). */
@@ -136,18 +155,20 @@ export class Store {
   }
 
   putWorkload(record: WorkloadRecord): void {
-    this.stmt.putWorkload.run(record);
+    this.write(() => this.stmt.putWorkload.run(record));
   }
 
   deleteWorkload(id: string): void {
-    this.stmt.deleteWorkload.run(id);
+    this.write(() => this.stmt.deleteWorkload.run(id));
   }
 
   /** Appends an event, keeping only the newest `eventsLimit`; returns it with its seq. */
   appendEvent(event: NewEvent): ZoneEvent {
-    const seq = Number(this.stmt.addEvent.run(event).lastInsertRowid);
-    this.stmt.trimEvents.run(seq - this.eventsLimit);
-    return { seq, ...event };
+    return this.write(() => {
+      const seq = Number(this.stmt.addEvent.run(event).lastInsertRowid);
+      this.stmt.trimEvents.run(seq - this.eventsLimit);
+      return { seq, ...event };
+    });
   }
 
   events(options: { after?: number; blueprint?: string; limit?: number }): ZoneEvent[] {
@@ -157,9 +178,43 @@ export class Store {
     return rows.map(toEvent);
   }
 
-  /** Runs `fn` in one transaction (one fsync for many writes). */
+  /**
+   * Runs `fn` in one transaction (one fsync for many writes); nested calls are savepoints.
+   * Throws NO_SPACE (and rolls back) when the disk is full.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const outermost = !this.db.inTransaction;
+    const mark = this.committed.length;
+    let result: T;
+    try {
+      result = this.write(() => this.db.transaction(fn)());
+    } catch (err) {
+      this.committed.length = outermost ? 0 : mark;
+      // It may have been read back inside the transaction that was rolled back.
+      this.blueprintCache = null;
+      throw err;
+    }
+    if (outermost) this.committed.splice(0).forEach((work) => work());
+    return result;
+  }
+
+  /**
+   * Runs `work` once what was written so far is committed: at once outside a transaction,
+   * else after the outermost one commits; never when it rolls back. Memory that mirrors
+   * the store is changed here, so a refused write leaves it as it was.
+   */
+  afterCommit(work: () => void): void {
+    if (this.db.inTransaction) this.committed.push(work);
+    else work();
+  }
+
+  /** `work` (a write), with a full disk turned into NO_SPACE. */
+  private write<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (err) {
+      throw noSpace(err) ?? err;
+    }
   }
 
   close(): void {

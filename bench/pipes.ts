@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { workloadId } from '../appliance/engine/desired.ts';
+import { GRID_AUDIENCE, makeReadToken } from '../api/read-token.ts';
+import { readSigningKey } from '../blueprints/keys.ts';
 import type { Network } from '../blueprints/schema.ts';
 import { clusterDown, clusterUp, removeNodeContainers, STATE_FILE, type ClusterState } from '../cli/cluster/grid.ts';
 import { waitFor } from '../test/helpers/wait.ts';
@@ -72,7 +74,8 @@ async function main(): Promise<void> {
       await zone('apply', file, '--node', n.api, '--key', state!.operatorKey, '--timeout', '120', ...(detach ? ['--detach'] : []));
     };
     const logsOf = (n: typeof n1, blueprint: string, w: string) => sh('docker', 'logs', workloadId(n.id!, owner, blueprint, w));
-    const info = await (await fetch(`${n1.api}/v1/node`)).json() as { drivers: { kind: string; details?: { implementation?: string } }[] };
+    // The nodes listen beyond loopback: reads need a token of the operator's.
+    const info = await (await fetch(`${n1.api}/v1/node`, { headers: { authorization: makeReadToken(readSigningKey(state.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: '/v1/node' }) } })).json() as { drivers: { kind: string; details?: { implementation?: string } }[] };
     const implementation = info.drivers.find((d) => d.kind === 'network')?.details?.implementation ?? 'unknown';
 
     // (b) first, the baseline: nc over the planned WireGuard network. The containers

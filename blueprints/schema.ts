@@ -122,9 +122,13 @@ export const Signature = Type.Object({
   sig: Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$', description: 'base64 of the 64-byte ed25519 signature' }),
 }, strict);
 
+/** The largest version a blueprint may have: version + 1 is still a safe integer (and an SQLite INTEGER). */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER - 1;
+
 export const Blueprint = Type.Object({
   name: Name,
-  version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  // One below the largest safe integer: a later version or tombstone (version + 1) can always follow.
+  version: Type.Integer({ minimum: 1, maximum: MAX_VERSION, description: `strictly increasing, 1 to ${MAX_VERSION} (2^53 - 2) so that a later version or tombstone can follow` }),
   owner: PublicKey,
   node: Type.String({ pattern: NODE_PATTERN }),
   expires: Type.Optional(Type.String({ format: 'date-time', maxLength: 64 })),

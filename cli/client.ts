@@ -3,10 +3,11 @@
 import { createParser } from 'eventsource-parser';
 import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
 import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/contract.ts';
-import { readSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
+import type { SigningKeyPair } from '../blueprints/keys.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../api/read-token.ts';
 import { restartPath } from '../appliance/pseudokernel/node-control.ts';
 import { CliFailure, EXIT } from './output.ts';
+import { readKeyFor } from './read-key.ts';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:7700';
 /** Exit code when the node cannot be reached (the others are in cli/output.ts). */
@@ -33,11 +34,14 @@ export class ApiError extends CliFailure {
 }
 
 export class NodeClient {
-  /** A read token from $ZONE_READ_KEY (a key file), for nodes that protect reads. */
-  private readonly readKey = process.env.ZONE_READ_KEY ? readSigningKey(process.env.ZONE_READ_KEY) : null;
+  /** Signs read tokens, for nodes that protect reads (see cli/read-key.ts). */
+  private readonly readKey: SigningKeyPair | null;
   private id: Promise<string> | null = null;
 
-  constructor(readonly url: string) {}
+  /** `keyFile`: the command's --key, used for read tokens unless $ZONE_READ_KEY names another. */
+  constructor(readonly url: string, keyFile?: string) {
+    this.readKey = readKeyFor(url, keyFile);
+  }
 
   node(): Promise<NodeInfo> {
     return this.json('GET', '/v1/node');

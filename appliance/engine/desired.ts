@@ -1,7 +1,10 @@
 // The desired state: every workload of every live stored blueprint, as the specs the
-// drivers take (engine-side id, spec hash, normalised definition).
+// drivers take (engine-side id, spec hash, normalised definition). A blueprint is live
+// until its tombstone or its `expires`: an expired blueprint is removed as its
+// tombstone would be (the contract ended), until a later version follows.
 import { createHash } from 'node:crypto';
 import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
+import { parseDateTime } from '../../blueprints/units.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
 import { pipedStreams } from '../pseudokernel/pipes.ts';
 import type { StoredBlueprint } from '../store.ts';
@@ -12,6 +15,18 @@ export function workloadId(node: string, owner: string, blueprint: string, workl
   return `zone-${blueprint}-${workload}-${digest.slice(0, 8)}`;
 }
 
+/** When the blueprint's contract ends (its `expires`); null when it has none. */
+export function expiryOf(b: StoredBlueprint): Date | null {
+  return b.document.expires === undefined ? null : parseDateTime(b.document.expires);
+}
+
+/** Whether the stored blueprint still wants its workloads at `now`: not a tombstone, not expired. */
+export function isLive(b: StoredBlueprint, now: Date): boolean {
+  const expiry = expiryOf(b);
+  return !b.deleted && (expiry === null || expiry.getTime() > now.getTime());
+}
+
+/** Every workload of the blueprints that are not tombstones (filter expired ones with isLive first). */
 export function desiredWorkloads(node: string, blueprints: readonly StoredBlueprint[]): WorkloadSpec[] {
   return blueprints.filter((b) => !b.deleted).flatMap((b) => (b.document.workloads ?? []).map((w) => {
     const definition = { ...normalizeWorkload(w, b.document.networks), ...pipedStreams(node, { name: b.name, owner: b.owner, pipes: b.document.pipes }, w.name) };

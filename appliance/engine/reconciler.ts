@@ -6,12 +6,13 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
+import { ZoneError } from '../errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { WorkloadState } from '../types.ts';
 import type { NetworkDriver } from '../../drivers/wireguard/contract.ts';
 import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
-import { desiredWorkloads } from './desired.ts';
+import { desiredWorkloads, expiryOf, isLive } from './desired.ts';
 import { NetworkSync } from './networks.ts';
 import { planSteps, type Observed, type Step } from './plan.ts';
 
@@ -32,10 +33,15 @@ export interface ReconcilerOptions {
   /** Told the stored blueprints at the end of every pass (the pseudokernel runs their pipes). Must not throw. */
   passed?: (blueprints: readonly StoredBlueprint[]) => void;
   backoff?: BackoffPolicy;
+  /** The engine's clock (default: the wall clock): backoff, expiry and the records' times. */
+  clock?: () => Date;
   resyncMs?: number;
   concurrency?: number;
   stopGraceMs?: number;
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const expiryKey = (b: StoredBlueprint) => `${b.owner}/${b.name}@${b.version}`;
 
 type RecordPatch = Partial<Omit<WorkloadRecord, 'id' | 'owner' | 'blueprint' | 'workload' | 'kind'>>;
 
@@ -57,12 +63,21 @@ export class Reconciler {
   /** Why a kind cannot be asked now, from the last pass. */
   private readonly unavailable = new Map<string, string>();
   private readonly networks: NetworkSync | null;
+  private readonly clock: () => Date;
+  /** Blueprint versions whose expiry has been told (an event), by owner/name@version. */
+  private readonly expired = new Set<string>();
 
   constructor(private readonly o: ReconcilerOptions) {
     this.limit = pLimit(o.concurrency ?? 8);
     this.networks = o.networks ? new NetworkSync(o.node, o.networks, o.logger) : null;
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
+    this.clock = o.clock ?? (() => new Date());
     for (const r of o.store.workloads()) this.records.set(r.id, r);
+    // Expired before this start with nothing left of them: told already.
+    const now = this.clock();
+    for (const b of o.store.blueprints()) {
+      if (!b.deleted && !isLive(b, now) && ![...this.records.values()].some((r) => r.owner === b.owner && r.blueprint === b.name)) this.expired.add(expiryKey(b));
+    }
   }
 
   start(): void {
@@ -92,7 +107,8 @@ export class Reconciler {
         try {
           await this.pass();
         } catch (err) {
-          this.o.logger.error({ err }, 'reconcile pass failed');
+          if (err instanceof ZoneError && err.code === 'NO_SPACE') this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
+          else this.o.logger.error({ err }, 'reconcile pass failed');
         }
       } while (this.again && !this.stopped);
       this.passing = null;
@@ -120,7 +136,7 @@ export class Reconciler {
    * `busy`: a step of it is in flight, which the caller may try again after.
    */
   restart(id: string, reason: string): 'restarting' | 'unknown' | 'busy' {
-    const spec = this.desired().find((d) => d.id === id);
+    const spec = this.desired(this.live(this.clock())).find((d) => d.id === id);
     if (!spec || this.stopped) return 'unknown';
     if (this.busy.has(id)) return 'busy';
     this.launch({ kind: 'restart', spec, reason });
@@ -134,7 +150,9 @@ export class Reconciler {
 
   /** One full pass: observe, plan, record what settled, launch the steps. */
   async pass(): Promise<void> {
-    const desired = this.desired();
+    const now = this.clock();
+    const live = this.live(now);
+    const desired = this.desired(live);
     // A step that ends while the drivers are listed may not show in what they return:
     // its workload sits this pass out, and its end asks for another pass.
     const busy = new Set(this.busy);
@@ -142,25 +160,44 @@ export class Reconciler {
     // A step launched meanwhile (restart() on request) sits this pass out as well.
     for (const id of this.busy) busy.add(id);
     // Beside the steps, not before them: a slow interface must not hold up the workloads.
-    if (this.networks) this.track(this.networks.sync(this.o.store.blueprints(), observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
-    const now = new Date();
+    if (this.networks) this.track(this.networks.sync(live, observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
     const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy });
     const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
     this.o.store.transaction(() => {
+      this.tellExpired(now);
       this.settle(desired, observed, stepped, busy, now);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
     for (const step of steps) if (step.kind !== 'wait') this.launch(step);
-    const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)));
+    const expiries = live.map((b) => expiryOf(b)?.getTime() ?? Infinity);
+    const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)), ...expiries);
     if (nextDue < Infinity) this.wakeAt(nextDue);
-    this.o.passed?.(this.o.store.blueprints());
+    this.o.passed?.(live);
   }
 
-  private desired(): WorkloadSpec[] {
+  /** The stored blueprints that want their workloads at `now` (neither tombstones nor expired). */
+  private live(now: Date): StoredBlueprint[] {
+    return this.o.store.blueprints().filter((b) => isLive(b, now));
+  }
+
+  private desired(live: readonly StoredBlueprint[]): WorkloadSpec[] {
     const cache = new Map<StoredBlueprint, WorkloadSpec[]>();
-    for (const b of this.o.store.blueprints()) cache.set(b, this.specCache.get(b) ?? desiredWorkloads(this.o.node, [b]));
+    for (const b of live) cache.set(b, this.specCache.get(b) ?? desiredWorkloads(this.o.node, [b]));
     this.specCache = cache;
     return [...cache.values()].flat();
+  }
+
+  /** One event per blueprint version whose contract ended: its workloads go as by a tombstone. */
+  private tellExpired(now: Date): void {
+    for (const b of this.o.store.blueprints()) {
+      const key = expiryKey(b);
+      if (b.deleted || isLive(b, now) || this.expired.has(key)) continue;
+      this.o.events.record({
+        owner: b.owner, blueprint: b.name, workload: null, from: `v${b.version}`, to: 'expired',
+        reason: `expired at ${b.document.expires}: its workloads are removed as by a tombstone; a later version brings it back`,
+      });
+      this.o.store.afterCommit(() => this.expired.add(key));
+    }
   }
 
   private async observe(desired: readonly WorkloadSpec[]): Promise<Observed> {
@@ -287,7 +324,7 @@ export class Reconciler {
     const unrunnable = err instanceof WorkloadSpecError;
     const delayMs = unrunnable ? this.backoff.maxMs : restartDelayMs(attempt, this.backoff);
     const state: WorkloadState = unrunnable ? 'failed' : waitingState(attempt, this.backoff);
-    const at = new Date(Date.now() + delayMs).toISOString();
+    const at = new Date(this.clock().getTime() + delayMs).toISOString();
     this.o.logger.warn({ ...log, error: message, retryAt: at }, `${action} failed`);
     this.update(spec, { state, lastError: message, nextRestartAt: at, attempt: attempt + 1 }, `${action} failed: ${message}`);
   }
@@ -311,7 +348,7 @@ export class Reconciler {
   private update(spec: WorkloadSpec, patch: RecordPatch, reason: string): void {
     const r = this.records.get(spec.id) ?? {
       id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind,
-      state: 'pending', health: null, restarts: 0, attempt: 0, lastExit: null, lastError: null, since: new Date().toISOString(), nextRestartAt: null,
+      state: 'pending', health: null, restarts: 0, attempt: 0, lastExit: null, lastError: null, since: this.clock().toISOString(), nextRestartAt: null,
     } satisfies WorkloadRecord;
     this.setRecord(r, patch, reason, !this.records.has(spec.id));
   }
@@ -320,12 +357,13 @@ export class Reconciler {
   private setRecord(r: WorkloadRecord, patch: RecordPatch, reason: string, isNew = false): void {
     const next: WorkloadRecord = { ...r, ...patch };
     const stateChanged = isNew || next.state !== r.state;
-    if (stateChanged) next.since = new Date().toISOString();
+    if (stateChanged) next.since = this.clock().toISOString();
     if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
-    this.records.set(r.id, next);
-    // One transaction (one fsync) for the record and its event.
+    // One transaction (one fsync) for the record and its event; memory follows the
+    // commit, so a write the store refuses (a full disk) changes neither.
     this.o.store.transaction(() => {
       this.o.store.putWorkload(next);
+      this.o.store.afterCommit(() => this.records.set(r.id, next));
       if (stateChanged) {
         this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
       }
@@ -333,9 +371,9 @@ export class Reconciler {
   }
 
   private forget(r: WorkloadRecord, reason: string): void {
-    this.records.delete(r.id);
     this.o.store.transaction(() => {
       this.o.store.deleteWorkload(r.id);
+      this.o.store.afterCommit(() => this.records.delete(r.id));
       this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: r.state, to: 'removed', reason });
     });
   }
@@ -344,11 +382,12 @@ export class Reconciler {
     if (this.stopped || at >= this.dueAt) return;
     if (this.dueTimer) clearTimeout(this.dueTimer);
     this.dueAt = at;
+    // setTimeout takes at most 2^31-1 ms (24.8 days; longer fires at once): a far expiry wakes a pass early, which sets the timer again.
     this.dueTimer = setTimeout(() => {
       this.dueAt = Infinity;
       this.dueTimer = null;
       this.wake();
-    }, Math.max(0, at - Date.now()));
+    }, Math.min(Math.max(0, at - this.clock().getTime()), MAX_TIMER_MS));
     this.dueTimer.unref();
   }
 }

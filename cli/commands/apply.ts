@@ -95,7 +95,7 @@ export function register(program: Command): void {
     .action(action(async (file: string, opts: { node?: string; key: string[]; detach?: boolean; timeout: string }) => {
       const timeout = Number(opts.timeout);
       if (!(timeout > 0)) throw new CliFailure(`--timeout: "${opts.timeout}" is not a number of seconds`, EXIT.usage);
-      const client = new NodeClient(nodeUrl(opts.node));
+      const client = new NodeClient(nodeUrl(opts.node), opts.key[0]);
       const input = await readBlueprintFile(file);
       let bp = inFile(file, () => validateBlueprint(input.value));
       for (const keyFile of opts.key) bp = signBlueprint(bp, readSigningKey(keyFile).secretKey);

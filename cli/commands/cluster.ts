@@ -41,6 +41,10 @@ export function register(program: Command): void {
       process.stdout.write(`cluster ${state.name} is up: ${state.nodes.length} nodes trusting operator key ${state.operatorKey}\n`);
       for (const node of state.nodes) process.stdout.write(`  n${node.index}  ${node.id}  ${node.api}  (netns ${node.namespace}, data ${node.dataDir})\n`);
       const where = `${opts.name === 'local' ? '' : ` --name ${opts.name}`}${opts.dir ? ` --dir ${opts.dir}` : ''}`;
+      // The nodes listen beyond loopback, so their reads need a token of the operator key (cli/read-key.ts finds it under the default dir).
+      process.stdout.write(opts.dir
+        ? `reads on the nodes need a read token: export ZONE_READ_KEY=${state.operatorKey}\n`
+        : 'reads on the nodes need a read token: zone commands run in this directory sign one with the operator key\n');
       process.stdout.write(`nodes file for zone network plan: ${join(dir, NODES_FILE)}\nstop it with: zone cluster down${where}\n`);
     }));
 

@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--detach', 'return once the node has accepted the tombstone')
     .option('--timeout <seconds>', 'stop waiting after this long', '120')
     .action(action(async (name: string, opts: { node?: string; key: string[]; owner?: string; detach?: boolean; timeout: string }) => {
-      const client = new NodeClient(nodeUrl(opts.node));
+      const client = new NodeClient(nodeUrl(opts.node), opts.key[0]);
       const keys = opts.key.map((k) => readSigningKey(k));
       const [stored, node] = await Promise.all([client.blueprint(name, opts.owner), client.node()]);
       if (stored.deleted) throw new CliFailure(`${name}: already deleted (tombstone v${stored.version})`);

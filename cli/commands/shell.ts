@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .option(...nodeOption)
     .action(action(async (opts: { key: string; node?: string }) => {
       const owner = inFile(opts.key, () => readSigningKey(opts.key));
-      const client = new NodeClient(nodeUrl(opts.node));
+      const client = new NodeClient(nodeUrl(opts.node), opts.key);
       const file = historyFile();
       const rl = createInterface({
         input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY,

@@ -1,47 +1,86 @@
 // A disk image booted as a VM: each workload runs on its own qcow2 overlay whose backing
-// file is the operator's image, so the base is never written.
+// file is the operator's image, so the base is never written. The base must be a regular
+// file (after resolving symlinks): a FIFO would hang qemu-img, a device (/dev/sda) would
+// be booted as a backing file. Admission checks it against the node policy; this checks
+// again when the overlay is made. Every qemu-img run is bounded in time.
 import { execFile } from 'node:child_process';
+import { realpathSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
+/** How long one qemu-img run may take (info reads a header; create writes a small file). */
+export const QEMU_IMG_TIMEOUT_MS = 60_000;
+
 export class DiskImageError extends Error {}
 
 export interface DiskImageInfo {
+  /** The base image's real path (symlinks resolved): the overlay's backing file. */
+  path: string;
   format: 'qcow2' | 'raw';
   virtualSize: number;
 }
 
-/** Format and size of a base image, from `qemu-img info` (validated). */
-export async function diskImageInfo(path: string): Promise<DiskImageInfo> {
-  let stdout: string;
+/** What a non-regular file is, for refusals. */
+function kindOf(s: { isDirectory(): boolean; isFIFO(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean; isSocket(): boolean }): string {
+  if (s.isDirectory()) return 'a directory';
+  if (s.isFIFO()) return 'a FIFO';
+  if (s.isBlockDevice()) return 'a block device';
+  if (s.isCharacterDevice()) return 'a character device';
+  if (s.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The real path of `path` when it is a regular file; a DiskImageError otherwise. Only
+ * stat()s (never opens) the file, so a FIFO cannot block it; synchronous so that
+ * admission can call it between its version check and its write.
+ */
+export function regularImageFile(path: string): string {
+  let real: string;
   try {
-    ({ stdout } = await execFileP('qemu-img', ['info', '--output=json', '-U', path], { maxBuffer: 1 << 20 }));
+    real = realpathSync(path);
   } catch (err) {
-    throw new DiskImageError(`cannot read disk image ${path}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+    throw new DiskImageError(`disk image ${path} cannot be found (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
+  const s = statSync(real);
+  if (!s.isFile()) throw new DiskImageError(`disk image ${path}${real !== path ? ` (${real})` : ''} is ${kindOf(s)}; a qcow2 or raw image file is accepted`);
+  return real;
+}
+
+/** Runs qemu-img, killed after `timeoutMs`; its stdout, or a DiskImageError saying `what` failed. */
+export async function runQemuImg(args: string[], what: string, timeoutMs = QEMU_IMG_TIMEOUT_MS): Promise<string> {
+  try {
+    return (await execFileP('qemu-img', args, { maxBuffer: 1 << 20, timeout: timeoutMs, killSignal: 'SIGKILL' })).stdout;
+  } catch (err) {
+    const e = err as { killed?: boolean; signal?: string; stderr?: string; message: string };
+    if (e.killed && e.signal === 'SIGKILL') throw new DiskImageError(`${what}: qemu-img did not finish within ${timeoutMs / 1000} s`);
+    throw new DiskImageError(`${what}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/** Format and size of a base image, from `qemu-img info` (validated). */
+export async function diskImageInfo(path: string, timeoutMs = QEMU_IMG_TIMEOUT_MS): Promise<DiskImageInfo> {
+  const real = regularImageFile(path);
+  const stdout = await runQemuImg(['info', '--output=json', '-U', real], `cannot read disk image ${path}`, timeoutMs);
   const info = JSON.parse(stdout) as { format?: unknown; 'virtual-size'?: unknown };
   const format = info.format;
   const size = info['virtual-size'];
   if (format !== 'qcow2' && format !== 'raw') throw new DiskImageError(`disk image ${path} is ${String(format)}; qcow2 and raw are accepted`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw new DiskImageError(`disk image ${path}: qemu-img reported no virtual size`);
-  return { format, virtualSize: size };
+  return { path: real, format, virtualSize: size };
 }
 
-/** Creates `overlay` (qcow2) backed by `base`; grows it to `sizeBytes` when that is larger. */
-export async function createOverlay(base: string, baseInfo: DiskImageInfo, overlay: string, sizeBytes: number): Promise<void> {
-  const args = ['create', '-q', '-f', 'qcow2', '-b', base, '-F', baseInfo.format, overlay];
+/** Creates `overlay` (qcow2) backed by the base image; grows it to `sizeBytes` when that is larger. */
+export async function createOverlay(baseInfo: DiskImageInfo, overlay: string, sizeBytes: number): Promise<void> {
+  const args = ['create', '-q', '-f', 'qcow2', '-b', baseInfo.path, '-F', baseInfo.format, overlay];
   if (sizeBytes > baseInfo.virtualSize) args.push(String(sizeBytes));
-  try {
-    await execFileP('qemu-img', args);
-  } catch (err) {
-    throw new DiskImageError(`cannot create the overlay of ${base}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
-  }
+  await runQemuImg(args, `cannot create the overlay of ${baseInfo.path}`);
 }
 
 /** The backing file qemu-img records for `overlay` (null when it has none). */
 export async function backingFileOf(overlay: string): Promise<string | null> {
-  const { stdout } = await execFileP('qemu-img', ['info', '--output=json', '-U', overlay]);
+  const stdout = await runQemuImg(['info', '--output=json', '-U', overlay], `cannot read overlay ${overlay}`);
   const backing = (JSON.parse(stdout) as { 'backing-filename'?: unknown })['backing-filename'];
   return typeof backing === 'string' ? backing : null;
 }

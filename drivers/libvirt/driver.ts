@@ -359,7 +359,7 @@ export class LibvirtDriver implements Driver {
         if (fresh || !(await exists(path))) {
           const base = await diskImageInfo(def.image);
           await rm(path, { force: true });
-          await createOverlay(def.image, base, path, def.diskBytes);
+          await createOverlay(base, path, def.diskBytes);
         }
         return { kind: 'disk', path, format: 'qcow2' };
       }

@@ -26,10 +26,25 @@ const ARCHIVE_FORMAT = 'rootfs-v2';
 export class ImageNotFoundError extends Error {}
 export class ImageNotBootableError extends Error {}
 
-function run(command: string, args: string[], options: { cwd?: string; stdin?: Readable } = {}): Promise<void> {
+/** How long one tool may run: unpacking or packing a large image takes a while, a hang is killed. */
+const RUN_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Runs a tool in its own process group, killed with everything it started (a shell
+ * pipeline) when it runs longer than `timeoutMs`.
+ */
+function run(command: string, args: string[], options: { cwd?: string; stdin?: Readable; timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? RUN_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'ignore', 'pipe'], detached: true });
     let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch { /* already gone */ }
+    }, timeoutMs);
     child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-2000); });
     child.stdin.on('error', () => { /* the exit code reports the failure */ });
     if (options.stdin) {
@@ -38,8 +53,13 @@ function run(command: string, args: string[], options: { cwd?: string; stdin?: R
     } else {
       child.stdin.end();
     }
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr.trim()}`))));
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) reject(new Error(`${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s`));
+      else if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr.trim()}`));
+    });
   });
 }
 
@@ -98,8 +118,8 @@ export async function imageRootfs(docker: Docker, image: string, cacheDir: strin
     // kernel would open it as the init's console and the guest's output would vanish.
     await rm(join(root, 'dev'), { recursive: true, force: true });
     await mkdir(join(root, 'dev'), { mode: 0o755 });
-    await run('mknod', ['-m', '600', join(root, 'dev/console'), 'c', '5', '1']);
-    await run('mknod', ['-m', '666', join(root, 'dev/null'), 'c', '1', '3']);
+    await run('mknod', ['-m', '600', join(root, 'dev/console'), 'c', '5', '1'], { timeoutMs: 30_000 });
+    await run('mknod', ['-m', '666', join(root, 'dev/null'), 'c', '1', '3'], { timeoutMs: 30_000 });
     await rm(join(root, '.dockerenv'), { force: true });
     await packCpio(root, result.archive);
   } finally {

@@ -19,14 +19,17 @@ export function runCommand(command: string[], options: RunOptions = {}): Promise
   const [file, ...args] = command;
   if (!file) throw new RangeError('runCommand needs a command');
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 30_000 });
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    // SIGKILL: a tool that hangs (on a FIFO, a dead netns) may ignore SIGTERM.
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => reject(new CommandError(command, null, e.message)));
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else if (signal === 'SIGKILL' && child.killed) reject(new CommandError(command, null, `did not finish within ${timeoutMs / 1000} s`));
       else reject(new CommandError(command, code, Buffer.concat(err).toString('utf8')));
     });
     child.stdin.on('error', () => { /* the exit status tells what went wrong */ });

@@ -10,6 +10,7 @@ import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.t
 import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
 import { createLogger } from '../../appliance/logger.ts';
+import { readProtection } from '../../appliance/read-protection.ts';
 import { readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
 import type { TrustedSigner } from '../../blueprints/policy.ts';
 import type { Blueprint, Workload } from '../../blueprints/schema.ts';
@@ -38,8 +39,9 @@ export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
 /**
  * `pseudokernel`: run one (a nats-server on a free port) for the grid routes; `tokens`: the appliance's token options.
  * `operatorOwners`: the owners the operator key may act for (trust policy `owners`); by default its own key only.
+ * `exposed`: the read protection a node listening beyond loopback gets by default (it still listens on loopback here).
  */
-export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number }; operatorOwners?: TrustedSigner['owners'] } = {}): Promise<TestNode> {
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number }; operatorOwners?: TrustedSigner['owners']; exposed?: boolean } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
   const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
   const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
@@ -57,7 +59,8 @@ export async function startNode(t: Test, options: ServerOptions = {}, node: { ps
     ...(node.tokens ? { tokens: node.tokens } : {}),
   });
   appliance.start();
-  const server = await buildServer(appliance, { logger, ...options });
+  const exposed = node.exposed ? readProtection({ listen: [{ host: '0.0.0.0', port: 7700 }], readTokens: config.readTokens }, policy).options : null;
+  const server = await buildServer(appliance, { logger, ...(exposed ? { readToken: exposed } : {}), ...options });
   const url = await server.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(async () => {
     await server.close();

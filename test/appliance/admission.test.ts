@@ -5,7 +5,7 @@ import type { Blueprint } from '../../blueprints/schema.ts';
 
 const OWNER = 'ed25519:' + 'A'.repeat(43) + '=';
 const OTHER = 'ed25519:' + 'B'.repeat(43) + '=';
-const NO: NodePolicy = { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [] };
+const NO: NodePolicy = { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [] };
 const TOTAL = { cpus: 4, memoryBytes: 16 * GIB, diskBytes: 100 * GIB };
 const OVER = { cpu: 1, memory: 1, disk: 1 };
 
@@ -83,10 +83,21 @@ t.test('risky settings are refused unless the node policy allows them', async (t
   refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/etc', target: '/x' }] }), NO), 'POLICY', '/workloads/0/mounts/0/source');
   refusal(t, () => checkPolicy(risky({ devices: ['/dev/kvm'] }), NO), 'POLICY', '/workloads/0/devices/0');
   refusal(t, () => checkPolicy(risky({ capabilities: ['NET_ADMIN'] }), NO), 'POLICY', '/workloads/0/capabilities/0');
-  const yes: NodePolicy = { privileged: true, hostNetwork: true, hostMounts: ['/srv/data'], devices: ['/dev/kvm'], capabilities: ['NET_ADMIN'] };
+  const yes: NodePolicy = { privileged: true, hostNetwork: true, hostMounts: ['/srv/data'], devices: ['/dev/kvm'], capabilities: ['NET_ADMIN'], vmImages: [] };
   t.doesNotThrow(() => checkPolicy(risky({ privileged: true, hostNetwork: true, mounts: [{ source: '/srv/data/a', target: '/x' }], devices: ['/dev/kvm'], capabilities: ['NET_ADMIN'] }), yes));
   refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/srv/data/../../etc', target: '/x' }] }), yes), 'POLICY', '/workloads/0/mounts/0/source');
   refusal(t, () => checkPolicy(risky({ mounts: [{ source: '/srv/database', target: '/x' }] }), yes), 'POLICY', '/workloads/0/mounts/0/source');
+});
+
+t.test('a VM boots an image the node holds; a host path only under policy.vmImages', async (t) => {
+  const vm = (image: string) => bp('v', [{ name: 'vm', kind: 'vm', image, resources: { memory: '64Mi' } }]);
+  t.doesNotThrow(() => checkPolicy(vm('zone/busybox'), NO), 'a local container image');
+  const err = refusal(t, () => checkPolicy(vm('/dev/sda'), NO), 'POLICY', '/workloads/0/image');
+  t.match(err?.message, /workload vm: the host path \/dev\/sda as a VM image is not allowed .*policy\.vmImages/);
+  const images: NodePolicy = { ...NO, vmImages: ['/srv/images'] };
+  t.doesNotThrow(() => checkPolicy(vm('/srv/images/debian.qcow2'), images));
+  refusal(t, () => checkPolicy(vm('/srv/images/../../dev/sda'), images), 'POLICY', '/workloads/0/image');
+  refusal(t, () => checkPolicy(vm('/srv/imagesx/a.qcow2'), images), 'POLICY', '/workloads/0/image');
 });
 
 t.test('a tombstone is always admitted', async (t) => {

@@ -17,7 +17,7 @@ import type { DriverContext } from '../../drivers/contract.ts';
 import { FakeDriver } from '../../drivers/fake/driver.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-async function node(t: Test) {
+async function node(t: Test, clock?: () => Date) {
   const dir = mkdtempSync(join(tmpdir(), 'zone-appliance-'));
   const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: dir });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
@@ -31,6 +31,7 @@ async function node(t: Test) {
     drivers: (c) => { ctx = c; return [driver]; },
     hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
     backoff: { firstMs: 50, maxMs: 500, stableMs: 60_000, crashloopAfter: 3 },
+    ...(clock ? { clock } : {}),
   });
   appliance.start();
   t.teardown(async () => {
@@ -130,4 +131,23 @@ t.test('logs come from the driver; an unknown workload is NOT_FOUND', async (t) 
   for await (const chunk of await n.appliance.logs('logs', 'a', { follow: false })) text += String(chunk);
   t.equal(text, 'a running\n');
   await refused(t, n.appliance.logs('logs', 'nope', { follow: false }), 'NOT_FOUND');
+});
+
+t.test('an expired blueprint no longer holds capacity, shows no pending workloads, and takes a later version', async (t) => {
+  let now = new Date();
+  const n = await node(t, () => now);
+  const expires = new Date(now.getTime() + 3_600_000).toISOString();
+  await n.appliance.submit(n.sign({ name: 'lease', version: 1, expires, workloads: [box('a', { resources: { memory: '5Gi' } })] }));
+  await waitFor(() => n.appliance.getBlueprint('lease')?.workloads[0]?.state === 'running', { timeoutMs: 5000, what: 'lease running' });
+  await refused(t, n.appliance.submit(n.sign({ name: 'next', version: 1, workloads: [box('b', { resources: { memory: '5Gi' } })] })), 'CAPACITY', '/workloads');
+
+  now = new Date(now.getTime() + 3_600_000);
+  n.appliance.reconciler.wake();
+  await waitFor(() => n.appliance.getBlueprint('lease')?.workloads.length === 0, { timeoutMs: 5000, what: 'the expired workload gone, none pending' });
+  t.match(n.appliance.events({ blueprint: 'lease' }).at(-1), { workload: 'a', to: 'removed' });
+  t.ok(n.appliance.events({ blueprint: 'lease' }).some((e) => e.workload === null && e.to === 'expired'), 'an event says it expired');
+  t.match(await n.appliance.submit(n.sign({ name: 'next', version: 1, workloads: [box('b', { resources: { memory: '5Gi' } })] })), { name: 'next' }, 'its capacity is free again');
+  await refused(t, n.appliance.submit(n.sign({ name: 'lease', version: 1, workloads: [box('a')] })), 'STALE', '/version');
+  t.match(await n.appliance.submit(n.sign({ name: 'lease', version: 2, workloads: [box('a', { resources: { memory: '64Mi' } })] })), { version: 2 }, 'a later version brings it back');
+  await waitFor(() => n.appliance.getBlueprint('lease')?.workloads[0]?.state === 'running', { timeoutMs: 5000, what: 'lease v2 running' });
 });

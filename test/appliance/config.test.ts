@@ -28,7 +28,7 @@ t.test('defaults: data dir under the working dir, listen 127.0.0.1:7700, nothing
   t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }]);
   t.equal(c.readTokens, null, 'reads are open');
   t.equal(c.trustPolicyPath, join(cwd, '.zone/node/trust-policy.json'));
-  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [] });
+  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [] });
 });
 
 t.test('the environment and the config file override the defaults', async (t) => {
@@ -47,10 +47,14 @@ t.test('the API may listen on several addresses and require read tokens', async 
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: ['127.0.0.1:7700', '10.88.1.1:7700'], readTokens: { keys: [reader], maxTtlSeconds: 60 } }));
   const c = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
   t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }, { host: '10.88.1.1', port: 7700 }]);
-  t.same(c.readTokens, { keys: [reader], maxTtlSeconds: 60 });
+  t.same(c.readTokens, { public: false, keys: [reader], maxTtlSeconds: 60 });
   t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_LISTEN: '127.0.0.1:1,127.0.0.2:2' }, cwd: '/' }).listen, [{ host: '127.0.0.1', port: 1 }, { host: '127.0.0.2', port: 2 }]);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ readTokens: { keys: ['ed25519:short'] } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/readTokens/keys/0' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ readTokens: { public: true } }));
+  t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).readTokens, { public: true, keys: null }, 'reads opened explicitly');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ readTokens: { public: true, keys: [reader] } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/readTokens/public', message: /public reads take no keys/ });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ listen: [] }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/listen' });
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: tmp(t), ZONE_LISTEN: '127.0.0.1:1,' }, cwd: '/' })), { code: 'INVALID', field: '/listen' });

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
-import { makeReadToken } from '../../api/read-token.ts';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { GRID_AUDIENCE, makeReadToken } from '../../api/read-token.ts';
+import { generateSigningKeyPair, readSigningKey } from '../../blueprints/keys.ts';
 import { freeLoopbackPorts } from '../helpers/ports.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-main-'));
@@ -80,4 +80,27 @@ t.test('the API listens on every configured address, with read tokens when the c
   t.equal(run.code, 0);
   t.ok(run.lines.includes('127.0.0.1 healthz 200 node 401 with token 200'), run.lines.join('\n'));
   t.ok(run.lines.includes('127.0.0.2 healthz 200 node 401 with token 200'), run.lines.join('\n'));
+});
+
+t.test('beyond loopback, reads need a token of a trust policy signer unless the config opens them, and the start says so', async (t) => {
+  const operator = readSigningKey(join(dir, 'operator.key'));
+  const probe = async (urls: string[], lines: string[]) => {
+    for (const url of urls) {
+      const node = (authorization?: string) => fetch(`${url}/v1/node`, authorization ? { headers: { authorization } } : {}).then((r) => r.status);
+      lines.push(`${new URL(url).hostname} healthz ${(await fetch(`${url}/healthz`)).status} node ${await node()} operator token ${await node(makeReadToken(operator, { aud: GRID_AUDIENCE, method: 'GET', path: '/v1/node' }))} other token ${await node(makeReadToken(generateSigningKeyPair(), { aud: GRID_AUDIENCE, method: 'GET', path: '/v1/node' }))}`);
+    }
+  };
+  const exposed = await runOnce({ ZONE_LISTEN: '127.0.0.1:0,0.0.0.0:0' }, probe);
+  t.equal(exposed.code, 0);
+  t.ok(exposed.lines.includes('127.0.0.1 healthz 200 node 401 operator token 200 other token 401'), exposed.lines.join('\n'));
+  t.ok(exposed.lines.includes('0.0.0.0 healthz 200 node 401 operator token 200 other token 401'), 'the same on every address');
+  t.equal(exposed.lines.filter((l) => l.startsWith('read protection on (the API listens beyond loopback: 0.0.0.0:0)')).length, 1, 'one line says so');
+
+  const config = join(dir, 'public.json');
+  writeFileSync(config, JSON.stringify({ readTokens: { public: true } }));
+  const open = await runOnce({ ZONE_CONFIG: config, ZONE_LISTEN: '127.0.0.1:0,0.0.0.0:0' }, probe);
+  t.ok(open.lines.includes('0.0.0.0 healthz 200 node 200 operator token 200 other token 200'), 'readTokens.public opens reads explicitly');
+  t.notMatch(open.lines.join('\n'), /read protection on/);
+  const loopback = await runOnce({ ZONE_LISTEN: '127.0.0.1:0' }, probe);
+  t.ok(loopback.lines.includes('127.0.0.1 healthz 200 node 200 operator token 200 other token 200'), 'loopback only: reads open');
 });

@@ -6,7 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import { ZoneError } from '../../appliance/errors.ts';
 import { canonicalBytes } from '../../blueprints/canonical.ts';
 import { parseBlueprintText, validateBlueprint } from '../../blueprints/parse.ts';
-import type { Blueprint } from '../../blueprints/schema.ts';
+import { MAX_VERSION, type Blueprint } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { verifyBlueprint } from '../../blueprints/verify.ts';
 import { contextFor, keys, policyOf } from './fixtures.ts';
@@ -31,7 +31,7 @@ const workload = fc.record({
 /** Valid blueprints: unique workload names, no undefined fields (absent, as a parser would give). */
 const blueprint = fc.record({
   name,
-  version: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+  version: fc.integer({ min: 1, max: MAX_VERSION }),
   node: fc.constantFrom('node1', '*'),
   expires: fc.option(fc.constantFrom('2030-01-01T00:00:00Z', '2099-12-31T23:59:59.999+02:00'), { nil: undefined }),
   workloads: fc.uniqueArray(fc.tuple(name, workload), { selector: ([n]) => n, maxLength: 5 }),

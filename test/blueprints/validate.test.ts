@@ -2,6 +2,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { blueprintProblems, validateBlueprint } from '../../blueprints/parse.ts';
+import { MAX_VERSION } from '../../blueprints/schema.ts';
 import { blueprintJsonSchemaText, JSON_SCHEMA_PATH } from '../../blueprints/write-json-schema.ts';
 import { exampleBlueprint, keys, refused } from './fixtures.ts';
 
@@ -26,6 +27,9 @@ t.test('schema problems carry the path and what is accepted', async (t) => {
   refused(t, () => validateBlueprint({ ...bp, expires: '2027-02-30T00:00:00Z' }), 'INVALID', /real RFC 3339 date-time/, '/expires');
   refused(t, () => validateBlueprint({ ...bp, workloads: [{ ...camera, resources: { memory: '64Mi', gpu: 1 } }] }), 'INVALID', /unknown field \(accepted here: cpus, memory, disk, pids\)/, '/workloads/0/resources/gpu');
   refused(t, () => validateBlueprint({ ...bp, version: 0 }), 'INVALID', /greater or equal to 1/, '/version');
+  refused(t, () => validateBlueprint({ ...bp, version: MAX_VERSION + 1 }), 'INVALID', /less or equal to 9007199254740990 .*a later version or tombstone can follow/, '/version');
+  t.equal(validateBlueprint({ ...bp, version: MAX_VERSION }).version, MAX_VERSION, 'the largest version still takes a tombstone (version + 1 is safe)');
+  t.ok(Number.isSafeInteger(MAX_VERSION + 1));
 });
 
 t.test('semantic rules: unique names, resolvable references, addresses inside subnets, empty tombstones', async (t) => {

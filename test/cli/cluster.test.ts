@@ -15,7 +15,7 @@ import { addressAt } from '../../drivers/wireguard/addresses.ts';
 import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
 import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
-import { makeOwnerToken } from '../../api/read-token.ts';
+import { GRID_AUDIENCE, makeOwnerToken, makeReadToken } from '../../api/read-token.ts';
 import { restartPath } from '../../appliance/pseudokernel/node-control.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { opened, reachableFrom } from '../helpers/probe.ts';
@@ -25,6 +25,8 @@ import { ZONE } from '../helpers/zone-cli.ts';
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;
 const zone = (...args: string[]) => run('node', ['--import', 'tsx', 'cli/zone.ts', ...args], { timeout: 280_000 });
+/** The nodes listen beyond loopback: reads need a token of the operator's (the trust policy's signer). */
+const readAuthed = async (url: string) => fetch(url, { headers: { authorization: makeReadToken(readSigningKey(state!.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: new URL(url).pathname }) } });
 
 const NAME = 'ctest';                        // unique to this file: namespaces zcl-ctest-*
 const SUBNET = '10.214.7.0/24';
@@ -49,7 +51,8 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
   t.equal(state.nodes.length, 3);
   for (const n of state.nodes) {
     t.match(stdout, `${n.id}  ${n.api}`, `prints node ${n.index}'s id and API`);
-    const info = await (await fetch(`${n.api}/v1/node`)).json() as { id?: string; boxKey?: string };
+    t.equal((await fetch(`${n.api}/v1/node`)).status, 401, `node ${n.index} protects reads (it listens beyond loopback)`);
+    const info = await (await readAuthed(`${n.api}/v1/node`)).json() as { id?: string; boxKey?: string };
     t.same([info.id, info.boxKey], [n.id, n.boxKey], `node ${n.index} answers from the host with its identity`);
   }
   t.equal(new Set(state.nodes.map((n) => n.id)).size, 3, 'three identities');
@@ -133,7 +136,7 @@ t.test('a plain container on node 1 gets no answer from any node\'s API or NATS 
 t.test('the nodes\' nats-servers form one cluster: files a container writes to /zone/fs on node 1 are read byte-exact on node 3', async (t) => {
   const nodes = state!.nodes;
   for (const n of nodes) {
-    const info = await (await fetch(`${n.api}/v1/node`)).json() as { drivers: { kind: string; available: boolean; reason?: string }[] };
+    const info = await (await readAuthed(`${n.api}/v1/node`)).json() as { drivers: { kind: string; available: boolean; reason?: string }[] };
     t.match(info.drivers.find((d) => d.kind === 'pseudokernel'), { available: true }, `node ${n.index}'s pseudokernel runs`);
   }
   const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
@@ -215,12 +218,12 @@ t.test('seq 1 1000000 | shuf on node 1 piped into sort on node 3, sort killed in
     return found && found.length > 0 ? found : null;
   }, { timeoutMs: 120_000, what: 'sort on node 3 finishing after its restart' });
   t.same(hashes, [expected], 'one finished run, whose output is seq 1 1000000 exactly');
-  const status = await (await fetch(`${n3.api}/v1/blueprints/sorter`)).json() as { workloads: { restarts: number }[] };
+  const status = await (await readAuthed(`${n3.api}/v1/blueprints/sorter`)).json() as { workloads: { restarts: number }[] };
   t.ok(status.workloads[0]!.restarts >= 1, 'the killed sort was started again by its node');
 
   // From node 2's shell: the pipe between nodes 1 and 3, then node 3's sort restarted
   // (node 2 asks node 3, which checks the owner's token itself).
-  const restarts = async () => ((await (await fetch(`${n3.api}/v1/blueprints/sorter`)).json()) as { workloads: { restarts: number; state: string }[] }).workloads[0]!;
+  const restarts = async () => ((await (await readAuthed(`${n3.api}/v1/blueprints/sorter`)).json()) as { workloads: { restarts: number; state: string }[] }).workloads[0]!;
   const before = (await restarts()).restarts;
   const output = await shellOnNode2(t, ['pipe', 'kill sorter/sort']);
   t.match(output, new RegExp(`${pipe.from}\\s[^\\n]*${pipe.to}\\s`), 'pipe lists the pipe from node 1 to node 3');

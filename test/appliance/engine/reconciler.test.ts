@@ -20,7 +20,7 @@ function blueprint(name: string, version: number, workloads: Blueprint['workload
   return { name, version, owner: OWNER, node: NODE, workloads, ...extra };
 }
 
-function harness(t: Test, existing?: { dir: string; driver: FakeDriver }, concurrency?: number) {
+function harness(t: Test, existing?: { dir: string; driver: FakeDriver }, concurrency?: number, clock?: () => Date) {
   const dir = existing?.dir ?? mkdtempSync(join(tmpdir(), 'zone-reconciler-'));
   const store = new Store(join(dir, 'zone.db'));
   const logger = pino({ level: 'silent' });
@@ -28,7 +28,7 @@ function harness(t: Test, existing?: { dir: string; driver: FakeDriver }, concur
   const seen: ZoneEvent[] = [];
   events.subscribe((e) => seen.push(e));
   const driver = existing?.driver ?? new FakeDriver();
-  const engine = new Reconciler({ node: NODE, store, drivers: new Map([['container', driver]]), events, logger, backoff: BACKOFF, resyncMs: 60_000, ...(concurrency ? { concurrency } : {}) });
+  const engine = new Reconciler({ node: NODE, store, drivers: new Map([['container', driver]]), events, logger, backoff: BACKOFF, resyncMs: 60_000, ...(concurrency ? { concurrency } : {}), ...(clock ? { clock } : {}) });
   t.teardown(async () => {
     await engine.stop();
     store.close();
@@ -214,4 +214,39 @@ t.test('steps run at most `concurrency` at once and never two at once for one wo
   t.equal(h.driver.concurrency.peak, 3, 'bounded by concurrency');
   t.same([...h.driver.concurrency.overlapping], [], 'serialized per workload');
   t.equal(h.driver.calls.create, 12, 'nothing created twice');
+});
+
+t.test('at its expiry a blueprint\'s workloads are removed as by a tombstone, told once; a later version brings it back', async (t) => {
+  let now = new Date('2030-01-01T00:00:00Z');
+  const clock = () => now;
+  const h = harness(t, undefined, undefined, clock);
+  h.engine.start();
+  h.apply(blueprint('lease', 1, [box('a')], { expires: '2030-01-01T01:00:00Z' }));
+  await waitFor(() => h.status('lease', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
+  now = new Date('2030-01-01T00:59:59Z');
+  await h.engine.pass();
+  await h.engine.idle();
+  t.equal(h.status('lease', 'a')?.state, 'running', 'a second before its expiry it runs');
+
+  now = new Date('2030-01-01T01:00:00Z');
+  h.engine.wake();
+  await waitFor(() => h.status('lease', 'a') === undefined && h.driver.snapshot().length === 0, { timeoutMs: 5000, what: 'the expired workload removed' });
+  await h.engine.pass();
+  await h.engine.idle();
+  const expired = (events: ZoneEvent[]) => events.filter((e) => e.blueprint === 'lease' && e.workload === null && e.to === 'expired');
+  t.equal(expired(h.seen).length, 1, 'one event says so');
+  t.match(expired(h.seen)[0], { from: 'v1', reason: /expired at 2030-01-01T01:00:00Z: its workloads are removed as by a tombstone/ });
+  t.same(h.seen.filter((e) => e.workload === 'a').map((e) => e.to).slice(-2), ['removing', 'removed']);
+  t.match(h.store.blueprints(), [{ name: 'lease', version: 1, deleted: false }], 'the stored version stays (a later version must still be higher)');
+
+  // A restart does not tell it again.
+  await h.engine.stop();
+  const again = harness(t, { dir: h.dir, driver: h.driver }, undefined, clock);
+  again.engine.start();
+  await again.engine.pass();
+  await again.engine.idle();
+  t.same(expired(again.seen), [], 'not told again after a restart');
+  again.apply(blueprint('lease', 2, [box('a')], { expires: '2030-01-02T00:00:00Z' }));
+  await waitFor(() => again.status('lease', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running again with version 2' });
+  t.pass('a later version with a later expiry runs again');
 });
