@@ -13,13 +13,14 @@ export interface KeyAndCertificate {
   keyFile: string;
 }
 
+export const GRID_CA_FILE = 'ca.crt';
 const CA_DAYS = '3650';
 const NODE_DAYS = '825';
 const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 /** A grid CA at DIR/ca.crt and DIR/ca.key. */
 export async function makeGridCa(dir: string, grid: string): Promise<KeyAndCertificate> {
-  const made = { certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') };
+  const made = { certFile: join(dir, GRID_CA_FILE), keyFile: join(dir, 'ca.key') };
   await runCommand(['openssl', 'req', '-x509', ...NEW_KEY, '-keyout', made.keyFile, '-out', made.certFile, '-days', CA_DAYS,
     '-subj', `/O=Zone/CN=zone grid ${grid} route CA`,
     '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
