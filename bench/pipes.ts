@@ -13,8 +13,9 @@
 // (c) raw TCP (the same nc scripts) between the two node namespaces over the cluster's
 //     underlay, which is the path the nats-servers' route takes: what (a) rides on.
 // (d) the pipe of (a) again, on a second two-node cluster whose nats routes run without
-//     TLS (`plainRoutes`, a switch for this comparison only): the ratio a/d is what route
-//     TLS costs a pipe.
+//     TLS (`plainRoutes`, a switch for this comparison only), up at the same time; (a)
+//     and (d) run in turns, 3 each, the run of median throughput is shown: the ratio a/d
+//     is what route TLS costs a pipe.
 // Run: node --import tsx bench/pipes.ts
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -37,6 +38,8 @@ const SUBNET = '10.215.3.0/24';
 /** The second cluster, whose nats routes run without TLS: what TLS costs the pipe. */
 const PLAIN_NAME = 'pbpln';
 const PLAIN_SUBNET = '10.215.4.0/24';
+/** Pipe transfers on each cluster, in turns. */
+const PIPE_ROUNDS = 3;
 const RANGE = '10.216.0.0/16';
 const PINGS = 5;
 const COUNT = 1024; // dd blocks of 64 KiB: 64 MiB
@@ -65,6 +68,11 @@ function resultOf(log: string): Result | null {
 
 type Node = ClusterState['nodes'][number];
 
+/** The run of median throughput. */
+function medianRun(results: Result[]): Result {
+  return [...results].sort((x, y) => x.mbPerS - y.mbPerS)[Math.floor(results.length / 2)]!;
+}
+
 /** A two-node cluster in BASE/NAME for `work`, down again afterwards whatever happens. */
 async function withCluster<T>(base: string, name: string, plainRoutes: boolean, work: (state: ClusterState, n1: Node, n2: Node, owner: string) => Promise<T>): Promise<T> {
   const dir = join(base, name);
@@ -83,19 +91,19 @@ async function withCluster<T>(base: string, name: string, plainRoutes: boolean, 
 
 function applier(base: string, state: ClusterState, owner: string) {
   return async (n: Node, doc: Record<string, unknown>, detach: boolean) => {
-    const file = join(base, `${String(doc.name)}-${n.index}.yaml`);
+    const file = join(base, `${state.name}-${String(doc.name)}-${n.index}.yaml`);
     await writeFile(file, stringify({ version: 1, owner, node: n.id, ...doc }));
     await zone('apply', file, '--node', n.api, '--key', state.operatorKey, '--timeout', '120', ...(detach ? ['--detach'] : []));
   };
 }
 
-/** (a) the pipe: consumer on node 2 first (it waits on its stdin), then the producer. */
-async function pipeTransfer(base: string, state: ClusterState, n1: Node, n2: Node, owner: string): Promise<Result> {
+/** (a) the pipe, in blueprints named `name`: consumer on node 2 first (it waits on its stdin), then the producer. */
+async function pipeTransfer(base: string, name: string, state: ClusterState, n1: Node, n2: Node, owner: string): Promise<Result> {
   const apply = applier(base, state, owner);
-  const pipe = { from: `${n1.id}/pipe/source.stdout`, to: `${n2.id}/pipe/sink.stdin` };
-  await apply(n2, { name: 'pipe', workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
-  await apply(n1, { name: 'pipe', workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
-  return waitFor(async () => resultOf(await sh('docker', 'logs', workloadId(n2.id!, owner, 'pipe', 'sink'))), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
+  const pipe = { from: `${n1.id}/${name}/source.stdout`, to: `${n2.id}/${name}/sink.stdin` };
+  await apply(n2, { name, workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
+  await apply(n1, { name, workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
+  return waitFor(async () => resultOf(await sh('docker', 'logs', workloadId(n2.id!, owner, name, 'sink'))), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
 }
 
 async function main(): Promise<void> {
@@ -137,19 +145,26 @@ async function main(): Promise<void> {
       const underlay = resultOf((await sinkDone).stdout);
       if (!underlay) throw new Error('no result from the underlay nc');
 
-      const piped = await pipeTransfer(base, state, n1, n2, owner);
-      return { implementation, tcp, underlay, piped };
+      // (a) and (d) in turns, both clusters up at once: the machine's other load hits both alike.
+      const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
+        const tls: Result[] = [];
+        const plain: Result[] = [];
+        for (let i = 0; i < PIPE_ROUNDS; i++) {
+          tls.push(await pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
+          plain.push(await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner));
+        }
+        return { tls, plain };
+      });
+      return { implementation, tcp, underlay, piped: medianRun(runs.tls), plain: medianRun(runs.plain) };
     });
-    // (d) the same pipe on a second cluster whose routes run without TLS (plainRoutes, for this comparison only).
-    const plain = await withCluster(base, PLAIN_NAME, true, (state, n1, n2, owner) => pipeTransfer(base, state, n1, n2, owner));
-    const { implementation, tcp, underlay, piped } = measured;
+    const { implementation, tcp, underlay, piped, plain } = measured;
 
     const expected = BYTES;
     for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain]] as const) {
       if (r.bytes !== expected) console.log(`warning: ${name} consumer counted ${r.bytes} bytes, expected ${expected}`);
     }
     const row = (name: string, r: Result) => `${name.padEnd(44)} ${r.mbPerS.toFixed(1).padStart(7)} MiB/s (${r.seconds.toFixed(3)} s)   first line ${(r.firstUs / 1000).toFixed(2).padStart(7)} ms   median of ${PINGS} ${(r.medianUs / 1000).toFixed(2).padStart(7)} ms`;
-    console.log(`pipes benchmark: 2-node zone cluster, ${BYTES / 2 ** 20} MiB of zeros after ${PINGS} stamped lines; WireGuard implementation: ${implementation}`);
+    console.log(`pipes benchmark: 2-node zone cluster, ${BYTES / 2 ** 20} MiB of zeros after ${PINGS} stamped lines; WireGuard implementation: ${implementation}; pipes: the run of median throughput of ${PIPE_ROUNDS}`);
     console.log(row('(a) blueprint pipe node 1 -> node 2', piped));
     console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
     console.log(row('(c) nc between the node namespaces', underlay));
