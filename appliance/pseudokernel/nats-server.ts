@@ -92,6 +92,7 @@ export class NatsServer {
       clientNkey: clientKey.publicKey,
       ...(cluster ? { cluster, routePassword: readSecretFile(cluster.routeSecretFile, 'NATS route password') } : {}),
     });
+    // nats-server would use a route key that others may read: refuse it, as the route password.
     if (cluster?.tls) readSecretFile(cluster.tls.keyFile, 'NATS route TLS key');
     this.clientKey = clientKey;
     await this.stopLeftover();
