@@ -102,10 +102,12 @@ t.test('routes: servers with certificates of the grid\'s CA and its password clu
   await Promise.all([first.start(), second.start()]);
   const [na, nb] = await Promise.all([first.connect(), second.connect()]);
   t.teardown(() => Promise.all([na.close(), nb.close()]));
-  const sub = nb.subscribe('probe', { max: 1 });
+  let received: string | null = null;
+  nb.subscribe('probe', { max: 1, callback: (_err, m) => { received = m.string(); } });
   await nb.flush();
-  na.publish('probe', 'over the route');
-  for await (const m of sub) t.equal(m.string(), 'over the route', 'a message crosses the TLS route');
+  // rb's interest reaches ra over the route a moment later: publish until it arrives.
+  const crossed = await waitFor(async () => { na.publish('probe', 'over the route'); await na.flush(); return received; }, { timeoutMs: 10_000, what: 'a message from ra at rb' });
+  t.equal(crossed, 'over the route', 'a message crosses the TLS route');
   const password = readFileSync(grid.routeSecretFile, 'utf8').trim();
   t.notMatch(readFileSync(first.logPath, 'utf8'), password, 'the route password is not in the server\'s log');
 
@@ -129,4 +131,11 @@ t.test('routes: servers with certificates of the grid\'s CA and its password clu
 
   const bare = await bareSession(a);
   t.notMatch(bare, /PONG/, 'a bare CONNECT on the route port gets no session');
+
+  const loose = join(dir, 'loose-secret');
+  writeFileSync(loose, readFileSync(grid.routeSecretFile), { mode: 0o644 });
+  chmodSync(loose, 0o644);
+  const careless = await member('re', c, [a], { ...(await grid.routeFiles('re')), routeSecretFile: loose });
+  await t.rejects(careless.start(), new RegExp(`${loose} \\(NATS route password\\) is readable by others \\(mode 644\\)`), 'a route password others may read is refused');
+  t.equal(careless.pid, null, 'and no server started');
 });
