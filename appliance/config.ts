@@ -51,6 +51,13 @@ export const NodeConfigFile = Type.Object({
       name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the same on every node of the grid' }),
       listen: Type.String({ pattern: LISTEN_PATTERN, description: 'host:port for the other nodes\' servers (e.g. the overlay address)' }),
       routes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 64, description: 'the other servers\' cluster addresses, host:port' }),
+      routeSecret: Type.String({ minLength: 1, description: 'file (0600) holding the grid\'s route password, the same on every node; relative to the data directory' }),
+      tls: Type.Optional(Type.Object({
+        ca: Type.String({ minLength: 1, description: 'the grid\'s CA certificate (PEM): routes whose certificate it did not sign are refused' }),
+        cert: Type.String({ minLength: 1, description: 'this node\'s route certificate (PEM), signed by the CA, for its cluster address' }),
+        key: Type.String({ minLength: 1, description: 'its private key (PEM, 0600)' }),
+      }, { additionalProperties: false, description: 'mutual TLS on every route (required unless plainRoutes)' })),
+      plainRoutes: Type.Optional(Type.Boolean({ description: 'benchmarks only: routes without TLS (still with the route password)' })),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, description: 'the pseudokernel\'s nats-server' })),
   firewall: Type.Optional(Type.Object({
@@ -140,7 +147,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
-    nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
+    nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN, dataDir),
     firewall: { open: file.firewall?.open ?? [] },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
@@ -152,15 +159,22 @@ function readTokensOf(tokens: NodeConfigFile['readTokens'], filePath: string): N
   return { public: tokens.public ?? false, keys: tokens.keys ?? null, ...(tokens.maxTtlSeconds ? { maxTtlSeconds: tokens.maxTtlSeconds } : {}) };
 }
 
-/** `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from. */
-function natsOf(nats: NodeConfigFile['nats'], filePath: string, envListen: string | undefined): NodeConfig['nats'] {
+/**
+ * `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from.
+ * The cluster's files are relative to the data directory.
+ */
+function natsOf(nats: NodeConfigFile['nats'], filePath: string, envListen: string | undefined, dataDir: string): NodeConfig['nats'] {
   const client = envListen
     ? parseAddress(envListen, '$ZONE_NATS_LISTEN', '/nats/listen')
     : parseAddress(nats?.listen ?? DEFAULT_NATS_LISTEN, `${filePath}: nats.listen`, '/nats/listen');
   const cluster = nats?.cluster;
   if (!cluster) return { ...client, cluster: null };
   const listen = parseAddress(cluster.listen, `${filePath}: nats.cluster.listen`, '/nats/cluster/listen');
-  return { ...client, cluster: { name: cluster.name, host: listen.host, port: listen.port, routes: cluster.routes } };
+  if (!cluster.tls && !cluster.plainRoutes) throw new ZoneError('INVALID', `${filePath}: nats.cluster.tls: routes need mutual TLS: give {ca, cert, key} (or plainRoutes: true, for benchmarks only)`, '/nats/cluster/tls');
+  if (cluster.tls && cluster.plainRoutes) throw new ZoneError('INVALID', `${filePath}: nats.cluster.plainRoutes: give either tls or plainRoutes, not both`, '/nats/cluster/plainRoutes');
+  const path = (p: string) => resolve(dataDir, p);
+  const tls = cluster.tls ? { caFile: path(cluster.tls.ca), certFile: path(cluster.tls.cert), keyFile: path(cluster.tls.key) } : null;
+  return { ...client, cluster: { name: cluster.name, host: listen.host, port: listen.port, routes: cluster.routes, tls, routeSecretFile: path(cluster.routeSecret) } };
 }
 
 /**

@@ -12,6 +12,10 @@
 // transport, the end-of-stream marker and wc).
 // (c) raw TCP (the same nc scripts) between the two node namespaces over the cluster's
 //     underlay, which is the path the nats-servers' route takes: what (a) rides on.
+// (d) the pipe of (a) again, on a second two-node cluster whose nats routes run without
+//     TLS (`plainRoutes`, a switch for this comparison only), up at the same time; (a)
+//     and (d) run in turns, 3 each, the run of median throughput is shown: the ratio a/d
+//     is what route TLS costs a pipe.
 // Run: node --import tsx bench/pipes.ts
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -33,6 +37,11 @@ const zone = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'c
 
 const NAME = 'pbench';
 const SUBNET = '10.215.3.0/24';
+/** The second cluster, whose nats routes run without TLS: what TLS costs the pipe. */
+const PLAIN_NAME = 'pbpln';
+const PLAIN_SUBNET = '10.215.4.0/24';
+/** Pipe transfers on each cluster, in turns. */
+const PIPE_ROUNDS = 3;
 const RANGE = '10.216.0.0/16';
 const PINGS = 5;
 const COUNT = 1024; // dd blocks of 64 KiB: 64 MiB
@@ -59,74 +68,113 @@ function resultOf(log: string): Result | null {
   return { firstUs: lat[0]!, medianUs: sorted[Math.floor(PINGS / 2)]!, seconds, bytes, mbPerS: bytes / seconds / 2 ** 20 };
 }
 
-async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
-  const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
-  const dir = join(base, 'cluster');
+type Node = ClusterState['nodes'][number];
+
+/** The run of median throughput. */
+function medianRun(results: Result[]): Result {
+  return [...results].sort((x, y) => x.mbPerS - y.mbPerS)[Math.floor(results.length / 2)]!;
+}
+
+/** A two-node cluster in BASE/NAME for `work`, down again afterwards whatever happens. */
+async function withCluster<T>(base: string, name: string, plainRoutes: boolean, work: (state: ClusterState, n1: Node, n2: Node, owner: string) => Promise<T>): Promise<T> {
+  const dir = join(base, name);
   let state: ClusterState | null = null;
   try {
-    state = await clusterUp({ dir, name: NAME, subnet: SUBNET, count: 2 });
-    const [n1, n2] = state.nodes as [ClusterState['nodes'][number], ClusterState['nodes'][number]];
+    state = await clusterUp({ dir, name, subnet: plainRoutes ? PLAIN_SUBNET : SUBNET, count: 2, plainRoutes });
+    const [n1, n2] = state.nodes as [Node, Node];
     const owner = (JSON.parse(await readFile(state.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
-    const apply = async (n: typeof n1, doc: Record<string, unknown>, detach: boolean) => {
-      const file = join(base, `${String(doc.name)}-${n.index}.yaml`);
-      await writeFile(file, stringify({ version: 1, owner, node: n.id, ...doc }));
-      await zone('apply', file, '--node', n.api, '--key', state!.operatorKey, '--timeout', '120', ...(detach ? ['--detach'] : []));
-    };
-    const logsOf = (n: typeof n1, blueprint: string, w: string) => sh('docker', 'logs', workloadId(n.id!, owner, blueprint, w));
-    // The nodes listen beyond loopback: reads need a token of the operator's.
-    const info = await (await fetch(`${n1.api}/v1/node`, { headers: { authorization: makeReadToken(readSigningKey(state.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: '/v1/node' }) } })).json() as { drivers: { kind: string; details?: { implementation?: string } }[] };
-    const implementation = info.drivers.find((d) => d.kind === 'network')?.details?.implementation ?? 'unknown';
-
-    // (b) first, the baseline: nc over the planned WireGuard network. The containers
-    // have no CAP_NET_RAW (no ping): node 1 waits until a connection to a second port
-    // on node 2 goes through, which also completes the WireGuard handshake.
-    const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--owner', owner, '--name', 'mesh', '--range', RANGE);
-    const plan = parse(stdout) as Record<string, { networks: Network[] }>;
-    const ip2 = '10.216.1.10';
-    const container = (name: string, script: string, i: number) => ({
-      name, kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${script}`], networks: [{ name: 'mesh', ip: `10.216.${i}.10` }],
-    });
-    await apply(n2, { name: 'tcp', networks: plan[n2.id!]!.networks, workloads: [container('sink', `echo listening; nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`, 1)] }, false);
-    await waitFor(async () => /listening/.test(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc listener on node 2', timeoutMs: 60_000, intervalMs: 200 });
-    await apply(n1, { name: 'tcp', networks: plan[n1.id!]!.networks, workloads: [container('source',
-      `until nc -w 1 ${ip2} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${ip2} ${PORT}`, 0)] }, true);
-    const tcp = await waitFor(async () => resultOf(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc transfer', timeoutMs: 240_000, intervalMs: 200 });
-
-    // (c) for reference, the path the pipe's bytes take between the nodes' nats-servers:
-    // the same nc scripts run by the host's busybox directly in the node namespaces,
-    // over the cluster's underlay (no WireGuard).
-    const bin = join(base, 'bin');
-    await mkdir(bin);
-    await sh('busybox', '--install', '-s', bin);
-    const inNs = (n: typeof n1, script: string) => run('ip', ['netns', 'exec', n.namespace, 'busybox', 'sh', '-c', `PATH=${bin}:$PATH; ${STAMP}; ${script}`], { timeout: 240_000 });
-    const sinkDone = inNs(n2, `nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`);
-    sinkDone.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    await inNs(n1, `until nc -w 1 ${n2.address} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${n2.address} ${PORT}`);
-    const underlay = resultOf((await sinkDone).stdout);
-    if (!underlay) throw new Error('no result from the underlay nc');
-
-    // (a) the pipe: consumer on node 2 first (it waits on its stdin), then the producer.
-    const pipe = { from: `${n1.id}/pipe/source.stdout`, to: `${n2.id}/pipe/sink.stdin` };
-    await apply(n2, { name: 'pipe', workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
-    await apply(n1, { name: 'pipe', workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
-    const piped = await waitFor(async () => resultOf(await logsOf(n2, 'pipe', 'sink')), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
-
-    const expected = BYTES;
-    for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay]] as const) {
-      if (r.bytes !== expected) console.log(`warning: ${name} consumer counted ${r.bytes} bytes, expected ${expected}`);
-    }
-    const row = (name: string, r: Result) => `${name.padEnd(40)} ${r.mbPerS.toFixed(1).padStart(7)} MiB/s (${r.seconds.toFixed(3)} s)   first line ${(r.firstUs / 1000).toFixed(2).padStart(7)} ms   median of ${PINGS} ${(r.medianUs / 1000).toFixed(2).padStart(7)} ms`;
-    console.log(`pipes benchmark: 2-node zone cluster, ${BYTES / 2 ** 20} MiB of zeros after ${PINGS} stamped lines; WireGuard implementation: ${implementation}`);
-    console.log(row('(a) blueprint pipe node 1 -> node 2', piped));
-    console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
-    console.log(row('(c) nc between the node namespaces', underlay));
-    console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
-    console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
+    return await work(state, n1, n2, owner);
   } finally {
     if (existsSync(join(dir, STATE_FILE))) await clusterDown(dir).catch((e: unknown) => console.error(`cluster down failed: ${String(e)}`));
     // Down removes them too, unless it failed before.
     if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
+  }
+}
+
+function applier(base: string, state: ClusterState, owner: string) {
+  return async (n: Node, doc: Record<string, unknown>, detach: boolean) => {
+    const file = join(base, `${state.name}-${String(doc.name)}-${n.index}.yaml`);
+    await writeFile(file, stringify({ version: 1, owner, node: n.id, ...doc }));
+    await zone('apply', file, '--node', n.api, '--key', state.operatorKey, '--timeout', '120', ...(detach ? ['--detach'] : []));
+  };
+}
+
+/** (a) the pipe, in blueprints named `name`: consumer on node 2 first (it waits on its stdin), then the producer. */
+async function pipeTransfer(base: string, name: string, state: ClusterState, n1: Node, n2: Node, owner: string): Promise<Result> {
+  const apply = applier(base, state, owner);
+  const pipe = { from: `${n1.id}/${name}/source.stdout`, to: `${n2.id}/${name}/sink.stdin` };
+  await apply(n2, { name, workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
+  await apply(n1, { name, workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
+  return waitFor(async () => resultOf(await sh('docker', 'logs', workloadId(n2.id!, owner, name, 'sink'))), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
+  const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
+  try {
+    const measured = await withCluster(base, NAME, false, async (state, n1, n2, owner) => {
+      const dir = join(base, NAME);
+      const apply = applier(base, state, owner);
+      const logsOf = (n: Node, blueprint: string, w: string) => sh('docker', 'logs', workloadId(n.id!, owner, blueprint, w));
+      const info = await (await fetch(`${n1.api}/v1/node`, { headers: { authorization: makeReadToken(readSigningKey(state.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: '/v1/node' }) } })).json() as { drivers: { kind: string; details?: { implementation?: string } }[] };
+      const implementation = info.drivers.find((d) => d.kind === 'network')?.details?.implementation ?? 'unknown';
+
+      // (b) first, the baseline: nc over the planned WireGuard network. The containers
+      // have no CAP_NET_RAW (no ping): node 1 waits until a connection to a second port
+      // on node 2 goes through, which also completes the WireGuard handshake.
+      const { stdout } = await zone('network', 'plan', '--nodes', join(dir, 'nodes.yaml'), '--owner', owner, '--name', 'mesh', '--range', RANGE);
+      const plan = parse(stdout) as Record<string, { networks: Network[] }>;
+      const ip2 = '10.216.1.10';
+      const container = (name: string, script: string, i: number) => ({
+        name, kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${script}`], networks: [{ name: 'mesh', ip: `10.216.${i}.10` }],
+      });
+      await apply(n2, { name: 'tcp', networks: plan[n2.id!]!.networks, workloads: [container('sink', `echo listening; nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`, 1)] }, false);
+      await waitFor(async () => /listening/.test(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc listener on node 2', timeoutMs: 60_000, intervalMs: 200 });
+      await apply(n1, { name: 'tcp', networks: plan[n1.id!]!.networks, workloads: [container('source',
+        `until nc -w 1 ${ip2} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${ip2} ${PORT}`, 0)] }, true);
+      const tcp = await waitFor(async () => resultOf(await logsOf(n2, 'tcp', 'sink')), { what: 'the nc transfer', timeoutMs: 240_000, intervalMs: 200 });
+
+      // (c) for reference, the path the pipe's bytes take between the nodes' nats-servers:
+      // the same nc scripts run by the host's busybox directly in the node namespaces,
+      // over the cluster's underlay (no WireGuard).
+      const bin = join(base, 'bin');
+      await mkdir(bin);
+      await sh('busybox', '--install', '-s', bin);
+      const inNs = (n: Node, script: string) => run('ip', ['netns', 'exec', n.namespace, 'busybox', 'sh', '-c', `PATH=${bin}:$PATH; ${STAMP}; ${script}`], { timeout: 240_000 });
+      const sinkDone = inNs(n2, `nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`);
+      sinkDone.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      await inNs(n1, `until nc -w 1 ${n2.address} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${n2.address} ${PORT}`);
+      const underlay = resultOf((await sinkDone).stdout);
+      if (!underlay) throw new Error('no result from the underlay nc');
+
+      // (a) and (d) in turns, both clusters up at once: the machine's other load hits both alike.
+      const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
+        const tls: Result[] = [];
+        const plain: Result[] = [];
+        for (let i = 0; i < PIPE_ROUNDS; i++) {
+          tls.push(await pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
+          plain.push(await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner));
+        }
+        return { tls, plain };
+      });
+      return { implementation, tcp, underlay, piped: medianRun(runs.tls), plain: medianRun(runs.plain) };
+    });
+    const { implementation, tcp, underlay, piped, plain } = measured;
+
+    const expected = BYTES;
+    for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain]] as const) {
+      if (r.bytes !== expected) console.log(`warning: ${name} consumer counted ${r.bytes} bytes, expected ${expected}`);
+    }
+    const row = (name: string, r: Result) => `${name.padEnd(44)} ${r.mbPerS.toFixed(1).padStart(7)} MiB/s (${r.seconds.toFixed(3)} s)   first line ${(r.firstUs / 1000).toFixed(2).padStart(7)} ms   median of ${PINGS} ${(r.medianUs / 1000).toFixed(2).padStart(7)} ms`;
+    console.log(`pipes benchmark: 2-node zone cluster, ${BYTES / 2 ** 20} MiB of zeros after ${PINGS} stamped lines; WireGuard implementation: ${implementation}; pipes: the run of median throughput of ${PIPE_ROUNDS}`);
+    console.log(row('(a) blueprint pipe node 1 -> node 2', piped));
+    console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
+    console.log(row('(c) nc between the node namespaces', underlay));
+    console.log(row('(d) blueprint pipe, routes without TLS', plain));
+    console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
+    console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
+    console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
+  } finally {
     await rm(base, { recursive: true, force: true });
   }
 }

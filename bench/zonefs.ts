@@ -4,26 +4,38 @@
 // process serving a FUSE mount must never touch it itself).
 //  write: dd of 64 MiB, fsync'd on the local disk; on /zone until dd has closed the file
 //  read:  dd of the same file to /dev/null; the local file after dropping the page cache
+// /zone/fs runs on two nats-servers clustered on loopback (files kept in 2 copies: every
+// write crosses the route), read through the server that does not lead the files'
+// stream (the read crosses the route too); twice: routes with mutual TLS, as nodes run
+// them, and routes without TLS (`plainRoutes`, a switch for this comparison only). The
+// rounds alternate local, TLS, plain, so the machine's other load hits all three alike.
 // Run: node --import tsx bench/zonefs.ts [MiB, default 64] [rounds, default 3]
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createLogger } from '../appliance/logger.ts';
-import { mountZone } from '../appliance/pseudokernel/fuse-mount.ts';
+import { mountZone, type ZoneMount } from '../appliance/pseudokernel/fuse-mount.ts';
 import { NatsGridFs } from '../appliance/pseudokernel/grid-fs.ts';
+import { bucketsOf } from '../appliance/pseudokernel/grid-names.ts';
 import { NatsServer } from '../appliance/pseudokernel/nats-server.ts';
+import { loopbackGrid } from '../test/helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 
 const run = promisify(execFile);
 const MIB = Number.parseInt(process.argv[2] ?? '64', 10);
 const ROUNDS = Number.parseInt(process.argv[3] ?? '3', 10);
 const OWNER = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
+const REPLICAS = 2;
 
 const dir = mkdtempSync('/var/tmp/zone-bench-zonefs-');
 const logger = createLogger({ level: 'warn' });
-const [port] = (await freeLoopbackPorts(1)) as [number];
-const server = new NatsServer({ dataDir: join(dir, 'nats'), serverName: 'bench', host: '127.0.0.1', port, logger });
+const grid = await loopbackGrid(dir);
+const servers: NatsServer[] = [];
+const connections: NatsConnection[] = [];
+const mounts: ZoneMount[] = [];
 
 /** Seconds one command takes. */
 async function timed(command: string): Promise<number> {
@@ -43,32 +55,66 @@ const dropCaches = () => {
   }
 };
 
-await server.start();
-const nc = await server.connect();
-const grid = await NatsGridFs.open(nc, { owner: OWNER, replicas: 1, logger });
-const mount = await mountZone({
-  mountpoint: join(dir, 'mnt'), grid, proc: { list: async () => [] }, logger, scratchParent: dir,
-  self: { name: 'bench', blueprint: 'bench', node: 'bench', owner: OWNER, ip: null },
-});
+/** Two clustered servers, a /zone mount through each; `tls` false: plain routes. */
+async function clusterMounts(name: string, tls: boolean): Promise<{ mounts: ZoneMount[]; serverNames: string[]; connections: NatsConnection[] }> {
+  const ports = await freeLoopbackPorts(4);
+  const names = [`${name}0`, `${name}1`];
+  const pair = await Promise.all(names.map(async (serverName, i) => {
+    const files = await grid.routeFiles(serverName);
+    const server = new NatsServer({
+      dataDir: join(dir, serverName), serverName, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 60_000,
+      cluster: { name, host: '127.0.0.1', port: ports[2 + i]!, routes: [`127.0.0.1:${ports[3 - i]!}`], ...files, ...(tls ? {} : { tls: null }) },
+    });
+    servers.push(server);
+    return server;
+  }));
+  await Promise.all(pair.map((server) => server.start()));
+  const ncs = await Promise.all(pair.map((server) => server.connect()));
+  connections.push(...ncs);
+  const made = [];
+  for (const [i, nc] of ncs.entries()) {
+    const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: REPLICAS, logger });
+    const mount = await mountZone({
+      mountpoint: join(dir, `mnt-${names[i]}`), grid: fs, proc: { list: async () => [] }, logger, scratchParent: dir,
+      self: { name: 'bench', blueprint: 'bench', node: names[i]!, owner: OWNER, ip: null },
+    });
+    mounts.push(mount);
+    made.push(mount);
+  }
+  return { mounts: made, serverNames: names, connections: ncs };
+}
+
+/** The mount whose server does not lead the owner's files stream: its reads come over the route. */
+async function followerMount(c: Awaited<ReturnType<typeof clusterMounts>>): Promise<ZoneMount> {
+  const info = await (await jetstreamManager(c.connections[0]!)).streams.info(`OBJ_${bucketsOf(OWNER).files}`);
+  return c.mounts[c.serverNames.indexOf(info.cluster?.leader ?? '') === 0 ? 1 : 0]!;
+}
+
 try {
+  const withTls = await clusterMounts('ztls', true);
+  const plain = await clusterMounts('zplain', false);
   const local = { write: [] as number[], read: [] as number[] };
-  const zone = { write: [] as number[], read: [] as number[] };
+  const zone = { tls: { write: [] as number[], read: [] as number[] }, plain: { write: [] as number[], read: [] as number[] } };
   let cold = true;
   for (let i = 0; i < ROUNDS; i++) {
     const file = join(dir, `local-${i}`);
     local.write.push(await timed(`dd if=/dev/zero of=${file} bs=1M count=${MIB} conv=fsync 2>/dev/null`));
     cold = dropCaches() && cold;
     local.read.push(await timed(`dd if=${file} of=/dev/null bs=1M 2>/dev/null`));
-    const shared = join(mount.mountpoint, 'fs', `big-${i}`);
-    zone.write.push(await timed(`dd if=/dev/zero of=${shared} bs=1M count=${MIB} 2>/dev/null`));
-    zone.read.push(await timed(`dd if=${shared} of=/dev/null bs=1M 2>/dev/null`));
+    for (const [mode, c] of [['tls', withTls], ['plain', plain]] as const) {
+      zone[mode].write.push(await timed(`dd if=/dev/zero of=${join(c.mounts[0]!.mountpoint, 'fs', `big-${i}`)} bs=1M count=${MIB} 2>/dev/null`));
+      const reader = await followerMount(c);
+      zone[mode].read.push(await timed(`dd if=${join(reader.mountpoint, 'fs', `big-${i}`)} of=/dev/null bs=1M 2>/dev/null`));
+    }
   }
-  console.log(`/zone/fs benchmark, ${MIB} MiB sequential, median of ${ROUNDS}; local reads ${cold ? 'after dropping the page cache' : 'from the page cache (could not drop it)'}`);
-  console.log(`write  local disk (fsync) ${rate(median(local.write))}   /zone/fs (published at close) ${rate(median(zone.write))}   zone/local ${(median(local.write) / median(zone.write)).toFixed(2)}x`);
-  console.log(`read   local disk         ${rate(median(local.read))}   /zone/fs (fetched at open)    ${rate(median(zone.read))}   zone/local ${(median(local.read) / median(zone.read)).toFixed(2)}x`);
+  const m = (xs: number[]) => median(xs);
+  console.log(`/zone/fs benchmark, ${MIB} MiB sequential, median of ${ROUNDS}; two nats-servers on loopback, ${REPLICAS} copies, read through the stream's follower; local reads ${cold ? 'after dropping the page cache' : 'from the page cache (could not drop it)'}`);
+  for (const op of ['write', 'read'] as const) {
+    console.log(`${op.padEnd(5)}  local disk ${rate(m(local[op]))}   /zone/fs TLS routes ${rate(m(zone.tls[op]))}   plain routes ${rate(m(zone.plain[op]))}   TLS/plain ${(m(zone.plain[op]) / m(zone.tls[op])).toFixed(3)}x   zone(TLS)/local ${(m(local[op]) / m(zone.tls[op])).toFixed(2)}x`);
+  }
 } finally {
-  await mount.unmount();
-  await nc.close();
-  await server.stop();
+  for (const mount of mounts) await mount.unmount();
+  await Promise.all(connections.map((nc) => nc.close()));
+  await Promise.all(servers.map((server) => server.stop()));
   rmSync(dir, { recursive: true, force: true });
 }

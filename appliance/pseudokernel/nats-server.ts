@@ -2,16 +2,19 @@
 // shared state (JetStream KV, object store, streams). start() resolves once JetStream
 // answers; an unexpected exit is restarted with a doubling, capped backoff; stop()
 // ends it by PID. A server left running by a previous appliance process (one that
-// died without stopping it) is recognised by its pid file and replaced.
+// died without stopping it) is recognised by its pid file and replaced. The server takes
+// only this node's client NKEY (DATA/nats/client.nk, made on first start): connect() signs
+// in with it, so every connection of the appliance goes through here.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { commandLine, pollUntil, processRuns, signal, stopProcess } from '../../drivers/processes.ts';
 import { ranStably, restartDelayMs, waitingState, type BackoffPolicy } from '../engine/backoff.ts';
 import { natsServerConfig, type NatsClusterOptions } from './nats-config.ts';
+import { loadOrCreateClientKey, readSecretFile, type ClientKey } from './nats-credentials.ts';
 
 export interface NatsServerOptions {
   /** The server's own directory: its config, log, pid file and JetStream store. Created if missing. */
@@ -43,6 +46,9 @@ export class NatsServer {
   readonly configPath: string;
   readonly logPath: string;
   readonly pidPath: string;
+  /** The node's client NKEY seed, 0600: the one client identity the server takes. */
+  readonly credentialsPath: string;
+  private clientKey: ClientKey | null = null;
   private child: ChildProcess | null = null;
   /** Resolves with how the current child ended. */
   private exited: Promise<string> = Promise.resolve('not started');
@@ -57,6 +63,7 @@ export class NatsServer {
     this.configPath = join(options.dataDir, 'nats-server.conf');
     this.logPath = join(options.dataDir, 'nats-server.log');
     this.pidPath = join(options.dataDir, 'nats-server.pid');
+    this.credentialsPath = join(options.dataDir, 'client.nk');
   }
 
   /** The client URL. */
@@ -73,15 +80,21 @@ export class NatsServer {
   /** Writes the config, starts the server and resolves once JetStream answers. */
   async start(): Promise<void> {
     if (this.child || this.ready) throw new Error(`nats-server ${this.options.serverName} is already started`);
+    mkdirSync(this.options.dataDir, { recursive: true, mode: 0o700 });
+    const clientKey = loadOrCreateClientKey(this.credentialsPath);
+    const cluster = this.options.cluster;
     const config = natsServerConfig({
       serverName: this.options.serverName,
       host: this.options.host,
       port: this.options.port,
       storeDir: join(this.options.dataDir, 'store'),
       pidFile: this.pidPath,
-      ...(this.options.cluster ? { cluster: this.options.cluster } : {}),
+      clientNkey: clientKey.publicKey,
+      ...(cluster ? { cluster, routePassword: readSecretFile(cluster.routeSecretFile, 'NATS route password') } : {}),
     });
-    mkdirSync(this.options.dataDir, { recursive: true, mode: 0o700 });
+    // nats-server would use a route key that others may read: refuse it, as the route password.
+    if (cluster?.tls) readSecretFile(cluster.tls.keyFile, 'NATS route TLS key');
+    this.clientKey = clientKey;
     await this.stopLeftover();
     writeFileSync(this.configPath, config, { mode: 0o600 });
     this.stopping = false;
@@ -119,7 +132,15 @@ export class NatsServer {
 
   /** A client connection to this server that reconnects forever. */
   connect(name = `zone-${this.options.serverName}`): Promise<NatsConnection> {
-    return connect({ servers: this.url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    return connect({ ...this.clientOptions(), name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  }
+
+  /** Where and as whom a client of this node connects (known once start() has read the key). */
+  private clientOptions(): ConnectionOptions {
+    const key = this.clientKey;
+    if (!key) throw new Error(`nats-server ${this.options.serverName} is not started: no client key read yet`);
+    // Only this server: the others' client ports are their nodes' loopback, not reachable from here.
+    return { servers: this.url, authenticator: nkeyAuthenticator(key.seed), ignoreClusterUpdates: true };
   }
 
   private spawnChild(): ChildProcess {
@@ -173,7 +194,7 @@ export class NatsServer {
     let last = 'none';
     const answered = await pollUntil(async () => {
       if (exit.how) return true;
-      const nc = await connect({ servers: this.url, reconnect: false, timeout: 1000 }).catch((err: Error) => {
+      const nc = await connect({ ...this.clientOptions(), reconnect: false, timeout: 1000 }).catch((err: Error) => {
         last = err.message;
         return null;
       });

@@ -1,7 +1,9 @@
 // The local cluster: N nodes on this machine, each in its own network namespace with
 // its own appliance process (data dir, identity, API), all trusting one operator key.
 // Everything it creates is recorded in DIR/cluster.json as soon as it exists, so
-// `down` (or a failed `up`) removes exactly that.
+// `down` (or a failed `up`) removes exactly that. The nodes' nats-servers take clients on
+// their own loopback only and route to each other with the grid's route password over
+// mutual TLS: DIR holds the grid's CA and password, each node's data dir its certificate.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,12 +25,14 @@ import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
 import { runCommand } from '../../drivers/wireguard/exec.ts';
 import { commandLine, processRuns, stopProcess } from '../../drivers/processes.ts';
 import { clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
+import { makeGridCa, makeRouteCertificate, writeRoutePassword, type KeyAndCertificate } from './pki.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APPLIANCE_MAIN = join(REPO, 'appliance/main.ts');
 export const STATE_FILE = 'cluster.json';
 export const OPERATOR_KEY = 'operator.key';
 export const NODES_FILE = 'nodes.yaml';
+export const ROUTE_SECRET_FILE = 'route-secret';
 
 const ClusterNode = Type.Object({
   index: Type.Integer({ minimum: 1 }),
@@ -58,6 +62,8 @@ export interface UpOptions {
   count: number;
   /** How long one appliance may take to answer on its API. */
   startTimeoutMs?: number;
+  /** Benchmarks only: the nats routes without TLS (still with the route password), to measure what TLS costs. */
+  plainRoutes?: boolean;
 }
 
 export class ClusterError extends Error {
@@ -110,6 +116,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   };
   await saveState(dir, state);
   try {
+    const ca = await makeGridCa(dir, layout.name);
+    await writeRoutePassword(join(dir, ROUTE_SECRET_FILE));
     await buildSwitch(layout);
     const exits: Promise<number | null>[] = [];
     for (const node of layout.nodes) {
@@ -117,7 +125,9 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       state.nodes.push(record);
       await saveState(dir, state);
       await plugNode(layout, node.index);
-      exits.push((await startNode(dir, record, state, natsOf(layout, node))).exited);
+      await mkdir(record.dataDir, { recursive: true, mode: 0o700 });
+      const routeTls = options.plainRoutes ? null : await makeRouteCertificate(ca, record.dataDir, 'nats-route', [node.address]);
+      exits.push((await startNode(dir, record, state, natsOf(layout, node, dir, ca, routeTls))).exited);
     }
     // All at once: each node's nats-server waits for a quorum of its cluster before its API answers.
     await Promise.all(state.nodes.map((n, i) => untilAnswering(n, exits[i]!, options.startTimeoutMs ?? 120_000)));
@@ -154,12 +164,23 @@ async function plugNode(layout: ClusterLayout, index: number): Promise<void> {
   await sh('ip', '-n', ns, 'route', 'add', 'default', 'via', layout.hostAddress);
 }
 
-/** The node's pseudokernel: its nats-server on its address, clustered with every other node's. */
-function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number]): object {
+/**
+ * The node's pseudokernel: its nats-server takes clients on the node's loopback (the
+ * appliance's own connections) and routes to every other node's on its address, with
+ * the grid's password, over mutual TLS with `own` (null: plain routes, benchmarks only).
+ */
+function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number], dir: string, ca: KeyAndCertificate, own: KeyAndCertificate | null): object {
   const others = layout.nodes.filter((n) => n.index !== node.index);
+  if (others.length === 0) return { listen: `127.0.0.1:${NATS_PORT}` };
   return {
-    listen: `${node.address}:${NATS_PORT}`,
-    ...(others.length > 0 ? { cluster: { name: `zone-${layout.name}`, listen: `${node.address}:${NATS_CLUSTER_PORT}`, routes: others.map((n) => `${n.address}:${NATS_CLUSTER_PORT}`) } } : {}),
+    listen: `127.0.0.1:${NATS_PORT}`,
+    cluster: {
+      name: `zone-${layout.name}`,
+      listen: `${node.address}:${NATS_CLUSTER_PORT}`,
+      routes: others.map((n) => `${n.address}:${NATS_CLUSTER_PORT}`),
+      routeSecret: join(dir, ROUTE_SECRET_FILE),
+      ...(own ? { tls: { ca: ca.certFile, cert: own.certFile, key: own.keyFile } } : { plainRoutes: true }),
+    },
   };
 }
 

@@ -14,7 +14,7 @@ export const MAX_NODES = 32;
 export const API_PORT = 7700;
 /** Where each node's WireGuard overlays listen by default (`zone network plan` endpoints). */
 export const WIREGUARD_PORT = 51820;
-/** Each node's nats-server: clients, and the routes that join the nodes' servers into one JetStream cluster. */
+/** Each node's nats-server: clients (on the node's loopback), and the routes (mutual TLS) that join the nodes' servers into one JetStream cluster. */
 export const NATS_PORT = 4222;
 export const NATS_CLUSTER_PORT = 6222;
 

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CommandError } from '../../drivers/wireguard/exec.ts';
-import { clusterDown, clusterUp, ClusterError, NODES_FILE } from '../cluster/grid.ts';
+import { clusterDown, clusterUp, ClusterError, NODES_FILE, ROUTE_SECRET_FILE } from '../cluster/grid.ts';
+import { GRID_CA_FILE } from '../cluster/pki.ts';
 import { action, CliFailure, EXIT } from '../output.ts';
 
 interface ClusterOptions {
@@ -41,6 +42,7 @@ export function register(program: Command): void {
       process.stdout.write(`cluster ${state.name} is up: ${state.nodes.length} nodes trusting operator key ${state.operatorKey}\n`);
       for (const node of state.nodes) process.stdout.write(`  n${node.index}  ${node.id}  ${node.api}  (netns ${node.namespace}, data ${node.dataDir})\n`);
       const where = `${opts.name === 'local' ? '' : ` --name ${opts.name}`}${opts.dir ? ` --dir ${opts.dir}` : ''}`;
+      process.stdout.write(`nats routes: mutual TLS with the grid CA ${join(dir, GRID_CA_FILE)} and the route password in ${join(dir, ROUTE_SECRET_FILE)}\n`);
       // The nodes listen beyond loopback, so their reads need a token of the operator key (cli/read-key.ts finds it under the default dir).
       process.stdout.write(opts.dir
         ? `reads on the nodes need a read token: export ZONE_READ_KEY=${state.operatorKey}\n`

@@ -11,7 +11,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { box, call, ownerCall, ownerToken, startNode } from './node.ts';
 import { StubAppliance } from './stub-appliance.ts';
 import { buildServer } from '../../api/server.ts';
-import { connect, headers } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes.ts';
 
@@ -153,7 +153,7 @@ t.test("pipes list the owner's pipes with their lag; restart stops and starts a 
     [{ from, to, lagMessages: 0, lagBytes: 0 }]);
 
   // What a producer publishes: an incarnation's bytes, then its end-of-stream marker.
-  const nc = await connect({ servers: n.appliance.pseudokernel!.server.url });
+  const nc = await n.appliance.pseudokernel!.server.connect();
   t.teardown(() => nc.close());
   const js = jetstream(nc);
   const pipe = pipeIdentity(n.operator.publicKey, from, to);

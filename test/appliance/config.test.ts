@@ -63,14 +63,27 @@ t.test('the API may listen on several addresses and require read tokens', async 
 t.test('the nats-server takes clients on 127.0.0.1:4222 unless the config says otherwise, and may be clustered', async (t) => {
   t.same(loadNodeConfig({ env: {}, cwd: tmp(t) }).nats, { host: '127.0.0.1', port: 4222, cluster: null });
   const dir = tmp(t);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:14222', cluster: { name: 'grid', listen: '10.9.0.1:6222', routes: ['10.9.0.2:6222'] } } }));
+  const tls = { ca: '/grid/ca.crt', cert: 'route.crt', key: 'route.key' };
+  const cluster = { name: 'grid', listen: '10.9.0.1:6222', routes: ['10.9.0.2:6222'], routeSecret: 'route-secret' };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:14222', cluster: { ...cluster, tls } } }));
   t.same(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).nats, {
-    host: '127.0.0.1', port: 14222, cluster: { name: 'grid', host: '10.9.0.1', port: 6222, routes: ['10.9.0.2:6222'] },
-  });
+    host: '127.0.0.1', port: 14222, cluster: {
+      name: 'grid', host: '10.9.0.1', port: 6222, routes: ['10.9.0.2:6222'], routeSecretFile: join(dir, 'route-secret'),
+      tls: { caFile: '/grid/ca.crt', certFile: join(dir, 'route.crt'), keyFile: join(dir, 'route.key') },
+    },
+  }, 'the route files, relative to the data directory');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/nats/cluster/tls', message: /routes need mutual TLS/ }, 'routes without TLS only when asked for');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { ...cluster, plainRoutes: true } } }));
+  t.equal(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).nats.cluster?.tls, null, 'plainRoutes (benchmarks)');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { ...cluster, plainRoutes: true, tls } } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { field: '/nats/cluster/plainRoutes' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { ...cluster, routeSecret: undefined, tls } } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { field: '/nats/cluster/routeSecret' }, 'a cluster needs the route password');
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { listen: '127.0.0.1:99999' } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { field: '/nats/listen' });
   // $ZONE_NATS_LISTEN sets the client address only: a bad cluster address is the file's.
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { name: 'grid', listen: '10.9.0.1:70000', routes: [] } } }));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ nats: { cluster: { ...cluster, listen: '10.9.0.1:70000', tls } } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: '127.0.0.1:14333' }, cwd: '/' })),
     { field: '/nats/cluster/listen', message: new RegExp(`^${join(dir, 'config.json')}: nats.cluster.listen: "10.9.0.1:70000" is not host:port`) });
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: '127.0.0.1:99999' }, cwd: '/' })), { field: '/nats/listen', message: /^\$ZONE_NATS_LISTEN: / });

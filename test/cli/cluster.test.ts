@@ -3,7 +3,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,9 +56,10 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
     t.same([info.id, info.boxKey], [n.id, n.boxKey], `node ${n.index} answers from the host with its identity`);
   }
   t.equal(new Set(state.nodes.map((n) => n.id)).size, 3, 'three identities');
-  const configs = await Promise.all(state.nodes.map(async (n) => JSON.parse(await readFile(join(n.dataDir, 'config.json'), 'utf8')) as { trustPolicy: string; nats: { listen: string; cluster: { routes: string[] } } }));
+  const configs = await Promise.all(state.nodes.map(async (n) => JSON.parse(await readFile(join(n.dataDir, 'config.json'), 'utf8')) as { trustPolicy: string; nats: { listen: string; cluster: { routes: string[]; tls: { ca: string } } } }));
   t.ok(configs.every((c) => c.trustPolicy === configs[0]!.trustPolicy), 'every node reads the same trust policy');
   t.same(configs.map((c) => c.nats.cluster.routes.length), [2, 2, 2], 'every node\'s nats-server routes to the two others');
+  t.same(configs.map((c) => [c.nats.listen, c.nats.cluster.tls.ca]), Array(3).fill(['127.0.0.1:4222', join(dir, 'ca.crt')]), 'takes clients on its loopback, routes with the grid\'s CA');
   t.match(await readFile(join(dir, 'trust-policy.json'), 'utf8'), JSON.parse(await readFile(state.operatorKey, 'utf8')).publicKey);
   await t.rejects(zone('cluster', 'up', '1', '--name', NAME, '--subnet', SUBNET, '--dir', dir), { code: 1, stderr: /already up/ });
 });
@@ -165,6 +166,37 @@ t.test('the nodes\' nats-servers form one cluster: files a container writes to /
   t.same(read, written, '0 B, 1 B, 1 MiB and 64 MiB written on node 1 are read byte-exact on node 3');
   const listing = await waitFor(() => logsOf(2, 'reader').then((out) => /^ls: (.*)$/m.exec(out)?.[1]), { timeoutMs: 60_000, what: 'the listing after the rename and unlink' });
   t.same(listing.trim().split(' ').sort(), ['changed', 'checked', 'hello.txt', 's1-renamed', 's2', 's3', 'written'], 'the rename and the unlink made on node 1 are seen on node 3');
+});
+
+t.test('NATS takes no session without the node\'s credentials: not from a plain container on nodes 1 and 3, not from the node itself, not from the host', async (t) => {
+  const nodes = state!.nodes;
+  const owner = (JSON.parse(await readFile(state!.operatorKey, 'utf8')) as { publicKey: string }).publicKey;
+  const hello = 'printf \'CONNECT {"verbose":false}\\r\\nPING\\r\\n\'';
+  // Whatever comes back until the server hangs up or 3 s passed (a refused connection, or a firewall's drop, answer nothing).
+  const probe = (host: string, port: number) => `${hello} | timeout 3 nc -w 2 ${host} ${port} 2>&1; true`;
+  for (const [i, w] of [[0, 'writer'], [2, 'reader']] as const) {
+    for (const n of nodes) {
+      for (const port of [4222, 6222]) {
+        const answer = await sh('docker', 'exec', workloadId(nodes[i]!.id!, owner, 'share', w), 'sh', '-c', probe(n.address, port));
+        t.notMatch(answer, /PONG/, `a container on node ${i + 1}: no session on node ${n.index}'s ${port}`);
+      }
+    }
+  }
+  // Independent of any firewall: NATS itself refuses.
+  for (const n of nodes) {
+    const inNode = (...cmd: string[]) => sh('ip', 'netns', 'exec', n.namespace, ...cmd);
+    const listening = (await inNode('ss', '-Hltn', 'sport = :4222')).trim().split('\n').map((line) => line.split(/\s+/)[3]);
+    t.same(listening, ['127.0.0.1:4222'], `node ${n.index}'s client port listens on its loopback only`);
+    const local = await inNode('busybox', 'sh', '-c', probe('127.0.0.1', 4222).replace('nc -w', 'busybox nc -w'));
+    t.match(local, /-ERR 'Authorization Violation'/, `node ${n.index}'s client port refuses a client without its key`);
+    t.notMatch(local, /PONG/, 'and gives it no session');
+    const route = await sh('busybox', 'sh', '-c', probe(n.address, 6222).replace('nc -w', 'busybox nc -w'));
+    t.notMatch(route, /PONG|INFO/, `node ${n.index}'s route port gives the host no session (TLS first, its certificate required)`);
+  }
+  for (const n of nodes) {
+    t.equal(statSync(join(n.dataDir, 'nats', 'client.nk')).mode & 0o777, 0o600, `node ${n.index}'s NATS key is 0600`);
+    t.match(await readFile(join(n.dataDir, 'nats', 'nats-server.conf'), 'utf8'), /cluster \{[^]*tls \{[^]*verify: true/, `node ${n.index}'s routes use mutual TLS`);
+  }
 });
 
 /** `lines` typed ahead into zone shell on node 2 in a pseudo-terminal (read one prompt at a time, as a user's would be); what it printed. */

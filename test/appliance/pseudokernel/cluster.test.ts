@@ -13,6 +13,7 @@ import { createLogger } from '../../../appliance/logger.ts';
 import { NatsGridFs } from '../../../appliance/pseudokernel/grid-fs.ts';
 import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
 import { NatsProcTable } from '../../../appliance/pseudokernel/proc-table.ts';
+import { loopbackGrid } from '../../helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
@@ -27,10 +28,11 @@ const connections: NatsConnection[] = [];
 t.before(async () => {
   const ports = await freeLoopbackPorts(2 * SERVERS);
   const clusterPorts = ports.slice(SERVERS);
+  const grid = await loopbackGrid(dir);
   for (let i = 0; i < SERVERS; i++) {
     servers.push(new NatsServer({
       dataDir: join(dir, `n${i}`), serverName: `n${i}`, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
-      cluster: { name: 'zone-test', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`) },
+      cluster: { name: 'zone-test', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await grid.routeFiles(`n${i}`)) },
     }));
   }
   // Together: JetStream answers only once the cluster has elected its meta leader.

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
+import { nkeys } from '@nats-io/transport-node';
 import t from 'tap';
 import { createLogger } from '../../../appliance/logger.ts';
 import { natsServerConfig } from '../../../appliance/pseudokernel/nats-config.ts';
@@ -45,18 +46,35 @@ async function supervised(name: string, options: Partial<NatsServerOptions> = {}
   return server;
 }
 
-t.test('the config file: client address, JetStream store, cluster routes; bad options are named', async (t) => {
+t.test('the config file: client address and NKEY, JetStream store, cluster routes with password and TLS; bad options are named', async (t) => {
+  const clientNkey = nkeys.createUser().getPublicKey();
+  const routePassword = 'a'.repeat(43);
+  const tls = { caFile: '/grid/ca.crt', certFile: '/grid/n1.crt', keyFile: '/grid/n1.key' };
   const text = natsServerConfig({
-    serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/data/store', pidFile: '/data/pid',
-    cluster: { name: 'grid', host: '10.88.0.1', port: 6333, routes: ['10.88.0.2:6333', '[fd00::3]:6333'] },
+    serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/data/store', pidFile: '/data/pid', clientNkey, routePassword,
+    cluster: { name: 'grid', host: '10.88.0.1', port: 6333, routes: ['10.88.0.2:6333', '[fd00::3]:6333'], tls, routeSecretFile: '/grid/secret' },
   });
   t.match(text, /server_name: "n1"\nhost: "127\.0\.0\.1"\nport: 4333\n/);
+  t.match(text, `authorization {\n  users: [ { nkey: "${clientNkey}" } ]\n}`, 'clients only as the node\'s NKEY user');
   t.match(text, /jetstream \{\n {2}store_dir: "\/data\/store"\n\}/);
-  t.match(text, /cluster \{\n {2}name: "grid"\n {2}host: "10\.88\.0\.1"\n {2}port: 6333\n {2}routes: \[\n {4}"nats-route:\/\/10\.88\.0\.2:6333"\n {4}"nats-route:\/\/\[fd00::3\]:6333"\n {2}\]\n\}/);
-  const base = { serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/s', pidFile: '/p' };
+  t.match(text, /cluster \{\n {2}name: "grid"\n {2}host: "10\.88\.0\.1"\n {2}port: 6333\n {2}no_advertise: true\n/);
+  t.match(text, `  authorization {\n    user: "zone-route"\n    password: "${routePassword}"\n  }\n`, 'routes only with the grid\'s password');
+  t.match(text, '  tls {\n    ca_file: "/grid/ca.crt"\n    cert_file: "/grid/n1.crt"\n    key_file: "/grid/n1.key"\n    verify: true\n', 'routes only with a certificate of the grid\'s CA');
+  t.match(text, `  routes: [\n    "nats-route://zone-route:${routePassword}@10.88.0.2:6333"\n    "nats-route://zone-route:${routePassword}@[fd00::3]:6333"\n  ]`);
+  t.notMatch(natsServerConfig({
+    serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/s', pidFile: '/p', clientNkey, routePassword,
+    cluster: { name: 'grid', host: '10.88.0.1', port: 6333, routes: [], tls: null, routeSecretFile: '/grid/secret' },
+  }), 'tls {', 'plain routes (benchmarks) have no tls block');
+  const base = { serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/s', pidFile: '/p', clientNkey };
+  const cluster = { name: 'g', host: 'h', port: 1, routes: [], tls: null, routeSecretFile: '/grid/secret' };
   t.throws(() => natsServerConfig({ ...base, port: 0 }), /port is 0; expected an integer from 1 to 65535/);
   t.throws(() => natsServerConfig({ ...base, serverName: 'a b' }), /serverName is "a b"/);
-  t.throws(() => natsServerConfig({ ...base, cluster: { name: 'g', host: 'h', port: 1, routes: ['nohost'] } }), /cluster\.routes\[0\] is "nohost"; expected host:port/);
+  t.throws(() => natsServerConfig({ ...base, clientNkey: 'SUAB' }), /clientNkey is not a user NKEY/);
+  t.throws(() => natsServerConfig({ ...base, routePassword, cluster: { ...cluster, routes: ['nohost'] } }), /cluster\.routes\[0\] is "nohost"; expected host:port/);
+  const short = natsServerConfig.bind(null, { ...base, routePassword: 'short', cluster });
+  t.throws(short, /the route password in \/grid\/secret \(cluster\.routeSecretFile\) is not 16 to 128/);
+  t.throws(() => natsServerConfig({ ...base, cluster }), /route password/, 'a cluster needs the password');
+  t.notMatch((() => { try { short(); return ''; } catch (e) { return (e as Error).message; } })(), 'short', 'the error does not show the password');
 });
 
 t.test('start, KV through a client, kill -9 -> restarted with the data, stop leaves no process', async (t) => {

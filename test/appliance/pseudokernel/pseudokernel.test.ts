@@ -4,7 +4,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { createAppliance, type ApplianceOptions } from '../../../appliance/appliance.ts';
@@ -47,7 +46,8 @@ t.test('the pseudokernel\'s nats-server runs at the configured address while the
   t.match(info, { available: true, details: { nats: `nats://127.0.0.1:${o.config.nats.port}` } });
   const pid = appliance.pseudokernel!.server.pid!;
   t.ok(alive(pid), 'nats-server runs');
-  const nc = await connect({ servers: `127.0.0.1:${o.config.nats.port}` });
+  const nc = await appliance.pseudokernel!.server.connect();
+  t.equal(nc.getServer(), `127.0.0.1:${o.config.nats.port}`, 'the appliance\'s client connects there with the node\'s key');
   await nc.close();
   t.ok(o.config.dataDir && appliance.pseudokernel!.server.configPath.startsWith(join(o.config.dataDir, 'nats')), 'its files are in DATA/nats');
   await appliance.close();
