@@ -1,16 +1,13 @@
 // The desired state: every workload of every live stored blueprint, as the specs the
 // drivers take (engine-side id, spec hash, normalised definition).
-import { createHash } from 'node:crypto';
 import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
+import { workloadId } from '../../drivers/names.ts';
 import { pipedStreams } from '../pseudokernel/pipes.ts';
 import type { StoredBlueprint } from '../store.ts';
 
-/** `zone-<blueprint>-<workload>-<8 hex of sha256(node|owner|blueprint|workload)>`: stable and unique per node. */
-export function workloadId(node: string, owner: string, blueprint: string, workload: string): string {
-  const digest = createHash('sha256').update(`${node}|${owner}|${blueprint}|${workload}`).digest('hex');
-  return `zone-${blueprint}-${workload}-${digest.slice(0, 8)}`;
-}
+// The engine and its tests name workloads through here; the drivers share the scheme.
+export { workloadId };
 
 export function desiredWorkloads(node: string, blueprints: readonly StoredBlueprint[]): WorkloadSpec[] {
   return blueprints.filter((b) => !b.deleted).flatMap((b) => (b.document.workloads ?? []).map((w) => {

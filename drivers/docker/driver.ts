@@ -6,12 +6,12 @@ import Docker from 'dockerode';
 import type {
   AttachOptions, AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
 } from '../contract.ts';
-import { WorkloadSpecError } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
-import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
+import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
+import { nameClash, sameWorkload } from '../names.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 
 export interface DockerDriverOptions {
@@ -76,6 +76,7 @@ export class DockerDriver implements Driver {
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
     return this.call(async () => {
       let info = await this.inspectContainer(spec.id);
+      if (info) this.checkHolder(spec, info);
       if (!info) {
         const options = containerCreateOptions(spec, (sealed) => this.ctx.openSecret(sealed));
         await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
@@ -86,10 +87,9 @@ export class DockerDriver implements Driver {
         info = await this.inspectContainer(spec.id);
         if (!info) throw new Error(`container ${spec.id} was removed right after it was created`);
       }
+      this.checkHolder(spec, info);
       const observed = observedOf(info);
-      if (!observed || observed.node !== spec.node || observed.owner !== spec.owner || observed.blueprint !== spec.blueprint || observed.workload !== spec.workload) {
-        throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
-      }
+      if (!observed) throw new Error(`container ${spec.id} does not read back as a zone workload`);
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
       if (observed.state === 'created' || observed.state === 'exited') {
@@ -282,6 +282,12 @@ export class DockerDriver implements Driver {
     });
     out.on('close', () => live?.stdout.destroy());
     return { stdin: live?.stdin ?? refusingStdin(), stdout: out, startedAt: before.startedAt, exact: false };
+  }
+
+  /** Throws unless the container's labels record `spec`'s identity: one of another is never adopted. */
+  private checkHolder(spec: WorkloadSpec, info: ContainerInspect): void {
+    const holder = identityOf(info.Config.Labels);
+    if (!holder || !sameWorkload(holder, spec)) throw nameClash(spec, 'container', holder);
   }
 
   /** Validated inspect data, or null when there is no such container. */
