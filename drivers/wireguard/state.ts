@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value';
 
 /** Network ids of this scheme (32 hex) and of appliances before it (8 hex), whose networks are still found to be removed. */
 const ID_PATTERN = '^zn-(?:[0-9a-f]{8}|[0-9a-f]{32})$';
+export const NETWORK_ID = new RegExp(ID_PATTERN);
 
 export const NetworkState = Type.Object({
   id: Type.String({ pattern: ID_PATTERN }),
@@ -65,6 +66,6 @@ export class StateFiles {
 
   async ids(): Promise<string[]> {
     const names = await readdir(this.dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
-    return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((id) => new RegExp(ID_PATTERN).test(id)).sort();
+    return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((id) => NETWORK_ID.test(id)).sort();
   }
 }
