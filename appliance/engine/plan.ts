@@ -42,7 +42,8 @@ function wantsRestart(spec: WorkloadSpec, o: ObservedWorkload): boolean {
   }
 }
 
-const identityKey = (w: WorkloadIdentity) => JSON.stringify([w.node, w.owner, w.blueprint, w.workload]);
+/** Who a workload is on this node (records do not hold the node: they are all this node's). */
+const identityKey = (w: Omit<WorkloadIdentity, 'node'>) => JSON.stringify([w.owner, w.blueprint, w.workload]);
 
 function describeExit(o: ObservedWorkload): string {
   if (o.oomKilled) return 'killed: out of memory';
@@ -74,8 +75,12 @@ export function planSteps(
 
   const wanted = new Set(desired.map((d) => d.id));
   // A workload under another name than its own (an older appliance's): removed first,
-  // and its replacement created once it is gone, so the two never hold its ports at once.
-  const renamed = new Set([...observed.workloads.values()].filter((o) => !wanted.has(o.id)).map(identityKey));
+  // and its replacement created once it is gone (its removal no longer in flight, its
+  // record forgotten), so the two never hold its ports, or its /zone, at once.
+  const renamed = new Set([
+    ...[...observed.workloads.values()].filter((o) => !wanted.has(o.id)).map(identityKey),
+    ...[...records.values()].filter((r) => !wanted.has(r.id) && busy.has(r.id)).map(identityKey),
+  ]);
 
   for (const spec of desired) {
     if (busy.has(spec.id) || observed.unavailable.has(spec.definition.kind)) continue;

@@ -109,6 +109,10 @@ const cases: { name: string; desired: WorkloadSpec[]; observed: Observed; record
   },
   { name: 'upgrade: once the old one is gone, the workload is created under its own name', desired: [web], observed: seen(), expect: [['create', 'web']] },
   { name: 'upgrade: an old name being removed holds its successor back', desired: [web], observed: seen(legacyWeb), busy: [legacyWeb.id], expect: [] },
+  {
+    name: 'upgrade: so does its removal in flight once the engine no longer lists it, until its record is forgotten',
+    desired: [web], observed: seen(), records: recs(record(web, { id: legacyWeb.id })), busy: [legacyWeb.id], expect: [],
+  },
 ];
 
 for (const c of cases) {

@@ -161,3 +161,20 @@ t.test('a VM bridge or a container interface under the wanted name that belongs 
   t.equal(await aliasOf(VM_NS, bridge), vmBridgeAlias(other.id, '10.97.4.20'), 'the other network\'s bridge outlives the remove');
   t.equal(await aliasOf(CONTAINER_NS, inside), `zone:${other.id}`, 'and so does the other interface');
 });
+
+t.test('upgrade: a network an older appliance made (8-hex namespace, bridges without this scheme\'s aliases) is listed and removed whole', async (t) => {
+  const legacy = 'zn-0a1b2c3d';
+  const identity = identityOf(OWNER_A, 'old');
+  await mkdir(join(dataDir, 'networks'), { recursive: true });
+  await writeFile(join(dataDir, 'networks', `${legacy}.json`), JSON.stringify({ id: legacy, ...identity, interface: 'zw-0a1b2c3d', implementation: 'wireguard-go', pid: null }));
+  planted.push(legacy);
+  await sh('ip', 'netns', 'add', legacy);
+  await sh('ip', '-n', legacy, 'link', 'add', 'zone0', 'type', 'bridge');
+  await sh('ip', '-n', VM_NS, 'link', 'add', 'zb-0a1b2c3d', 'type', 'bridge');
+  await sh('ip', '-n', VM_NS, 'link', 'set', 'zb-0a1b2c3d', 'alias', `zone:${legacy}`);
+  t.match((await driver.list()).find((n) => n.id === legacy), { owner: OWNER_A, network: 'old' }, 'listed: the engine removes what no blueprint declares under that id');
+  await driver.remove(legacy);
+  t.notOk(existsSync(`/var/run/netns/${legacy}`), 'its namespace is gone');
+  await t.rejects(sh('ip', '-n', VM_NS, 'link', 'show', 'zb-0a1b2c3d'), 'its VM bridge too (found by its old alias)');
+  t.notOk(existsSync(join(dataDir, 'networks', `${legacy}.json`)), 'and its state file');
+});
