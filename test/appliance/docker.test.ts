@@ -114,3 +114,27 @@ t.test('upgrade: a container an older appliance named (32-bit hash) is replaced 
   await appliance.submit(sign({ name: 'old', version: 2, delete: true }));
   await waitFor(async () => (await docker.getContainer(spec!.id).inspect().catch(() => null)) === null, { timeoutMs: 30_000, what: 'web removed by the tombstone' });
 });
+
+t.test('a container under a workload\'s name recording another owner is the workload\'s last error, naming both, and is never removed', async (t) => {
+  const bp = sign({ name: 'clash', version: 1, workloads: [{ name: 'web', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] }] });
+  const [spec] = desiredWorkloads(nodeId, [{ owner: operator.publicKey, name: 'clash', version: 1, deleted: false, document: bp, acceptedAt: new Date().toISOString() }]);
+  const other = `ed25519:${Buffer.alloc(32, 77).toString('base64')}`;
+  const options = containerCreateOptions({ ...spec!, owner: other }, () => '');
+  await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId } });
+  t.teardown(() => docker.getContainer(spec!.id).remove({ force: true }).catch(() => undefined));
+
+  await appliance.submit(bp);
+  const status = await waitFor(() => {
+    const w = appliance.getBlueprint('clash')?.workloads.find((x) => x.workload === 'web');
+    return w?.state === 'failed' ? w : null;
+  }, { timeoutMs: 30_000, what: 'web failed on the name clash' });
+  t.match(status.lastError, `workload clash/web of owner ${operator.publicKey} on node ${nodeId}`);
+  t.match(status.lastError, `workload clash/web of owner ${other} on node ${nodeId}`);
+  const held = await docker.getContainer(spec!.id).inspect();
+  t.equal(held.Config.Labels['zone.owner'], other, 'the other owner\'s container is still there');
+  t.equal(held.State.Status, 'created', 'and was never started');
+
+  await appliance.submit(sign({ name: 'clash', version: 2, delete: true }));
+  await waitFor(() => appliance.getBlueprint('clash')?.workloads.length === 0, { timeoutMs: 30_000, what: 'the workload forgotten' });
+  t.equal((await docker.getContainer(spec!.id).inspect()).Config.Labels['zone.owner'], other, 'a tombstone does not remove it either');
+});
