@@ -222,7 +222,7 @@ export class ZoneAppliance implements Appliance {
 
   private async restartOwned(owner: string, blueprint: string, workload: string): Promise<void> {
     const what = `${blueprint}/${workload}`;
-    const outcome = this.reconciler.restart(workloadId(this.identity.id, owner, blueprint, workload), 'asked by its owner');
+    const outcome = this.reconciler.restart({ owner, blueprint, workload }, 'asked by its owner');
     if (outcome === 'unknown') throw new ZoneError('NOT_FOUND', `no workload ${what} of this owner on node ${this.identity.id}`, '/params/workload');
     if (outcome === 'busy') throw new ZoneError('CONFLICT', `${what} on node ${this.identity.id} is being changed right now; try again once it settles`, '/params/workload');
     this.logger.info({ blueprint, workload }, 'restart asked by the owner');

@@ -31,6 +31,7 @@ import { LABELS } from '../drivers/docker/spec.ts';
 const run = promisify(execFile);
 const N = Number.parseInt(process.argv[2] ?? '10', 10);
 const NODE = `bench${process.pid}`;
+const OWNER = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
 const RAW_LABEL = `zone-bench=${NODE}`;
 const docker = new Docker();
 
@@ -47,7 +48,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 function specOf(i: number): WorkloadSpec {
   const definition = normalizeWorkload({ name: `w${i}`, kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] });
-  return { node: NODE, owner: `ed25519:${Buffer.alloc(32, 9).toString('base64')}`, blueprint: 'bench', workload: `w${i}`, id: `zone-bench-w${i}-${NODE}`, specHash: specHash(definition), definition };
+  return { node: NODE, owner: OWNER, blueprint: 'bench', workload: `w${i}`, id: workloadId(NODE, OWNER, 'bench', `w${i}`), specHash: specHash(definition), definition };
 }
 
 async function removeByLabel(label: string): Promise<void> {

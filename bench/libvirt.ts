@@ -116,8 +116,8 @@ async function main(): Promise<void> {
     // (b') the driver alone
     const definition = normalizeWorkload(WORKLOAD);
     const spec: WorkloadSpec = {
-      node: `bench${process.pid}`, owner: 'ed25519:bench', blueprint: 'bench', workload: WORKLOAD.name,
-      id: `zone-bench-box-${process.pid}-${i}`, specHash: specHash(definition), definition,
+      node: `bench${process.pid}`, owner: 'ed25519:bench', blueprint: `bench${i}`, workload: WORKLOAD.name,
+      id: workloadId(`bench${process.pid}`, 'ed25519:bench', `bench${i}`, WORKLOAD.name), specHash: specHash(definition), definition,
     };
     driverIds.push(spec.id);
     t0 = Date.now();

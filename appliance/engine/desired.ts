@@ -2,18 +2,15 @@
 // drivers take (engine-side id, spec hash, normalised definition). A blueprint is live
 // until its tombstone or its `expires`: an expired blueprint is removed as its
 // tombstone would be (the contract ended), until a later version follows.
-import { createHash } from 'node:crypto';
 import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import { parseDateTime } from '../../blueprints/units.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
+import { workloadId } from '../../drivers/names.ts';
 import { pipedStreams } from '../pseudokernel/pipes.ts';
 import type { StoredBlueprint } from '../store.ts';
 
-/** `zone-<blueprint>-<workload>-<8 hex of sha256(node|owner|blueprint|workload)>`: stable and unique per node. */
-export function workloadId(node: string, owner: string, blueprint: string, workload: string): string {
-  const digest = createHash('sha256').update(`${node}|${owner}|${blueprint}|${workload}`).digest('hex');
-  return `zone-${blueprint}-${workload}-${digest.slice(0, 8)}`;
-}
+// The engine and its tests name workloads through here; the drivers share the scheme.
+export { workloadId };
 
 /** When the blueprint's contract ends (its `expires`); null when it has none. */
 export function expiryOf(b: StoredBlueprint): Date | null {

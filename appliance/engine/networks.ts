@@ -71,17 +71,18 @@ export class NetworkSync {
     });
     if (!managed) return;
     const plan = planNetworks(this.node, blueprints, managed, workloads);
-    // One failing network (a key sealed to another node, a busy port) does not hold up the others.
+    // Removed first: a network renamed by an upgrade frees its listen port for its successor.
+    for (const id of plan.remove) {
+      this.logger.info({ network: id }, 'removing network no blueprint declares');
+      await this.driver.remove(id).catch((err: Error) => this.logger.warn({ network: id, error: err.message }, 'network remove failed'));
+    }
+    // One failing network (a key sealed to another node, a busy port, a name held by another) does not hold up the others.
     const ready = new Set<string>();
     for (const spec of plan.ensure) {
       await this.driver.ensure(spec).then(
         () => ready.add(spec.id),
         (err: Error) => this.logger.warn({ blueprint: spec.blueprint, network: spec.network, error: err.message }, 'network ensure failed'),
       );
-    }
-    for (const id of plan.remove) {
-      this.logger.info({ network: id }, 'removing network no blueprint declares');
-      await this.driver.remove(id).catch((err: Error) => this.logger.warn({ network: id, error: err.message }, 'network remove failed'));
     }
     for (const { spec, vm } of plan.attachVm.filter((a) => ready.has(a.spec.id))) {
       await this.driver.attachVm(spec, vm).catch((err: Error) => this.logger.warn(

@@ -42,6 +42,9 @@ function wantsRestart(spec: WorkloadSpec, o: ObservedWorkload): boolean {
   }
 }
 
+/** Who a workload is on this node (records do not hold the node: they are all this node's). */
+const identityKey = (w: Omit<WorkloadIdentity, 'node'>) => JSON.stringify([w.owner, w.blueprint, w.workload]);
+
 function describeExit(o: ObservedWorkload): string {
   if (o.oomKilled) return 'killed: out of memory';
   return o.exitCode === null ? 'exited' : `exited with code ${o.exitCode}`;
@@ -70,10 +73,20 @@ export function planSteps(
     return { kind: 'wait', spec, until: new Date(now.getTime() + restartDelayMs(attempt, backoff)), attempt, reason, ...exit };
   };
 
+  const wanted = new Set(desired.map((d) => d.id));
+  // A workload under another name than its own (an older appliance's): removed first,
+  // and its replacement created once it is gone (its removal no longer in flight, its
+  // record forgotten), so the two never hold its ports, or its /zone, at once.
+  const renamed = new Set([
+    ...[...observed.workloads.values()].filter((o) => !wanted.has(o.id)).map(identityKey),
+    ...[...records.values()].filter((r) => !wanted.has(r.id) && busy.has(r.id)).map(identityKey),
+  ]);
+
   for (const spec of desired) {
     if (busy.has(spec.id) || observed.unavailable.has(spec.definition.kind)) continue;
     const o = observed.workloads.get(spec.id);
     const r = records.get(spec.id);
+    if (!o && renamed.has(identityKey(spec))) continue;
     if (!o) {
       // A create that failed before waits out its backoff; a new or vanished one goes now.
       const reason = !r || r.state === 'pending' ? 'new workload' : 'missing from its engine';
@@ -90,13 +103,13 @@ export function planSteps(
     }
   }
 
-  const wanted = new Set(desired.map((d) => d.id));
+  const desiredIdentities = new Set(desired.map(identityKey));
   for (const o of observed.workloads.values()) {
     if (wanted.has(o.id) || busy.has(o.id)) continue;
     steps.push({
       kind: 'remove', id: o.id, driver: o.kind,
       identity: { node: o.node, owner: o.owner, blueprint: o.blueprint, workload: o.workload },
-      reason: 'not desired any more',
+      reason: desiredIdentities.has(identityKey(o)) ? 'named by an older appliance: replaced under its own name' : 'not desired any more',
     });
   }
   return steps;

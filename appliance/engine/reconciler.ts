@@ -135,10 +135,11 @@ export class Reconciler {
    * policy (its owner asked: `kill` in zone shell). `unknown`: no such workload here;
    * `busy`: a step of it is in flight, which the caller may try again after.
    */
-  restart(id: string, reason: string): 'restarting' | 'unknown' | 'busy' {
-    const spec = this.desired(this.live(this.clock())).find((d) => d.id === id);
+  restart(w: { owner: string; blueprint: string; workload: string }, reason: string): 'restarting' | 'unknown' | 'busy' {
+    // Found by the stored blueprint's (owner, name) and the workload's name: never by an engine-side name.
+    const spec = this.desired(this.live(this.clock())).find((d) => d.owner === w.owner && d.blueprint === w.blueprint && d.workload === w.workload);
     if (!spec || this.stopped) return 'unknown';
-    if (this.busy.has(id)) return 'busy';
+    if (this.busy.has(spec.id)) return 'busy';
     this.launch({ kind: 'restart', spec, reason });
     return 'restarting';
   }

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
@@ -23,6 +23,7 @@ import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.t
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
 import { runCommand } from '../../drivers/wireguard/exec.ts';
+import { NETWORK_ID } from '../../drivers/wireguard/state.ts';
 import { commandLine, processRuns, stopProcess } from '../../drivers/processes.ts';
 import { clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
 import { makeGridCa, makeRouteCertificate, writeRoutePassword, type KeyAndCertificate } from './pki.ts';
@@ -242,7 +243,8 @@ async function stopAppliance(node: ClusterNode): Promise<void> {
 /** Everything the node's WireGuard driver recorded, wherever the appliance keeps driver files. */
 async function removeNodeNetworks(node: ClusterNode): Promise<void> {
   if (!node.id || !existsSync(node.dataDir)) return;
-  const files = (await readdir(node.dataDir, { recursive: true })).filter((f) => /(^|\/)networks\/zn-[0-9a-f]{8}\.json$/.test(f));
+  const files = (await readdir(node.dataDir, { recursive: true }))
+    .filter((f) => basename(dirname(f)) === 'networks' && f.endsWith('.json') && NETWORK_ID.test(basename(f, '.json')));
   for (const file of files) {
     const networksDir = dirname(join(node.dataDir, file));
     const driver = new WireguardDriver({

@@ -3,15 +3,16 @@
 // file is the I/O.
 import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import type {
-  AttachOptions, AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+import {
+  WorkloadSpecError, type AttachOptions, type AttachedStreams, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
+  type ObservedWorkload, type WorkloadSpec,
 } from '../contract.ts';
-import { WorkloadSpecError } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
-import { identityOf, observedOf, parseContainerInspect } from './observed.ts';
+import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
+import { nameClash, sameWorkload } from '../names.ts';
 import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
 import { KeyedLock } from '../keyed-lock.ts';
@@ -89,6 +90,7 @@ export class DockerDriver implements Driver {
     return this.call(async () => {
       let info = await this.inspectContainer(spec.id);
       const sealed = sealedEnvNames(spec).length > 0;
+      if (info) this.checkHolder(spec, info);
       if (!info) {
         const options = containerCreateOptions(spec, sealed ? await this.secrets.prepare(spec) : null);
         await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
@@ -99,10 +101,9 @@ export class DockerDriver implements Driver {
         info = await this.inspectContainer(spec.id);
         if (!info) throw new Error(`container ${spec.id} was removed right after it was created`);
       }
+      this.checkHolder(spec, info);
       const observed = observedOf(info);
-      if (!observed || observed.node !== spec.node || observed.owner !== spec.owner || observed.blueprint !== spec.blueprint || observed.workload !== spec.workload) {
-        throw new WorkloadSpecError(spec.workload, 'id', `a container named ${spec.id} exists and is not this workload's (remove it by hand if it is stale)`);
-      }
+      if (!observed) throw new Error(`container ${spec.id} does not read back as a zone workload`);
       await this.keepInOwnerNetwork(spec, info.NetworkSettings?.Networks ?? {});
       if (observed.state === 'paused') await this.docker.getContainer(spec.id).unpause();
       let held: HoldHandle | null = null;
@@ -337,6 +338,12 @@ export class DockerDriver implements Driver {
       for (const name of leave) await this.docker.getNetwork(name).disconnect({ Container: spec.id, Force: true }).catch(ignoreStatus(404));
       if (!current) await this.docker.getNetwork(network).connect({ Container: spec.id });
     });
+  }
+
+  /** Throws unless the container's labels record `spec`'s identity: one of another is never adopted. */
+  private checkHolder(spec: WorkloadSpec, info: ContainerInspect): void {
+    const holder = identityOf(info.Config.Labels);
+    if (!holder || !sameWorkload(holder, spec)) throw nameClash(spec, 'container', holder);
   }
 
   /** Validated inspect data, or null when there is no such container. */

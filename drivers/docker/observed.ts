@@ -1,10 +1,12 @@
 // What dockerd reports -> ObservedWorkload. Engine data is input like any other: it is
 // checked against a schema, and a container whose labels are missing or malformed
-// (someone else's, or forged) is not ours.
+// (someone else's, or forged), or whose name is not the one of the identity they
+// record, is not ours.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { NAME_PATTERN, PUBLIC_KEY_PATTERN } from '../../blueprints/schema.ts';
 import type { HealthState, ObservedState, ObservedWorkload, WorkloadIdentity } from '../contract.ts';
+import { isNameOf } from '../names.ts';
 import { LABELS } from './spec.ts';
 
 /** Engine-side names are made by the engine: zone-<blueprint>-<workload>-<hash>, [a-z0-9-]. */
@@ -73,7 +75,8 @@ export function observedOf(info: unknown): ObservedWorkload | null {
   if (!c) return null;
   const id = containerNameOf(c.Name);
   const identity = identityOf(c.Config.Labels);
-  if (!id || !identity) return null;
+  // Labels of a workload on a container not named for it are a clash (or a forgery), not ours.
+  if (!id || !identity || !isNameOf(id, identity)) return null;
   const state = observedStateOf(c.State.Status);
   return {
     ...identity,

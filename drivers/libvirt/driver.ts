@@ -2,8 +2,8 @@
 // spec.ts, domain-xml.ts, guest-init.ts and observed.ts; this file is the I/O.
 //
 // Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, overlay disk, console
-// log) and go with remove(); the console socket is in <dataDir>/libvirt/sock/ (short name:
-// unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
+// log) and go with remove(); the console socket is in <dataDir>/libvirt/sock/ (named by
+// 128 bits of a hash of the domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
 // so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -29,6 +29,7 @@ import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type Po
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
+import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
 
@@ -120,8 +121,11 @@ export class LibvirtDriver implements Driver {
     return this.exclusive(spec.id, () => this.call(async (hv) => {
       let domain = await this.lookup(hv, spec.id);
       if (domain) {
+        // A domain recording another identity (or none) is never adopted.
+        const holder = parseDomainXml(await domain.getXMLDesc()).metadata;
+        if (!holder || !sameWorkload(holder, spec)) throw nameClash(spec, 'libvirt domain', holder);
         const snap = await this.snapshot(domain, spec.id);
-        if (!snap) throw new WorkloadSpecError(spec.workload, 'name', `a libvirt domain named ${spec.id} exists and is not managed by zone`);
+        if (!snap) throw new Error(`libvirt domain ${spec.id} does not read back as a zone workload`);
         if (snap.state === DomainStates.PAUSED || snap.state === DomainStates.PMSUSPENDED) {
           await domain.resume().catch(ignoreRace);
         } else if (observedStateOf(snap.state, snap.hasRun) !== 'running') {
@@ -228,7 +232,7 @@ export class LibvirtDriver implements Driver {
   }
 
   private socketPath(id: string, channel: 'console' | 'ctl' = 'console'): string {
-    return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.${channel}`);
+    return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, NAME_HASH_HEX)}.${channel}`);
   }
 
   // --- libvirt
@@ -273,10 +277,10 @@ export class LibvirtDriver implements Driver {
     }
   }
 
-  /** Our view of one domain; null when it is not ours (no valid zone metadata). */
+  /** Our view of one domain; null when it is not ours (no valid zone metadata, or metadata of a workload of another name). */
   private async snapshot(domain: Domain, name: string): Promise<DomainSnapshot | null> {
     const facts = parseDomainXml(await domain.getXMLDesc());
-    if (!facts.metadata || facts.name !== name) return null;
+    if (!facts.metadata || facts.name !== name || !isNameOf(name, facts.metadata)) return null;
     const info = await domain.getInfo();
     const domainId = await domain.getID().catch(() => null);
     const active = observedStateOf(info.state, true) !== 'exited';

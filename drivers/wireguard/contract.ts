@@ -16,7 +16,7 @@ export interface NetworkIdentity {
 
 /** One blueprint network the engine asks the driver to make real on this node. */
 export interface NetworkSpec extends NetworkIdentity {
-  /** The network namespace's name, `networkId(identity)`: `zn-` and 8 hex. */
+  /** The network namespace's name, `networkId(identity)`: `zn-` and 32 hex (128 bits of the identity's hash). */
   id: string;
   definition: Network;
 }

@@ -10,13 +10,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DriverContext, Fingerprint } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
 import { gatewayOf, isHostIn, normalizeCidr, prefixLength } from './addresses.ts';
 import type {
-  ContainerAttachment, NetworkDriver, NetworkSpec, ObservedNetwork, WireguardImplementation,
+  ContainerAttachment, NetworkDriver, NetworkIdentity, NetworkSpec, ObservedNetwork, WireguardImplementation,
 } from './contract.ts';
 import { NetworkSpecError } from './contract.ts';
 import { commandLine, processRuns, stopProcess } from '../processes.ts';
@@ -25,7 +26,9 @@ import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './ipro
 import { wireguardPublicKey } from './keys.ts';
 import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
 import { KeyedLock } from '../keyed-lock.ts';
-import { BRIDGE, containerInterface, containerLink, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface } from './names.ts';
+import {
+  BRIDGE, containerInterface, containerLink, isVmBridgeOf, linkAlias, networkAlias, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface,
+} from './names.ts';
 import {
   containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
   type ObservedState, type Step, type WireguardDevice,
@@ -46,6 +49,10 @@ export interface WireguardDriverOptions {
 
 const UAPI_DIR = '/var/run/wireguard';
 const LIBVIRTD_PID_FILE = '/run/libvirtd.pid';
+/** Candidate WireGuard interface names tried before giving up (each taken one is a 48-bit clash). */
+const INTERFACE_ATTEMPTS = 16;
+
+const uapiSocket = (iface: string) => join(UAPI_DIR, `${iface}.sock`);
 
 export class WireguardDriver implements NetworkDriver {
   readonly kind = 'network' as const;
@@ -81,9 +88,12 @@ export class WireguardDriver implements NetworkDriver {
   ensure(spec: NetworkSpec): Promise<ObservedNetwork> {
     return this.serialized(spec.id, async () => {
       const desired = desiredNetwork(spec.definition, this.publicKeyOf(spec));
-      let state = await this.state.read(spec.id) ?? {
+      const recorded = await this.state.read(spec.id);
+      if (recorded && !sameNetwork(recorded, spec)) throw clash(spec, `its state file ${this.state.path(spec.id)} records ${describeNetwork(recorded)}`);
+      await this.checkNamespaceOwner(spec, recorded !== null);
+      let state = recorded ?? {
         id: spec.id, node: spec.node, owner: spec.owner, blueprint: spec.blueprint, network: spec.network,
-        interface: wireguardInterface(spec.id), implementation: await this.detectImplementation(), pid: null,
+        interface: await this.allocateInterface(spec.id), implementation: await this.detectImplementation(), pid: null,
       };
       await this.state.write(state);
       const steps = planNetwork(desired, await this.observe(state));
@@ -105,16 +115,59 @@ export class WireguardDriver implements NetworkDriver {
   remove(id: string): Promise<void> {
     return this.serialized(id, async () => {
       const state = await this.state.read(id);
+      const other = state && await this.namespaceOwner(id);
+      if (state && other && other !== networkAlias(state)) {
+        // Someone else's namespace under our name: ours is forgotten, theirs left alone.
+        await this.state.remove(id);
+        throw new Error(`network namespace ${id} is recorded as ${other}, not as ${describeNetwork(state)}: it is left alone`);
+      }
       if (state) await this.stopInterface(state);
       const vmNs = `/proc/${await this.vmNamespacePid()}/ns/net`;
       // This network's VM bridges are found by their alias; the rule goes with the last bridge of any.
       const bridges = (await readLinks(vmNs)).filter((l) => l.name.startsWith(VM_BRIDGE_PREFIX));
-      const mine = bridges.filter((l) => l.alias === vmBridgeAlias(id));
+      const mine = bridges.filter((l) => isVmBridgeOf(l.alias, id));
       for (const bridge of mine) await ip(vmNs, 'link', 'del', bridge.name);
       if (bridges.length === mine.length) await this.allowBridgedVmFrames(vmNs, false);
-      if (existsSync(namedNamespace(id))) await runCommand(['ip', 'netns', 'del', id]);
+      if (state && existsSync(namedNamespace(id))) await runCommand(['ip', 'netns', 'del', id]);
       await this.state.remove(id);
     });
+  }
+
+  /**
+   * Refuses a namespace of this id that is not this network's: one whose bridge's alias
+   * names another network, or one this driver has no state file for (made by someone
+   * else). A bridge of ours without its alias (made by an older appliance) gets it.
+   */
+  private async checkNamespaceOwner(spec: NetworkSpec, recorded: boolean): Promise<void> {
+    const ns = namedNamespace(spec.id);
+    if (!existsSync(ns)) return;
+    const owner = await this.namespaceOwner(spec.id);
+    if (owner !== null && owner !== networkAlias(spec)) throw clash(spec, `its network namespace's bridge ${BRIDGE} says ${owner}`);
+    if (!recorded) throw clash(spec, `network namespace ${spec.id} exists, made by someone else (no state file here${owner === null ? ', no identity on its bridge' : ''})`);
+    if (owner === null && (await readLinks(ns)).some((l) => l.name === BRIDGE)) await ip(ns, 'link', 'set', BRIDGE, 'alias', networkAlias(spec));
+  }
+
+  /** The alias of the namespace's bridge (whose network it is); null when there is no namespace, bridge or alias. */
+  private async namespaceOwner(id: string): Promise<string | null> {
+    const ns = namedNamespace(id);
+    if (!existsSync(ns)) return null;
+    return (await readLinks(ns)).find((l) => l.name === BRIDGE)?.alias ?? null;
+  }
+
+  /**
+   * A WireGuard interface name for network `id` that no other network of the machine
+   * uses: not in another state file here, not a link of the underlay, not a live
+   * wireguard-go socket (whose names are machine-wide). Recorded in the state file.
+   */
+  private async allocateInterface(id: string): Promise<string> {
+    const others = await Promise.all((await this.state.ids()).filter((other) => other !== id).map((other) => this.state.read(other).catch(() => null)));
+    const recorded = new Set(others.flatMap((s) => (s ? [s.interface] : [])));
+    const underlay = new Set((await readLinks(this.underlay)).map((l) => l.name));
+    for (let attempt = 0; attempt < INTERFACE_ATTEMPTS; attempt++) {
+      const name = wireguardInterface(id, attempt);
+      if (!recorded.has(name) && !underlay.has(name) && !(await socketAnswers(uapiSocket(name)))) return name;
+    }
+    throw new Error(`network ${id}: no free WireGuard interface name after ${INTERFACE_ATTEMPTS} candidates`);
   }
 
   attachContainer(spec: NetworkSpec, container: ContainerAttachment): Promise<void> {
@@ -128,6 +181,10 @@ export class WireguardDriver implements NetworkDriver {
       const inside = containerInterface(spec.id);
       const containerNs = `/proc/${container.pid}/ns/net`;
       const address = `${container.ip}/${prefixLength(n.subnet)}`;
+      const present = (await readLinks(containerNs)).find((l) => l.name === inside);
+      if (present && present.alias !== linkAlias(spec.id)) {
+        throw clash(spec, `the container of ${container.workload} has an interface ${inside} of ${present.alias ?? 'no recorded network'}`);
+      }
       if ((await readLinks(ns)).some((l) => l.name === link)) {
         const attached = await readAddresses(containerNs, inside).catch((): string[] => []);
         if (attached.includes(address)) return;
@@ -135,6 +192,7 @@ export class WireguardDriver implements NetworkDriver {
       }
       await ip(ns, 'link', 'add', link, 'type', 'veth', 'peer', 'name', inside, 'netns', String(container.pid));
       await ip(ns, 'link', 'set', link, 'master', BRIDGE, 'up');
+      await ip(containerNs, 'link', 'set', inside, 'alias', linkAlias(spec.id));
       await ip(containerNs, 'addr', 'add', address, 'dev', inside);
       await ip(containerNs, 'link', 'set', inside, 'up');
       await ip(containerNs, 'link', 'set', 'lo', 'up');
@@ -151,14 +209,21 @@ export class WireguardDriver implements NetworkDriver {
       const vmPid = await this.vmNamespacePid();
       const vmNs = `/proc/${vmPid}/ns/net`;
       const host = await readLinks(vmNs);
+      const alias = vmBridgeAlias(spec.id, vm.ip);
+      // libvirtd's namespace is the machine's: a name of 48 bits there may be another network's.
+      for (const name of [links.bridge, links.hostEnd]) {
+        const found = host.find((l) => l.name === name);
+        if (found && found.alias !== alias) throw clash(spec, `${name} in libvirtd's network namespace belongs to ${found.alias ?? 'something not made by zone'}, not to ${alias} (VM ${vm.workload})`);
+      }
       if (!host.some((l) => l.name === links.bridge)) {
         await ip(vmNs, 'link', 'add', links.bridge, 'type', 'bridge');
-        await ip(vmNs, 'link', 'set', links.bridge, 'alias', vmBridgeAlias(spec.id));
+        await ip(vmNs, 'link', 'set', links.bridge, 'alias', alias);
       }
       if (!host.some((l) => l.name === links.hostEnd)) {
         // A network end left from an earlier pair would block the new one.
         if ((await readLinks(ns)).some((l) => l.name === links.networkEnd)) await ip(ns, 'link', 'del', links.networkEnd);
         await ip(ns, 'link', 'add', links.networkEnd, 'type', 'veth', 'peer', 'name', links.hostEnd, 'netns', String(vmPid));
+        await ip(vmNs, 'link', 'set', links.hostEnd, 'alias', alias);
       }
       await ip(ns, 'link', 'set', links.networkEnd, 'master', BRIDGE, 'up');
       await ip(vmNs, 'link', 'set', links.hostEnd, 'master', links.bridge, 'up');
@@ -273,6 +338,7 @@ export class WireguardDriver implements NetworkDriver {
         return state;
       case 'create-bridge':
         await ip(ns, 'link', 'add', BRIDGE, 'type', 'bridge');
+        await ip(ns, 'link', 'set', BRIDGE, 'alias', networkAlias(spec));
         await ip(ns, 'link', 'set', BRIDGE, 'up');
         return state;
       case 'set-bridge-address':
@@ -307,8 +373,12 @@ export class WireguardDriver implements NetworkDriver {
   }
 
   /** A fresh interface in the underlay, moved into the network namespace. */
-  private async createInterface(state: NetworkState): Promise<NetworkState> {
-    await this.stopInterface(state);
+  private async createInterface(recorded: NetworkState): Promise<NetworkState> {
+    await this.stopInterface(recorded);
+    let state = recorded;
+    // Our process is gone: a link or a live socket under the recorded name is another network's now.
+    const taken = (await readLinks(this.underlay)).some((l) => l.name === state.interface) || await socketAnswers(uapiSocket(state.interface));
+    if (taken) state = await this.saved({ ...state, interface: await this.allocateInterface(state.id) });
     const iface = state.interface;
     let pid: number | null = null;
     if (state.implementation === 'kernel') {
@@ -316,6 +386,7 @@ export class WireguardDriver implements NetworkDriver {
     } else {
       pid = await this.startWireguardGo(state);
     }
+    await ip(this.underlay, 'link', 'set', iface, 'alias', linkAlias(state.id));
     await this.saved({ ...state, pid });
     await ip(this.underlay, 'link', 'set', iface, 'netns', state.id);
     return { ...state, pid };
@@ -323,7 +394,7 @@ export class WireguardDriver implements NetworkDriver {
 
   private async startWireguardGo(state: NetworkState): Promise<number> {
     const iface = state.interface;
-    await rm(join(UAPI_DIR, `${iface}.sock`), { force: true }); // a stale socket of a dead process
+    await rm(uapiSocket(iface), { force: true }); // a stale socket: createInterface saw nobody answer on it
     await mkdir(this.state.dir, { recursive: true, mode: 0o700 });
     const logPath = join(this.state.dir, `${state.id}.log`);
     const log = await open(logPath, 'a', 0o600);
@@ -342,7 +413,7 @@ export class WireguardDriver implements NetworkDriver {
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
     for (;;) {
       const links = await readLinks(this.underlay);
-      if (links.some((l) => l.name === iface) && existsSync(join(UAPI_DIR, `${iface}.sock`))) return pid;
+      if (links.some((l) => l.name === iface) && existsSync(uapiSocket(iface))) return pid;
       const code = await Promise.race([exited, delay(50).then(() => 'running' as const)]);
       if (code !== 'running' || Date.now() > deadline) {
         if (code === 'running') process.kill(pid, 'SIGKILL');
@@ -352,12 +423,17 @@ export class WireguardDriver implements NetworkDriver {
     }
   }
 
-  /** Stops the interface's process and deletes the link wherever it is left. */
+  /**
+   * Stops the interface's process and deletes the link wherever it is left: in the
+   * network's namespace, and in the underlay only when its alias says it is ours (the
+   * name may be another network's there).
+   */
   private async stopInterface(state: NetworkState): Promise<void> {
     const pid = state.pid;
     if (pid !== null && await isWireguardGo(pid, state.interface)) await stopProcess(pid, () => isWireguardGo(pid, state.interface), 5000, 20);
     const ns = namedNamespace(state.id);
-    for (const where of existsSync(ns) ? [ns, this.underlay] : [this.underlay]) {
+    const leftInUnderlay = (await readLinks(this.underlay)).some((l) => l.name === state.interface && l.alias === linkAlias(state.id));
+    for (const where of [...(existsSync(ns) ? [ns] : []), ...(leftInUnderlay ? [this.underlay] : [])]) {
       await ip(where, 'link', 'del', state.interface).catch((e: unknown) => {
         if (!(e instanceof CommandError)) throw e; // absent: nothing to delete
       });
@@ -383,6 +459,29 @@ export class WireguardDriver implements NetworkDriver {
       peers: observed.device?.peers ?? [],
     };
   }
+}
+
+const sameNetwork = (a: NetworkIdentity, b: NetworkIdentity) => a.node === b.node && a.owner === b.owner && a.blueprint === b.blueprint && a.network === b.network;
+
+export function describeNetwork(n: NetworkIdentity): string {
+  return `network ${n.blueprint}/${n.network} of owner ${n.owner} on node ${n.node}`;
+}
+
+/** The error for a name of `spec`'s that something else holds: it names both, and the other thing is left alone. */
+function clash(spec: NetworkSpec, holder: string): NetworkSpecError {
+  return new NetworkSpecError(spec.network, 'name', `${spec.id} is wanted by ${describeNetwork(spec)}, but ${holder}; it is left alone`);
+}
+
+/** Something serves the unix socket (a live wireguard-go); a stale file of a dead one refuses connections. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** The PID runs wireguard-go for `iface` (and is not a zombie): PIDs are reused. */

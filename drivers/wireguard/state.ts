@@ -6,13 +6,17 @@ import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
+/** Network ids of this scheme (32 hex) and of appliances before it (8 hex), whose networks are still found to be removed. */
+const ID_PATTERN = '^zn-(?:[0-9a-f]{8}|[0-9a-f]{32})$';
+export const NETWORK_ID = new RegExp(ID_PATTERN);
+
 export const NetworkState = Type.Object({
-  id: Type.String({ pattern: '^zn-[0-9a-f]{8}$' }),
+  id: Type.String({ pattern: ID_PATTERN }),
   node: Type.String(),
   owner: Type.String(),
   blueprint: Type.String(),
   network: Type.String(),
-  interface: Type.String({ pattern: '^zw-[0-9a-f]{8}$' }),
+  interface: Type.String({ pattern: '^zw-(?:[0-9a-f]{8}|[0-9a-f]{12})$' }),
   implementation: Type.Union([Type.Literal('kernel'), Type.Literal('wireguard-go')]),
   /** The wireguard-go process serving the interface, when there is one. */
   pid: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
@@ -62,6 +66,6 @@ export class StateFiles {
 
   async ids(): Promise<string[]> {
     const names = await readdir(this.dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
-    return names.filter((n) => /^zn-[0-9a-f]{8}\.json$/.test(n)).map((n) => n.slice(0, -5)).sort();
+    return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((id) => NETWORK_ID.test(id)).sort();
   }
 }

@@ -14,6 +14,8 @@ import { buildServer } from '../../api/server.ts';
 import { headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes.ts';
+import { workloadId } from '../../appliance/engine/desired.ts';
+import { signBlueprint } from '../../blueprints/sign.ts';
 
 t.test('gridPath takes the wildcard as an absolute path and refuses . and .. segments', async (t) => {
   t.equal(gridPath(''), '/');
@@ -200,6 +202,36 @@ t.test("pipes list the owner's pipes with their lag; restart stops and starts a 
   t.match(await owner(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST' }), { status: 401, json: { message: new RegExp(`made for node ${node}, not othernode`) } }, 'not one for this node');
   t.match(await ownerCall(n.operator, 'othernode')(`${n.url}/v1/grid/proc/othernode/lagging/dst/restart`, { method: 'POST' }), { status: 404, json: { error: 'NOT_FOUND', message: /node othernode is not on this grid/, field: '/params/node' } });
   t.match(await ownerCall(n.operator, GRID_AUDIENCE)(`${n.url}/v1/grid/proc/No.de/lagging/dst/restart`, { method: 'POST' }), { status: 400, json: { error: 'INVALID' } });
+});
+
+t.test("two owners with the same blueprint and workload names: a restart by one, over HTTP or over NATS, touches only that owner's", async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const b = generateSigningKeyPair();
+  const node = n.appliance.identity.id;
+  const a = n.operator;
+  t.equal((await call(`${n.url}/v1/blueprints/same`, { method: 'PUT', body: n.sign({ name: 'same', version: 1, workloads: [box('w')] }) })).status, 202);
+  // B's blueprint: counted by the operator's signature, and signed by its owner too.
+  const theirs = signBlueprint(n.sign({ name: 'same', version: 1, owner: b.publicKey, workloads: [box('w')] }), b.secretKey);
+  t.equal((await call(`${n.url}/v1/blueprints/same`, { method: 'PUT', body: theirs })).status, 202);
+  const rowOf = async (owner: string) => (await n.appliance.gridProc(owner)).find((r) => r.blueprint === 'same' && r.workload === 'w');
+  await waitFor(async () => (await rowOf(a.publicKey))?.state === 'running' && (await rowOf(b.publicKey))?.state === 'running', { timeoutMs: 30_000, what: 'both owners\' w running' });
+  t.not(workloadId(node, a.publicKey, 'same', 'w'), workloadId(node, b.publicKey, 'same', 'w'), 'two engine-side names');
+
+  const stops = n.driver.calls.stop;
+  t.match(await call(`${n.url}/v1/grid/proc/${node}/same/w/restart`, { method: 'POST', headers: ownerToken(a, node, 'POST', `${n.url}/v1/grid/proc/${node}/same/w/restart`) }), { status: 202 });
+  await waitFor(async () => (await rowOf(a.publicKey))?.restarts === 1 && (await rowOf(a.publicKey))?.state === 'running', { timeoutMs: 30_000, what: "A's w restarted" });
+  await n.appliance.reconciler.idle();
+  t.match(await rowOf(b.publicKey), { restarts: 0, state: 'running' }, "B's workload of the same names is untouched");
+  t.equal(n.driver.calls.stop, stops + 1, 'one stop: A\'s');
+
+  // The path another node's request takes: NATS, with the caller's token inside.
+  await n.appliance.pseudokernel!.requestRestart(node, { token: makeOwnerToken(b, { aud: node, method: 'POST', path: restartPath(node, 'same', 'w') }), blueprint: 'same', workload: 'w' });
+  await waitFor(async () => (await rowOf(b.publicKey))?.restarts === 1 && (await rowOf(b.publicKey))?.state === 'running', { timeoutMs: 30_000, what: "B's w restarted over NATS" });
+  await n.appliance.reconciler.idle();
+  t.match(await rowOf(a.publicKey), { restarts: 1 }, "A's workload was not restarted again");
+  t.equal(n.driver.calls.stop, stops + 2);
+  await t.rejects(n.appliance.pseudokernel!.requestRestart(node, { token: makeOwnerToken(generateSigningKeyPair(), { aud: node, method: 'POST', path: restartPath(node, 'same', 'w') }), blueprint: 'same', workload: 'w' }),
+    { code: 'NOT_FOUND' }, 'a third owner finds no such workload');
 });
 
 t.test('without a pseudokernel the grid routes answer 503 with the reason', async (t) => {

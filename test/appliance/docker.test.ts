@@ -10,11 +10,13 @@ import t from 'tap';
 import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
 import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
-import { workloadId } from '../../appliance/engine/desired.ts';
+import { desiredWorkloads, workloadId } from '../../appliance/engine/desired.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { DockerDriver } from '../../drivers/docker/driver.ts';
+import { containerCreateOptions } from '../../drivers/docker/spec.ts';
+import { legacyWorkloadId } from '../../drivers/names.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 
@@ -80,4 +82,58 @@ t.test('real containers are healed, crash loops shown, running ones adopted, all
   await appliance.submit(sign({ name: 'shop', version: 2, delete: true }));
   await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 30_000, what: 'containers removed' });
   await waitFor(() => appliance.getBlueprint('shop')?.workloads.length === 0, { timeoutMs: 10_000, what: 'statuses gone' });
+});
+
+t.test('upgrade: a container an older appliance named (32-bit hash) is replaced under its 128-bit name; containers not ours are left alone', async (t) => {
+  const bp = sign({ name: 'old', version: 1, workloads: [{ name: 'web', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] }] });
+  const [spec] = desiredWorkloads(nodeId, [{ owner: operator.publicKey, name: 'old', version: 1, deleted: false, document: bp, acceptedAt: new Date().toISOString() }]);
+  const legacy = legacyWorkloadId(nodeId, operator.publicKey, 'old', 'web');
+  // What the older appliance left running, and two containers that are not this workload.
+  const planted = [
+    { ...spec!, id: legacy },
+    { ...spec!, id: legacyWorkloadId('othernode', operator.publicKey, 'old', 'web'), node: 'othernode' },
+    { ...spec!, id: legacyWorkloadId(nodeId, operator.publicKey, 'old', 'db') },
+  ];
+  for (const p of planted) {
+    const options = containerCreateOptions(p, null);
+    await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId } });
+    await docker.getContainer(p.id).start();
+  }
+  t.teardown(async () => {
+    for (const p of planted.slice(1)) await docker.getContainer(p.id).remove({ force: true }).catch(() => undefined);
+  });
+
+  await appliance.submit(bp);
+  await waitFor(async () => (await docker.getContainer(spec!.id).inspect().catch(() => null))?.State.Running === true, { timeoutMs: 60_000, what: 'web running under its new name' });
+  t.equal(await docker.getContainer(legacy).inspect().then(() => 'present', () => 'gone'), 'gone', 'the old name is removed, not left beside it');
+  await waitFor(() => appliance.getBlueprint('old')?.workloads.find((w) => w.workload === 'web')?.state === 'running', { timeoutMs: 30_000, what: 'web status running' });
+  t.equal((await docker.getContainer(planted[1]!.id).inspect()).State.Running, true, 'another node\'s container is left alone');
+  t.equal((await docker.getContainer(planted[2]!.id).inspect()).State.Running, true, 'labels of a workload on a name that is not derived from them: left alone');
+
+  await appliance.submit(sign({ name: 'old', version: 2, delete: true }));
+  await waitFor(async () => (await docker.getContainer(spec!.id).inspect().catch(() => null)) === null, { timeoutMs: 30_000, what: 'web removed by the tombstone' });
+});
+
+t.test('a container under a workload\'s name recording another owner is the workload\'s last error, naming both, and is never removed', async (t) => {
+  const bp = sign({ name: 'clash', version: 1, workloads: [{ name: 'web', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] }] });
+  const [spec] = desiredWorkloads(nodeId, [{ owner: operator.publicKey, name: 'clash', version: 1, deleted: false, document: bp, acceptedAt: new Date().toISOString() }]);
+  const other = `ed25519:${Buffer.alloc(32, 77).toString('base64')}`;
+  const options = containerCreateOptions({ ...spec!, owner: other }, null);
+  await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId } });
+  t.teardown(() => docker.getContainer(spec!.id).remove({ force: true }).catch(() => undefined));
+
+  await appliance.submit(bp);
+  const status = await waitFor(() => {
+    const w = appliance.getBlueprint('clash')?.workloads.find((x) => x.workload === 'web');
+    return w?.state === 'failed' ? w : null;
+  }, { timeoutMs: 30_000, what: 'web failed on the name clash' });
+  t.match(status.lastError, `workload clash/web of owner ${operator.publicKey} on node ${nodeId}`);
+  t.match(status.lastError, `workload clash/web of owner ${other} on node ${nodeId}`);
+  const held = await docker.getContainer(spec!.id).inspect();
+  t.equal(held.Config.Labels['zone.owner'], other, 'the other owner\'s container is still there');
+  t.equal(held.State.Status, 'created', 'and was never started');
+
+  await appliance.submit(sign({ name: 'clash', version: 2, delete: true }));
+  await waitFor(() => appliance.getBlueprint('clash')?.workloads.length === 0, { timeoutMs: 30_000, what: 'the workload forgotten' });
+  t.equal((await docker.getContainer(spec!.id).inspect()).Config.Labels['zone.owner'], other, 'a tombstone does not remove it either');
 });

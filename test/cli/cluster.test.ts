@@ -290,7 +290,7 @@ t.test('down leaves no namespace, link, process or container behind', async (t) 
   for (const n of nodes) t.notOk(existsSync(`/proc/${n.pid}/cmdline`) && (await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).includes('appliance/main.ts'), `appliance of node ${n.index} stopped`);
   const leftWg = (await sh('pgrep', '-x', 'wireguard-go').catch(() => '')).split('\n').filter(Boolean).map(Number);
   const ours = await Promise.all(leftWg.filter((p) => wgPids.includes(p)).map(async (p) => (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')).split('\0')));
-  t.same(ours.filter((args) => overlayNs.some((ns) => args.includes(`zw-${ns.slice(3)}`))), [], 'no wireguard-go of the cluster');
+  t.same(ours.filter((args) => overlayNs.some((ns) => args.includes(wireguardInterface(ns)))), [], 'no wireguard-go of the cluster');
   const natsLeft = (await sh('pgrep', '-fa', 'nats-server').catch(() => '')).split('\n').filter((l) => l.includes(dir));
   t.same(natsLeft, [], 'no nats-server of the cluster');
   const labelled = await Promise.all(nodes.map((n) => sh('docker', 'ps', '-aq', '--filter', `label=zone.node=${n.id}`)));

@@ -3,6 +3,7 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import type { ObservedWorkload, WorkloadSpec } from '../../../drivers/contract.ts';
 import { workloadId } from '../../../appliance/engine/desired.ts';
+import { legacyWorkloadId } from '../../../drivers/names.ts';
 import { planSteps, type Observed, type Step } from '../../../appliance/engine/plan.ts';
 import type { BackoffPolicy } from '../../../appliance/engine/backoff.ts';
 import type { WorkloadRecord } from '../../../appliance/store.ts';
@@ -41,6 +42,8 @@ const web = spec('web');
 const job = spec('job', { restart: 'on-failure' });
 const once = spec('once', { restart: 'never' });
 const checked = spec('checked', { health: { command: ['true'] } });
+/** `web` as an appliance before 128-bit names made it. */
+const legacyWeb = observed(web, { id: legacyWorkloadId(NODE, OWNER, 'bp', 'web') });
 
 const cases: { name: string; desired: WorkloadSpec[]; observed: Observed; records?: Map<string, WorkloadRecord>; busy?: string[]; expect: unknown[] }[] = [
   { name: 'a new workload is created', desired: [web], observed: seen(), expect: [['create', 'web']] },
@@ -100,6 +103,16 @@ const cases: { name: string; desired: WorkloadSpec[]; observed: Observed; record
     name: 'several at once', desired: [web, job], observed: seen(observed(job, { specHash: 'x' }), observed(once)),
     expect: [['create', 'web'], ['replace', 'job'], ['remove', 'once']],
   },
+  {
+    name: 'upgrade: a workload under an older appliance\'s name is removed first, its successor not created beside it',
+    desired: [web], observed: seen(legacyWeb), records: recs(record(web, { id: legacyWeb.id })), expect: [['remove', 'web']],
+  },
+  { name: 'upgrade: once the old one is gone, the workload is created under its own name', desired: [web], observed: seen(), expect: [['create', 'web']] },
+  { name: 'upgrade: an old name being removed holds its successor back', desired: [web], observed: seen(legacyWeb), busy: [legacyWeb.id], expect: [] },
+  {
+    name: 'upgrade: so does its removal in flight once the engine no longer lists it, until its record is forgotten',
+    desired: [web], observed: seen(), records: recs(record(web, { id: legacyWeb.id })), busy: [legacyWeb.id], expect: [],
+  },
 ];
 
 for (const c of cases) {
@@ -107,6 +120,11 @@ for (const c of cases) {
     t.same(brief(planSteps(c.desired, c.observed, c.records ?? new Map(), NOW, { backoff: BACKOFF, busy: new Set(c.busy ?? []) })), c.expect);
   });
 }
+
+t.test('the removal of an old name says why', async (t) => {
+  const [step] = planSteps([web], seen(legacyWeb), new Map(), NOW, { backoff: BACKOFF });
+  t.match(step, { kind: 'remove', id: legacyWeb.id, reason: /older appliance/ });
+});
 
 t.test('the plan is a function of its inputs: the same inputs give the same steps', async (t) => {
   const args = [[web, job], seen(observed(job, { state: 'exited', exitCode: 3 })), recs(record(job)), NOW, { backoff: BACKOFF }] as const;

@@ -144,9 +144,9 @@ t.test('restart() on request: stopped and started again whatever the policy, wit
   h.driver.crash(h.id('asked', 'a'), 1);
   await waitFor(() => h.status('asked', 'a')?.state === 'exited', { timeoutMs: 5000, what: 'exited' });
   await h.engine.idle();
-  t.equal(h.engine.restart(h.id('asked', 'nope'), 'asked'), 'unknown');
-  t.equal(h.engine.restart(h.id('asked', 'a'), 'asked by its owner'), 'restarting');
-  t.equal(h.engine.restart(h.id('asked', 'a'), 'asked by its owner'), 'busy', 'while the first restart runs');
+  t.equal(h.engine.restart({ owner: OWNER, blueprint: 'asked', workload: 'nope' }, 'asked'), 'unknown');
+  t.equal(h.engine.restart({ owner: OWNER, blueprint: 'asked', workload: 'a' }, 'asked by its owner'), 'restarting');
+  t.equal(h.engine.restart({ owner: OWNER, blueprint: 'asked', workload: 'a' }, 'asked by its owner'), 'busy', 'while the first restart runs');
   await waitFor(() => h.status('asked', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running again' });
   await h.engine.idle();
   t.equal(h.status('asked', 'a')?.restarts, 1);

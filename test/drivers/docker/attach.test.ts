@@ -9,6 +9,7 @@ import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const NODE = `at${process.pid}`;
@@ -24,7 +25,7 @@ t.teardown(async () => {
 
 function specOf(workload: string, command: string[], piped: { stdin?: 'pipe'; stdout?: 'pipe' } = {}): WorkloadSpec {
   const definition = { ...normalizeWorkload({ name: workload, kind: 'container', image: 'zone/busybox', command, restart: 'never' } as ContainerWorkload), ...piped };
-  return { node: NODE, owner: OWNER, blueprint: 'bp', workload, id: `zone-bp-${workload}-${NODE}`, specHash: specHash(definition), definition };
+  return { node: NODE, owner: OWNER, blueprint: 'bp', workload, id: workloadId(NODE, OWNER, 'bp', workload), specHash: specHash(definition), definition };
 }
 
 const logsOf = async (id: string) => text(await driver.logs(id, { follow: false }));

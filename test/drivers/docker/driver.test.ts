@@ -13,6 +13,7 @@ import { EngineUnavailableError, WorkloadSpecError, type DriverContext, type Dri
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const NODE = `dt${process.pid}`;
@@ -46,7 +47,7 @@ t.teardown(async () => {
 
 function specOf(workload: string, fields: Partial<ContainerWorkload> = {}): WorkloadSpec {
   const definition = normalizeWorkload({ name: workload, kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'], ...fields } as ContainerWorkload);
-  return { node: NODE, owner: OWNER, blueprint: 'bp', workload, id: `zone-bp-${workload}-${NODE}`, specHash: specHash(definition), definition };
+  return { node: NODE, owner: OWNER, blueprint: 'bp', workload, id: workloadId(NODE, OWNER, 'bp', workload), specHash: specHash(definition), definition };
 }
 
 function eventFor(id: string, type: DriverEvent['type'], extra: (e: DriverEvent) => boolean = () => true) {

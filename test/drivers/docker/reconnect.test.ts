@@ -113,7 +113,8 @@ t.test('watch reports dockerd going away and coming back; ensure works again', a
 
   // No bridge in this dockerd: the workload is on a zone network (NetworkMode none).
   const definition = normalizeWorkload({ name: 'survivor', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'], networks: [{ name: 'mesh', ip: '10.88.1.10' }] });
-  const spec: WorkloadSpec = { node: NODE, owner: `ed25519:${Buffer.alloc(32, 5).toString('base64')}`, blueprint: 'bp', workload: 'survivor', id: `zone-bp-survivor-${NODE}`, specHash: specHash(definition), definition };
+  const owner = `ed25519:${Buffer.alloc(32, 5).toString('base64')}`;
+  const spec: WorkloadSpec = { node: NODE, owner, blueprint: 'bp', workload: 'survivor', id: workloadId(NODE, owner, 'bp', 'survivor'), specHash: specHash(definition), definition };
   t.equal((await driver.ensure(spec)).state, 'running');
   await waitFor(() => events.find((e) => e.type === 'started' && e.id === spec.id), { timeoutMs: 20_000, what: 'the started event' });
 

@@ -10,10 +10,12 @@ import type { Workload } from '../../../blueprints/schema.ts';
 import type { DriverContext, DriverEvent, WorkloadSpec } from '../../../drivers/contract.ts';
 import { METADATA_NS } from '../../../drivers/libvirt/domain-xml.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const BOOT_MS = 120_000;
 const NODE = `lvdrv-${randomBytes(3).toString('hex')}`;
+const OWNER = 'ed25519:test-owner';
 const dataDir = mkdtempSync('/var/tmp/zone-lvdrv-');
 chmodSync(dataDir, 0o711);
 const ctx: DriverContext = { node: NODE, dataDir, openSecret: (v) => (v === 'sealed:token' ? 'clear-token' : '') };
@@ -29,9 +31,9 @@ function virshQuiet(...args: string[]): { ok: boolean; out: string } {
 const created: string[] = [];
 function spec(workload: string, w: Partial<Workload>): WorkloadSpec {
   const definition = normalizeWorkload({ name: workload, kind: 'vm', image: 'zone/busybox', resources: { memory: '128Mi' }, ...w } as Workload);
-  const id = `zone-${NODE}-${workload}`;
+  const id = workloadId(NODE, OWNER, 'lvdrv', workload);
   created.push(id);
-  return { node: NODE, owner: 'ed25519:test-owner', blueprint: 'lvdrv', workload, id, specHash: specHash(definition), definition };
+  return { node: NODE, owner: OWNER, blueprint: 'lvdrv', workload, id, specHash: specHash(definition), definition };
 }
 
 t.teardown(() => {

@@ -12,7 +12,7 @@ const bp: Blueprint = {
 t.test('each declared network becomes a spec named by node, owner, blueprint and network', async (t) => {
   const specs = networkSpecsOf(bp, 'node1');
   t.same(specs.map((s) => [s.network, s.owner, s.blueprint, s.node]), [['mesh', owner, 'app', 'node1'], ['lan', owner, 'app', 'node1']]);
-  t.match(specs[0]!.id, /^zn-[0-9a-f]{8}$/);
+  t.match(specs[0]!.id, /^zn-[0-9a-f]{32}$/, '128 bits of the identity\'s hash');
   t.not(specs[0]!.id, networkSpecsOf(bp, 'node2')[0]!.id, 'another node, another namespace');
   t.not(specs[0]!.id, networkSpecsOf({ ...bp, owner: 'ed25519:' + Buffer.alloc(32, 4).toString('base64') }, 'node1')[0]!.id, 'another owner, another namespace');
 });
