@@ -15,6 +15,11 @@ import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
 const LISTEN_PATTERN = '^([^:,]+):([0-9]{1,5})$';
+const MIB = 2 ** 20;
+const StreamLimitFile = (what: string) => Type.Object({
+  perClient: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: `${what} open at once from one client address` })),
+  total: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: `${what} open at once in all` })),
+}, { additionalProperties: false });
 const ListenAddress = Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' });
 
 export const NodeConfigFile = Type.Object({
@@ -48,6 +53,16 @@ export const NodeConfigFile = Type.Object({
       routes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 64, description: 'the other servers\' cluster addresses, host:port' }),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, description: 'the pseudokernel\'s nats-server' })),
+  limits: Type.Optional(Type.Object({
+    eventStreams: Type.Optional(StreamLimitFile('GET /v1/events streams')),
+    logFollows: Type.Optional(StreamLimitFile('GET .../logs?follow=1 streams (each holds an engine connection)')),
+    jetstreamFileBytes: Type.Optional(Type.Integer({ minimum: 64 * MIB, description: "nats-server's max_file_store: all JetStream files of this node" })),
+    jetstreamMemoryBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "nats-server's max_memory_store" })),
+    ownerBytes: Type.Optional(Type.Integer({ minimum: MIB, description: "max_bytes of each owner's file store (/zone/fs contents)" })),
+    gridFileBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 30, description: 'largest file one PUT /v1/grid/fs takes' })),
+    owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
+    zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
+  }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -66,8 +81,37 @@ export interface NodeConfig {
   eventsLimit: number;
   /** The pseudokernel's local nats-server (its clients, and its cluster when the grid has one). */
   nats: { host: string; port: number; cluster: NatsClusterOptions | null };
+  limits: NodeLimits;
   logLevel: string;
 }
+
+export interface StreamLimit {
+  perClient: number;
+  total: number;
+}
+
+/** What the node holds at most; the README's "Limits" table lists each with its status. */
+export interface NodeLimits {
+  eventStreams: StreamLimit;
+  logFollows: StreamLimit;
+  jetstreamFileBytes: number;
+  jetstreamMemoryBytes: number;
+  ownerBytes: number;
+  gridFileBytes: number;
+  owners: number;
+  zoneOpenFiles: number;
+}
+
+export const DEFAULT_LIMITS: NodeLimits = {
+  eventStreams: { perClient: 8, total: 256 },
+  logFollows: { perClient: 4, total: 64 },
+  jetstreamFileBytes: 8 * 2 ** 30,
+  jetstreamMemoryBytes: 256 * MIB,
+  ownerBytes: 2 ** 30,
+  gridFileBytes: 64 * MIB,
+  owners: 256,
+  zoneOpenFiles: 1024,
+};
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
 const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
@@ -128,7 +172,22 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
+    limits: limitsOf(file.limits),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
+  };
+}
+
+function limitsOf(file: NodeConfigFile['limits'] = {}): NodeLimits {
+  const d = DEFAULT_LIMITS;
+  return {
+    eventStreams: { ...d.eventStreams, ...file.eventStreams },
+    logFollows: { ...d.logFollows, ...file.logFollows },
+    jetstreamFileBytes: file.jetstreamFileBytes ?? d.jetstreamFileBytes,
+    jetstreamMemoryBytes: file.jetstreamMemoryBytes ?? d.jetstreamMemoryBytes,
+    ownerBytes: file.ownerBytes ?? d.ownerBytes,
+    gridFileBytes: file.gridFileBytes ?? d.gridFileBytes,
+    owners: file.owners ?? d.owners,
+    zoneOpenFiles: file.zoneOpenFiles ?? d.zoneOpenFiles,
   };
 }
 

@@ -12,13 +12,19 @@ import { buildDrivers, buildNetworkDriver } from './drivers.ts';
 import { ZoneError } from './errors.ts';
 import { createLogger } from './logger.ts';
 
+/** The longest a stop may take before the process exits regardless. */
+const STOP_TIMEOUT_MS = 10_000;
+
 async function main(): Promise<void> {
   const config = loadNodeConfig();
   const logger = createLogger({ level: config.logLevel });
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
-  const api = await buildServer(appliance, { logger, ...(config.readTokens ? { readToken: config.readTokens } : {}) });
+  const api = await buildServer(appliance, {
+    logger, streams: { events: config.limits.eventStreams, logFollows: config.limits.logFollows }, gridFileBytes: config.limits.gridFileBytes,
+    ...(config.readTokens ? { readToken: config.readTokens } : {}),
+  });
   const { urls, extra } = await listenAll(api, config.listen);
   logger.info({ node: appliance.identity.id, urls, dataDir: config.dataDir, readTokens: config.readTokens !== null }, 'zone appliance listening');
   process.stdout.write(`zone node ${appliance.identity.id} listening on ${urls.join(', ')} (data: ${config.dataDir})\n`);
@@ -30,8 +36,15 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    Promise.all(extra.map((server) => new Promise((resolve) => server.close(resolve))))
-      .then(() => api.close())
+    // Whatever hangs (an engine, a mount), the process ends: workloads keep running anyway.
+    setTimeout(() => {
+      logger.error({ signal, timeoutMs: STOP_TIMEOUT_MS }, 'stop did not finish in time; exiting');
+      process.exit(1);
+    }, STOP_TIMEOUT_MS).unref();
+    // fastify ends the open streams (on every address) before its own listener closes;
+    // the other listeners then drop what is left of their connections.
+    api.close()
+      .then(() => Promise.all(extra.map((server) => closeServer(server))))
       .then(() => appliance.close())
       .then(() => process.exit(0), (err: unknown) => {
         logger.error({ err }, 'stop failed');
@@ -40,6 +53,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Stops listening and drops the connections left (idle keep-alives, requests in flight). */
+function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
 }
 
 /**

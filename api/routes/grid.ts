@@ -11,9 +11,6 @@ import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
 import { checkOwnerToken } from '../read-token.ts';
 
-/** Largest file a PUT takes (the whole body is held once before it is published). */
-const GRID_FILE_LIMIT = 64 * 2 ** 20;
-
 const ProcRow = Type.Object({
   node: Type.String(), blueprint: Type.String(), workload: Type.String(), kind: Type.String(),
   state: Type.String(), restarts: Type.Integer(), since: Type.String({ format: 'date-time' }),
@@ -61,7 +58,8 @@ function fsRefusal(err: unknown, path: string): unknown {
   return err;
 }
 
-export function gridRoutes(appliance: Appliance) {
+/** `fileLimit`: the largest file a PUT takes (the whole body is held once before it is published). */
+export function gridRoutes(appliance: Appliance, fileLimit: number) {
   return async (app: FastifyInstance) => {
     // Checked before the body is read: without a valid owner token nothing is buffered.
     const owners = new WeakMap<FastifyRequest, string>();
@@ -129,7 +127,7 @@ export function gridRoutes(appliance: Appliance) {
     app.get<{ Params: { '*': string } }>('/fs/*', readSchema, read);
 
     app.put<{ Params: { '*': string }; Body: Buffer }>('/fs/*', {
-      bodyLimit: GRID_FILE_LIMIT,
+      bodyLimit: fileLimit,
       schema: {
         ...fsRoute, summary: "replaces (or creates) a file of the owner's /zone/fs with the body's bytes; the directory must exist",
         response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503) },
