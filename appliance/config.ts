@@ -11,6 +11,7 @@ import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blue
 import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from './errors.ts';
+import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/grid-quota.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
@@ -59,6 +60,7 @@ export const NodeConfigFile = Type.Object({
     jetstreamFileBytes: Type.Optional(Type.Integer({ minimum: 64 * MIB, description: "nats-server's max_file_store: all JetStream files of this node" })),
     jetstreamMemoryBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "nats-server's max_memory_store" })),
     ownerBytes: Type.Optional(Type.Integer({ minimum: MIB, description: "max_bytes of each owner's file store (/zone/fs contents)" })),
+    ownerKvBytes: Type.Optional(Type.Integer({ minimum: 64 * 1024, description: "max_bytes of each of an owner's KV buckets (namespace, readers, process table)" })),
     gridFileBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 30, description: 'largest file one PUT /v1/grid/fs takes' })),
     owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
     zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
@@ -97,6 +99,7 @@ export interface NodeLimits {
   jetstreamFileBytes: number;
   jetstreamMemoryBytes: number;
   ownerBytes: number;
+  ownerKvBytes: number;
   gridFileBytes: number;
   owners: number;
   zoneOpenFiles: number;
@@ -107,9 +110,10 @@ export const DEFAULT_LIMITS: NodeLimits = {
   logFollows: { perClient: 4, total: 64 },
   jetstreamFileBytes: 8 * 2 ** 30,
   jetstreamMemoryBytes: 256 * MIB,
-  ownerBytes: 2 ** 30,
+  ...DEFAULT_OWNER_QUOTA,
   gridFileBytes: 64 * MIB,
-  owners: 256,
+  // Every owner's buckets reserve their max_bytes from max_file_store: 24 x 304 MiB fit 8 GiB.
+  owners: 24,
   zoneOpenFiles: 1024,
 };
 
@@ -172,23 +176,29 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
     eventsLimit: file.eventsLimit ?? 100_000,
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN),
-    limits: limitsOf(file.limits),
+    limits: limitsOf(file.limits, filePath),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }
 
-function limitsOf(file: NodeConfigFile['limits'] = {}): NodeLimits {
+function limitsOf(file: NodeConfigFile['limits'] = {}, filePath: string): NodeLimits {
   const d = DEFAULT_LIMITS;
-  return {
+  const limits: NodeLimits = {
     eventStreams: { ...d.eventStreams, ...file.eventStreams },
     logFollows: { ...d.logFollows, ...file.logFollows },
     jetstreamFileBytes: file.jetstreamFileBytes ?? d.jetstreamFileBytes,
     jetstreamMemoryBytes: file.jetstreamMemoryBytes ?? d.jetstreamMemoryBytes,
     ownerBytes: file.ownerBytes ?? d.ownerBytes,
+    ownerKvBytes: file.ownerKvBytes ?? d.ownerKvBytes,
     gridFileBytes: file.gridFileBytes ?? d.gridFileBytes,
     owners: file.owners ?? d.owners,
     zoneOpenFiles: file.zoneOpenFiles ?? d.zoneOpenFiles,
   };
+  const reserved = limits.owners * ownerReservation(limits);
+  if (reserved > limits.jetstreamFileBytes) {
+    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets reserve their size there`, '/limits/owners');
+  }
+  return limits;
 }
 
 /** `envListen` ($ZONE_NATS_LISTEN) wins over the file's nats.listen; errors name where the value came from. */

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
   const api = await buildServer(appliance, {
-    logger, streams: { events: config.limits.eventStreams, logFollows: config.limits.logFollows }, gridFileBytes: config.limits.gridFileBytes,
+    logger, streams: { events: config.limits.eventStreams, logFollows: config.limits.logFollows }, gridFileBytes: Math.min(config.limits.gridFileBytes, config.limits.ownerBytes),
     ...(config.readTokens ? { readToken: config.readTokens } : {}),
   });
   const { urls, extra } = await listenAll(api, config.listen);

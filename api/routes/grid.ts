@@ -2,7 +2,7 @@
 // every node, and the owner's shared files (/zone/fs). Every call names its owner by
 // an owner token (api/read-token.ts): the key that signed it is the owner, so a key
 // only ever reaches its own files and rows.
-import { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../appliance/errors.ts';
@@ -55,10 +55,30 @@ function fsRefusal(err: unknown, path: string): unknown {
   const code = (err as { code?: unknown }).code;
   if (code === 'ENOENT') return notFound(path);
   if (typeof code === 'string' && CONFLICTS.has(code)) return new ZoneError('CONFLICT', `${path}: ${code} (${(err as Error).message})`, '/params/path');
+  if (code === 'ENOSPC') return new ZoneError('NO_SPACE', `${path}: ${(err as Error).message.replace(/^ENOSPC: /, '')}`);
   return err;
 }
 
-/** `fileLimit`: the largest file a PUT takes (the whole body is held once before it is published). */
+function isStream(body: unknown): body is Readable {
+  return typeof (body as Readable | undefined)?.pipe === 'function';
+}
+
+/** The body as a stream of at most `limit` bytes: past it (or a larger content-length) the PUT is refused with 413. */
+function limitedBody(body: Readable, declared: string | undefined, limit: number): Readable {
+  const refusal = () => new ZoneError('TOO_LARGE', `the file is larger than ${limit} bytes, the most one PUT takes (limits.gridFileBytes, at most limits.ownerBytes)`, '/body');
+  if (declared !== undefined && Number(declared) > limit) throw refusal();
+  let seen = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      done(seen > limit ? refusal() : null, chunk);
+    },
+  });
+  // The store's reader sees the client's abort or the refusal as this stream's error.
+  return pipeline(body, counted, () => {});
+}
+
+/** `fileLimit`: the largest file a PUT takes. */
 export function gridRoutes(appliance: Appliance, fileLimit: number) {
   return async (app: FastifyInstance) => {
     // Checked before the body is read: without a valid owner token nothing is buffered.
@@ -67,8 +87,10 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       owners.set(request, checkOwnerToken(request.headers.authorization));
     });
     const owner = (request: FastifyRequest) => owners.get(request)!;
-    // Files are bytes: PUT bodies arrive whole (up to the PUT route's limit), in this plugin only.
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    // Files are bytes, streamed into the file store (never held whole), in this plugin only.
+    app.addContentTypeParser('application/octet-stream', (_request, body, done) => done(null, body));
+    /** The owner's files; a refusal to make its storage (too many owners, JetStream full) says why. */
+    const filesOf = (who: string) => appliance.gridFs(who).catch((err: unknown) => { throw fsRefusal(err, '/'); });
 
     app.get('/proc', {
       schema: {
@@ -101,7 +123,7 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
     const read = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       if (!entry) throw notFound(path);
       if (entry.type === 'file') {
@@ -126,19 +148,19 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
     };
     app.get<{ Params: { '*': string } }>('/fs/*', readSchema, read);
 
-    app.put<{ Params: { '*': string }; Body: Buffer }>('/fs/*', {
-      bodyLimit: fileLimit,
+    app.put<{ Params: { '*': string }; Body: unknown }>('/fs/*', {
       schema: {
         ...fsRoute, summary: "replaces (or creates) a file of the owner's /zone/fs with the body's bytes; the directory must exist",
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503, 507) },
       },
     }, async (request, reply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
-      if (!Buffer.isBuffer(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      const fs = await appliance.gridFs(who);
-      await fs.write(path, Readable.from([request.body])).catch((err: unknown) => { throw fsRefusal(err, path); });
+      if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
+      const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+      const fs = await filesOf(who);
+      await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });
 
@@ -150,7 +172,7 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
     }, async (request, reply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       await fs.mkdir(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });
@@ -164,7 +186,7 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       const who = owner(request);
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: the root directory cannot be removed', '/params/path');
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       if (!entry) throw notFound(path);
       await (entry.type === 'dir' ? fs.rmdir(path) : fs.unlink(path)).catch((err: unknown) => { throw fsRefusal(err, path); });

@@ -4,7 +4,7 @@
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { FsError, type FsEntry, type GridFs, type ProcTable, type SelfInfo } from './contract.ts';
-import { CachedFile, ContentFile, HandleTable, publishEmpty, WritableFile } from './fuse-handles.ts';
+import { ContentFile, HandleTable, publishEmpty, VersionFile, WritableFile, type OpenFile } from './fuse-handles.ts';
 import { ProcSnapshots } from './fuse-proc.ts';
 import { locate, lookup, ROOT_NAMES, selfView, type Place, type ViewNode } from './fuse-tree.ts';
 
@@ -12,8 +12,10 @@ export interface ZoneFsOptions {
   grid: GridFs;
   proc: ProcTable;
   self: SelfInfo;
-  /** A private directory for the local copies of open files. */
+  /** A private directory for the local copies of files open for writing. */
   scratchDir: string;
+  /** Open files the mount holds at most (ENFILE past it). */
+  maxOpenFiles: number;
 }
 
 const PERMISSION_BITS = 0o7777;
@@ -33,13 +35,17 @@ function readOnly(path: string): FsError {
   return new FsError('EROFS', `${path} is read-only (only /fs can be changed)`);
 }
 
+function unmounting(): FsError {
+  return new FsError('ENOTCONN', 'the /zone mount is being unmounted');
+}
+
 function notFound(path: string): FsError {
   return new FsError('ENOENT', `${path} does not exist`);
 }
 
 export class ZoneFs {
   private readonly grid: GridFs;
-  private readonly handles = new HandleTable();
+  private readonly handles: HandleTable;
   private readonly procs: ProcSnapshots;
   private readonly self: ViewNode;
   private readonly mountedAtMs = Date.now();
@@ -48,6 +54,7 @@ export class ZoneFs {
 
   constructor(private readonly options: ZoneFsOptions) {
     this.grid = options.grid;
+    this.handles = new HandleTable(options.maxOpenFiles);
     this.procs = new ProcSnapshots(options.proc, options.self.node);
     this.self = selfView(options.self, this.mountedAtMs);
   }
@@ -80,24 +87,39 @@ export class ZoneFs {
   async open(path: string, flags: number): Promise<number> {
     const place = locate(path);
     const writing = (flags & (constants.O_WRONLY | constants.O_RDWR)) !== 0;
+    this.handles.checkRoom();
     if (place.area === 'fs') {
-      if (!writing) return this.handles.add(await CachedFile.fetch(this.grid, place.path, this.copyPath()));
+      if (!writing) {
+        if (this.closed) throw unmounting();
+        return this.hold(new VersionFile(await this.grid.open(place.path)));
+      }
       const entry = await this.getattr(path);
       if (entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-      return this.handles.add(new WritableFile(this.grid, place.path, entry, this.copyPath()));
+      return this.hold(new WritableFile(this.grid, place.path, entry, this.copyPath()));
     }
     const node = await this.viewNode(place, path);
     if (writing) throw readOnly(path);
     if (node.type !== 'file') throw new FsError('EISDIR', `${path} is a directory`);
-    return this.handles.add(new ContentFile(node.content));
+    return this.hold(new ContentFile(node.content));
+  }
+
+  /** A descriptor for `file`; when the table filled up meanwhile, the file is let go and ENFILE thrown. */
+  private async hold(file: OpenFile): Promise<number> {
+    try {
+      return this.handles.add(file);
+    } catch (err) {
+      await (file instanceof WritableFile ? file.close() : file.release());
+      throw err;
+    }
   }
 
   /** Called for a name that does not exist yet: the empty file is published at once, as creat() makes it exist. */
   async create(path: string, mode: number): Promise<number> {
     const gridPath = this.writablePath(path);
+    this.handles.checkRoom();
     const copyPath = this.copyPath();
     await publishEmpty(this.grid, gridPath, mode & PERMISSION_BITS);
-    return this.handles.add(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
+    return this.hold(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
   }
 
   read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -237,7 +259,7 @@ export class ZoneFs {
   }
 
   private copyPath(): string {
-    if (this.closed) throw new FsError('ENOTCONN', 'the /zone mount is being unmounted');
+    if (this.closed) throw unmounting();
     return join(this.options.scratchDir, `copy-${++this.copies}`);
   }
 }

@@ -23,6 +23,9 @@ export interface NatsServerOptions {
   port: number;
   /** Join these servers into one JetStream cluster. */
   cluster?: NatsClusterOptions;
+  /** JetStream's bounds, in bytes (nats-server's defaults otherwise). */
+  maxFileStoreBytes?: number;
+  maxMemoryStoreBytes?: number;
   logger: Logger;
   /** The nats-server executable; `nats-server` from $PATH by default. */
   binary?: string;
@@ -80,6 +83,8 @@ export class NatsServer {
       storeDir: join(this.options.dataDir, 'store'),
       pidFile: this.pidPath,
       ...(this.options.cluster ? { cluster: this.options.cluster } : {}),
+      ...(this.options.maxFileStoreBytes ? { maxFileStoreBytes: this.options.maxFileStoreBytes } : {}),
+      ...(this.options.maxMemoryStoreBytes ? { maxMemoryStoreBytes: this.options.maxMemoryStoreBytes } : {}),
     });
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o700 });
     await this.stopLeftover();
