@@ -2,7 +2,7 @@
 // every node, and the owner's shared files (/zone/fs). Every call names its owner by
 // an owner token (api/read-token.ts): the key that signed it is the owner, so a key
 // only ever reaches its own files and rows.
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../appliance/errors.ts';
@@ -55,7 +55,8 @@ function fsRefusal(err: unknown, path: string): unknown {
   const code = (err as { code?: unknown }).code;
   if (code === 'ENOENT') return notFound(path);
   if (typeof code === 'string' && CONFLICTS.has(code)) return new ZoneError('CONFLICT', `${path}: ${code} (${(err as Error).message})`, '/params/path');
-  if (code === 'ENOSPC') return new ZoneError('NO_SPACE', `${path}: ${(err as Error).message.replace(/^ENOSPC: /, '')}`);
+  // The FsError names the path already.
+  if (code === 'ENOSPC') return new ZoneError('NO_SPACE', (err as Error).message.replace(/^ENOSPC: /, ''));
   return err;
 }
 
@@ -71,11 +72,15 @@ function limitedBody(body: Readable, declared: string | undefined, limit: number
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       seen += chunk.length;
-      done(seen > limit ? refusal() : null, chunk);
+      if (seen <= limit) return done(null, chunk);
+      // The request itself is left alone: destroying it would cut the socket before the 413.
+      body.unpipe(counted);
+      done(refusal());
     },
   });
   // The store's reader sees the client's abort or the refusal as this stream's error.
-  return pipeline(body, counted, () => {});
+  body.once('error', (err) => counted.destroy(err));
+  return body.pipe(counted);
 }
 
 /** `fileLimit`: the largest file a PUT takes. */
@@ -158,9 +163,15 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
       if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
-      const fs = await filesOf(who);
-      await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
+      try {
+        const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+        const fs = await filesOf(who);
+        await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
+      } catch (err) {
+        // What is left of the body is not read: the connection ends with the refusal.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
       return reply.code(204).send();
     });
 

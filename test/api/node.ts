@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
 import { GIB } from '../../appliance/admission.ts';
-import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
+import { loadNodeConfig, loadOrCreateTrustPolicy, type NodeLimits } from '../../appliance/config.ts';
 import { createLogger } from '../../appliance/logger.ts';
 import { readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
 import type { Blueprint, Workload } from '../../blueprints/schema.ts';
@@ -34,10 +34,12 @@ export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
   ({ name, kind: 'container', image: 'zone/busybox', ...extra }) as Workload;
 
 /** `pseudokernel`: run one (a nats-server on a free port) for the grid routes. */
-export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean } = {}): Promise<TestNode> {
+/** `limits`: some of the config's limits.* (the rest default). */
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; limits?: Partial<NodeLimits> } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
   const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
-  const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
+  const loaded = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
+  const config = { ...loaded, limits: { ...loaded.limits, ...node.limits } };
   const { policy, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const operator = readSigningKey(createdOperatorKey!);
   let log = '';

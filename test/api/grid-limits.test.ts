@@ -1,0 +1,59 @@
+// The grid's storage bounds through the API, against a real appliance and nats-server:
+// an upload past the file limit is 413, past the owner's quota 507, one owner too many
+// 429; each names its bound, changes nothing, and the node keeps serving.
+import { randomBytes } from 'node:crypto';
+import t, { type Test } from 'tap';
+import { makeOwnerToken } from '../../api/read-token.ts';
+import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { box, call, startNode, type TestNode } from './node.ts';
+
+const MIB = 2 ** 20;
+const FILE_LIMIT = MIB;
+
+async function stillServes(t: Test, n: TestNode, auth: Record<string, string>): Promise<void> {
+  t.equal((await call(`${n.url}/healthz`)).status, 200, '/healthz answers');
+  t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: auth })).status, 200, 'a listing of the owner\'s files answers');
+}
+
+const put = (url: string, auth: Record<string, string>, body: Buffer | ReadableStream<Uint8Array>) =>
+  fetch(url, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit).then(async (r) => ({ status: r.status, json: await r.json().catch(() => undefined) as Record<string, unknown> | undefined }));
+
+t.test('uploads: past the file limit 413 (declared or streamed), past the owner\'s quota 507; a removal makes room again', async (t) => {
+  const n = await startNode(t, { gridFileBytes: FILE_LIMIT }, { pseudokernel: true, limits: { ownerBytes: 2 * MIB, ownerKvBytes: 256 * 1024 } });
+  const auth = { authorization: makeOwnerToken(n.operator) };
+  const fs = `${n.url}/v1/grid/fs`;
+
+  t.match(await put(`${fs}/big.bin`, auth, randomBytes(FILE_LIMIT + 1)), { status: 413, json: { error: 'TOO_LARGE', message: new RegExp(`larger than ${FILE_LIMIT} bytes.*limits\\.gridFileBytes`) } });
+  // Without a content-length the limit holds as the bytes arrive.
+  const chunks = [randomBytes(MIB / 2), randomBytes(MIB / 2), randomBytes(MIB / 2)];
+  const streamed = new ReadableStream<Uint8Array>({ pull(c) { const next = chunks.shift(); if (next) c.enqueue(next); else c.close(); } });
+  t.match(await put(`${fs}/big.bin`, auth, streamed), { status: 413, json: { error: 'TOO_LARGE' } });
+  t.match(await call(`${fs}/big.bin`, { headers: auth }), { status: 404 }, 'nothing was stored');
+
+  const a = randomBytes(900 * 1024);
+  t.equal((await put(`${fs}/a.bin`, auth, a)).status, 204);
+  t.equal((await put(`${fs}/b.bin`, auth, randomBytes(900 * 1024))).status, 204);
+  t.match(await put(`${fs}/c.bin`, auth, randomBytes(900 * 1024)), { status: 507, json: { error: 'NO_SPACE', message: /\/c\.bin: the owner's shared storage is full \(limits\.ownerBytes = 2097152/ } });
+  t.match(await call(`${fs}/c.bin`, { headers: auth }), { status: 404 }, 'the refused file is not there');
+  const got = await fetch(`${fs}/a.bin`, { headers: auth });
+  t.ok(Buffer.from(await got.arrayBuffer()).equals(a), 'what was stored reads back whole');
+  await stillServes(t, n, auth);
+
+  t.equal((await fetch(`${fs}/a.bin`, { method: 'DELETE', headers: auth })).status, 204, 'a full store can still remove');
+  t.equal((await put(`${fs}/c.bin`, auth, randomBytes(900 * 1024))).status, 204, 'and the freed room takes a new file');
+});
+
+t.test('owners: storage for one owner too many is 429; an owner of a blueprint here is always taken', async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true, limits: { owners: 2, ownerBytes: MIB, ownerKvBytes: 256 * 1024 } });
+  const tokenOf = () => ({ authorization: makeOwnerToken(generateSigningKeyPair()) });
+  const [first, second, third] = [tokenOf(), tokenOf(), tokenOf()];
+  t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: first })).status, 200);
+  t.equal((await fetch(`${n.url}/v1/grid/fs/x`, { method: 'PUT', headers: { ...second, 'content-type': 'application/octet-stream' }, body: 'x' })).status, 204);
+  t.match(await call(`${n.url}/v1/grid/fs/`, { headers: third }), { status: 429, json: { error: 'TOO_MANY', message: /holds the shared storage of 2 owners, the most it takes \(limits\.owners = 2\)/ } });
+  t.match(await call(`${n.url}/v1/grid/proc`, { headers: third }), { status: 429 }, 'the process table is storage too');
+  t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: first })).status, 200, 'owners with storage keep it');
+  await stillServes(t, n, second);
+
+  t.equal((await call(`${n.url}/v1/blueprints/mine`, { method: 'PUT', body: n.sign({ name: 'mine', version: 1, workloads: [box('a')] }) })).status, 202);
+  t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: { authorization: makeOwnerToken(n.operator) } })).status, 200, "the operator's blueprint is here: its owner gets storage past the cap");
+});
