@@ -16,6 +16,8 @@ export interface ZoneFsOptions {
   scratchDir: string;
   /** Open files the mount holds at most (ENFILE past it). */
   maxOpenFiles: number;
+  /** Bytes the local copies of files open for writing hold together at most (ENOSPC past it). */
+  maxScratchBytes: number;
 }
 
 const PERMISSION_BITS = 0o7777;
@@ -127,7 +129,9 @@ export class ZoneFs {
   }
 
   write(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    return this.writable(fd).write(buf, len, pos, Date.now());
+    const file = this.writable(fd);
+    this.checkScratch(file, pos + len);
+    return file.write(buf, len, pos, Date.now());
   }
 
   flush(fd: number): Promise<void> {
@@ -144,14 +148,36 @@ export class ZoneFs {
   async truncate(path: string, size: number): Promise<void> {
     const gridPath = this.writablePath(path);
     const open = this.handles.writers(gridPath).at(-1);
-    if (open) return open.truncate(size, Date.now());
+    if (open) {
+      this.checkScratch(open, size);
+      return open.truncate(size, Date.now());
+    }
     const entry = await this.fileEntry(path);
+    if (size > this.options.maxScratchBytes) throw this.scratchFull(size);
     if (size === 0) return publishEmpty(this.grid, gridPath, entry.mode);
     await this.republish(gridPath, entry, (file) => file.truncate(size, Date.now()));
   }
 
   ftruncate(fd: number, size: number): Promise<void> {
-    return this.writable(fd).truncate(size, Date.now());
+    const file = this.writable(fd);
+    this.checkScratch(file, size);
+    return file.truncate(size, Date.now());
+  }
+
+  /**
+   * A workload must not fill the host's disk through local copies it never closes: growing
+   * `file` to `size` is refused once the mount's copies would pass maxScratchBytes (a file
+   * larger than that could not be published anyway, as it is the owner's quota).
+   */
+  private checkScratch(file: WritableFile, size: number): void {
+    const growth = size - file.entry().size;
+    if (growth <= 0) return;
+    const held = this.handles.writtenBytes();
+    if (held + growth > this.options.maxScratchBytes) throw this.scratchFull(held + growth);
+  }
+
+  private scratchFull(bytes: number): FsError {
+    return new FsError('ENOSPC', `files open for writing in this /zone mount would hold ${bytes} bytes, more than the owner's quota (limits.ownerBytes = ${this.options.maxScratchBytes})`);
   }
 
   /** GridFs keeps its own change times: setting them succeeds (touch, cp -p) and changes nothing. */

@@ -211,6 +211,11 @@ export class HandleTable {
     return [...this.files.values()].filter((f): f is WritableFile => f instanceof WritableFile && (f.path === path || (below && f.path.startsWith(`${path}/`))));
   }
 
+  /** Bytes the files open for writing hold (or will, once their local copy is fetched). */
+  writtenBytes(): number {
+    return [...this.files.values()].reduce((sum, f) => sum + (f instanceof WritableFile ? f.entry().size : 0), 0);
+  }
+
   /** Empties the table, returning what was open. */
   drain(): OpenFile[] {
     const open = [...this.files.values()];

@@ -29,6 +29,8 @@ export interface ZoneMountOptions {
   scratchParent?: string;
   /** Open files the mount holds at most (the config's limits.zoneOpenFiles by default). */
   maxOpenFiles?: number;
+  /** Bytes of local copies of files open for writing (the config's limits.ownerBytes by default). */
+  maxScratchBytes?: number;
 }
 
 export interface ZoneMount {
@@ -53,7 +55,10 @@ class ZoneFuse extends Fuse {
 export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
   const mountpoint = resolve(options.mountpoint);
   const scratchDir = await mkdtemp(join(options.scratchParent ?? tmpdir(), 'zone-fuse-'));
-  const zfs = new ZoneFs({ grid: options.grid, proc: options.proc, self: options.self, scratchDir, maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles });
+  const zfs = new ZoneFs({ grid: options.grid, proc: options.proc, self: options.self, scratchDir,
+    maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
+    maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
+  });
   const fuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger), {
     // The container's processes are not this process: without it they get EACCES.
     allowOther: true,

@@ -296,7 +296,9 @@ export class Pseudokernel {
       const [grid, proc] = await Promise.all([this.gridFs(spec.owner), this.procTable(spec.owner)]);
       const scratchParent = join(this.o.dataDir, 'zone-scratch');
       await mkdir(scratchParent, { recursive: true, mode: 0o700 });
-      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent, maxOpenFiles: this.limits.zoneOpenFiles });
+      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent,
+        maxOpenFiles: this.limits.zoneOpenFiles, maxScratchBytes: this.limits.ownerBytes,
+      });
     } catch (err) {
       this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the container is made without it');
       return null;

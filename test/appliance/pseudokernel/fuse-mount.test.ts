@@ -28,7 +28,8 @@ const proc = new MemoryProcTable([row('n1', 'shop', 'web', 'running', 2), row('n
 const logLines: string[] = [];
 const logger = createLogger({ destination: { write: (line: string) => void logLines.push(line) } });
 const MAX_OPEN_FILES = 24;
-const mount = await mountZone({ mountpoint: mnt, grid, proc, self: SELF, logger, scratchParent: base, maxOpenFiles: MAX_OPEN_FILES });
+const MAX_SCRATCH = 96 * 2 ** 20;
+const mount = await mountZone({ mountpoint: mnt, grid, proc, self: SELF, logger, scratchParent: base, maxOpenFiles: MAX_OPEN_FILES, maxScratchBytes: MAX_SCRATCH });
 t.teardown(async () => {
   await mount.unmount();
   await rm(base, { recursive: true, force: true });
@@ -256,6 +257,16 @@ t.test(`a mount holds at most ${MAX_OPEN_FILES} open files: the next open is ENF
   t.match(refused, /Too many open files in system/);
   t.equal(await sh('cat fs/held.txt'), 'x\n', 'the descriptors closed with the shell: opens work again');
   t.equal(await sh('ls fs/ | grep -c held.txt'), '1\n', 'the mount still serves');
+});
+
+t.test('files open for writing hold at most maxScratchBytes of local copies: past it ENOSPC, nothing published', async (t) => {
+  const refused = await shFails('dd if=/dev/zero of=fs/huge.bin bs=1M count=100');
+  t.match(refused, /No space left on device/);
+  t.ok((grid.content('/huge.bin')?.length ?? 0) <= MAX_SCRATCH, 'no more than the bound was published');
+  t.match(await shFails('truncate -s 200M fs/huge.bin'), /No space left on device/, 'a truncation past it is refused too');
+  await sh('rm fs/huge.bin; dd if=/dev/zero of=fs/fits.bin bs=1M count=8 2>/dev/null');
+  t.equal(grid.content('/fits.bin')?.length, 8 * 2 ** 20, 'a file within the bound is written');
+  await sh('rm fs/fits.bin');
 });
 
 t.test('unmount is lazy: a process holding a file open does not keep the mount; mounting twice is refused', async (t) => {
