@@ -61,7 +61,7 @@ export class GridObjects {
     if (!held) return null;
     try {
       const index = await retryingTimeouts(`indexing the content of ${path}`, () => this.chunkIndex(held.info));
-      return new ChunkedVersion(this.parts.jsm, index, path, held.release);
+      return new ChunkedVersion(this.parts.js, this.parts.jsm, index, path, held.release);
     } catch (err) {
       await held.release();
       throw err;
@@ -97,9 +97,10 @@ export class GridObjects {
   /** Where each chunk of the object is in the stream: its headers only, none of its bytes. */
   private async chunkIndex(info: ObjectInfo): Promise<ChunkIndex> {
     const stream = `OBJ_${this.parts.filesBucket}`;
-    const index: ChunkIndex = { stream, seqs: [], offsets: [], size: info.size };
+    const subject = `$O.${this.parts.filesBucket}.C.${info.nuid}`;
+    const index: ChunkIndex = { stream, subject, seqs: [], offsets: [], size: info.size };
     if (info.chunks === 0) return index;
-    const consumer = await this.parts.js.consumers.get(stream, { filter_subjects: `$O.${this.parts.filesBucket}.C.${info.nuid}`, headers_only: true });
+    const consumer = await this.parts.js.consumers.get(stream, { filter_subjects: subject, headers_only: true });
     const messages = await consumer.consume({ max_messages: 1000 });
     let offset = 0;
     try {

@@ -290,6 +290,10 @@ t.test('open() reads a version by range, across chunks, as of the open; its clos
   for (const [position, length] of [[0, 10], [chunk - 5, 10], [3 * chunk, 2 * chunk + 1], [v1.length - 7, 100], [v1.length, 10], [v1.length + 5, 10], [0, v1.length]] as const) {
     t.ok((await version.read(position, length)).equals(v1.subarray(position, position + length)), `bytes ${position}..+${length}`);
   }
+  // Sequentially, as a reader through FUSE asks (a consumer delivers the chunks ahead).
+  const parts: Buffer[] = [];
+  for (let position = 0; position < v1.length; position += 100_000) parts.push(await version.read(position, 100_000));
+  t.ok(Buffer.concat(parts).equals(v1), 'read sequentially in 100 kB steps, byte-exact');
   t.equal(await text('/ranged.bin'), 'replaced', 'a new open sees the new content');
   t.equal(await storedVersions(), versions + 1, 'the old version is held while open');
   await version.close();
