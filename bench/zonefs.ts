@@ -1,5 +1,5 @@
 // /zone/fs sequential write and read through the FUSE mount (close-to-open: the write
-// includes publishing the file to JetStream at close, the read fetching it at open)
+// includes publishing the file to JetStream at close; the read reads the version open by range)
 // against the host's local disk, in the same run, with dd in a child process (the
 // process serving a FUSE mount must never touch it itself).
 //  write: dd of 64 MiB, fsync'd on the local disk; on /zone until dd has closed the file
@@ -65,7 +65,7 @@ try {
   }
   console.log(`/zone/fs benchmark, ${MIB} MiB sequential, median of ${ROUNDS}; local reads ${cold ? 'after dropping the page cache' : 'from the page cache (could not drop it)'}`);
   console.log(`write  local disk (fsync) ${rate(median(local.write))}   /zone/fs (published at close) ${rate(median(zone.write))}   zone/local ${(median(local.write) / median(zone.write)).toFixed(2)}x`);
-  console.log(`read   local disk         ${rate(median(local.read))}   /zone/fs (fetched at open)    ${rate(median(zone.read))}   zone/local ${(median(local.read) / median(zone.read)).toFixed(2)}x`);
+  console.log(`read   local disk         ${rate(median(local.read))}   /zone/fs (read by range)      ${rate(median(zone.read))}   zone/local ${(median(local.read) / median(zone.read)).toFixed(2)}x`);
 } finally {
   await mount.unmount();
   await nc.close();
