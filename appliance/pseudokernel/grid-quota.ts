@@ -36,18 +36,25 @@ export async function boundStream(jsm: JetStreamManager, stream: string, maxByte
   await jsm.streams.update(stream, { ...info.config, max_bytes: maxBytes });
 }
 
-// JetStream's words: a stream at its max_bytes ("maximum bytes exceeded"), the server's
-// max_file_store reserved ("insufficient storage resources available"), a full disk.
-const FULL = /maximum bytes exceeded|insufficient storage|storage resources|no space left/i;
+// JetStream's words: a stream at its max_bytes ("maximum bytes exceeded"); the server's
+// max_file_store reserved or used up ("insufficient storage resources available"), or
+// its disk full.
+const OWNER_FULL = /maximum bytes exceeded/i;
+const NODE_FULL = /insufficient storage|storage resources|no space left/i;
 
-export function isStorageFull(err: unknown): boolean {
-  return err instanceof Error && (FULL.test(err.message) || (err.cause instanceof Error && FULL.test(err.cause.message)));
+function says(err: unknown, words: RegExp): boolean {
+  return err instanceof Error && (words.test(err.message) || (err.cause instanceof Error && words.test(err.cause.message)));
 }
 
 /** `err` as ENOSPC naming the bound when it says storage is full; as it is otherwise. */
 export function noSpaceError(err: unknown, what: string, quota: OwnerQuota): unknown {
-  if (!isStorageFull(err)) return err;
-  return new FsError('ENOSPC', `${what}: the owner's shared storage is full (limits.ownerBytes = ${quota.ownerBytes} bytes of contents, limits.ownerKvBytes = ${quota.ownerKvBytes} per namespace bucket); remove files to make room`);
+  if (says(err, OWNER_FULL)) {
+    return new FsError('ENOSPC', `${what}: the owner's shared storage is full (limits.ownerBytes = ${quota.ownerBytes} bytes of contents, limits.ownerKvBytes = ${quota.ownerKvBytes} per namespace bucket); remove files to make room`);
+  }
+  if (says(err, NODE_FULL)) {
+    return new FsError('ENOSPC', `${what}: this node's JetStream storage is full or reserved by other owners' buckets (limits.jetstreamFileBytes, or the disk)`);
+  }
+  return err;
 }
 
 /** The owner ids (ownerIdOf) that have storage in JetStream, read from the names of their buckets' streams. */

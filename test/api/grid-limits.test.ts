@@ -57,3 +57,12 @@ t.test('owners: storage for one owner too many is 429; an owner of a blueprint h
   t.equal((await call(`${n.url}/v1/blueprints/mine`, { method: 'PUT', body: n.sign({ name: 'mine', version: 1, workloads: [box('a')] }) })).status, 202);
   t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: { authorization: makeOwnerToken(n.operator) } })).status, 200, "the operator's blueprint is here: its owner gets storage past the cap");
 });
+
+t.test("JetStream's max_file_store: an owner whose buckets no longer fit in it is 507, and the node keeps serving the others", async (t) => {
+  // Each owner reserves 32 + 3 x 8 MiB of the server's 64: the second does not fit.
+  const n = await startNode(t, {}, { pseudokernel: true, limits: { jetstreamFileBytes: 64 * MIB, ownerBytes: 32 * MIB, ownerKvBytes: 8 * MIB, owners: 10 } });
+  const first = { authorization: makeOwnerToken(n.operator) };
+  t.equal((await call(`${n.url}/v1/grid/fs/`, { headers: first })).status, 200);
+  t.match(await call(`${n.url}/v1/grid/fs/`, { headers: { authorization: makeOwnerToken(generateSigningKeyPair()) } }), { status: 507, json: { error: 'NO_SPACE', message: /this node's JetStream storage is full or reserved.*limits\.jetstreamFileBytes/ } });
+  await stillServes(t, n, first);
+});
