@@ -74,9 +74,8 @@ export class ChunkedVersion implements FileVersion {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.cache.clear();
-      const sequence = this.sequence;
+      if (this.sequence) endSequence(this.sequence);
       this.sequence = null;
-      if (sequence) await endSequence(sequence).catch(() => undefined);
       await this.release();
     })();
     return this.closing;
@@ -127,8 +126,8 @@ export class ChunkedVersion implements FileVersion {
   }
 
   private startSequence(i: number, previous: Sequence | null): Sequence {
+    if (previous) endSequence(previous);
     const opened = (async () => {
-      if (previous) await endSequence(previous);
       const consumer = await this.js.consumers.get(this.index.stream, {
         filter_subjects: this.index.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.index.seqs[i]!,
       });
@@ -156,11 +155,17 @@ export class ChunkedVersion implements FileVersion {
   }
 }
 
-/** Ends a sequence once the takes asked of it are done (its messages exist: they arrive). */
-async function endSequence(sequence: Sequence): Promise<void> {
-  await sequence.taken;
-  const { messages, iterator } = await sequence.opened;
-  // close() resolves once the iterator is done with: ended first.
-  await iterator.return?.();
-  await messages.close();
+/**
+ * Ends a sequence once the takes asked of it are done (its messages exist: they arrive),
+ * in the background: nothing waits for it, and a consumer left behind (the server gone)
+ * expires on the server by itself.
+ */
+function endSequence(sequence: Sequence): void {
+  void (async () => {
+    await sequence.taken;
+    const { messages, iterator } = await sequence.opened;
+    // close() resolves once the iterator is done with: ended first.
+    await iterator.return?.();
+    await messages.close();
+  })().catch(() => undefined);
 }
