@@ -40,7 +40,7 @@ export interface ZoneMount {
 }
 
 // An operation left unanswered this long fails with ETIMEDOUT rather than holding the
-// workload in D state; open and close move whole files, hence the generous bound.
+// workload in D state; a close publishes a whole file (an open for writing fetches one), hence the generous bound.
 const OPERATION_TIMEOUT_MS = 120_000;
 
 class ZoneFuse extends Fuse {
