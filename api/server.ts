@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { FastifyBaseLogger } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
+import { DEFAULT_LIMITS, type StreamLimit } from '../appliance/config.ts';
 import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
 import { registerErrorHandling } from './errors.ts';
@@ -14,6 +15,7 @@ import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
 import { nodeRoutes } from './routes/node.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
+import { StreamSlots } from './stream-slots.ts';
 
 export interface ServerOptions {
   /** A pino logger (the appliance's), true for fastify's own, false/absent for none. */
@@ -26,6 +28,10 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   /** When set, read routes need a token signed by one of these keys (see api/read-token.ts). */
   readToken?: ReadTokenOptions;
+  /** Open event streams and log follows per client address and in all (default: the config's defaults). */
+  streams?: { events: StreamLimit; logFollows: StreamLimit };
+  /** Largest file one PUT /v1/grid/fs takes (default: the config's default). */
+  gridFileBytes?: number;
 }
 
 /** Routes anyone may read, even with read protection on. */
@@ -76,10 +82,18 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     metrics.observeRequest({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000);
   });
 
+  const eventStreams = new StreamSlots('event streams', options.streams?.events ?? DEFAULT_LIMITS.eventStreams, 'limits.eventStreams');
+  const logFollows = new StreamSlots('log follows', options.streams?.logFollows ?? DEFAULT_LIMITS.logFollows, 'limits.logFollows');
+  // Before the listener closes: an open stream, on any address, would keep the close waiting.
+  app.addHook('preClose', async () => {
+    eventStreams.endAll();
+    logFollows.endAll();
+  });
+
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
-  await app.register(blueprintRoutes(appliance, metrics), { prefix: '/v1/blueprints' });
-  await app.register(eventRoutes(appliance), { prefix: '/v1/events' });
-  await app.register(gridRoutes(appliance), { prefix: '/v1/grid' });
+  await app.register(blueprintRoutes(appliance, metrics, logFollows), { prefix: '/v1/blueprints' });
+  await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
+  await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));
   // The node id is open: clients make their tokens for it (their audience) before any other call.
   app.get('/healthz', {

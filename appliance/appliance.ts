@@ -281,7 +281,10 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   const networks = options.networks?.(ctx) ?? null;
   let pseudokernel: Pseudokernel | null = null;
   if (options.pseudokernel) {
-    pseudokernel = new Pseudokernel({ ...options.pseudokernel, node: identity.id, dataDir: config.dataDir, nats: config.nats, drivers, logger });
+    pseudokernel = new Pseudokernel({
+      ...options.pseudokernel, node: identity.id, dataDir: config.dataDir, nats: config.nats, limits: config.limits, drivers, logger,
+      resident: (owner) => store.blueprints().some((b) => b.owner === owner),
+    });
     // Before the engine starts: the containers it makes get /zone when it is up.
     await pseudokernel.start();
   }

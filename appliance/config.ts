@@ -10,11 +10,17 @@ import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blue
 import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from './errors.ts';
+import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/grid-quota.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
 import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
 const LISTEN_PATTERN = '^([^:,]+):([0-9]{1,5})$';
+const MIB = 2 ** 20;
+const StreamLimitFile = (what: string) => Type.Object({
+  perClient: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: `${what} open at once from one client address` })),
+  total: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: `${what} open at once in all` })),
+}, { additionalProperties: false });
 const ListenAddress = Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' });
 
 export const NodeConfigFile = Type.Object({
@@ -65,6 +71,17 @@ export const NodeConfigFile = Type.Object({
       uniqueItems: true, description: 'the node\'s services its workloads may reach: "api", "nats" (clients); none by default',
     })),
   }, { additionalProperties: false, description: 'the rules that keep workloads (containers, VMs) from the node\'s own ports' })),
+  limits: Type.Optional(Type.Object({
+    eventStreams: Type.Optional(StreamLimitFile('GET /v1/events streams')),
+    logFollows: Type.Optional(StreamLimitFile('GET .../logs?follow=1 streams (each holds an engine connection)')),
+    jetstreamFileBytes: Type.Optional(Type.Integer({ minimum: 64 * MIB, description: "nats-server's max_file_store: all JetStream files of this node" })),
+    jetstreamMemoryBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "nats-server's max_memory_store" })),
+    ownerBytes: Type.Optional(Type.Integer({ minimum: MIB, description: "max_bytes of each owner's file store (/zone/fs contents)" })),
+    ownerKvBytes: Type.Optional(Type.Integer({ minimum: 64 * 1024, description: "max_bytes of each of an owner's KV buckets (namespace, readers, process table)" })),
+    gridFileBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 30, description: 'largest file one PUT /v1/grid/fs takes' })),
+    owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
+    zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
+  }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -85,8 +102,39 @@ export interface NodeConfig {
   nats: { host: string; port: number; cluster: NatsClusterOptions | null };
   /** The node's services workloads may reach; the others' ports are closed to them. */
   firewall: { open: OpenableService[] };
+  limits: NodeLimits;
   logLevel: string;
 }
+
+export interface StreamLimit {
+  perClient: number;
+  total: number;
+}
+
+/** What the node holds at most; the README's "Limits" table lists each with its status. */
+export interface NodeLimits {
+  eventStreams: StreamLimit;
+  logFollows: StreamLimit;
+  jetstreamFileBytes: number;
+  jetstreamMemoryBytes: number;
+  ownerBytes: number;
+  ownerKvBytes: number;
+  gridFileBytes: number;
+  owners: number;
+  zoneOpenFiles: number;
+}
+
+export const DEFAULT_LIMITS: NodeLimits = {
+  eventStreams: { perClient: 8, total: 256 },
+  logFollows: { perClient: 4, total: 64 },
+  jetstreamFileBytes: 8 * 2 ** 30,
+  jetstreamMemoryBytes: 256 * MIB,
+  ...DEFAULT_OWNER_QUOTA,
+  gridFileBytes: 64 * MIB,
+  // Every owner's buckets reserve their max_bytes from max_file_store: 24 x 304 MiB fit 8 GiB.
+  owners: 24,
+  zoneOpenFiles: 1024,
+};
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
 const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
@@ -149,6 +197,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     eventsLimit: file.eventsLimit ?? 100_000,
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN, dataDir),
     firewall: { open: file.firewall?.open ?? [] },
+    limits: limitsOf(file.limits, filePath),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }
@@ -157,6 +206,26 @@ function readTokensOf(tokens: NodeConfigFile['readTokens'], filePath: string): N
   if (!tokens) return null;
   if (tokens.public && tokens.keys) throw new ZoneError('INVALID', `${filePath}: readTokens: public reads take no keys (drop "keys" or "public")`, '/readTokens/public');
   return { public: tokens.public ?? false, keys: tokens.keys ?? null, ...(tokens.maxTtlSeconds ? { maxTtlSeconds: tokens.maxTtlSeconds } : {}) };
+}
+
+function limitsOf(file: NodeConfigFile['limits'] = {}, filePath: string): NodeLimits {
+  const d = DEFAULT_LIMITS;
+  const limits: NodeLimits = {
+    eventStreams: { ...d.eventStreams, ...file.eventStreams },
+    logFollows: { ...d.logFollows, ...file.logFollows },
+    jetstreamFileBytes: file.jetstreamFileBytes ?? d.jetstreamFileBytes,
+    jetstreamMemoryBytes: file.jetstreamMemoryBytes ?? d.jetstreamMemoryBytes,
+    ownerBytes: file.ownerBytes ?? d.ownerBytes,
+    ownerKvBytes: file.ownerKvBytes ?? d.ownerKvBytes,
+    gridFileBytes: file.gridFileBytes ?? d.gridFileBytes,
+    owners: file.owners ?? d.owners,
+    zoneOpenFiles: file.zoneOpenFiles ?? d.zoneOpenFiles,
+  };
+  const reserved = limits.owners * ownerReservation(limits);
+  if (reserved > limits.jetstreamFileBytes) {
+    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets reserve their size there`, '/limits/owners');
+  }
+  return limits;
 }
 
 /**

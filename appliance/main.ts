@@ -17,6 +17,9 @@ import { loadOrCreateIdentity } from './identity.ts';
 import { createLogger } from './logger.ts';
 import { readProtection } from './read-protection.ts';
 
+/** The longest a stop may take before the process exits regardless. */
+const STOP_TIMEOUT_MS = 10_000;
+
 async function main(): Promise<void> {
   const config = loadNodeConfig();
   const logger = createLogger({ level: config.logLevel });
@@ -28,7 +31,10 @@ async function main(): Promise<void> {
   const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
   appliance.start();
   const reads = readProtection(config, policy);
-  const api = await buildServer(appliance, { logger, ...(reads.options ? { readToken: reads.options } : {}) });
+  const api = await buildServer(appliance, {
+    logger, streams: { events: config.limits.eventStreams, logFollows: config.limits.logFollows }, gridFileBytes: Math.min(config.limits.gridFileBytes, config.limits.ownerBytes),
+    ...(reads.options ? { readToken: reads.options } : {}),
+  });
   const { urls, extra } = await listenAll(api, config.listen);
   // A port 0 became a port: closed from now on.
   if (config.listen.some((l) => l.port === 0)) {
@@ -45,8 +51,15 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    Promise.all(extra.map((server) => new Promise((resolve) => server.close(resolve))))
-      .then(() => api.close())
+    // Whatever hangs (an engine, a mount), the process ends: workloads keep running anyway.
+    setTimeout(() => {
+      logger.error({ signal, timeoutMs: STOP_TIMEOUT_MS }, 'stop did not finish in time; exiting');
+      process.exit(1);
+    }, STOP_TIMEOUT_MS).unref();
+    // fastify ends the open streams (on every address) before its own listener closes;
+    // the other listeners then drop what is left of their connections.
+    api.close()
+      .then(() => Promise.all(extra.map((server) => closeServer(server))))
       .then(() => appliance.close())
       .then(() => firewall.remove())
       .then(() => process.exit(0), (err: unknown) => {
@@ -56,6 +69,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Stops listening and drops the connections left (idle keep-alives, requests in flight). */
+function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
 }
 
 /**

@@ -1,5 +1,5 @@
 // /zone/fs sequential write and read through the FUSE mount (close-to-open: the write
-// includes publishing the file to JetStream at close, the read fetching it at open)
+// includes publishing the file to JetStream at close; the read reads the version open by range)
 // against the host's local disk, in the same run, with dd in a child process (the
 // process serving a FUSE mount must never touch it itself).
 //  write: dd of 64 MiB, fsync'd on the local disk; on /zone until dd has closed the file

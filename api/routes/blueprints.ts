@@ -1,5 +1,6 @@
 // /v1/blueprints: submit a signed blueprint (JSON or YAML), read what is desired and
 // what runs, stream a workload's logs.
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -10,6 +11,7 @@ import { Blueprint } from '../../blueprints/schema.ts';
 import { errorReply, errorResponses } from '../errors.ts';
 import type { ApiMetrics } from '../metrics.ts';
 import { BlueprintListSchema, BlueprintParams, OwnerQuery, WorkloadParams } from '../schemas.ts';
+import type { StreamSlots } from '../stream-slots.ts';
 
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
@@ -32,7 +34,7 @@ const submitValidator = ({ httpPart }: { httpPart?: string }) =>
 
 const { $id: _blueprintId, ...BlueprintBody } = Blueprint;
 
-export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
+export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics, logFollows: StreamSlots) {
   return async (app: FastifyInstance) => {
     // Both formats are read as bytes and parsed by the blueprint parser: strict UTF-8,
     // bounded depth and size, no YAML tags or alias bombs.
@@ -106,7 +108,14 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
     }, async (request, reply) => {
       const { name, workload } = request.params;
       const { owner, follow, tail } = request.query;
-      let stream;
+      // A follow holds an engine connection until the client goes: counted before it is made,
+      // and cut when the server closes.
+      const release = follow ? logFollows.take(request.ip, () => reply.raw.destroy()) : () => {};
+      let stream: Readable | undefined;
+      reply.raw.once('close', () => {
+        release();
+        stream?.destroy();
+      });
       try {
         stream = await appliance.logs(name, workload, { follow, ...(tail !== undefined ? { tail } : {}), ...(owner ? { owner } : {}) });
       } catch (err) {
@@ -114,7 +123,10 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics) {
         // The engine has no such object yet (pending, removed): not the client's fault, not a crash.
         throw new ZoneError('UNAVAILABLE', `logs of ${name}/${workload} are not available now: ${(err as Error).message.split('\n')[0]}`);
       }
-      request.raw.once('close', () => stream.destroy());
+      if (reply.raw.destroyed) {
+        stream.destroy();
+        return reply;
+      }
       return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
     });
   };

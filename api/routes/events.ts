@@ -9,6 +9,7 @@ import { Type } from '@sinclair/typebox';
 import type { Appliance, ZoneEvent } from '../../appliance/types.ts';
 import { Name } from '../../blueprints/schema.ts';
 import { errorResponses } from '../errors.ts';
+import type { StreamSlots } from '../stream-slots.ts';
 
 const BATCH = 500;
 const HEARTBEAT_MS = 15_000;
@@ -21,7 +22,7 @@ const EventsQuery = Type.Object({
 
 const frame = (e: ZoneEvent) => `id: ${e.seq}\nevent: transition\ndata: ${JSON.stringify(e)}\n\n`;
 
-export function eventRoutes(appliance: Appliance) {
+export function eventRoutes(appliance: Appliance, slots: StreamSlots) {
   return async (app: FastifyInstance) => {
     app.get<{ Querystring: { blueprint?: string; after?: number; follow: boolean } }>('/', {
       schema: {
@@ -36,13 +37,17 @@ export function eventRoutes(appliance: Appliance) {
       const lastId = request.headers['last-event-id'];
       let cursor = typeof lastId === 'string' ? Number(lastId) : (request.query.after ?? 0);
 
+      let closed = false;
+      let wake: (() => void) | null = null;
+      const release = slots.take(request.ip, () => {
+        closed = true;
+        wake?.();
+      });
       reply.hijack();
       const out = reply.raw;
       out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       out.write(': zone events\n\n');
 
-      let closed = false;
-      let wake: (() => void) | null = null;
       let more = true; // the stored log first
       const signal = () => {
         more = true;
@@ -76,6 +81,7 @@ export function eventRoutes(appliance: Appliance) {
       } catch (err) {
         request.log.warn({ err }, 'event stream ended');
       } finally {
+        release();
         unsubscribe();
         clearInterval(heartbeat);
         out.end();

@@ -3,16 +3,13 @@
 // an owner token (api/read-token.ts): the key that signed it is the owner, so a key
 // only ever reaches its own files and rows. A token is made for one call: this node (a
 // restart: the node that runs the workload), its method and its path, once.
-import { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../appliance/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
-
-/** Largest file a PUT takes (the whole body is held once before it is published). */
-const GRID_FILE_LIMIT = 64 * 2 ** 20;
 
 const ProcRow = Type.Object({
   node: Type.String(), blueprint: Type.String(), workload: Type.String(), kind: Type.String(),
@@ -58,10 +55,36 @@ function fsRefusal(err: unknown, path: string): unknown {
   const code = (err as { code?: unknown }).code;
   if (code === 'ENOENT') return notFound(path);
   if (typeof code === 'string' && CONFLICTS.has(code)) return new ZoneError('CONFLICT', `${path}: ${code} (${(err as Error).message})`, '/params/path');
+  // The FsError names the path already.
+  if (code === 'ENOSPC') return new ZoneError('NO_SPACE', (err as Error).message.replace(/^ENOSPC: /, ''));
   return err;
 }
 
-export function gridRoutes(appliance: Appliance) {
+function isStream(body: unknown): body is Readable {
+  return typeof (body as Readable | undefined)?.pipe === 'function';
+}
+
+/** The body as a stream of at most `limit` bytes: past it (or a larger content-length) the PUT is refused with 413. */
+function limitedBody(body: Readable, declared: string | undefined, limit: number): Readable {
+  const refusal = () => new ZoneError('TOO_LARGE', `the file is larger than ${limit} bytes, the most one PUT takes (limits.gridFileBytes, at most limits.ownerBytes)`, '/body');
+  if (declared !== undefined && Number(declared) > limit) throw refusal();
+  let seen = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen <= limit) return done(null, chunk);
+      // The request itself is left alone: destroying it would cut the socket before the 413.
+      body.unpipe(counted);
+      done(refusal());
+    },
+  });
+  // The store's reader sees the client's abort or the refusal as this stream's error.
+  body.once('error', (err) => counted.destroy(err));
+  return body.pipe(counted);
+}
+
+/** `fileLimit`: the largest file a PUT takes. */
+export function gridRoutes(appliance: Appliance, fileLimit: number) {
   return async (app: FastifyInstance) => {
     // Checked before the body is read: without a valid owner token nothing is buffered.
     const owners = new WeakMap<FastifyRequest, string>();
@@ -71,8 +94,10 @@ export function gridRoutes(appliance: Appliance) {
       owners.set(request, appliance.tokens.checkOwner(request.headers.authorization, { method: request.method, path: request.url, ...(node ? { aud: node } : {}) }));
     });
     const owner = (request: FastifyRequest) => owners.get(request)!;
-    // Files are bytes: PUT bodies arrive whole (up to the PUT route's limit), in this plugin only.
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    // Files are bytes, streamed into the file store (never held whole), in this plugin only.
+    app.addContentTypeParser('application/octet-stream', (_request, body, done) => done(null, body));
+    /** The owner's files; a refusal to make its storage (too many owners, JetStream full) says why. */
+    const filesOf = (who: string) => appliance.gridFs(who).catch((err: unknown) => { throw fsRefusal(err, '/'); });
 
     app.get('/proc', {
       schema: {
@@ -105,7 +130,7 @@ export function gridRoutes(appliance: Appliance) {
     const read = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       if (!entry) throw notFound(path);
       if (entry.type === 'file') {
@@ -130,19 +155,25 @@ export function gridRoutes(appliance: Appliance) {
     };
     app.get<{ Params: { '*': string } }>('/fs/*', readSchema, read);
 
-    app.put<{ Params: { '*': string }; Body: Buffer }>('/fs/*', {
-      bodyLimit: GRID_FILE_LIMIT,
+    app.put<{ Params: { '*': string }; Body: unknown }>('/fs/*', {
       schema: {
         ...fsRoute, summary: "replaces (or creates) a file of the owner's /zone/fs with the body's bytes; the directory must exist",
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503, 507) },
       },
     }, async (request, reply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
-      if (!Buffer.isBuffer(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      const fs = await appliance.gridFs(who);
-      await fs.write(path, Readable.from([request.body])).catch((err: unknown) => { throw fsRefusal(err, path); });
+      if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
+      try {
+        const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+        const fs = await filesOf(who);
+        await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
+      } catch (err) {
+        // What is left of the body is not read: the connection ends with the refusal.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
       return reply.code(204).send();
     });
 
@@ -154,7 +185,7 @@ export function gridRoutes(appliance: Appliance) {
     }, async (request, reply) => {
       const who = owner(request);
       const path = gridPath(request.params['*']);
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       await fs.mkdir(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });
@@ -168,7 +199,7 @@ export function gridRoutes(appliance: Appliance) {
       const who = owner(request);
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: the root directory cannot be removed', '/params/path');
-      const fs = await appliance.gridFs(who);
+      const fs = await filesOf(who);
       const entry = await fs.stat(path).catch((err: unknown) => { throw fsRefusal(err, path); });
       if (!entry) throw notFound(path);
       await (entry.type === 'dir' ? fs.rmdir(path) : fs.unlink(path)).catch((err: unknown) => { throw fsRefusal(err, path); });

@@ -24,6 +24,18 @@ export interface FsEntry {
 }
 
 /**
+ * One version of a file, open for reading: its bytes by range as of the open, however the
+ * file changes meanwhile, until closed. Nothing is copied at the open.
+ */
+export interface FileVersion {
+  readonly size: number;
+  /** Up to `length` bytes from `position` (fewer at the end, none past it). */
+  read(position: number, length: number): Promise<Buffer>;
+  /** Idempotent; the version may be collected once no one holds it. */
+  close(): Promise<void>;
+}
+
+/**
  * The files shared by every workload of one owner on every node. Paths are absolute
  * inside the namespace (`/`, `/a/b.txt`), already normalised (no `.`/`..`, no trailing
  * slash). Close-to-open consistency: `write` publishes a file's whole new content at
@@ -37,6 +49,8 @@ export interface GridFs {
   list(dir: string): Promise<string[]>;
   /** The whole content as of now. */
   read(path: string): Promise<Readable>;
+  /** The content as of now, read by range (what an open file descriptor reads). */
+  open(path: string): Promise<FileVersion>;
   /** Replaces (or creates) the file with the bytes of `source`; the parent must exist. */
   write(path: string, source: Readable, mode?: number): Promise<void>;
   mkdir(path: string, mode?: number): Promise<void>;

@@ -4,7 +4,7 @@
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { FsError, type FsEntry, type GridFs, type ProcTable, type SelfInfo } from './contract.ts';
-import { CachedFile, ContentFile, HandleTable, publishEmpty, WritableFile } from './fuse-handles.ts';
+import { ContentFile, HandleTable, publishEmpty, VersionFile, WritableFile, type OpenFile } from './fuse-handles.ts';
 import { ProcSnapshots } from './fuse-proc.ts';
 import { locate, lookup, ROOT_NAMES, selfView, type Place, type ViewNode } from './fuse-tree.ts';
 
@@ -12,8 +12,12 @@ export interface ZoneFsOptions {
   grid: GridFs;
   proc: ProcTable;
   self: SelfInfo;
-  /** A private directory for the local copies of open files. */
+  /** A private directory for the local copies of files open for writing. */
   scratchDir: string;
+  /** Open files the mount holds at most (ENFILE past it). */
+  maxOpenFiles: number;
+  /** Bytes the local copies of files open for writing hold together at most (ENOSPC past it). */
+  maxScratchBytes: number;
 }
 
 const PERMISSION_BITS = 0o7777;
@@ -33,13 +37,17 @@ function readOnly(path: string): FsError {
   return new FsError('EROFS', `${path} is read-only (only /fs can be changed)`);
 }
 
+function unmounting(): FsError {
+  return new FsError('ENOTCONN', 'the /zone mount is being unmounted');
+}
+
 function notFound(path: string): FsError {
   return new FsError('ENOENT', `${path} does not exist`);
 }
 
 export class ZoneFs {
   private readonly grid: GridFs;
-  private readonly handles = new HandleTable();
+  private readonly handles: HandleTable;
   private readonly procs: ProcSnapshots;
   private readonly self: ViewNode;
   private readonly mountedAtMs = Date.now();
@@ -48,6 +56,7 @@ export class ZoneFs {
 
   constructor(private readonly options: ZoneFsOptions) {
     this.grid = options.grid;
+    this.handles = new HandleTable(options.maxOpenFiles);
     this.procs = new ProcSnapshots(options.proc, options.self.node);
     this.self = selfView(options.self, this.mountedAtMs);
   }
@@ -80,24 +89,39 @@ export class ZoneFs {
   async open(path: string, flags: number): Promise<number> {
     const place = locate(path);
     const writing = (flags & (constants.O_WRONLY | constants.O_RDWR)) !== 0;
+    this.handles.checkRoom();
     if (place.area === 'fs') {
-      if (!writing) return this.handles.add(await CachedFile.fetch(this.grid, place.path, this.copyPath()));
+      if (!writing) {
+        if (this.closed) throw unmounting();
+        return this.hold(new VersionFile(await this.grid.open(place.path)));
+      }
       const entry = await this.getattr(path);
       if (entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-      return this.handles.add(new WritableFile(this.grid, place.path, entry, this.copyPath()));
+      return this.hold(new WritableFile(this.grid, place.path, entry, this.copyPath()));
     }
     const node = await this.viewNode(place, path);
     if (writing) throw readOnly(path);
     if (node.type !== 'file') throw new FsError('EISDIR', `${path} is a directory`);
-    return this.handles.add(new ContentFile(node.content));
+    return this.hold(new ContentFile(node.content));
+  }
+
+  /** A descriptor for `file`; when the table filled up meanwhile, the file is let go and ENFILE thrown. */
+  private async hold(file: OpenFile): Promise<number> {
+    try {
+      return this.handles.add(file);
+    } catch (err) {
+      await (file instanceof WritableFile ? file.close() : file.release());
+      throw err;
+    }
   }
 
   /** Called for a name that does not exist yet: the empty file is published at once, as creat() makes it exist. */
   async create(path: string, mode: number): Promise<number> {
     const gridPath = this.writablePath(path);
+    this.handles.checkRoom();
     const copyPath = this.copyPath();
     await publishEmpty(this.grid, gridPath, mode & PERMISSION_BITS);
-    return this.handles.add(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
+    return this.hold(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
   }
 
   read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -105,7 +129,9 @@ export class ZoneFs {
   }
 
   write(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    return this.writable(fd).write(buf, len, pos, Date.now());
+    const file = this.writable(fd);
+    this.checkScratch(file, pos + len);
+    return file.write(buf, len, pos, Date.now());
   }
 
   flush(fd: number): Promise<void> {
@@ -122,14 +148,36 @@ export class ZoneFs {
   async truncate(path: string, size: number): Promise<void> {
     const gridPath = this.writablePath(path);
     const open = this.handles.writers(gridPath).at(-1);
-    if (open) return open.truncate(size, Date.now());
+    if (open) {
+      this.checkScratch(open, size);
+      return open.truncate(size, Date.now());
+    }
     const entry = await this.fileEntry(path);
+    if (size > this.options.maxScratchBytes) throw this.scratchFull(size);
     if (size === 0) return publishEmpty(this.grid, gridPath, entry.mode);
     await this.republish(gridPath, entry, (file) => file.truncate(size, Date.now()));
   }
 
   ftruncate(fd: number, size: number): Promise<void> {
-    return this.writable(fd).truncate(size, Date.now());
+    const file = this.writable(fd);
+    this.checkScratch(file, size);
+    return file.truncate(size, Date.now());
+  }
+
+  /**
+   * A workload must not fill the host's disk through local copies it never closes: growing
+   * `file` to `size` is refused once the mount's copies would pass maxScratchBytes (a file
+   * larger than that could not be published anyway, as it is the owner's quota).
+   */
+  private checkScratch(file: WritableFile, size: number): void {
+    const growth = size - file.entry().size;
+    if (growth <= 0) return;
+    const held = this.handles.writtenBytes();
+    if (held + growth > this.options.maxScratchBytes) throw this.scratchFull(held + growth);
+  }
+
+  private scratchFull(bytes: number): FsError {
+    return new FsError('ENOSPC', `files open for writing in this /zone mount would hold ${bytes} bytes, more than the owner's quota (limits.ownerBytes = ${this.options.maxScratchBytes})`);
   }
 
   /** GridFs keeps its own change times: setting them succeeds (touch, cp -p) and changes nothing. */
@@ -237,7 +285,7 @@ export class ZoneFs {
   }
 
   private copyPath(): string {
-    if (this.closed) throw new FsError('ENOTCONN', 'the /zone mount is being unmounted');
+    if (this.closed) throw unmounting();
     return join(this.options.scratchDir, `copy-${++this.copies}`);
   }
 }

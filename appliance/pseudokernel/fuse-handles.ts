@@ -1,12 +1,13 @@
 // The open files of a /zone mount. Close-to-open: a reader gets the content of GridFs
-// as of its open, copied into a local cache file; a writer works on a local copy that is
-// published whole when a descriptor on it is closed (flush), so close() returns only once
-// other workloads can see the new content.
+// as of its open, read by range from that version (nothing is copied); a writer works on
+// a local copy that is published whole when a descriptor on it is closed (flush), so
+// close() returns only once other workloads can see the new content. A mount holds at
+// most a bounded number of open files: past it, ENFILE.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FsError, type FsEntry, type GridFs } from './contract.ts';
+import { FsError, type FileVersion, type FsEntry, type GridFs } from './contract.ts';
 
 export interface OpenFile {
   read(buf: Buffer, len: number, pos: number): Promise<number>;
@@ -28,29 +29,18 @@ export class ContentFile implements OpenFile {
   async release(): Promise<void> {}
 }
 
-/** A GridFs file open for reading, served from a cache file fetched at open. */
-export class CachedFile implements OpenFile {
-  private constructor(private readonly file: FileHandle, private readonly cachePath: string) {}
-
-  static async fetch(grid: GridFs, path: string, cachePath: string): Promise<CachedFile> {
-    try {
-      await pipeline(await grid.read(path), createWriteStream(cachePath, { mode: 0o600 }));
-      return new CachedFile(await open(cachePath, 'r'), cachePath);
-    } catch (err) {
-      await rm(cachePath, { force: true });
-      throw err;
-    }
-  }
+/** A GridFs file open for reading: the version it had at the open, read by range. */
+export class VersionFile implements OpenFile {
+  constructor(private readonly version: FileVersion) {}
 
   async read(buf: Buffer, len: number, pos: number): Promise<number> {
-    return (await this.file.read(buf, 0, len, pos)).bytesRead;
+    return (await this.version.read(pos, len)).copy(buf, 0);
   }
 
   async flush(): Promise<void> {}
 
-  async release(): Promise<void> {
-    await this.file.close();
-    await rm(this.cachePath, { force: true });
+  release(): Promise<void> {
+    return this.version.close();
   }
 }
 
@@ -185,12 +175,20 @@ export function publishEmpty(grid: GridFs, path: string, mode: number): Promise<
   return grid.write(path, Readable.from([]), mode);
 }
 
-/** The descriptors FUSE knows (fuse-native needs them non-zero and 32-bit). */
+/** The descriptors FUSE knows (fuse-native needs them non-zero and 32-bit), at most `max`. */
 export class HandleTable {
   private readonly files = new Map<number, OpenFile>();
   private next = 1;
 
+  constructor(private readonly max: number) {}
+
+  /** Throws ENFILE when the table is full (checked before an open does any work, and by add). */
+  checkRoom(): void {
+    if (this.files.size >= this.max) throw new FsError('ENFILE', `this /zone mount has ${this.files.size} files open, the most it holds (limits.zoneOpenFiles); close some`);
+  }
+
   add(file: OpenFile): number {
+    this.checkRoom();
     let fd = this.next;
     while (this.files.has(fd)) fd = (fd % 0xffffffff) + 1;
     this.files.set(fd, file);
@@ -211,6 +209,11 @@ export class HandleTable {
   /** The files open for writing at `path` or below it, the most recent last. */
   writers(path: string, below = false): WritableFile[] {
     return [...this.files.values()].filter((f): f is WritableFile => f instanceof WritableFile && (f.path === path || (below && f.path.startsWith(`${path}/`))));
+  }
+
+  /** Bytes the files open for writing hold (or will, once their local copy is fetched). */
+  writtenBytes(): number {
+    return [...this.files.values()].reduce((sum, f) => sum + (f instanceof WritableFile ? f.entry().size : 0), 0);
   }
 
   /** Empties the table, returning what was open. */

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
+import { DEFAULT_LIMITS } from '../config.ts';
 import type { GridFs, ProcTable, SelfInfo } from './contract.ts';
 import { ZoneFs } from './fuse-fs.ts';
 import { fuseOperations } from './fuse-ops.ts';
@@ -26,6 +27,10 @@ export interface ZoneMountOptions {
   logger: Logger;
   /** Where the mount's private directory of local file copies is made; the OS temp dir by default. */
   scratchParent?: string;
+  /** Open files the mount holds at most (the config's limits.zoneOpenFiles by default). */
+  maxOpenFiles?: number;
+  /** Bytes of local copies of files open for writing (the config's limits.ownerBytes by default). */
+  maxScratchBytes?: number;
 }
 
 export interface ZoneMount {
@@ -35,7 +40,7 @@ export interface ZoneMount {
 }
 
 // An operation left unanswered this long fails with ETIMEDOUT rather than holding the
-// workload in D state; open and close move whole files, hence the generous bound.
+// workload in D state; a close publishes a whole file (an open for writing fetches one), hence the generous bound.
 const OPERATION_TIMEOUT_MS = 120_000;
 
 class ZoneFuse extends Fuse {
@@ -50,7 +55,10 @@ class ZoneFuse extends Fuse {
 export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
   const mountpoint = resolve(options.mountpoint);
   const scratchDir = await mkdtemp(join(options.scratchParent ?? tmpdir(), 'zone-fuse-'));
-  const zfs = new ZoneFs({ grid: options.grid, proc: options.proc, self: options.self, scratchDir });
+  const zfs = new ZoneFs({ grid: options.grid, proc: options.proc, self: options.self, scratchDir,
+    maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
+    maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
+  });
   const fuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger), {
     // The container's processes are not this process: without it they get EACCES.
     allowOther: true,

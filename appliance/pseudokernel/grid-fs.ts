@@ -12,8 +12,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, StorageType } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { FsError, type ErrnoName, type FsEntry, type GridFs } from './contract.ts';
+import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs } from './contract.ts';
 import { GridObjects } from './grid-objects.ts';
+import { boundStream, DEFAULT_OWNER_QUOTA, noSpaceError, type OwnerQuota } from './grid-quota.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from './grid-names.ts';
 import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
@@ -25,6 +26,8 @@ export interface NatsGridFsOptions {
   logger: Logger;
   /** How long a reader that stopped refreshing its hold (it died) keeps an old file version alive. */
   readerLeaseMs?: number;
+  /** The max_bytes of the owner's buckets (DEFAULT_OWNER_QUOTA otherwise). */
+  quota?: OwnerQuota;
 }
 
 const StoredEntry = Type.Object({
@@ -55,20 +58,27 @@ export class NatsGridFs implements GridFs {
     checkReplicas(options.replicas);
     const buckets = bucketsOf(options.owner);
     const leaseMs = options.readerLeaseMs ?? DEFAULT_READER_LEASE_MS;
+    const quota = options.quota ?? DEFAULT_OWNER_QUOTA;
     const js = jetstream(nc);
     const kvm = new Kvm(js);
     return retryingTimeouts(`opening the shared files of ${options.owner}`, async () => {
       // Gets from the stream leader, not from any replica: a path's entry is read as last written.
+      const kvBound = { max_bytes: quota.ownerKvBytes };
       const [namespace, readers, files, jsm] = await Promise.all([
-        kvm.create(buckets.namespace, { history: 1, replicas: options.replicas, allow_direct: false }),
-        kvm.create(buckets.readers, { history: 1, replicas: options.replicas, allow_direct: false, ttl: leaseMs }),
-        new Objm(js).create(buckets.files, { replicas: options.replicas, storage: StorageType.File }),
+        kvm.create(buckets.namespace, { history: 1, replicas: options.replicas, allow_direct: false, ...kvBound }),
+        kvm.create(buckets.readers, { history: 1, replicas: options.replicas, allow_direct: false, ttl: leaseMs, ...kvBound }),
+        new Objm(js).create(buckets.files, { replicas: options.replicas, storage: StorageType.File, max_bytes: quota.ownerBytes }),
         jetstreamManager(nc),
+      ]).catch((err: unknown) => { throw noSpaceError(err, `making the shared storage of ${options.owner}`, quota); });
+      await Promise.all([
+        boundStream(jsm, `KV_${buckets.namespace}`, quota.ownerKvBytes),
+        boundStream(jsm, `KV_${buckets.readers}`, quota.ownerKvBytes),
+        boundStream(jsm, `OBJ_${buckets.files}`, quota.ownerBytes),
       ]);
       const objects = new GridObjects({
         js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, leaseMs, logger: options.logger,
       });
-      const fs = new NatsGridFs(buckets, namespace, objects, options.logger);
+      const fs = new NatsGridFs(buckets, namespace, objects, quota, options.logger);
       await fs.ensureRoot();
       return fs;
     });
@@ -78,6 +88,7 @@ export class NatsGridFs implements GridFs {
     readonly buckets: OwnerBuckets,
     private readonly namespace: KV,
     private readonly objects: GridObjects,
+    private readonly quota: OwnerQuota,
     private readonly logger: Logger,
   ) {}
 
@@ -93,14 +104,22 @@ export class NatsGridFs implements GridFs {
     return (await this.childKeys(keyOf(dir))).map((key) => textOfToken(key.slice(key.lastIndexOf('.') + 1))).sort();
   }
 
-  async read(path: string): Promise<Readable> {
+  read(path: string): Promise<Readable> {
+    return this.current(path, (object) => this.objects.open(object, path));
+  }
+
+  open(path: string): Promise<FileVersion> {
+    return this.current(path, (object) => this.objects.openVersion(object, path));
+  }
+
+  /** `opened` of the file's current object; null from it means replaced meanwhile, and the new version is the one. */
+  private async current<T>(path: string, opened: (object: string) => Promise<T | null>): Promise<T> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const found = await this.lookup(path);
       if (!found) throw await this.notFound(path);
       if (found.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
-      const stream = await this.objects.open(objectOf(found.entry, path), path);
-      if (stream) return stream;
-      // Replaced between the lookup and the hold: the new version is the one to read.
+      const result = await opened(objectOf(found.entry, path));
+      if (result) return result;
     }
     throw fsError('EAGAIN', path, `was replaced ${MAX_ATTEMPTS} times while being opened`);
   }
@@ -110,7 +129,7 @@ export class NatsGridFs implements GridFs {
     await this.parentOf(path);
     let found = await this.lookup(path);
     if (found?.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
-    const object = await this.objects.put(source);
+    const object = await this.objects.put(source).catch((err: unknown) => { throw noSpaceError(err, path, this.quota); });
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const entry: StoredEntry = { type: 'file', size: object.size, mtimeMs: Date.now(), mode: mode ?? found?.entry.mode ?? 0o644, object: object.name };
@@ -247,7 +266,7 @@ export class NatsGridFs implements GridFs {
       return true;
     } catch (err) {
       if (isConflict(err)) return false;
-      throw err;
+      throw noSpaceError(err, path, this.quota);
     }
   }
 

@@ -10,7 +10,8 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { FsError } from './contract.ts';
+import { FsError, type FileVersion } from './contract.ts';
+import { ChunkedVersion, type ChunkIndex } from './grid-version.ts';
 import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
 export interface GridObjectsParts {
@@ -47,6 +48,28 @@ export class GridObjects {
    * discarded before the hold was taken (the caller looks the path up again).
    */
   async open(name: string, path: string): Promise<Readable | null> {
+    const held = await this.holdVersion(name, path);
+    if (!held) return null;
+    const stream = Readable.from(this.chunks(held.info, path), { objectMode: false });
+    stream.once('close', () => void held.release());
+    return stream;
+  }
+
+  /** As open(), read by range: nothing is fetched but the index of its chunks until it is read. */
+  async openVersion(name: string, path: string): Promise<FileVersion | null> {
+    const held = await this.holdVersion(name, path);
+    if (!held) return null;
+    try {
+      const index = await retryingTimeouts(`indexing the content of ${path}`, () => this.chunkIndex(held.info));
+      return new ChunkedVersion(this.parts.js, this.parts.jsm, index, path, held.release);
+    } catch (err) {
+      await held.release();
+      throw err;
+    }
+  }
+
+  /** The object's info with a hold on it, or null when it was discarded first; release() lets go (once). */
+  private async holdVersion(name: string, path: string): Promise<{ info: ObjectInfo; release(): Promise<void> } | null> {
     const lease = await this.hold(name);
     const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
       if (await this.isDiscarded(name)) return null;
@@ -61,16 +84,38 @@ export class GridObjects {
       await lease.release();
       return null;
     }
-    const stream = Readable.from(this.chunks(info, path), { objectMode: false });
-    stream.once('close', () => {
-      // Letting go of a hold can make this version collectable, and no other.
-      lease.release().then(async () => {
-        if (await this.isDiscarded(name)) await this.collectUnheld(name);
-      }).catch((err: unknown) => {
-        this.parts.logger.warn({ err, object: name, path }, 'releasing a file version after reading failed; it is collected later');
-      });
-    });
-    return stream;
+    let released: Promise<void> | null = null;
+    // Letting go of a hold can make this version collectable, and no other.
+    const release = () => (released ??= lease.release().then(async () => {
+      if (await this.isDiscarded(name)) await this.collectUnheld(name);
+    }).catch((err: unknown) => {
+      this.parts.logger.warn({ err, object: name, path }, 'releasing a file version after reading failed; it is collected later');
+    }));
+    return { info, release };
+  }
+
+  /** Where each chunk of the object is in the stream: its headers only, none of its bytes. */
+  private async chunkIndex(info: ObjectInfo): Promise<ChunkIndex> {
+    const stream = `OBJ_${this.parts.filesBucket}`;
+    const subject = `$O.${this.parts.filesBucket}.C.${info.nuid}`;
+    const index: ChunkIndex = { stream, subject, seqs: [], offsets: [], size: info.size };
+    if (info.chunks === 0) return index;
+    const consumer = await this.parts.js.consumers.get(stream, { filter_subjects: subject, headers_only: true });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    let offset = 0;
+    try {
+      for await (const message of messages) {
+        index.seqs.push(message.seq);
+        index.offsets.push(offset);
+        offset += Number(message.headers?.get('Nats-Msg-Size') ?? NaN);
+        if (index.seqs.length === info.chunks) break;
+      }
+    } finally {
+      await messages.close();
+      consumer.delete().catch(() => undefined);
+    }
+    if (offset !== info.size) throw new FsError('EIO', `the content of object ${info.name} is damaged: its chunks hold ${offset} bytes, its info says ${info.size}`);
+    return index;
   }
 
   /** `name` is no longer referenced: deleted now, or when its last reader is done. */
@@ -89,9 +134,12 @@ export class GridObjects {
   /** Deletes discarded version `name` unless a reader holds it. */
   private async collectUnheld(name: string): Promise<void> {
     if (await this.held(name)) return;
-    await this.parts.files.delete(name);
-    // delete() leaves the object's meta as a "deleted" record; names are never reused, so it goes too.
-    await this.parts.jsm.streams.purge(`OBJ_${this.parts.filesBucket}`, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
+    // Purges only, no delete(): delete() publishes a "deleted" record first, which a store
+    // at its max_bytes refuses, and a full store must still be able to free space.
+    const info = await this.parts.files.info(name);
+    const stream = `OBJ_${this.parts.filesBucket}`;
+    if (info) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
     // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
     await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
   }

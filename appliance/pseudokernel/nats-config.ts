@@ -32,6 +32,9 @@ export interface NatsConfigOptions {
   port: number;
   /** JetStream keeps its files below this directory. */
   storeDir: string;
+  /** JetStream's bounds on this server: files on disk and memory, in bytes (nats-server's own default: most of the disk and memory). */
+  maxFileStoreBytes?: number;
+  maxMemoryStoreBytes?: number;
   pidFile: string;
   /** The public NKEY (`U...`) of the node's client user: the only client the server takes. */
   clientNkey: string;
@@ -66,6 +69,8 @@ export function natsServerConfig(options: NatsConfigOptions): string {
     '}',
     'jetstream {',
     `  store_dir: ${quote(options.storeDir)}`,
+    ...storeBound('max_file_store', options.maxFileStoreBytes),
+    ...storeBound('max_memory_store', options.maxMemoryStoreBytes),
     '}',
   ];
   const cluster = options.cluster;
@@ -107,6 +112,13 @@ export function natsServerConfig(options: NatsConfigOptions): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** A jetstream block line: a byte count nats-server reads as a plain integer. */
+function storeBound(name: string, bytes: number | undefined): string[] {
+  if (bytes === undefined) return [];
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new Error(`${name} is ${bytes}; expected a positive number of bytes`);
+  return [`  ${name}: ${bytes}`];
 }
 
 // The configuration format reads JSON strings.

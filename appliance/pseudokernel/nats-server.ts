@@ -26,6 +26,9 @@ export interface NatsServerOptions {
   port: number;
   /** Join these servers into one JetStream cluster. */
   cluster?: NatsClusterOptions;
+  /** JetStream's bounds, in bytes (nats-server's defaults otherwise). */
+  maxFileStoreBytes?: number;
+  maxMemoryStoreBytes?: number;
   logger: Logger;
   /** The nats-server executable; `nats-server` from $PATH by default. */
   binary?: string;
@@ -91,6 +94,8 @@ export class NatsServer {
       pidFile: this.pidPath,
       clientNkey: clientKey.publicKey,
       ...(cluster ? { cluster, routePassword: readSecretFile(cluster.routeSecretFile, 'NATS route password') } : {}),
+      ...(this.options.maxFileStoreBytes ? { maxFileStoreBytes: this.options.maxFileStoreBytes } : {}),
+      ...(this.options.maxMemoryStoreBytes ? { maxMemoryStoreBytes: this.options.maxMemoryStoreBytes } : {}),
     });
     // nats-server would use a route key that others may read: refuse it, as the route password.
     if (cluster?.tls) readSecretFile(cluster.tls.keyFile, 'NATS route TLS key');

@@ -3,11 +3,13 @@
 // token each), and any node lists every node's rows.
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { ProcEntry, ProcTable } from './contract.ts';
 import { bucketsOf, checkReplicas, tokenOf } from './grid-names.ts';
+import { boundStream, DEFAULT_OWNER_QUOTA } from './grid-quota.ts';
 import { kvKeys, retryingTimeouts } from './jetstream-retry.ts';
 
 export interface NatsProcTableOptions {
@@ -16,6 +18,8 @@ export interface NatsProcTableOptions {
   /** Copies of the bucket: 1 on a lone node, up to 3 in a cluster. */
   replicas: number;
   logger: Logger;
+  /** The bucket's max_bytes (DEFAULT_OWNER_QUOTA's ownerKvBytes otherwise). */
+  maxBytes?: number;
 }
 
 const Row = Type.Object({
@@ -34,7 +38,12 @@ export class NatsProcTable implements ProcTable {
     checkReplicas(options.replicas);
     const bucket = bucketsOf(options.owner).procs;
     // Gets from the stream leader: a row is read as last published.
-    const kv = await retryingTimeouts(`opening the process table of ${options.owner}`, () => new Kvm(nc).create(bucket, { history: 1, replicas: options.replicas, allow_direct: false }));
+    const maxBytes = options.maxBytes ?? DEFAULT_OWNER_QUOTA.ownerKvBytes;
+    const kv = await retryingTimeouts(`opening the process table of ${options.owner}`, async () => {
+      const opened = await new Kvm(nc).create(bucket, { history: 1, replicas: options.replicas, allow_direct: false, max_bytes: maxBytes });
+      await boundStream(await jetstreamManager(nc), `KV_${bucket}`, maxBytes);
+      return opened;
+    });
     return new NatsProcTable(bucket, kv, options.logger);
   }
 

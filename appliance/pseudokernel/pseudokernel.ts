@@ -15,15 +15,17 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Driver, Fingerprint, WorkloadSpec } from '../../drivers/contract.ts';
-import type { NodeConfig } from '../config.ts';
+import { DEFAULT_LIMITS, type NodeConfig, type NodeLimits } from '../config.ts';
 import { workloadId } from '../engine/desired.ts';
 import type { StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { PipeLag, ProcEntry } from './contract.ts';
 import { isMounted, mountZone, type ZoneMount } from './fuse-mount.ts';
 import { NatsGridFs } from './grid-fs.ts';
+import { admitOwner } from './grid-quota.ts';
 import { NatsServer } from './nats-server.ts';
 import { requestRestart, serveRestarts, type RestartRequest } from './node-control.ts';
 import { localPipeEnds, type LocalPipeEnd } from './pipes.ts';
@@ -46,6 +48,10 @@ export interface PseudokernelOptions extends PseudokernelSettings {
   /** The appliance's data directory: the server keeps its store in `nats/` below it. */
   dataDir: string;
   nats: NodeConfig['nats'];
+  /** JetStream's and the owners' bounds (the config's defaults otherwise). */
+  limits?: NodeLimits;
+  /** Whether a blueprint of `owner` is on this node: such an owner always gets storage. */
+  resident?: (owner: string) => boolean;
   /** The workload drivers, by kind: where a pipe end's workload runs. */
   drivers: ReadonlyMap<string, Driver>;
   logger: Logger;
@@ -58,6 +64,7 @@ const PSEUDOKERNEL_KIND = 'pseudokernel';
 
 export class Pseudokernel {
   readonly server: NatsServer;
+  private readonly limits: NodeLimits;
   private nc: NatsConnection | null = null;
   /** Why it is not available (null once it started). */
   private unavailable: string | null = 'not started';
@@ -78,9 +85,12 @@ export class Pseudokernel {
   private readonly publishing = new Map<string, Promise<void>>();
 
   constructor(private readonly o: PseudokernelOptions) {
+    this.limits = o.limits ?? DEFAULT_LIMITS;
     this.server = new NatsServer({
       dataDir: join(o.dataDir, 'nats'), serverName: o.node, host: o.nats.host, port: o.nats.port, logger: o.logger,
       ...(o.nats.cluster ? { cluster: o.nats.cluster } : {}),
+      maxFileStoreBytes: this.limits.jetstreamFileBytes,
+      maxMemoryStoreBytes: this.limits.jetstreamMemoryBytes,
       ...(o.binary ? { binary: o.binary } : {}),
       ...(o.startTimeoutMs ? { startTimeoutMs: o.startTimeoutMs } : {}),
     });
@@ -162,7 +172,7 @@ export class Pseudokernel {
 
   /** The owner's shared files (made on first use); throws when the pseudokernel is unavailable. */
   gridFs(owner: string): Promise<NatsGridFs> {
-    return this.openedFor(this.gridFiles, owner, (nc) => NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger }));
+    return this.openedFor(this.gridFiles, owner, (nc) => NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger, quota: this.limits }));
   }
 
   /**
@@ -200,7 +210,7 @@ export class Pseudokernel {
 
   /** The owner's process table (made on first use); throws when the pseudokernel is unavailable. */
   procTable(owner: string): Promise<NatsProcTable> {
-    return this.openedFor(this.procTables, owner, (nc) => NatsProcTable.open(nc, { owner, replicas: this.replicas, logger: this.o.logger }));
+    return this.openedFor(this.procTables, owner, (nc) => NatsProcTable.open(nc, { owner, replicas: this.replicas, logger: this.o.logger, maxBytes: this.limits.ownerKvBytes }));
   }
 
   /**
@@ -286,7 +296,9 @@ export class Pseudokernel {
       const [grid, proc] = await Promise.all([this.gridFs(spec.owner), this.procTable(spec.owner)]);
       const scratchParent = join(this.o.dataDir, 'zone-scratch');
       await mkdir(scratchParent, { recursive: true, mode: 0o700 });
-      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent });
+      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent,
+        maxOpenFiles: this.limits.zoneOpenFiles, maxScratchBytes: this.limits.ownerBytes,
+      });
     } catch (err) {
       this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the container is made without it');
       return null;
@@ -312,7 +324,10 @@ export class Pseudokernel {
     const nc = this.connection();
     let opened = cache.get(owner);
     if (!opened) {
-      opened = open(nc);
+      // Storage for an owner new to this process: within limits.owners unless it is resident.
+      opened = jetstreamManager(nc)
+        .then((jsm) => admitOwner(jsm, owner, { max: this.limits.owners, resident: this.o.resident?.(owner) ?? false }))
+        .then(() => open(nc));
       opened.catch(() => cache.delete(owner));
       cache.set(owner, opened);
     }

@@ -123,3 +123,20 @@ t.test('the first start makes an operator key and a policy trusting it; later st
   t.same(second.policy, first.policy);
   t.equal(readFileSync(c.trustPolicyPath, 'utf8'), policyText);
 });
+
+t.test('limits: documented defaults, overridden field by field; owners whose buckets cannot all be reserved are refused', async (t) => {
+  const dir = tmp(t);
+  const defaults = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).limits;
+  t.same(defaults, {
+    eventStreams: { perClient: 8, total: 256 }, logFollows: { perClient: 4, total: 64 },
+    jetstreamFileBytes: 8 * 2 ** 30, jetstreamMemoryBytes: 256 * 2 ** 20, ownerBytes: 256 * 2 ** 20, ownerKvBytes: 16 * 2 ** 20,
+    gridFileBytes: 64 * 2 ** 20, owners: 24, zoneOpenFiles: 1024,
+  });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { eventStreams: { perClient: 2 }, owners: 4, zoneOpenFiles: 64 } }));
+  const set = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).limits;
+  t.same([set.eventStreams, set.owners, set.zoneOpenFiles, set.logFollows], [{ perClient: 2, total: 256 }, 4, 64, defaults.logFollows]);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { owners: 100 } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/owners', message: /limits\.owners x .* more than limits\.jetstreamFileBytes/ });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { logFollows: { total: 0 } } }));
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/logFollows/total' });
+});

@@ -9,6 +9,7 @@ import t from 'tap';
 import { GRID_AUDIENCE, makeReadToken } from '../../api/read-token.ts';
 import { generateSigningKeyPair, readSigningKey } from '../../blueprints/keys.ts';
 import { freeLoopbackPorts } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-main-'));
 // Its own port for the pseudokernel's nats-server: other tests run appliances meanwhile.
@@ -31,7 +32,7 @@ async function runOnce(
     const node = await (await fetch(`${url}/v1/node`)).json() as { drivers: { kind: string; available: boolean }[] };
     lines.push(`pseudokernel available ${node.drivers.find((d) => d.kind === 'pseudokernel')?.available}`);
   },
-): Promise<{ lines: string[]; code: number | null }> {
+): Promise<{ lines: string[]; code: number | null; stopMs: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../appliance/main.ts')], {
     env: { ...process.env, ZONE_DATA_DIR: dir, ZONE_LOG_LEVEL: 'warn', ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -39,16 +40,18 @@ async function runOnce(
   pids.add(child.pid!);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const lines: string[] = [];
+  let killedAt = 0;
   for await (const line of createInterface({ input: child.stdout! })) {
     lines.push(line);
     if (/listening on http:\/\/127\.0\.0\.1:[0-9]+/.test(line)) {
       await probe(line.match(/http:\/\/[0-9.:]+/g)!, lines);
+      killedAt = Date.now();
       child.kill('SIGTERM');
     }
   }
   const code = await exited;
   pids.delete(child.pid!);
-  return { lines, code };
+  return { lines, code, stopMs: Date.now() - killedAt };
 }
 
 t.test('first start prints where it listens and the operator key; SIGTERM exits 0', async (t) => {
@@ -103,4 +106,27 @@ t.test('beyond loopback, reads need a token of a trust policy signer unless the 
   t.notMatch(open.lines.join('\n'), /read protection on/);
   const loopback = await runOnce({ ZONE_LISTEN: '127.0.0.1:0' }, probe);
   t.ok(loopback.lines.includes('127.0.0.1 healthz 200 node 200 operator token 200 other token 200'), 'loopback only: reads open');
+});
+
+t.test('SIGTERM with event streams open on two listen addresses stops the node within 5 s', async (t) => {
+  let ended = 0;
+  const run = await runOnce({ ZONE_LISTEN: '127.0.0.1:0,127.0.0.2:0' }, async (urls, lines) => {
+    const readers = await Promise.all(urls.flatMap((url) => [1, 2].map(async () => {
+      const reader = (await fetch(`${url}/v1/events`)).body!.getReader();
+      await reader.read(); // the stream's opening comment: it is open
+      return reader;
+    })));
+    lines.push(`streams open ${readers.length}`);
+    // Each stream ends (cleanly or cut) once the node stops.
+    for (const reader of readers) {
+      void (async () => {
+        while (!(await reader.read().catch(() => ({ done: true }))).done);
+        ended++;
+      })();
+    }
+  });
+  t.equal(run.code, 0, 'exits 0');
+  t.ok(run.lines.includes('streams open 4'), run.lines.join('\n'));
+  t.ok(run.stopMs < 5000, `stopped ${run.stopMs} ms after SIGTERM`);
+  await waitFor(() => ended === 4, { timeoutMs: 1000, what: 'every stream ended' });
 });

@@ -27,7 +27,9 @@ const grid = new MemoryGridFs();
 const proc = new MemoryProcTable([row('n1', 'shop', 'web', 'running', 2), row('n2', 'shop', 'db', 'crashloop', 7), row('n0', 'shop', 'web', 'exited'), row('n2', 'etl', 'job', 'running')]);
 const logLines: string[] = [];
 const logger = createLogger({ destination: { write: (line: string) => void logLines.push(line) } });
-const mount = await mountZone({ mountpoint: mnt, grid, proc, self: SELF, logger, scratchParent: base });
+const MAX_OPEN_FILES = 24;
+const MAX_SCRATCH = 96 * 2 ** 20;
+const mount = await mountZone({ mountpoint: mnt, grid, proc, self: SELF, logger, scratchParent: base, maxOpenFiles: MAX_OPEN_FILES, maxScratchBytes: MAX_SCRATCH });
 t.teardown(async () => {
   await mount.unmount();
   await rm(base, { recursive: true, force: true });
@@ -214,7 +216,7 @@ t.test('fs/: a file removed while open for writing is not published again', asyn
 
 t.test('a GridFs failure without a POSIX code is an I/O error to the workload, and logged', async (t) => {
   await sh('echo hello > fs/fails');
-  grid.failNext = { method: 'read', error: new Error('nats: connection closed') };
+  grid.failNext = { method: 'open', error: new Error('nats: connection closed') };
   t.match(await shFails('cat fs/fails'), /Input\/output error/);
   t.ok(logLines.some((line) => line.includes('nats: connection closed') && line.includes('/fs/fails')), 'the cause is in the log');
   t.equal(await sh('cat fs/fails'), 'hello\n', 'the next access works');
@@ -225,6 +227,46 @@ t.test('no local copy outlives the file it was for', async (t) => {
   t.ok(scratch, 'the mount has its scratch directory below scratchParent');
   // The kernel sends the release after close() has returned.
   await waitFor(async () => (await readdir(join(base, scratch ?? ''))).length === 0, { timeoutMs: 5000, what: 'the scratch directory to be empty' });
+});
+
+t.test('fs/: files open for reading are read by range from their version: no copy, each version let go at close', async (t) => {
+  await sh('dd if=/dev/urandom of=fs/big.bin bs=1M count=8 2>/dev/null');
+  const [scratch] = (await readdir(base)).filter((name) => name.startsWith('zone-fuse-'));
+  // Eight readers hold the file open at once while its scratch directory stays empty.
+  const readers = Array.from({ length: 8 }, () => spawn('busybox', ['sh', '-c', `exec 3<${mnt}/fs/big.bin; read x; cat <&3 | md5sum`], { stdio: ['pipe', 'pipe', 'ignore'] }));
+  t.teardown(() => readers.forEach((r) => r.kill('SIGKILL')));
+  await waitFor(() => grid.openVersions === 8, { timeoutMs: 10_000, what: 'eight versions open' });
+  t.same(await readdir(join(base, scratch!)), [], 'no copy of the file in the scratch directory');
+  const sums = await Promise.all(readers.map(async (r) => {
+    r.stdin!.end('go\n');
+    let out = '';
+    for await (const chunk of r.stdout!) out += String(chunk);
+    return out.split(' ')[0];
+  }));
+  const [expected] = (await sh('md5sum fs/big.bin')).split(' ');
+  t.same(new Set(sums), new Set([expected]), 'every reader read the whole file');
+  await waitFor(() => grid.openVersions === 0, { timeoutMs: 5000, what: 'every version let go' });
+  await sh('rm fs/big.bin');
+});
+
+t.test(`a mount holds at most ${MAX_OPEN_FILES} open files: the next open is ENFILE, and works again once one closes`, async (t) => {
+  await sh('echo x > fs/held.txt');
+  // One shell holds the table full of descriptors on one file, then tries one more.
+  const fds = Array.from({ length: MAX_OPEN_FILES }, (_, i) => `exec ${i + 10}<fs/held.txt`).join('; ');
+  const refused = await shFails(`${fds}; cat fs/held.txt`);
+  t.match(refused, /Too many open files in system/);
+  t.equal(await sh('cat fs/held.txt'), 'x\n', 'the descriptors closed with the shell: opens work again');
+  t.equal(await sh('ls fs/ | grep -c held.txt'), '1\n', 'the mount still serves');
+});
+
+t.test('files open for writing hold at most maxScratchBytes of local copies: past it ENOSPC, nothing published', async (t) => {
+  const refused = await shFails('dd if=/dev/zero of=fs/huge.bin bs=1M count=100');
+  t.match(refused, /No space left on device/);
+  t.ok((grid.content('/huge.bin')?.length ?? 0) <= MAX_SCRATCH, 'no more than the bound was published');
+  t.match(await shFails('truncate -s 200M fs/huge.bin'), /No space left on device/, 'a truncation past it is refused too');
+  await sh('rm fs/huge.bin; dd if=/dev/zero of=fs/fits.bin bs=1M count=8 2>/dev/null');
+  t.equal(grid.content('/fits.bin')?.length, 8 * 2 ** 20, 'a file within the bound is written');
+  await sh('rm fs/fits.bin');
 });
 
 t.test('unmount is lazy: a process holding a file open does not keep the mount; mounting twice is refused', async (t) => {

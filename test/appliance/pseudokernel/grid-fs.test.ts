@@ -278,3 +278,46 @@ t.test('a hold whose reader died expires, and the next discarded version collect
   }, { timeoutMs: 10_000, intervalMs: 300, what: 'the dead reader\'s version collected when /g is rewritten' });
   t.equal(await text('/f', quick), 'new');
 });
+
+t.test('open() reads a version by range, across chunks, as of the open; its close lets the version go', async (t) => {
+  const v1 = randomBytes(MiB + 12_345);
+  await write('/ranged.bin', v1);
+  const versions = await storedVersions();
+  const version = await fs.open('/ranged.bin');
+  t.equal(version.size, v1.length);
+  await write('/ranged.bin', 'replaced');
+  const chunk = 128 * 1024;
+  for (const [position, length] of [[0, 10], [chunk - 5, 10], [3 * chunk, 2 * chunk + 1], [v1.length - 7, 100], [v1.length, 10], [v1.length + 5, 10], [0, v1.length]] as const) {
+    t.ok((await version.read(position, length)).equals(v1.subarray(position, position + length)), `bytes ${position}..+${length}`);
+  }
+  // Sequentially, as a reader through FUSE asks (a consumer delivers the chunks ahead).
+  const parts: Buffer[] = [];
+  for (let position = 0; position < v1.length; position += 100_000) parts.push(await version.read(position, 100_000));
+  t.ok(Buffer.concat(parts).equals(v1), 'read sequentially in 100 kB steps, byte-exact');
+  t.equal(await text('/ranged.bin'), 'replaced', 'a new open sees the new content');
+  t.equal(await storedVersions(), versions + 1, 'the old version is held while open');
+  await version.close();
+  await version.close();
+  await t.rejects(version.read(0, 1), { code: 'EBADF' });
+  await waitFor(async () => (await storedVersions()) === versions, { timeoutMs: 5000, what: 'the old version deleted after its close' });
+  t.equal((await fs.open('/ranged.bin')).size, 8);
+});
+
+t.test("a bounded owner: a write past its quota is ENOSPC naming the bound and stores nothing; removing makes room; open buckets get the bound", async (t) => {
+  const quota = { ownerBytes: MiB, ownerKvBytes: 128 * 1024 };
+  const small = await NatsGridFs.open(nc, { owner: owner(4), replicas: 1, logger, quota });
+  await write('/a', randomBytes(600 * 1024), undefined, small);
+  await t.rejects(write('/b', randomBytes(600 * 1024), undefined, small), { code: 'ENOSPC', message: /\/b: the owner's shared storage is full \(limits\.ownerBytes = 1048576/ });
+  t.equal(await small.stat('/b'), null, 'the refused file is not there');
+  const jsm = await jetstreamManager(nc);
+  t.equal((await jsm.streams.info(`OBJ_${small.buckets.files}`)).state.bytes < 700 * 1024, true, 'no chunk of the refused file is left');
+  await small.unlink('/a');
+  await write('/b', randomBytes(600 * 1024), undefined, small);
+  t.equal((await small.stat('/b'))?.size, 600 * 1024, 'the freed room took the file');
+
+  // Buckets made without a bound (an older node) get it at the next open.
+  const larger = { ownerBytes: 2 * MiB, ownerKvBytes: 256 * 1024 };
+  await NatsGridFs.open(nc, { owner: owner(4), replicas: 1, logger, quota: larger });
+  t.equal((await jsm.streams.info(`OBJ_${small.buckets.files}`)).config.max_bytes, 2 * MiB);
+  t.equal((await jsm.streams.info(`KV_${small.buckets.namespace}`)).config.max_bytes, 256 * 1024);
+});

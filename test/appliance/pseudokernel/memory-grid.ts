@@ -2,7 +2,7 @@
 // nothing more (the NATS ones are tested on their own).
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { FsError, type ErrnoName, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/contract.ts';
+import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/contract.ts';
 
 interface Node {
   type: 'file' | 'dir';
@@ -23,6 +23,8 @@ export class MemoryGridFs implements GridFs {
   readonly nodes = new Map<string, Node>([['/', { type: 'dir', data: Buffer.alloc(0), mode: 0o755, mtimeMs: Date.now() }]]);
   /** Every publication, in order. */
   readonly published: string[] = [];
+  /** Versions opened and not closed yet. */
+  openVersions = 0;
   /** The next call of this method fails with this error (a GridFs that lost NATS). */
   failNext: { method: keyof GridFs; error: Error } | null = null;
 
@@ -68,6 +70,25 @@ export class MemoryGridFs implements GridFs {
     if (!node) throw fsError('ENOENT', path);
     if (node.type === 'dir') throw fsError('EISDIR', path);
     return Readable.from([node.data]);
+  }
+
+  async open(path: string): Promise<FileVersion> {
+    this.check('open');
+    const node = this.nodes.get(path);
+    if (!node) throw fsError('ENOENT', path);
+    if (node.type === 'dir') throw fsError('EISDIR', path);
+    // A write replaces a node's data: this one stays as of the open.
+    const data = node.data;
+    this.openVersions++;
+    let open = true;
+    return {
+      size: data.length,
+      read: async (position, length) => data.subarray(position, position + length),
+      close: async () => {
+        if (open) this.openVersions--;
+        open = false;
+      },
+    };
   }
 
   async write(path: string, source: Readable, mode = 0o644): Promise<void> {

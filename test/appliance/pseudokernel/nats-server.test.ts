@@ -77,6 +77,12 @@ t.test('the config file: client address and NKEY, JetStream store, cluster route
   t.notMatch((() => { try { short(); return ''; } catch (e) { return (e as Error).message; } })(), 'short', 'the error does not show the password');
 });
 
+t.test('the config file bounds JetStream: max_file_store and max_memory_store in bytes; a bad bound is named', async (t) => {
+  const base = { serverName: 'n1', host: '127.0.0.1', port: 4333, storeDir: '/s', pidFile: '/p', clientNkey: nkeys.createUser().getPublicKey() };
+  t.match(natsServerConfig({ ...base, maxFileStoreBytes: 8 * 2 ** 30, maxMemoryStoreBytes: 2 ** 28 }), /jetstream \{\n {2}store_dir: "\/s"\n {2}max_file_store: 8589934592\n {2}max_memory_store: 268435456\n\}/);
+  t.throws(() => natsServerConfig({ ...base, maxFileStoreBytes: 0 }), /max_file_store is 0; expected a positive number of bytes/);
+});
+
 t.test('start, KV through a client, kill -9 -> restarted with the data, stop leaves no process', async (t) => {
   const server = await supervised('solo');
   await server.start();
