@@ -8,6 +8,7 @@ import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
+import type { ParsePoolOptions } from './parsing/pool.ts';
 import { checkReadToken, type ReadTokenOptions } from './read-token.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -26,6 +27,8 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   /** When set, read routes need a token signed by one of these keys (see api/read-token.ts). */
   readToken?: ReadTokenOptions;
+  /** The worker threads that parse and verify submitted blueprints (see api/parsing/pool.ts). */
+  parsing?: ParsePoolOptions;
 }
 
 /** Routes anyone may read, even with read protection on. */
@@ -77,7 +80,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   });
 
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
-  await app.register(blueprintRoutes(appliance, metrics), { prefix: '/v1/blueprints' });
+  await app.register(blueprintRoutes(appliance, metrics, options.parsing), { prefix: '/v1/blueprints' });
   await app.register(eventRoutes(appliance), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));

@@ -76,7 +76,8 @@ function checkOpenCollections(stack: CST.Token[]): void {
     if (token.type !== 'block-map' && token.type !== 'block-seq' && token.type !== 'flow-collection') continue;
     const isMap = token.type === 'block-map' || (token.type === 'flow-collection' && token.start.source === '{');
     const limit = isMap ? LIMITS.maxObjectKeys : LIMITS.maxArrayLength;
-    if (token.items.length > limit) throw new ZoneError('TOO_LARGE', isMap ? `a YAML map with more than ${limit} keys` : `a YAML sequence with more than ${limit} items`);
+    // The words of assertJsonValue's refusals, so that both formats answer alike.
+    if (token.items.length > limit) throw new ZoneError('INVALID', isMap ? `object with more than ${limit} keys` : `array longer than ${limit} items`);
     return; // only the innermost open collection grows
   }
 }
@@ -153,7 +154,41 @@ function parseYaml(text: string): unknown {
   }
 }
 
+const [QUOTE, BACKSLASH, COMMA, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY] = ['"', '\\', ',', '{', '}', '[', ']'].map((c) => c.charCodeAt(0));
+
+/**
+ * One pass over a JSON text before JSON.parse builds anything: nesting, items of one
+ * object or array and values in all, within LIMITS (counted so that assertJsonValue
+ * would refuse whatever this refuses). The syntax is JSON.parse's to check.
+ */
+function checkJsonBounds(text: string): void {
+  const open: { commas: number; object: boolean }[] = [];
+  let values = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i++;
+        else if (d === QUOTE) break;
+      }
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (open.length > LIMITS.maxDepth) throw new ZoneError('INVALID', `nested deeper than ${LIMITS.maxDepth} levels`);
+      open.push({ commas: 0, object: c === OPEN_OBJECT });
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      open.pop();
+    } else if (c === COMMA) {
+      if (++values > LIMITS.maxNodes) throw new ZoneError('TOO_LARGE', `more than ${LIMITS.maxNodes} values`);
+      const top = open.at(-1);
+      if (top && ++top.commas >= (top.object ? LIMITS.maxObjectKeys : LIMITS.maxArrayLength)) {
+        throw new ZoneError('INVALID', top.object ? `object with more than ${LIMITS.maxObjectKeys} keys` : `array longer than ${LIMITS.maxArrayLength} items`);
+      }
+    }
+  }
+}
+
 function parseJson(text: string): unknown {
+  checkJsonBounds(text);
   try {
     return JSON.parse(text);
   } catch (err) {
