@@ -133,7 +133,8 @@ export function parseYamlDocument(text: string): Document {
     Node(_key, node) {
       if ('tag' in node && node.tag) {
         // Explicit tags change what a value is; a blueprint is plain data.
-        throw new ZoneError('INVALID', 'YAML tags are not accepted');
+        // Only a standard tag is named: a custom one is a piece of the text.
+        throw new ZoneError('INVALID', `YAML tags are not accepted${node.tag.startsWith('tag:yaml.org,2002:') ? ` (found ${node.tag})` : ''}`);
       }
     },
     Map(_key, map) {
