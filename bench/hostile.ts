@@ -1,12 +1,16 @@
 // The node under hostile input, measured in one run on loopback (fake driver: what is
 // measured is the API's thread and its parse workers, not an engine):
 // - /healthz latency p50/p99 on a quiet node, then while 4 clients send hostile bodies
-//   (test/helpers/hostile-bodies.ts) in a loop: the ratio;
+//   (test/helpers/hostile-bodies.ts) in a loop: the ratio. The hostile clients run in a
+//   process of their own (this file with --attack URL), so that what is measured is the
+//   node's thread, not theirs;
 // - accepted blueprints per second at 50 concurrent clients through the API, against
 //   the same path in process (appliance.submit: verify, admit, store; no HTTP);
 // - 100,000 mutated blueprints through the API (test/helpers/fuzz-submit.ts): no 5xx,
 //   every answer the expected one.
 // Run: node --import tsx bench/hostile.ts   (ZONE_FUZZ_CASES to change the fuzz count)
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +32,29 @@ const HOSTILE_CLIENTS = 4;
 const SUBMIT_CLIENTS = 50;
 const SUBMITS_PER_CLIENT = 20;
 const FUZZ_CASES = Number(process.env.ZONE_FUZZ_CASES ?? 100_000);
+
+/** The hostile clients' process: sends until SIGTERM, then prints how many and the statuses. */
+async function attack(url: string): Promise<void> {
+  let stop = false;
+  let sent = 0;
+  const statuses = new Set<number>();
+  process.once('SIGTERM', () => { stop = true; });
+  await Promise.all(Array.from({ length: HOSTILE_CLIENTS }, async (_, c) => {
+    for (let i = c; !stop; i++) {
+      const hostile = HOSTILE_BODIES[i % HOSTILE_BODIES.length]!;
+      const res = await fetch(`${url}/v1/blueprints/x`, { method: 'PUT', headers: { 'content-type': hostile.type }, body: hostile.body });
+      await res.arrayBuffer();
+      statuses.add(res.status);
+      if (sent++ === 0) process.stdout.write('attacking\n');
+    }
+  }));
+  process.stdout.write(`${JSON.stringify({ sent, statuses: [...statuses] })}\n`);
+}
+
+if (process.argv[2] === '--attack') {
+  await attack(process.argv[3]!);
+  process.exit(0);
+}
 
 const dirs: string[] = [];
 const operatorKey = { current: null as null | ReturnType<typeof readSigningKey> };
@@ -84,22 +111,15 @@ try {
   await (await fetch(`${url}/v1/blueprints/warm`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(blueprint('warm', 1)) })).arrayBuffer();
   await healthLatencies(); // warm up
   const quiet = await healthLatencies();
-  let stop = false;
-  let hostileSent = 0;
-  const statuses = new Set<number>();
-  const attackers = Array.from({ length: HOSTILE_CLIENTS }, async (_, c) => {
-    for (let i = c; !stop; i++) {
-      const hostile = HOSTILE_BODIES[i % HOSTILE_BODIES.length]!;
-      const res = await fetch(`${url}/v1/blueprints/x`, { method: 'PUT', headers: { 'content-type': hostile.type }, body: hostile.body });
-      await res.arrayBuffer();
-      statuses.add(res.status);
-      hostileSent++;
-    }
-  });
+  const attacker = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--attack', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  attacker.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
+  while (!output.includes('attacking')) await once(attacker.stdout, 'data');
   const attacked = await healthLatencies();
-  stop = true;
-  await Promise.all(attackers);
-  console.log(`/healthz, ${HEALTH_SAMPLES} sequential: quiet p50 ${quiet.p50.toFixed(2)} ms p99 ${quiet.p99.toFixed(2)} ms; with ${HOSTILE_CLIENTS} clients sending hostile bodies (${hostileSent} sent, statuses ${[...statuses].join(',')}): p50 ${attacked.p50.toFixed(2)} ms p99 ${attacked.p99.toFixed(2)} ms; ratio p50 ${(attacked.p50 / quiet.p50).toFixed(2)}, p99 ${(attacked.p99 / quiet.p99).toFixed(2)}`);
+  attacker.kill('SIGTERM');
+  await once(attacker, 'exit');
+  const { sent: hostileSent, statuses } = JSON.parse(output.split('\n')[1]!) as { sent: number; statuses: number[] };
+  console.log(`/healthz, ${HEALTH_SAMPLES} sequential: quiet p50 ${quiet.p50.toFixed(2)} ms p99 ${quiet.p99.toFixed(2)} ms; with ${HOSTILE_CLIENTS} clients sending hostile bodies (${hostileSent} sent, statuses ${statuses.join(',')}): p50 ${attacked.p50.toFixed(2)} ms p99 ${attacked.p99.toFixed(2)} ms; ratio p50 ${(attacked.p50 / quiet.p50).toFixed(2)}, p99 ${(attacked.p99 / quiet.p99).toFixed(2)}`);
 
   const viaApi = await acceptedPerSecond(async (bp) => {
     const res = await fetch(`${url}/v1/blueprints/${bp.name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
