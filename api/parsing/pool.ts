@@ -12,7 +12,7 @@ import type { ParseResult, ParseTask, ParseWorkerData } from './worker.ts';
 export interface ParsePoolOptions {
   /** Worker threads (default: the CPUs but one, at least 1, at most 4). */
   threads?: number;
-  /** Bodies that may wait for a worker (default 128); past it 429 TOO_MANY. */
+  /** Bodies that may wait for a worker, besides those being parsed (default 128); past it 429 TOO_MANY. */
   maxQueue?: number;
   /** Time a body may take from its arrival to its verdict, waiting included (default 5 s); past it 503 UNAVAILABLE. */
   timeoutMs?: number;
@@ -45,12 +45,13 @@ export function createParsePool(verification: ParseVerification, options: ParseP
   const timeoutMs = options.timeoutMs ?? PARSE_POOL_DEFAULTS.timeoutMs;
   const heapMb = options.heapMb ?? PARSE_POOL_DEFAULTS.heapMb;
   let started: { pool: Piscina<ParseTask, ParseResult>; ready: Promise<unknown> } | null = null;
+  // Counted here: piscina's maxQueue does not hold tasks that carry an AbortSignal.
+  let inFlight = 0;
 
   function start() {
     const pool = new Piscina<ParseTask, ParseResult>({
       filename: new URL('./entry.mjs', import.meta.url).href,
       minThreads: threads, maxThreads: threads, idleTimeout: Infinity,
-      maxQueue,
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
       workerData: { policy: verification.policy, nodeId: verification.nodeId } satisfies ParseWorkerData,
     });
@@ -59,6 +60,7 @@ export function createParsePool(verification: ParseVerification, options: ParseP
 
   return {
     async parse(body, format) {
+      if (inFlight >= threads + maxQueue) throw new ZoneError('TOO_MANY', `${maxQueue} blueprints are waiting to be parsed already; retry later`);
       started ??= start();
       const { pool, ready } = started;
       const deadline = new AbortController();
@@ -67,11 +69,13 @@ export function createParsePool(verification: ParseVerification, options: ParseP
         if (!deadline.signal.aborted) timer = setTimeout(() => deadline.abort(), timeoutMs);
       });
       let result: ParseResult;
+      inFlight++;
       try {
         result = await pool.run({ body, format }, { signal: deadline.signal });
       } catch (err) {
-        throw poolRefusal(err, { timeoutMs, heapMb, maxQueue });
+        throw poolRefusal(err, { timeoutMs, heapMb });
       } finally {
+        inFlight--;
         deadline.abort(); // a verdict came: no timer to start or to keep
         clearTimeout(timer);
       }
@@ -85,13 +89,12 @@ export function createParsePool(verification: ParseVerification, options: ParseP
 }
 
 /** A failure of the pool as the client's answer; anything else stays an internal error. */
-function poolRefusal(err: unknown, bounds: { timeoutMs: number; heapMb: number; maxQueue: number }): unknown {
+function poolRefusal(err: unknown, bounds: { timeoutMs: number; heapMb: number }): unknown {
   const e = err as Error & { code?: string };
   if (e.name === 'AbortError') {
     // The worker that was parsing it is ended with it, so a body cannot hold one for longer.
     return new ZoneError('UNAVAILABLE', `the blueprint was not parsed and verified within ${bounds.timeoutMs} ms (the node is busy, or the body is too complex); retry later`);
   }
   if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') return new ZoneError('TOO_LARGE', `parsing the blueprint needed more than ${bounds.heapMb} MiB`);
-  if (e.message === 'Task queue is at limit') return new ZoneError('TOO_MANY', `${bounds.maxQueue} blueprints are waiting to be parsed already; retry later`);
   return err;
 }
