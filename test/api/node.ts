@@ -49,13 +49,15 @@ export async function startNode(t: Test, options: ServerOptions = {}, node: { ps
     ...(node.pseudokernel ? { pseudokernel: {} } : {}),
   });
   appliance.start();
-  const server = await buildServer(appliance, { logger, ...options });
-  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  const built: { server?: FastifyInstance } = {};
+  // Registered before the server is built: a server that fails to start leaves nothing behind either.
   t.teardown(async () => {
-    await server.close();
+    await built.server?.close();
     await appliance.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
+  const server = built.server = await buildServer(appliance, { logger, ...options });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
   return {
     appliance, driver, server, url, dataDir, operator,
     log: () => log,
