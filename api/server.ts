@@ -9,6 +9,7 @@ import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
+import type { ParsePoolOptions } from './parsing/pool.ts';
 import type { ReadTokenOptions } from './read-token.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -32,6 +33,8 @@ export interface ServerOptions {
   streams?: { events: StreamLimit; logFollows: StreamLimit };
   /** Largest file one PUT /v1/grid/fs takes (default: the config's default). */
   gridFileBytes?: number;
+  /** The worker threads that parse and verify submitted blueprints (see api/parsing/pool.ts). */
+  parsing?: ParsePoolOptions;
 }
 
 /** Routes anyone may read, even with read protection on. */
@@ -91,7 +94,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   });
 
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
-  await app.register(blueprintRoutes(appliance, metrics, logFollows), { prefix: '/v1/blueprints' });
+  await app.register(blueprintRoutes(appliance, metrics, logFollows, options.parsing), { prefix: '/v1/blueprints' });
   await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));

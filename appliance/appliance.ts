@@ -137,6 +137,10 @@ export class ZoneAppliance implements Appliance {
     return { name: bp.name, owner: bp.owner, version: bp.version, deleted: bp.delete ?? false };
   }
 
+  verificationContext(): { policy: TrustPolicy; nodeId: string } {
+    return { policy: this.options.trustPolicy, nodeId: this.identity.id };
+  }
+
   listBlueprints(): BlueprintStatus[] {
     const statuses = [...this.reconciler.statuses().values()];
     return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));

@@ -1,5 +1,6 @@
 // What the appliance shows the outside world (the API and the CLI build on these).
 import type { Readable } from 'node:stream';
+import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
 import type { TokenChecker } from '../api/read-token.ts';
@@ -82,6 +83,8 @@ export interface Appliance {
   nodeInfo(): Promise<NodeInfo>;
   /** Verifies, admits and durably stores a signed blueprint (parsed JSON/YAML value). */
   submit(blueprint: unknown): Promise<SubmitResult>;
+  /** What a blueprint must meet here (trust policy, node id), for checks made before submit(): the API verifies bodies in worker threads. */
+  verificationContext(): { policy: TrustPolicy; nodeId: string };
   listBlueprints(): BlueprintStatus[];
   /** By name; `owner` narrows when two owners use the same name. */
   getBlueprint(name: string, owner?: string): BlueprintStatus | null;

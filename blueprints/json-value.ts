@@ -11,6 +11,10 @@ export const LIMITS = {
   maxStringLength: 65536,
   maxArrayLength: 4096,
   maxObjectKeys: 1024,
+  /** Values of one blueprint in all (scalars, objects, arrays; YAML: also the items and pairs as they are read). */
+  maxNodes: 20_000,
+  /** YAML aliases (`*name`) in one text. */
+  maxAliases: 64,
 } as const;
 
 /** Keys that mean something to JavaScript objects; no blueprint field is called so. */
@@ -30,10 +34,17 @@ function hasLoneSurrogate(s: string): boolean {
 
 /**
  * Throws ZoneError('INVALID', reason, field) unless `value` is plain JSON data within
- * LIMITS: objects, arrays, strings, finite numbers no larger than 2^53, booleans, null.
+ * LIMITS: objects, arrays, strings, finite numbers no larger than 2^53, booleans, null;
+ * ZoneError('TOO_LARGE') past LIMITS.maxNodes values. Stops at the first problem, so
+ * its cost is bounded by the limits, not by the size of the value.
  */
-export function assertJsonValue(value: unknown, path = '', depth = 0): void {
+export function assertJsonValue(value: unknown): void {
+  checkValue(value, '', 0, { nodes: 0 });
+}
+
+function checkValue(value: unknown, path: string, depth: number, seen: { nodes: number }): void {
   if (depth > LIMITS.maxDepth) throw new ZoneError('INVALID', `nested deeper than ${LIMITS.maxDepth} levels`, path || '/');
+  if (++seen.nodes > LIMITS.maxNodes) throw new ZoneError('TOO_LARGE', `more than ${LIMITS.maxNodes} values`, path || '/');
   if (value === null || typeof value === 'boolean') return;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ZoneError('INVALID', 'not a finite number', path || '/');
@@ -49,7 +60,7 @@ export function assertJsonValue(value: unknown, path = '', depth = 0): void {
   }
   if (Array.isArray(value)) {
     if (value.length > LIMITS.maxArrayLength) throw new ZoneError('INVALID', `array longer than ${LIMITS.maxArrayLength} items`, path || '/');
-    value.forEach((item, i) => assertJsonValue(item, pointer(path, i), depth + 1));
+    value.forEach((item, i) => checkValue(item, pointer(path, i), depth + 1, seen));
     return;
   }
   if (typeof value === 'object') {
@@ -61,7 +72,7 @@ export function assertJsonValue(value: unknown, path = '', depth = 0): void {
       const at = pointer(path, key);
       if (FORBIDDEN_KEYS.has(key)) throw new ZoneError('INVALID', `key "${key}" is not allowed`, at);
       if (key.length > 256 || hasLoneSurrogate(key)) throw new ZoneError('INVALID', 'key is too long or not valid Unicode', path || '/');
-      assertJsonValue((value as Record<string, unknown>)[key], at, depth + 1);
+      checkValue((value as Record<string, unknown>)[key], at, depth + 1, seen);
     }
     return;
   }

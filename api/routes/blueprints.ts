@@ -1,15 +1,15 @@
 // /v1/blueprints: submit a signed blueprint (JSON or YAML), read what is desired and
 // what runs, stream a workload's logs.
 import type { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ZoneError } from '../../appliance/errors.ts';
 import type { Appliance } from '../../appliance/types.ts';
-import { decodeBlueprintBytes, parseBlueprintText } from '../../blueprints/parse.ts';
 import { Blueprint } from '../../blueprints/schema.ts';
 import { errorReply, errorResponses } from '../errors.ts';
 import type { ApiMetrics } from '../metrics.ts';
+import { createParsePool, type ParsePoolOptions } from '../parsing/pool.ts';
 import { BlueprintListSchema, BlueprintParams, OwnerQuery, WorkloadParams } from '../schemas.ts';
 import type { StreamSlots } from '../stream-slots.ts';
 
@@ -34,25 +34,16 @@ const submitValidator = ({ httpPart }: { httpPart?: string }) =>
 
 const { $id: _blueprintId, ...BlueprintBody } = Blueprint;
 
-export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics, logFollows: StreamSlots) {
+export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics, logFollows: StreamSlots, parsing: ParsePoolOptions = {}) {
   return async (app: FastifyInstance) => {
-    // Both formats are read as bytes and parsed by the blueprint parser: strict UTF-8,
-    // bounded depth and size, no YAML tags or alias bombs.
+    // Both formats are read as bytes and parsed and verified by the parse workers (strict
+    // UTF-8, bounded size, nodes and depth, no YAML tags or alias bombs, signatures),
+    // off the thread that serves the API, the engine and FUSE.
+    const pool = createParsePool(appliance.verificationContext(), parsing);
+    app.addHook('onClose', () => pool.close());
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body: Buffer, done) => {
-      try {
-        done(null, parseBlueprintText(decodeBlueprintBytes(body), 'json'));
-      } catch (err) {
-        done(err as Error, undefined);
-      }
-    });
-    app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, (_req, body: Buffer, done) => {
-      try {
-        done(null, parseBlueprintText(decodeBlueprintBytes(body), 'yaml'));
-      } catch (err) {
-        done(err as Error, undefined);
-      }
-    });
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req: FastifyRequest, body: Buffer) => pool.parse(body, 'json'));
+    app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, (_req: FastifyRequest, body: Buffer) => pool.parse(body, 'yaml'));
 
     // Every refused submission counts, including those the body parser or size limit refused.
     app.addHook('onError', async (request, _reply, err) => {
@@ -67,7 +58,7 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics, logFo
         description: `Body: the blueprint as application/json or ${YAML_TYPES.join(', ')}. It is verified, admitted and stored durably before the 202.`,
         params: BlueprintParams,
         body: BlueprintBody,
-        response: { 202: Type.Ref('SubmitResult'), ...errorResponses(400, 401, 403, 409, 413, 415, 422, 429) },
+        response: { 202: Type.Ref('SubmitResult'), ...errorResponses(400, 401, 403, 409, 413, 415, 422, 429, 503) },
       },
     }, async (request, reply) => {
       const body = request.body as { name?: unknown } | undefined;

@@ -62,13 +62,15 @@ export async function startNode(t: Test, options: ServerOptions = {}, node: { ps
   });
   appliance.start();
   const exposed = node.exposed ? readProtection({ listen: [{ host: '0.0.0.0', port: 7700 }], readTokens: config.readTokens }, policy).options : null;
-  const server = await buildServer(appliance, { logger, ...(exposed ? { readToken: exposed } : {}), ...options });
-  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  const built: { server?: FastifyInstance } = {};
+  // Registered before the server is built: a server that fails to start leaves nothing behind either.
   t.teardown(async () => {
-    await server.close();
+    await built.server?.close();
     await appliance.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
+  const server = built.server = await buildServer(appliance, { logger, ...(exposed ? { readToken: exposed } : {}), ...options });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
   return {
     appliance, driver, server, url, dataDir, operator,
     log: () => log,

@@ -3,6 +3,8 @@
 import { Readable } from 'node:stream';
 import { ZoneError } from '../../appliance/errors.ts';
 import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
+import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import type { TrustPolicy } from '../../blueprints/policy.ts';
 import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
 import { TokenChecker } from '../../api/read-token.ts';
 
@@ -26,6 +28,10 @@ export class StubAppliance implements Appliance {
     if (this.failWith) throw this.failWith;
     const c = { cpus: 1, memoryBytes: 1, diskBytes: 1 };
     return { id: 'stub', signingKey: 'ed25519:x', boxKey: 'x', version: '0', uptimeSeconds: 0, drivers: [], capacity: { total: c, reserved: c, free: c } };
+  }
+
+  verificationContext(): { policy: TrustPolicy; nodeId: string } {
+    return { policy: { signers: [{ key: generateSigningKeyPair().publicKey, weight: 1 }], threshold: 1 }, nodeId: 'stub' };
   }
 
   async submit(): Promise<SubmitResult> {
