@@ -96,7 +96,8 @@ t.test('upgrade: a container an older appliance named (32-bit hash) is replaced 
   ];
   for (const p of planted) {
     const options = containerCreateOptions(p, null);
-    await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId } });
+    // On Docker's shared bridge, where an older appliance put its containers.
+    await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId }, HostConfig: { ...options.HostConfig, NetworkMode: 'bridge' } });
     await docker.getContainer(p.id).start();
   }
   t.teardown(async () => {
@@ -119,7 +120,7 @@ t.test('a container under a workload\'s name recording another owner is the work
   const [spec] = desiredWorkloads(nodeId, [{ owner: operator.publicKey, name: 'clash', version: 1, deleted: false, document: bp, acceptedAt: new Date().toISOString() }]);
   const other = `ed25519:${Buffer.alloc(32, 77).toString('base64')}`;
   const options = containerCreateOptions({ ...spec!, owner: other }, null);
-  await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId } });
+  await docker.createContainer({ ...options, Labels: { ...options.Labels, 'zone-test': nodeId }, HostConfig: { ...options.HostConfig, NetworkMode: 'bridge' } });
   t.teardown(() => docker.getContainer(spec!.id).remove({ force: true }).catch(() => undefined));
 
   await appliance.submit(bp);

@@ -18,6 +18,7 @@ import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { opened, reachableFrom } from '../../helpers/probe.ts';
+import { workloadId } from '../../../drivers/names.ts';
 
 const execFileP = promisify(execFile);
 const NODE = `fw${process.pid}`;
@@ -27,7 +28,7 @@ const ctx: DriverContext = { node: NODE, dataDir: dir, openSecret: () => { throw
 const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
 const servers: Server[] = [];
 const definition = normalizeWorkload({ name: 'probe', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] } as ContainerWorkload);
-const spec: WorkloadSpec = { node: NODE, owner: OWNER, blueprint: 'fw', workload: 'probe', id: `zone-fw-probe-${NODE}`, specHash: specHash(definition), definition };
+const spec: WorkloadSpec = { node: NODE, owner: OWNER, blueprint: 'fw', workload: 'probe', id: workloadId(NODE, OWNER, 'fw', 'probe'), specHash: specHash(definition), definition };
 /** Every IPv4 address of the host, once the probe's owner bridge (its gateway) is up. */
 const hostAddresses = () => Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((i) => i.family === 'IPv4' && !i.internal).map((i) => i.address);
 const targetsOf = (ports: number[]) => hostAddresses().flatMap((a) => ports.map((p) => `${a}:${p}`)).sort();
@@ -50,7 +51,7 @@ async function listenEverywhere(): Promise<number> {
 
 function configOf(ports: { api: number; nats: number; routes: number }, open: string[]): NodeConfig {
   const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({ nats: { listen: `0.0.0.0:${ports.nats}`, cluster: { name: 'fw', listen: `0.0.0.0:${ports.routes}`, routes: [] } }, firewall: { open } }));
+  writeFileSync(file, JSON.stringify({ nats: { listen: `0.0.0.0:${ports.nats}`, cluster: { name: 'fw', listen: `0.0.0.0:${ports.routes}`, routes: [], routeSecret: 'route-secret', tls: { ca: 'ca.crt', cert: 'route.crt', key: 'route.key' } } }, firewall: { open } }));
   return loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_CONFIG: file, ZONE_LISTEN: `0.0.0.0:${ports.api}` } });
 }
 

@@ -10,6 +10,7 @@ import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { ownerNetworkCreateOptions, ownerNetworkName, removeOwnerNetworks } from '../../../drivers/docker/owner-network.ts';
 import { containerCreateOptions, LABELS } from '../../../drivers/docker/spec.ts';
 import { opened, reachableFrom } from '../../helpers/probe.ts';
+import { workloadId } from '../../../drivers/names.ts';
 
 const NODE = `on${process.pid}`;
 const OWNER_A = `ed25519:${Buffer.alloc(32, 0xa).toString('base64')}`;
@@ -27,7 +28,7 @@ t.teardown(async () => {
 
 function specOf(owner: string, workload: string, fields: Partial<ContainerWorkload> = {}): WorkloadSpec {
   const definition = normalizeWorkload({ name: workload, kind: 'container', image: 'zone/busybox', command: ['httpd', '-f', '-p', '8080'], ...fields } as ContainerWorkload);
-  return { node: NODE, owner, blueprint: 'bp', workload, id: `zone-on-${workload}-${NODE}`, specHash: specHash(definition), definition };
+  return { node: NODE, owner, blueprint: 'bp', workload, id: workloadId(NODE, owner, 'bp', workload), specHash: specHash(definition), definition };
 }
 
 async function addressOf(id: string): Promise<string> {

@@ -149,7 +149,7 @@ t.test('a value bound elsewhere is never opened by the driver: no container, no 
   const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
   t.teardown(() => driver.close());
   const definition = normalizeWorkload(workload('thief', 'zone/busybox', sealFor('root')));
-  const spec = { node: node.id, owner: operator.publicKey, blueprint: 'vault', workload: 'thief', id: `zone-vault-thief-${process.pid}`, specHash: specHash(definition), definition };
+  const spec = { node: node.id, owner: operator.publicKey, blueprint: 'vault', workload: 'thief', id: workloadId(node.id, operator.publicKey, 'vault', 'thief'), specHash: specHash(definition), definition };
   const err = await driver.ensure(spec).then(() => null, (e: unknown) => e);
   t.type(err, WorkloadSpecError);
   t.match((err as Error).message, /env\.TOKEN: sealed value is bound to field workloads\/root\/env\/TOKEN, not workloads\/thief\/env\/TOKEN/);
