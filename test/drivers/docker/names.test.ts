@@ -9,6 +9,7 @@ import type { DriverContext, WorkloadIdentity, WorkloadSpec } from '../../../dri
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { containerLabels, LABELS } from '../../../drivers/docker/spec.ts';
 import { describeWorkload, legacyWorkloadId, workloadId } from '../../../drivers/names.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 
 const NODE = `dn${process.pid}`;
 const OWNER_A = `ed25519:${Buffer.alloc(32, 21).toString('base64')}`;
@@ -21,6 +22,8 @@ t.teardown(async () => {
   await driver.close();
   const mine = await docker.listContainers({ all: true, filters: { label: [`zone-test=${NODE}`] } });
   await Promise.all(mine.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  // The driver's own containers of this node, and the owner networks it made for them.
+  await removeNodeContainers([NODE]);
 });
 
 function specOf(owner: string, workload = 'web'): WorkloadSpec {

@@ -10,8 +10,10 @@ import type { Workload } from '../../../blueprints/schema.ts';
 import type { WorkloadSpec } from '../../../drivers/contract.ts';
 import { backingFileOf } from '../../../drivers/libvirt/disk.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
+import { workloadId } from '../../../drivers/names.ts';
 
 const NODE = `lvdisk-${randomBytes(3).toString('hex')}`;
+const OWNER = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
 const dataDir = mkdtempSync('/var/tmp/zone-lvdisk-');
 chmodSync(dataDir, 0o711);
 const ids: string[] = [];
@@ -25,9 +27,9 @@ t.teardown(() => {
 
 function spec(workload: string, w: Partial<Workload>): WorkloadSpec {
   const definition = normalizeWorkload({ name: workload, kind: 'vm', image: '/nonexistent', resources: { memory: '64Mi' }, ...w } as Workload);
-  const id = `zone-${NODE}-${workload}`;
+  const id = workloadId(NODE, OWNER, 'lvdisk', workload);
   ids.push(id);
-  return { node: NODE, owner: 'ed25519:test-owner', blueprint: 'lvdisk', workload, id, specHash: specHash(definition), definition };
+  return { node: NODE, owner: OWNER, blueprint: 'lvdisk', workload, id, specHash: specHash(definition), definition };
 }
 
 for (const format of ['raw', 'qcow2'] as const) {
