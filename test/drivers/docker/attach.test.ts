@@ -3,25 +3,16 @@
 import t from 'tap';
 import type { Readable } from 'node:stream';
 import { buffer, text } from 'node:stream/consumers';
-import Docker from 'dockerode';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
-import { DockerDriver } from '../../../drivers/docker/driver.ts';
-import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
+import type { WorkloadSpec } from '../../../drivers/contract.ts';
 import { workloadId } from '../../../drivers/names.ts';
+import { testDockerDriver } from '../../helpers/docker-driver.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const NODE = `at${process.pid}`;
 const OWNER = `ed25519:${Buffer.alloc(32, 4).toString('base64')}`;
-const docker = new Docker();
-const ctx: DriverContext = { node: NODE, dataDir: '/tmp', openSecret: () => { throw new Error('no secrets here'); } };
-const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
-
-t.teardown(async () => {
-  await driver.close();
-  await removeNodeContainers([NODE]);
-});
+const { docker, driver } = testDockerDriver(NODE);
 
 function specOf(workload: string, command: string[], piped: { stdin?: 'pipe'; stdout?: 'pipe' } = {}): WorkloadSpec {
   const definition = { ...normalizeWorkload({ name: workload, kind: 'container', image: 'zone/busybox', command, restart: 'never' } as ContainerWorkload), ...piped };

@@ -2,28 +2,23 @@
 // name but records another identity (or none) is refused with an error naming both,
 // never adopted, started, listed or removed.
 import t from 'tap';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import type { DriverContext, WorkloadIdentity, WorkloadSpec } from '../../../drivers/contract.ts';
-import { DockerDriver } from '../../../drivers/docker/driver.ts';
+import type { WorkloadIdentity, WorkloadSpec } from '../../../drivers/contract.ts';
 import { containerLabels, LABELS } from '../../../drivers/docker/spec.ts';
 import { describeWorkload, legacyWorkloadId, workloadId } from '../../../drivers/names.ts';
-import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
+import { testDockerDriver } from '../../helpers/docker-driver.ts';
 
 const NODE = `dn${process.pid}`;
 const OWNER_A = `ed25519:${Buffer.alloc(32, 21).toString('base64')}`;
 const OWNER_B = `ed25519:${Buffer.alloc(32, 22).toString('base64')}`;
-const docker = new Docker();
-const ctx: DriverContext = { node: NODE, dataDir: '/tmp', openSecret: () => { throw new Error('no secrets here'); } };
-const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
+const { docker, driver } = testDockerDriver(NODE);
 
+// The containers planted under other identities' labels.
 t.teardown(async () => {
-  await driver.close();
   const mine = await docker.listContainers({ all: true, filters: { label: [`zone-test=${NODE}`] } });
   await Promise.all(mine.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  // The driver's own containers of this node, and the owner networks it made for them.
-  await removeNodeContainers([NODE]);
 });
 
 function specOf(owner: string, workload = 'web'): WorkloadSpec {

@@ -2,29 +2,19 @@
 // each other, another owner's are out of reach by IP, and the network goes with the
 // owner's last container.
 import t from 'tap';
-import Docker from 'dockerode';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import { WorkloadSpecError, type DriverContext, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { DockerDriver } from '../../../drivers/docker/driver.ts';
-import { ownerNetworkCreateOptions, ownerNetworkName, removeOwnerNetworks } from '../../../drivers/docker/owner-network.ts';
+import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { ownerNetworkCreateOptions, ownerNetworkName } from '../../../drivers/docker/owner-network.ts';
 import { containerCreateOptions, LABELS } from '../../../drivers/docker/spec.ts';
+import { testDockerDriver } from '../../helpers/docker-driver.ts';
 import { opened, reachableFrom } from '../../helpers/probe.ts';
 import { workloadId } from '../../../drivers/names.ts';
 
 const NODE = `on${process.pid}`;
 const OWNER_A = `ed25519:${Buffer.alloc(32, 0xa).toString('base64')}`;
 const OWNER_B = `ed25519:${Buffer.alloc(32, 0xb).toString('base64')}`;
-const docker = new Docker();
-const ctx: DriverContext = { node: NODE, dataDir: '/tmp', openSecret: () => { throw new Error('no secrets here'); } };
-const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
-
-t.teardown(async () => {
-  await driver.close();
-  const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${NODE}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
-  await removeOwnerNetworks(docker, [NODE]);
-});
+const { docker, driver } = testDockerDriver(NODE);
 
 function specOf(owner: string, workload: string, fields: Partial<ContainerWorkload> = {}): WorkloadSpec {
   const definition = normalizeWorkload({ name: workload, kind: 'container', image: 'zone/busybox', command: ['httpd', '-f', '-p', '8080'], ...fields } as ContainerWorkload);
