@@ -3,10 +3,10 @@
 // data directory. The node id is derived from the signing key, so it cannot be forged
 // or drift from the key.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { generateSigningKeyPair, parsePublicKey, readSigningKey, writeSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
+import { assertPrivateFile, generateSigningKeyPair, parsePublicKey, readSigningKey, writeSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
 import { generateBoxKeyPair, type BoxKeyPair } from '../blueprints/seal.ts';
 import { ZoneError } from './errors.ts';
 
@@ -53,8 +53,7 @@ function writeBoxKey(path: string, pair: BoxKeyPair): void {
 }
 
 function readBoxKey(path: string): BoxKeyPair {
-  const mode = statSync(path).mode;
-  if ((mode & 0o077) !== 0) throw new ZoneError('INVALID', `${path}: key file is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}`);
+  assertPrivateFile(path, `${path}: key file`);
   let secret: unknown;
   try {
     secret = (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)?.secretKey;

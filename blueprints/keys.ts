@@ -54,14 +54,20 @@ export function writeSigningKey(path: string, pair: SigningKeyPair): void {
   }
 }
 
+/**
+ * Throws ZoneError('INVALID') when others than the owner may read the file at `path`;
+ * `label` starts the message (it names the file and what it holds).
+ */
+export function assertPrivateFile(path: string, label: string): void {
+  const mode = statSync(path).mode;
+  if ((mode & 0o077) !== 0) throw new ZoneError('INVALID', `${label} is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}`);
+}
+
 /** Reads and checks a key file. Errors name the file and never contain key material. */
 export function readSigningKey(path: string): SigningKeyPair {
   let text: string;
   try {
-    const mode = statSync(path).mode;
-    if ((mode & 0o077) !== 0) {
-      throw new ZoneError('INVALID', `${path}: key file is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}`);
-    }
+    assertPrivateFile(path, `${path}: key file`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if (err instanceof ZoneError) throw err;

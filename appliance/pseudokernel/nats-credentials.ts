@@ -3,8 +3,9 @@
 // connections are the only clients the server takes) and the grid's route password
 // (made by the operator's tooling, e.g. `zone cluster up`). A file that others may
 // read is refused, like the node's identity keys.
-import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { nkeys } from '@nats-io/transport-node';
+import { assertPrivateFile } from '../../blueprints/keys.ts';
 
 export interface ClientKey {
   /** The NKEY seed (`SU...`): what the client signs the server's nonce with. */
@@ -45,8 +46,7 @@ function clientKeyOf(path: string, text: string): ClientKey {
 
 /** The trimmed content of a secret file; throws naming the file when others may read it or it is empty. */
 export function readSecretFile(path: string, what: string): string {
-  const mode = statSync(path).mode;
-  if ((mode & 0o077) !== 0) throw new Error(`${path} (${what}) is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}`);
+  assertPrivateFile(path, `${path} (${what})`);
   const text = readFileSync(path, 'utf8').trim();
   if (text === '') throw new Error(`${path} (${what}) is empty`);
   return text;
