@@ -3,7 +3,7 @@
 // get the same body shape. Bodies are one line, never a stack trace or a secret.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { ZoneError, type ZoneErrorCode } from '../appliance/errors.ts';
+import { ZoneError, type ZoneErrorCode } from '../lib/errors.ts';
 
 export const STATUS_OF: Record<ZoneErrorCode, number> = {
   INVALID: 400,

@@ -1,5 +1,5 @@
 // The node API: one fastify server, one plugin per area under its prefix. Not
-// listening: appliance/main.ts calls listen() on each configured address.
+// listening: api/main.ts calls listen() on each configured address.
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { FastifyBaseLogger } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
@@ -10,7 +10,7 @@ import { LIMITS } from '../blueprints/json-value.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
 import type { ParsePoolOptions } from './parsing/pool.ts';
-import type { ReadTokenOptions } from './read-token.ts';
+import type { ReadTokenOptions } from '../lib/tokens.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
@@ -27,7 +27,7 @@ export interface ServerOptions {
   rateLimit?: { max: number; timeWindowMs: number } | false;
   /** Time to receive a whole request (default 30 s). */
   requestTimeoutMs?: number;
-  /** When set, read routes need a token signed by one of these keys (see api/read-token.ts). */
+  /** When set, read routes need a token signed by one of these keys (see lib/tokens.ts). */
   readToken?: ReadTokenOptions;
   /** Open event streams and log follows per client address and in all (default: the config's defaults). */
   streams?: { events: StreamLimit; logFollows: StreamLimit };

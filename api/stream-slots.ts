@@ -1,7 +1,7 @@
 // Long-lived responses (event streams, log follows) hold a socket, a timer and, for logs,
 // an engine connection each for as long as the client wants: they are counted per client
 // address and in all, and one past either bound is refused with 429 naming the bound.
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import type { StreamLimit } from '../appliance/config.ts';
 
 export class StreamSlots {

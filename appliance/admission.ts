@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { normalizeWorkload } from '../blueprints/normalize.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import { imageKindOf } from '../drivers/libvirt/spec.ts';
-import { ZoneError } from './errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import type { Capacity } from './types.ts';
 
 /** What the node lets blueprints use beyond the safe defaults (all refused by default). */

@@ -6,12 +6,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { generateSigningKeyPair, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
-import { PUBLIC_KEY_PATTERN } from '../blueprints/schema.ts';
+import { readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../lib/ed25519.ts';
+import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
-import { ZoneError } from './errors.ts';
-import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/grid-quota.ts';
-import type { NatsClusterOptions } from './pseudokernel/nats-config.ts';
+import { ZoneError } from '../lib/errors.ts';
+import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/nats/owner-quota.ts';
+import type { NatsClusterOptions } from './pseudokernel/nats/server-config.ts';
 import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });

@@ -4,7 +4,7 @@
 import type { Driver, DriverContext } from '../drivers/contract.ts';
 import { DockerDriver } from '../drivers/docker/driver.ts';
 import { LibvirtDriver } from '../drivers/libvirt/driver.ts';
-import type { NetworkDriver } from '../drivers/wireguard/contract.ts';
+import type { NetworkDriver } from '../drivers/contract.ts';
 import { WireguardDriver } from '../drivers/wireguard/driver.ts';
 
 export function buildDrivers(ctx: DriverContext): Driver[] {

@@ -6,9 +6,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { assertPrivateFile, generateSigningKeyPair, parsePublicKey, readSigningKey, writeSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
+import { assertPrivateFile, readSigningKey, writeSigningKey } from '../blueprints/keys.ts';
+import { generateSigningKeyPair, parsePublicKey, type SigningKeyPair } from '../lib/ed25519.ts';
 import { generateBoxKeyPair, type BoxKeyPair } from '../blueprints/seal.ts';
-import { ZoneError } from './errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 
 export interface NodeIdentity {
   id: string;

@@ -3,7 +3,7 @@
 // reach it), accepting tokens of the trust policy's signers; the config says otherwise
 // only explicitly (`readTokens.public: true`, or its own `readTokens.keys`).
 import ipaddr from 'ipaddr.js';
-import type { ReadTokenOptions } from '../api/read-token.ts';
+import type { ReadTokenOptions } from '../lib/tokens.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { NodeConfig } from './config.ts';
 

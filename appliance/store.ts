@@ -8,7 +8,7 @@ import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Blueprint } from '../blueprints/schema.ts';
 import type { HealthState } from '../drivers/contract.ts';
-import { ZoneError } from './errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import { MIGRATIONS } from './migrations.ts';
 import type { WorkloadState, ZoneEvent } from './types.ts';
 

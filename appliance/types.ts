@@ -2,8 +2,8 @@
 import type { Readable } from 'node:stream';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
-import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/contract.ts';
-import type { TokenChecker } from '../api/read-token.ts';
+import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
+import type { TokenChecker } from '../lib/tokens.ts';
 
 export type WorkloadState =
   | 'pending'     // desired, not yet created

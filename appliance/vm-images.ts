@@ -7,7 +7,7 @@ import type { Blueprint } from '../blueprints/schema.ts';
 import { DiskImageError, regularImageFile } from '../drivers/libvirt/disk.ts';
 import { imageKindOf } from '../drivers/libvirt/spec.ts';
 import { under, type NodePolicy } from './admission.ts';
-import { ZoneError } from './errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 
 /** A prefix as the file system resolves it (itself when it does not exist). */
 function resolved(prefix: string): string {

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import { authorizedSigners } from '../blueprints/verify.ts';
-import { ZoneError } from './errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import type { EventLog } from './events.ts';
 import type { Store } from './store.ts';
 

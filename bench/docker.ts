@@ -15,7 +15,7 @@ import Docker from 'dockerode';
 import { GIB } from '../appliance/admission.ts';
 import { createAppliance, type ZoneAppliance } from '../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../appliance/config.ts';
-import { workloadId } from '../appliance/engine/desired.ts';
+import { workloadId } from '../drivers/names.ts';
 import { DEFAULT_BACKOFF } from '../appliance/engine/backoff.ts';
 import { createLogger } from '../appliance/logger.ts';
 import type { ZoneEvent } from '../appliance/types.ts';

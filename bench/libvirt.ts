@@ -14,7 +14,7 @@ import pino from 'pino';
 import { GIB } from '../appliance/admission.ts';
 import { createAppliance } from '../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../appliance/config.ts';
-import { workloadId } from '../appliance/engine/desired.ts';
+import { workloadId } from '../drivers/names.ts';
 import { readSigningKey } from '../blueprints/keys.ts';
 import { normalizeWorkload, specHash } from '../blueprints/normalize.ts';
 import type { Blueprint, Workload } from '../blueprints/schema.ts';

@@ -86,7 +86,7 @@ async function between(serverNs: string, clientNs: string, host: string, seconds
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? '3');
   const { WireguardDriver } = await import('../drivers/wireguard/driver.ts');
-  const { planGrid } = await import('../drivers/wireguard/grid.ts');
+  const { planGrid } = await import('../cli/grid-plan.ts');
   const { networkId } = await import('../drivers/wireguard/names.ts');
   const { generateBoxKeyPair, openSealed } = await import('../blueprints/seal.ts');
   const sh = (...cmd: string[]) => run(cmd[0]!, cmd.slice(1));

@@ -4,11 +4,12 @@
 // Run: node --import tsx bench/verify.ts
 import nacl from 'tweetnacl';
 import { canonicalBytes } from '../blueprints/canonical.ts';
-import { generateSigningKeyPair, parsePublicKey } from '../blueprints/keys.ts';
+import { generateSigningKeyPair, parsePublicKey } from '../lib/ed25519.ts';
 import { validateBlueprint } from '../blueprints/parse.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import { signBlueprint } from '../blueprints/sign.ts';
-import { verifyBlueprint, verifyEd25519 } from '../blueprints/verify.ts';
+import { verifyBlueprint } from '../blueprints/verify.ts';
+import { verifyEd25519 } from '../lib/ed25519.ts';
 
 const WARM_UP_MS = 500;
 const MEASURE_MS = 2000;

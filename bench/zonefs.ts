@@ -17,10 +17,10 @@ import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createLogger } from '../appliance/logger.ts';
-import { mountZone, type ZoneMount } from '../appliance/pseudokernel/fuse-mount.ts';
-import { NatsGridFs } from '../appliance/pseudokernel/grid-fs.ts';
-import { bucketsOf } from '../appliance/pseudokernel/grid-names.ts';
-import { NatsServer } from '../appliance/pseudokernel/nats-server.ts';
+import { mountZone, type ZoneMount } from '../appliance/pseudokernel/mount/mount.ts';
+import { NatsGridFs } from '../appliance/pseudokernel/fs/grid-fs.ts';
+import { bucketsOf } from '../appliance/pseudokernel/nats/buckets.ts';
+import { NatsServer } from '../appliance/pseudokernel/nats/nats-server.ts';
 import { loopbackGrid } from '../test/helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 

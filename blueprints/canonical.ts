@@ -2,7 +2,7 @@
 // the blueprint without `signatures`, after a domain tag so that a signature over a
 // blueprint can never be replayed as any other kind of signed message.
 import canonicalize from 'canonicalize';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import type { Blueprint } from './schema.ts';
 import { assertJsonValue } from './json-value.ts';
 

@@ -1,7 +1,7 @@
 // The guard every blueprint value passes before it is validated or canonicalised:
 // plain JSON data only, within bounds, so a hostile input is refused with a reason
 // instead of costing memory, a stack overflow or a prototype change.
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 
 export const LIMITS = {
   /** Text of one blueprint (YAML or JSON). */

@@ -1,41 +1,8 @@
 // Signing keys of blueprint authors: ed25519 key pairs (tweetnacl) and their files,
 // `{ "publicKey": "ed25519:BASE64", "secretKey": "BASE64" }`, readable by the owner only.
 import { openSync, closeSync, writeSync, readFileSync, statSync } from 'node:fs';
-import nacl from 'tweetnacl';
-import { ZoneError } from '../appliance/errors.ts';
-import { PUBLIC_KEY_PATTERN } from './schema.ts';
-
-export interface SigningKeyPair {
-  /** `ed25519:` + base64 of the 32-byte public key, as blueprints and trust policies write it. */
-  publicKey: string;
-  /** tweetnacl's 64-byte secret key (seed || public key). */
-  secretKey: Uint8Array;
-}
-
-const PREFIX = 'ed25519:';
-
-export function formatPublicKey(raw: Uint8Array): string {
-  return PREFIX + Buffer.from(raw).toString('base64');
-}
-
-/** The 32 raw bytes of an `ed25519:BASE64` key; throws ZoneError('INVALID') naming `field`. */
-export function parsePublicKey(key: string, field = '/key'): Uint8Array {
-  if (typeof key !== 'string' || !new RegExp(PUBLIC_KEY_PATTERN).test(key)) {
-    throw new ZoneError('INVALID', 'not an ed25519 public key (expected ed25519: and 44 base64 characters)', field);
-  }
-  return new Uint8Array(Buffer.from(key.slice(PREFIX.length), 'base64'));
-}
-
-export function generateSigningKeyPair(): SigningKeyPair {
-  const pair = nacl.sign.keyPair();
-  return { publicKey: formatPublicKey(pair.publicKey), secretKey: pair.secretKey };
-}
-
-/** The key pair whose secret key is `secretKey` (64 bytes, or a 32-byte seed). */
-export function signingKeyPairFromSecret(secretKey: Uint8Array): SigningKeyPair {
-  const pair = secretKey.length === 32 ? nacl.sign.keyPair.fromSeed(secretKey) : nacl.sign.keyPair.fromSecretKey(secretKey);
-  return { publicKey: formatPublicKey(pair.publicKey), secretKey: pair.secretKey };
-}
+import { ZoneError } from '../lib/errors.ts';
+import { signingKeyPairFromSecret, type SigningKeyPair } from '../lib/ed25519.ts';
 
 /** Writes a key file with mode 0600; refuses to overwrite an existing file (a key is not replaced by accident). */
 export function writeSigningKey(path: string, pair: SigningKeyPair): void {

@@ -53,7 +53,7 @@ export interface NormalizedWorkload {
   readOnlyRootfs: boolean;
   /**
    * Set to 'pipe' when a pipe of the blueprint joins this stream (see
-   * appliance/pseudokernel/pipes.ts): adding or removing a pipe changes the spec hash,
+   * appliance/pseudokernel/pipes/ends.ts): adding or removing a pipe changes the spec hash,
    * and drivers set the stream up for it. Absent otherwise, so the hashes of workloads
    * without pipes stay what they were and running ones are adopted, not replaced.
    */

@@ -6,7 +6,7 @@ import {
   CST, Composer, Lexer, Parser, isScalar, visit,
   type Document, type DocumentOptions, type ErrorCode, type ParseOptions, type SchemaOptions, type ToJSOptions, type YAMLError, type YAMLMap,
 } from 'yaml';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import { LIMITS, assertJsonValue } from './json-value.ts';
 
 export { validateBlueprint, blueprintProblems, type Problem } from './validate.ts';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import { PublicKey } from './schema.ts';
 import { formatOfPath, parseBlueprintText } from './parse.ts';
 

@@ -1,6 +1,7 @@
 // The blueprint format (v1): the one source of the TypeScript types, the runtime
 // validation, the published JSON Schema and the API's OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox';
+import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.ts';
 
 const strict = { additionalProperties: false } as const;
@@ -9,7 +10,6 @@ export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 export const Name = Type.String({ pattern: NAME_PATTERN, maxLength: 63, description: 'lower-case letters, digits and dashes' });
 
 /** `ed25519:` and the 32-byte public key in standard base64. */
-export const PUBLIC_KEY_PATTERN = '^ed25519:[A-Za-z0-9+/]{43}=$';
 export const PublicKey = Type.String({ pattern: PUBLIC_KEY_PATTERN, description: 'ed25519:BASE64 public key' });
 
 /** A node id (see appliance/identity) or "*" for any node the policy lets it run on. */

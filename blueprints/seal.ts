@@ -5,8 +5,9 @@
 // blueprint or field does not open there. No error here ever contains the clear value.
 // Format v1 (`sealed:BASE64`, the bare value, no place) is refused: re-seal it.
 import nacl from 'tweetnacl';
-import { ZoneError } from '../appliance/errors.ts';
-import { NAME_PATTERN, PUBLIC_KEY_PATTERN, SEALED_PATTERN } from './schema.ts';
+import { ZoneError } from '../lib/errors.ts';
+import { NAME_PATTERN, SEALED_PATTERN } from './schema.ts';
+import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
 import { SEALED_FIELD_PATTERN } from './sealed-fields.ts';
 
 const PREFIX = 'sealed:v2:';

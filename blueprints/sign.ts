@@ -2,7 +2,7 @@
 import nacl from 'tweetnacl';
 import type { Blueprint } from './schema.ts';
 import { canonicalBytes } from './canonical.ts';
-import { signingKeyPairFromSecret } from './keys.ts';
+import { signingKeyPairFromSecret } from '../lib/ed25519.ts';
 
 /** Returns the blueprint with this key's signature appended; re-signing with the same key replaces it. */
 export function signBlueprint(bp: Blueprint, secretKey: Uint8Array): Blueprint {

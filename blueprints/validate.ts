@@ -9,7 +9,7 @@ import { Blueprint } from './schema.ts';
 import { semanticProblems } from './semantic.ts';
 import { parseDateTime } from './units.ts';
 import { assertJsonValue } from './json-value.ts';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 
 export interface Problem {
   /** JSON pointer of the field, e.g. `/workloads/1/resources/memory`. */

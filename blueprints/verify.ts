@@ -2,11 +2,10 @@
 // only signatures that verify, reaches the trust policy's threshold with distinct
 // trusted signers allowed to act for its owner, is newer than what is stored, has
 // not expired and is for this node.
-import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 import type { Blueprint } from './schema.ts';
 import { canonicalBytes } from './canonical.ts';
-import { parsePublicKey } from './keys.ts';
+import { parsePublicKey, verifyEd25519 } from '../lib/ed25519.ts';
 import { actsFor, type TrustPolicy } from './policy.ts';
 import { openSealed } from './seal.ts';
 import { sealedFields } from './sealed-fields.ts';
@@ -24,34 +23,6 @@ export interface VerifyContext {
    * to this owner, node, blueprint and field; the clear values are dropped at once.
    */
   boxSecretKey?: Uint8Array;
-}
-
-/** DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-// Keys are few (the policy's signers); building a KeyObject costs more than a verify.
-const keyObjects = new Map<string, KeyObject>();
-const KEY_CACHE_LIMIT = 1024;
-
-function keyObject(raw: Uint8Array): KeyObject {
-  const id = Buffer.from(raw).toString('base64');
-  let key = keyObjects.get(id);
-  if (!key) {
-    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-    if (keyObjects.size >= KEY_CACHE_LIMIT) keyObjects.clear();
-    keyObjects.set(id, key);
-  }
-  return key;
-}
-
-/** ed25519 verification through Node's crypto (OpenSSL); false for any malformed input. */
-export function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
-  try {
-    return cryptoVerify(null, message, keyObject(publicKey), signature);
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -2,10 +2,10 @@
 // turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
 import { createParser } from 'eventsource-parser';
 import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
-import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/contract.ts';
-import type { SigningKeyPair } from '../blueprints/keys.ts';
-import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../api/read-token.ts';
-import { restartPath } from '../appliance/pseudokernel/node-control.ts';
+import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/interfaces.ts';
+import type { SigningKeyPair } from '../lib/ed25519.ts';
+import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../lib/tokens.ts';
+import { restartPath } from '../appliance/pseudokernel/proc/node-control.ts';
 import { CliFailure, EXIT } from './output.ts';
 import { readKeyFor } from './read-key.ts';
 

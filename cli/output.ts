@@ -2,7 +2,7 @@
 // was refused or invalid, 2 for a usage mistake; errors are one line on stderr,
 // naming the file and the field, never a stack trace.
 import { readFile } from 'node:fs/promises';
-import { ZoneError } from '../appliance/errors.ts';
+import { ZoneError } from '../lib/errors.ts';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 

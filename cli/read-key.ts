@@ -5,7 +5,8 @@
 // .zone/cluster/NAME here) that has a node at this URL; none: no token is sent.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSigningKey, type SigningKeyPair } from '../blueprints/keys.ts';
+import { readSigningKey } from '../blueprints/keys.ts';
+import { type SigningKeyPair } from '../lib/ed25519.ts';
 
 /** Where `zone cluster up` keeps its clusters by default (cli/commands/cluster.ts). */
 const CLUSTERS_DIR = join('.zone', 'cluster');

@@ -4,7 +4,7 @@
 // take are bounded; past them the client is told to retry.
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import type { BlueprintFormat } from '../../blueprints/parse.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import type { ParseResult, ParseTask, ParseWorkerData } from './worker.ts';

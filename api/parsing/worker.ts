@@ -4,7 +4,7 @@
 // validation, canonical encoding, signature checks) happens here, never on the thread
 // that serves the API, runs the engine and answers FUSE.
 import { workerData } from 'node:worker_threads';
-import { ZoneError, type ZoneErrorCode } from '../../appliance/errors.ts';
+import { ZoneError, type ZoneErrorCode } from '../../lib/errors.ts';
 import { decodeBlueprintBytes, parseBlueprintText, type BlueprintFormat } from '../../blueprints/parse.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import { verifyBlueprint } from '../../blueprints/verify.ts';

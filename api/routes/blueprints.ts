@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { Blueprint } from '../../blueprints/schema.ts';
 import { errorReply, errorResponses } from '../errors.ts';

@@ -1,12 +1,12 @@
 // /v1/grid: one owner's view of the grid (what `zone shell` uses): the process table of
 // every node, and the owner's shared files (/zone/fs). Every call names its owner by
-// an owner token (api/read-token.ts): the key that signed it is the owner, so a key
+// an owner token (lib/tokens.ts): the key that signed it is the owner, so a key
 // only ever reaches its own files and rows. A token is made for one call: this node (a
 // restart: the node that runs the workload), its method and its path, once.
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
@@ -22,7 +22,7 @@ const PipeRow = Type.Object({
   lagBytes: Type.Integer({ description: 'what the pipe\'s stream stores of them' }),
 });
 const PipeList = Type.Object({ pipes: Type.Array(PipeRow) });
-const WorkloadParams = Type.Object({
+const NodeWorkloadParams = Type.Object({
   node: Type.String({ pattern: '^[a-z0-9]{1,64}$', description: 'the node id, as ps shows it' }),
   blueprint: Name,
   workload: Name,
@@ -108,7 +108,7 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
 
     app.post<{ Params: { node: string; blueprint: string; workload: string } }>('/proc/:node/:blueprint/:workload/restart', {
       schema: {
-        tags: ['grid'], params: WorkloadParams,
+        tags: ['grid'], params: NodeWorkloadParams,
         summary: "stops a workload of the token's owner and starts it again, on this node or another of the grid (the token is made for the node that runs it, which checks it too)",
         response: { 202: Restarting, ...errorResponses(400, 401, 404, 409, 429, 503) },
       },

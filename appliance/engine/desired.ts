@@ -6,11 +6,10 @@ import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import { parseDateTime } from '../../blueprints/units.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
 import { workloadId } from '../../drivers/names.ts';
-import { pipedStreams } from '../pseudokernel/pipes.ts';
+import { pipedStreams } from '../pseudokernel/pipes/ends.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 // The engine and its tests name workloads through here; the drivers share the scheme.
-export { workloadId };
 
 /** When the blueprint's contract ends (its `expires`); null when it has none. */
 export function expiryOf(b: StoredBlueprint): Date | null {

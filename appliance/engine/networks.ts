@@ -7,10 +7,10 @@
 // Level-triggered like the workload passes: a sync looks at everything each time.
 import type { Logger } from 'pino';
 import type { ObservedWorkload } from '../../drivers/contract.ts';
-import type { ContainerAttachment, NetworkDriver, NetworkSpec } from '../../drivers/wireguard/contract.ts';
+import type { ContainerAttachment, NetworkDriver, NetworkSpec } from '../../drivers/contract.ts';
 import { attachmentsOf, networkSpecsOf } from '../../drivers/wireguard/specs.ts';
 import type { StoredBlueprint } from '../store.ts';
-import { workloadId } from './desired.ts';
+import { workloadId } from '../../drivers/names.ts';
 
 export interface NetworkPlan {
   ensure: NetworkSpec[];

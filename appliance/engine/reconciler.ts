@@ -6,11 +6,11 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
-import { ZoneError } from '../errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
 import type { WorkloadState } from '../types.ts';
-import type { NetworkDriver } from '../../drivers/wireguard/contract.ts';
+import type { NetworkDriver } from '../../drivers/contract.ts';
 import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
 import { desiredWorkloads, expiryOf, isLive } from './desired.ts';
 import { NetworkSync } from './networks.ts';

@@ -6,10 +6,10 @@ import { lookup } from 'node:dns/promises';
 import { readFile, readlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { inNamespace, runCommand } from '../../drivers/wireguard/exec.ts';
-import { processRuns } from '../../drivers/processes.ts';
+import { inNamespace, runCommand } from '../../lib/exec.ts';
+import { processRuns } from '../../lib/processes.ts';
 import type { NodeConfig } from '../config.ts';
-import { ZoneError } from '../errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { firewallRemovalScript, firewallScript, firewallTable, type Listener, type NodeService } from './rules.ts';
 
 export interface FirewallSettings {

@@ -20,18 +20,18 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Driver, Fingerprint, WorkloadSpec } from '../../drivers/contract.ts';
 import { DEFAULT_LIMITS, type NodeConfig, type NodeLimits } from '../config.ts';
-import { workloadId } from '../engine/desired.ts';
+import { workloadId } from '../../drivers/names.ts';
 import type { StoredBlueprint, WorkloadRecord } from '../store.ts';
-import type { PipeLag, ProcEntry } from './contract.ts';
-import { isMounted, mountZone, type ZoneMount } from './fuse-mount.ts';
-import { NatsGridFs } from './grid-fs.ts';
-import { admitOwner } from './grid-quota.ts';
-import { NatsServer } from './nats-server.ts';
-import { requestRestart, serveRestarts, type RestartRequest } from './node-control.ts';
-import { localPipeEnds, type LocalPipeEnd } from './pipes.ts';
-import { PipeRunner } from './pipes-runner.ts';
-import type { PipeWorkload } from './pipes-workload.ts';
-import { NatsProcTable } from './proc-table.ts';
+import type { PipeLag, ProcEntry } from './interfaces.ts';
+import { isMounted, mountZone, type ZoneMount } from './mount/mount.ts';
+import { NatsGridFs } from './fs/grid-fs.ts';
+import { admitOwner } from './nats/owner-quota.ts';
+import { NatsServer } from './nats/nats-server.ts';
+import { requestRestart, serveRestarts, type RestartRequest } from './proc/node-control.ts';
+import { localPipeEnds, type LocalPipeEnd } from './pipes/ends.ts';
+import { PipeRunner } from './pipes/runner.ts';
+import type { PipeWorkload } from './pipes/workload.ts';
+import { NatsProcTable } from './proc/table.ts';
 
 export interface PseudokernelSettings {
   /** The nats-server executable; `nats-server` from $PATH by default. */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand } from '../../drivers/wireguard/exec.ts';
+import { runCommand } from '../../lib/exec.ts';
 
 export interface KeyAndCertificate {
   certFile: string;

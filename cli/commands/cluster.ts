@@ -2,7 +2,7 @@
 // its own network namespace, all trusting one operator key.
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { CommandError } from '../../drivers/wireguard/exec.ts';
+import { CommandError } from '../../lib/exec.ts';
 import { clusterDown, clusterUp, ClusterError, NODES_FILE, ROUTE_SECRET_FILE } from '../cluster/grid.ts';
 import { GRID_CA_FILE } from '../cluster/pki.ts';
 import { action, CliFailure, EXIT } from '../output.ts';

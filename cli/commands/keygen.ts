@@ -1,6 +1,7 @@
 // zone keygen: a new ed25519 signing key pair for blueprint authors.
 import type { Command } from 'commander';
-import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
+import { writeSigningKey } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { action } from '../output.ts';
 
 export const DEFAULT_KEY_FILE = 'zone-signing-key.json';

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
-import { GridNodesFile, planGrid } from '../../drivers/wireguard/grid.ts';
+import { GridNodesFile, planGrid } from '../grid-plan.ts';
 import { readBlueprintFile } from '../blueprint-file.ts';
 import { action, CliFailure, EXIT } from '../output.ts';
 

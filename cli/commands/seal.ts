@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { sealSecret } from '../../blueprints/seal.ts';
 import { action, CliFailure, EXIT, readInput } from '../output.ts';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 
 interface SealOptions { nodeKey: string; owner: string; node: string; blueprint: string; field: string; value?: string }
 

@@ -4,7 +4,8 @@
 // record, is not ours.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { NAME_PATTERN, PUBLIC_KEY_PATTERN } from '../../blueprints/schema.ts';
+import { NAME_PATTERN } from '../../blueprints/schema.ts';
+import { PUBLIC_KEY_PATTERN } from '../../lib/ed25519.ts';
 import type { HealthState, ObservedState, ObservedWorkload, WorkloadIdentity } from '../contract.ts';
 import { isNameOf } from '../names.ts';
 import { LABELS } from './spec.ts';

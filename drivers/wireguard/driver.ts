@@ -13,15 +13,13 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { DriverContext, Fingerprint } from '../contract.ts';
-import { WorkloadSpecError } from '../contract.ts';
+import {
+  NetworkSpecError, WorkloadSpecError, type ContainerAttachment, type DriverContext, type Fingerprint, type NetworkDriver, type NetworkIdentity,
+  type NetworkSpec, type ObservedNetwork, type WireguardImplementation,
+} from '../contract.ts';
 import { gatewayOf, isHostIn, normalizeCidr, prefixLength } from './addresses.ts';
-import type {
-  ContainerAttachment, NetworkDriver, NetworkIdentity, NetworkSpec, ObservedNetwork, WireguardImplementation,
-} from './contract.ts';
-import { NetworkSpecError } from './contract.ts';
-import { commandLine, processRuns, stopProcess } from '../processes.ts';
-import { CommandError, inNamespace, runCommand, throughPipe } from './exec.ts';
+import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
+import { CommandError, inNamespace, runCommand, throughPipe } from '../../lib/exec.ts';
 import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
 import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
@@ -31,8 +29,8 @@ import {
 } from './names.ts';
 import {
   containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
-  type ObservedState, type Step, type WireguardDevice,
-} from './plan.ts';
+  type DeviceState, type DeviceStep, type WireguardDevice,
+} from './device-plan.ts';
 import { StateFiles, type NetworkState } from './state.ts';
 
 export interface WireguardDriverOptions {
@@ -298,7 +296,7 @@ export class WireguardDriver implements NetworkDriver {
     return key && wireguardPublicKey(key);
   }
 
-  private async observe(state: NetworkState): Promise<ObservedState> {
+  private async observe(state: NetworkState): Promise<DeviceState> {
     const ns = namedNamespace(state.id);
     if (!existsSync(ns)) {
       return { namespace: false, bridgeAddresses: null, interfaceAlive: false, interfaceUp: false, device: null, routes: [] };
@@ -326,7 +324,7 @@ export class WireguardDriver implements NetworkDriver {
     return input === undefined ? runCommand(command) : runCommand(throughPipe(command), { input });
   }
 
-  private async execute(step: Step, spec: NetworkSpec, state: NetworkState): Promise<NetworkState> {
+  private async execute(step: DeviceStep, spec: NetworkSpec, state: NetworkState): Promise<NetworkState> {
     const ns = namedNamespace(state.id);
     const iface = state.interface;
     switch (step.op) {

@@ -2,7 +2,7 @@
 // path (/var/run/netns/NAME, /proc/PID/ns/net) or the current one, JSON output checked.
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { inNamespace, runCommand } from './exec.ts';
+import { inNamespace, runCommand } from '../../lib/exec.ts';
 
 const Link = Type.Object({ ifname: Type.String(), flags: Type.Optional(Type.Array(Type.String())), ifalias: Type.Optional(Type.String()) });
 const Address = Type.Object({

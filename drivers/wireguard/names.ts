@@ -5,7 +5,7 @@
 // is machine-wide (wireguard-go's UAPI socket), is allocated and kept in the state file.
 import { createHash } from 'node:crypto';
 import { identityDigest, NAME_HASH_HEX } from '../names.ts';
-import type { NetworkIdentity } from './contract.ts';
+import type { NetworkIdentity } from '../contract.ts';
 
 export const NAMESPACE_PREFIX = 'zn-';
 

@@ -1,7 +1,7 @@
 // From a verified blueprint to what the network driver is asked to make real: one
 // NetworkSpec per declared network, and per container the networks it joins.
 import type { Blueprint } from '../../blueprints/schema.ts';
-import type { NetworkSpec } from './contract.ts';
+import type { NetworkSpec } from '../contract.ts';
 import { networkId } from './names.ts';
 
 export function networkSpecsOf(bp: Blueprint, node: string): NetworkSpec[] {

@@ -3,7 +3,7 @@
 // value copied to another blueprint, owner, field or node is refused at submission.
 import t from 'tap';
 import { generateBoxKeyPair, sealSecret, type SealBinding } from '../../blueprints/seal.ts';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { box, call, startNode, type TestNode } from './node.ts';
 
 const put = (n: TestNode, name: string, body: unknown) => call(`${n.url}/v1/blueprints/${name}`, { method: 'PUT', body });

@@ -3,7 +3,7 @@
 // 429; each names its bound, changes nothing, and the node keeps serving.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { generateSigningKeyPair, type SigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair, type SigningKeyPair } from '../../lib/ed25519.ts';
 import { box, call, ownerToken, startNode, type TestNode } from './node.ts';
 
 const MIB = 2 ** 20;

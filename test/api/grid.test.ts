@@ -3,9 +3,9 @@
 // nobody else's token reaches them.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
-import { GRID_AUDIENCE, TokenChecker, makeOwnerToken, makeReadToken } from '../../api/read-token.ts';
-import { requestRestart, restartPath } from '../../appliance/pseudokernel/node-control.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
+import { GRID_AUDIENCE, TokenChecker, makeOwnerToken, makeReadToken } from '../../lib/tokens.ts';
+import { requestRestart, restartPath } from '../../appliance/pseudokernel/proc/node-control.ts';
 import { gridPath } from '../../api/routes/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, ownerCall, ownerToken, startNode } from './node.ts';
@@ -13,8 +13,8 @@ import { StubAppliance } from './stub-appliance.ts';
 import { buildServer } from '../../api/server.ts';
 import { headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes.ts';
-import { workloadId } from '../../appliance/engine/desired.ts';
+import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes/ends.ts';
+import { workloadId } from '../../drivers/names.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 
 t.test('gridPath takes the wildcard as an absolute path and refuses . and .. segments', async (t) => {

@@ -11,13 +11,14 @@ import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy, type NodeLimits } from '../../appliance/config.ts';
 import { createLogger } from '../../appliance/logger.ts';
 import { readProtection } from '../../appliance/read-protection.ts';
-import { readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
+import { readSigningKey } from '../../blueprints/keys.ts';
+import { type SigningKeyPair } from '../../lib/ed25519.ts';
 import type { TrustedSigner } from '../../blueprints/policy.ts';
 import type { Blueprint, Workload } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { FakeDriver } from '../../drivers/fake/driver.ts';
 import { buildServer, type ServerOptions } from '../../api/server.ts';
-import { makeOwnerToken } from '../../api/read-token.ts';
+import { makeOwnerToken } from '../../lib/tokens.ts';
 import { freeLoopbackPorts } from '../helpers/ports.ts';
 
 export interface TestNode {

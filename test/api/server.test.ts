@@ -1,9 +1,9 @@
 import t from 'tap';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { stringify } from 'yaml';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { buildServer } from '../../api/server.ts';
-import { GRID_AUDIENCE, makeReadToken } from '../../api/read-token.ts';
+import { GRID_AUDIENCE, makeReadToken } from '../../lib/tokens.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, startNode } from './node.ts';
 import { StubAppliance } from './stub-appliance.ts';

@@ -1,12 +1,12 @@
 // A small in-test Appliance for what the real one cannot be made to do on demand:
 // fail unexpectedly, hold thousands of events at once, be slow.
 import { Readable } from 'node:stream';
-import { ZoneError } from '../../appliance/errors.ts';
-import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/contract.ts';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { ZoneError } from '../../lib/errors.ts';
+import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/interfaces.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
 import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
-import { TokenChecker } from '../../api/read-token.ts';
+import { TokenChecker } from '../../lib/tokens.ts';
 
 export class StubAppliance implements Appliance {
   readonly stored: ZoneEvent[] = [];

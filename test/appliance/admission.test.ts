@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { admitBlueprint, capacityView, checkPolicy, demandOf, GIB, nodeReserve, type NodePolicy } from '../../appliance/admission.ts';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 
 const OWNER = 'ed25519:' + 'A'.repeat(43) + '=';

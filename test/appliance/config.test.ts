@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 
 function tmp(t: { teardown(fn: () => void): void }): string {

@@ -12,7 +12,7 @@ import t from 'tap';
 import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
 import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
-import { workloadId } from '../../appliance/engine/desired.ts';
+import { workloadId } from '../../drivers/names.ts';
 import { createLogger } from '../../appliance/logger.ts';
 import type { WorkloadRecord } from '../../appliance/store.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';

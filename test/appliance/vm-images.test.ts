@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { GIB } from '../../appliance/admission.ts';
 import { createAppliance } from '../../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';

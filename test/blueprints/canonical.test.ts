@@ -1,7 +1,7 @@
 // RFC 8785 examples through canonicalJson, and the canonical bytes of a blueprint.
 import t from 'tap';
 import { stringify as toYaml } from 'yaml';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { canonicalBytes, canonicalJson, DOMAIN_TAG } from '../../blueprints/canonical.ts';
 import { parseBlueprintText } from '../../blueprints/parse.ts';
 import { EXAMPLE_YAML, exampleBlueprint, keys } from './fixtures.ts';

@@ -1,9 +1,9 @@
 // Blueprints, keys and policies the blueprint tests share.
 import { readFileSync } from 'node:fs';
 import type { Test } from 'tap';
-import { ZoneError, type ZoneErrorCode } from '../../appliance/errors.ts';
+import { ZoneError, type ZoneErrorCode } from '../../lib/errors.ts';
 import { fileURLToPath } from 'node:url';
-import { generateSigningKeyPair, type SigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair, type SigningKeyPair } from '../../lib/ed25519.ts';
 import { parseBlueprintText, validateBlueprint } from '../../blueprints/parse.ts';
 import type { TrustedSigner, TrustPolicy } from '../../blueprints/policy.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';

@@ -4,7 +4,8 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { generateSigningKeyPair, parsePublicKey, readSigningKey, writeSigningKey } from '../../blueprints/keys.ts';
+import { readSigningKey, writeSigningKey } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair, parsePublicKey } from '../../lib/ed25519.ts';
 import { refused } from './fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-test-keys-'));

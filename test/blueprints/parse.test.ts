@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import type { ZoneErrorCode } from '../../appliance/errors.ts';
+import type { ZoneErrorCode } from '../../lib/errors.ts';
 import t from 'tap';
 import { LIMITS, assertJsonValue } from '../../blueprints/json-value.ts';
 import { parseBlueprintText } from '../../blueprints/parse.ts';

@@ -3,7 +3,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { stringify as toYaml } from 'yaml';
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { canonicalBytes } from '../../blueprints/canonical.ts';
 import { parseBlueprintText, validateBlueprint } from '../../blueprints/parse.ts';
 import { MAX_VERSION, type Blueprint } from '../../blueprints/schema.ts';

@@ -2,7 +2,7 @@
 // reason and never an exception other than ZoneError.
 import t from 'tap';
 import nacl from 'tweetnacl';
-import { ZoneError, type ZoneErrorCode } from '../../appliance/errors.ts';
+import { ZoneError, type ZoneErrorCode } from '../../lib/errors.ts';
 import { canonicalBytes, canonicalJson } from '../../blueprints/canonical.ts';
 import { decodeBlueprintBytes, parseBlueprintText } from '../../blueprints/parse.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';

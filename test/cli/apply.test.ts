@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
-import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
+import { writeSigningKey } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { box, startNode } from '../api/node.ts';
 
 const ZONE = fileURLToPath(new URL('../../cli/zone.sh', import.meta.url));

@@ -41,7 +41,7 @@ t.test('keygen, sign, apply, status, logs, events, delete against a node with th
   t.match(publicKey, /^ed25519:/);
   writeFileSync(join(dataDir, 'trust-policy.json'), JSON.stringify({ signers: [{ key: publicKey, weight: 1, label: 'operator' }], threshold: 1 }));
 
-  const appliance = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'appliance/main.ts')], {
+  const appliance = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'api/main.ts')], {
     cwd: ROOT, env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: '127.0.0.1:0', ZONE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => appliance.once('exit', resolve));

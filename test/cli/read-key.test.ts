@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { generateSigningKeyPair, writeSigningKey } from '../../blueprints/keys.ts';
+import { writeSigningKey } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { startNode } from '../api/node.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
 

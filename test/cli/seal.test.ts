@@ -4,7 +4,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { generateBoxKeyPair, openSealed } from '../../blueprints/seal.ts';
 import { runZone } from '../helpers/zone-cli.ts';
 

@@ -3,7 +3,7 @@
 // worked out without the API (the same parsing and verification, in the route's order,
 // against the versions the node should hold by then). Used by test/api/fuzz.test.ts
 // (10,000 cases) and bench/hostile.ts (100,000).
-import { ZoneError } from '../../appliance/errors.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { STATUS_OF } from '../../api/errors.ts';
 import { decodeBlueprintBytes, parseBlueprintText } from '../../blueprints/parse.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';

@@ -1,7 +1,7 @@
 // What servers clustered on loopback in a test need to route to each other: one grid CA,
 // a route password, and a CA-signed route certificate per server (all for 127.0.0.1).
 import { join } from 'node:path';
-import type { NatsClusterOptions } from '../../appliance/pseudokernel/nats-config.ts';
+import type { NatsClusterOptions } from '../../appliance/pseudokernel/nats/server-config.ts';
 import { makeGridCa, makeRouteCertificate, writeRoutePassword, type KeyAndCertificate } from '../../cli/cluster/pki.ts';
 
 export interface LoopbackGrid {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import t from 'tap';
-import { NatsServer } from '../../appliance/pseudokernel/nats-server.ts';
+import { NatsServer } from '../../appliance/pseudokernel/nats/nats-server.ts';
 import { freeLoopbackPorts } from './ports.ts';
 
 export async function natsForFile(name: string, logger: Logger): Promise<NatsConnection> {

@@ -1,9 +1,9 @@
 // The API's parse pool: verdicts come back from the worker threads with their code and
 // field, and the pool's bounds (queue, time) answer 429 and 503 instead of waiting.
 import t from 'tap';
-import { ZoneError } from '../../../appliance/errors.ts';
+import { ZoneError } from '../../../lib/errors.ts';
 import { createParsePool } from '../../../api/parsing/pool.ts';
-import { generateSigningKeyPair } from '../../../blueprints/keys.ts';
+import { generateSigningKeyPair } from '../../../lib/ed25519.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';
 import { HOSTILE_BODIES } from '../../helpers/hostile-bodies.ts';

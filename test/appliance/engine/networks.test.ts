@@ -1,5 +1,5 @@
 import t from 'tap';
-import { workloadId } from '../../../appliance/engine/desired.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { planNetworks } from '../../../appliance/engine/networks.ts';
 import type { StoredBlueprint } from '../../../appliance/store.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';

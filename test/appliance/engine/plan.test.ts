@@ -2,7 +2,7 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import type { ObservedWorkload, WorkloadSpec } from '../../../drivers/contract.ts';
-import { workloadId } from '../../../appliance/engine/desired.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { legacyWorkloadId } from '../../../drivers/names.ts';
 import { planSteps, type Observed, type Step } from '../../../appliance/engine/plan.ts';
 import type { BackoffPolicy } from '../../../appliance/engine/backoff.ts';

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { FakeDriver } from '../../../drivers/fake/driver.ts';
-import { workloadId } from '../../../appliance/engine/desired.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { Reconciler } from '../../../appliance/engine/reconciler.ts';
 import { EventLog } from '../../../appliance/events.ts';
 import { Store } from '../../../appliance/store.ts';

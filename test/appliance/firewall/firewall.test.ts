@@ -87,7 +87,7 @@ async function withAppliance(open: string[], probe: (ports: { api: number; nats:
   const data = mkdtempSync(join(tmpdir(), 'zone-fw-node-'));
   const [nats] = (await freeLoopbackPorts(1)) as [number];
   writeFileSync(join(data, 'config.json'), JSON.stringify({ firewall: { open } }));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../../appliance/main.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../../api/main.ts')], {
     env: { ...process.env, ZONE_DATA_DIR: data, ZONE_LOG_LEVEL: 'warn', ZONE_LISTEN: '0.0.0.0:0', ZONE_NATS_LISTEN: `0.0.0.0:${nats}` },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

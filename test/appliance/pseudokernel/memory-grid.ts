@@ -2,7 +2,7 @@
 // nothing more (the NATS ones are tested on their own).
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/contract.ts';
+import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/interfaces.ts';
 
 interface Node {
   type: 'file' | 'dir';

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { createAppliance, type ApplianceOptions } from '../../../appliance/appliance.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
-import { NatsServer } from '../../../appliance/pseudokernel/nats-server.ts';
+import { NatsServer } from '../../../appliance/pseudokernel/nats/nats-server.ts';
 import { readSigningKey } from '../../../blueprints/keys.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';

@@ -15,7 +15,7 @@ import { buildServer } from '../../../api/server.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { createAppliance } from '../../../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
-import { workloadId } from '../../../appliance/engine/desired.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { createLogger } from '../../../appliance/logger.ts';
 import { readSigningKey } from '../../../blueprints/keys.ts';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';

@@ -10,7 +10,7 @@ import t from 'tap';
 import { GIB } from '../../../appliance/admission.ts';
 import { createAppliance } from '../../../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
-import { workloadId } from '../../../appliance/engine/desired.ts';
+import { workloadId } from '../../../drivers/names.ts';
 import { readSigningKey } from '../../../blueprints/keys.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Network } from '../../../blueprints/schema.ts';
 import { generateBoxKeyPair, openSealed } from '../../../blueprints/seal.ts';
-import type { NetworkSpec } from '../../../drivers/wireguard/contract.ts';
+import type { NetworkSpec } from '../../../drivers/contract.ts';
 import { WireguardDriver, isWireguardGo } from '../../../drivers/wireguard/driver.ts';
-import { planGrid } from '../../../drivers/wireguard/grid.ts';
+import { planGrid } from '../../../cli/grid-plan.ts';
 import { networkId, wireguardInterface } from '../../../drivers/wireguard/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Network } from '../../../blueprints/schema.ts';
 import { generateBoxKeyPair, openSealed } from '../../../blueprints/seal.ts';
-import type { NetworkIdentity, NetworkSpec } from '../../../drivers/wireguard/contract.ts';
+import type { NetworkIdentity, NetworkSpec } from '../../../drivers/contract.ts';
 import { describeNetwork, isWireguardGo, WireguardDriver } from '../../../drivers/wireguard/driver.ts';
-import { planGrid } from '../../../drivers/wireguard/grid.ts';
+import { planGrid } from '../../../cli/grid-plan.ts';
 import { containerInterface, networkAlias, networkId, vmBridgeAlias, vmLinks, wireguardInterface } from '../../../drivers/wireguard/names.ts';
 
 const run = promisify(execFile);

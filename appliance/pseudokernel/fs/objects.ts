@@ -1,0 +1,210 @@
+// The contents of an owner's files: one immutable object per written version, in a
+// JetStream object store. A version that was replaced or unlinked is discarded, and
+// deleted once no reader holds it. Readers hold a version through a row in a KV bucket
+// with a TTL, refreshed while they read: a reader that died stops holding it after the
+// TTL. Reads stream the object's chunks with backpressure (the client's own get()
+// pushes the whole object into memory as fast as it arrives).
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
+import type { Logger } from 'pino';
+import { FsError, type FileVersion } from '../interfaces.ts';
+import { ChunkedVersion, type ChunkIndex } from './file-version.ts';
+import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
+
+export interface GridObjectsParts {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  files: ObjectStore;
+  filesBucket: string;
+  /** Where discarded versions are marked (`gc.<object>`), until deleted. */
+  namespace: KV;
+  namespaceBucket: string;
+  /** A KV bucket whose TTL is `leaseMs`. */
+  readers: KV;
+  leaseMs: number;
+  logger: Logger;
+}
+
+/** Chunks fetched ahead of the reader (128 KiB each by default). */
+const READ_AHEAD_CHUNKS = 8;
+const DISCARDED = 'gc';
+
+export class GridObjects {
+  constructor(private readonly parts: GridObjectsParts) {}
+
+  /** Stores the bytes of `source` as a new object. */
+  async put(source: Readable): Promise<{ name: string; size: number }> {
+    const name = randomBytes(16).toString('hex');
+    // toWeb types its chunks as any; a GridFs source yields bytes.
+    const info = await this.parts.files.put({ name }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
+    return { name, size: info.size };
+  }
+
+  /**
+   * The object's bytes, held against deletion until the stream closes; null when it was
+   * discarded before the hold was taken (the caller looks the path up again).
+   */
+  async open(name: string, path: string): Promise<Readable | null> {
+    const held = await this.holdVersion(name, path);
+    if (!held) return null;
+    const stream = Readable.from(this.chunks(held.info, path), { objectMode: false });
+    stream.once('close', () => void held.release());
+    return stream;
+  }
+
+  /** As open(), read by range: nothing is fetched but the index of its chunks until it is read. */
+  async openVersion(name: string, path: string): Promise<FileVersion | null> {
+    const held = await this.holdVersion(name, path);
+    if (!held) return null;
+    try {
+      const index = await retryingTimeouts(`indexing the content of ${path}`, () => this.chunkIndex(held.info));
+      return new ChunkedVersion(this.parts.js, this.parts.jsm, index, path, held.release);
+    } catch (err) {
+      await held.release();
+      throw err;
+    }
+  }
+
+  /** The object's info with a hold on it, or null when it was discarded first; release() lets go (once). */
+  private async holdVersion(name: string, path: string): Promise<{ info: ObjectInfo; release(): Promise<void> } | null> {
+    const lease = await this.hold(name);
+    const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
+      if (await this.isDiscarded(name)) return null;
+      // info() answers for a deleted object too (size 0, no chunks): discarded, not an empty file.
+      const found = await this.parts.files.info(name);
+      return found && !found.deleted ? found : null;
+    }).catch(async (err: unknown) => {
+      await lease.release();
+      throw err;
+    });
+    if (!info) {
+      await lease.release();
+      return null;
+    }
+    let released: Promise<void> | null = null;
+    // Letting go of a hold can make this version collectable, and no other.
+    const release = () => (released ??= lease.release().then(async () => {
+      if (await this.isDiscarded(name)) await this.collectUnheld(name);
+    }).catch((err: unknown) => {
+      this.parts.logger.warn({ err, object: name, path }, 'releasing a file version after reading failed; it is collected later');
+    }));
+    return { info, release };
+  }
+
+  /** Where each chunk of the object is in the stream: its headers only, none of its bytes. */
+  private async chunkIndex(info: ObjectInfo): Promise<ChunkIndex> {
+    const stream = `OBJ_${this.parts.filesBucket}`;
+    const subject = `$O.${this.parts.filesBucket}.C.${info.nuid}`;
+    const index: ChunkIndex = { stream, subject, seqs: [], offsets: [], size: info.size };
+    if (info.chunks === 0) return index;
+    const consumer = await this.parts.js.consumers.get(stream, { filter_subjects: subject, headers_only: true });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    let offset = 0;
+    try {
+      for await (const message of messages) {
+        index.seqs.push(message.seq);
+        index.offsets.push(offset);
+        offset += Number(message.headers?.get('Nats-Msg-Size') ?? NaN);
+        if (index.seqs.length === info.chunks) break;
+      }
+    } finally {
+      await messages.close();
+      consumer.delete().catch(() => undefined);
+    }
+    if (offset !== info.size) throw new FsError('EIO', `the content of object ${info.name} is damaged: its chunks hold ${offset} bytes, its info says ${info.size}`);
+    return index;
+  }
+
+  /** `name` is no longer referenced: deleted now, or when its last reader is done. */
+  async discard(name: string): Promise<void> {
+    await this.parts.namespace.put(discardedKey(name), '');
+    await this.collect();
+  }
+
+  /** Deletes every discarded object that no reader holds (also those whose reader died). */
+  async collect(): Promise<void> {
+    const discarded = (await kvKeys(`listing discarded file versions in ${this.parts.namespaceBucket}`, this.parts.namespace, `${DISCARDED}.*`))
+      .map((key) => key.slice(DISCARDED.length + 1));
+    for (const name of discarded) await this.collectUnheld(name);
+  }
+
+  /** Deletes discarded version `name` unless a reader holds it. */
+  private async collectUnheld(name: string): Promise<void> {
+    if (await this.held(name)) return;
+    // Purges only, no delete(): delete() publishes a "deleted" record first, which a store
+    // at its max_bytes refuses, and a full store must still be able to free space.
+    const info = await this.parts.files.info(name);
+    const stream = `OBJ_${this.parts.filesBucket}`;
+    if (info) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
+    // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
+    await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
+  }
+
+  private async isDiscarded(name: string): Promise<boolean> {
+    return (await this.parts.namespace.get(discardedKey(name))) !== null;
+  }
+
+  private held(name: string): Promise<boolean> {
+    return retryingTimeouts(`looking for readers of file version ${name}`, async () => {
+      for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
+      return false;
+    });
+  }
+
+  private async hold(name: string): Promise<{ release(): Promise<void> }> {
+    const { readers, leaseMs, logger } = this.parts;
+    const key = `${name}.${randomBytes(8).toString('hex')}`;
+    await readers.put(key, '');
+    const refresh = setInterval(() => {
+      readers.put(key, '').catch((err: unknown) => logger.warn({ err, object: name }, 'refreshing a reader\'s hold on a file version failed'));
+    }, leaseMs / 3);
+    // An open file must not keep the appliance process alive.
+    refresh.unref();
+    return {
+      release: async () => {
+        clearInterval(refresh);
+        await readers.delete(key);
+      },
+    };
+  }
+
+  private async *chunks(info: ObjectInfo, path: string): AsyncGenerator<Uint8Array> {
+    if (info.chunks === 0) return;
+    // The object store's layout (ADR-20): chunks on $O.<bucket>.C.<nuid> in stream OBJ_<bucket>.
+    // One filter subject as a string: a list needs nats-server 2.10.
+    const consumer = await this.parts.js.consumers.get(`OBJ_${this.parts.filesBucket}`, { filter_subjects: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
+    const hash = createHash('sha256');
+    let chunks = 0;
+    let size = 0;
+    try {
+      for await (const message of messages) {
+        hash.update(message.data);
+        size += message.data.length;
+        yield message.data;
+        if (++chunks === info.chunks) break;
+      }
+    } finally {
+      await messages.close();
+      // Best effort: an ordered consumer left behind expires on the server by itself.
+      consumer.delete().catch(() => undefined);
+    }
+    const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
+    if (size !== info.size || !hash.digest().equals(expected)) {
+      throw new FsError('EIO', `the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`);
+    }
+  }
+}
+
+function discardedKey(name: string): string {
+  return `${DISCARDED}.${name}`;
+}
+
+/** How the object store names an object's meta subject (padded base64url of the name). */
+function paddedBase64Url(name: string): string {
+  return Buffer.from(name, 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}

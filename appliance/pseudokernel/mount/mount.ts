@@ -1,0 +1,109 @@
+// One /zone mount per workload: a FUSE file system served by this process at a host
+// directory, which the driver bind-mounts into the workload. Its operations run on this
+// process's main thread, so this process must never touch the mount synchronously.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import Fuse from 'fuse-native';
+import type { Logger } from 'pino';
+import { DEFAULT_LIMITS } from '../../config.ts';
+import type { GridFs, ProcTable, SelfInfo } from '../interfaces.ts';
+import { ZoneFs } from './zone-fs.ts';
+import { fuseOperations } from './fuse-ops.ts';
+
+const run = promisify(execFile);
+
+export interface ZoneMountOptions {
+  /** The host directory to mount on; created when missing. */
+  mountpoint: string;
+  /** The owner's shared files (`fs/`). */
+  grid: GridFs;
+  /** The owner's workloads on every node (`proc/`). */
+  proc: ProcTable;
+  /** The workload the mount is for (`self/`). */
+  self: SelfInfo;
+  logger: Logger;
+  /** Where the mount's private directory of local file copies is made; the OS temp dir by default. */
+  scratchParent?: string;
+  /** Open files the mount holds at most (the config's limits.zoneOpenFiles by default). */
+  maxOpenFiles?: number;
+  /** Bytes of local copies of files open for writing (the config's limits.ownerBytes by default). */
+  maxScratchBytes?: number;
+}
+
+export interface ZoneMount {
+  readonly mountpoint: string;
+  /** Idempotent. Lazy, so a workload still holding files open cannot keep the mount in place. */
+  unmount(): Promise<void>;
+}
+
+// An operation left unanswered this long fails with ETIMEDOUT rather than holding the
+// workload in D state; a close publishes a whole file (an open for writing fetches one), hence the generous bound.
+const OPERATION_TIMEOUT_MS = 120_000;
+
+class ZoneFuse extends Fuse {
+  // An option fuse-native has no name for: writes of up to 128 KiB instead of 4 KiB.
+  // (Not hard_remove: libfuse then gives operations on an unlinked open file a NULL path,
+  // which fuse-native crashes on.)
+  protected override _fuseOptions(): string {
+    return `${super._fuseOptions()},big_writes`;
+  }
+}
+
+export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
+  const mountpoint = resolve(options.mountpoint);
+  const scratchDir = await mkdtemp(join(options.scratchParent ?? tmpdir(), 'zone-fuse-'));
+  const zfs = new ZoneFs({ grid: options.grid, proc: options.proc, self: options.self, scratchDir,
+    maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
+    maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
+  });
+  const fuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger), {
+    // The container's processes are not this process: without it they get EACCES.
+    allowOther: true,
+    mkdir: true,
+    // Unmounts first a dead mount (ENOTCONN) that a crashed appliance left there.
+    force: true,
+    fsname: 'zone',
+    // No attribute cache: the kernel stops reads at the size it knows, and close-to-open
+    // needs the size as of the open, whoever changed the file since.
+    attrTimeout: '0',
+    entryTimeout: '0',
+    timeout: OPERATION_TIMEOUT_MS,
+  });
+  try {
+    await promisify(fuse.mount.bind(fuse))();
+  } catch (err) {
+    await rm(scratchDir, { recursive: true, force: true });
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot mount /zone at ${mountpoint}: ${reason} (it needs root, /dev/fuse and libfuse2, and the directory must not be a mountpoint already)`, { cause: err });
+  }
+  let unmounting: Promise<void> | null = null;
+  return {
+    mountpoint,
+    unmount: () => (unmounting ??= unmountZone(fuse, mountpoint, zfs, scratchDir, options.logger)),
+  };
+}
+
+async function unmountZone(fuse: Fuse, mountpoint: string, zfs: ZoneFs, scratchDir: string, logger: Logger): Promise<void> {
+  try {
+    // `fusermount -uz`, then fuse-native lets go of the event loop.
+    await promisify(fuse.unmount.bind(fuse))();
+  } catch (err) {
+    // fusermount missing or refusing: we are root, umount -l does the same. fuse-native
+    // then keeps a libuv handle alive, so the process has to exit explicitly.
+    logger.warn({ err, mountpoint }, '/zone: fusermount failed, unmounting lazily with umount -l');
+    if (await isMounted(mountpoint)) await run('umount', ['-l', mountpoint]);
+  }
+  await zfs.close();
+  await rm(scratchDir, { recursive: true, force: true });
+}
+
+/** Whether something is mounted at `path` (absolute), as /proc/self/mountinfo says. */
+export async function isMounted(path: string): Promise<boolean> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  return mountinfo.split('\n').some((line) => unescape(line.split(' ')[4] ?? '') === path);
+}

@@ -1,0 +1,225 @@
+// The open files of a /zone mount. Close-to-open: a reader gets the content of GridFs
+// as of its open, read by range from that version (nothing is copied); a writer works on
+// a local copy that is published whole when a descriptor on it is closed (flush), so
+// close() returns only once other workloads can see the new content. A mount holds at
+// most a bounded number of open files: past it, ENFILE.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FsError, type FileVersion, type FsEntry, type GridFs } from '../interfaces.ts';
+
+export interface OpenFile {
+  read(buf: Buffer, len: number, pos: number): Promise<number>;
+  /** Called on every close() of a descriptor of this open file. */
+  flush(): Promise<void>;
+  /** The last descriptor is gone; the handle is not used again. */
+  release(): Promise<void>;
+}
+
+/** A read-only view file (`proc/`, `self/`): its content as of the open. */
+export class ContentFile implements OpenFile {
+  constructor(private readonly content: Buffer) {}
+
+  async read(buf: Buffer, len: number, pos: number): Promise<number> {
+    return pos >= this.content.length ? 0 : this.content.copy(buf, 0, pos, Math.min(pos + len, this.content.length));
+  }
+
+  async flush(): Promise<void> {}
+  async release(): Promise<void> {}
+}
+
+/** A GridFs file open for reading: the version it had at the open, read by range. */
+export class VersionFile implements OpenFile {
+  constructor(private readonly version: FileVersion) {}
+
+  async read(buf: Buffer, len: number, pos: number): Promise<number> {
+    return (await this.version.read(pos, len)).copy(buf, 0);
+  }
+
+  async flush(): Promise<void> {}
+
+  release(): Promise<void> {
+    return this.version.close();
+  }
+}
+
+/**
+ * A GridFs file open for writing. The local copy is made on first need: a write or a read
+ * fetches the current content first, a truncation to zero (O_TRUNC) does not.
+ */
+export class WritableFile implements OpenFile {
+  private copy: Promise<FileHandle> | null = null;
+  /** The local copy differs from what was published. */
+  private dirty = false;
+  /** Something was written through this open file. */
+  private written = false;
+  /** Publications run one after the other, so every close() waits for its own. */
+  private published: Promise<void> = Promise.resolve();
+  /** Unlinked while open: nothing is published any more. */
+  private orphaned = false;
+  private size: number;
+  private mtimeMs: number;
+  private mode: number;
+
+  /** `path` changes when the file is renamed while open. */
+  constructor(private readonly grid: GridFs, public path: string, entry: FsEntry, private readonly copyPath: string) {
+    this.size = entry.size;
+    this.mode = entry.mode;
+    this.mtimeMs = entry.mtimeMs;
+  }
+
+  /** A file just created (and published empty): its local copy is empty from the start. */
+  static async created(grid: GridFs, path: string, mode: number, copyPath: string, now: number): Promise<WritableFile> {
+    const file = new WritableFile(grid, path, { type: 'file', size: 0, mode, mtimeMs: now }, copyPath);
+    await file.localCopy(false);
+    return file;
+  }
+
+  /** What getattr says while the file is open here: the local size, not the published one. */
+  entry(): FsEntry {
+    return { type: 'file', size: this.size, mode: this.mode, mtimeMs: this.mtimeMs };
+  }
+
+  private localCopy(fromGrid: boolean): Promise<FileHandle> {
+    this.copy ??= (async () => {
+      if (fromGrid) await pipeline(await this.grid.read(this.path), createWriteStream(this.copyPath, { mode: 0o600 }));
+      const file = await open(this.copyPath, fromGrid ? 'r+' : 'w+', 0o600);
+      if (fromGrid) this.size = (await file.stat()).size;
+      return file;
+    })();
+    return this.copy;
+  }
+
+  async read(buf: Buffer, len: number, pos: number): Promise<number> {
+    return (await (await this.localCopy(true)).read(buf, 0, len, pos)).bytesRead;
+  }
+
+  async write(buf: Buffer, len: number, pos: number, now: number): Promise<number> {
+    const { bytesWritten } = await (await this.localCopy(true)).write(buf, 0, len, pos);
+    this.size = Math.max(this.size, pos + bytesWritten);
+    this.touch(now);
+    this.written = true;
+    return bytesWritten;
+  }
+
+  async truncate(size: number, now: number): Promise<void> {
+    await (await this.localCopy(size > 0)).truncate(size);
+    this.size = size;
+    this.touch(now);
+  }
+
+  /** GridFs has no chmod of its own: the mode goes with the next publication. */
+  async chmod(mode: number): Promise<void> {
+    await this.localCopy(true);
+    this.mode = mode;
+    this.dirty = true;
+  }
+
+  orphan(): void {
+    this.orphaned = true;
+  }
+
+  private touch(now: number): void {
+    this.mtimeMs = now;
+    this.dirty = true;
+  }
+
+  /**
+   * A close that leaves the file empty with nothing written through it publishes nothing
+   * yet: programs open with O_TRUNC, dup the descriptor and close the original before they
+   * write (busybox dd, shell redirections), and the emptied file is not their new content.
+   * The release publishes whatever is left.
+   */
+  async flush(): Promise<void> {
+    if (this.written || this.size > 0) await this.publish();
+  }
+
+  /** Publishes the local copy if it differs from what was published, after any publication under way. */
+  publish(): Promise<void> {
+    this.published = this.published.catch(() => {}).then(() => this.publishIfDirty());
+    return this.published;
+  }
+
+  private async publishIfDirty(): Promise<void> {
+    if (!this.dirty || this.orphaned) return;
+    // Cleared first: a write that lands during the publication marks it dirty again.
+    this.dirty = false;
+    try {
+      await this.grid.write(this.path, createReadStream(this.copyPath), this.mode);
+    } catch (err) {
+      this.dirty = true;
+      throw err;
+    }
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.publish();
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Drops the local copy without publishing. */
+  async close(): Promise<void> {
+    const copy = this.copy;
+    this.copy = null;
+    await copy?.then((file) => file.close(), () => {});
+    await rm(this.copyPath, { force: true });
+  }
+}
+
+/** Publishes an empty file (create, truncate to zero). */
+export function publishEmpty(grid: GridFs, path: string, mode: number): Promise<void> {
+  return grid.write(path, Readable.from([]), mode);
+}
+
+/** The descriptors FUSE knows (fuse-native needs them non-zero and 32-bit), at most `max`. */
+export class HandleTable {
+  private readonly files = new Map<number, OpenFile>();
+  private next = 1;
+
+  constructor(private readonly max: number) {}
+
+  /** Throws ENFILE when the table is full (checked before an open does any work, and by add). */
+  checkRoom(): void {
+    if (this.files.size >= this.max) throw new FsError('ENFILE', `this /zone mount has ${this.files.size} files open, the most it holds (limits.zoneOpenFiles); close some`);
+  }
+
+  add(file: OpenFile): number {
+    this.checkRoom();
+    let fd = this.next;
+    while (this.files.has(fd)) fd = (fd % 0xffffffff) + 1;
+    this.files.set(fd, file);
+    this.next = (fd % 0xffffffff) + 1;
+    return fd;
+  }
+
+  get(fd: number): OpenFile {
+    const file = this.files.get(fd);
+    if (!file) throw new FsError('EBADF', `no open file with handle ${fd}`);
+    return file;
+  }
+
+  remove(fd: number): void {
+    this.files.delete(fd);
+  }
+
+  /** The files open for writing at `path` or below it, the most recent last. */
+  writers(path: string, below = false): WritableFile[] {
+    return [...this.files.values()].filter((f): f is WritableFile => f instanceof WritableFile && (f.path === path || (below && f.path.startsWith(`${path}/`))));
+  }
+
+  /** Bytes the files open for writing hold (or will, once their local copy is fetched). */
+  writtenBytes(): number {
+    return [...this.files.values()].reduce((sum, f) => sum + (f instanceof WritableFile ? f.entry().size : 0), 0);
+  }
+
+  /** Empties the table, returning what was open. */
+  drain(): OpenFile[] {
+    const open = [...this.files.values()];
+    this.files.clear();
+    return open;
+  }
+}

@@ -1,0 +1,157 @@
+// The consumer end of a pipe (node of B): one incarnation of B gets the messages after
+// the committed position, through the next marker, on its stdin, then EOF; the position
+// moves past that marker only once the incarnation exits with code 0. Semantics at the
+// top of pipes.ts.
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { feedStep, pipeMessageOf, type FeedState } from './ends.ts';
+import { readPosition, writePosition, type PipePosition } from './stream.ts';
+import { endOf, type PipeEndContext } from './workload.ts';
+
+export interface ConsumerContext extends PipeEndContext {
+  /** The PIPE_POSITIONS bucket. */
+  positions: KV;
+  /** Payload bytes written to B's stdin, added up. */
+  onWritten(bytes: number): void;
+}
+
+/**
+ * - `fed`: an incarnation of B was fed and has ended (committed if it was given its whole
+ *   input and exited with 0);
+ * - `nothing`: B does not run, or its current incarnation has had its feeder;
+ * - `interrupted`: feeding was stopped, or B is still running after its input ended
+ *   (its exit is committed on a later call).
+ */
+export type FeedOutcome = 'fed' | 'nothing' | 'interrupted';
+
+/** How many messages the feeder fetches ahead of B (64 KiB each at most). */
+const PREFETCH_MESSAGES = 32;
+/** How often a feeder waiting for data looks whether B still runs. */
+const LIVENESS_CHECK_MS = 500;
+
+/** Feeds B's current incarnation if nobody has fed it yet; commits a fed incarnation that exited with 0. */
+export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome> {
+  const { pipe, workload, signal } = ctx;
+  let position = await readPosition(ctx.positions, pipe);
+  const observed = await workload.driver.inspect(workload.id);
+  if (observed?.state === 'exited' && observed.startedAt === position.feeding && position.deliveredThrough !== null) {
+    // Given its whole input while nobody waited for its exit (an appliance restart between).
+    await settle(ctx, position, observed.exitCode);
+    return 'nothing';
+  }
+  if (observed?.state !== 'running' || observed.startedAt === position.feeding) return 'nothing';
+
+  // Stdin only: B's stdout may be another pipe's, read by its own producer.
+  const io = await workload.driver.attach(workload.id, { stdin: true, stdout: false });
+  // Which incarnation this attach reaches: B may have started again since the inspect.
+  const now = await workload.driver.inspect(workload.id);
+  if (now?.state !== 'running' || !now.startedAt || now.startedAt === position.feeding) {
+    io.stdin.destroy();
+    return 'nothing';
+  }
+  const incarnation = now.startedAt;
+  position = { ...position, feeding: incarnation, deliveredThrough: null };
+  // Before the first byte: no later feeder (this process or the next) feeds it again.
+  await writePosition(ctx.positions, pipe, position);
+
+  const through = await feed(ctx, position.committed, io.stdin, io.stdout, incarnation);
+  if (through === null) {
+    io.stdin.destroy();
+    return 'interrupted';
+  }
+  position = { ...position, deliveredThrough: through };
+  await writePosition(ctx.positions, pipe, position);
+  // A StdinOnce attach lasts until B stops.
+  await untilEnded(io.stdout, signal);
+  const end = signal.aborted ? null : await endOf(workload, incarnation, signal);
+  if (!end) return 'interrupted';
+  await settle(ctx, position, end.exitCode);
+  return 'fed';
+}
+
+/**
+ * Writes B's input to `stdin` and closes it after the marker; returns the marker's
+ * stream sequence, or null when B stopped first or feeding was stopped. Throws when the
+ * stream breaks the feed rule.
+ */
+async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
+  const { pipe, signal } = ctx;
+  const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
+  const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+  const stop = () => void messages.stop();
+  // B stopped or the runner stops: no more messages. An attach of stdin alone notices
+  // that B stopped only at its next write, so B's state is looked at too.
+  attached.once('close', stop);
+  attached.resume();
+  signal.addEventListener('abort', stop);
+  const liveness = setInterval(() => {
+    ctx.workload.driver.inspect(ctx.workload.id).then((o) => {
+      if (o?.state !== 'running' || o.startedAt !== incarnation) stop();
+    }, () => undefined);
+  }, LIVENESS_CHECK_MS);
+  let state: FeedState = { incarnation: null, offset: 0 };
+  try {
+    for await (const m of messages) {
+      const step = feedStep(state, pipeMessageOf((name) => m.headers?.get(name) ?? ''), m.data.length);
+      if (step.kind === 'skip') continue;
+      if (step.kind === 'error') {
+        // Its stdin stays open: a consumer that waits is better than one that ends on a partial input.
+        throw new Error(`pipe ${pipe.from} -> ${pipe.to}, message ${m.seq}: ${step.reason}; incarnation ${incarnation} of the consumer is not fed further`);
+      }
+      if (step.kind === 'eof') {
+        stdin.end();
+        return m.seq;
+      }
+      const part = m.data.subarray(step.from);
+      if (!(await written(stdin, part))) return null;
+      ctx.onWritten(part.length);
+      state = step.next;
+    }
+    return null;
+  } finally {
+    clearInterval(liveness);
+    attached.off('close', stop);
+    signal.removeEventListener('abort', stop);
+    void messages.stop();
+  }
+}
+
+/** Writes `data`, waiting for drain when stdin's buffer is full; false when stdin closed first (B stopped). */
+async function written(stdin: Writable, data: Uint8Array): Promise<boolean> {
+  if (stdin.destroyed) return false;
+  if (stdin.write(data)) return true;
+  const ac = new AbortController();
+  try {
+    const first = await Promise.race([
+      once(stdin, 'drain', { signal: ac.signal }).then(() => true),
+      once(stdin, 'close', { signal: ac.signal }).then(() => false),
+    ]);
+    return first;
+  } catch {
+    return false; // an error event: the attach broke
+  } finally {
+    ac.abort();
+  }
+}
+
+async function untilEnded(attached: Readable, signal: AbortSignal): Promise<void> {
+  if (attached.destroyed || attached.readableEnded) return;
+  await once(attached, 'close', { signal }).catch(() => undefined);
+}
+
+/** Commits the delivered input when its incarnation exited with 0; otherwise the next incarnation gets it again. */
+async function settle(ctx: ConsumerContext, position: PipePosition, exitCode: number | null): Promise<void> {
+  const { pipe } = ctx;
+  if (exitCode !== 0 || position.deliveredThrough === null) {
+    await writePosition(ctx.positions, pipe, { ...position, deliveredThrough: null });
+    ctx.logger.info({ pipe: pipe.id, to: pipe.to, incarnation: position.feeding, exitCode }, 'pipe consumer did not finish its input; the next incarnation gets it again');
+    return;
+  }
+  const committed = position.deliveredThrough;
+  await writePosition(ctx.positions, pipe, { committed, feeding: position.feeding, deliveredThrough: null });
+  // What is committed is never read again; its marker stays, so the producer knows that incarnation is done.
+  await ctx.jsm.streams.purge(pipe.stream, { seq: committed });
+  ctx.logger.info({ pipe: pipe.id, to: pipe.to, incarnation: position.feeding, committed }, 'pipe input committed');
+}

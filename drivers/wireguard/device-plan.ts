@@ -1,0 +1,172 @@
+// The pure half of the driver: what a network should look like, what `wg` and `ip`
+// report, and the steps from one to the other. No I/O, no secrets: the plan knows the
+// public key derived from the sealed private key, the executor opens the key itself.
+import type { Network } from '../../blueprints/schema.ts';
+import { gatewayOf, normalizeCidr, prefixLength } from './addresses.ts';
+import type { ObservedPeer } from '../contract.ts';
+
+export interface DesiredPeer {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIPs: string[];
+  persistentKeepalive: number;
+}
+
+export interface DesiredNetwork {
+  /** The node's address on the bridge, `10.88.1.1/24`. */
+  bridgeAddress: string;
+  /** Null when the network has no `wireguard` section: a node-local network. */
+  wireguard: { publicKey: string; listenPort: number; peers: DesiredPeer[] } | null;
+  /** Sent into the WireGuard interface: every peer's allowed IPs. */
+  routes: string[];
+}
+
+export interface WireguardDevice {
+  publicKey: string;
+  listenPort: number;
+  peers: ObservedPeer[];
+}
+
+/** What the executor found; parts that cannot exist (no namespace, so no bridge) are empty. */
+export interface DeviceState {
+  namespace: boolean;
+  /** Addresses of the bridge; null when there is no bridge. */
+  bridgeAddresses: string[] | null;
+  /** The WireGuard link exists in the namespace and (wireguard-go) its process runs. */
+  interfaceAlive: boolean;
+  interfaceUp: boolean;
+  device: WireguardDevice | null;
+  routes: string[];
+}
+
+export type DeviceStep =
+  | { op: 'create-namespace' }
+  | { op: 'create-bridge' }
+  | { op: 'set-bridge-address'; address: string; replaces: string[] }
+  /** Stops what is left of an interface and creates a fresh one in the namespace. */
+  | { op: 'create-interface' }
+  /** The network lost its `wireguard` section: the node-local part stays. */
+  | { op: 'delete-interface' }
+  | { op: 'set-interface'; listenPort: number }
+  | { op: 'set-peer'; peer: DesiredPeer }
+  | { op: 'remove-peer'; publicKey: string }
+  | { op: 'interface-up' }
+  | { op: 'add-route'; cidr: string }
+  | { op: 'remove-route'; cidr: string };
+
+export function desiredNetwork(n: Network, publicKey: string | null): DesiredNetwork {
+  const peers: DesiredPeer[] = (n.wireguard?.peers ?? []).map((p) => ({
+    publicKey: p.publicKey,
+    endpoint: p.endpoint ?? null,
+    allowedIPs: [...new Set(p.allowedIPs.map(normalizeCidr))].sort(),
+    persistentKeepalive: p.persistentKeepalive ?? 0,
+  }));
+  return {
+    bridgeAddress: `${gatewayOf(n.subnet)}/${prefixLength(n.subnet)}`,
+    wireguard: n.wireguard && publicKey ? { publicKey, listenPort: n.wireguard.listenPort, peers } : null,
+    routes: [...new Set(peers.flatMap((p) => p.allowedIPs))].sort(),
+  };
+}
+
+const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+
+/** Endpoints given as names are resolved by wg, so only literal ones can be compared. */
+const endpointDiffers = (want: string | null, seen: string | null) => want !== null && /^[0-9.]+:[0-9]+$/.test(want) && want !== seen;
+
+/** Peers to set (new or changed) and to remove, so that unchanged peers keep their sessions. */
+export function diffPeers(desired: DesiredPeer[], observed: ObservedPeer[]): { set: DesiredPeer[]; remove: string[] } {
+  const seen = new Map(observed.map((p) => [p.publicKey, p]));
+  const wanted = new Set(desired.map((p) => p.publicKey));
+  const set = desired.filter((p) => {
+    const o = seen.get(p.publicKey);
+    return !o || !sameSet(p.allowedIPs, o.allowedIPs.map(normalizeCidr)) || endpointDiffers(p.endpoint, o.endpoint)
+      || p.persistentKeepalive !== o.persistentKeepalive;
+  });
+  return { set, remove: observed.filter((p) => !wanted.has(p.publicKey)).map((p) => p.publicKey) };
+}
+
+/** The steps from `observed` to `desired`; none when they already agree. */
+export function planNetwork(desired: DesiredNetwork, observed: DeviceState): DeviceStep[] {
+  const steps: DeviceStep[] = [];
+  if (!observed.namespace) steps.push({ op: 'create-namespace' });
+  const bridge = observed.namespace ? observed.bridgeAddresses : null;
+  if (bridge === null) steps.push({ op: 'create-bridge' });
+  if (bridge === null || !sameSet(bridge, [desired.bridgeAddress])) {
+    steps.push({ op: 'set-bridge-address', address: desired.bridgeAddress, replaces: (bridge ?? []).filter((a) => a !== desired.bridgeAddress) });
+  }
+
+  const fresh = !observed.namespace || !observed.interfaceAlive;
+  if (desired.wireguard) {
+    const wg = desired.wireguard;
+    if (fresh) steps.push({ op: 'create-interface' });
+    const device = fresh ? null : observed.device;
+    if (!device || device.publicKey !== wg.publicKey || device.listenPort !== wg.listenPort) {
+      steps.push({ op: 'set-interface', listenPort: wg.listenPort });
+    }
+    const peers = diffPeers(wg.peers, device?.peers ?? []);
+    steps.push(...peers.remove.map((publicKey): DeviceStep => ({ op: 'remove-peer', publicKey })));
+    steps.push(...peers.set.map((peer): DeviceStep => ({ op: 'set-peer', peer })));
+    if (fresh || !observed.interfaceUp) steps.push({ op: 'interface-up' });
+  } else if (!fresh) {
+    steps.push({ op: 'delete-interface' });
+  }
+
+  const routes = fresh ? [] : observed.routes.map(normalizeCidr);
+  const wantedRoutes = desired.wireguard ? desired.routes : [];
+  steps.push(...routes.filter((r) => !wantedRoutes.includes(r)).map((cidr): DeviceStep => ({ op: 'remove-route', cidr })));
+  steps.push(...wantedRoutes.filter((r) => !routes.includes(r)).map((cidr): DeviceStep => ({ op: 'add-route', cidr })));
+  return steps;
+}
+
+/**
+ * What a container of the network routes through the node's bridge address: the
+ * whole overlay range when declared, else the peers' subnets.
+ */
+export function containerRoutes(n: Network): string[] {
+  const subnet = normalizeCidr(n.subnet);
+  const routes = n.ipRange ? [normalizeCidr(n.ipRange)] : (n.wireguard?.peers ?? []).flatMap((p) => p.allowedIPs.map(normalizeCidr));
+  return [...new Set(routes)].filter((r) => r !== subnet).sort();
+}
+
+/** Arguments of `wg set IFACE ...` for one peer (public values only). */
+export function peerArgs(peer: DesiredPeer): string[] {
+  return [
+    'peer', peer.publicKey,
+    ...(peer.endpoint ? ['endpoint', peer.endpoint] : []),
+    'allowed-ips', peer.allowedIPs.join(','),
+    'persistent-keepalive', peer.persistentKeepalive ? String(peer.persistentKeepalive) : 'off',
+  ];
+}
+
+/**
+ * Parses `wg show IFACE dump`. Its first line starts with the private key, which is
+ * dropped here and never put in an error.
+ */
+export function parseWireguardDump(text: string): WireguardDevice {
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const fields = lines.map((l) => l.split('\t'));
+  const [head, ...peerLines] = fields;
+  if (!head || head.length !== 4) throw new Error(`wg show dump: the interface line has ${head?.length ?? 0} fields, expected 4`);
+  const num = (value: string | undefined, what: string, line: number) => {
+    const n = value === 'off' ? 0 : Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`wg show dump: line ${line}: ${what} is not a number`);
+    return n;
+  };
+  return {
+    publicKey: head[1] ?? '',
+    listenPort: num(head[2], 'listen port', 1),
+    peers: peerLines.map((f, i) => {
+      const line = i + 2;
+      if (f.length !== 8) throw new Error(`wg show dump: line ${line} has ${f.length} fields, expected 8`);
+      return {
+        publicKey: f[0] ?? '',
+        endpoint: f[2] === '(none)' ? null : (f[2] ?? null),
+        allowedIPs: f[3] === '(none)' ? [] : (f[3] ?? '').split(','),
+        latestHandshake: num(f[4], 'latest handshake', line),
+        rxBytes: num(f[5], 'rx bytes', line),
+        txBytes: num(f[6], 'tx bytes', line),
+        persistentKeepalive: num(f[7], 'persistent keepalive', line),
+      };
+    }),
+  };
+}
