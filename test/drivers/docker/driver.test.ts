@@ -1,4 +1,5 @@
-// DockerDriver against the real dockerd.
+// DockerDriver against the real dockerd: what the conformance suite
+// (test/drivers/conformance/docker.test.ts) does not cover.
 import t from 'tap';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { randomBytes } from 'node:crypto';
@@ -62,8 +63,6 @@ async function readUntil(stream: Readable, done: (text: string) => boolean, what
 
 t.test('fingerprint reports the engine and API versions', async (t) => {
   const f = await driver.fingerprint();
-  t.equal(f.available, true);
-  t.equal(f.kind, 'container');
   t.match(f.version, /^\d+\.\d+/);
   t.match(f.details.apiVersion, /^1\.\d+$/);
 });
@@ -119,7 +118,6 @@ t.test('list finds ours and only ours', async (t) => {
   t.ok(listed.some((o) => o.id === spec.id), 'ours is listed');
   t.notOk(listed.some((o) => o.id.includes('forged') || o.id.includes('plain')), 'others are not');
   t.ok(listed.every((o) => o.node === NODE));
-  t.same(await driver.list(`other${process.pid}`), []);
   t.equal(await driver.inspect(`forged-${NODE}`), null, 'inspect of a container that is not ours says null');
 });
 
@@ -177,16 +175,6 @@ t.test('attach: bytes written to stdin of cat come back byte-exact', async (t) =
   await waitFor(() => received >= sent.length, { timeoutMs: 20_000, what: 'the bytes echoed back' });
   t.ok(Buffer.concat(chunks).equals(sent), 'byte-exact');
   io.stdin.destroy();
-});
-
-t.test('remove is idempotent', async (t) => {
-  const spec = specOf('gone');
-  await driver.ensure(spec);
-  await driver.remove(spec.id);
-  t.equal(await driver.inspect(spec.id), null);
-  await driver.remove(spec.id);
-  await driver.stop(spec.id, 1000);
-  t.pass('removing and stopping a missing container is fine');
 });
 
 t.test('a failing health command makes it unhealthy', async (t) => {
