@@ -15,6 +15,11 @@ const definition = normalizeWorkload({ name: 'probe', kind: 'container', image: 
 await driverConformance(t, {
   node: 'fake-node',
   makeDriver: () => new FakeDriver({ stateFile: join(dir, 'state.json') }),
+  makeUnreachableDriver: () => {
+    const driver = new FakeDriver();
+    driver.setUnavailable('the fake engine is down');
+    return driver;
+  },
   spec: () => ({ node: 'fake-node', owner: 'ed25519:fake', blueprint: 'conformance', workload: 'probe', id: 'zone-conformance-probe', specHash: specHash(definition), definition }),
   // It runs no command: its log is the workload's state, its attach a loop.
   readyText: 'probe running',

@@ -36,6 +36,11 @@ await driverConformance(t, {
     drivers.push(driver);
     return driver;
   },
+  makeUnreachableDriver: () => {
+    const driver = new LibvirtDriver(ctx, { uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' });
+    drivers.push(driver);
+    return driver;
+  },
   spec: () => {
     const definition = normalizeWorkload({
       name: 'probe', kind: 'vm', image: 'zone/busybox', resources: { memory: '128Mi' },

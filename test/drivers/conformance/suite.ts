@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Test } from 'tap';
-import type { Driver, DriverEvent, ObservedWorkload, WorkloadSpec } from '../../../drivers/contract.ts';
+import { EngineUnavailableError, type Driver, type DriverEvent, type ObservedWorkload, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 export interface DriverHarness {
@@ -20,6 +20,8 @@ export interface DriverHarness {
    * an appliance restart (adopt); the harness closes and cleans up what it makes.
    */
   makeDriver(): Driver;
+  /** A driver of the same kind pointed at an engine that is not there (a socket nobody listens on). */
+  makeUnreachableDriver?(): Driver;
   /**
    * The workload of the cases: once running it prints the content of /zone/hello if there
    * is one, then READY_TEXT, then answers each line on its stdin (or console) with
@@ -67,6 +69,25 @@ export async function driverConformance(t: Test, harness: DriverHarness): Promis
     t.match(f, { kind: driver.kind, available: true });
     t.same(f.capabilities, driver.capabilities);
   });
+
+  if (harness.makeUnreachableDriver) {
+    const makeUnreachable = harness.makeUnreachableDriver;
+    await t.test('without its engine: fingerprint says why, calls throw EngineUnavailableError, watch reports the engine down', async (t) => {
+      const away = makeUnreachable();
+      const seen: DriverEvent[] = [];
+      const stop = away.watch((e) => seen.push(e));
+      const f = await away.fingerprint();
+      t.match(f, { kind: driver.kind, available: false, reason: /\S/ });
+      t.same(f.capabilities, driver.capabilities, 'the capabilities are declared all the same');
+      await t.rejects(away.ensure(spec), EngineUnavailableError);
+      await t.rejects(away.inspect(spec.id), EngineUnavailableError);
+      await t.rejects(away.list(harness.node), EngineUnavailableError);
+      const engine = await waitFor(() => seen.find((e) => e.type === 'engine'), { timeoutMs: harness.eventMs, what: 'the engine event' });
+      t.match(engine, { type: 'engine', available: false });
+      stop();
+      await away.close();
+    });
+  }
 
   await t.test('a workload that does not exist: inspect says null, stop and remove do nothing', async (t) => {
     t.equal(await driver.inspect(spec.id), null);

@@ -10,7 +10,7 @@ import { text } from 'node:stream/consumers';
 import Docker from 'dockerode';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import { EngineUnavailableError, WorkloadSpecError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { WorkloadSpecError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
@@ -67,13 +67,9 @@ t.test('fingerprint reports the engine and API versions', async (t) => {
   t.match(f.details.apiVersion, /^1\.\d+$/);
 });
 
-t.test('without dockerd: fingerprint says why, calls throw EngineUnavailableError', async (t) => {
+t.test('without dockerd, the fingerprint says where it was looked for', async (t) => {
   const absent = new DockerDriver(ctx, { socketPath: `/run/zone-no-dockerd-${process.pid}.sock` });
-  const f = await absent.fingerprint();
-  t.equal(f.available, false);
-  t.match(f.reason, /dockerd not reachable at \/run\/zone-no-dockerd/);
-  await t.rejects(absent.ensure(specOf('absent')), EngineUnavailableError);
-  await t.rejects(absent.list(NODE), EngineUnavailableError);
+  t.match(await absent.fingerprint(), { available: false, reason: /dockerd not reachable at \/run\/zone-no-dockerd/ });
   await absent.close();
 });
 
