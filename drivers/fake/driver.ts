@@ -10,6 +10,7 @@ import {
   EngineUnavailableError, WorkloadSpecError,
   type AttachedStreams, type Capabilities, type Driver, type DriverEvent, type Fingerprint, type HealthState, type LogOptions, type ObservedWorkload, type WorkloadSpec,
 } from '../contract.ts';
+import { nameClash, sameWorkload } from '../names.ts';
 
 export interface FakeDriverOptions {
   kind?: string;
@@ -68,6 +69,8 @@ export class FakeDriver implements Driver {
     }
     if (this.rejectedImages.has(spec.definition.image)) throw new WorkloadSpecError(spec.workload, 'image', `image ${spec.definition.image} not found`);
     let w = this.workloads.get(spec.id);
+    // As real engines' drivers: a thing of another identity under this name is never adopted.
+    if (w && !sameWorkload(w, spec)) throw nameClash(spec, 'fake workload', w);
     if (!w) {
       this.calls.create++;
       w = {

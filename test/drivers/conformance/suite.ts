@@ -118,6 +118,12 @@ export async function driverConformance(t: Test, harness: DriverHarness): Promis
     t.match(await driver.inspect(spec.id), { specHash: spec.specHash, startedAt: first?.startedAt });
   });
 
+  await t.test('ensure of another workload whose name it holds is refused: it is neither adopted nor touched', async (t) => {
+    const intruder = { ...spec, owner: `${spec.owner}-other` };
+    await t.rejects(driver.ensure(intruder), { code: 'WORKLOAD_SPEC', field: 'name' });
+    t.match(await driver.inspect(spec.id), { owner: spec.owner, state: 'running', startedAt: first?.startedAt });
+  });
+
   await t.test('inspect reads it back as ensure returned it', async (t) => {
     t.match(await driver.inspect(spec.id), { ...identityOf(spec), state: 'running', startedAt: first?.startedAt });
   });
