@@ -210,7 +210,8 @@ function sharedMountWith(t: Test, name: string, content: string): string {
   execFileSync('mount', ['--bind', dir, dir]);
   execFileSync('mount', ['--make-shared', dir]);
   t.teardown(() => {
-    execFileSync('umount', [dir]);
+    // Lazy: a container that still holds it (a failed case) does not keep it from going.
+    execFileSync('umount', ['--lazy', dir]);
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
