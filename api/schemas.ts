@@ -26,6 +26,11 @@ export const NodeInfoSchema = Type.Object({
     reason: Type.Optional(Type.String()),
     version: Type.Optional(Type.String()),
     details: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+    capabilities: Type.Optional(Type.Object({
+      attach: Type.Boolean({ description: 'attach joins the main process\'s stdio (pipes need it)' }),
+      console: Type.Boolean({ description: 'attach is the machine\'s console' }),
+      mount: Type.Boolean({ description: 'the workload sees the pseudokernel\'s /zone' }),
+    }, { description: 'what a workload driver can do (the network driver and the pseudokernel have none)' })),
   })),
   capacity: Type.Object({ total: CapacityShape, reserved: CapacityShape, free: CapacityShape }),
 }, { $id: 'NodeInfo' });

@@ -51,6 +51,20 @@ export interface ObservedWorkload extends WorkloadIdentity {
   pid?: number;
 }
 
+/**
+ * What a workload driver can do beyond the contract's core (ensure, stop, inspect, list,
+ * remove, watch, logs): callers test these, never the driver's kind. One boolean per
+ * ability, so a new one (exec, next) is a new field.
+ */
+export interface Capabilities {
+  /** attach() joins the main process's stdin and stdout (with `replay`, from its first byte): what pipes need. */
+  attach: boolean;
+  /** attach() is an interactive console of the machine (a serial line), not the main process's stdio. */
+  console: boolean;
+  /** The spec's `zoneMount` reaches the workload at /zone (the pseudokernel's mount). */
+  mount: boolean;
+}
+
 export interface Fingerprint {
   kind: string;
   available: boolean;
@@ -59,6 +73,8 @@ export interface Fingerprint {
   version?: string;
   /** Facts of the engine worth showing in GET /v1/node (api version, accelerator, ...). */
   details: Record<string, string | number | boolean>;
+  /** A workload driver's (the network driver and the pseudokernel have none). */
+  capabilities?: Capabilities;
 }
 
 export type DriverEvent =
@@ -134,7 +150,9 @@ export class WorkloadSpecError extends Error {
 export interface Driver {
   /** The workload kind it runs (`container`, `vm`). */
   readonly kind: string;
-  fingerprint(): Promise<Fingerprint>;
+  /** What it can do; the same whether its engine is up or not, and in its fingerprint. */
+  readonly capabilities: Readonly<Capabilities>;
+  fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }>;
   /**
    * Idempotent create-and-start: creates it when missing, starts it when stopped, and
    * returns what runs. It never replaces one whose specHash differs: the engine plans that.
@@ -150,6 +168,7 @@ export interface Driver {
   /** Subscribes to events (reconnecting on its own); returns the unsubscribe function. */
   watch(listener: (event: DriverEvent) => void): () => void;
   logs(id: string, options: LogOptions): Promise<Readable>;
+  /** The main process's stdio (capability `attach`) or the machine's console (`console`); throws with neither. */
   attach(id: string, options?: AttachOptions): Promise<AttachedStreams>;
   close(): Promise<void>;
 }

@@ -176,11 +176,12 @@ export class Pseudokernel {
   }
 
   /**
-   * The reconciler's prepare hook: a container gets its /zone mounted (when not already)
-   * and `zoneMount` set. Any failure is logged and the container is made without /zone.
+   * The reconciler's prepare hook: a workload whose driver declares `mount` gets its
+   * /zone mounted (when not already) and `zoneMount` set. Any failure is logged and the
+   * workload is made without /zone.
    */
   async prepare(spec: WorkloadSpec): Promise<WorkloadSpec> {
-    if (spec.definition.kind !== 'container' || !this.nc || !this.zoneRoot) return spec;
+    if (!this.o.drivers.get(spec.definition.kind)?.capabilities.mount || !this.nc || !this.zoneRoot) return spec;
     let mount = this.mounts.get(spec.id);
     if (!mount) {
       mount = this.mountFor(spec, this.zoneRoot);

@@ -24,11 +24,17 @@ export function register(program: Command): void {
         `version   ${info.version} (up ${info.uptimeSeconds} s)`,
         `signing   ${info.signingKey}`,
         `box key   ${info.boxKey}   (zone seal --node-key ...)`,
-        ...info.drivers.map((d) => `driver    ${d.kind.padEnd(10)} ${d.available ? `available ${d.version ?? ''}`.trim() : `UNAVAILABLE: ${d.reason ?? 'no reason'}`}`),
+        ...info.drivers.map((d) => `driver    ${d.kind.padEnd(10)} ${d.available ? `available ${d.version ?? ''}`.trim() : `UNAVAILABLE: ${d.reason ?? 'no reason'}`}${capabilitiesOf(d)}`),
         `cpus      total ${total.cpus}, reserved ${reserved.cpus}, free ${free.cpus}`,
         `memory    total ${gib(total.memoryBytes)}, reserved ${gib(reserved.memoryBytes)}, free ${gib(free.memoryBytes)}`,
         `disk      total ${gib(total.diskBytes)}, reserved ${gib(reserved.diskBytes)}, free ${gib(free.diskBytes)}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
     }));
+}
+
+/** What a workload driver declares it can do, as `  (attach, mount)`; nothing for the others. */
+function capabilitiesOf(driver: { capabilities?: object }): string {
+  const names = Object.entries(driver.capabilities ?? {}).filter(([, on]) => on === true).map(([name]) => name);
+  return names.length > 0 ? `  (${names.join(', ')})` : '';
 }

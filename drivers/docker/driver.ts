@@ -4,7 +4,7 @@
 import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
-  WorkloadSpecError, type AttachOptions, type AttachedStreams, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
+  WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
   type ObservedWorkload, type WorkloadSpec,
 } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
@@ -48,6 +48,7 @@ const DEFAULT_REMOVE_GRACE_MS = 10_000;
 
 export class DockerDriver implements Driver {
   readonly kind = 'container';
+  readonly capabilities: Readonly<Capabilities> = { attach: true, console: false, mount: true };
   private readonly docker: Docker;
   private readonly socketPath: string;
   private readonly events: DockerEventFeed;
@@ -71,7 +72,8 @@ export class DockerDriver implements Driver {
     });
   }
 
-  async fingerprint(): Promise<Fingerprint> {
+  async fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }> {
+    const capabilities = { ...this.capabilities };
     try {
       const [version, info] = await Promise.all([this.docker.version(), this.docker.info() as Promise<Record<string, unknown>>]);
       const details: Record<string, string | number | boolean> = { apiVersion: version.ApiVersion, os: version.Os, arch: version.Arch };
@@ -79,10 +81,10 @@ export class DockerDriver implements Driver {
         const value = info[field];
         if (typeof value === 'string') details[key] = value;
       }
-      return { kind: this.kind, available: true, version: version.Version, details };
+      return { kind: this.kind, available: true, version: version.Version, details, capabilities };
     } catch (err) {
       const reason = isUnreachable(err) ? `dockerd not reachable at ${this.socketPath}: ${dockerMessageOf(err)}` : `dockerd answered with an error: ${dockerMessageOf(err)}`;
-      return { kind: this.kind, available: false, reason, details: {} };
+      return { kind: this.kind, available: false, reason, details: {}, capabilities };
     }
   }
 

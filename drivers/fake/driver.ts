@@ -8,11 +8,14 @@ import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   EngineUnavailableError, WorkloadSpecError,
-  type AttachedStreams, type Driver, type DriverEvent, type Fingerprint, type HealthState, type LogOptions, type ObservedWorkload, type WorkloadSpec,
+  type AttachedStreams, type Capabilities, type Driver, type DriverEvent, type Fingerprint, type HealthState, type LogOptions, type ObservedWorkload, type WorkloadSpec,
 } from '../contract.ts';
+import { nameClash, sameWorkload } from '../names.ts';
 
 export interface FakeDriverOptions {
   kind?: string;
+  /** What it declares; attach (a loop: stdin comes back on stdout) by default. */
+  capabilities?: Partial<Capabilities>;
   /** Keep the workloads in this JSON file (written on every change). */
   stateFile?: string;
   /** Simulated engine latency of `ensure`. */
@@ -21,6 +24,7 @@ export interface FakeDriverOptions {
 
 export class FakeDriver implements Driver {
   readonly kind: string;
+  readonly capabilities: Readonly<Capabilities>;
   private readonly workloads = new Map<string, ObservedWorkload>();
   private readonly listeners = new Set<(event: DriverEvent) => void>();
   private unavailableReason: string | null = null;
@@ -33,6 +37,7 @@ export class FakeDriver implements Driver {
 
   constructor(private readonly options: FakeDriverOptions = {}) {
     this.kind = options.kind ?? 'container';
+    this.capabilities = { attach: true, console: false, mount: false, ...options.capabilities };
     if (options.stateFile) {
       try {
         for (const w of JSON.parse(readFileSync(options.stateFile, 'utf8')) as ObservedWorkload[]) this.workloads.set(w.id, w);
@@ -44,8 +49,11 @@ export class FakeDriver implements Driver {
 
   // --- the Driver contract ---
 
-  async fingerprint(): Promise<Fingerprint> {
-    return { kind: this.kind, available: this.unavailableReason === null, ...(this.unavailableReason ? { reason: this.unavailableReason } : {}), version: 'fake', details: {} };
+  async fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }> {
+    return {
+      kind: this.kind, available: this.unavailableReason === null, ...(this.unavailableReason ? { reason: this.unavailableReason } : {}),
+      version: 'fake', details: {}, capabilities: { ...this.capabilities },
+    };
   }
 
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
@@ -61,6 +69,8 @@ export class FakeDriver implements Driver {
     }
     if (this.rejectedImages.has(spec.definition.image)) throw new WorkloadSpecError(spec.workload, 'image', `image ${spec.definition.image} not found`);
     let w = this.workloads.get(spec.id);
+    // As real engines' drivers: a thing of another identity under this name is never adopted.
+    if (w && !sameWorkload(w, spec)) throw nameClash(spec, 'fake workload', w);
     if (!w) {
       this.calls.create++;
       w = {
@@ -117,6 +127,7 @@ export class FakeDriver implements Driver {
 
   async attach(id: string): Promise<AttachedStreams> {
     this.check();
+    if (!this.capabilities.attach && !this.capabilities.console) throw new Error(`the fake ${this.kind} driver declares no attach`);
     if (!this.workloads.has(id)) throw new Error(`no workload ${id}`);
     const loop = new PassThrough();
     return { stdin: loop, stdout: loop };

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
@@ -67,6 +67,8 @@ const probes = new Map<string, Promise<AcceleratorProbe>>();
 
 export class LibvirtDriver implements Driver {
   readonly kind = 'vm';
+  /** attach() is the serial console; the guest has no /zone yet. */
+  readonly capabilities: Readonly<Capabilities> = { attach: false, console: true, mount: false };
   private readonly uri: string;
   private readonly kernel: string;
   private readonly root: string;
@@ -89,13 +91,14 @@ export class LibvirtDriver implements Driver {
       : null;
   }
 
-  async fingerprint(): Promise<Fingerprint> {
-    if (this.setupProblem) return { kind: this.kind, available: false, reason: this.setupProblem, details: { uri: this.uri } };
+  async fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }> {
+    const capabilities = { ...this.capabilities };
+    if (this.setupProblem) return { kind: this.kind, available: false, reason: this.setupProblem, details: { uri: this.uri }, capabilities };
     let host: Awaited<ReturnType<Hypervisor['nodeGetInfo']>>;
     try {
       host = await this.call((hv) => hv.nodeGetInfo());
     } catch (err) {
-      return { kind: this.kind, available: false, reason: libvirtMessageOf(err), details: { uri: this.uri } };
+      return { kind: this.kind, available: false, reason: libvirtMessageOf(err), details: { uri: this.uri }, capabilities };
     }
     const probe = await this.accelerator();
     const kernelPresent = await exists(this.kernel);
@@ -112,7 +115,7 @@ export class LibvirtDriver implements Driver {
       kernelPresent,
     };
     if (qemuVersion) details.qemuVersion = qemuVersion;
-    return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details };
+    return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details, capabilities };
   }
 
   async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {

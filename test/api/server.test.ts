@@ -101,6 +101,14 @@ t.test('logs are streamed', async (t) => {
   t.equal(res.text, 'a running\n');
 });
 
+t.test('GET /v1/node lists each driver with its details and, for workload drivers, the capabilities it declares', async (t) => {
+  const n = await startNode(t);
+  const { status, json } = await call(`${n.url}/v1/node`);
+  t.equal(status, 200);
+  const drivers = json.drivers as { kind: string; capabilities?: unknown }[];
+  t.match(drivers.find((d) => d.kind === 'container'), { available: true, version: 'fake', details: {}, capabilities: { attach: true, console: false, mount: false } });
+});
+
 t.test('with read protection, reads need a fresh token of a trusted key, for this node, method and path, once; writes and health do not', async (t) => {
   const reader = generateSigningKeyPair();
   const n = await startNode(t, { readToken: { keys: [reader.publicKey], maxTtlSeconds: 60 } });

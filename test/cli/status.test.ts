@@ -31,7 +31,7 @@ t.test('status, node, events and logs show what the node holds', async (t) => {
 
   const node = await zone(['node'], n.url);
   t.match(node.stdout, new RegExp(`^node +${n.appliance.identity.id}\n`));
-  t.match(node.stdout, /driver +container +available fake/);
+  t.match(node.stdout, /driver +container +available fake +\(attach\)\n/, 'with what the driver can do');
   t.match(node.stdout, /memory +total 8\.0 GiB/);
 
   const events = await zone(['events', '--blueprint', 'shop'], n.url);

@@ -162,8 +162,8 @@ export class PipeRunner {
     const workload = this.o.locate(end);
     if (!workload) return 'nothing';
     this.watch(workload.driver);
-    // The Docker driver's attach gives what pipes need (held stdout, StdinOnce); others do not yet.
-    if (workload.driver.kind !== 'container') throw new Error(`pipes join containers only: ${end.workload} is a ${workload.driver.kind}`);
+    // Pipes join the main process's stdio (a held stdout, StdinOnce): a console is not that.
+    if (!workload.driver.capabilities.attach) throw new Error(`pipes join workloads whose driver attaches to stdio: ${end.workload} runs on the ${workload.driver.kind} driver, which does not`);
     const { jsm, positions } = await this.connected();
     if (!loop.streamReady) await ensurePipeStream(jsm, end);
     loop.streamReady = true;

@@ -1,4 +1,5 @@
-// DockerDriver against the real dockerd.
+// DockerDriver against the real dockerd: what the conformance suite
+// (test/drivers/conformance/docker.test.ts) does not cover.
 import t from 'tap';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,7 @@ import { text } from 'node:stream/consumers';
 import Docker from 'dockerode';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import { EngineUnavailableError, WorkloadSpecError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { WorkloadSpecError, type DriverContext, type DriverEvent, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { DEFAULT_SECRETS_ROOT } from '../../../drivers/docker/secrets.ts';
 import { LABELS } from '../../../drivers/docker/spec.ts';
@@ -62,19 +63,13 @@ async function readUntil(stream: Readable, done: (text: string) => boolean, what
 
 t.test('fingerprint reports the engine and API versions', async (t) => {
   const f = await driver.fingerprint();
-  t.equal(f.available, true);
-  t.equal(f.kind, 'container');
   t.match(f.version, /^\d+\.\d+/);
   t.match(f.details.apiVersion, /^1\.\d+$/);
 });
 
-t.test('without dockerd: fingerprint says why, calls throw EngineUnavailableError', async (t) => {
+t.test('without dockerd, the fingerprint says where it was looked for', async (t) => {
   const absent = new DockerDriver(ctx, { socketPath: `/run/zone-no-dockerd-${process.pid}.sock` });
-  const f = await absent.fingerprint();
-  t.equal(f.available, false);
-  t.match(f.reason, /dockerd not reachable at \/run\/zone-no-dockerd/);
-  await t.rejects(absent.ensure(specOf('absent')), EngineUnavailableError);
-  await t.rejects(absent.list(NODE), EngineUnavailableError);
+  t.match(await absent.fingerprint(), { available: false, reason: /dockerd not reachable at \/run\/zone-no-dockerd/ });
   await absent.close();
 });
 
@@ -119,7 +114,6 @@ t.test('list finds ours and only ours', async (t) => {
   t.ok(listed.some((o) => o.id === spec.id), 'ours is listed');
   t.notOk(listed.some((o) => o.id.includes('forged') || o.id.includes('plain')), 'others are not');
   t.ok(listed.every((o) => o.node === NODE));
-  t.same(await driver.list(`other${process.pid}`), []);
   t.equal(await driver.inspect(`forged-${NODE}`), null, 'inspect of a container that is not ours says null');
 });
 
@@ -177,16 +171,6 @@ t.test('attach: bytes written to stdin of cat come back byte-exact', async (t) =
   await waitFor(() => received >= sent.length, { timeoutMs: 20_000, what: 'the bytes echoed back' });
   t.ok(Buffer.concat(chunks).equals(sent), 'byte-exact');
   io.stdin.destroy();
-});
-
-t.test('remove is idempotent', async (t) => {
-  const spec = specOf('gone');
-  await driver.ensure(spec);
-  await driver.remove(spec.id);
-  t.equal(await driver.inspect(spec.id), null);
-  await driver.remove(spec.id);
-  await driver.stop(spec.id, 1000);
-  t.pass('removing and stopping a missing container is fine');
 });
 
 t.test('a failing health command makes it unhealthy', async (t) => {

@@ -7,24 +7,18 @@ import { waitFor } from '../../helpers/wait.ts';
 const definition = normalizeWorkload({ name: 'w', kind: 'container', image: 'zone/busybox' });
 const spec: WorkloadSpec = { node: 'n', owner: 'o', blueprint: 'b', workload: 'w', id: 'zone-b-w-00000000', specHash: specHash(definition), definition };
 
-t.test('the fake driver keeps the contract: idempotent ensure, list by node, remove, events', async (t) => {
+// The contract's cases are in test/drivers/conformance/fake.test.ts; these are the test controls.
+t.test('a crash exits it with its code and says so; ensure starts it again', async (t) => {
   const d = new FakeDriver();
   const events: DriverEvent[] = [];
   d.watch((e) => events.push(e));
-  const first = await d.ensure(spec);
-  const second = await d.ensure(spec);
-  t.equal(first.state, 'running');
-  t.equal(second.startedAt, first.startedAt, 'ensure on a running one changes nothing');
-  t.equal(d.calls.create, 1);
-  t.same((await d.list('n')).map((w) => w.id), [spec.id]);
-  t.same(await d.list('other'), []);
-  d.crash(spec.id, 7);
-  t.match(await d.inspect(spec.id), { state: 'exited', exitCode: 7 });
-  await d.remove(spec.id);
-  await d.remove(spec.id);
-  t.equal(await d.inspect(spec.id), null);
+  await d.ensure(spec);
+  d.crash(spec.id, 7, true);
+  t.match(await d.inspect(spec.id), { state: 'exited', exitCode: 7, oomKilled: true });
+  t.match(await d.ensure(spec), { state: 'running', exitCode: null, oomKilled: false });
+  t.same(d.calls, { ensure: 2, create: 1, start: 2, stop: 0, remove: 0, list: 0 });
   await waitFor(() => events.length === 3, { timeoutMs: 1000, what: 'events' });
-  t.same(events.map((e) => e.type), ['started', 'exited', 'removed']);
+  t.match(events, [{ type: 'started' }, { type: 'exited', exitCode: 7, oomKilled: true }, { type: 'started' }]);
 });
 
 t.test('an unavailable fake engine throws EngineUnavailableError until it is back', async (t) => {

@@ -191,15 +191,15 @@ t.test('a producer that lost its attach takes up from the container log without 
   t.equal(Buffer.concat(chunks).toString(), Array.from({ length: 6000 }, (_, i) => `${i + 1}\n`).join(''), 'the stream holds the incarnation once, in order');
 });
 
-t.test('an end on a VM is reported in the stats, not run', async (t) => {
-  const vms = new PipeRunner({ nc, logger, resyncMs: 1000, locate: () => ({ driver: new FakeDriver({ kind: 'vm' }), id: 'zone-video-detector-00000000' }) });
+t.test('an end on a workload whose driver cannot attach to stdio (a VM) is reported in the stats, not run', async (t) => {
+  const vms = new PipeRunner({ nc, logger, resyncMs: 1000, locate: () => ({ driver: new FakeDriver({ kind: 'vm', capabilities: { attach: false, console: true } }), id: 'zone-video-detector-00000000' }) });
   t.teardown(() => vms.stop());
   await vms.setEnds(localPipeEnds(NODE, { name: 'video', owner: OWNER, pipes: [{ from: 'n2/cams/camera.stdout', to: 'detector.stdin' }] }));
   const [stats] = await waitFor(async () => {
     const all = await vms.stats();
     return all[0]?.state === 'error' && all;
   }, { timeoutMs: 10_000, what: 'the VM end reported' });
-  t.match(stats, { role: 'consume', to: `${NODE}/video/detector.stdin`, error: /pipes join containers only: detector is a vm/, bytesConsumed: 0 });
+  t.match(stats, { role: 'consume', to: `${NODE}/video/detector.stdin`, error: /pipes join workloads whose driver attaches to stdio: detector runs on the vm driver, which does not/, bytesConsumed: 0 });
   await vms.setEnds([]);
   t.same(await vms.stats(), [], 'dropped ends are stopped');
 });
