@@ -15,6 +15,7 @@ import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
 import { nodeRoutes } from './routes/node.ts';
+import { volumeRoutes } from './routes/volumes.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { StreamSlots } from './stream-slots.ts';
 
@@ -95,6 +96,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
 
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
   await app.register(blueprintRoutes(appliance, metrics, logFollows, options.parsing), { prefix: '/v1/blueprints' });
+  await app.register(volumeRoutes(appliance), { prefix: '/v1/volumes' });
   await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
   await app.register(metricsRoutes(metrics));

@@ -11,7 +11,7 @@ import { restartPath } from './pseudokernel/proc/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
-import type { NetworkDriver } from '../drivers/contract.ts';
+import type { NetworkDriver, VolumeProvider } from '../drivers/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
@@ -28,7 +28,8 @@ import { createLogger } from './logger.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
-import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
+import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
+import { volumesOf } from './engine/volume-sync.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -39,6 +40,8 @@ export interface ApplianceOptions {
   drivers: (ctx: DriverContext) => Driver[];
   /** The overlay network driver (see appliance/drivers.ts); none: blueprints' networks are not made here. */
   networks?: (ctx: DriverContext) => NetworkDriver;
+  /** The volume provider (see appliance/drivers.ts); none: blueprints' volumes are not made here. */
+  volumes?: (ctx: DriverContext) => VolumeProvider;
   /**
    * Runs the pseudokernel (a local nats-server at `config.nats`; the workloads' process
    * rows, a /zone in every container, the blueprints' pipes); none: the node runs without
@@ -147,6 +150,19 @@ export class ZoneAppliance implements Appliance {
     return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));
   }
 
+  async listVolumes(owner?: string): Promise<VolumeStatus[]> {
+    const sync = this.reconciler.volumes;
+    if (!sync) return [];
+    const desired = desiredWorkloads(this.identity.id, this.liveStored());
+    const retentionMs = this.options.config.volumes.retentionMs;
+    return (await sync.list()).filter((v) => owner === undefined || v.owner === owner).map((v) => ({
+      name: v.volume, owner: v.owner, blueprint: v.blueprint, kind: v.kind, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes,
+      attachedTo: desired.filter((d) => d.owner === v.owner && d.blueprint === v.blueprint && volumesOf(d).includes(v.volume)).map((d) => d.workload),
+      state: v.releasedAt !== null ? 'released' : v.path === null ? 'unmounted' : 'ready',
+      deleteAt: v.releasedAt === null ? null : new Date(new Date(v.releasedAt).getTime() + retentionMs).toISOString(),
+    }));
+  }
+
   getBlueprint(name: string, owner?: string): BlueprintStatus | null {
     const found = this.store.blueprints().filter((b) => b.name === name && (owner === undefined || b.owner === owner));
     if (found.length > 1) throw new ZoneError('INVALID', `${found.length} owners have a blueprint named ${name}: give the owner`, '/owner');
@@ -246,8 +262,12 @@ export class ZoneAppliance implements Appliance {
 
   /** What admitted blueprints reserve: neither tombstones nor expired ones hold capacity. */
   private liveDocuments(): Blueprint[] {
+    return this.liveStored().map((b) => b.document);
+  }
+
+  private liveStored(): StoredBlueprint[] {
     const now = this.now();
-    return this.store.blueprints().filter((b) => isLive(b, now)).map((b) => b.document);
+    return this.store.blueprints().filter((b) => isLive(b, now));
   }
 
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {
@@ -284,6 +304,7 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;
+  const volumes = options.volumes?.(ctx) ?? null;
   let pseudokernel: Pseudokernel | null = null;
   if (options.pseudokernel) {
     pseudokernel = new Pseudokernel({
@@ -296,6 +317,7 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   const pk = pseudokernel;
   const reconciler = new Reconciler({
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
+    ...(volumes ? { volumes: { provider: volumes, retentionMs: config.volumes.retentionMs } } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.clock ? { clock: options.clock } : {}),

@@ -11,6 +11,7 @@ import { generateSigningKeyPair } from '../lib/ed25519.ts';
 import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from '../lib/errors.ts';
+import { DURATION_PATTERN, parseDuration } from '../blueprints/units.ts';
 import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/nats/owner-quota.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats/server-config.ts';
 import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
@@ -83,6 +84,9 @@ export const NodeConfigFile = Type.Object({
     owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
     zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
   }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
+  volumes: Type.Optional(Type.Object({
+    retention: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how long a volume no blueprint lists any more keeps its data before it is deleted (default 24h); listed again within it, the data returns' })),
+  }, { additionalProperties: false, description: 'the blueprints\' volumes on this node' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -104,6 +108,8 @@ export interface NodeConfig {
   /** The node's services workloads may reach; the others' ports are closed to them. */
   firewall: { open: OpenableService[] };
   limits: NodeLimits;
+  /** How long a released volume keeps its data. */
+  volumes: { retentionMs: number };
   logLevel: string;
 }
 
@@ -138,6 +144,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
 };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
+export const DEFAULT_VOLUME_RETENTION = '24h';
 const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
 export const TRUST_POLICY_FILE = 'trust-policy.json';
 export const OPERATOR_KEY_FILE = 'operator.key';
@@ -199,6 +206,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN, dataDir),
     firewall: { open: file.firewall?.open ?? [] },
     limits: limitsOf(file.limits, filePath),
+    volumes: { retentionMs: parseDuration(file.volumes?.retention ?? DEFAULT_VOLUME_RETENTION) },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }

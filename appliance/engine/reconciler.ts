@@ -15,6 +15,8 @@ import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffP
 import { desiredWorkloads, expiryOf, isLive } from './desired.ts';
 import { NetworkSync } from './networks.ts';
 import { planSteps, type Observed, type Step } from './plan.ts';
+import type { VolumeProvider } from '../../drivers/contract.ts';
+import { VolumeSync } from './volume-sync.ts';
 
 export interface ReconcilerOptions {
   node: string;
@@ -30,6 +32,8 @@ export interface ReconcilerOptions {
    * says how (the pseudokernel mounts its /zone and sets `zoneMount`). Must not throw.
    */
   prepare?: (spec: WorkloadSpec) => Promise<WorkloadSpec>;
+  /** Makes the blueprints' volumes real (MERGE issue 16: volume -> workload in the graph); none: volumes are not served here. */
+  volumes?: { provider: VolumeProvider; retentionMs: number };
   /** Told the stored blueprints at the end of every pass (the pseudokernel runs their pipes). Must not throw. */
   passed?: (blueprints: readonly StoredBlueprint[]) => void;
   backoff?: BackoffPolicy;
@@ -63,6 +67,7 @@ export class Reconciler {
   /** Why a kind cannot be asked now, from the last pass. */
   private readonly unavailable = new Map<string, string>();
   private readonly networks: NetworkSync | null;
+  readonly volumes: VolumeSync | null;
   private readonly clock: () => Date;
   /** Blueprint versions whose expiry has been told (an event), by owner/name@version. */
   private readonly expired = new Set<string>();
@@ -70,6 +75,7 @@ export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {
     this.limit = pLimit(o.concurrency ?? 8);
     this.networks = o.networks ? new NetworkSync(o.node, o.networks, o.logger) : null;
+    this.volumes = o.volumes ? new VolumeSync({ node: o.node, ...o.volumes, store: o.store, events: o.events, logger: o.logger, wakeAt: (at) => this.wakeAt(at) }) : null;
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
     this.clock = o.clock ?? (() => new Date());
     for (const r of o.store.workloads()) this.records.set(r.id, r);
@@ -162,6 +168,8 @@ export class Reconciler {
     for (const id of this.busy) busy.add(id);
     // Beside the steps, not before them: a slow interface must not hold up the workloads.
     if (this.networks) this.track(this.networks.sync(live, observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
+    // MERGE (issue 16): volume steps, beside the workloads' (a workload's own are ensured in execute()).
+    if (this.volumes) this.track(this.volumes.sync(live, desired, observed.workloads, now));
     const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy });
     const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
     this.o.store.transaction(() => {
@@ -297,7 +305,9 @@ export class Reconciler {
         await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
       }
       if (step.kind === 'replace') await driver.remove(spec.id);
-      const o = await driver.ensure(this.o.prepare ? await this.o.prepare(spec) : spec);
+      // MERGE (issue 16): the volume -> workload edge: its volumes are ensured first and their paths given to the driver.
+      const ready = this.volumes ? await this.volumes.prepare(spec) : spec;
+      const o = await driver.ensure(this.o.prepare ? await this.o.prepare(ready) : ready);
       this.update(spec, {
         state: o.state === 'running' ? 'running' : 'pending',
         health: o.health,

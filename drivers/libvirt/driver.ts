@@ -26,7 +26,7 @@ import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
+import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
@@ -147,6 +147,7 @@ export class LibvirtDriver implements Driver {
           consoleSocket: this.socketPath(spec.id),
           controlSocket: this.socketPath(spec.id, 'ctl'),
           bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
+          volumes: vmVolumes(spec),
           metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
         });
         domain = await hv.domainDefineXML(xml);

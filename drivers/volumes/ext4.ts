@@ -1,0 +1,46 @@
+// A filesystem volume on the host: a sparse file holding ext4, loop-mounted. The file's
+// size is the volume's size, so a workload that fills it gets ENOSPC and nothing else on
+// the node fills up. Only the engine's own mkfs ever wrote the file's structures (a
+// container reaches the files inside, never the image), so mounting it is safe.
+import { readFile, truncate } from 'node:fs/promises';
+import { CommandError, runCommand } from '../../lib/exec.ts';
+
+const TOOL_TIMEOUT_MS = 120_000;
+
+/** Formats `file` (made sparse at `sizeBytes`) as ext4 with no blocks kept for root: the workload gets all of its size. */
+export async function formatExt4(file: string, sizeBytes: number): Promise<void> {
+  await runCommand(['truncate', '-s', String(sizeBytes), file]);
+  await runCommand(['mkfs.ext4', '-F', '-q', '-m', '0', '-L', 'zone-volume', file], { timeoutMs: TOOL_TIMEOUT_MS });
+}
+
+/** Octal escapes of /proc/self/mountinfo (`\040` for a space) decoded. */
+const unescapeMountPath = (p: string) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+
+/** Whether `dir` is a mount point now (a kill -9 of the appliance leaves its mounts: they are found, not made twice). */
+export async function isMounted(dir: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === dir);
+}
+
+/** Loop-mounts the ext4 in `file` at `dir`; the loop device goes with the unmount (autoclear). */
+export async function mountExt4(file: string, dir: string): Promise<void> {
+  // A file the workload cannot change the structure of, but check it anyway before the kernel mounts it.
+  await runCommand(['e2fsck', '-p', file], { timeoutMs: TOOL_TIMEOUT_MS }).catch((err: unknown) => {
+    // 1: errors corrected; anything above 1 is worth refusing the mount for.
+    if (!(err instanceof CommandError) || err.exitCode !== 1) throw err;
+  });
+  await runCommand(['mount', '-t', 'ext4', '-o', 'loop,nosuid,nodev', file, dir]);
+}
+
+export async function unmount(dir: string): Promise<void> {
+  await runCommand(['umount', dir]);
+}
+
+/** Grows the mounted ext4 of `file` to `sizeBytes`: the file, the loop device's capacity, then the filesystem (online). */
+export async function growExt4(file: string, sizeBytes: number): Promise<void> {
+  await truncate(file, sizeBytes);
+  const device = (await runCommand(['losetup', '-j', file, '-n', '-O', 'NAME'])).trim().split('\n')[0];
+  if (!device) throw new Error(`no loop device backs ${file}: mount it before growing it`);
+  await runCommand(['losetup', '-c', device]);
+  await runCommand(['resize2fs', device], { timeoutMs: TOOL_TIMEOUT_MS });
+}
