@@ -36,11 +36,46 @@ export async function unmount(dir: string): Promise<void> {
   await runCommand(['umount', dir]);
 }
 
-/** Grows the mounted ext4 of `file` to `sizeBytes`: the file, the loop device's capacity, then the filesystem (online). */
-export async function growExt4(file: string, sizeBytes: number): Promise<void> {
+/** The loop device backing `file`, or null when none does. */
+async function loopOf(file: string): Promise<string | null> {
+  return (await runCommand(['losetup', '-j', file, '-n', '-O', 'NAME'])).trim().split('\n')[0] || null;
+}
+
+/**
+ * Grows the ext4 of `file`, mounted at `dir`, to `sizeBytes`: the file, the loop device's
+ * capacity, then the filesystem, online. Online growth needs CAP_SYS_RESOURCE; without it
+ * the filesystem is grown unmounted, which is safe only when nothing else holds it.
+ */
+export async function growExt4(file: string, dir: string, sizeBytes: number): Promise<void> {
   await truncate(file, sizeBytes);
-  const device = (await runCommand(['losetup', '-j', file, '-n', '-O', 'NAME'])).trim().split('\n')[0];
+  const device = await loopOf(file);
   if (!device) throw new Error(`no loop device backs ${file}: mount it before growing it`);
   await runCommand(['losetup', '-c', device]);
-  await runCommand(['resize2fs', device], { timeoutMs: TOOL_TIMEOUT_MS });
+  try {
+    await runCommand(['resize2fs', device], { timeoutMs: TOOL_TIMEOUT_MS });
+  } catch (err) {
+    if (!(err instanceof CommandError) || !/Permission denied|Operation not permitted/.test(err.stderr)) throw err;
+    await growUnmounted(file, dir, device);
+  }
+}
+
+/** How long an unmounted filesystem's loop device may take to go (autoclear) before it counts as held by a workload. */
+const RELEASE_WAIT_MS = 2000;
+
+async function growUnmounted(file: string, dir: string, device: string): Promise<void> {
+  await unmount(dir);
+  // The loop device goes with the last mount (autoclear): while a container's bind mount
+  // holds the filesystem it stays, and a resize under it would corrupt it.
+  const until = Date.now() + RELEASE_WAIT_MS;
+  while ((await loopOf(file)) !== null && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  if ((await loopOf(file)) !== null) {
+    // Mounted again through the same device: the same superblock, never a second one.
+    await runCommand(['mount', '-t', 'ext4', '-o', 'nosuid,nodev', device, dir]);
+    throw new Error('a workload holds it: growing it in use needs CAP_SYS_RESOURCE, which this appliance lacks; it grows once no workload mounts it');
+  }
+  await runCommand(['e2fsck', '-f', '-p', file], { timeoutMs: TOOL_TIMEOUT_MS }).catch((err: unknown) => {
+    if (!(err instanceof CommandError) || err.exitCode !== 1) throw err;
+  });
+  await runCommand(['resize2fs', file], { timeoutMs: TOOL_TIMEOUT_MS });
+  await mountExt4(file, dir);
 }

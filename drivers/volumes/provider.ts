@@ -68,7 +68,7 @@ export class HostVolumes implements VolumeProvider {
     }
     const size = meta?.sizeBytes ?? spec.sizeBytes;
     if (spec.sizeBytes > size) {
-      if (spec.kind === 'filesystem') await growExt4(data, spec.sizeBytes);
+      if (spec.kind === 'filesystem') await growExt4(data, mnt, spec.sizeBytes);
       else await runCommand(['qemu-img', 'resize', '-q', data, String(spec.sizeBytes)], { timeoutMs: QEMU_IMG_TIMEOUT_MS });
     }
     const next: VolumeFile = { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, volume: spec.volume, kind: spec.kind, sizeBytes: Math.max(size, spec.sizeBytes), releasedAt: null };
