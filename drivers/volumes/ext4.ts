@@ -30,10 +30,24 @@ export async function mountExt4(file: string, dir: string): Promise<void> {
     if (!(err instanceof CommandError) || err.exitCode !== 1) throw err;
   });
   await runCommand(['mount', '-t', 'ext4', '-o', 'loop,nosuid,nodev', file, dir]);
+  // Direct I/O from the loop device to its file: otherwise the host caches the file a
+  // second time, in memory no container's limit is charged for.
+  const device = await loopOf(file);
+  if (device) await runCommand(['losetup', '--direct-io=on', device]).catch(() => { /* a file system without O_DIRECT: cached, still correct */ });
 }
 
 export async function unmount(dir: string): Promise<void> {
   await runCommand(['umount', dir]);
+}
+
+/**
+ * Detaches the loop devices still backed by `file` once it is unmounted for good: the
+ * kernel's autoclear may come a moment after the unmount, and a device must not outlive
+ * the file it names.
+ */
+export async function detachLoops(file: string): Promise<void> {
+  const devices = (await runCommand(['losetup', '-j', file, '-n', '-O', 'NAME'])).split('\n').map((l) => l.trim()).filter(Boolean);
+  for (const device of devices) await runCommand(['losetup', '-d', device]).catch(() => { /* gone meanwhile */ });
 }
 
 /** The loop device backing `file`, or null when none does. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { runCommand } from '../../lib/exec.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { VolumeSpecError, type Fingerprint, type ObservedVolume, type VolumeIdentity, type VolumeKind, type VolumeProvider, type VolumeSpec } from '../contract.ts';
-import { formatExt4, growExt4, isMounted, mountExt4, unmount } from './ext4.ts';
+import { detachLoops, formatExt4, growExt4, isMounted, mountExt4, unmount } from './ext4.ts';
 
 const ID_PATTERN = /^zv-[0-9a-f]{32}$/;
 const QEMU_IMG_TIMEOUT_MS = 120_000;
@@ -105,6 +105,7 @@ export class HostVolumes implements VolumeProvider {
     return this.lock.run(id, async () => {
       const mnt = join(this.dir, id, 'mnt');
       if (await isMounted(mnt)) await unmount(mnt);
+      await detachLoops(this.dataFile(id, 'filesystem'));
       await rm(join(this.dir, id), { recursive: true, force: true });
     });
   }
