@@ -42,8 +42,11 @@ export class StubAppliance implements Appliance {
     return [];
   }
 
-  async listVolumes(): Promise<VolumeStatus[]> {
-    return [];
+  /** What listVolumes() answers (filtered by owner, as the appliance does). */
+  volumes: VolumeStatus[] = [];
+
+  async listVolumes(owner?: string): Promise<VolumeStatus[]> {
+    return this.volumes.filter((v) => owner === undefined || v.owner === owner);
   }
 
   getBlueprint(): BlueprintStatus | null {
