@@ -8,6 +8,6 @@ t.test('the table shows size, use, who mounts it and pending deletions', async (
     { name: 'db', owner, blueprint: 'notes', kind: 'filesystem', sizeBytes: 64 * 2 ** 20, usedBytes: 15 * 1024, attachedTo: ['app', 'backup'], state: 'ready', deleteAt: null },
     { name: 'old', owner, blueprint: 'notes', kind: 'block', sizeBytes: 2 ** 30, usedBytes: 0, attachedTo: [], state: 'released', deleteAt: '2026-11-30T12:00:00.000Z' },
   ]);
-  t.match(out, /db\s+│ ed25519:AQEBAQEBAQEB\.\.\.\s+│ notes\s+│ filesystem │ 64\.0 MiB\s+│ 15\.0 KiB\s+│ app, backup\s+│ ready/);
+  t.match(out, /db\s+│ ed25519:AQEBAQEB\.\.\.\s+│ notes\s+│ filesystem │ 64\.0 MiB\s+│ 15\.0 KiB\s+│ app, backup\s+│ ready/);
   t.match(out, /old .* block .* 1\.0 GiB .* - .* released: deleted at 2026-11-30T12:00:00\.000Z/);
 });
