@@ -33,6 +33,11 @@ export const NodeInfoSchema = Type.Object({
     }, { description: 'what a workload driver can do (the network driver and the pseudokernel have none)' })),
   })),
   capacity: Type.Object({ total: CapacityShape, reserved: CapacityShape, free: CapacityShape }),
+  volumes: Type.Optional(Type.Object({
+    count: Type.Integer(),
+    sizeBytes: Type.Integer({ description: 'what the volumes may hold (released ones included)' }),
+    usedBytes: Type.Integer({ description: 'what they hold now' }),
+  }, { description: 'the volumes on this node (absent where the node serves none)' })),
 }, { $id: 'NodeInfo' });
 
 export const WorkloadStatusSchema = Type.Object({

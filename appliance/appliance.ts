@@ -107,6 +107,7 @@ export class ZoneAppliance implements Appliance {
         ...(this.pseudokernel ? [this.pseudokernel.fingerprint()] : []),
       ],
       capacity: { total: view.total, reserved: view.reserved, free: view.free },
+      ...(this.reconciler.volumes ? { volumes: await this.volumeTotals() } : {}),
     };
   }
 
@@ -148,6 +149,11 @@ export class ZoneAppliance implements Appliance {
   listBlueprints(): BlueprintStatus[] {
     const statuses = [...this.reconciler.statuses().values()];
     return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));
+  }
+
+  private async volumeTotals(): Promise<NonNullable<NodeInfo['volumes']>> {
+    const volumes = await this.reconciler.volumes?.list().catch(() => []) ?? [];
+    return { count: volumes.length, sizeBytes: volumes.reduce((n, v) => n + v.sizeBytes, 0), usedBytes: volumes.reduce((n, v) => n + v.usedBytes, 0) };
   }
 
   async listVolumes(owner?: string): Promise<VolumeStatus[]> {

@@ -67,6 +67,8 @@ export interface NodeInfo {
   uptimeSeconds: number;
   drivers: Fingerprint[];
   capacity: { total: Capacity; reserved: Capacity; free: Capacity };
+  /** The volumes on this node: their sizes and what they hold (absent where the node serves none). */
+  volumes?: { count: number; sizeBytes: number; usedBytes: number };
 }
 
 /** A volume on this node: whose it is, how big, who mounts it, and when it goes when no blueprint lists it. */

@@ -407,6 +407,7 @@ export class LibvirtDriver implements Driver {
             workload: spec.workload, argv, env, workdir: def.workdir ?? image.workdir,
             ...(nics.length > 0 ? { nics } : {}),
             ...(Object.keys(modules).length > 0 ? { modules: Object.keys(modules) } : {}),
+            ...(def.disks?.length ? { disks: def.disks.length } : {}),
           });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));

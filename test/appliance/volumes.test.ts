@@ -109,6 +109,11 @@ t.test('two owners\' volumes of one name in blueprints of one name hold separate
   await waitFor(() => logOf('twin') === 'operator\n' && logOf('twin', bob.publicKey) === 'bob\n', { timeoutMs: 60_000, what: 'both wrote' });
   const volumes = await appliance.listVolumes(bob.publicKey);
   t.same(volumes.map((v) => [v.blueprint, v.name, v.attachedTo]), [['twin', 'data', ['db']]], 'an owner lists only its own volumes');
+  const info = await appliance.nodeInfo();
+  t.match(info.volumes, { count: 3, sizeBytes: (32 + 16 + 16) * MIB }, 'GET /v1/node counts the volumes');
+  t.ok((info.volumes?.usedBytes ?? 0) > 0);
+  t.equal(info.capacity.reserved.diskBytes - (await appliance.nodeInfo()).capacity.reserved.diskBytes, 0);
+  t.ok(info.capacity.reserved.diskBytes >= (32 + 16 + 16) * MIB, 'admission reserves their sizes on the disk');
 });
 
 t.test('a dropped volume is kept for the retention period, its data returns when listed again, and it is deleted after', async (t) => {

@@ -1,7 +1,8 @@
 // A block volume given to a VM as a virtio disk, against the real libvirtd (TCG is fine),
-// one boot: the guest (a container image with the engine's init) writes to /dev/vda and
-// reads it back; after the domain is removed, the volume's qcow2 still holds what it
-// wrote (the VM's own overlay goes with the domain, the volume does not).
+// one boot: the guest (a container image with the engine's init) writes to /dev/vda with
+// fsync (a flush: qemu writes its qcow2 tables then, not when it is killed) and reads it
+// back; after the domain is removed, the volume's qcow2 still holds what it wrote (the
+// VM's own overlay goes with the domain, the volume does not).
 // Run it under `flock /tmp/zone-vm.lock`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -37,16 +38,16 @@ t.test('a VM writes to its block volume; the data outlives the domain', async (t
   const volume = await volumes.ensure({ node: NODE, owner: OWNER, blueprint: 'vols', volume: 'disk', id: volumeId(NODE, OWNER, 'vols', 'disk'), kind: 'block', sizeBytes: 16 * 2 ** 20 });
   const definition = normalizeWorkload({
     name: 'vm', kind: 'vm', image: 'zone/busybox', resources: { memory: '128Mi' }, disks: [{ volume: 'disk' }],
-    command: ['sh', '-c', 'printf zone-volume-data | dd of=/dev/vda bs=512 conv=sync 2>/dev/null && sync && echo "read back: $(head -c 16 /dev/vda)"; sleep 3600'],
+    command: ['sh', '-c', '[ -b /dev/vda ] && printf zone-volume-data | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null && echo "read back: $(head -c 16 /dev/vda)"; sleep 3600'],
   });
   const spec: WorkloadSpec = { node: NODE, owner: OWNER, blueprint: 'vols', workload: 'vm', id: ID, specHash: specHash(definition), definition, volumePaths: { disk: volume.path! } };
   await driver.ensure(spec);
-  const console = async () => {
+  const consoleText = async () => {
     let text = '';
     for await (const chunk of await driver.logs(ID, { follow: false })) text += String(chunk);
     return text;
   };
-  const line = await waitFor(async () => /read back: (\S+)/.exec(await console())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' });
+  const line = await waitFor(async () => /read back: (\S+)/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' });
   t.equal(line, 'zone-volume-data', 'the guest reads back what it wrote on /dev/vda');
 
   await driver.remove(ID);
