@@ -61,9 +61,9 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 /** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
-/** virtio_blk and what it needs, in load order, for a guest given block volumes as disks (Debian builds them as modules). */
+/** virtio_blk and what it needs, in load order (each after its depends=), for a guest given block volumes as disks (Debian builds them as modules). */
 const DISK_MODULES = [
-  'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
+  'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
   'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'drivers/block/virtio_blk.ko',
 ].map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
 

@@ -38,7 +38,7 @@ t.test('a VM writes to its block volume; the data outlives the domain', async (t
   const volume = await volumes.ensure({ node: NODE, owner: OWNER, blueprint: 'vols', volume: 'disk', id: volumeId(NODE, OWNER, 'vols', 'disk'), kind: 'block', sizeBytes: 16 * 2 ** 20 });
   const definition = normalizeWorkload({
     name: 'vm', kind: 'vm', image: 'zone/busybox', resources: { memory: '128Mi' }, disks: [{ volume: 'disk' }],
-    command: ['sh', '-c', '[ -b /dev/vda ] && printf zone-volume-data | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null && echo "read back: $(head -c 16 /dev/vda)"; sleep 3600'],
+    command: ['sh', '-c', 'echo "disks: $(ls /sys/block | tr "\\n" " ") modules: $(cut -d" " -f1 /proc/modules | tr "\\n" " ")"; [ -b /dev/vda ] && printf zone-volume-data | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null && echo "read back: $(head -c 16 /dev/vda)"; sleep 3600'],
   });
   const spec: WorkloadSpec = { node: NODE, owner: OWNER, blueprint: 'vols', workload: 'vm', id: ID, specHash: specHash(definition), definition, volumePaths: { disk: volume.path! } };
   await driver.ensure(spec);
@@ -47,7 +47,8 @@ t.test('a VM writes to its block volume; the data outlives the domain', async (t
     for await (const chunk of await driver.logs(ID, { follow: false })) text += String(chunk);
     return text;
   };
-  const line = await waitFor(async () => /read back: (\S+)/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' });
+  const line = await waitFor(async () => /read back: (\S+)/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' })
+    .catch(async (err: Error) => { throw new Error(`${err.message}; console: ${(await consoleText()).slice(-1500)}`); });
   t.equal(line, 'zone-volume-data', 'the guest reads back what it wrote on /dev/vda');
 
   await driver.remove(ID);
