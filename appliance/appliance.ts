@@ -17,7 +17,7 @@ import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
 import { workloadId } from '../drivers/names.ts';
 import { Reconciler } from './engine/reconciler.ts';
-import type { BackoffPolicy } from './engine/backoff.ts';
+import type { BackoffPolicy } from '../lib/backoff.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { checkVmImageFiles } from './vm-images.ts';
 import { EventLog } from './events.ts';

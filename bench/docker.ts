@@ -2,9 +2,11 @@
 //  (a)  raw `docker run -d zone/busybox sleep 3600`, until it runs (the CLI returns once started)
 //  (b)  a signed blueprint submitted to the appliance, until the workload reports running
 //  (b') DockerDriver.ensure of the same workload alone, until it reports running
-//  (c)  self-healing through the appliance: `docker kill` -> the workload reports running again
-//       (with the default backoff, whose first restart delay is part of it)
-//  (c') the same at the driver level: `docker kill` -> exited event -> ensure -> running
+//  (c)  MTTR through the appliance: `docker kill` behind its back -> the workload reports
+//       running again (the default backoff: a first restart is immediate), one kill per
+//       fresh workload, so each is a first failure
+//  (c') the same at the driver level: `docker kill` -> exited event -> ensure -> running:
+//       the floor the engine adds its pass to
 // Run: node --import tsx bench/docker.ts [N]
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +18,6 @@ import { GIB } from '../appliance/admission.ts';
 import { createAppliance, type ZoneAppliance } from '../appliance/appliance.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../appliance/config.ts';
 import { workloadId } from '../drivers/names.ts';
-import { DEFAULT_BACKOFF } from '../appliance/engine/backoff.ts';
 import { createLogger } from '../appliance/logger.ts';
 import type { ZoneEvent } from '../appliance/types.ts';
 import { readSigningKey } from '../blueprints/keys.ts';
@@ -116,7 +117,7 @@ async function measureAppliance(): Promise<{ submit: number[]; heal: number[] }>
       await running;
       submit.push(performance.now() - t0);
 
-      // Each kill hits a fresh workload, so every one waits the first backoff delay only.
+      // Each kill hits a fresh workload: a first failure, restarted at once.
       running = nextZoneEvent(appliance, isRunning(name));
       t0 = performance.now();
       await docker.getContainer(workloadId(appliance.identity.id, operator.publicKey, name, 'w')).kill();
@@ -175,10 +176,11 @@ const low = await measureRawAndDriver();
 const high = await measureAppliance();
 const a = median(low.raw);
 const b = median(high.submit);
-const first = DEFAULT_BACKOFF.firstMs;
 console.log(`docker driver benchmark, N=${N}, medians`);
 console.log(`(a)  docker run -d zone/busybox sleep 3600, until running:     ${ms(a)}`);
 console.log(`(b)  signed blueprint to the appliance, until running:         ${ms(b)}   ratio b/a = ${(b / a).toFixed(2)}`);
 console.log(`(b') DockerDriver.ensure alone, until running:                 ${ms(median(low.ensure))}   ratio b'/a = ${(median(low.ensure) / a).toFixed(2)}`);
-console.log(`(c)  appliance self-healing, docker kill -> running again:     median ${ms(median(high.heal))}, p95 ${ms(p95(high.heal))} (of which the first backoff delay: ${first} ms)`);
-console.log(`(c') driver-level healing, kill -> exited event -> ensure:     median ${ms(median(low.heal))}, p95 ${ms(p95(low.heal))}`);
+const c = median(high.heal);
+const c1 = median(low.heal);
+console.log(`(c)  MTTR through the appliance, docker kill -> running again: median ${ms(c)}, p95 ${ms(p95(high.heal))}   ratio c/c' = ${(c / c1).toFixed(2)}`);
+console.log(`(c') driver-level healing, kill -> exited event -> ensure:     median ${ms(c1)}, p95 ${ms(p95(low.heal))}`);

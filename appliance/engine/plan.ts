@@ -5,15 +5,24 @@
 // restart it is adopted as it is, not restarted.
 import type { ObservedWorkload, WorkloadIdentity, WorkloadSpec } from '../../drivers/contract.ts';
 import type { WorkloadRecord } from '../store.ts';
-import { DEFAULT_BACKOFF, ranStably, restartDelayMs, type BackoffPolicy } from './backoff.ts';
+import { DEFAULT_BACKOFF, ranStably, restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
+
+/**
+ * On a start or restart that brings back a failed workload: the backoff exponent it
+ * counts as (the first restart, 0, is immediate), and the exit it follows.
+ */
+export interface Recovery {
+  attempt: number;
+  exitCode?: number | null;
+}
 
 export type Step =
   /** Missing from its engine: create and start it. */
   | { kind: 'create'; spec: WorkloadSpec; reason: string }
   /** Defined but not running (never started, or exited and due for a restart). */
-  | { kind: 'start'; spec: WorkloadSpec; reason: string }
-  /** Running but unhealthy: stop it and start it again. */
-  | { kind: 'restart'; spec: WorkloadSpec; reason: string }
+  | { kind: 'start'; spec: WorkloadSpec; reason: string; recovery?: Recovery }
+  /** Running but unhealthy (or its owner asked): stop it and start it again. */
+  | { kind: 'restart'; spec: WorkloadSpec; reason: string; recovery: Recovery }
   /** Its spec hash differs from the desired one: remove it and create the desired one. */
   | { kind: 'replace'; spec: WorkloadSpec; reason: string }
   /** Ours but no longer desired. */
@@ -61,16 +70,18 @@ export function planSteps(
   const busy = options.busy ?? new Set<string>();
   const steps: Step[] = [];
 
-  /** A restart of a failed workload, once its backoff has elapsed. */
+  /** A restart of a failed workload: at once the first time, then once its backoff has elapsed. */
   const afterBackoff = (spec: WorkloadSpec, kind: 'start' | 'restart', reason: string, run: ObservedWorkload, runEndedAt: Date): Step => {
     const r = records.get(spec.id);
     const exit = kind === 'start' ? { exitCode: run.exitCode } : {};
     if (r?.nextRestartAt) {
       const until = new Date(r.nextRestartAt);
-      return now >= until ? { kind, spec, reason } : { kind: 'wait', spec, until, attempt: r.attempt, reason, ...exit };
+      return now >= until ? { kind, spec, reason, recovery: { attempt: r.attempt, ...exit } } : { kind: 'wait', spec, until, attempt: r.attempt, reason, ...exit };
     }
     const attempt = ranStably(run.startedAt, runEndedAt, backoff) ? 0 : (r?.attempt ?? 0);
-    return { kind: 'wait', spec, until: new Date(now.getTime() + restartDelayMs(attempt, backoff)), attempt, reason, ...exit };
+    const delayMs = restartDelayMs(attempt, backoff);
+    if (delayMs === 0) return { kind, spec, reason, recovery: { attempt, ...exit } };
+    return { kind: 'wait', spec, until: new Date(now.getTime() + delayMs), attempt, reason, ...exit };
   };
 
   const wanted = new Set(desired.map((d) => d.id));

@@ -9,12 +9,12 @@ import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWo
 import { ZoneError } from '../../lib/errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
-import type { WorkloadState } from '../types.ts';
 import type { NetworkDriver } from '../../drivers/contract.ts';
-import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../../lib/backoff.ts';
 import { desiredWorkloads, expiryOf, isLive } from './desired.ts';
 import { NetworkSync } from './networks.ts';
 import { planSteps, type Observed, type Step } from './plan.ts';
+import { next, type Outcome, type RecordIdentity } from './status.ts';
 
 export interface ReconcilerOptions {
   node: string;
@@ -43,7 +43,8 @@ export interface ReconcilerOptions {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const expiryKey = (b: StoredBlueprint) => `${b.owner}/${b.name}@${b.version}`;
 
-type RecordPatch = Partial<Omit<WorkloadRecord, 'id' | 'owner' | 'blueprint' | 'workload' | 'kind'>>;
+const identityOf = (spec: WorkloadSpec): RecordIdentity => ({ id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind });
+const sameRecord = (a: WorkloadRecord, b: WorkloadRecord) => (Object.keys(b) as (keyof WorkloadRecord)[]).every((k) => a[k] === b[k]);
 
 export class Reconciler {
   private readonly records = new Map<string, WorkloadRecord>();
@@ -140,7 +141,7 @@ export class Reconciler {
     const spec = this.desired(this.live(this.clock())).find((d) => d.owner === w.owner && d.blueprint === w.blueprint && d.workload === w.workload);
     if (!spec || this.stopped) return 'unknown';
     if (this.busy.has(spec.id)) return 'busy';
-    this.launch({ kind: 'restart', spec, reason });
+    this.launch({ kind: 'restart', spec, reason, recovery: { attempt: this.records.get(spec.id)?.attempt ?? 0 } });
     return 'restarting';
   }
 
@@ -166,7 +167,7 @@ export class Reconciler {
     const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
     this.o.store.transaction(() => {
       this.tellExpired(now);
-      this.settle(desired, observed, stepped, busy, now);
+      this.settle(desired, observed, stepped, busy);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
     for (const step of steps) if (step.kind !== 'wait') this.launch(step);
@@ -219,49 +220,38 @@ export class Reconciler {
   }
 
   /** Status of workloads that need no step, and forgetting what is gone for good. */
-  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, busy: ReadonlySet<string>, now: Date): void {
+  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, busy: ReadonlySet<string>): void {
     for (const spec of desired) {
       if (busy.has(spec.id)) continue;
       const reason = this.unavailable.get(spec.definition.kind);
       if (reason !== undefined) {
-        this.update(spec, { state: 'unknown', lastError: reason }, reason);
+        this.transition(identityOf(spec), { kind: 'engine-unavailable', reason });
         continue;
       }
       if (stepped.has(spec.id)) {
-        if (!this.records.has(spec.id)) this.update(spec, { state: 'pending' }, 'accepted');
+        this.transition(identityOf(spec), { kind: 'planned' });
         continue;
       }
       const o = observed.workloads.get(spec.id);
       if (!o) continue;
-      const before = this.records.get(spec.id);
-      if (o.state === 'running') {
-        const stable = ranStably(o.startedAt, now, this.backoff);
-        this.update(spec, {
-          state: 'running', health: o.health, nextRestartAt: null, lastError: null,
-          ...(stable && before?.attempt ? { attempt: 0 } : {}),
-        }, !before ? 'adopted: already running' : before.state === 'unknown' ? 'engine back' : stable && before.attempt ? 'stable' : 'running');
-      } else {
-        this.update(spec, { state: 'exited', health: null, lastExit: o.exitCode, nextRestartAt: null },
-          `${o.exitCode === null ? 'exited' : `exited with code ${o.exitCode}`}; restart policy ${spec.definition.restart}`);
-      }
+      this.transition(identityOf(spec), o.state === 'running'
+        ? { kind: 'running', health: o.health, startedAt: o.startedAt }
+        : { kind: 'exited', exitCode: o.exitCode, policy: spec.definition.restart });
     }
     const wanted = new Set(desired.map((d) => d.id));
     for (const r of [...this.records.values()]) {
-      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !busy.has(r.id) && !this.unavailable.has(r.kind)) this.forget(r, 'removed');
+      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !busy.has(r.id) && !this.unavailable.has(r.kind)) this.transition(r, { kind: 'removed', reason: 'removed' });
     }
   }
 
   private recordWait(step: Extract<Step, { kind: 'wait' }>): void {
-    const r = this.records.get(step.spec.id);
-    if (r?.nextRestartAt) return;
-    const state = waitingState(step.attempt, this.backoff);
-    this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
-      'workload failed: restart scheduled');
-    this.update(step.spec, {
-      state, attempt: step.attempt, nextRestartAt: step.until.toISOString(), lastError: step.reason, health: null,
-      ...(step.exitCode !== undefined ? { lastExit: step.exitCode } : {}),
-    },
-      `${step.reason}; restart ${step.attempt + 1} at ${step.until.toISOString()}`);
+    const changed = this.transition(identityOf(step.spec), {
+      kind: 'waiting', until: step.until, attempt: step.attempt, reason: step.reason, ...(step.exitCode !== undefined ? { exitCode: step.exitCode } : {}),
+    });
+    if (changed) {
+      this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
+        'workload failed: restart scheduled');
+    }
   }
 
   private launch(step: Exclude<Step, { kind: 'wait' }>): void {
@@ -286,89 +276,66 @@ export class Reconciler {
     const { spec } = step;
     const driver = this.o.drivers.get(spec.definition.kind);
     if (!driver) return;
-    const before = this.records.get(spec.id);
-    const isRestart = step.kind === 'restart' || (step.kind === 'start' && before?.nextRestartAt != null);
+    const recovery = step.kind === 'start' || step.kind === 'restart' ? step.recovery : undefined;
     const log = { blueprint: spec.blueprint, workload: spec.workload, step: step.kind, reason: step.reason };
-    if (step.kind !== 'create' || before?.state !== 'pending') this.o.logger.info(log, isRestart ? 'restarting workload' : `${step.kind} workload`);
+    if (step.kind !== 'create' || this.records.get(spec.id)?.state !== 'pending') this.o.logger.info(log, recovery ? 'restarting workload' : `${step.kind} workload`);
     try {
-      if (step.kind === 'restart') {
-        // A state of its own while it is down, so the restart is an event (and a new process row).
-        this.update(spec, { state: 'pending' }, `restarting (${step.reason})`);
-        await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
-      }
+      if (recovery) this.transition(identityOf(spec), { kind: 'restarting', reason: step.reason, ...(recovery.exitCode !== undefined ? { exitCode: recovery.exitCode } : {}) });
+      if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
       if (step.kind === 'replace') await driver.remove(spec.id);
       const o = await driver.ensure(this.o.prepare ? await this.o.prepare(spec) : spec);
-      this.update(spec, {
-        state: o.state === 'running' ? 'running' : 'pending',
-        health: o.health,
-        restarts: (before?.restarts ?? 0) + (isRestart ? 1 : 0),
-        attempt: step.kind === 'replace' ? 0 : (before?.attempt ?? 0) + (isRestart ? 1 : 0),
-        nextRestartAt: null,
-        lastError: null,
-      }, isRestart ? `restarted (${step.reason})` : step.kind === 'create' ? (step.reason === 'new workload' ? 'created' : `created again (${step.reason})`) : `${step.kind === 'replace' ? 'replaced' : 'started'} (${step.reason})`);
+      this.transition(identityOf(spec), {
+        kind: 'succeeded', action: step.kind, reason: step.reason, state: o.state, health: o.health, ...(recovery ? { attempt: recovery.attempt } : {}),
+      });
     } catch (err) {
-      this.failed(spec, err, step.kind);
+      const message = (err as Error).message ?? String(err);
+      const cause = err instanceof EngineUnavailableError ? 'engine-down' : err instanceof WorkloadSpecError ? 'unrunnable' : 'other';
+      const record = this.transition(identityOf(spec), { kind: 'failed', action: step.kind, cause, message, ...(recovery ? { attempt: recovery.attempt } : {}) })
+        ?? this.records.get(spec.id);
+      const fields = { blueprint: spec.blueprint, workload: spec.workload, action: step.kind };
+      if (cause === 'engine-down') this.o.logger.warn({ ...fields, reason: message }, 'engine unavailable');
+      else this.o.logger.warn({ ...fields, error: message, retryAt: record?.nextRestartAt }, `${step.kind} failed`);
     }
-  }
-
-  private failed(spec: WorkloadSpec, err: unknown, action: string): void {
-    const message = (err as Error).message ?? String(err);
-    const log = { blueprint: spec.blueprint, workload: spec.workload, action };
-    if (err instanceof EngineUnavailableError) {
-      this.o.logger.warn({ ...log, reason: message }, 'engine unavailable');
-      this.update(spec, { state: 'unknown', lastError: message }, message);
-      return;
-    }
-    const r = this.records.get(spec.id);
-    const attempt = r?.attempt ?? 0;
-    // A spec the engine cannot run as written is retried slowly; other errors back off.
-    const unrunnable = err instanceof WorkloadSpecError;
-    const delayMs = unrunnable ? this.backoff.maxMs : restartDelayMs(attempt, this.backoff);
-    const state: WorkloadState = unrunnable ? 'failed' : waitingState(attempt, this.backoff);
-    const at = new Date(this.clock().getTime() + delayMs).toISOString();
-    this.o.logger.warn({ ...log, error: message, retryAt: at }, `${action} failed`);
-    this.update(spec, { state, lastError: message, nextRestartAt: at, attempt: attempt + 1 }, `${action} failed: ${message}`);
   }
 
   private async executeRemove(step: Extract<Step, { kind: 'remove' }>): Promise<void> {
     const driver = this.o.drivers.get(step.driver);
     if (!driver) return;
     const r = this.records.get(step.id);
-    if (r) this.setRecord(r, { state: 'removing' }, step.reason);
+    if (r) this.transition(r, { kind: 'removing', reason: step.reason });
     this.o.logger.info({ blueprint: step.identity.blueprint, workload: step.identity.workload, reason: step.reason }, 'removing workload');
     try {
       await driver.remove(step.id);
       const gone = this.records.get(step.id);
-      if (gone) this.forget(gone, 'removed');
+      if (gone) this.transition(gone, { kind: 'removed', reason: 'removed' });
     } catch (err) {
       // The next pass still sees it and tries again.
       this.o.logger.warn({ blueprint: step.identity.blueprint, workload: step.identity.workload, error: (err as Error).message }, 'remove failed');
     }
   }
 
-  private update(spec: WorkloadSpec, patch: RecordPatch, reason: string): void {
-    const r = this.records.get(spec.id) ?? {
-      id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind,
-      state: 'pending', health: null, restarts: 0, attempt: 0, lastExit: null, lastError: null, since: this.clock().toISOString(), nextRestartAt: null,
-    } satisfies WorkloadRecord;
-    this.setRecord(r, patch, reason, !this.records.has(spec.id));
-  }
-
-  /** Applies a patch; a change of state is an event; only changes are written. */
-  private setRecord(r: WorkloadRecord, patch: RecordPatch, reason: string, isNew = false): void {
-    const next: WorkloadRecord = { ...r, ...patch };
-    const stateChanged = isNew || next.state !== r.state;
-    if (stateChanged) next.since = this.clock().toISOString();
-    if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
+  /**
+   * Records what `next` makes of the outcome: only changes are written, a change of state
+   * is an event, a null record is forgotten. Returns the new record when it changed.
+   */
+  private transition(who: RecordIdentity, outcome: Outcome): WorkloadRecord | null {
+    const current = this.records.get(who.id) ?? null;
+    const { record, reason } = next(current, who, outcome, this.clock(), this.backoff);
+    if (record === null) {
+      if (current) this.forget(current, reason);
+      return null;
+    }
+    if (current && sameRecord(current, record)) return null;
     // One transaction (one fsync) for the record and its event; memory follows the
     // commit, so a write the store refuses (a full disk) changes neither.
     this.o.store.transaction(() => {
-      this.o.store.putWorkload(next);
-      this.o.store.afterCommit(() => this.records.set(r.id, next));
-      if (stateChanged) {
-        this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
+      this.o.store.putWorkload(record);
+      this.o.store.afterCommit(() => this.records.set(record.id, record));
+      if (!current || current.state !== record.state) {
+        this.o.events.record({ owner: record.owner, blueprint: record.blueprint, workload: record.workload, from: current?.state ?? null, to: record.state, reason });
       }
     });
+    return record;
   }
 
   private forget(r: WorkloadRecord, reason: string): void {

@@ -5,7 +5,7 @@ import type { ObservedWorkload, WorkloadSpec } from '../../../drivers/contract.t
 import { workloadId } from '../../../drivers/names.ts';
 import { legacyWorkloadId } from '../../../drivers/names.ts';
 import { planSteps, type Observed, type Step } from '../../../appliance/engine/plan.ts';
-import type { BackoffPolicy } from '../../../appliance/engine/backoff.ts';
+import type { BackoffPolicy } from '../../../lib/backoff.ts';
 import type { WorkloadRecord } from '../../../appliance/store.ts';
 
 const NODE = 'node1';
@@ -36,7 +36,8 @@ const seen = (...ws: ObservedWorkload[]): Observed => ({ workloads: new Map(ws.m
 const recs = (...rs: WorkloadRecord[]) => new Map(rs.map((r) => [r.id, r]));
 /** A step as [kind, workload, extra] for compact expectations. */
 const brief = (steps: Step[]) => steps.map((s) => s.kind === 'remove' ? [s.kind, s.identity.workload]
-  : s.kind === 'wait' ? [s.kind, s.spec.workload, s.until.toISOString(), s.attempt] : [s.kind, s.spec.workload]);
+  : s.kind === 'wait' ? [s.kind, s.spec.workload, s.until.toISOString(), s.attempt]
+  : (s.kind === 'start' || s.kind === 'restart') && s.recovery ? [s.kind, s.spec.workload, `attempt ${s.recovery.attempt}`] : [s.kind, s.spec.workload]);
 
 const web = spec('web');
 const job = spec('job', { restart: 'on-failure' });
@@ -54,20 +55,25 @@ const cases: { name: string; desired: WorkloadSpec[]; observed: Observed; record
   { name: 'a changed spec is replaced', desired: [web], observed: seen(observed(web, { specHash: 'old' })), expect: [['replace', 'web']] },
   { name: 'a workload not desired any more is removed', desired: [], observed: seen(observed(web)), expect: [['remove', 'web']] },
   {
-    name: 'a crash waits for the first backoff delay', desired: [web],
+    name: 'a first crash is restarted at once (as Docker and systemd do)', desired: [web],
     observed: seen(observed(web, { state: 'exited', exitCode: 1, finishedAt: '2026-06-01T11:59:30Z' })), records: recs(record(web)),
-    expect: [['wait', 'web', '2026-06-01T12:00:01.000Z', 0]],
+    expect: [['start', 'web', 'attempt 0']],
+  },
+  {
+    name: 'a second crash without a stable period waits the first backoff delay', desired: [web],
+    observed: seen(observed(web, { state: 'exited', exitCode: 1, finishedAt: '2026-06-01T11:59:30Z' })), records: recs(record(web, { attempt: 1 })),
+    expect: [['wait', 'web', '2026-06-01T12:00:01.000Z', 1]],
   },
   {
     name: 'a crash after restarts without a stable period doubles the delay', desired: [web],
     observed: seen(observed(web, { state: 'exited', exitCode: 1, finishedAt: '2026-06-01T11:59:30Z' })), records: recs(record(web, { attempt: 3 })),
-    expect: [['wait', 'web', '2026-06-01T12:00:08.000Z', 3]],
+    expect: [['wait', 'web', '2026-06-01T12:00:04.000Z', 3]],
   },
   {
-    name: 'a crash after a stable run starts the backoff over', desired: [web],
+    name: 'a crash after a stable run starts the backoff over: restarted at once', desired: [web],
     observed: seen(observed(web, { state: 'exited', exitCode: 1, startedAt: '2026-06-01T10:00:00Z', finishedAt: '2026-06-01T11:59:30Z' })),
     records: recs(record(web, { attempt: 5 })),
-    expect: [['wait', 'web', '2026-06-01T12:00:01.000Z', 0]],
+    expect: [['start', 'web', 'attempt 0']],
   },
   {
     name: 'a scheduled restart not yet due keeps waiting', desired: [web],
@@ -77,16 +83,21 @@ const cases: { name: string; desired: WorkloadSpec[]; observed: Observed; record
   {
     name: 'a scheduled restart that is due starts it', desired: [web],
     observed: seen(observed(web, { state: 'exited', exitCode: 1 })), records: recs(record(web, { state: 'backoff', nextRestartAt: '2026-06-01T11:59:59.000Z' })),
-    expect: [['start', 'web']],
+    expect: [['start', 'web', 'attempt 0']],
   },
   { name: 'on-failure: exit code 0 stays exited', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 0 })), expect: [] },
-  { name: 'on-failure: exit code 2 restarts (after backoff)', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 2 })), expect: [['wait', 'job', '2026-06-01T12:00:01.000Z', 0]] },
-  { name: 'on-failure: killed for memory restarts even with code 0', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 0, oomKilled: true })), expect: [['wait', 'job', '2026-06-01T12:00:01.000Z', 0]] },
+  { name: 'on-failure: exit code 2 restarts', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 2 })), expect: [['start', 'job', 'attempt 0']] },
+  { name: 'on-failure: killed for memory restarts even with code 0', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 0, oomKilled: true })), expect: [['start', 'job', 'attempt 0']] },
+  { name: 'on-failure: a repeated failure waits its backoff', desired: [job], observed: seen(observed(job, { state: 'exited', exitCode: 2 })), records: recs(record(job, { attempt: 2 })), expect: [['wait', 'job', '2026-06-01T12:00:02.000Z', 2]] },
   { name: 'never: a failed exit stays exited', desired: [once], observed: seen(observed(once, { state: 'exited', exitCode: 1 })), expect: [] },
-  { name: 'unhealthy and running is restarted like a crash (after backoff)', desired: [checked], observed: seen(observed(checked, { health: 'unhealthy' })), expect: [['wait', 'checked', '2026-06-01T12:00:01.000Z', 0]] },
+  { name: 'unhealthy and running is restarted like a crash (the first time at once)', desired: [checked], observed: seen(observed(checked, { health: 'unhealthy' })), expect: [['restart', 'checked', 'attempt 0']] },
+  {
+    name: 'unhealthy again waits its backoff', desired: [checked], observed: seen(observed(checked, { health: 'unhealthy' })),
+    records: recs(record(checked, { attempt: 1 })), expect: [['wait', 'checked', '2026-06-01T12:00:01.000Z', 1]],
+  },
   {
     name: 'unhealthy with the restart due is restarted', desired: [checked], observed: seen(observed(checked, { health: 'unhealthy' })),
-    records: recs(record(checked, { nextRestartAt: '2026-06-01T12:00:00.000Z' })), expect: [['restart', 'checked']],
+    records: recs(record(checked, { attempt: 1, nextRestartAt: '2026-06-01T12:00:00.000Z' })), expect: [['restart', 'checked', 'attempt 1']],
   },
   { name: 'starting or healthy is left alone', desired: [checked], observed: seen(observed(checked, { health: 'starting' })), expect: [] },
   { name: 'drift: removed behind the back is created again', desired: [web], observed: seen(), records: recs(record(web)), expect: [['create', 'web']] },
