@@ -6,7 +6,7 @@ import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import { parseDateTime } from '../../blueprints/units.ts';
 import type { WorkloadSpec } from '../../drivers/contract.ts';
 import { workloadId } from '../../drivers/names.ts';
-import { pipedStreams } from '../pseudokernel/pipes/ends.ts';
+import { pipedStreams } from '../../blueprints/pipes.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 // The engine and its tests name workloads through here; the drivers share the scheme.

@@ -28,7 +28,7 @@ import { NatsGridFs } from './fs/grid-fs.ts';
 import { admitOwner } from './nats/owner-quota.ts';
 import { NatsServer } from './nats/nats-server.ts';
 import { requestRestart, serveRestarts, type RestartRequest } from './proc/node-control.ts';
-import { localPipeEnds, type LocalPipeEnd } from './pipes/ends.ts';
+import { localPipeEnds, type LocalPipeEnd } from '../../blueprints/pipes.ts';
 import { PipeRunner } from './pipes/runner.ts';
 import type { PipeWorkload } from './pipes/workload.ts';
 import { NatsProcTable } from './proc/table.ts';
