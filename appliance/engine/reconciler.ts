@@ -47,6 +47,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const expiryKey = (b: StoredBlueprint) => `${b.owner}/${b.name}@${b.version}`;
 
 const identityOf = (spec: WorkloadSpec): RecordIdentity => ({ id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind });
+const isNoSpace = (err: unknown): err is ZoneError => err instanceof ZoneError && err.code === 'NO_SPACE';
 const sameRecord = (a: WorkloadRecord, b: WorkloadRecord) => (Object.keys(b) as (keyof WorkloadRecord)[]).every((k) => a[k] === b[k]);
 
 export class Reconciler {
@@ -130,7 +131,7 @@ export class Reconciler {
         try {
           await this.pass();
         } catch (err) {
-          if (err instanceof ZoneError && err.code === 'NO_SPACE') this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
+          if (isNoSpace(err)) this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
           else this.o.logger.error({ err }, 'reconcile pass failed');
         }
       } while (this.again && !this.stopped);
@@ -316,11 +317,17 @@ export class Reconciler {
     this.busy.add(key);
     if (step.kind === 'restart') this.restartsAsked.delete(step.spec.id);
     const execute = this.executors[step.kind] as (step: Action) => Promise<void>;
+    let again = true;
     this.track(this.limit(() => execute(step))
-      .catch((err: unknown) => this.o.logger.error({ err, key }, 'step failed unexpectedly'))
+      .catch((err: unknown) => {
+        if (!isNoSpace(err)) return this.o.logger.error({ err, key }, 'step failed unexpectedly');
+        // Nothing was done that is not recorded; asking for a pass now would only spin.
+        again = false;
+        this.o.logger.warn({ reason: (err as Error).message, key }, 'reconcile step stopped: the store cannot record it; the next pass tries again');
+      })
       .finally(() => {
         this.busy.delete(key);
-        this.wake();
+        if (again) this.wake();
       }));
   }
 
@@ -348,6 +355,8 @@ export class Reconciler {
         kind: 'succeeded', action: step.kind, reason: step.reason, state: o.state, health: o.health, ...(recovery ? { attempt: recovery.attempt } : {}),
       });
     } catch (err) {
+      // A store that cannot record is no failure of the workload.
+      if (isNoSpace(err)) throw err;
       const message = (err as Error).message ?? String(err);
       const cause = err instanceof EngineUnavailableError ? 'engine-down' : err instanceof WorkloadSpecError ? 'unrunnable' : 'other';
       const record = this.transition(identityOf(spec), { kind: 'failed', action: step.kind, cause, message, ...(recovery ? { attempt: recovery.attempt } : {}) })
