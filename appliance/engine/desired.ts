@@ -7,8 +7,8 @@ import { normalizeWorkload, specHash } from '../../blueprints/normalize.ts';
 import { parseDateTime } from '../../blueprints/units.ts';
 import { localPipeEnds, pipedStreams } from '../../blueprints/pipes.ts';
 import type { NetworkSpec, PipeEnd, WorkloadSpec } from '../../drivers/contract.ts';
-import { workloadId } from '../../drivers/names.ts';
-import { networkSpecsOf } from '../../drivers/wireguard/specs.ts';
+import { networkId, workloadId } from '../../drivers/names.ts';
+import type { Blueprint } from '../../blueprints/schema.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 // The engine and its tests name workloads through here; the drivers share the scheme.
@@ -35,6 +35,14 @@ export function desiredWorkloads(node: string, blueprints: readonly StoredBluepr
       definition,
     };
   }));
+}
+
+/** Each network the blueprint declares, as the network driver takes it. */
+export function networkSpecsOf(bp: Blueprint, node: string): NetworkSpec[] {
+  return (bp.networks ?? []).map((definition) => {
+    const identity = { node, owner: bp.owner, blueprint: bp.name, network: definition.name };
+    return { ...identity, id: networkId(identity), definition };
+  });
 }
 
 /** What one stored blueprint wants on this node (the engine keeps it per stored version). */

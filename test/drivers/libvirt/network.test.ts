@@ -17,7 +17,8 @@ import { signBlueprint } from '../../../blueprints/sign.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { WireguardDriver } from '../../../drivers/wireguard/driver.ts';
-import { networkId, vmLinks } from '../../../drivers/wireguard/names.ts';
+import { networkId } from '../../../drivers/names.ts';
+import { vmLinks } from '../../../drivers/wireguard/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const dir = mkdtempSync('/var/tmp/zone-vmnet-');
