@@ -88,7 +88,11 @@ export interface Observed {
   unavailable: ReadonlySet<string>;
   /** What the engine remembers of each workload, by engine-side id. */
   records: ReadonlyMap<string, WorkloadRecord>;
-  /** The networks the network driver manages, by id; null: no network driver here, or it cannot list now. */
+  /**
+   * The networks the network driver manages, by id; null: no network driver here, or it
+   * cannot list now. One is ensured when missing, changed, not yet ensured since this
+   * start, or (with WireGuard) not up.
+   */
   networks?: ReadonlyMap<string, NetworkView> | null;
   /** The VM links made since the network was last ensured, by linkKey. */
   vmLinks?: ReadonlyMap<string, VmLink>;
@@ -247,11 +251,13 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
     for (const network of desired.networks) {
       const seen = networks.get(network.id);
       const hash = hashes.get(network.id) ?? '';
-      if (seen?.up && seen.ensured === hash) {
+      // A node-local network (no `wireguard`) has no interface to be up.
+      const up = seen !== undefined && (seen.up || !network.definition.wireguard);
+      if (up && seen.ensured === hash) {
         if (!busy.has(`network:${network.id}`)) ready.add(network.id);
         continue;
       }
-      const reason = !seen ? 'new network' : !seen.up ? 'not up' : seen.ensured === null ? 'not ensured since the appliance started' : 'definition changed';
+      const reason = !seen ? 'new network' : !up ? 'not up' : seen.ensured === null ? 'not ensured since the appliance started' : 'definition changed';
       const step: Step = { kind: 'ensure-network', network, hash, reason };
       if (idle(step)) steps.push(step);
     }

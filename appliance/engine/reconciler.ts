@@ -387,9 +387,11 @@ export class Reconciler {
     const { network } = step;
     await this.attempt(step, { blueprint: network.blueprint, network: network.network }, 'network ensure failed', async () => {
       this.o.logger.info({ blueprint: network.blueprint, network: network.network, reason: step.reason }, 'ensuring network');
-      await this.network().ensure(network);
+      const made = await this.network().ensure(network);
       // It may have been made anew: its links are made again.
       this.forgetLinks(network.id);
+      // Else the next pass would ensure it again at once: backed off as a failure.
+      if (network.definition.wireguard && !made.up) throw new Error(`network ${network.network}: its WireGuard interface is not up after ensure`);
       this.ensured.set(network.id, step.hash);
     });
   }

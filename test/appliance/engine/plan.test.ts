@@ -158,6 +158,12 @@ function graphSpec(name: string, kind: 'container' | 'vm', networks: { name: str
   return { node: NODE, owner: OWNER, blueprint, workload: name, id: workloadId(NODE, OWNER, blueprint, name), specHash: specHash(definition), definition };
 }
 const meshSpec: NetworkSpec = { node: NODE, owner: OWNER, blueprint: 'bp', network: 'mesh', id: 'zn-mesh', definition: mesh };
+const local = { name: 'local', subnet: '10.89.1.0/24' };
+const localSpec: NetworkSpec = { node: NODE, owner: OWNER, blueprint: 'bp', network: 'local', id: 'zn-local', definition: local };
+const localVm = (() => {
+  const definition = normalizeWorkload({ name: 'lbox', kind: 'vm', image: 'zone/busybox', networks: [{ name: 'local', ip: '10.89.1.20' }] } as Workload, [local]);
+  return { node: NODE, owner: OWNER, blueprint: 'bp', workload: 'lbox', id: workloadId(NODE, OWNER, 'bp', 'lbox'), specHash: specHash(definition), definition };
+})();
 const joinedWeb = graphSpec('joined', 'container', [{ name: 'mesh', ip: '10.88.1.10' }]);
 const vm = graphSpec('box', 'vm', [{ name: 'mesh', ip: '10.88.1.20' }]);
 const plain = graphSpec('plain', 'container');
@@ -222,6 +228,11 @@ const graph: GraphCase[] = [
     desired: { networks: [meshSpec, { ...meshSpec, network: 'b', id: 'zn-b' }, { ...meshSpec, network: 'c', id: 'zn-c' }] },
     observed: { networks: new Map([['zn-mesh', { ...ready, up: false }], ['zn-b', { ...ready, ensured: 'old' }], ['zn-c', { ...ready, ensured: null }]]) },
     expect: [['ensure-network', 'mesh', 'not up'], ['ensure-network', 'b', 'definition changed'], ['ensure-network', 'c', 'not ensured since the appliance started']],
+  },
+  {
+    name: 'a node-local network (no WireGuard, no interface to be up) is ready once ensured',
+    desired: { workloads: [localVm], networks: [localSpec] }, observed: { networks: new Map([['zn-local', { ...ready, up: false, ensured: networkHash(localSpec) }]]) },
+    expect: [['make-vm-bridge', 'local', 'lbox', '10.89.1.20']], held: ['lbox'],
   },
   {
     name: 'a container is joined to its network once it runs, with its pid and declared IP',
