@@ -10,14 +10,14 @@ import { TokenChecker } from '../lib/tokens.ts';
 import { restartPath } from './pseudokernel/proc/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
-import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
+import type { Driver, DriverContext } from '../drivers/contract.ts';
 import type { NetworkDriver } from '../drivers/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
 import { workloadId } from '../drivers/names.ts';
 import { Reconciler } from './engine/reconciler.ts';
-import type { BackoffPolicy } from './engine/backoff.ts';
+import type { BackoffPolicy } from '../lib/backoff.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { checkVmImageFiles } from './vm-images.ts';
 import { EventLog } from './events.ts';
@@ -207,10 +207,11 @@ export class ZoneAppliance implements Appliance {
 
   /**
    * Every state change of a workload here is an event: its row in the owner's process
-   * table follows it (the records are already updated when the event is recorded), and
-   * its /zone is unmounted once it is removed. Rows of workloads that did not change
-   * since the last start are published once here, and rows of workloads this node no
-   * longer has are dropped.
+   * table follows it (the records are already updated when the event is recorded). Rows
+   * of workloads that did not change since the last start are published once here, and
+   * rows of workloads this node no longer has are dropped. (A feed rather than a planned
+   * resource: a row is the workload's record as published, nothing the engine makes
+   * real or depends on; the event log is the engine's output, in the order of changes.)
    */
   private followWorkloads(pk: Pseudokernel): void {
     const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
@@ -218,7 +219,6 @@ export class ZoneAppliance implements Appliance {
       if (event.owner === null || event.blueprint === null || event.workload === null) return;
       const identity = { owner: event.owner, blueprint: event.blueprint, workload: event.workload };
       pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload));
-      if (event.to === 'removed') void pk.release(workloadId(this.identity.id, identity.owner, identity.blueprint, identity.workload));
     });
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
     const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
@@ -294,12 +294,13 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     await pseudokernel.start();
   }
   const pk = pseudokernel;
+  // The pseudokernel is the provider of /zone mounts and pipe ends the engine plans.
   const reconciler = new Reconciler({
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
-    ...(pk ? { prepare: (spec: WorkloadSpec) => pk.prepare(spec), passed: (blueprints: readonly StoredBlueprint[]) => pk.pipesOf(blueprints) } : {}),
+    ...(pk ? { mounts: pk, pipeEnds: pk } : {}),
   });
   return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);
 }
