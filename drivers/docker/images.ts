@@ -25,7 +25,7 @@ export function splitTag(reference: string): { repo: string; tag: string } {
   return colon > slash ? { repo: reference.slice(0, colon), tag: reference.slice(colon + 1) } : { repo: reference, tag: 'latest' };
 }
 
-async function isPresent(docker: Docker, reference: string): Promise<boolean> {
+export async function isPresent(docker: Docker, reference: string): Promise<boolean> {
   try {
     await docker.getImage(reference).inspect();
     return true;

@@ -1,0 +1,146 @@
+// The grid's image store: one JetStream object store for the whole grid (clustered with
+// the nodes' nats-servers, so any node reads what another stored), content-addressed:
+// an owner's image is the object `<owner id>.<digest hex>`, stored once however often it
+// is pushed. Which nodes use an image lives beside it, in a KV bucket of
+// `<owner id>.<digest hex>.<node>` -> when that node last saw a blueprint pin it: the
+// garbage collector (gc.ts) keeps what any node still uses.
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { jetstreamManager, jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ZoneError } from '../errors.ts';
+import { ownerIdOf } from '../pseudokernel/grid-names.ts';
+import { boundStream } from '../pseudokernel/grid-quota.ts';
+import { kvKeys, retryingTimeouts } from '../pseudokernel/jetstream-retry.ts';
+import type { ImageUse, StoredImage } from './gc.ts';
+
+const IMAGES_BUCKET = 'zone-images';
+const USES_BUCKET = 'zone-image-uses';
+const USES_BYTES = 16 * 2 ** 20;
+
+/** What an image's object says of it (its description, as JSON). */
+interface ImageMeta { owner: string; name: string; size: number; pushedAt: string }
+
+export interface ImageRow extends ImageMeta {
+  digest: string;
+  /** The nodes whose blueprints pin it, with when each last saw it pinned. */
+  usedBy: { node: string; at: string }[];
+}
+
+export class GridImages {
+  private constructor(private readonly objects: ObjectStore, private readonly useTable: KV) {}
+
+  /** Opens the grid's buckets (made where missing; their first user decides the replicas). */
+  static async open(nc: NatsConnection, options: { replicas: number; maxBytes: number }): Promise<GridImages> {
+    const js = jetstream(nc);
+    return retryingTimeouts('opening the grid\'s image store', async () => {
+      const [objects, uses, jsm] = await Promise.all([
+        new Objm(js).create(IMAGES_BUCKET, { replicas: options.replicas, storage: StorageType.File, max_bytes: options.maxBytes }),
+        new Kvm(js).create(USES_BUCKET, { history: 1, replicas: options.replicas, allow_direct: false, max_bytes: USES_BYTES }),
+        jetstreamManager(nc),
+      ]).catch((err: unknown) => { throw storeFull(err, 'making the grid\'s image store'); });
+      await boundStream(jsm, `OBJ_${IMAGES_BUCKET}`, options.maxBytes);
+      return new GridImages(objects, uses);
+    });
+  }
+
+  /** `owner`'s images (every owner's: none given), with the nodes that use them. */
+  async list(owner?: string): Promise<ImageRow[]> {
+    const prefix = owner === undefined ? '' : `${ownerIdOf(owner)}.`;
+    const infos = (await this.objects.list()).filter((info) => !info.deleted && info.name.startsWith(prefix));
+    const uses = await this.uses();
+    return infos.flatMap((info) => {
+      const meta = metaOf(info);
+      if (!meta) return [];
+      const key = info.name;
+      const usedBy = uses.filter((u) => u.object === key).map((u) => ({ node: u.node, at: new Date(u.atMs).toISOString() }));
+      return [{ ...meta, digest: `sha256:${key.slice(key.indexOf('.') + 1)}`, usedBy }];
+    }).sort((a, b) => a.pushedAt.localeCompare(b.pushedAt));
+  }
+
+  /** Bytes `owner`'s images take. */
+  async usage(owner: string): Promise<number> {
+    return (await this.list(owner)).reduce((sum, image) => sum + image.size, 0);
+  }
+
+  async has(owner: string, digest: string): Promise<boolean> {
+    const info = await this.objects.info(objectName(owner, digest));
+    return info !== null && !info.deleted;
+  }
+
+  /** Stores `source` as `owner`'s image `digest` unless it is there already (a push again stores nothing). */
+  async put(owner: string, digest: string, meta: Omit<ImageMeta, 'owner'>, source: () => Readable): Promise<{ stored: boolean }> {
+    if (await this.has(owner, digest)) return { stored: false };
+    const description = JSON.stringify({ ...meta, owner } satisfies ImageMeta);
+    await this.objects.put({ name: objectName(owner, digest), description }, Readable.toWeb(source()) as ReadableStream<Uint8Array>)
+      .catch((err: unknown) => { throw storeFull(err, `storing image ${digest}`); });
+    return { stored: true };
+  }
+
+  /** Writes `owner`'s image `digest` to `path` (the object store checks its own digest of the bytes); false when there is none. */
+  async fetch(owner: string, digest: string, path: string): Promise<boolean> {
+    const result = await this.objects.get(objectName(owner, digest));
+    if (!result || result.info.deleted) return false;
+    await pipeline(Readable.fromWeb(result.data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path, { mode: 0o600 }));
+    const failed = await result.error;
+    if (failed) throw new Error(`fetching image ${digest} from the grid failed: ${failed.message}`);
+    return true;
+  }
+
+  async remove(object: string): Promise<void> {
+    await this.objects.delete(object);
+    for (const key of await kvKeys('listing an image\'s uses', this.useTable, `${object}.*`)) await this.useTable.purge(key);
+  }
+
+  /** `node` uses these images now. */
+  async markUsed(node: string, images: readonly { owner: string; digest: string }[], now: Date): Promise<void> {
+    for (const image of images) await this.useTable.put(`${objectName(image.owner, image.digest)}.${node}`, String(now.getTime()));
+  }
+
+  /** Every stored image, as the collector sees it. */
+  async stored(): Promise<StoredImage[]> {
+    return (await this.objects.list()).flatMap((info) => {
+      const meta = !info.deleted && metaOf(info);
+      return meta ? [{ object: info.name, pushedAtMs: Date.parse(meta.pushedAt) }] : [];
+    });
+  }
+
+  /** Every node's last use of every image. */
+  uses(): Promise<ImageUse[]> {
+    return retryingTimeouts('reading the image uses', async () => {
+      const rows: ImageUse[] = [];
+      for (const key of await kvKeys('listing the image uses', this.useTable)) {
+        const entry = await this.useTable.get(key);
+        const parts = key.split('.');
+        if (!entry || parts.length !== 3) continue;
+        rows.push({ object: `${parts[0]}.${parts[1]}`, node: parts[2]!, atMs: Number(entry.string()) });
+      }
+      return rows;
+    });
+  }
+}
+
+export function objectName(owner: string, digest: string): string {
+  return `${ownerIdOf(owner)}.${digest.replace(/^sha256:/, '')}`;
+}
+
+function metaOf(info: ObjectInfo): ImageMeta | null {
+  try {
+    const meta = JSON.parse(info.description ?? '') as ImageMeta;
+    return typeof meta.owner === 'string' && typeof meta.pushedAt === 'string' ? meta : null;
+  } catch {
+    return null;
+  }
+}
+
+/** JetStream's "full" as the API's NO_SPACE, naming the bound. */
+function storeFull(err: unknown, what: string): unknown {
+  const text = err instanceof Error ? `${err.message} ${err.cause instanceof Error ? err.cause.message : ''}` : '';
+  if (/maximum bytes exceeded|insufficient storage|storage resources|no space left/i.test(text)) {
+    return new ZoneError('NO_SPACE', `${what}: the grid's image store is full (limits.imageStoreBytes, or the node's JetStream storage); images no blueprint uses are removed after images.gcGraceSeconds`);
+  }
+  return err;
+}

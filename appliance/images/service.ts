@@ -1,0 +1,124 @@
+// The node's side of the grid's images: uploads (checked whole, then stored in the grid's
+// store under the owner, within the owner's quota), the source the drivers fetch pinned
+// images from, and the periodic pass that records which images this node's blueprints
+// pin and removes those no node has pinned for the grace period.
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ImageSource } from '../../drivers/contract.ts';
+import { ImageArchiveError, readImageArchive } from '../../drivers/docker/archive.ts';
+import { ZoneError } from '../errors.ts';
+import { collectableImages } from './gc.ts';
+import type { GridImages, ImageRow } from './grid-images.ts';
+import { ImageUploads, type UploadStatus } from './uploads.ts';
+
+export interface ImageServiceOptions {
+  node: string;
+  /** Where uploads wait until they are whole. */
+  uploadsDir: string;
+  /** Bytes of images one owner may store in the grid. */
+  ownerImageBytes: number;
+  /** How long an image no blueprint pins stays. */
+  gcGraceMs: number;
+  /** The images live blueprints on this node pin, by owner. */
+  pinned(): { owner: string; digest: string }[];
+  store: GridImages;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+export interface CommittedImage { digest: string; name: string; size: number; stored: boolean }
+
+/** Open uploads per owner, and how long one may be left alone. */
+const UPLOADS_PER_OWNER = 4;
+const UPLOAD_IDLE_MS = 60 * 60 * 1000;
+
+export class ImageService implements ImageSource {
+  private readonly uploads: ImageUploads;
+  private timer: NodeJS.Timeout | null = null;
+  private pass: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: ImageServiceOptions) {
+    this.uploads = new ImageUploads(o.uploadsDir, { maxBytes: o.ownerImageBytes, perOwner: UPLOADS_PER_OWNER, idleMs: UPLOAD_IDLE_MS });
+  }
+
+  begin(owner: string, size: number): Promise<UploadStatus> {
+    return this.uploads.begin(owner, size);
+  }
+
+  status(owner: string, id: string): Promise<UploadStatus> {
+    return this.uploads.status(owner, id);
+  }
+
+  append(owner: string, id: string, offset: number, body: Readable): Promise<UploadStatus> {
+    return this.uploads.append(owner, id, offset, body);
+  }
+
+  /** Checks the whole upload and stores it under `owner` (once: a digest already stored is not stored again). */
+  async commit(owner: string, id: string): Promise<CommittedImage> {
+    const path = await this.uploads.complete(owner, id);
+    const archive = await readImageArchive(createReadStream(path)).catch(async (err: unknown) => {
+      if (!(err instanceof ImageArchiveError)) throw err;
+      // A bad upload is not kept: sending it again would not make it good.
+      await this.uploads.drop(id);
+      throw new ZoneError('INVALID', `refused, nothing stored: ${err.message}`, '/body');
+    });
+    const name = archive.repoTags[0] ?? archive.digest;
+    if (!(await this.o.store.has(owner, archive.digest))) {
+      const used = await this.o.store.usage(owner);
+      if (used + archive.size > this.o.ownerImageBytes) {
+        throw new ZoneError('NO_SPACE', `the owner's images take ${used} bytes; this one (${archive.size}) would pass limits.ownerImageBytes = ${this.o.ownerImageBytes}. Images no blueprint pins are removed after the grace period`, undefined, { used, limit: this.o.ownerImageBytes });
+      }
+    }
+    const { stored } = await this.o.store.put(owner, archive.digest, { name, size: archive.size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
+    await this.uploads.drop(id);
+    this.o.logger.info({ owner, digest: archive.digest, size: archive.size, stored }, 'image pushed');
+    return { digest: archive.digest, name, size: archive.size, stored };
+  }
+
+  list(owner?: string): Promise<ImageRow[]> {
+    return this.o.store.list(owner);
+  }
+
+  has(owner: string, digest: string): Promise<boolean> {
+    return this.o.store.has(owner, digest);
+  }
+
+  fetch(owner: string, digest: string, path: string): Promise<boolean> {
+    return this.o.store.fetch(owner, digest, path);
+  }
+
+  /** Records this node's uses and removes what no node used for the grace period; returns the removed objects. */
+  async collect(): Promise<string[]> {
+    const now = this.now();
+    await this.o.store.markUsed(this.o.node, this.o.pinned(), now);
+    await this.uploads.sweep(now.getTime());
+    const [stored, uses] = await Promise.all([this.o.store.stored(), this.o.store.uses()]);
+    const gone = collectableImages(stored, uses, now.getTime(), this.o.gcGraceMs);
+    for (const object of gone) {
+      await this.o.store.remove(object);
+      this.o.logger.info({ object }, 'image removed: no blueprint pinned it for the grace period');
+    }
+    return gone;
+  }
+
+  /** Collects every `intervalMs` (a pass at a time) until close(). */
+  start(intervalMs = Math.max(1000, Math.min(60_000, this.o.gcGraceMs / 4))): void {
+    this.timer = setInterval(() => {
+      this.pass = this.pass.then(() => this.collect()).then(() => undefined, (err: unknown) => {
+        this.o.logger.warn({ err }, 'image garbage collection failed; tried again at the next pass');
+      });
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.pass;
+  }
+
+  private now(): Date {
+    return this.o.clock?.() ?? new Date();
+  }
+}
