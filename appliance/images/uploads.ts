@@ -48,7 +48,12 @@ export class ImageUploads {
     return { id, size, offset: 0 };
   }
 
-  async status(owner: string, id: string): Promise<UploadStatus> {
+  /** Where the upload ends once the append under way (if any) is done. */
+  status(owner: string, id: string): Promise<UploadStatus> {
+    return this.locks.run(id, () => this.current(owner, id));
+  }
+
+  private async current(owner: string, id: string): Promise<UploadStatus> {
     const record = await this.record(owner, id);
     return { id, size: record.size, offset: (await stat(this.partOf(id))).size };
   }
@@ -85,7 +90,7 @@ export class ImageUploads {
 
   /** The file of a complete upload, for the caller to check and store, then drop(). */
   async complete(owner: string, id: string): Promise<string> {
-    const status = await this.status(owner, id);
+    const status = await this.current(owner, id);
     if (status.offset !== status.size) throw new ZoneError('CONFLICT', `upload ${id} holds ${status.offset} of its ${status.size} bytes: send the rest first`, '/params/id', { offset: status.offset });
     return this.partOf(id);
   }
