@@ -4,9 +4,9 @@
 // image store when the node lacks it, and the blueprint's signature covers the digest.
 
 /** `name` or `name@sha256:<64 hex>`; linear to match (no nested quantifiers). */
-export const IMAGE_PATTERN = '^[^@\\s]+(@sha256:[0-9a-f]{64})?$';
+export const IMAGE_PATTERN = '^[^@]+(@sha256:[0-9a-f]{64})?$';
 
-const PINNED = /^([^@\s]+)@(sha256:[0-9a-f]{64})$/;
+const PINNED = /^([^@]+)@(sha256:[0-9a-f]{64})$/;
 export const DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 
 export interface PinnedImage {
