@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
+import { actsFor, type TrustPolicy } from '../../blueprints/policy.ts';
 import type { ImageSource } from '../../drivers/contract.ts';
 import type { NodeConfig } from '../config.ts';
 import { isLive } from '../engine/desired.ts';
@@ -28,6 +29,7 @@ export function pinnedImagesOf(blueprints: readonly StoredBlueprint[], now: Date
 export interface NodeImagesOptions {
   node: string;
   config: NodeConfig;
+  trustPolicy: TrustPolicy;
   pseudokernel: Pseudokernel;
   blueprints(): readonly StoredBlueprint[];
   logger: Logger;
@@ -44,7 +46,9 @@ export async function openNodeImages(o: NodeImagesOptions): Promise<{ service: I
     const store = await GridImages.open(nc, { replicas, maxBytes: o.config.limits.imageStoreBytes });
     const now = () => o.clock?.() ?? new Date();
     const service = new ImageService({
-      node: o.node, uploadsDir: join(o.config.dataDir, 'image-uploads'), ownerImageBytes: o.config.limits.ownerImageBytes,
+      node: o.node, uploadsDir: join(o.config.dataDir, 'image-uploads'),
+      ownerImageBytes: o.config.limits.ownerImageBytes, imageStoreBytes: o.config.limits.imageStoreBytes,
+      acceptsOwner: (owner) => o.trustPolicy.signers.some((signer) => actsFor(signer, owner)),
       gcGraceMs: o.config.images.gcGraceMs, pinned: () => pinnedImagesOf(o.blueprints(), now()), store, logger: o.logger,
       ...(o.clock ? { clock: o.clock } : {}),
     });

@@ -18,6 +18,10 @@ export interface ImageServiceOptions {
   uploadsDir: string;
   /** Bytes of images one owner may store in the grid. */
   ownerImageBytes: number;
+  /** Bytes the grid's store takes in all: open uploads declare no more together. */
+  imageStoreBytes: number;
+  /** Whether the trust policy lets blueprints of `owner` run here: nobody else's images are taken. */
+  acceptsOwner(owner: string): boolean;
   /** How long an image no blueprint pins stays. */
   gcGraceMs: number;
   /** The images live blueprints on this node pin, by owner. */
@@ -39,10 +43,14 @@ export class ImageService implements ImageSource {
   private pass: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ImageServiceOptions) {
-    this.uploads = new ImageUploads(o.uploadsDir, { maxBytes: o.ownerImageBytes, perOwner: UPLOADS_PER_OWNER, idleMs: UPLOAD_IDLE_MS });
+    this.uploads = new ImageUploads(o.uploadsDir, { maxBytes: o.ownerImageBytes, perOwner: UPLOADS_PER_OWNER, totalBytes: o.imageStoreBytes, idleMs: UPLOAD_IDLE_MS });
   }
 
+  /** Opens an upload: only for owners the trust policy lets run blueprints here (any key is an owner). */
   begin(owner: string, size: number): Promise<UploadStatus> {
+    if (!this.o.acceptsOwner(owner)) {
+      return Promise.reject(new ZoneError('POLICY', 'no signer of this node\'s trust policy signs blueprints of this owner: its images could never run here, so none are taken', '/headers/authorization'));
+    }
     return this.uploads.begin(owner, size);
   }
 

@@ -17,6 +17,8 @@ export interface UploadLimits {
   maxBytes: number;
   /** Uploads one owner may have open. */
   perOwner: number;
+  /** Bytes all open uploads of this node may declare together (what the grid's store could take). */
+  totalBytes: number;
   /** An upload without an append for this long is dropped. */
   idleMs: number;
 }
@@ -38,7 +40,12 @@ export class ImageUploads {
       throw new ZoneError('NO_SPACE', `the image is ${size} bytes, more than an owner may store (limits.ownerImageBytes = ${this.limits.maxBytes})`, '/body/size', { limit: this.limits.maxBytes });
     }
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const open = (await this.records()).filter((r) => r.record.owner === owner);
+    const all = await this.records();
+    const declared = all.reduce((sum, r) => sum + r.record.size, 0);
+    if (declared + size > this.limits.totalBytes) {
+      throw new ZoneError('TOO_MANY', `the open image uploads on this node declare ${declared} bytes; this one would pass ${this.limits.totalBytes} (limits.imageStoreBytes); retry later`, undefined, { limit: this.limits.totalBytes });
+    }
+    const open = all.filter((r) => r.record.owner === owner);
     if (open.length >= this.limits.perOwner) {
       throw new ZoneError('TOO_MANY', `${open.length} image uploads of this owner are open on this node, the most it takes; finish one, or wait until one left alone is dropped`, undefined, { limit: this.limits.perOwner });
     }

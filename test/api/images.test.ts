@@ -89,9 +89,16 @@ t.test('images of an owner', async (t) => {
   await t.test('another owner sees none of them; a call without a token is refused', async (t) => {
     const stranger = ownerCall(generateSigningKeyPair(), node);
     t.match(await stranger(`${n.url}/v1/grid/images/`), { status: 200, json: { images: [] } });
+    t.match(await stranger(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } }), { status: 403, json: { error: 'POLICY', message: /no signer of this node's trust policy/ } }, 'a key no signer acts for pushes nothing');
     const opened = await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } });
     t.match(await stranger(`${n.url}/v1/grid/images/uploads/${String(opened.json.id)}`), { status: 404 });
     t.match(await call(`${n.url}/v1/grid/images/`), { status: 401 });
+  });
+
+  await t.test('an owner has a few uploads open at a time', async (t) => {
+    // One is open from the test before.
+    for (let i = 0; i < 3; i++) t.equal((await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } })).status, 201);
+    t.match(await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } }), { status: 429, json: { error: 'TOO_MANY', message: /4 image uploads of this owner are open/ } });
   });
 
   await t.test('the collector removes an image nobody pins after the grace period, never a pinned one', async (t) => {
