@@ -96,8 +96,8 @@ t.test('images of an owner', async (t) => {
   });
 
   await t.test('an owner has a few uploads open at a time', async (t) => {
-    // One is open from the test before.
-    for (let i = 0; i < 3; i++) t.equal((await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } })).status, 201);
+    // Two are open: the push refused for the quota (kept, to be committed once there is room) and the test before's.
+    for (let i = 0; i < 2; i++) t.equal((await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } })).status, 201);
     t.match(await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10 } }), { status: 429, json: { error: 'TOO_MANY', message: /4 image uploads of this owner are open/ } });
   });
 
