@@ -164,7 +164,7 @@ export class NodeClient {
   }
 
   /** Checks the whole upload and stores it in the grid. */
-  imageCommit(owner: SigningKeyPair, id: string): Promise<{ digest: string; name: string; size: number; stored: boolean }> {
+  imageCommit(owner: SigningKeyPair, id: string): Promise<ImageCommit> {
     return this.json('POST', `/v1/grid/images/uploads/${encodeURIComponent(id)}/commit`, { owner });
   }
 
@@ -243,6 +243,8 @@ interface RequestOptions { body?: unknown; headers?: Record<string, string>; sig
 export interface ImageRow { digest: string; name: string; size: number; pushedAt: string; usedBy: { node: string; at: string }[] }
 
 export interface ImageUpload { id: string; size: number; offset: number }
+
+export interface ImageCommit { digest: string; name: string; size: number; stored: boolean }
 
 /** An entry of a /zone/fs directory as the node lists it. */
 export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import Table from 'cli-table3';
 import Docker from 'dockerode';
 import { readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
-import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageUpload } from '../client.ts';
+import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageUpload } from '../client.ts';
 import { action, CliFailure, inFile } from '../output.ts';
 import { age } from './status.ts';
 
@@ -75,6 +75,15 @@ async function upload(client: NodeClient, owner: SigningKeyPair, path: string, s
   }
 }
 
+/** Uploads the archive at `path` (from where upload `resume` ends, when given), then has the node check and store it. */
+export async function pushArchive(client: NodeClient, owner: SigningKeyPair, path: string, options: { label: string; resume?: string }): Promise<ImageCommit> {
+  const size = (await stat(path)).size;
+  const start = options.resume ? await client.imageUploadStatus(owner, options.resume) : await client.imageUpload(owner, size);
+  if (start.size !== size) throw new CliFailure(`--resume ${options.resume}: that upload is of ${start.size} bytes, ${options.label} has ${size}`);
+  await upload(client, owner, path, start, options.label);
+  return client.imageCommit(owner, start.id);
+}
+
 export function register(program: Command): void {
   const image = program.command('image').description('images in the grid\'s image store: push one, list them');
 
@@ -90,11 +99,7 @@ export function register(program: Command): void {
       const client = new NodeClient(nodeUrl(opts.node), opts.key);
       const archive = await archiveOf(source);
       try {
-        const size = (await stat(archive.path)).size;
-        const start = opts.resume ? await client.imageUploadStatus(owner, opts.resume) : await client.imageUpload(owner, size);
-        if (start.size !== size) throw new CliFailure(`--resume ${opts.resume}: that upload is of ${start.size} bytes, ${source} has ${size}`);
-        await upload(client, owner, archive.path, start, source);
-        const committed = await client.imageCommit(owner, start.id);
+        const committed = await pushArchive(client, owner, archive.path, { label: source, ...(opts.resume ? { resume: opts.resume } : {}) });
         if (!committed.stored) process.stderr.write(`the grid had ${committed.digest} already\n`);
         // An archive saved without a name (docker save IMAGE_ID) is named by its digest alone.
         const name = committed.name.startsWith('sha256:') ? 'image' : committed.name;

@@ -18,7 +18,7 @@ export interface BuiltImage {
 }
 
 /** Builds `tag` with /zone-extra.txt holding `content`, saves it under `dir`. */
-export async function buildImageArchive(dir: string, tag: string, content: string, options: { keep?: boolean } = {}): Promise<BuiltImage> {
+export async function buildImageArchive(dir: string, tag: string, content: string | Buffer, options: { keep?: boolean } = {}): Promise<BuiltImage> {
   const work = await mkdtemp(join(tmpdir(), 'zone-image-'));
   try {
     const container = (await run('docker', ['create', 'zone/busybox', 'true'])).stdout.trim();
