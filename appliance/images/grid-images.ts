@@ -4,10 +4,11 @@
 // is pushed. Which nodes use an image lives beside it, in a KV bucket of
 // `<owner id>.<digest hex>.<node>` -> when that node last saw a blueprint pin it: the
 // garbage collector (gc.ts) keeps what any node still uses.
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { jetstreamManager, jetstream } from '@nats-io/jetstream';
+import { jetstreamManager, jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -20,6 +21,14 @@ import type { ImageUse, StoredImage } from './gc.ts';
 const IMAGES_BUCKET = 'zone-images';
 const USES_BUCKET = 'zone-image-uses';
 const USES_BYTES = 16 * 2 ** 20;
+/**
+ * Chunks of images: the client publishes each and waits for its ack (replicated), so the
+ * default 128 KiB chunks make a 100 MiB push 800 round trips; these stay under nats-server's
+ * default max_payload (1 MiB) with room for the headers.
+ */
+const CHUNK_BYTES = 960 * 1024;
+/** Chunks fetched ahead of the writer. */
+const READ_AHEAD_CHUNKS = 8;
 
 /** What an image's object says of it (its description, as JSON). */
 interface ImageMeta { owner: string; name: string; size: number; pushedAt: string }
@@ -31,7 +40,7 @@ export interface ImageRow extends ImageMeta {
 }
 
 export class GridImages {
-  private constructor(private readonly objects: ObjectStore, private readonly useTable: KV) {}
+  private constructor(private readonly js: JetStreamClient, private readonly objects: ObjectStore, private readonly useTable: KV) {}
 
   /** Opens the grid's buckets (made where missing; their first user decides the replicas). */
   static async open(nc: NatsConnection, options: { replicas: number; maxBytes: number }): Promise<GridImages> {
@@ -43,7 +52,7 @@ export class GridImages {
         jetstreamManager(nc),
       ]).catch((err: unknown) => { throw storeFull(err, 'making the grid\'s image store'); });
       await boundStream(jsm, `OBJ_${IMAGES_BUCKET}`, options.maxBytes);
-      return new GridImages(objects, uses);
+      return new GridImages(js, objects, uses);
     });
   }
 
@@ -75,18 +84,41 @@ export class GridImages {
   async put(owner: string, digest: string, meta: Omit<ImageMeta, 'owner'>, source: () => Readable): Promise<{ stored: boolean }> {
     if (await this.has(owner, digest)) return { stored: false };
     const description = JSON.stringify({ ...meta, owner } satisfies ImageMeta);
-    await this.objects.put({ name: objectName(owner, digest), description }, Readable.toWeb(source()) as ReadableStream<Uint8Array>)
+    await this.objects.put({ name: objectName(owner, digest), description, options: { max_chunk_size: CHUNK_BYTES } }, Readable.toWeb(source()) as ReadableStream<Uint8Array>)
       .catch((err: unknown) => { throw storeFull(err, `storing image ${digest}`); });
     return { stored: true };
   }
 
-  /** Writes `owner`'s image `digest` to `path` (the object store checks its own digest of the bytes); false when there is none. */
+  /**
+   * Writes `owner`'s image `digest` to `path`, checked against the object's own sha256;
+   * false when there is none. The chunks come through a consumer that reads ahead a few
+   * (the client's get() is several times slower on large objects).
+   */
   async fetch(owner: string, digest: string, path: string): Promise<boolean> {
-    const result = await this.objects.get(objectName(owner, digest));
-    if (!result || result.info.deleted) return false;
-    await pipeline(Readable.fromWeb(result.data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path, { mode: 0o600 }));
-    const failed = await result.error;
-    if (failed) throw new Error(`fetching image ${digest} from the grid failed: ${failed.message}`);
+    const info = await this.objects.info(objectName(owner, digest));
+    if (!info || info.deleted) return false;
+    const hash = createHash('sha256');
+    let size = 0;
+    const chunks = async function* (js: JetStreamClient): AsyncGenerator<Uint8Array> {
+      if (info.chunks === 0) return;
+      const consumer = await js.consumers.get(`OBJ_${IMAGES_BUCKET}`, { filter_subjects: `$O.${IMAGES_BUCKET}.C.${info.nuid}` });
+      const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
+      let seen = 0;
+      try {
+        for await (const message of messages) {
+          hash.update(message.data);
+          size += message.data.length;
+          yield message.data;
+          if (++seen === info.chunks) break;
+        }
+      } finally {
+        await messages.close();
+        consumer.delete().catch(() => undefined);
+      }
+    };
+    await pipeline(Readable.from(chunks(this.js)), createWriteStream(path, { mode: 0o600 }));
+    const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
+    if (size !== info.size || !hash.digest().equals(expected)) throw new Error(`image ${digest} is damaged in the grid's store: read ${size} of ${info.size} bytes, or another sha256`);
     return true;
   }
 
@@ -98,6 +130,11 @@ export class GridImages {
   /** `node` uses these images now. */
   async markUsed(node: string, images: readonly { owner: string; digest: string }[], now: Date): Promise<void> {
     for (const image of images) await this.useTable.put(`${objectName(image.owner, image.digest)}.${node}`, String(now.getTime()));
+  }
+
+  /** Forgets these uses (older than the grace period: they keep nothing). */
+  async forget(uses: readonly ImageUse[]): Promise<void> {
+    for (const use of uses) await this.useTable.purge(`${use.object}.${use.node}`);
   }
 
   /** Every stored image, as the collector sees it. */

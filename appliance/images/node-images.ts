@@ -36,29 +36,29 @@ export interface NodeImagesOptions {
   clock?: () => Date;
 }
 
-/** Opens the grid's image store and starts its collector; null (logged) when the pseudokernel does not run. */
+/**
+ * The node's image service and its collector, on a connection of its own; null when the
+ * pseudokernel does not run. The store itself is opened on first use.
+ */
 export async function openNodeImages(o: NodeImagesOptions): Promise<{ service: ImageService; close(): Promise<void> } | null> {
   if (!o.pseudokernel.available) return null;
   const nc = await o.pseudokernel.server.connect(`zone-${o.node}-images`);
-  try {
-    const cluster = o.config.nats.cluster;
-    const replicas = cluster ? Math.min(3, cluster.routes.length + 1) : 1;
-    const store = await GridImages.open(nc, { replicas, maxBytes: o.config.limits.imageStoreBytes });
-    const now = () => o.clock?.() ?? new Date();
-    const service = new ImageService({
-      node: o.node, uploadsDir: join(o.config.dataDir, 'image-uploads'),
-      ownerImageBytes: o.config.limits.ownerImageBytes, imageStoreBytes: o.config.limits.imageStoreBytes,
-      acceptsOwner: (owner) => o.trustPolicy.signers.some((signer) => actsFor(signer, owner)),
-      gcGraceMs: o.config.images.gcGraceMs, pinned: () => pinnedImagesOf(o.blueprints(), now()), store, logger: o.logger,
-      ...(o.clock ? { clock: o.clock } : {}),
-    });
-    service.start();
-    return { service, close: async () => { await service.close(); await nc.close(); } };
-  } catch (err) {
-    await nc.close();
-    o.logger.error({ err }, 'the grid\'s image store could not be opened; pinned images cannot be fetched or pushed here');
-    return null;
-  }
+  const cluster = o.config.nats.cluster;
+  const replicas = cluster ? Math.min(3, cluster.routes.length + 1) : 1;
+  const openStore = () => GridImages.open(nc, { replicas, maxBytes: o.config.limits.imageStoreBytes }).catch((err: unknown) => {
+    o.logger.warn({ err }, 'the grid\'s image store could not be opened (yet); tried again at its next use');
+    throw err;
+  });
+  const now = () => o.clock?.() ?? new Date();
+  const service = new ImageService({
+    node: o.node, uploadsDir: join(o.config.dataDir, 'image-uploads'),
+    ownerImageBytes: o.config.limits.ownerImageBytes, imageStoreBytes: o.config.limits.imageStoreBytes,
+    acceptsOwner: (owner) => o.trustPolicy.signers.some((signer) => actsFor(signer, owner)),
+    gcGraceMs: o.config.images.gcGraceMs, pinned: () => pinnedImagesOf(o.blueprints(), now()), openStore, logger: o.logger,
+    ...(o.clock ? { clock: o.clock } : {}),
+  });
+  service.start();
+  return { service, close: async () => { await service.close(); await nc.close(); } };
 }
 
 /** A source for the drivers that asks `current()`, which is there once the store is open. */

@@ -26,7 +26,11 @@ export interface ImageServiceOptions {
   gcGraceMs: number;
   /** The images live blueprints on this node pin, by owner. */
   pinned(): { owner: string; digest: string }[];
-  store: GridImages;
+  /**
+   * Opens the grid's store: a new grid's store is made once enough of its servers are
+   * up for its replicas, so a failed open is tried again by the next use.
+   */
+  openStore(): Promise<GridImages>;
   logger: Logger;
   clock?: () => Date;
 }
@@ -41,6 +45,7 @@ export class ImageService implements ImageSource {
   private readonly uploads: ImageUploads;
   private timer: NodeJS.Timeout | null = null;
   private pass: Promise<void> = Promise.resolve();
+  private opened: Promise<GridImages> | null = null;
 
   constructor(private readonly o: ImageServiceOptions) {
     this.uploads = new ImageUploads(o.uploadsDir, { maxBytes: o.ownerImageBytes, perOwner: UPLOADS_PER_OWNER, totalBytes: o.imageStoreBytes, idleMs: UPLOAD_IDLE_MS });
@@ -72,39 +77,40 @@ export class ImageService implements ImageSource {
       throw new ZoneError('INVALID', `refused, nothing stored: ${err.message}`, '/body');
     });
     const name = archive.repoTags[0] ?? archive.digest;
-    if (!(await this.o.store.has(owner, archive.digest))) {
-      const used = await this.o.store.usage(owner);
+    if (!(await (await this.store()).has(owner, archive.digest))) {
+      const used = await (await this.store()).usage(owner);
       if (used + archive.size > this.o.ownerImageBytes) {
         throw new ZoneError('NO_SPACE', `the owner's images take ${used} bytes; this one (${archive.size}) would pass limits.ownerImageBytes = ${this.o.ownerImageBytes}. Images no blueprint pins are removed after the grace period`, undefined, { used, limit: this.o.ownerImageBytes });
       }
     }
-    const { stored } = await this.o.store.put(owner, archive.digest, { name, size: archive.size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
+    const { stored } = await (await this.store()).put(owner, archive.digest, { name, size: archive.size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
     await this.uploads.drop(id);
     this.o.logger.info({ owner, digest: archive.digest, size: archive.size, stored }, 'image pushed');
     return { digest: archive.digest, name, size: archive.size, stored };
   }
 
-  list(owner?: string): Promise<ImageRow[]> {
-    return this.o.store.list(owner);
+  async list(owner?: string): Promise<ImageRow[]> {
+    return (await this.store()).list(owner);
   }
 
-  has(owner: string, digest: string): Promise<boolean> {
-    return this.o.store.has(owner, digest);
+  async has(owner: string, digest: string): Promise<boolean> {
+    return (await this.store()).has(owner, digest);
   }
 
-  fetch(owner: string, digest: string, path: string): Promise<boolean> {
-    return this.o.store.fetch(owner, digest, path);
+  async fetch(owner: string, digest: string, path: string): Promise<boolean> {
+    return (await this.store()).fetch(owner, digest, path);
   }
 
   /** Records this node's uses and removes what no node used for the grace period; returns the removed objects. */
   async collect(): Promise<string[]> {
     const now = this.now();
-    await this.o.store.markUsed(this.o.node, this.o.pinned(), now);
+    await (await this.store()).markUsed(this.o.node, this.o.pinned(), now);
     await this.uploads.sweep(now.getTime());
-    const [stored, uses] = await Promise.all([this.o.store.stored(), this.o.store.uses()]);
+    const [stored, uses] = await Promise.all([(await this.store()).stored(), (await this.store()).uses()]);
     const gone = collectableImages(stored, uses, now.getTime(), this.o.gcGraceMs);
+    await (await this.store()).forget(uses.filter((use) => use.atMs + this.o.gcGraceMs <= now.getTime()));
     for (const object of gone) {
-      await this.o.store.remove(object);
+      await (await this.store()).remove(object);
       this.o.logger.info({ object }, 'image removed: no blueprint pinned it for the grace period');
     }
     return gone;
@@ -124,6 +130,17 @@ export class ImageService implements ImageSource {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.pass;
+  }
+
+  private store(): Promise<GridImages> {
+    if (!this.opened) {
+      const opening = this.o.openStore();
+      opening.catch(() => {
+        if (this.opened === opening) this.opened = null;
+      });
+      this.opened = opening;
+    }
+    return this.opened;
   }
 
   private now(): Date {

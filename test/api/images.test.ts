@@ -39,8 +39,11 @@ async function push(n: TestNode, bytes: Buffer) {
 }
 
 t.test('images of an owner', async (t) => {
-  const n = await startNode(t, {}, { pseudokernel: true, limits: { ownerImageBytes: 5 * MIB }, images: { gcGraceMs: 3000 } });
+  const n = await startNode(t, {}, { pseudokernel: true, limits: { ownerImageBytes: 5 * MIB }, images: { gcGraceMs: 8000 } });
   const node = n.appliance.identity.id;
+  // Image a is pinned from the start (before its push): the collector must keep it however long the subtests take.
+  const submitted = await call(`${n.url}/v1/blueprints/pins`, { method: 'PUT', body: n.sign({ name: 'pins', version: 1, workloads: [box('app', { image: `zone-test/a@${a!.digest}` })] }) });
+  t.equal(submitted.status, 202, submitted.text);
   const owner = ownerCall(n.operator, node);
   const list = async () => ((await owner(`${n.url}/v1/grid/images/`)).json.images as { digest: string; name: string; size: number; usedBy: { node: string }[] }[]);
   const archiveA = await readFile(a!.path);
@@ -102,9 +105,10 @@ t.test('images of an owner', async (t) => {
   });
 
   await t.test('the collector removes an image nobody pins after the grace period, never a pinned one', async (t) => {
-    const submitted = await call(`${n.url}/v1/blueprints/pins`, { method: 'PUT', body: n.sign({ name: 'pins', version: 1, workloads: [box('app', { image: `zone-test/a@${a!.digest}` })] }) });
-    t.equal(submitted.status, 202, submitted.text);
-    await waitFor(async () => (await list()).length === 1, { timeoutMs: 20_000, what: 'image b collected' });
+    await waitFor(async () => (await list()).length === 1, { timeoutMs: 20_000, what: 'image b collected' }).catch((err: unknown) => {
+      t.comment(n.log().split('\n').filter((l) => /image/.test(l)).join('\n'));
+      throw err;
+    });
     t.match(await list(), [{ digest: a!.digest, usedBy: [{ node }] }], 'the pinned image stays, used by this node');
   });
 });
