@@ -90,6 +90,10 @@ try {
     await client2.submit(signBlueprint({ name, version, owner, node: n2.id!, delete: true } as Blueprint, operator.secretKey));
     await waitFor(() => run('docker', ['inspect', workloadId(n2.id!, owner, name, 'app')]).then(() => false, () => true), { timeoutMs: 60_000, what: `${name} removed` });
   };
+  // A first workload of the owner on node 2 (its /zone storage is made then): not measured.
+  await removeImage(image.digest);
+  await running('warmup', 1);
+  await gone('warmup', 2);
   const missing: number[] = [];
   const present: number[] = [];
   const baseline: number[] = [];
