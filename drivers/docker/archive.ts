@@ -29,17 +29,21 @@ export class ImageArchiveError extends Error {
 
 /** Small files kept whole (manifest.json, index.json, configs); anything larger is only hashed. */
 const MAX_JSON_BYTES = 1024 * 1024;
+/** Small files kept in all: an archive of many small files must not fill the memory. */
+const MAX_KEPT_BYTES = 16 * 1024 * 1024;
 const MAX_ENTRIES = 10_000;
 const BLOB = /^blobs\/sha256\/([0-9a-f]{64})$/;
 const LEGACY_CONFIG = /^([0-9a-f]{64})\.json$/;
 
-interface Entry { sha256: string; bytes: Buffer | null }
+/** A file's sha256, and its bytes when it was kept (`skipped`: small, but past MAX_KEPT_BYTES). */
+interface Entry { sha256: string; bytes: Buffer | null; skipped?: boolean }
 
 /** Reads `source` (a tar) to its end and returns the image it holds, or throws ImageArchiveError. */
 export async function readImageArchive(source: Readable): Promise<ImageArchive> {
   const entries = new Map<string, Entry>();
   const links = new Map<string, string>();
   let size = 0;
+  let kept = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       size += chunk.length;
@@ -57,14 +61,15 @@ export async function readImageArchive(source: Readable): Promise<ImageArchive> 
         links.set(name, entry.header.type === 'symlink' ? normal(join(dirOf(name), target)) : normal(target));
       } else if (entry.header.type === 'file') {
         const hash = createHash('sha256');
-        const kept: Buffer[] = [];
-        let length = 0;
+        const small = (entry.header.size ?? Infinity) <= MAX_JSON_BYTES;
+        const keep = small && kept + (entry.header.size ?? 0) <= MAX_KEPT_BYTES;
+        const chunks: Buffer[] = [];
         for await (const chunk of entry as AsyncIterable<Buffer>) {
           hash.update(chunk);
-          length += chunk.length;
-          if (length <= MAX_JSON_BYTES) kept.push(chunk);
+          if (keep) chunks.push(chunk);
         }
-        entries.set(name, { sha256: hash.digest('hex'), bytes: length <= MAX_JSON_BYTES ? Buffer.concat(kept) : null });
+        if (keep) kept += entry.header.size ?? 0;
+        entries.set(name, { sha256: hash.digest('hex'), bytes: keep ? Buffer.concat(chunks) : null, skipped: small && !keep });
       } else {
         entry.resume();
       }
@@ -109,6 +114,7 @@ export async function readImageArchive(source: Readable): Promise<ImageArchive> 
 
 function parseJson(entry: Entry | undefined, name: string): unknown {
   if (!entry) throw new ImageArchiveError(`${name} is missing (is it a docker save archive?)`);
+  if (entry.skipped) throw new ImageArchiveError(`${name} comes after more than ${MAX_KEPT_BYTES} bytes of other small files`);
   if (!entry.bytes) throw new ImageArchiveError(`${name} is larger than ${MAX_JSON_BYTES} bytes`);
   try {
     return JSON.parse(entry.bytes.toString('utf8'));

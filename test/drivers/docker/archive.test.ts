@@ -65,6 +65,21 @@ for (const [what, edit, message] of refusals) {
   });
 }
 
+t.test('small files are kept up to 16 MiB in all: a large manifest after more is refused, not held', async (t) => {
+  const { bytes } = await archive({
+    edit: (f) => {
+      const saved = [...f];
+      f.clear();
+      for (let i = 0; i < 24; i++) f.set(`filler-${i}`, Buffer.alloc(768 * 1024, i));
+      for (const [name, content] of saved) f.set(name, content);
+      const manifest = JSON.parse(f.get('manifest.json')!.toString()) as [{ RepoTags: string[] }];
+      manifest[0].RepoTags.push('x'.repeat(900 * 1024));
+      f.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
+    },
+  });
+  await t.rejects(read(bytes), { name: 'ImageArchiveError', message: /manifest\.json comes after more than 16777216 bytes of other small files/ });
+});
+
 t.test('refused: a blob whose content is not its name, and bytes that are not a tar', async (t) => {
   const { bytes } = await archive({ oci: true, edit: (f) => f.set(`blobs/sha256/${'0'.repeat(64)}`, Buffer.from('x')) });
   await t.rejects(read(bytes), { message: /blobs\/sha256\/0{64} does not match its name/ });
