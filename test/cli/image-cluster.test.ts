@@ -15,6 +15,7 @@ import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
 import { GRID_AUDIENCE, makeReadToken } from '../../api/read-token.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
+import { NodeClient } from '../../cli/client.ts';
 import { buildImageArchive, removeImage } from '../helpers/image-archive.ts';
 
 const run = promisify(execFile);
@@ -28,6 +29,8 @@ const base = await mkdtemp(join(tmpdir(), 'zone-image-cluster-test-'));
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
 const built = await buildImageArchive(base, `zone-test/grid-${process.pid}:1`, `made on the host ${process.pid}\n`);
+// Kept in dockerd: pushed by its name.
+const local = await buildImageArchive(base, `zone-test/grid-local-${process.pid}:1`, 'saved on the way\n', { keep: true });
 
 t.teardown(async () => {
   if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
@@ -38,6 +41,7 @@ t.teardown(async () => {
     await sh('ip', 'netns', 'del', ns).catch(() => undefined);
   }
   await removeImage(built.digest);
+  await removeImage(local.digest);
   await rm(base, { recursive: true, force: true });
 });
 
@@ -88,4 +92,21 @@ t.test('a tampered archive is refused at the push; a digest nobody pushed is ref
   await t.rejects(sh('docker', 'inspect', workloadId(nodes[2]!.id!, owner, 'wrong', 'app')), 'no container');
   const images = JSON.parse((await zone('image', 'ls', '--node', nodes[2]!.api, '--key', key, '--json')).stdout) as unknown[];
   t.equal(images.length, 1, 'the store still holds the one good image');
+});
+
+t.test('an image dockerd has is pushed by its name; an upload a broken run left is resumed with --resume', async (t) => {
+  const byName = await zone('image', 'push', local.tag, '--node', nodes[1]!.api, '--key', key);
+  t.equal(byName.stdout.trim(), `${local.tag}@${local.digest}`, 'saved from dockerd and pushed');
+
+  // Half of the archive sent, then the run stopped: the upload waits on node 2.
+  const bytes = await readFile(built.path);
+  const client = new NodeClient(nodes[1]!.api, key);
+  const operator = readSigningKey(key);
+  const upload = await client.imageUpload(operator, bytes.length);
+  await client.imagePart(operator, upload.id, 0, bytes.subarray(0, bytes.length >> 1));
+  const resumed = await zone('image', 'push', built.path, '--resume', upload.id, '--node', nodes[1]!.api, '--key', key);
+  t.equal(resumed.stdout.trim(), `${built.tag}@${built.digest}`);
+  t.match(resumed.stderr, `the grid had ${built.digest} already`, 'one stored object: the grid had it from node 1');
+  const images = JSON.parse((await zone('image', 'ls', '--node', nodes[2]!.api, '--key', key, '--json')).stdout) as { digest: string }[];
+  t.same(images.map((i) => i.digest).sort(), [built.digest, local.digest].sort());
 });
