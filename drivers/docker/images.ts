@@ -57,9 +57,13 @@ export async function loadImageFile(docker: Docker, path: string): Promise<strin
   await access(path).catch(() => {
     throw new Error(`image file ${path} cannot be read`);
   });
-  const progress = await docker.loadImage(createReadStream(path));
-  const output = await followProgress(docker, progress);
+  const output = await loadImageStream(docker, createReadStream(path));
   return output.flatMap((line) => /^Loaded image(?: ID)?: (.+)$/.exec(String(line.stream ?? '').trim())?.[1] ?? []);
+}
+
+/** Loads an image archive from a stream; the progress lines dockerd answered with. */
+export async function loadImageStream(docker: Docker, archive: NodeJS.ReadableStream): Promise<{ stream?: unknown; error?: unknown }[]> {
+  return followProgress(docker, await docker.loadImage(archive));
 }
 
 /** An `{"error": ...}` line in a progress stream: dockerd answered, but the operation failed. */

@@ -4,6 +4,9 @@
 // (`image digest mismatch`) and never loaded, never run.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -11,7 +14,7 @@ import type { PinnedImage } from '../../blueprints/image-ref.ts';
 import { WorkloadSpecError, type ImageSource } from '../contract.ts';
 import type { KeyedLock } from '../keyed-lock.ts';
 import { ImageArchiveError, readImageArchive } from './archive.ts';
-import { isPresent, loadImageFile } from './images.ts';
+import { isPresent, loadImageStream } from './images.ts';
 
 export interface PinnedImageContext {
   docker: Docker;
@@ -42,10 +45,41 @@ export async function ensurePinnedImage(ctx: PinnedImageContext, workload: strin
         throw err;
       });
       if (archive.digest !== digest) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} holds ${archive.digest}; not run`);
-      await loadImageFile(ctx.docker, path);
+      await loadImageStream(ctx.docker, untagged(path));
       if (!(await isPresent(ctx.docker, digest))) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: dockerd loaded the archive of ${digest} as another image; not run`);
     } finally {
       await rm(path, { force: true });
     }
   });
+}
+
+/**
+ * The archive at `path` without its names (manifest.json's RepoTags, the legacy
+ * `repositories` file): loaded with them, an owner's image would take a name other
+ * owners' unpinned workloads use (`zone/busybox`). A pinned image is run by its ID.
+ */
+function untagged(path: string): Readable {
+  const extract = tar.extract();
+  const pack = tar.pack();
+  extract.on('entry', (header, stream, next) => {
+    if (header.name === 'repositories') {
+      stream.on('end', next).resume();
+      return;
+    }
+    if (header.name !== 'manifest.json') {
+      pipeline(stream, pack.entry(header)).then(() => next(), next);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk) => chunks.push(chunk as Buffer));
+    stream.on('end', () => {
+      // Checked by readImageArchive before: JSON with one image.
+      const manifest = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>[]).map((image) => ({ ...image, RepoTags: null }));
+      pack.entry({ ...header, size: undefined }, JSON.stringify(manifest), next);
+    });
+  });
+  extract.on('finish', () => pack.finalize());
+  extract.on('error', (err) => pack.destroy(err));
+  createReadStream(path).on('error', (err) => extract.destroy(err)).pipe(extract);
+  return pack as unknown as Readable; // tar-stream's Pack is a streamx Readable, which dockerode pipes like a Node one
 }

@@ -12,6 +12,7 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type ImageSource, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { workloadId } from '../../../drivers/names.ts';
+import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { testDockerDriver } from '../../helpers/docker-driver.ts';
 import { buildImageArchive, removeImage } from '../../helpers/image-archive.ts';
 
@@ -37,6 +38,9 @@ const source: ImageSource = {
 };
 const { docker, driver } = testDockerDriver(NODE, { images: source, dataDir: dir });
 t.teardown(async () => {
+  // The containers first: an image a container uses cannot be removed.
+  await driver.close();
+  await removeNodeContainers([NODE]);
   await removeImage(image.digest);
   await removeImage(other.digest);
   await rm(dir, { recursive: true, force: true });
@@ -58,6 +62,8 @@ t.test('a pinned image only the grid has is fetched, loaded and run; the extra f
   const { stdout } = await run('docker', ['exec', spec.id, 'cat', '/zone-extra.txt']);
   t.equal(stdout, 'only-in-the-grid\n');
   t.equal((await docker.getContainer(spec.id).inspect()).Image, image.digest, 'the container runs the pinned image');
+  t.same((await docker.getImage(image.digest).inspect()).RepoTags, [], 'loaded without the names it was saved with');
+  await t.rejects(docker.getImage(image.tag).inspect(), 'so it takes no name other workloads use');
   await driver.ensure(specOf('again', `zone-test/app@${image.digest}`));
   t.equal(fetches, 1, 'a second workload of the same image fetches nothing');
 });
