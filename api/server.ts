@@ -14,6 +14,7 @@ import type { ReadTokenOptions } from '../lib/tokens.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
+import { imageRoutes } from './routes/images.ts';
 import { nodeRoutes } from './routes/node.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { StreamSlots } from './stream-slots.ts';
@@ -97,6 +98,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   await app.register(blueprintRoutes(appliance, metrics, logFollows, options.parsing), { prefix: '/v1/blueprints' });
   await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
+  await app.register(imageRoutes(appliance), { prefix: '/v1/grid/images' });
   await app.register(metricsRoutes(metrics));
   // The node id is open: clients make their tokens for it (their audience) before any other call.
   app.get('/healthz', {

@@ -28,6 +28,8 @@ import { createLogger } from './logger.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
+import { lazyImageSource, openNodeImages } from './images/node-images.ts';
+import type { ImageService } from './images/service.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -80,6 +82,8 @@ export class ZoneAppliance implements Appliance {
     readonly logger: Logger,
     /** Null when not asked for; present but unavailable when nats-server did not start. */
     readonly pseudokernel: Pseudokernel | null = null,
+    /** The grid's image store: null without a running pseudokernel. */
+    private readonly nodeImages: { service: ImageService; close(): Promise<void> } | null = null,
   ) {
     this.tokens = new TokenChecker(identity.id, options.tokens);
     if (pseudokernel) this.followWorkloads(pseudokernel);
@@ -171,6 +175,10 @@ export class ZoneAppliance implements Appliance {
     return driver.logs(workloadId(this.identity.id, stored.owner, stored.name, w.name), { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}) });
   }
 
+  get images(): ImageService | null {
+    return this.nodeImages?.service ?? null;
+  }
+
   async gridFs(owner: string): Promise<GridFs> {
     return this.runningPseudokernel().gridFs(owner);
   }
@@ -200,6 +208,7 @@ export class ZoneAppliance implements Appliance {
   async close(): Promise<void> {
     await this.reconciler.stop();
     this.unfollow?.();
+    await this.nodeImages?.close().catch((err: unknown) => this.logger.warn({ err }, 'image store close failed'));
     await this.pseudokernel?.close().catch((err: unknown) => this.logger.warn({ err }, 'pseudokernel close failed'));
     await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.store.close();
@@ -277,10 +286,12 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   withholdUnauthorized(store, options.trustPolicy, eventLog, logger);
   const driversDir = join(config.dataDir, 'drivers');
   mkdirSync(driversDir, { recursive: true });
+  let nodeImages: Awaited<ReturnType<typeof openNodeImages>> = null;
   const ctx: DriverContext = {
     node: identity.id,
     dataDir: driversDir,
     openSecret: (sealed, place) => openSealed(sealed, identity.box.secretKey, { ...place, node: identity.id }),
+    ...(options.pseudokernel ? { images: lazyImageSource(() => nodeImages?.service ?? null) } : {}),
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;
@@ -292,6 +303,9 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     });
     // Before the engine starts: the containers it makes get /zone when it is up.
     await pseudokernel.start();
+    nodeImages = await openNodeImages({
+      node: identity.id, config, trustPolicy: options.trustPolicy, pseudokernel, blueprints: () => store.blueprints(), logger, ...(options.clock ? { clock: options.clock } : {}),
+    });
   }
   const pk = pseudokernel;
   // The pseudokernel is the provider of /zone mounts and pipe ends the engine plans.
@@ -302,5 +316,5 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     ...(options.clock ? { clock: options.clock } : {}),
     ...(pk ? { mounts: pk, pipeEnds: pk } : {}),
   });
-  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);
+  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel, nodeImages);
 }

@@ -82,7 +82,12 @@ export const NodeConfigFile = Type.Object({
     gridFileBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 30, description: 'largest file one PUT /v1/grid/fs takes' })),
     owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
     zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
+    imageStoreBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "max_bytes of the grid's image store (every owner's pushed images)" })),
+    ownerImageBytes: Type.Optional(Type.Integer({ minimum: MIB, description: 'bytes of images one owner may store in the grid' })),
   }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
+  images: Type.Optional(Type.Object({
+    gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store (default 1 day)' })),
+  }, { additionalProperties: false, description: 'the grid\'s image store' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -104,6 +109,8 @@ export interface NodeConfig {
   /** The node's services workloads may reach; the others' ports are closed to them. */
   firewall: { open: OpenableService[] };
   limits: NodeLimits;
+  /** The grid's image store: how long an image no blueprint pins stays. */
+  images: { gcGraceMs: number };
   logLevel: string;
 }
 
@@ -123,6 +130,8 @@ export interface NodeLimits {
   gridFileBytes: number;
   owners: number;
   zoneOpenFiles: number;
+  imageStoreBytes: number;
+  ownerImageBytes: number;
 }
 
 export const DEFAULT_LIMITS: NodeLimits = {
@@ -135,6 +144,9 @@ export const DEFAULT_LIMITS: NodeLimits = {
   // Every owner's buckets reserve their max_bytes from max_file_store: 24 x 304 MiB fit 8 GiB.
   owners: 24,
   zoneOpenFiles: 1024,
+  // What the owners' buckets leave of the 8 GiB: 8192 - 24 x 304 MiB.
+  imageStoreBytes: 768 * MIB,
+  ownerImageBytes: 512 * MIB,
 };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
@@ -199,6 +211,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN, dataDir),
     firewall: { open: file.firewall?.open ?? [] },
     limits: limitsOf(file.limits, filePath),
+    images: { gcGraceMs: (file.images?.gcGraceSeconds ?? 86_400) * 1000 },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }
@@ -221,10 +234,12 @@ function limitsOf(file: NodeConfigFile['limits'] = {}, filePath: string): NodeLi
     gridFileBytes: file.gridFileBytes ?? d.gridFileBytes,
     owners: file.owners ?? d.owners,
     zoneOpenFiles: file.zoneOpenFiles ?? d.zoneOpenFiles,
+    imageStoreBytes: file.imageStoreBytes ?? d.imageStoreBytes,
+    ownerImageBytes: file.ownerImageBytes ?? d.ownerImageBytes,
   };
-  const reserved = limits.owners * ownerReservation(limits);
+  const reserved = limits.owners * ownerReservation(limits) + limits.imageStoreBytes;
   if (reserved > limits.jetstreamFileBytes) {
-    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets reserve their size there`, '/limits/owners');
+    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) + limits.imageStoreBytes is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets and the image store reserve their size there`, '/limits/owners');
   }
   return limits;
 }

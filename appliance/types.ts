@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Fingerprint, HealthState } from '../drivers/contract.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
+import type { ImageService } from './images/service.ts';
 import type { TokenChecker } from '../lib/tokens.ts';
 
 export type WorkloadState =
@@ -105,4 +106,6 @@ export interface Appliance {
    * CONFLICT: it is being changed.
    */
   gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;
+  /** The grid's image store (uploads, listing); null or absent when this node has none (no pseudokernel). */
+  readonly images?: ImageService | null;
 }

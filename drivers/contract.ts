@@ -134,6 +134,19 @@ export interface DriverContext {
   openSecret(sealed: string, place: SecretPlace): string;
   /** A folder the driver may keep files in (disks, logs, rootfs caches). */
   dataDir: string;
+  /** Where pinned images come from when the node lacks them (the grid's image store); none: only local images. */
+  images?: ImageSource;
+}
+
+/**
+ * The grid's images, as a driver sees them: per owner, by digest (`sha256:HEX`). The
+ * driver checks what it gets against the digest before it loads it.
+ */
+export interface ImageSource {
+  /** Whether `owner` has image `digest` in the grid (a pinned image of another owner is not theirs to run). */
+  has(owner: string, digest: string): Promise<boolean>;
+  /** Writes the stored archive of `owner`'s image `digest` to `path`; false when the grid holds none. */
+  fetch(owner: string, digest: string, path: string): Promise<boolean>;
 }
 
 /** Raised by a driver when its engine cannot be reached: the engine marks workloads `unknown`. */

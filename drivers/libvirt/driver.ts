@@ -29,6 +29,8 @@ import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type Po
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
+import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
+import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
@@ -73,6 +75,7 @@ export class LibvirtDriver implements Driver {
   private readonly kernel: string;
   private readonly root: string;
   private readonly docker: Docker;
+  private readonly pinnedImages: PinnedImageContext;
   private readonly poller: DomainPoller;
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
@@ -84,6 +87,7 @@ export class LibvirtDriver implements Driver {
     this.kernel = options.kernel ?? DEFAULTS.kernel;
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
+    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
@@ -375,7 +379,10 @@ export class LibvirtDriver implements Driver {
       }
       const initrd = join(dir, 'initrd.cpio.gz');
       if (fresh || !(await exists(initrd))) {
-        const image = await imageRootfs(this.docker, def.image, join(this.root, 'images'));
+        // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
+        const pinned = pinnedImage(def.image);
+        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
+        const image = await imageRootfs(this.docker, pinned?.digest ?? def.image, join(this.root, 'images'));
         const argv = def.command ?? image.defaultArgv;
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
         const env: Record<string, string> = { ...image.env };
