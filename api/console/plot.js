@@ -3,7 +3,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const HOUR_MS = 3600_000;
 
 /** An SVG of `values` ([{at, value}]) scaled to its largest value; `label` says what and how much. */
-export function plot(values, { width = 240, height = 48, color = '#1a73e8', label }) {
+export function plot(values, { width = 180, height = 48, color = '#1a73e8', label }) {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('class', 'plot');
   svg.setAttribute('width', String(width));

@@ -42,9 +42,13 @@ export function openTerminal(client, container, blueprint, workload, onStatus) {
     // The node's word is text: its control characters are not passed to the terminal.
     const plain = [...text].map((c) => (c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127 ? ' ' : c)).join('');
     term.write(`\r\n\x1b[33m[${plain}]\x1b[0m\r\n`);
+    said = true;
     onStatus(text, true);
   });
-  socket.addEventListener('close', () => onStatus('closed', true));
+  let said = false;
+  socket.addEventListener('close', () => {
+    if (!said) onStatus('closed', true);
+  });
   const input = term.onData((data) => {
     if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
   });

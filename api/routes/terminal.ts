@@ -44,6 +44,16 @@ function parseJson(data: RawData): unknown {
   }
 }
 
+/** A message of the page to the terminal: bytes to type, or a resize. */
+function deliver(session: TerminalSession, data: RawData, binary: boolean): void {
+  if (binary) {
+    session.input.write(data as Buffer);
+    return;
+  }
+  const resize = parseJson(data);
+  if (Value.Check(Resize, resize)) void session.resize(resize.resize[0], resize.resize[1]).catch(() => undefined);
+}
+
 export function terminalRoutes(appliance: Appliance, slots: StreamSlots) {
   return async (app: FastifyInstance) => {
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
@@ -91,6 +101,8 @@ export function terminalRoutes(appliance: Appliance, slots: StreamSlots) {
           if (e.owner === owner && e.blueprint === name && e.workload === workload && e.to !== 'running') end({ ended: `${name}/${workload} stopped (${e.to}: ${e.reason})` });
         });
         opened.output.on('data', (chunk: Buffer) => socket.send(chunk));
+        for (const data of early) deliver(opened, data.data, data.binary);
+        early.length = 0;
         opened.output.on('end', () => {
           const state = appliance.getBlueprint(name, owner)?.workloads.find((w) => w.workload === workload)?.state;
           end({ ended: state && state !== 'running' ? `${name}/${workload} stopped (${state})` : 'the shell ended' });
@@ -99,6 +111,9 @@ export function terminalRoutes(appliance: Appliance, slots: StreamSlots) {
         opened.input.on('error', () => undefined);
       };
 
+      /** Keystrokes and resizes sent while the terminal was opening (the page may type at once), bounded. */
+      const early: Array<{ data: RawData; binary: boolean }> = [];
+      let earlyBytes = 0;
       let opening: Promise<void> | null = null;
       socket.on('message', (data: RawData, binary: boolean) => {
         if (!opening) {
@@ -110,13 +125,9 @@ export function terminalRoutes(appliance: Appliance, slots: StreamSlots) {
           });
           return;
         }
-        if (!session) return;
-        if (binary) {
-          session.input.write(data as Buffer);
-          return;
-        }
-        const resize = parseJson(data);
-        if (Value.Check(Resize, resize)) void session.resize(resize.resize[0], resize.resize[1]).catch(() => undefined);
+        if (session) return deliver(session, data, binary);
+        earlyBytes += (data as Buffer).length;
+        if (earlyBytes <= MAX_MESSAGE_BYTES) early.push({ data, binary });
       });
     });
   };
