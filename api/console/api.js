@@ -13,13 +13,12 @@ export class NodeClient {
     return new URL(url, location.href).pathname;
   }
 
-  headers(method, url, extra = {}) {
-    return { authorization: ownerToken(this.key, this.node, method, NodeClient.pathOf(url)), ...extra };
-  }
-
+  /** `init.aud`: the node the call acts on, when another (a restart there). */
   async fetch(url, init = {}) {
-    const method = init.method ?? 'GET';
-    const res = await fetch(url, { ...init, method, headers: this.headers(method, url, init.headers) });
+    const { aud, ...rest } = init;
+    const method = rest.method ?? 'GET';
+    const headers = { authorization: ownerToken(this.key, aud ?? this.node, method, NodeClient.pathOf(url)), ...rest.headers };
+    const res = await fetch(url, { ...rest, method, headers });
     if (!res.ok) {
       const body = await res.json().catch(() => null);
       throw new Error(`${res.status}: ${body?.message ?? res.statusText}`);

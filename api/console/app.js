@@ -3,6 +3,7 @@
 import { NodeClient } from './api.js';
 import { bytes, el, table } from './dom.js';
 import { plot } from './plot.js';
+import { openGridShell } from './grid-shell.js';
 import { openTerminal } from './terminal.js';
 import { parseKey } from './tokens.js';
 
@@ -229,6 +230,12 @@ const pages = {
     } catch (err) {
       page.append(failure(err));
     }
+  },
+
+  async shell() {
+    const box = el('div', { id: 'terminal' });
+    page.replaceChildren(el('h1', {}, 'Shell'), box);
+    return openGridShell(client, box);
   },
 
   async terminal(rest) {

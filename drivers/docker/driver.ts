@@ -209,7 +209,7 @@ export class DockerDriver implements Driver {
   }
 
   async exec(id: string, options: TerminalOptions): Promise<TerminalSession> {
-    return this.call(() => execShell(this.docker, id, options));
+    return this.call(() => execShell(this.docker, this.socketPath, id, options));
   }
 
   async usage(id: string): Promise<WorkloadUsage | null> {
