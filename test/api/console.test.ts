@@ -1,13 +1,13 @@
 // The web console in a real browser (Debian's chromium through puppeteer-core) against a
 // real node: the Docker driver, a nats-server for /zone/fs, and the API on loopback. One
 // browser and one node for the file. Screenshots of each page go to .artefacts/console/.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import pino from 'pino';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 import t from 'tap';
 import WebSocket from 'ws';
 import { createAppliance } from '../../appliance/appliance.ts';
@@ -15,19 +15,16 @@ import { GIB } from '../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../appliance/config.ts';
 import { workloadId } from '../../appliance/engine/desired.ts';
 import { buildServer } from '../../api/server.ts';
-import { generateSigningKeyPair, readSigningKey, type SigningKeyPair } from '../../blueprints/keys.ts';
+import { generateSigningKeyPair, readSigningKey } from '../../blueprints/keys.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 import { DockerDriver } from '../../drivers/docker/driver.ts';
 import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 import { freeLoopbackPorts } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { launchBrowser, screenshot, show, signedIn, terminalLines, WAIT_MS } from '../helpers/console-browser.ts';
 import { makeOwnerToken } from '../../api/read-token.ts';
 import { call, ownerCall } from './node.ts';
-
-const WAIT_MS = 30_000;
-const ARTEFACTS = join(import.meta.dirname, '../../.artefacts/console');
-mkdirSync(ARTEFACTS, { recursive: true });
 
 const docker = new Docker();
 const dir = mkdtempSync(join(tmpdir(), 'zone-console-'));
@@ -48,44 +45,16 @@ appliance.start();
 const node = appliance.identity.id;
 const server = await buildServer(appliance, { logger: false });
 const url = await server.listen({ host: '127.0.0.1', port: 0 });
-const browser: Browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--headless=new'], protocolTimeout: WAIT_MS });
 t.teardown(async () => {
-  await browser.close();
   await server.close();
   await appliance.close();
   await removeNodeContainers([node]).catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 });
 
-const keyFile = (key: SigningKeyPair) => JSON.stringify({ publicKey: key.publicKey, secretKey: Buffer.from(key.secretKey).toString('base64') });
 const containerOf = (workload: string) => docker.getContainer(workloadId(node, owner.publicKey, 'site', workload));
 
-/** A new tab (in its own browser context: no shared storage) signed in as `key`. */
-async function signedIn(key: SigningKeyPair): Promise<Page> {
-  const context = await browser.createBrowserContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  await page.setViewport({ width: 1280, height: 800 });
-  await page.goto(`${url}/ui/`);
-  await page.type('#key-text', keyFile(key));
-  await page.click('#sign-in-button');
-  await page.waitForSelector('#page[data-page="blueprints"][data-ready="true"]');
-  return page;
-}
-
-async function show(page: Page, hash: string): Promise<void> {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-  await page.waitForSelector(`#page[data-page="${hash.split('/')[0]}"][data-ready="true"]`);
-}
-
-const screenshot = (page: Page, name: string) => page.screenshot({ path: join(ARTEFACTS, `${name}.png`) });
 const stateOnPage = (page: Page, workload: string) => page.$eval(`[data-blueprint="site"] tr:has([data-workload="${workload}"]) [data-state]`, (e) => e.getAttribute('data-state')).catch(() => null);
-
-/** The lines of the page's terminal (xterm.js's buffer), trailing blanks trimmed. */
-const terminalLines = (page: Page) => page.evaluate(() => {
-  const buffer = (window as unknown as { zoneTerminal: { buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } } } }).zoneTerminal.buffer.active;
-  return Array.from({ length: buffer.length }, (_, i) => buffer.getLine(i)?.translateToString(true) ?? '');
-});
 
 await appliance.submit(signBlueprint({
   owner: owner.publicKey, node, name: 'site', version: 1,
@@ -94,7 +63,8 @@ await appliance.submit(signBlueprint({
 await waitFor(() => appliance.getBlueprint('site')?.workloads[0]?.state === 'running', { timeoutMs: 60_000, what: 'web running' });
 const asOwner = ownerCall(owner, node);
 await asOwner(`${url}/v1/grid/fs/notes.html`, { method: 'PUT', text: '<b id="injected">not markup</b>', type: 'application/octet-stream' });
-const page = await signedIn(owner);
+const browser = await launchBrowser();
+const page = await signedIn(browser, url, owner);
 
 t.test('signed in with a key, the blueprint page shows what the API says, and follows a docker kill through backoff to running without a reload', async (t) => {
   const api = (await asOwner(`${url}/v1/grid/blueprints`)).json as { blueprints: Array<{ name: string; workloads: Array<{ workload: string; state: string }> }> };
@@ -182,7 +152,7 @@ t.test('the grid shell in the browser: ps lists the workload, cat prints a file 
 
 t.test('another owner\'s key sees none of the first owner\'s blueprints, files or terminals', async (t) => {
   const other = generateSigningKeyPair();
-  const theirs = await signedIn(other);
+  const theirs = await signedIn(browser, url, other);
   t.match(await theirs.$eval('#page', (e) => e.textContent), /No blueprints of yours/);
   await show(theirs, 'files/');
   t.notOk(await theirs.$('a::-p-text(notes.html)'), 'the first owner\'s file is not listed');
@@ -221,14 +191,12 @@ function terminalAttempt(headers: Record<string, string>, hello?: object): Promi
 t.test('a terminal WebSocket from another origin, or with another owner\'s token, is refused', async (t) => {
   t.equal((await terminalAttempt({ origin: 'http://evil.example' })).status, 403, 'another origin: 403 before the upgrade');
   t.equal((await terminalAttempt({})).status, 403, 'no origin: 403');
-  const host = new URL(url).host;
   const path = '/v1/grid/terminal/site/web';
   const other = generateSigningKeyPair();
   const refused = await terminalAttempt({ origin: url }, { token: makeOwnerToken(other, { aud: node, method: 'GET', path }), cols: 80, rows: 24 });
   t.match(refused.message, /no workload site\/web of yours/, 'another owner: not found');
   const wrongPath = await terminalAttempt({ origin: url }, { token: makeOwnerToken(owner, { aud: node, method: 'GET', path: '/v1/grid/proc' }), cols: 80, rows: 24 });
   t.match(wrongPath.message, /token refused/, 'a token made for another path is refused');
-  t.ok(host);
 });
 
 t.test('/metrics passes promtool check metrics with no lint line, with the workloads\' CPU and memory', async (t) => {
