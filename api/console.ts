@@ -10,6 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 
 export const CONSOLE_PREFIX = '/ui/';
+
+/** The console's files (and `/ui`, redirected to `/ui/`): open even with read protection on; its calls carry owner tokens. */
+export function isConsoleRoute(route: string): boolean {
+  return route === CONSOLE_PREFIX.slice(0, -1) || route.startsWith(CONSOLE_PREFIX);
+}
 const require = createRequire(import.meta.url);
 const packageDir = (name: string) => dirname(require.resolve(`${name}/package.json`));
 
@@ -34,7 +39,8 @@ export function consoleRoutes() {
       void reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
     });
     await app.register(fastifyStatic, {
-      root: join(dirname(fileURLToPath(import.meta.url)), 'console'), prefix: CONSOLE_PREFIX, redirect: true, index: 'index.html',
+      // Without the trailing slash the plugin also answers /ui with a redirect to /ui/.
+      root: join(dirname(fileURLToPath(import.meta.url)), 'console'), prefix: CONSOLE_PREFIX.slice(0, -1), redirect: true, index: 'index.html',
       schemaHide: true, cacheControl: false,
     });
     for (const [name, path] of Object.entries(VENDOR)) {

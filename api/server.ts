@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger';
 import { DEFAULT_LIMITS, type StreamLimit } from '../appliance/config.ts';
 import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
-import { CONSOLE_PREFIX, consoleRoutes } from './console.ts';
+import { consoleRoutes, isConsoleRoute } from './console.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
 import type { ParsePoolOptions } from './parsing/pool.ts';
@@ -39,7 +39,7 @@ export interface ServerOptions {
   parsing?: ParsePoolOptions;
 }
 
-/** Routes anyone may read, even with read protection on (and the console's files, under CONSOLE_PREFIX). */
+/** Routes anyone may read, even with read protection on (and the console's files: isConsoleRoute). */
 const OPEN_ROUTES = new Set(['/healthz', '/docs', '/docs/json']);
 /** Routes that take an owner token instead (api/routes/grid.ts): the header holds one token. */
 const OWNER_ROUTES = '/v1/grid/';
@@ -76,7 +76,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     const tokens = options.readToken;
     app.addHook('onRequest', async (request) => {
       const route = request.routeOptions.url ?? '';
-      if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES) || route.startsWith(CONSOLE_PREFIX)) return;
+      if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES) || isConsoleRoute(route)) return;
       appliance.tokens.checkRead(request.headers.authorization, { method: request.method, path: request.url }, tokens);
     });
   }

@@ -21,6 +21,8 @@ export const TERMINAL_PREFIX = '/terminal';
 /** Time the page has to send its token after the connection opens. */
 const SIGN_IN_MS = 10_000;
 const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Output queued for a slow page before the terminal's output is paused. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
 
 const Size = { cols: Type.Integer({ minimum: 1, maximum: 1000 }), rows: Type.Integer({ minimum: 1, maximum: 1000 }) };
 const Hello = Type.Object({ token: Type.String({ maxLength: 8192 }), ...Size }, { additionalProperties: false });
@@ -100,7 +102,13 @@ export function terminalRoutes(appliance: Appliance, slots: StreamSlots) {
         unsubscribe = appliance.onEvent((e) => {
           if (e.owner === owner && e.blueprint === name && e.workload === workload && e.to !== 'running') end({ ended: `${name}/${workload} stopped (${e.to}: ${e.reason})` });
         });
-        opened.output.on('data', (chunk: Buffer) => socket.send(chunk));
+        // A workload that prints faster than the page reads waits (its TTY fills), rather than the node buffering without bound.
+        opened.output.on('data', (chunk: Buffer) => {
+          socket.send(chunk, () => {
+            if (opened.output.isPaused() && socket.bufferedAmount < MAX_BUFFERED_BYTES / 2) opened.output.resume();
+          });
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) opened.output.pause();
+        });
         for (const data of early) deliver(opened, data.data, data.binary);
         early.length = 0;
         opened.output.on('end', () => {

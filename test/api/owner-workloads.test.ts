@@ -45,3 +45,21 @@ t.test('a token for another path, or used twice, is refused', async (t) => {
   t.equal((await call(`${n.url}/v1/grid/blueprints`, { headers: { authorization: once } })).status, 200);
   t.match((await call(`${n.url}/v1/grid/blueprints`, { headers: { authorization: once } })).json.message, /already used/);
 });
+
+t.test('the console\'s page and its scripts are served, with read protection on, under a same-origin CSP', async (t) => {
+  const n = await startNode(t, {}, { exposed: true });
+  const redirect = await fetch(`${n.url}/ui`, { redirect: 'manual' });
+  t.equal(redirect.status, 301);
+  t.equal(redirect.headers.get('location'), '/ui/');
+  const index = await call(`${n.url}/ui/`);
+  t.equal(index.status, 200);
+  t.match(index.text, /<title>Zone console<\/title>/);
+  t.match(index.headers.get('content-security-policy'), /default-src 'self'/);
+  for (const file of ['app.js', 'vendor/xterm.mjs', 'vendor/addon-fit.mjs', 'vendor/xterm.css', 'vendor/nacl-fast.min.js']) {
+    t.equal((await call(`${n.url}/ui/${file}`)).status, 200, file);
+  }
+  // Encoded, so that fetch does not resolve the dots itself.
+  const outside = await call(`${n.url}/ui/%2e%2e/%2e%2e/package.json`);
+  t.not(outside.status, 200, `nothing outside the console's folder (${outside.status})`);
+  t.notMatch(outside.text, /"name": "zone"/);
+});
