@@ -26,6 +26,7 @@ const appliance = await createAppliance({
   config, trustPolicy: policy, logger: pino({ level: 'silent' }),
   drivers: (ctx) => [new LibvirtDriver(ctx, { removeGraceMs: 0 })],
   hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
+  usagePeriodMs: 1000,
 });
 appliance.start();
 const node = appliance.identity.id;
@@ -62,4 +63,11 @@ t.test('the VM console shows the guest\'s marker line and takes keystrokes', asy
   });
   t.pass('marker, output and an answer to a keystroke in the console');
   await screenshot(page, 'vm-console');
+});
+
+t.test('the VM\'s CPU and memory are sampled from libvirt for the plots', async (t) => {
+  const series = await waitFor(() => appliance.console.usage(owner.publicKey).find((s) => s.workload === 'vm' && s.samples.length > 0), { timeoutMs: 30_000, what: 'a sample of the VM' });
+  const last = series.samples.at(-1)!;
+  t.ok(last.memoryBytes >= 64 * 2 ** 20 && last.memoryBytes <= 128 * 2 ** 20, `memory ${last.memoryBytes} bytes (the guest's 128 MiB)`);
+  t.ok(last.cpu >= 0, `cpu ${last.cpu.toFixed(3)} cores`);
 });
