@@ -20,6 +20,7 @@ import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from '../lib/backoff.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { checkVmImageFiles } from './vm-images.ts';
+import { WorkloadConsole } from './console.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
@@ -55,6 +56,8 @@ export interface ApplianceOptions {
   tokens?: { replayCapacity?: number; clock?: () => number };
   /** The clock of the engine and of expiry (default: the wall clock; tests pass their own). */
   clock?: () => Date;
+  /** How often the console samples workloads' CPU and memory (default 15 s). */
+  usagePeriodMs?: number;
 }
 
 function toStatus(r: WorkloadRecord): WorkloadStatus {
@@ -69,6 +72,7 @@ export class ZoneAppliance implements Appliance {
   /** Stops the pseudokernel following the event log. */
   private unfollow: (() => void) | null = null;
   readonly tokens: TokenChecker;
+  readonly console: WorkloadConsole;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -86,6 +90,10 @@ export class ZoneAppliance implements Appliance {
     private readonly nodeImages: { service: ImageService; close(): Promise<void> } | null = null,
   ) {
     this.tokens = new TokenChecker(identity.id, options.tokens);
+    this.console = new WorkloadConsole({
+      node: identity.id, drivers, blueprints: () => this.listBlueprints(), terminals: options.config.policy.terminals, logger,
+      ...(options.usagePeriodMs ? { usagePeriodMs: options.usagePeriodMs } : {}),
+    });
     if (pseudokernel) this.followWorkloads(pseudokernel);
     // The other nodes pass on the owner's token, which must be made for this node and
     // this restart (see node-control.ts): a node never acts for an owner on another node's word.
@@ -199,6 +207,7 @@ export class ZoneAppliance implements Appliance {
   /** Starts the engine (adopting what runs, repairing what does not). */
   start(): void {
     this.reconciler.start();
+    this.console.start();
   }
 
   /**
@@ -206,6 +215,7 @@ export class ZoneAppliance implements Appliance {
    * the drivers, then the store. Workloads keep running.
    */
   async close(): Promise<void> {
+    await this.console.stop();
     await this.reconciler.stop();
     this.unfollow?.();
     await this.nodeImages?.close().catch((err: unknown) => this.logger.warn({ err }, 'image store close failed'));

@@ -45,6 +45,7 @@ export const NodeConfigFile = Type.Object({
     devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/' }))),
     capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }))),
     vmImages: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { maxItems: 64, description: 'host path prefixes VMs may boot disk images from (regular files only, symlinks resolved)' })),
+    terminals: Type.Optional(Type.Boolean({ description: 'owners may open a terminal (a shell in a container, a VM\'s serial console) into their own running workloads (default true)' })),
   }, { additionalProperties: false })),
   overcommit: Type.Optional(Type.Object({ cpu: Type.Optional(Factor), memory: Type.Optional(Factor), disk: Type.Optional(Factor) }, { additionalProperties: false })),
   reconcile: Type.Optional(Type.Object({
@@ -100,7 +101,7 @@ export interface NodeConfig {
   /** What the config says of read tokens; null: nothing (see appliance/read-protection.ts for the default). */
   readTokens: { public: boolean; keys: string[] | null; maxTtlSeconds?: number } | null;
   trustPolicyPath: string;
-  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[] };
+  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[]; terminals: boolean };
   overcommit: { cpu: number; memory: number; disk: number };
   reconcile: { resyncMs: number; concurrency: number };
   eventsLimit: number;
@@ -204,6 +205,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
       devices: file.policy?.devices ?? [],
       capabilities: file.policy?.capabilities ?? [],
       vmImages: file.policy?.vmImages ?? [],
+      terminals: file.policy?.terminals ?? true,
     },
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },

@@ -167,6 +167,25 @@ export class WorkloadSpecError extends Error {
   }
 }
 
+/** A terminal into a workload (exec with a TTY, a VM's serial console): bytes both ways. */
+export interface TerminalSession {
+  input: Writable;
+  output: Readable;
+  /** Follows the window's size; a no-op where the engine cannot (a serial console). */
+  resize(cols: number, rows: number): Promise<void>;
+}
+
+export interface TerminalOptions {
+  cols: number;
+  rows: number;
+}
+
+/** What a workload uses now: its CPU time so far and its memory. */
+export interface WorkloadUsage {
+  cpuSeconds: number;
+  memoryBytes: number;
+}
+
 export interface Driver {
   /** The workload kind it runs (`container`, `vm`). */
   readonly kind: string;
@@ -190,6 +209,12 @@ export interface Driver {
   logs(id: string, options: LogOptions): Promise<Readable>;
   /** The main process's stdio (capability `attach`) or the machine's console (`console`); throws with neither. */
   attach(id: string, options?: AttachOptions): Promise<AttachedStreams>;
+  /** Optional: a shell in the running workload, with a TTY (containers: the shell its image has). */
+  exec?(id: string, options: TerminalOptions): Promise<TerminalSession>;
+  /** Optional: the running workload's serial console (VMs). */
+  console?(id: string): Promise<TerminalSession>;
+  /** Optional: what it uses now; null when it does not run. */
+  usage?(id: string): Promise<WorkloadUsage | null>;
   close(): Promise<void>;
 }
 

@@ -6,7 +6,7 @@ import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
   WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
-  type ObservedWorkload, type WorkloadSpec,
+  type ObservedWorkload, type TerminalOptions, type TerminalSession, type WorkloadSpec, type WorkloadUsage,
 } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
@@ -20,6 +20,7 @@ import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './sec
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
+import { containerUsage, execShell } from './terminal.ts';
 
 export interface DockerDriverOptions {
   /** dockerd's API socket; /var/run/docker.sock by default. */
@@ -214,6 +215,14 @@ export class DockerDriver implements Driver {
       }) : refusingStdin();
       return { stdin: input, stdout: held.stdout, startedAt: await held.startedAt, exact: true };
     });
+  }
+
+  async exec(id: string, options: TerminalOptions): Promise<TerminalSession> {
+    return this.call(() => execShell(this.docker, this.socketPath, id, options));
+  }
+
+  async usage(id: string): Promise<WorkloadUsage | null> {
+    return this.call(() => containerUsage(this.docker, id));
   }
 
   /** Loads an image tar (`docker save` format) into dockerd; returns the references it brought. */

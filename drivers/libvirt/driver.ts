@@ -14,12 +14,12 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
-import { attachConsole, consoleLogStream, readFileEnd, requestStop } from './console.ts';
+import { attachConsole, consoleLogStream, readFileEnd, requestStop, serialTerminal } from './console.ts';
 import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
@@ -219,6 +219,22 @@ export class LibvirtDriver implements Driver {
     if (!observed) throw new Error(`no VM ${id}`);
     if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its console can be attached only while it runs`);
     return attachConsole(this.socketPath(id));
+  }
+
+  async console(id: string): Promise<TerminalSession> {
+    const observed = await this.inspect(id);
+    if (observed?.state !== 'running') throw new Error(`VM ${id} is ${observed?.state ?? 'not there'}: its console opens only while it runs`);
+    return serialTerminal(this.consoleLogPath(id), this.socketPath(id));
+  }
+
+  async usage(id: string): Promise<WorkloadUsage | null> {
+    if (!DOMAIN_ID.test(id)) return null;
+    return this.call(async (hv) => {
+      const info = await (await this.lookup(hv, id))?.getInfo();
+      if (!info || observedStateOf(info.state, true) !== 'running') return null;
+      // libvirt counts CPU time in ns and memory in KiB.
+      return { cpuSeconds: info.cpuTime / 1e9, memoryBytes: info.memory * 1024 };
+    });
   }
 
   async close(): Promise<void> {

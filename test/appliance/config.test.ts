@@ -28,7 +28,7 @@ t.test('defaults: data dir under the working dir, listen 127.0.0.1:7700, nothing
   t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }]);
   t.equal(c.readTokens, null, 'reads are open');
   t.equal(c.trustPolicyPath, join(cwd, '.zone/node/trust-policy.json'));
-  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [] });
+  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [], terminals: true });
 });
 
 t.test('the environment and the config file override the defaults', async (t) => {
