@@ -3,24 +3,18 @@
 // pinning its digest runs on node 3, which fetched it from the grid; a tampered archive
 // and a digest nobody pushed are refused, and nothing of theirs runs.
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { workloadId } from '../../drivers/names.ts';
-import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
-import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
+import type { ClusterState } from '../../cli/cluster/grid.ts';
+import { sh, tearDownCluster, zone } from '../helpers/cluster.ts';
 import { GRID_AUDIENCE, makeReadToken } from '../../lib/tokens.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { NodeClient } from '../../cli/client.ts';
 import { buildImageArchive, removeImage } from '../helpers/image-archive.ts';
 
-const run = promisify(execFile);
-const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;
-const zone = (...args: string[]) => run('node', ['--import', 'tsx', 'cli/zone.ts', ...args], { timeout: 280_000 });
 const failing = (...args: string[]) => zone(...args).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
 
 const NAME = 'itest';                        // unique to this file: namespaces zcl-itest-*
@@ -33,13 +27,7 @@ const built = await buildImageArchive(base, `zone-test/grid-${process.pid}:1`, `
 const local = await buildImageArchive(base, `zone-test/grid-local-${process.pid}:1`, 'saved on the way\n', { keep: true });
 
 t.teardown(async () => {
-  if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
-  if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
-  for (const n of state?.nodes ?? []) if (n.id) await removeWorkloadFirewall(n.id).catch(() => undefined);
-  for (const n of state?.nodes ?? []) if (n.pid) { try { process.kill(n.pid, 'SIGKILL'); } catch { /* already gone */ } }
-  for (const ns of (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`zcl-${NAME}-`))) {
-    await sh('ip', 'netns', 'del', ns).catch(() => undefined);
-  }
+  await tearDownCluster(NAME, dir, state);
   await removeImage(built.digest);
   await removeImage(local.digest);
   await rm(base, { recursive: true, force: true });
