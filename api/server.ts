@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import { DEFAULT_LIMITS, type StreamLimit } from '../appliance/config.ts';
 import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
+import { consoleRoutes, isConsoleRoute } from './console.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
 import type { ParsePoolOptions } from './parsing/pool.ts';
@@ -14,8 +15,10 @@ import type { ReadTokenOptions } from '../lib/tokens.ts';
 import { blueprintRoutes } from './routes/blueprints.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
+import { imageRoutes } from './routes/images.ts';
 import { nodeRoutes } from './routes/node.ts';
 import { volumeRoutes } from './routes/volumes.ts';
+import { ownerWorkloadRoutes } from './routes/owner-workloads.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { StreamSlots } from './stream-slots.ts';
 
@@ -38,7 +41,7 @@ export interface ServerOptions {
   parsing?: ParsePoolOptions;
 }
 
-/** Routes anyone may read, even with read protection on. */
+/** Routes anyone may read, even with read protection on (and the console's files: isConsoleRoute). */
 const OPEN_ROUTES = new Set(['/healthz', '/docs', '/docs/json']);
 /** Routes that take an owner token instead (api/routes/grid.ts): the header holds one token. */
 const OWNER_ROUTES = '/v1/grid/';
@@ -75,7 +78,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
     const tokens = options.readToken;
     app.addHook('onRequest', async (request) => {
       const route = request.routeOptions.url ?? '';
-      if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES)) return;
+      if (request.method === 'PUT' || OPEN_ROUTES.has(route) || route.startsWith(OWNER_ROUTES) || isConsoleRoute(route)) return;
       appliance.tokens.checkRead(request.headers.authorization, { method: request.method, path: request.url }, tokens);
     });
   }
@@ -99,6 +102,9 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   await app.register(volumeRoutes(appliance), { prefix: '/v1/volumes' });
   await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
+  await app.register(imageRoutes(appliance), { prefix: '/v1/grid/images' });
+  await app.register(ownerWorkloadRoutes(appliance, { events: eventStreams, logFollows }), { prefix: '/v1/grid' });
+  await app.register(consoleRoutes());
   await app.register(metricsRoutes(metrics));
   // The node id is open: clients make their tokens for it (their audience) before any other call.
   app.get('/healthz', {

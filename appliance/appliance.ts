@@ -10,16 +10,17 @@ import { TokenChecker } from '../lib/tokens.ts';
 import { restartPath } from './pseudokernel/proc/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
-import type { Driver, DriverContext, WorkloadSpec } from '../drivers/contract.ts';
-import type { NetworkDriver, VolumeProvider } from '../drivers/contract.ts';
+import type { Driver, DriverContext } from '../drivers/contract.ts';
+import type { NetworkDriver, ObservedVolume, VolumeProvider } from '../drivers/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
 import { workloadId } from '../drivers/names.ts';
 import { Reconciler } from './engine/reconciler.ts';
-import type { BackoffPolicy } from './engine/backoff.ts';
+import type { BackoffPolicy } from '../lib/backoff.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { checkVmImageFiles } from './vm-images.ts';
+import { WorkloadConsole } from './console.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
@@ -28,8 +29,10 @@ import { createLogger } from './logger.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
+import { lazyImageSource, openNodeImages } from './images/node-images.ts';
+import type { ImageService } from './images/service.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
-import { volumesOf } from './engine/volume-sync.ts';
+import { volumesOf } from './engine/volumes.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -56,6 +59,8 @@ export interface ApplianceOptions {
   tokens?: { replayCapacity?: number; clock?: () => number };
   /** The clock of the engine and of expiry (default: the wall clock; tests pass their own). */
   clock?: () => Date;
+  /** How often the console samples workloads' CPU and memory (default 15 s). */
+  usagePeriodMs?: number;
 }
 
 function toStatus(r: WorkloadRecord): WorkloadStatus {
@@ -70,6 +75,7 @@ export class ZoneAppliance implements Appliance {
   /** Stops the pseudokernel following the event log. */
   private unfollow: (() => void) | null = null;
   readonly tokens: TokenChecker;
+  readonly console: WorkloadConsole;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -83,8 +89,14 @@ export class ZoneAppliance implements Appliance {
     readonly logger: Logger,
     /** Null when not asked for; present but unavailable when nats-server did not start. */
     readonly pseudokernel: Pseudokernel | null = null,
+    /** The grid's image store: null without a running pseudokernel. */
+    private readonly nodeImages: { service: ImageService; close(): Promise<void> } | null = null,
   ) {
     this.tokens = new TokenChecker(identity.id, options.tokens);
+    this.console = new WorkloadConsole({
+      node: identity.id, drivers, blueprints: () => this.listBlueprints(), terminals: options.config.policy.terminals, logger,
+      ...(options.usagePeriodMs ? { usagePeriodMs: options.usagePeriodMs } : {}),
+    });
     if (pseudokernel) this.followWorkloads(pseudokernel);
     // The other nodes pass on the owner's token, which must be made for this node and
     // this restart (see node-control.ts): a node never acts for an owner on another node's word.
@@ -151,17 +163,22 @@ export class ZoneAppliance implements Appliance {
     return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));
   }
 
+  /** Every volume here with the bytes its data uses. */
+  private async volumesHere(): Promise<(ObservedVolume & { usedBytes: number })[]> {
+    const provider = this.reconciler.volumes;
+    if (!provider) return [];
+    return Promise.all((await provider.list()).map(async (v) => ({ ...v, usedBytes: await provider.usage(v.id).catch(() => 0) })));
+  }
+
   private async volumeTotals(): Promise<NonNullable<NodeInfo['volumes']>> {
-    const volumes = await this.reconciler.volumes?.list().catch(() => []) ?? [];
+    const volumes = await this.volumesHere().catch(() => []);
     return { count: volumes.length, sizeBytes: volumes.reduce((n, v) => n + v.sizeBytes, 0), usedBytes: volumes.reduce((n, v) => n + v.usedBytes, 0) };
   }
 
   async listVolumes(owner?: string): Promise<VolumeStatus[]> {
-    const sync = this.reconciler.volumes;
-    if (!sync) return [];
     const desired = desiredWorkloads(this.identity.id, this.liveStored());
     const retentionMs = this.options.config.volumes.retentionMs;
-    return (await sync.list()).filter((v) => owner === undefined || v.owner === owner).map((v) => ({
+    return (await this.volumesHere()).filter((v) => owner === undefined || v.owner === owner).map((v) => ({
       name: v.volume, owner: v.owner, blueprint: v.blueprint, kind: v.kind, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes,
       attachedTo: desired.filter((d) => d.owner === v.owner && d.blueprint === v.blueprint && volumesOf(d).includes(v.volume)).map((d) => d.workload),
       state: v.releasedAt !== null ? 'released' : v.path === null ? 'unmounted' : 'ready',
@@ -193,6 +210,10 @@ export class ZoneAppliance implements Appliance {
     return driver.logs(workloadId(this.identity.id, stored.owner, stored.name, w.name), { follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}) });
   }
 
+  get images(): ImageService | null {
+    return this.nodeImages?.service ?? null;
+  }
+
   async gridFs(owner: string): Promise<GridFs> {
     return this.runningPseudokernel().gridFs(owner);
   }
@@ -213,6 +234,7 @@ export class ZoneAppliance implements Appliance {
   /** Starts the engine (adopting what runs, repairing what does not). */
   start(): void {
     this.reconciler.start();
+    this.console.start();
   }
 
   /**
@@ -220,8 +242,10 @@ export class ZoneAppliance implements Appliance {
    * the drivers, then the store. Workloads keep running.
    */
   async close(): Promise<void> {
+    await this.console.stop();
     await this.reconciler.stop();
     this.unfollow?.();
+    await this.nodeImages?.close().catch((err: unknown) => this.logger.warn({ err }, 'image store close failed'));
     await this.pseudokernel?.close().catch((err: unknown) => this.logger.warn({ err }, 'pseudokernel close failed'));
     await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.store.close();
@@ -229,10 +253,11 @@ export class ZoneAppliance implements Appliance {
 
   /**
    * Every state change of a workload here is an event: its row in the owner's process
-   * table follows it (the records are already updated when the event is recorded), and
-   * its /zone is unmounted once it is removed. Rows of workloads that did not change
-   * since the last start are published once here, and rows of workloads this node no
-   * longer has are dropped.
+   * table follows it (the records are already updated when the event is recorded). Rows
+   * of workloads that did not change since the last start are published once here, and
+   * rows of workloads this node no longer has are dropped. (A feed rather than a planned
+   * resource: a row is the workload's record as published, nothing the engine makes
+   * real or depends on; the event log is the engine's output, in the order of changes.)
    */
   private followWorkloads(pk: Pseudokernel): void {
     const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
@@ -240,7 +265,6 @@ export class ZoneAppliance implements Appliance {
       if (event.owner === null || event.blueprint === null || event.workload === null) return;
       const identity = { owner: event.owner, blueprint: event.blueprint, workload: event.workload };
       pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload));
-      if (event.to === 'removed') void pk.release(workloadId(this.identity.id, identity.owner, identity.blueprint, identity.workload));
     });
     for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
     const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
@@ -303,10 +327,12 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   withholdUnauthorized(store, options.trustPolicy, eventLog, logger);
   const driversDir = join(config.dataDir, 'drivers');
   mkdirSync(driversDir, { recursive: true });
+  let nodeImages: Awaited<ReturnType<typeof openNodeImages>> = null;
   const ctx: DriverContext = {
     node: identity.id,
     dataDir: driversDir,
     openSecret: (sealed, place) => openSealed(sealed, identity.box.secretKey, { ...place, node: identity.id }),
+    ...(options.pseudokernel ? { images: lazyImageSource(() => nodeImages?.service ?? null) } : {}),
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;
@@ -319,15 +345,19 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     });
     // Before the engine starts: the containers it makes get /zone when it is up.
     await pseudokernel.start();
+    nodeImages = await openNodeImages({
+      node: identity.id, config, trustPolicy: options.trustPolicy, pseudokernel, blueprints: () => store.blueprints(), logger, ...(options.clock ? { clock: options.clock } : {}),
+    });
   }
   const pk = pseudokernel;
+  // The pseudokernel is the provider of /zone mounts and pipe ends the engine plans.
   const reconciler = new Reconciler({
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
     ...(volumes ? { volumes: { provider: volumes, retentionMs: config.volumes.retentionMs } } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
-    ...(pk ? { prepare: (spec: WorkloadSpec) => pk.prepare(spec), passed: (blueprints: readonly StoredBlueprint[]) => pk.pipesOf(blueprints) } : {}),
+    ...(pk ? { mounts: pk, pipeEnds: pk } : {}),
   });
-  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel);
+  return new ZoneAppliance(identity, options, store, eventLog, drivers, networks, reconciler, hostCapacity, logger, pseudokernel, nodeImages);
 }

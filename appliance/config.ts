@@ -46,6 +46,7 @@ export const NodeConfigFile = Type.Object({
     devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/' }))),
     capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }))),
     vmImages: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { maxItems: 64, description: 'host path prefixes VMs may boot disk images from (regular files only, symlinks resolved)' })),
+    terminals: Type.Optional(Type.Boolean({ description: 'owners may open a terminal (a shell in a container, a VM\'s serial console) into their own running workloads (default true)' })),
   }, { additionalProperties: false })),
   overcommit: Type.Optional(Type.Object({ cpu: Type.Optional(Factor), memory: Type.Optional(Factor), disk: Type.Optional(Factor) }, { additionalProperties: false })),
   reconcile: Type.Optional(Type.Object({
@@ -83,10 +84,15 @@ export const NodeConfigFile = Type.Object({
     gridFileBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 30, description: 'largest file one PUT /v1/grid/fs takes' })),
     owners: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'owners whose shared storage this node holds' })),
     zoneOpenFiles: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000, description: 'open files per /zone mount' })),
+    imageStoreBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "max_bytes of the grid's image store (every owner's pushed images)" })),
+    ownerImageBytes: Type.Optional(Type.Integer({ minimum: MIB, description: 'bytes of images one owner may store in the grid' })),
   }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
   volumes: Type.Optional(Type.Object({
     retention: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how long a volume no blueprint lists any more keeps its data before it is deleted (default 24h); listed again within it, the data returns' })),
   }, { additionalProperties: false, description: 'the blueprints\' volumes on this node' })),
+  images: Type.Optional(Type.Object({
+    gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store (default 1 day)' })),
+  }, { additionalProperties: false, description: 'the grid\'s image store' })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -99,7 +105,7 @@ export interface NodeConfig {
   /** What the config says of read tokens; null: nothing (see appliance/read-protection.ts for the default). */
   readTokens: { public: boolean; keys: string[] | null; maxTtlSeconds?: number } | null;
   trustPolicyPath: string;
-  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[] };
+  policy: { privileged: boolean; hostNetwork: boolean; hostMounts: string[]; devices: string[]; capabilities: string[]; vmImages: string[]; terminals: boolean };
   overcommit: { cpu: number; memory: number; disk: number };
   reconcile: { resyncMs: number; concurrency: number };
   eventsLimit: number;
@@ -110,6 +116,8 @@ export interface NodeConfig {
   limits: NodeLimits;
   /** How long a released volume keeps its data. */
   volumes: { retentionMs: number };
+  /** The grid's image store: how long an image no blueprint pins stays. */
+  images: { gcGraceMs: number };
   logLevel: string;
 }
 
@@ -129,6 +137,8 @@ export interface NodeLimits {
   gridFileBytes: number;
   owners: number;
   zoneOpenFiles: number;
+  imageStoreBytes: number;
+  ownerImageBytes: number;
 }
 
 export const DEFAULT_LIMITS: NodeLimits = {
@@ -141,6 +151,9 @@ export const DEFAULT_LIMITS: NodeLimits = {
   // Every owner's buckets reserve their max_bytes from max_file_store: 24 x 304 MiB fit 8 GiB.
   owners: 24,
   zoneOpenFiles: 1024,
+  // What the owners' buckets leave of the 8 GiB: 8192 - 24 x 304 MiB.
+  imageStoreBytes: 768 * MIB,
+  ownerImageBytes: 512 * MIB,
 };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
@@ -199,6 +212,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
       devices: file.policy?.devices ?? [],
       capabilities: file.policy?.capabilities ?? [],
       vmImages: file.policy?.vmImages ?? [],
+      terminals: file.policy?.terminals ?? true,
     },
     overcommit: { cpu: file.overcommit?.cpu ?? 4, memory: file.overcommit?.memory ?? 1, disk: file.overcommit?.disk ?? 1 },
     reconcile: { resyncMs: (file.reconcile?.resyncSeconds ?? 30) * 1000, concurrency: file.reconcile?.concurrency ?? 8 },
@@ -207,6 +221,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     firewall: { open: file.firewall?.open ?? [] },
     limits: limitsOf(file.limits, filePath),
     volumes: { retentionMs: parseDuration(file.volumes?.retention ?? DEFAULT_VOLUME_RETENTION) },
+    images: { gcGraceMs: (file.images?.gcGraceSeconds ?? 86_400) * 1000 },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }
@@ -229,10 +244,12 @@ function limitsOf(file: NodeConfigFile['limits'] = {}, filePath: string): NodeLi
     gridFileBytes: file.gridFileBytes ?? d.gridFileBytes,
     owners: file.owners ?? d.owners,
     zoneOpenFiles: file.zoneOpenFiles ?? d.zoneOpenFiles,
+    imageStoreBytes: file.imageStoreBytes ?? d.imageStoreBytes,
+    ownerImageBytes: file.ownerImageBytes ?? d.ownerImageBytes,
   };
-  const reserved = limits.owners * ownerReservation(limits);
+  const reserved = limits.owners * ownerReservation(limits) + limits.imageStoreBytes;
   if (reserved > limits.jetstreamFileBytes) {
-    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets reserve their size there`, '/limits/owners');
+    throw new ZoneError('INVALID', `${filePath}: limits.owners x (limits.ownerBytes + ${OWNER_KV_BUCKETS} x limits.ownerKvBytes) + limits.imageStoreBytes is ${reserved} bytes, more than limits.jetstreamFileBytes (${limits.jetstreamFileBytes}): every owner's buckets and the image store reserve their size there`, '/limits/owners');
   }
   return limits;
 }

@@ -1,8 +1,9 @@
 // What the appliance shows the outside world (the API and the CLI build on these).
 import type { Readable } from 'node:stream';
 import type { TrustPolicy } from '../blueprints/policy.ts';
-import type { Fingerprint, HealthState } from '../drivers/contract.ts';
+import type { Fingerprint, HealthState, TerminalOptions, TerminalSession } from '../drivers/contract.ts';
 import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
+import type { ImageService } from './images/service.ts';
 import type { TokenChecker } from '../lib/tokens.ts';
 
 export type WorkloadState =
@@ -93,6 +94,35 @@ export interface SubmitResult {
   deleted: boolean;
 }
 
+/** One sample of a workload's use: CPU in cores (the mean since the previous sample) and memory. */
+export interface UsageSample {
+  at: string;
+  cpu: number;
+  memoryBytes: number;
+}
+
+export interface WorkloadUsageSeries {
+  blueprint: string;
+  workload: string;
+  kind: string;
+  /** Oldest first, the last hour. */
+  samples: UsageSample[];
+}
+
+/** What the web console reaches inside an owner's workloads on this node (appliance/console.ts). */
+export interface ConsoleAccess {
+  /**
+   * A terminal into a running workload of `owner`: a shell in a container, the serial
+   * console of a VM. NOT_FOUND (not the owner's, or not here), POLICY (policy.terminals),
+   * CONFLICT (it does not run), UNAVAILABLE (the driver cannot).
+   */
+  openTerminal(owner: string, blueprint: string, workload: string, size: TerminalOptions): Promise<TerminalSession>;
+  /** CPU and memory of each of the owner's workloads here over the last hour. */
+  usage(owner: string): WorkloadUsageSeries[];
+  /** The latest sample of every workload (for /metrics). */
+  latestUsage(): Array<{ owner: string; blueprint: string; workload: string; sample: UsageSample }>;
+}
+
 /** The appliance as the API sees it. Methods throw ZoneError for the client's mistakes. */
 export interface Appliance {
   /** Checks this node's read and owner tokens (its id is their audience) and remembers their nonces. */
@@ -124,4 +154,8 @@ export interface Appliance {
    * CONFLICT: it is being changed.
    */
   gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;
+  /** The grid's image store (uploads, listing); null or absent when this node has none (no pseudokernel). */
+  readonly images?: ImageService | null;
+  /** Terminals and usage for the web console; absent, the console has neither. */
+  readonly console?: ConsoleAccess;
 }

@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? '3');
   const { WireguardDriver } = await import('../drivers/wireguard/driver.ts');
   const { planGrid } = await import('../cli/grid-plan.ts');
-  const { networkId } = await import('../drivers/wireguard/names.ts');
+  const { networkId } = await import('../drivers/names.ts');
   const { generateBoxKeyPair, openSealed } = await import('../blueprints/seal.ts');
   const sh = (...cmd: string[]) => run(cmd[0]!, cmd.slice(1));
   const tag = `zbov${process.pid % 100000}`;

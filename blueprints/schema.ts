@@ -2,6 +2,7 @@
 // validation, the published JSON Schema and the API's OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox';
 import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
+import { IMAGE_PATTERN } from './image-ref.ts';
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.ts';
 
 const strict = { additionalProperties: false } as const;
@@ -103,7 +104,7 @@ export const RestartPolicy = Type.Union([Type.Literal('always'), Type.Literal('o
 /** Fields every workload kind has. Risky ones (privileged ... devices) need the node policy's consent. */
 const workloadFields = {
   name: Name,
-  image: Type.String({ minLength: 1, maxLength: 1024, description: 'a local image reference, or a disk image path for a VM' }),
+  image: Type.String({ minLength: 1, maxLength: 1024, pattern: IMAGE_PATTERN, description: 'name@sha256:DIGEST (pinned: fetched from the grid when missing), a local image reference, or a disk image path for a VM' }),
   command: Type.Optional(Argv),
   env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 65536 }), { maxProperties: 256 })),
   workdir: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),

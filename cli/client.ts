@@ -145,6 +145,33 @@ export class NodeClient {
     await this.request('DELETE', gridUrl(path), { owner });
   }
 
+  /** `owner`'s images in the grid's store, with the nodes that pin them. */
+  async images(owner: SigningKeyPair): Promise<ImageRow[]> {
+    return (await this.json<{ images: ImageRow[] }>('GET', '/v1/grid/images/', { owner })).images;
+  }
+
+  /** Opens an upload of an image archive of `size` bytes. */
+  imageUpload(owner: SigningKeyPair, size: number): Promise<ImageUpload> {
+    return this.json('POST', '/v1/grid/images/uploads', { owner, body: { size } });
+  }
+
+  /** Where an upload stands (to resume it). */
+  imageUploadStatus(owner: SigningKeyPair, id: string): Promise<ImageUpload> {
+    return this.json('GET', `/v1/grid/images/uploads/${encodeURIComponent(id)}`, { owner });
+  }
+
+  /** Appends `bytes` at `offset`. */
+  imagePart(owner: SigningKeyPair, id: string, offset: number, bytes: Uint8Array): Promise<ImageUpload> {
+    return this.json('PATCH', `/v1/grid/images/uploads/${encodeURIComponent(id)}`, {
+      owner, body: bytes, headers: { 'content-type': 'application/octet-stream', 'upload-offset': String(offset) },
+    });
+  }
+
+  /** Checks the whole upload and stores it in the grid. */
+  imageCommit(owner: SigningKeyPair, id: string): Promise<ImageCommit> {
+    return this.json('POST', `/v1/grid/images/uploads/${encodeURIComponent(id)}/commit`, { owner });
+  }
+
   private async json<T>(method: string, path: string, call: RequestOptions = {}): Promise<T> {
     const res = await this.request(method, path, call);
     return (await res.json()) as T;
@@ -215,6 +242,13 @@ export class NodeClient {
 
 /** One call: its body, extra headers, abort signal; `owner` makes it an owner's call, with a token for `aud` (default: this node). */
 interface RequestOptions { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; owner?: SigningKeyPair; aud?: string }
+
+/** An image of the grid's store as the node lists it. */
+export interface ImageRow { digest: string; name: string; size: number; pushedAt: string; usedBy: { node: string; at: string }[] }
+
+export interface ImageUpload { id: string; size: number; offset: number }
+
+export interface ImageCommit { digest: string; name: string; size: number; stored: boolean }
 
 /** An entry of a /zone/fs directory as the node lists it. */
 export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }

@@ -4,6 +4,7 @@ import * as apply from './commands/apply.ts';
 import * as cluster from './commands/cluster.ts';
 import * as deleteCommand from './commands/delete.ts';
 import * as events from './commands/events.ts';
+import * as image from './commands/image.ts';
 import * as keygen from './commands/keygen.ts';
 import * as lint from './commands/lint.ts';
 import * as logs from './commands/logs.ts';
@@ -27,6 +28,7 @@ const commands: { register(program: Command): void }[] = [
   cluster,
   deleteCommand,
   events,
+  image,
   keygen,
   lint,
   logs,

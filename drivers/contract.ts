@@ -2,6 +2,7 @@
 // only; a new driver is a new folder that implements `Driver`.
 import type { Readable, Writable } from 'node:stream';
 import type { NormalizedWorkload } from '../blueprints/normalize.ts';
+import type { LocalPipeEnd } from '../blueprints/pipes.ts';
 import type { SealedPlace } from '../blueprints/seal.ts';
 import type { Network } from '../blueprints/schema.ts';
 
@@ -36,6 +37,12 @@ export interface WorkloadSpec extends WorkloadIdentity {
    * asking the driver. Like zoneMount, not part of the spec hash.
    */
   volumePaths?: Readonly<Record<string, string>>;
+  /**
+   * A VM's plugs into its networks on this host, one per `definition.networks` entry in
+   * its order: made by the network driver (`NetworkDriver.attachVm`) before the VM
+   * starts. Not part of the spec hash either.
+   */
+  vmLinks?: VmLink[];
 }
 
 export type ObservedState = 'created' | 'running' | 'exited' | 'paused';
@@ -133,6 +140,19 @@ export interface DriverContext {
   openSecret(sealed: string, place: SecretPlace): string;
   /** A folder the driver may keep files in (disks, logs, rootfs caches). */
   dataDir: string;
+  /** Where pinned images come from when the node lacks them (the grid's image store); none: only local images. */
+  images?: ImageSource;
+}
+
+/**
+ * The grid's images, as a driver sees them: per owner, by digest (`sha256:HEX`). The
+ * driver checks what it gets against the digest before it loads it.
+ */
+export interface ImageSource {
+  /** Whether `owner` has image `digest` in the grid (a pinned image of another owner is not theirs to run). */
+  has(owner: string, digest: string): Promise<boolean>;
+  /** Writes the stored archive of `owner`'s image `digest` to `path`; false when the grid holds none. */
+  fetch(owner: string, digest: string, path: string): Promise<boolean>;
 }
 
 /** Raised by a driver when its engine cannot be reached: the engine marks workloads `unknown`. */
@@ -151,6 +171,25 @@ export class WorkloadSpecError extends Error {
     super(`workload ${workload}: ${field}: ${reason}`);
     this.name = 'WorkloadSpecError';
   }
+}
+
+/** A terminal into a workload (exec with a TTY, a VM's serial console): bytes both ways. */
+export interface TerminalSession {
+  input: Writable;
+  output: Readable;
+  /** Follows the window's size; a no-op where the engine cannot (a serial console). */
+  resize(cols: number, rows: number): Promise<void>;
+}
+
+export interface TerminalOptions {
+  cols: number;
+  rows: number;
+}
+
+/** What a workload uses now: its CPU time so far and its memory. */
+export interface WorkloadUsage {
+  cpuSeconds: number;
+  memoryBytes: number;
 }
 
 export interface Driver {
@@ -176,6 +215,12 @@ export interface Driver {
   logs(id: string, options: LogOptions): Promise<Readable>;
   /** The main process's stdio (capability `attach`) or the machine's console (`console`); throws with neither. */
   attach(id: string, options?: AttachOptions): Promise<AttachedStreams>;
+  /** Optional: a shell in the running workload, with a TTY (containers: the shell its image has). */
+  exec?(id: string, options: TerminalOptions): Promise<TerminalSession>;
+  /** Optional: the running workload's serial console (VMs). */
+  console?(id: string): Promise<TerminalSession>;
+  /** Optional: what it uses now; null when it does not run. */
+  usage?(id: string): Promise<WorkloadUsage | null>;
   close(): Promise<void>;
 }
 
@@ -266,9 +311,11 @@ export interface NetworkDriver {
   attachContainer(spec: NetworkSpec, container: ContainerAttachment): Promise<void>;
   /**
    * Makes the bridge (in libvirtd's network namespace) that a VM with address `ip`
-   * plugs into, joined to the network; idempotent (the VM finds the bridge by vmLinks).
+   * plugs into, joined to the network; idempotent. Returns the link, which the engine
+   * hands to the VM's driver in its spec (`WorkloadSpec.vmLinks`): how a VM finds its
+   * bridge is this contract's, not a naming convention two drivers share.
    */
-  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<void>;
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<VmLink>;
   /** Removes the container's interface from the network; idempotent. */
   detachContainer(spec: NetworkSpec, ip: string): Promise<void>;
 }
@@ -340,3 +387,53 @@ export interface VolumeProvider {
   /** Bytes its data uses now (what the workload wrote; at most its size). */
   usage(id: string): Promise<number>;
 }
+
+/** Where a VM plugs into one network on this host: what its driver needs for the interface. */
+export interface VmLink {
+  /** The network's name in the blueprint. */
+  network: string;
+  /** The host bridge the VM's interface joins. */
+  bridge: string;
+  /** The interface's MAC (stable per network and address, so the guest's config holds). */
+  mac: string;
+  /** The guest's address with its prefix: `10.88.1.20/24`. */
+  address: string;
+  gateway: string;
+}
+
+// The pseudokernel's resources beside the workloads: a /zone mount a container is made
+// with, and the pipe ends that run here. The engine plans them like the rest (a mount
+// before its container is made, a pipe end once its workload exists, both dropped in
+// reverse order), through these two small contracts.
+
+/** Readies a workload's /zone on the host (the pseudokernel's FUSE mount) before its driver makes it. */
+export interface MountProvider {
+  /** Whether the workload gets a /zone (containers, while the provider can serve one). */
+  wants(spec: WorkloadSpec): boolean;
+  /** What is mounted now: the host directory by workload id. */
+  mounted(): ReadonlyMap<string, string>;
+  /**
+   * Mounts it (idempotent) and resolves to the host directory; null when it could not
+   * (the reason is logged): the workload is then made without /zone. Never rejects.
+   */
+  mount(spec: WorkloadSpec): Promise<string | null>;
+  /** The workload is gone: its /zone is unmounted. Idempotent; never rejects. */
+  unmount(id: string): Promise<void>;
+}
+
+/** One pipe end that runs on this node, with its workload's engine-side id and kind (which driver it is attached through). */
+export interface PipeEnd extends LocalPipeEnd {
+  workloadId: string;
+  kind: string;
+}
+
+/** Runs the pipe ends of this node (the pseudokernel's pipe runner). */
+export interface PipeEndProvider {
+  /** The ends that run now; null while the provider cannot run any (its NATS is not up). */
+  ends(): readonly PipeEnd[] | null;
+  /** Runs exactly these from now on (new ones start, dropped ones stop); resolves once the dropped ones stopped. */
+  setEnds(ends: readonly PipeEnd[]): Promise<void>;
+}
+
+/** Names an end among a node's ends: a same-node pipe has two, one per role. */
+export const pipeEndKey = (end: Pick<LocalPipeEnd, 'role' | 'id'>): string => `${end.role}:${end.id}`;

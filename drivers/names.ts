@@ -1,11 +1,11 @@
-// Engine-side names of workloads, shared by every workload driver: a container's or a
-// domain's name carries 128 bits of a hash of the workload's whole identity, so two
+// Engine-side names of workloads and networks, shared by the drivers and the engine: a
+// container's or a domain's name (and a network's id) carries 128 bits of a hash of its whole identity, so two
 // owners (or nodes sharing a machine) never want the same name, and a driver can tell
 // from a name and the identity recorded on the thing (labels, metadata) whether it is
 // the one it wants. Names of appliances before this scheme (32 bits) are recognised
 // so that an upgrade replaces them instead of leaving them behind.
 import { createHash } from 'node:crypto';
-import { WorkloadSpecError, type WorkloadIdentity, type WorkloadSpec } from './contract.ts';
+import { WorkloadSpecError, type NetworkIdentity, type WorkloadIdentity, type WorkloadSpec } from './contract.ts';
 
 /** Hex digits of a hash in a name: 32 = 128 bits. */
 export const NAME_HASH_HEX = 32;
@@ -21,6 +21,15 @@ export function identityDigest(kind: string, parts: readonly string[]): string {
 /** `zone-<blueprint>-<workload>-<32 hex of the identity's digest>`: at most 165 characters of [a-z0-9-]. */
 export function workloadId(node: string, owner: string, blueprint: string, workload: string): string {
   return `zone-${blueprint}-${workload}-${identityDigest('workload', [node, owner, blueprint, workload]).slice(0, NAME_HASH_HEX)}`;
+}
+
+/**
+ * A blueprint network's id (the network driver's namespace name): `zn-` + 32 hex of the
+ * identity's digest. The node is part of it because the nodes of a local cluster share
+ * one machine's namespace names.
+ */
+export function networkId(n: NetworkIdentity): string {
+  return 'zn-' + identityDigest('network', [n.node, n.owner, n.blueprint, n.network]).slice(0, NAME_HASH_HEX);
 }
 
 /** The name appliances before 128-bit names gave the workload (8 hex of sha256(node|owner|blueprint|workload)). */

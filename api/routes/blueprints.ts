@@ -1,7 +1,7 @@
 // /v1/blueprints: submit a signed blueprint (JSON or YAML), read what is desired and
 // what runs, stream a workload's logs.
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ZoneError } from '../../lib/errors.ts';
@@ -97,28 +97,36 @@ export function blueprintRoutes(appliance: Appliance, metrics: ApiMetrics, logFo
         response: { 200: { description: 'the log text', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses(400, 401, 404, 429, 503) },
       },
     }, async (request, reply) => {
-      const { name, workload } = request.params;
-      const { owner, follow, tail } = request.query;
-      // A follow holds an engine connection until the client goes: counted before it is made,
-      // and cut when the server closes.
-      const release = follow ? logFollows.take(request.ip, () => reply.raw.destroy()) : () => {};
-      let stream: Readable | undefined;
-      reply.raw.once('close', () => {
-        release();
-        stream?.destroy();
-      });
-      try {
-        stream = await appliance.logs(name, workload, { follow, ...(tail !== undefined ? { tail } : {}), ...(owner ? { owner } : {}) });
-      } catch (err) {
-        if (err instanceof ZoneError) throw err;
-        // The engine has no such object yet (pending, removed): not the client's fault, not a crash.
-        throw new ZoneError('UNAVAILABLE', `logs of ${name}/${workload} are not available now: ${(err as Error).message.split('\n')[0]}`);
-      }
-      if (reply.raw.destroyed) {
-        stream.destroy();
-        return reply;
-      }
-      return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
+      const { owner, ...rest } = request.query;
+      return sendLogs(appliance, logFollows, request, reply, { ...request.params, ...rest, ...(owner ? { owner } : {}) });
     });
   };
+}
+
+/** Streams a workload's logs as the reply (`owner` narrows to that owner's blueprint); a follow takes one of `logFollows`. */
+export async function sendLogs(
+  appliance: Appliance, logFollows: StreamSlots, request: FastifyRequest, reply: FastifyReply,
+  what: { name: string; workload: string; owner?: string; follow: boolean; tail?: number },
+): Promise<FastifyReply> {
+  const { name, workload, owner, follow, tail } = what;
+  // A follow holds an engine connection until the client goes: counted before it is made,
+  // and cut when the server closes.
+  const release = follow ? logFollows.take(request.ip, () => reply.raw.destroy()) : () => {};
+  let stream: Readable | undefined;
+  reply.raw.once('close', () => {
+    release();
+    stream?.destroy();
+  });
+  try {
+    stream = await appliance.logs(name, workload, { follow, ...(tail !== undefined ? { tail } : {}), ...(owner ? { owner } : {}) });
+  } catch (err) {
+    if (err instanceof ZoneError) throw err;
+    // The engine has no such object yet (pending, removed): not the client's fault, not a crash.
+    throw new ZoneError('UNAVAILABLE', `logs of ${name}/${workload} are not available now: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (reply.raw.destroyed) {
+    stream.destroy();
+    return reply;
+  }
+  return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
 }

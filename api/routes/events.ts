@@ -4,7 +4,7 @@
 // and a client that reconnects with Last-Event-ID (or ?after=) misses nothing that
 // the log still holds.
 import { once } from 'node:events';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Appliance, ZoneEvent } from '../../appliance/types.ts';
 import { Name } from '../../blueprints/schema.ts';
@@ -22,7 +22,8 @@ const EventsQuery = Type.Object({
 
 const frame = (e: ZoneEvent) => `id: ${e.seq}\nevent: transition\ndata: ${JSON.stringify(e)}\n\n`;
 
-export function eventRoutes(appliance: Appliance, slots: StreamSlots) {
+/** `ownerOf`: the owner a request speaks for, when the stream is narrowed to one owner's events (the console's). */
+export function eventRoutes(appliance: Appliance, slots: StreamSlots, ownerOf?: (request: FastifyRequest) => string) {
   return async (app: FastifyInstance) => {
     app.get<{ Querystring: { blueprint?: string; after?: number; follow: boolean } }>('/', {
       schema: {
@@ -34,6 +35,7 @@ export function eventRoutes(appliance: Appliance, slots: StreamSlots) {
       },
     }, async (request, reply) => {
       const { blueprint, follow } = request.query;
+      const owner = ownerOf?.(request);
       const lastId = request.headers['last-event-id'];
       let cursor = typeof lastId === 'string' ? Number(lastId) : (request.query.after ?? 0);
 
@@ -54,7 +56,7 @@ export function eventRoutes(appliance: Appliance, slots: StreamSlots) {
         wake?.();
       };
       const unsubscribe = appliance.onEvent((e) => {
-        if (!blueprint || e.blueprint === blueprint) signal();
+        if ((!blueprint || e.blueprint === blueprint) && (!owner || e.owner === owner)) signal();
       });
       const heartbeat = setInterval(() => out.write(': keepalive\n\n'), HEARTBEAT_MS);
       out.once('close', () => {
@@ -73,6 +75,7 @@ export function eventRoutes(appliance: Appliance, slots: StreamSlots) {
           const batch = appliance.events({ after: cursor, limit: BATCH, ...(blueprint ? { blueprint } : {}) });
           for (const e of batch) {
             cursor = e.seq;
+            if (owner && e.owner !== owner) continue;
             if (!out.write(frame(e)) && !closed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
             if (closed) break;
           }

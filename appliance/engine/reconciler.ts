@@ -1,22 +1,36 @@
 // The reconcile loop: level-triggered passes (desired from the store, observed from
-// the drivers, steps from planSteps) that run on driver events, when a backoff ends,
-// and on a periodic resync that catches whatever events missed. Passes never overlap;
-// steps run beside them, at most `concurrency` at once and one at a time per workload
-// (a workload with a step in flight is left out of planning until it ends).
+// the drivers and providers, steps from plan) that run on driver events, when a backoff
+// ends, and on a periodic resync that catches whatever events missed. Passes never
+// overlap; steps run beside them, at most `concurrency` at once and one at a time per
+// key (a workload, a network, a link: one with a step in flight is left out of planning
+// until it ends, and its end asks for a pass). Each step kind has its executor.
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import { EngineUnavailableError, WorkloadSpecError, type Driver, type ObservedWorkload, type WorkloadSpec } from '../../drivers/contract.ts';
+import {
+  EngineUnavailableError, pipeEndKey, VolumeSpecError, WorkloadSpecError,
+  type Driver, type MountProvider, type NetworkDriver, type ObservedVolume, type ObservedWorkload, type PipeEndProvider, type VmLink,
+  type VolumeProvider, type VolumeSpec, type WorkloadSpec,
+} from '../../drivers/contract.ts';
+import { volumeId } from '../../drivers/names.ts';
 import { ZoneError } from '../../lib/errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
-import type { WorkloadState } from '../types.ts';
-import type { NetworkDriver } from '../../drivers/contract.ts';
-import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState, type BackoffPolicy } from './backoff.ts';
-import { desiredWorkloads, expiryOf, isLive } from './desired.ts';
-import { NetworkSync } from './networks.ts';
-import { planSteps, type Observed, type Step } from './plan.ts';
-import type { VolumeProvider } from '../../drivers/contract.ts';
-import { VolumeSync } from './volume-sync.ts';
+import { DEFAULT_BACKOFF, restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
+import { desiredOf, expiryOf, isLive, type DesiredOfBlueprint } from './desired.ts';
+import { joinKey, linkKey, plan, stepKey, type Desired, type NetworkView, type Observed, type RunStep, type Step, type StepKind } from './plan.ts';
+import { next, type Outcome, type RecordIdentity } from './status.ts';
+import { desiredVolumes, volumesOf, type VolumeStep } from './volumes.ts';
+
+/** Steps that are not executed: a `wait` is recorded, a volume's `keep` only says when to look again. */
+type Unexecuted = 'wait' | 'volume-keep';
+/** A step the loop executes. */
+type Action = Exclude<Step, { kind: Unexecuted }>;
+type Executors = { [K in Exclude<StepKind, Unexecuted>]: (step: Extract<Action, { kind: K }>) => Promise<void> };
+type EnsuringStep = Extract<VolumeStep, { kind: 'volume-create' | 'volume-grow' | 'volume-reclaim' | 'volume-mount' }>;
+
+const VOLUME_DONE: Record<Exclude<VolumeStep['kind'], 'volume-keep' | 'volume-refuse'>, string> = {
+  'volume-create': 'created', 'volume-grow': 'grown', 'volume-reclaim': 'reclaimed', 'volume-mount': 'mounted', 'volume-release': 'released', 'volume-delete': 'deleted',
+};
 
 export interface ReconcilerOptions {
   node: string;
@@ -25,17 +39,14 @@ export interface ReconcilerOptions {
   drivers: ReadonlyMap<string, Driver>;
   /** Makes the blueprints' networks real and joins containers to them; none: networks are not served here. */
   networks?: NetworkDriver;
+  /** Mounts a container's /zone before it is made (the pseudokernel); none: no /zone. */
+  mounts?: MountProvider;
+  /** Runs the blueprints' pipe ends here (the pseudokernel); none: pipes are not run. */
+  pipeEnds?: PipeEndProvider;
+  /** Makes the blueprints' volumes real, and how long a released one keeps its data; none: volumes are not served here. */
+  volumes?: { provider: VolumeProvider; retentionMs: number };
   events: EventLog;
   logger: Logger;
-  /**
-   * Readies what a workload needs on the host before its driver makes or starts it, and
-   * says how (the pseudokernel mounts its /zone and sets `zoneMount`). Must not throw.
-   */
-  prepare?: (spec: WorkloadSpec) => Promise<WorkloadSpec>;
-  /** Makes the blueprints' volumes real (MERGE issue 16: volume -> workload in the graph); none: volumes are not served here. */
-  volumes?: { provider: VolumeProvider; retentionMs: number };
-  /** Told the stored blueprints at the end of every pass (the pseudokernel runs their pipes). Must not throw. */
-  passed?: (blueprints: readonly StoredBlueprint[]) => void;
   backoff?: BackoffPolicy;
   /** The engine's clock (default: the wall clock): backoff, expiry and the records' times. */
   clock?: () => Date;
@@ -47,7 +58,9 @@ export interface ReconcilerOptions {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const expiryKey = (b: StoredBlueprint) => `${b.owner}/${b.name}@${b.version}`;
 
-type RecordPatch = Partial<Omit<WorkloadRecord, 'id' | 'owner' | 'blueprint' | 'workload' | 'kind'>>;
+const identityOf = (spec: WorkloadSpec): RecordIdentity => ({ id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind });
+const isNoSpace = (err: unknown): err is ZoneError => err instanceof ZoneError && err.code === 'NO_SPACE';
+const sameRecord = (a: WorkloadRecord, b: WorkloadRecord) => (Object.keys(b) as (keyof WorkloadRecord)[]).every((k) => a[k] === b[k]);
 
 export class Reconciler {
   private readonly records = new Map<string, WorkloadRecord>();
@@ -62,20 +75,51 @@ export class Reconciler {
   private resyncTimer: NodeJS.Timeout | null = null;
   private dueTimer: NodeJS.Timeout | null = null;
   private dueAt = Infinity;
-  /** Specs of each stored blueprint version (normalising and hashing is most of a pass otherwise). */
-  private specCache = new Map<StoredBlueprint, WorkloadSpec[]>();
+  /** What each stored blueprint version wants (normalising and hashing is most of a pass otherwise). */
+  private specCache = new Map<StoredBlueprint, DesiredOfBlueprint>();
   /** Why a kind cannot be asked now, from the last pass. */
   private readonly unavailable = new Map<string, string>();
-  private readonly networks: NetworkSync | null;
-  readonly volumes: VolumeSync | null;
+  /** What the engine remembers of the resources beside the workloads, since its start. */
+  private readonly ensured = new Map<string, string>();
+  private readonly vmLinks = new Map<string, VmLink>();
+  private readonly joined = new Set<string>();
+  private readonly mountFailed = new Set<string>();
+  private readonly restartsAsked = new Map<string, string>();
+  /** Failed steps other than a workload's, by stepKey: how often in a row, and when they may run again. */
+  private readonly failures = new Map<string, { count: number; retryAt: Date }>();
+  private readonly executors: Executors;
+  /** The desired volumes of the latest pass, by id: what a replacement ensures again once its old workload is gone. */
+  private volumeSpecs = new Map<string, VolumeSpec>();
+  /** The refusal told of each volume (an event once, not at every pass), by volume id. */
+  private readonly refused = new Map<string, string>();
+  /** The volume provider, if any. */
+  readonly volumes: VolumeProvider | null;
   private readonly clock: () => Date;
   /** Blueprint versions whose expiry has been told (an event), by owner/name@version. */
   private readonly expired = new Set<string>();
 
   constructor(private readonly o: ReconcilerOptions) {
     this.limit = pLimit(o.concurrency ?? 8);
-    this.networks = o.networks ? new NetworkSync(o.node, o.networks, o.logger) : null;
-    this.volumes = o.volumes ? new VolumeSync({ node: o.node, ...o.volumes, store: o.store, events: o.events, logger: o.logger, wakeAt: (at) => this.wakeAt(at) }) : null;
+    const run = (step: RunStep) => this.runWorkload(step);
+    this.executors = {
+      create: run, start: run, restart: run, replace: run,
+      remove: (step) => this.removeWorkload(step),
+      'ensure-network': (step) => this.ensureNetwork(step),
+      'remove-network': (step) => this.removeNetwork(step),
+      'attach-container-to-network': (step) => this.attachContainer(step),
+      'make-vm-bridge': (step) => this.makeVmBridge(step),
+      mount: (step) => this.mount(step),
+      unmount: (step) => this.unmount(step),
+      'pipe-ends': (step) => this.setPipeEnds(step),
+      'volume-create': (step) => this.ensureVolume(step),
+      'volume-grow': (step) => this.ensureVolume(step),
+      'volume-reclaim': (step) => this.ensureVolume(step),
+      'volume-mount': (step) => this.ensureVolume(step),
+      'volume-refuse': (step) => this.refuseVolume(step),
+      'volume-release': (step) => this.releaseVolume(step),
+      'volume-delete': (step) => this.deleteVolume(step),
+    };
+    this.volumes = o.volumes?.provider ?? null;
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
     this.clock = o.clock ?? (() => new Date());
     for (const r of o.store.workloads()) this.records.set(r.id, r);
@@ -113,7 +157,7 @@ export class Reconciler {
         try {
           await this.pass();
         } catch (err) {
-          if (err instanceof ZoneError && err.code === 'NO_SPACE') this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
+          if (isNoSpace(err)) this.o.logger.warn({ reason: err.message }, 'reconcile pass stopped: the store cannot record it; the next pass tries again');
           else this.o.logger.error({ err }, 'reconcile pass failed');
         }
       } while (this.again && !this.stopped);
@@ -143,10 +187,12 @@ export class Reconciler {
    */
   restart(w: { owner: string; blueprint: string; workload: string }, reason: string): 'restarting' | 'unknown' | 'busy' {
     // Found by the stored blueprint's (owner, name) and the workload's name: never by an engine-side name.
-    const spec = this.desired(this.live(this.clock())).find((d) => d.owner === w.owner && d.blueprint === w.blueprint && d.workload === w.workload);
+    const spec = this.desired(this.live(this.clock())).workloads.find((d) => d.owner === w.owner && d.blueprint === w.blueprint && d.workload === w.workload);
     if (!spec || this.stopped) return 'unknown';
-    if (this.busy.has(spec.id)) return 'busy';
-    this.launch({ kind: 'restart', spec, reason });
+    if (this.busy.has(spec.id) || this.restartsAsked.has(spec.id)) return 'busy';
+    // Planned by the next pass, so it is made with its /zone and links like any other step.
+    this.restartsAsked.set(spec.id, reason);
+    this.wake();
     return 'restarting';
   }
 
@@ -163,25 +209,26 @@ export class Reconciler {
     // A step that ends while the drivers are listed may not show in what they return:
     // its workload sits this pass out, and its end asks for another pass.
     const busy = new Set(this.busy);
-    const observed = await this.observe(desired);
-    // A step launched meanwhile (restart() on request) sits this pass out as well.
-    for (const id of this.busy) busy.add(id);
-    // Beside the steps, not before them: a slow interface must not hold up the workloads.
-    if (this.networks) this.track(this.networks.sync(live, observed.workloads).catch((err: unknown) => this.o.logger.error({ err }, 'network sync failed')));
-    // MERGE (issue 16): volume steps, beside the workloads' (a workload's own are ensured in execute()).
-    if (this.volumes) this.track(this.volumes.sync(live, desired, observed.workloads, now));
-    const steps = planSteps(desired, observed, this.records, now, { backoff: this.backoff, busy });
-    const stepped = new Set(steps.map((s) => (s.kind === 'remove' ? s.id : s.spec.id)));
+    const observed = await this.observe(desired.workloads);
+    // A step launched meanwhile sits this pass out as well.
+    for (const key of this.busy) busy.add(key);
+    const { steps, held } = plan(desired, observed, now, { backoff: this.backoff, busy, ...(this.o.volumes ? { volumeRetentionMs: this.o.volumes.retentionMs } : {}) });
+    // An asked restart is done by any step that makes the workload run again, and void for one no longer desired.
+    const desiredIds = new Set(desired.workloads.map((w) => w.id));
+    for (const id of this.restartsAsked.keys()) if (!desiredIds.has(id)) this.restartsAsked.delete(id);
+    for (const step of steps) if (step.kind === 'create' || step.kind === 'replace') this.restartsAsked.delete(step.spec.id);
+    const stepped = new Set([...held, ...steps.flatMap((s) => (s.kind === 'remove' ? [s.id] : 'spec' in s && !s.kind.startsWith('volume-') ? [s.spec.id] : []))]);
     this.o.store.transaction(() => {
       this.tellExpired(now);
-      this.settle(desired, observed, stepped, busy, now);
+      this.settle(desired.workloads, observed, stepped, busy);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
-    for (const step of steps) if (step.kind !== 'wait') this.launch(step);
+    for (const step of steps) if (step.kind !== 'wait' && step.kind !== 'volume-keep') this.launch(step);
     const expiries = live.map((b) => expiryOf(b)?.getTime() ?? Infinity);
-    const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)), ...expiries);
+    const retries = [...this.failures.values()].map((f) => f.retryAt.getTime()).filter((t) => t > now.getTime());
+    // A wait's backoff, a volume's retention (from its release or keep), an expiry, a failed step's retry.
+    const nextDue = Math.min(...steps.map((s) => ('until' in s ? s.until.getTime() : Infinity)), ...expiries, ...retries);
     if (nextDue < Infinity) this.wakeAt(nextDue);
-    this.o.passed?.(live);
   }
 
   /** The stored blueprints that want their workloads at `now` (neither tombstones nor expired). */
@@ -189,11 +236,22 @@ export class Reconciler {
     return this.o.store.blueprints().filter((b) => isLive(b, now));
   }
 
-  private desired(live: readonly StoredBlueprint[]): WorkloadSpec[] {
-    const cache = new Map<StoredBlueprint, WorkloadSpec[]>();
-    for (const b of live) cache.set(b, this.specCache.get(b) ?? desiredWorkloads(this.o.node, [b]));
+  private desired(live: readonly StoredBlueprint[]): Desired {
+    const cache = new Map<StoredBlueprint, DesiredOfBlueprint>();
+    for (const b of live) cache.set(b, this.specCache.get(b) ?? desiredOf(this.o.node, b));
     this.specCache = cache;
-    return [...cache.values()].flat();
+    const parts = [...cache.values()];
+    const workloads = parts.flatMap((p) => p.workloads);
+    const mounts = this.o.mounts;
+    const volumes = this.volumes ? desiredVolumes(this.o.node, live) : [];
+    this.volumeSpecs = new Map(volumes.map((v) => [v.id, v]));
+    return {
+      workloads,
+      networks: parts.flatMap((p) => p.networks),
+      pipeEnds: parts.flatMap((p) => p.pipeEnds),
+      mounts: new Set(mounts ? workloads.filter((w) => mounts.wants(w)).map((w) => w.id) : []),
+      volumes,
+    };
   }
 
   /** One event per blueprint version whose contract ended: its workloads go as by a tombstone. */
@@ -212,6 +270,9 @@ export class Reconciler {
   private async observe(desired: readonly WorkloadSpec[]): Promise<Observed> {
     const workloads = new Map<string, ObservedWorkload>();
     this.unavailable.clear();
+    // Beside the workload drivers, not after them: a slow network listing must not hold up a restart.
+    const networks = this.observeNetworks();
+    const volumes = this.observeVolumes();
     await Promise.all([...this.o.drivers].map(async ([kind, driver]) => {
       try {
         for (const w of await driver.list(this.o.node)) workloads.set(w.id, w);
@@ -223,63 +284,93 @@ export class Reconciler {
     for (const d of desired) {
       if (!this.o.drivers.has(d.definition.kind)) this.unavailable.set(d.definition.kind, `no ${d.definition.kind} driver on this node`);
     }
-    return { workloads, unavailable: new Set(this.unavailable.keys()) };
+    const ends = this.o.pipeEnds?.ends() ?? null;
+    return {
+      workloads, unavailable: new Set(this.unavailable.keys()), records: this.records,
+      networks: await networks,
+      volumes: await volumes,
+      vmLinks: this.vmLinks, joined: this.joined,
+      mounts: this.o.mounts?.mounted() ?? null, mountFailed: this.mountFailed,
+      pipeEnds: ends && new Map(ends.map((e) => [pipeEndKey(e), e.workloadId])),
+      restartsAsked: this.restartsAsked,
+      retryAt: new Map([...this.failures].map(([key, f]) => [key, f.retryAt])),
+    };
+  }
+
+  /** The networks the driver manages; null when there is no driver or it cannot list (nothing is planned for networks then). */
+  private async observeNetworks(): Promise<Map<string, NetworkView> | null> {
+    if (!this.o.networks) return null;
+    try {
+      const list = await this.o.networks.list();
+      return new Map(list.map((n) => [n.id, { owner: n.owner, blueprint: n.blueprint, up: n.up, ensured: this.ensured.get(n.id) ?? null }]));
+    } catch (err) {
+      this.o.logger.warn({ error: (err as Error).message }, 'listing networks failed');
+      return null;
+    }
+  }
+
+  /** The volumes the provider manages; null when there is none or it cannot list (nothing is planned for volumes then). */
+  private async observeVolumes(): Promise<ObservedVolume[] | null> {
+    if (!this.volumes) return null;
+    try {
+      return await this.volumes.list();
+    } catch (err) {
+      this.o.logger.warn({ error: (err as Error).message }, 'listing volumes failed');
+      return null;
+    }
   }
 
   /** Status of workloads that need no step, and forgetting what is gone for good. */
-  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, busy: ReadonlySet<string>, now: Date): void {
+  private settle(desired: readonly WorkloadSpec[], observed: Observed, stepped: ReadonlySet<string>, busy: ReadonlySet<string>): void {
     for (const spec of desired) {
       if (busy.has(spec.id)) continue;
       const reason = this.unavailable.get(spec.definition.kind);
       if (reason !== undefined) {
-        this.update(spec, { state: 'unknown', lastError: reason }, reason);
+        this.transition(identityOf(spec), { kind: 'engine-unavailable', reason });
         continue;
       }
       if (stepped.has(spec.id)) {
-        if (!this.records.has(spec.id)) this.update(spec, { state: 'pending' }, 'accepted');
+        this.transition(identityOf(spec), { kind: 'planned' });
         continue;
       }
       const o = observed.workloads.get(spec.id);
       if (!o) continue;
-      const before = this.records.get(spec.id);
-      if (o.state === 'running') {
-        const stable = ranStably(o.startedAt, now, this.backoff);
-        this.update(spec, {
-          state: 'running', health: o.health, nextRestartAt: null, lastError: null,
-          ...(stable && before?.attempt ? { attempt: 0 } : {}),
-        }, !before ? 'adopted: already running' : before.state === 'unknown' ? 'engine back' : stable && before.attempt ? 'stable' : 'running');
-      } else {
-        this.update(spec, { state: 'exited', health: null, lastExit: o.exitCode, nextRestartAt: null },
-          `${o.exitCode === null ? 'exited' : `exited with code ${o.exitCode}`}; restart policy ${spec.definition.restart}`);
-      }
+      this.transition(identityOf(spec), o.state === 'running'
+        ? { kind: 'running', health: o.health, startedAt: o.startedAt }
+        : { kind: 'exited', exitCode: o.exitCode, policy: spec.definition.restart });
     }
     const wanted = new Set(desired.map((d) => d.id));
     for (const r of [...this.records.values()]) {
-      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !busy.has(r.id) && !this.unavailable.has(r.kind)) this.forget(r, 'removed');
+      if (!wanted.has(r.id) && !observed.workloads.has(r.id) && !busy.has(r.id) && !this.unavailable.has(r.kind)) this.transition(r, { kind: 'removed', reason: 'removed' });
     }
   }
 
   private recordWait(step: Extract<Step, { kind: 'wait' }>): void {
-    const r = this.records.get(step.spec.id);
-    if (r?.nextRestartAt) return;
-    const state = waitingState(step.attempt, this.backoff);
-    this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
-      'workload failed: restart scheduled');
-    this.update(step.spec, {
-      state, attempt: step.attempt, nextRestartAt: step.until.toISOString(), lastError: step.reason, health: null,
-      ...(step.exitCode !== undefined ? { lastExit: step.exitCode } : {}),
-    },
-      `${step.reason}; restart ${step.attempt + 1} at ${step.until.toISOString()}`);
+    const changed = this.transition(identityOf(step.spec), {
+      kind: 'waiting', until: step.until, attempt: step.attempt, reason: step.reason, ...(step.exitCode !== undefined ? { exitCode: step.exitCode } : {}),
+    });
+    if (changed) {
+      this.o.logger.warn({ blueprint: step.spec.blueprint, workload: step.spec.workload, reason: step.reason, attempt: step.attempt, restartAt: step.until.toISOString() },
+        'workload failed: restart scheduled');
+    }
   }
 
-  private launch(step: Exclude<Step, { kind: 'wait' }>): void {
-    const id = step.kind === 'remove' ? step.id : step.spec.id;
-    this.busy.add(id);
-    this.track(this.limit(() => this.execute(step))
-      .catch((err: unknown) => this.o.logger.error({ err, id }, 'step failed unexpectedly'))
+  private launch(step: Action): void {
+    const key = stepKey(step);
+    this.busy.add(key);
+    if (step.kind === 'restart') this.restartsAsked.delete(step.spec.id);
+    const execute = this.executors[step.kind] as (step: Action) => Promise<void>;
+    let again = true;
+    this.track(this.limit(() => execute(step))
+      .catch((err: unknown) => {
+        if (!isNoSpace(err)) return this.o.logger.error({ err, key }, 'step failed unexpectedly');
+        // Nothing was done that is not recorded; asking for a pass now would only spin.
+        again = false;
+        this.o.logger.warn({ reason: (err as Error).message, key }, 'reconcile step stopped: the store cannot record it; the next pass tries again');
+      })
       .finally(() => {
-        this.busy.delete(id);
-        this.wake();
+        this.busy.delete(key);
+        if (again) this.wake();
       }));
   }
 
@@ -289,96 +380,240 @@ export class Reconciler {
     this.inflight.add(run);
   }
 
-  private async execute(step: Exclude<Step, { kind: 'wait' }>): Promise<void> {
-    if (step.kind === 'remove') return this.executeRemove(step);
+  private async runWorkload(step: RunStep): Promise<void> {
     const { spec } = step;
     const driver = this.o.drivers.get(spec.definition.kind);
     if (!driver) return;
-    const before = this.records.get(spec.id);
-    const isRestart = step.kind === 'restart' || (step.kind === 'start' && before?.nextRestartAt != null);
+    // A mount that failed is tried again at the workload's next step.
+    this.mountFailed.delete(spec.id);
+    const recovery = step.kind === 'start' || step.kind === 'restart' ? step.recovery : undefined;
     const log = { blueprint: spec.blueprint, workload: spec.workload, step: step.kind, reason: step.reason };
-    if (step.kind !== 'create' || before?.state !== 'pending') this.o.logger.info(log, isRestart ? 'restarting workload' : `${step.kind} workload`);
+    if (step.kind !== 'create' || this.records.get(spec.id)?.state !== 'pending') this.o.logger.info(log, recovery ? 'restarting workload' : `${step.kind} workload`);
     try {
-      if (step.kind === 'restart') {
-        // A state of its own while it is down, so the restart is an event (and a new process row).
-        this.update(spec, { state: 'pending' }, `restarting (${step.reason})`);
-        await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
-      }
+      if (recovery) this.transition(identityOf(spec), { kind: 'restarting', reason: step.reason, ...(recovery.exitCode !== undefined ? { exitCode: recovery.exitCode } : {}) });
+      if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
       if (step.kind === 'replace') await driver.remove(spec.id);
-      // MERGE (issue 16): the volume -> workload edge: its volumes are ensured first and their paths given to the driver.
-      const ready = this.volumes ? await this.volumes.prepare(spec) : spec;
-      const o = await driver.ensure(this.o.prepare ? await this.o.prepare(ready) : ready);
-      this.update(spec, {
-        state: o.state === 'running' ? 'running' : 'pending',
-        health: o.health,
-        restarts: (before?.restarts ?? 0) + (isRestart ? 1 : 0),
-        attempt: step.kind === 'replace' ? 0 : (before?.attempt ?? 0) + (isRestart ? 1 : 0),
-        nextRestartAt: null,
-        lastError: null,
-      }, isRestart ? `restarted (${step.reason})` : step.kind === 'create' ? (step.reason === 'new workload' ? 'created' : `created again (${step.reason})`) : `${step.kind === 'replace' ? 'replaced' : 'started'} (${step.reason})`);
+      const o = await driver.ensure(await this.withVolumes(spec, step.kind === 'replace'));
+      this.transition(identityOf(spec), {
+        kind: 'succeeded', action: step.kind, reason: step.reason, state: o.state, health: o.health, ...(recovery ? { attempt: recovery.attempt } : {}),
+      });
     } catch (err) {
-      this.failed(spec, err, step.kind);
+      // A store that cannot record is no failure of the workload.
+      if (isNoSpace(err)) throw err;
+      const message = (err as Error).message ?? String(err);
+      const cause = err instanceof EngineUnavailableError ? 'engine-down' : err instanceof WorkloadSpecError ? 'unrunnable' : 'other';
+      const record = this.transition(identityOf(spec), { kind: 'failed', action: step.kind, cause, message, ...(recovery ? { attempt: recovery.attempt } : {}) })
+        ?? this.records.get(spec.id);
+      const fields = { blueprint: spec.blueprint, workload: spec.workload, action: step.kind };
+      if (cause === 'engine-down') this.o.logger.warn({ ...fields, reason: message }, 'engine unavailable');
+      else this.o.logger.warn({ ...fields, error: message, retryAt: record?.nextRestartAt }, `${step.kind} failed`);
     }
   }
 
-  private failed(spec: WorkloadSpec, err: unknown, action: string): void {
-    const message = (err as Error).message ?? String(err);
-    const log = { blueprint: spec.blueprint, workload: spec.workload, action };
-    if (err instanceof EngineUnavailableError) {
-      this.o.logger.warn({ ...log, reason: message }, 'engine unavailable');
-      this.update(spec, { state: 'unknown', lastError: message }, message);
-      return;
-    }
-    const r = this.records.get(spec.id);
-    const attempt = r?.attempt ?? 0;
-    // A spec the engine cannot run as written is retried slowly; other errors back off.
-    const unrunnable = err instanceof WorkloadSpecError;
-    const delayMs = unrunnable ? this.backoff.maxMs : restartDelayMs(attempt, this.backoff);
-    const state: WorkloadState = unrunnable ? 'failed' : waitingState(attempt, this.backoff);
-    const at = new Date(this.clock().getTime() + delayMs).toISOString();
-    this.o.logger.warn({ ...log, error: message, retryAt: at }, `${action} failed`);
-    this.update(spec, { state, lastError: message, nextRestartAt: at, attempt: attempt + 1 }, `${action} failed: ${message}`);
-  }
-
-  private async executeRemove(step: Extract<Step, { kind: 'remove' }>): Promise<void> {
+  private async removeWorkload(step: Extract<Step, { kind: 'remove' }>): Promise<void> {
     const driver = this.o.drivers.get(step.driver);
     if (!driver) return;
     const r = this.records.get(step.id);
-    if (r) this.setRecord(r, { state: 'removing' }, step.reason);
+    if (r) this.transition(r, { kind: 'removing', reason: step.reason });
     this.o.logger.info({ blueprint: step.identity.blueprint, workload: step.identity.workload, reason: step.reason }, 'removing workload');
     try {
       await driver.remove(step.id);
       const gone = this.records.get(step.id);
-      if (gone) this.forget(gone, 'removed');
+      if (gone) this.transition(gone, { kind: 'removed', reason: 'removed' });
     } catch (err) {
       // The next pass still sees it and tries again.
       this.o.logger.warn({ blueprint: step.identity.blueprint, workload: step.identity.workload, error: (err as Error).message }, 'remove failed');
     }
   }
 
-  private update(spec: WorkloadSpec, patch: RecordPatch, reason: string): void {
-    const r = this.records.get(spec.id) ?? {
-      id: spec.id, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, kind: spec.definition.kind,
-      state: 'pending', health: null, restarts: 0, attempt: 0, lastExit: null, lastError: null, since: this.clock().toISOString(), nextRestartAt: null,
-    } satisfies WorkloadRecord;
-    this.setRecord(r, patch, reason, !this.records.has(spec.id));
+  private async ensureNetwork(step: Extract<Step, { kind: 'ensure-network' }>): Promise<void> {
+    const { network } = step;
+    await this.attempt(step, { blueprint: network.blueprint, network: network.network }, 'network ensure failed', async () => {
+      this.o.logger.info({ blueprint: network.blueprint, network: network.network, reason: step.reason }, 'ensuring network');
+      const made = await this.network().ensure(network);
+      // It may have been made anew: its links are made again.
+      this.forgetLinks(network.id);
+      // Else the next pass would ensure it again at once: backed off as a failure.
+      if (network.definition.wireguard && !made.up) throw new Error(`network ${network.network}: its WireGuard interface is not up after ensure`);
+      this.ensured.set(network.id, step.hash);
+    });
   }
 
-  /** Applies a patch; a change of state is an event; only changes are written. */
-  private setRecord(r: WorkloadRecord, patch: RecordPatch, reason: string, isNew = false): void {
-    const next: WorkloadRecord = { ...r, ...patch };
-    const stateChanged = isNew || next.state !== r.state;
-    if (stateChanged) next.since = this.clock().toISOString();
-    if (!isNew && !stateChanged && (Object.keys(patch) as (keyof WorkloadRecord)[]).every((k) => next[k] === r[k])) return;
+  private async removeNetwork(step: Extract<Step, { kind: 'remove-network' }>): Promise<void> {
+    await this.attempt(step, { network: step.id }, 'network remove failed', async () => {
+      this.o.logger.info({ network: step.id, reason: step.reason }, 'removing network');
+      await this.network().remove(step.id);
+      this.forgetLinks(step.id);
+      this.ensured.delete(step.id);
+    });
+  }
+
+  private async attachContainer(step: Extract<Step, { kind: 'attach-container-to-network' }>): Promise<void> {
+    const { network, container } = step;
+    await this.attempt(step, { blueprint: network.blueprint, network: network.network, workload: container.workload }, 'joining a container to its network failed', async () => {
+      await this.network().attachContainer(network, container);
+      this.joined.add(joinKey(network.id, step.workload, container));
+    });
+  }
+
+  private async makeVmBridge(step: Extract<Step, { kind: 'make-vm-bridge' }>): Promise<void> {
+    const { network, vm } = step;
+    await this.attempt(step, { blueprint: network.blueprint, network: network.network, workload: vm.workload }, 'making a VM\'s bridge failed', async () => {
+      this.vmLinks.set(linkKey(network.id, step.workload), await this.network().attachVm(network, vm));
+    });
+  }
+
+  private async mount(step: Extract<Step, { kind: 'mount' }>): Promise<void> {
+    // The provider logs why; the workload is then made without /zone.
+    if (await this.o.mounts?.mount(step.spec) == null) this.mountFailed.add(step.spec.id);
+  }
+
+  private async unmount(step: Extract<Step, { kind: 'unmount' }>): Promise<void> {
+    this.mountFailed.delete(step.id);
+    await this.o.mounts?.unmount(step.id);
+  }
+
+  private async setPipeEnds(step: Extract<Step, { kind: 'pipe-ends' }>): Promise<void> {
+    await this.attempt(step, { ends: step.ends.length }, 'pipes: the local pipe ends could not be set', async () => {
+      await this.o.pipeEnds?.setEnds(step.ends);
+    });
+  }
+
+  /**
+   * The spec as the driver gets it: every volume it uses with its host path. The plan
+   * gave the paths; a replacement ensures its volumes again once its old workload is
+   * gone (a filesystem volume grows then, unmounted, on a host without online growth).
+   * A volume that is refused or not declared fails the workload naming it.
+   */
+  private async withVolumes(spec: WorkloadSpec, again: boolean): Promise<WorkloadSpec> {
+    const names = volumesOf(spec);
+    if (names.length === 0) return spec;
+    const paths: Record<string, string> = { ...spec.volumePaths };
+    for (const name of names) {
+      const id = volumeId(spec.node, spec.owner, spec.blueprint, name);
+      const want = this.volumeSpecs.get(id);
+      if (!want) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, `volume ${name} is not declared by blueprint ${spec.blueprint}`);
+      const refused = this.refused.get(id);
+      if (refused !== undefined) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, `volume ${name}: ${refused}`);
+      if (again && this.volumes) {
+        try {
+          const made = await this.volumes.ensure(want);
+          if (made.path !== null) paths[name] = made.path;
+        } catch (err) {
+          if (err instanceof VolumeSpecError) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, err.message);
+          throw err;
+        }
+      }
+      if (paths[name] === undefined) throw new Error(`volume ${name} is not ready on this node`);
+    }
+    return { ...spec, volumePaths: paths };
+  }
+
+  private async ensureVolume(step: EnsuringStep): Promise<void> {
+    const { spec } = step;
+    await this.attempt(step, { blueprint: spec.blueprint, volume: spec.volume, step: step.kind }, `volume ${step.kind.slice('volume-'.length)} failed`, async () => {
+      this.o.logger.info({ blueprint: spec.blueprint, volume: spec.volume, reason: step.reason }, step.kind.replace('-', ' '));
+      try {
+        await this.volume().ensure(spec);
+      } catch (err) {
+        // A change the provider refuses is told like one the plan refuses (the workloads using it fail with it).
+        if (err instanceof VolumeSpecError) return this.refuseVolume({ kind: 'volume-refuse', spec, reason: err.message });
+        throw err;
+      }
+      this.refused.delete(spec.id);
+      this.volumeEvent(spec, step);
+    });
+  }
+
+  private async refuseVolume(step: Extract<VolumeStep, { kind: 'volume-refuse' }>): Promise<void> {
+    const { spec } = step;
+    if (this.refused.get(spec.id) === step.reason) return;
+    this.o.logger.warn({ blueprint: spec.blueprint, volume: spec.volume, reason: step.reason }, 'volume change refused');
+    this.o.store.transaction(() => {
+      this.o.events.record({ owner: spec.owner, blueprint: spec.blueprint, workload: null, from: null, to: `volume ${spec.volume}: refused`, reason: step.reason });
+      this.o.store.afterCommit(() => this.refused.set(spec.id, step.reason));
+    });
+  }
+
+  private async releaseVolume(step: Extract<VolumeStep, { kind: 'volume-release' }>): Promise<void> {
+    await this.attempt(step, { blueprint: step.identity.blueprint, volume: step.identity.volume }, 'volume release failed', async () => {
+      this.o.logger.info({ blueprint: step.identity.blueprint, volume: step.identity.volume, reason: step.reason }, 'volume release');
+      await this.volume().release(step.id, this.clock());
+      this.refused.delete(step.id);
+      this.volumeEvent(step.identity, step);
+    });
+  }
+
+  private async deleteVolume(step: Extract<VolumeStep, { kind: 'volume-delete' }>): Promise<void> {
+    await this.attempt(step, { blueprint: step.identity.blueprint, volume: step.identity.volume }, 'volume delete failed', async () => {
+      this.o.logger.info({ blueprint: step.identity.blueprint, volume: step.identity.volume, reason: step.reason }, 'volume delete');
+      await this.volume().remove(step.id);
+      this.volumeEvent(step.identity, step);
+    });
+  }
+
+  private volumeEvent(who: { owner: string; blueprint: string; volume: string }, step: { kind: keyof typeof VOLUME_DONE; reason: string }): void {
+    this.o.store.transaction(() => this.o.events.record({
+      owner: who.owner, blueprint: who.blueprint, workload: null, from: null, to: `volume ${who.volume}: ${VOLUME_DONE[step.kind]}`, reason: step.reason,
+    }));
+  }
+
+  private volume(): VolumeProvider {
+    if (!this.volumes) throw new Error('no volume provider on this node');
+    return this.volumes;
+  }
+
+  private network(): NetworkDriver {
+    if (!this.o.networks) throw new Error('no network driver on this node');
+    return this.o.networks;
+  }
+
+  /** The links made into a network: made again after it is ensured anew or removed. */
+  private forgetLinks(network: string): void {
+    for (const key of this.vmLinks.keys()) if (key.startsWith(`${network}|`)) this.vmLinks.delete(key);
+    for (const key of this.joined) if (key.startsWith(`${network}|`)) this.joined.delete(key);
+  }
+
+  /**
+   * Runs a step that is not a workload's: one that fails is logged and planned again
+   * after a backoff (at once the first time), so a network that cannot be made (a key
+   * sealed to another node, a busy port) does not hold up the rest nor spin.
+   */
+  private async attempt(step: Action, fields: Record<string, unknown>, failure: string, work: () => Promise<void>): Promise<void> {
+    const key = stepKey(step);
+    try {
+      await work();
+      this.failures.delete(key);
+    } catch (err) {
+      const count = (this.failures.get(key)?.count ?? 0) + 1;
+      const retryAt = new Date(this.clock().getTime() + restartDelayMs(count - 1, this.backoff));
+      this.failures.set(key, { count, retryAt });
+      this.o.logger.warn({ ...fields, error: (err as Error).message, retryAt: retryAt.toISOString() }, failure);
+    }
+  }
+
+  /**
+   * Records what `next` makes of the outcome: only changes are written, a change of state
+   * is an event, a null record is forgotten. Returns the new record when it changed.
+   */
+  private transition(who: RecordIdentity, outcome: Outcome): WorkloadRecord | null {
+    const current = this.records.get(who.id) ?? null;
+    const { record, reason } = next(current, who, outcome, this.clock(), this.backoff);
+    if (record === null) {
+      if (current) this.forget(current, reason);
+      return null;
+    }
+    if (current && sameRecord(current, record)) return null;
     // One transaction (one fsync) for the record and its event; memory follows the
     // commit, so a write the store refuses (a full disk) changes neither.
     this.o.store.transaction(() => {
-      this.o.store.putWorkload(next);
-      this.o.store.afterCommit(() => this.records.set(r.id, next));
-      if (stateChanged) {
-        this.o.events.record({ owner: r.owner, blueprint: r.blueprint, workload: r.workload, from: isNew ? null : r.state, to: next.state, reason });
+      this.o.store.putWorkload(record);
+      this.o.store.afterCommit(() => this.records.set(record.id, record));
+      if (!current || current.state !== record.state) {
+        this.o.events.record({ owner: record.owner, blueprint: record.blueprint, workload: record.workload, from: current?.state ?? null, to: record.state, reason });
       }
     });
+    return record;
   }
 
   private forget(r: WorkloadRecord, reason: string): void {

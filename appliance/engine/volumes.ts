@@ -4,33 +4,32 @@
 // no longer lists (a later version dropped it, a tombstone, an expiry) is released and
 // kept `retentionMs`; listed again within it, the same data returns; after it, deleted,
 // but never while a workload of its blueprint that may still mount it is being removed.
-// MERGE (issue 16): a volume is one resource of the graph planner (volume -> workload);
-// these steps become its steps and `desiredVolumes` its desired volumes.
+// plan() takes these steps as the volume resource's of its graph (volume -> workload).
 import { parseSize } from '../../blueprints/units.ts';
-import type { ObservedVolume, VolumeIdentity, VolumeSpec } from '../../drivers/contract.ts';
+import type { ObservedVolume, VolumeIdentity, VolumeSpec, WorkloadSpec } from '../../drivers/contract.ts';
 import { volumeId } from '../../drivers/names.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 export type VolumeStep =
   /** Not there: made (and mounted). */
-  | { kind: 'create'; spec: VolumeSpec; reason: string }
+  | { kind: 'volume-create'; spec: VolumeSpec; reason: string }
   /** Its size grew in the blueprint: grown in place, data kept. */
-  | { kind: 'grow'; spec: VolumeSpec; reason: string }
+  | { kind: 'volume-grow'; spec: VolumeSpec; reason: string }
   /** Released, and listed again within its retention: its data returns. */
-  | { kind: 'reclaim'; spec: VolumeSpec; reason: string }
+  | { kind: 'volume-reclaim'; spec: VolumeSpec; reason: string }
   /** There but not mounted (after a reboot): mounted again. */
-  | { kind: 'mount'; spec: VolumeSpec; reason: string }
+  | { kind: 'volume-mount'; spec: VolumeSpec; reason: string }
   /** Asked to shrink or change kind: nothing is done, and the reason is told. */
-  | { kind: 'refuse'; spec: VolumeSpec; reason: string }
+  | { kind: 'volume-refuse'; spec: VolumeSpec; reason: string }
   /** No longer listed: deletion scheduled at `until`. */
-  | { kind: 'release'; id: string; identity: VolumeIdentity; until: Date; reason: string }
+  | { kind: 'volume-release'; id: string; identity: VolumeIdentity; until: Date; reason: string }
   /** Released and still within its retention (or a workload that may mount it is still going). */
-  | { kind: 'keep'; id: string; identity: VolumeIdentity; until: Date; reason: string }
+  | { kind: 'volume-keep'; id: string; identity: VolumeIdentity; until: Date; reason: string }
   /** Released and its retention is over: its data is deleted. */
-  | { kind: 'delete'; id: string; identity: VolumeIdentity; reason: string };
+  | { kind: 'volume-delete'; id: string; identity: VolumeIdentity; reason: string };
 
 /** Steps that make the provider ensure the volume. */
-export const ENSURING: ReadonlySet<VolumeStep['kind']> = new Set(['create', 'grow', 'reclaim', 'mount']);
+export const ENSURING: ReadonlySet<VolumeStep['kind']> = new Set(['volume-create', 'volume-grow', 'volume-reclaim', 'volume-mount']);
 
 /** Every volume of the live blueprints (filter tombstones and expired ones first). */
 export function desiredVolumes(node: string, live: readonly StoredBlueprint[]): VolumeSpec[] {
@@ -41,6 +40,12 @@ export function desiredVolumes(node: string, live: readonly StoredBlueprint[]): 
     sizeBytes: parseSize(v.size),
   })));
 }
+
+/** The names of the volumes a workload uses (mounts and disks). */
+export const volumesOf = (spec: WorkloadSpec): string[] => [
+  ...(spec.definition.volumeMounts ?? []).map((m) => m.volume),
+  ...(spec.definition.disks ?? []).map((d) => d.volume),
+];
 
 /** `owner/blueprint`: the scope of a volume, and of the workloads that may mount it. */
 export const blueprintKey = (w: { owner: string; blueprint: string }) => JSON.stringify([w.owner, w.blueprint]);
@@ -63,24 +68,24 @@ export function planVolumes(
   const steps: VolumeStep[] = [];
   for (const spec of desired) {
     const o = have.get(spec.id);
-    if (!o) steps.push({ kind: 'create', spec, reason: 'new volume' });
-    else if (o.kind !== spec.kind) steps.push({ kind: 'refuse', spec, reason: `it is a ${o.kind} volume and keeps its kind; declare a new volume for ${spec.kind}` });
-    else if (spec.sizeBytes < o.sizeBytes) steps.push({ kind: 'refuse', spec, reason: `${spec.sizeBytes} bytes is smaller than its ${o.sizeBytes}: a volume grows but never shrinks` });
-    else if (o.releasedAt !== null) steps.push({ kind: 'reclaim', spec, reason: `listed again within its retention (released at ${o.releasedAt}): its data returns` });
-    else if (spec.sizeBytes > o.sizeBytes) steps.push({ kind: 'grow', spec, reason: `grows from ${o.sizeBytes} to ${spec.sizeBytes} bytes` });
-    else if (o.path === null) steps.push({ kind: 'mount', spec, reason: 'not mounted' });
+    if (!o) steps.push({ kind: 'volume-create', spec, reason: 'new volume' });
+    else if (o.kind !== spec.kind) steps.push({ kind: 'volume-refuse', spec, reason: `it is a ${o.kind} volume and keeps its kind; declare a new volume for ${spec.kind}` });
+    else if (spec.sizeBytes < o.sizeBytes) steps.push({ kind: 'volume-refuse', spec, reason: `${spec.sizeBytes} bytes is smaller than its ${o.sizeBytes}: a volume grows but never shrinks` });
+    else if (o.releasedAt !== null) steps.push({ kind: 'volume-reclaim', spec, reason: `listed again within its retention (released at ${o.releasedAt}): its data returns` });
+    else if (spec.sizeBytes > o.sizeBytes) steps.push({ kind: 'volume-grow', spec, reason: `grows from ${o.sizeBytes} to ${spec.sizeBytes} bytes` });
+    else if (o.path === null) steps.push({ kind: 'volume-mount', spec, reason: 'not mounted' });
   }
   const wanted = new Set(desired.map((d) => d.id));
   for (const o of observed) {
     if (wanted.has(o.id)) continue;
     if (o.releasedAt === null) {
-      steps.push({ kind: 'release', id: o.id, identity: identityOf(o), until: new Date(now.getTime() + retentionMs), reason: `no longer listed by blueprint ${o.blueprint}: kept ${retentionMs} ms, then deleted` });
+      steps.push({ kind: 'volume-release', id: o.id, identity: identityOf(o), until: new Date(now.getTime() + retentionMs), reason: `no longer listed by blueprint ${o.blueprint}: kept ${retentionMs} ms, then deleted` });
       continue;
     }
     const until = new Date(new Date(o.releasedAt).getTime() + retentionMs);
-    if (now < until) steps.push({ kind: 'keep', id: o.id, identity: identityOf(o), until, reason: `released at ${o.releasedAt}: kept until ${until.toISOString()}` });
-    else if (options.holders?.has(blueprintKey(o))) steps.push({ kind: 'keep', id: o.id, identity: identityOf(o), until, reason: 'retention over, but a workload of its blueprint that may mount it is still being removed' });
-    else steps.push({ kind: 'delete', id: o.id, identity: identityOf(o), reason: `released at ${o.releasedAt}; its retention ended at ${until.toISOString()}` });
+    if (now < until) steps.push({ kind: 'volume-keep', id: o.id, identity: identityOf(o), until, reason: `released at ${o.releasedAt}: kept until ${until.toISOString()}` });
+    else if (options.holders?.has(blueprintKey(o))) steps.push({ kind: 'volume-keep', id: o.id, identity: identityOf(o), until, reason: 'retention over, but a workload of its blueprint that may mount it is still being removed' });
+    else steps.push({ kind: 'volume-delete', id: o.id, identity: identityOf(o), reason: `released at ${o.releasedAt}; its retention ended at ${until.toISOString()}` });
   }
   return steps;
 }

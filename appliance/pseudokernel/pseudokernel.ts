@@ -18,17 +18,18 @@ import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Driver, Fingerprint, WorkloadSpec } from '../../drivers/contract.ts';
+import {
+  pipeEndKey, type Driver, type Fingerprint, type MountProvider, type PipeEnd, type PipeEndProvider, type WorkloadSpec,
+} from '../../drivers/contract.ts';
 import { DEFAULT_LIMITS, type NodeConfig, type NodeLimits } from '../config.ts';
-import { workloadId } from '../../drivers/names.ts';
-import type { StoredBlueprint, WorkloadRecord } from '../store.ts';
+import type { WorkloadRecord } from '../store.ts';
 import type { PipeLag, ProcEntry } from './interfaces.ts';
 import { isMounted, mountZone, type ZoneMount } from './mount/mount.ts';
 import { NatsGridFs } from './fs/grid-fs.ts';
 import { admitOwner } from './nats/owner-quota.ts';
 import { NatsServer } from './nats/nats-server.ts';
 import { requestRestart, serveRestarts, type RestartRequest } from './proc/node-control.ts';
-import { localPipeEnds, type LocalPipeEnd } from './pipes/ends.ts';
+import type { LocalPipeEnd } from '../../blueprints/pipes.ts';
 import { PipeRunner } from './pipes/runner.ts';
 import type { PipeWorkload } from './pipes/workload.ts';
 import { NatsProcTable } from './proc/table.ts';
@@ -62,7 +63,7 @@ const run = promisify(execFile);
 /** The kind it shows as in GET /v1/node's `drivers`. */
 const PSEUDOKERNEL_KIND = 'pseudokernel';
 
-export class Pseudokernel {
+export class Pseudokernel implements MountProvider, PipeEndProvider {
   readonly server: NatsServer;
   private readonly limits: NodeLimits;
   private nc: NatsConnection | null = null;
@@ -72,12 +73,14 @@ export class Pseudokernel {
   private readonly gridFiles = new Map<string, Promise<NatsGridFs>>();
   /** By workload id. */
   private readonly mounts = new Map<string, Promise<ZoneMount | null>>();
+  /** The mounts made, host directory by workload id. */
+  private readonly mountpoints = new Map<string, string>();
   /** DATA/zone, once it is the shared mount the containers' /zone binds come from. */
   private zoneRoot: string | null = null;
   private pipes: PipeRunner | null = null;
   private restarts: Subscription | null = null;
-  /** The kind of every stored workload, by owner|blueprint|workload: which driver a pipe end's workload has. */
-  private kinds = new Map<string, string>();
+  /** The ends that run (as the engine last set them), by pipeEndKey. */
+  private endsSet = new Map<string, PipeEnd>();
   /** setEnds calls one after the other. */
   private pipesSet: Promise<void> = Promise.resolve();
   private sweeping: Promise<void> = Promise.resolve();
@@ -132,19 +135,23 @@ export class Pseudokernel {
     return { kind: PSEUDOKERNEL_KIND, available: true, details: { nats: this.server.url, natsPid: this.server.pid ?? 0 } };
   }
 
-  /**
-   * The reconciler's pass hook: the pipe ends of the stored live blueprints that are local
-   * here run from now on (others stop), and every end looks again.
-   */
-  pipesOf(blueprints: readonly StoredBlueprint[]): void {
+  /** The pipe ends that run here; null while pipes cannot run (nats-server is not up). */
+  ends(): readonly PipeEnd[] | null {
+    return this.pipes ? [...this.endsSet.values()] : null;
+  }
+
+  /** Runs exactly these pipe ends from now on (the engine plans them once their workloads exist). */
+  setEnds(ends: readonly PipeEnd[]): Promise<void> {
     const pipes = this.pipes;
-    if (!pipes) return;
-    const live = blueprints.filter((b) => !b.deleted);
-    this.kinds = new Map(live.flatMap((b) => (b.document.workloads ?? []).map((w) => [`${b.owner}|${b.name}|${w.name}`, w.kind] as const)));
-    const ends = live.flatMap((b) => localPipeEnds(this.o.node, { name: b.name, owner: b.owner, pipes: b.document.pipes }));
-    this.pipesSet = this.pipesSet.then(() => pipes.setEnds(ends)).then(() => pipes.wake()).catch((err: unknown) => {
-      this.o.logger.error({ err }, 'pipes: the local pipe ends could not be set');
+    if (!pipes) return Promise.resolve();
+    const set = this.pipesSet.then(async () => {
+      // Known before the loops start, so each finds its workload's driver.
+      this.endsSet = new Map([...this.endsSet, ...ends.map((e) => [pipeEndKey(e), e] as const)]);
+      await pipes.setEnds(ends);
+      this.endsSet = new Map(ends.map((e) => [pipeEndKey(e), e]));
     });
+    this.pipesSet = set.catch(() => undefined);
+    return set;
   }
 
   /** Answers the other nodes' requests to restart a workload here with `restart`. */
@@ -175,38 +182,44 @@ export class Pseudokernel {
     return this.openedFor(this.gridFiles, owner, (nc) => NatsGridFs.open(nc, { owner, replicas: this.replicas, logger: this.o.logger, quota: this.limits }));
   }
 
+  /** A workload whose driver declares `mount` gets a /zone while the pseudokernel runs. */
+  wants(spec: WorkloadSpec): boolean {
+    return (this.o.drivers.get(spec.definition.kind)?.capabilities.mount ?? false) && this.nc !== null && this.zoneRoot !== null;
+  }
+
   /**
-   * The reconciler's prepare hook: a workload whose driver declares `mount` gets its
-   * /zone mounted (when not already) and `zoneMount` set. Any failure is logged and the
-   * workload is made without /zone.
+   * Mounts the container's /zone (when not already). Any failure is logged and resolves
+   * null: the container is made without /zone, and the engine tries again at its next step.
    */
-  async prepare(spec: WorkloadSpec): Promise<WorkloadSpec> {
-    if (!this.o.drivers.get(spec.definition.kind)?.capabilities.mount || !this.nc || !this.zoneRoot) return spec;
+  async mount(spec: WorkloadSpec): Promise<string | null> {
+    if (!this.wants(spec) || !this.zoneRoot) return null;
     let mount = this.mounts.get(spec.id);
     if (!mount) {
       mount = this.mountFor(spec, this.zoneRoot);
       this.mounts.set(spec.id, mount);
     }
     const mounted = await mount;
+    if (this.mounts.get(spec.id) !== mount) return null;
     if (!mounted) {
-      // Tried again at the workload's next start.
-      if (this.mounts.get(spec.id) === mount) this.mounts.delete(spec.id);
-      return spec;
+      this.mounts.delete(spec.id);
+      return null;
     }
-    return { ...spec, zoneMount: mounted.mountpoint };
+    this.mountpoints.set(spec.id, mounted.mountpoint);
+    return mounted.mountpoint;
   }
 
   /** The workload is gone: its /zone is unmounted. */
-  async release(id: string): Promise<void> {
+  async unmount(id: string): Promise<void> {
     const mount = this.mounts.get(id);
     if (!mount) return;
     this.mounts.delete(id);
+    this.mountpoints.delete(id);
     await (await mount)?.unmount().catch((err: unknown) => this.o.logger.warn({ err, workload: id }, '/zone: unmount failed'));
   }
 
-  /** The workloads with a /zone mounted now, by id. */
-  mounted(): string[] {
-    return [...this.mounts.keys()];
+  /** The workloads with a /zone mounted now: the host directory by id. */
+  mounted(): ReadonlyMap<string, string> {
+    return this.mountpoints;
   }
 
   /** The owner's process table (made on first use); throws when the pseudokernel is unavailable. */
@@ -264,7 +277,7 @@ export class Pseudokernel {
 
   /** Unmounts every /zone, lets the rows reach their tables, then closes the connection and stops the server. */
   async close(): Promise<void> {
-    await Promise.all([...this.mounts.keys()].map((id) => this.release(id)));
+    await Promise.all([...this.mounts.keys()].map((id) => this.unmount(id)));
     if (this.zoneRoot) {
       await run('umount', ['-l', this.zoneRoot]).catch((err: unknown) => this.o.logger.warn({ err, path: this.zoneRoot }, 'pseudokernel: DATA/zone could not be unmounted'));
       this.zoneRoot = null;
@@ -283,9 +296,9 @@ export class Pseudokernel {
   }
 
   private locate(end: LocalPipeEnd): PipeWorkload | null {
-    const kind = this.kinds.get(`${end.owner}|${end.blueprint}|${end.workload}`);
-    const driver = kind === undefined ? undefined : this.o.drivers.get(kind);
-    return driver ? { driver, id: workloadId(this.o.node, end.owner, end.blueprint, end.workload) } : null;
+    const known = this.endsSet.get(pipeEndKey(end));
+    const driver = known && this.o.drivers.get(known.kind);
+    return known && driver ? { driver, id: known.workloadId } : null;
   }
 
   private async mountFor(spec: WorkloadSpec, root: string): Promise<ZoneMount | null> {

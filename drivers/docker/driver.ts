@@ -1,22 +1,26 @@
 // The Docker driver: workloads of kind `container` through dockerode. The translation
 // is in spec.ts (create options) and observed.ts (inspect -> ObservedWorkload); this
 // file is the I/O.
+import { join } from 'node:path';
 import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
   WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
-  type ObservedWorkload, type WorkloadSpec,
+  type ObservedWorkload, type TerminalOptions, type TerminalSession, type WorkloadSpec, type WorkloadUsage,
 } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { ensureImage, loadImageFile } from './images.ts';
+import { ensurePinnedImage, type PinnedImageContext } from './pinned.ts';
+import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
 import { nameClash, sameWorkload } from '../names.ts';
 import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
+import { containerUsage, execShell } from './terminal.ts';
 
 export interface DockerDriverOptions {
   /** dockerd's API socket; /var/run/docker.sock by default. */
@@ -60,11 +64,13 @@ export class DockerDriver implements Driver {
    * left and removing it, never interleave.
    */
   private readonly ownerNetworks = new KeyedLock();
+  private readonly pinnedImages: PinnedImageContext;
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
     this.docker = new Docker({ socketPath: this.socketPath });
     this.secrets = new SecretFiles(ctx, options.secretsRoot);
+    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(ctx.dataDir, 'docker-images'), fetches: new KeyedLock() };
     this.events = new DockerEventFeed(this.docker, {
       node: ctx.node,
       socketPath: this.socketPath,
@@ -95,7 +101,9 @@ export class DockerDriver implements Driver {
       if (info) this.checkHolder(spec, info);
       if (!info) {
         const options = containerCreateOptions(spec, sealed ? await this.secrets.prepare(spec) : null);
-        await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
+        const pinned = pinnedImage(spec.definition.image);
+        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
+        else await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
         await this.inOwnerNetwork(spec, () => this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
           throw specErrorOf(spec.workload, err) ?? err;
@@ -207,6 +215,14 @@ export class DockerDriver implements Driver {
       }) : refusingStdin();
       return { stdin: input, stdout: held.stdout, startedAt: await held.startedAt, exact: true };
     });
+  }
+
+  async exec(id: string, options: TerminalOptions): Promise<TerminalSession> {
+    return this.call(() => execShell(this.docker, this.socketPath, id, options));
+  }
+
+  async usage(id: string): Promise<WorkloadUsage | null> {
+    return this.call(() => containerUsage(this.docker, id));
   }
 
   /** Loads an image tar (`docker save` format) into dockerd; returns the references it brought. */

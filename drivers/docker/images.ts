@@ -25,7 +25,7 @@ export function splitTag(reference: string): { repo: string; tag: string } {
   return colon > slash ? { repo: reference.slice(0, colon), tag: reference.slice(colon + 1) } : { repo: reference, tag: 'latest' };
 }
 
-async function isPresent(docker: Docker, reference: string): Promise<boolean> {
+export async function isPresent(docker: Docker, reference: string): Promise<boolean> {
   try {
     await docker.getImage(reference).inspect();
     return true;
@@ -57,9 +57,13 @@ export async function loadImageFile(docker: Docker, path: string): Promise<strin
   await access(path).catch(() => {
     throw new Error(`image file ${path} cannot be read`);
   });
-  const progress = await docker.loadImage(createReadStream(path));
-  const output = await followProgress(docker, progress);
+  const output = await loadImageStream(docker, createReadStream(path));
   return output.flatMap((line) => /^Loaded image(?: ID)?: (.+)$/.exec(String(line.stream ?? '').trim())?.[1] ?? []);
+}
+
+/** Loads an image archive from a stream; the progress lines dockerd answered with. */
+export async function loadImageStream(docker: Docker, archive: NodeJS.ReadableStream): Promise<{ stream?: unknown; error?: unknown }[]> {
+  return followProgress(docker, await docker.loadImage(archive));
 }
 
 /** An `{"error": ...}` line in a progress stream: dockerd answered, but the operation failed. */

@@ -1,5 +1,6 @@
 // Workload spec -> Docker container create options, with no I/O: the safe defaults
 // live here so they are table-tested without dockerd.
+import { pinnedImage } from '../../blueprints/image-ref.ts';
 import type Docker from 'dockerode';
 import { WorkloadSpecError, type WorkloadSpec } from '../contract.ts';
 import { SECRETS_TARGET, sealedEnvNames } from './secrets.ts';
@@ -109,7 +110,8 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
 
   return {
     name: spec.id,
-    Image: d.image,
+    // A pinned image is run by its ID (what its digest is): the archive it came from carries no repo digest.
+    Image: pinnedImage(d.image)?.digest ?? d.image,
     ...(d.command ? { Cmd: d.command } : {}),
     ...(d.workdir ? { WorkingDir: d.workdir } : {}),
     // Docker refuses a hostname on the host network.

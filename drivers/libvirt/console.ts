@@ -3,8 +3,8 @@
 // serial port is the control line: one line there asks the guest init to stop its command.
 import { createConnection } from 'node:net';
 import { open, stat } from 'node:fs/promises';
-import { PassThrough, type Readable } from 'node:stream';
-import type { AttachedStreams, LogOptions } from '../contract.ts';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import type { AttachedStreams, LogOptions, TerminalSession } from '../contract.ts';
 
 const FOLLOW_POLL_MS = 250;
 const TAIL_READ_BYTES = 1 << 20;
@@ -95,4 +95,21 @@ export function requestStop(controlSocket: string): Promise<void> {
     socket.once('error', done);
     socket.setTimeout(2000, done);
   });
+}
+
+/**
+ * The serial console as a terminal: what the guest printed (the log's last lines, then
+ * as it comes) and, when the console socket is free (no pipe holds it), keystrokes to
+ * the guest. A console socket held elsewhere leaves a read-only terminal.
+ */
+export async function serialTerminal(logPath: string, socketPath: string): Promise<TerminalSession & { readOnly: boolean }> {
+  const output = await consoleLogStream(logPath, { follow: true, tail: 200 });
+  const attached = await attachConsole(socketPath).catch(() => null);
+  if (attached) {
+    // The socket echoes what the log already carries.
+    attached.stdout.resume();
+    output.once('close', () => attached.stdin.destroy());
+  }
+  const input = attached?.stdin ?? new Writable({ write: (_chunk, _encoding, done) => done() });
+  return { input, output, resize: async () => undefined, readOnly: !attached };
 }

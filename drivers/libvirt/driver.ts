@@ -14,12 +14,12 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, WorkloadSpec,
+  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
-import { attachConsole, consoleLogStream, readFileEnd, requestStop } from './console.ts';
+import { attachConsole, consoleLogStream, readFileEnd, requestStop, serialTerminal } from './console.ts';
 import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
@@ -29,6 +29,8 @@ import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type Po
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
+import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
+import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
@@ -78,6 +80,7 @@ export class LibvirtDriver implements Driver {
   private readonly kernel: string;
   private readonly root: string;
   private readonly docker: Docker;
+  private readonly pinnedImages: PinnedImageContext;
   private readonly poller: DomainPoller;
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
@@ -89,6 +92,7 @@ export class LibvirtDriver implements Driver {
     this.kernel = options.kernel ?? DEFAULTS.kernel;
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
+    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
@@ -221,6 +225,22 @@ export class LibvirtDriver implements Driver {
     if (!observed) throw new Error(`no VM ${id}`);
     if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its console can be attached only while it runs`);
     return attachConsole(this.socketPath(id));
+  }
+
+  async console(id: string): Promise<TerminalSession> {
+    const observed = await this.inspect(id);
+    if (observed?.state !== 'running') throw new Error(`VM ${id} is ${observed?.state ?? 'not there'}: its console opens only while it runs`);
+    return serialTerminal(this.consoleLogPath(id), this.socketPath(id));
+  }
+
+  async usage(id: string): Promise<WorkloadUsage | null> {
+    if (!DOMAIN_ID.test(id)) return null;
+    return this.call(async (hv) => {
+      const info = await (await this.lookup(hv, id))?.getInfo();
+      if (!info || observedStateOf(info.state, true) !== 'running') return null;
+      // libvirt counts CPU time in ns and memory in KiB.
+      return { cpuSeconds: info.cpuTime / 1e9, memoryBytes: info.memory * 1024 };
+    });
   }
 
   async close(): Promise<void> {
@@ -381,7 +401,10 @@ export class LibvirtDriver implements Driver {
       }
       const initrd = join(dir, 'initrd.cpio.gz');
       if (fresh || !(await exists(initrd))) {
-        const image = await imageRootfs(this.docker, def.image, join(this.root, 'images'));
+        // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
+        const pinned = pinnedImage(def.image);
+        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
+        const image = await imageRootfs(this.docker, pinned?.digest ?? def.image, join(this.root, 'images'));
         const argv = def.command ?? image.defaultArgv;
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);
         const env: Record<string, string> = { ...image.env };

@@ -1,8 +1,6 @@
 // Pure: which workload specs a VM can honour, and how its image boots.
-import type { WorkloadSpec } from '../contract.ts';
+import type { VmLink, WorkloadSpec } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
-import { gatewayOf, prefixLength } from '../wireguard/addresses.ts';
-import { networkId, vmLinks } from '../wireguard/names.ts';
 
 /** Domain names we create (and the only ones we build paths from). */
 export const DOMAIN_ID = /^[a-z0-9][a-z0-9-]{0,199}$/;
@@ -30,21 +28,17 @@ const CONTAINER_ONLY: [keyof WorkloadSpec['definition'], (spec: WorkloadSpec['de
   ['health', (d) => d.health !== null, 'health commands need a guest agent, which VMs do not have yet'],
 ];
 
-/** One network interface of a VM: the bridge the network driver made for it, and the guest's address. */
-export interface VmNic {
-  bridge: string;
-  mac: string;
-  /** `10.88.1.20/24` */
-  address: string;
-  gateway: string;
-}
-
-/** The VM's interfaces, one per network it joins, in the blueprint's order. */
-export function vmNics(spec: WorkloadSpec): VmNic[] {
+/**
+ * The VM's interfaces, one per network it joins, in the blueprint's order: the links
+ * the network driver made for it, which the engine hands over in the spec.
+ */
+export function vmNics(spec: WorkloadSpec): VmLink[] {
   return spec.definition.networks.map((n, i) => {
     if (!n.subnet) throw new WorkloadSpecError(spec.workload, `networks/${i}/name`, `network ${n.name} is not declared in the blueprint`);
-    const { bridge, mac } = vmLinks(networkId({ node: spec.node, owner: spec.owner, blueprint: spec.blueprint, network: n.name }), n.ip);
-    return { bridge, mac, address: `${n.ip}/${prefixLength(n.subnet)}`, gateway: gatewayOf(n.subnet) };
+    const link = spec.vmLinks?.find((l) => l.network === n.name);
+    // Not the spec's fault: retried with the backoff once the network driver made it.
+    if (!link) throw new Error(`workload ${spec.workload}: networks/${i}/name: network ${n.name} has no link to this VM on this node yet (the network driver makes it before the VM starts)`);
+    return link;
   });
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   NetworkSpecError, WorkloadSpecError, type ContainerAttachment, type DriverContext, type Fingerprint, type NetworkDriver, type NetworkIdentity,
-  type NetworkSpec, type ObservedNetwork, type WireguardImplementation,
+  type NetworkSpec, type ObservedNetwork, type VmLink, type WireguardImplementation,
 } from '../contract.ts';
 import { gatewayOf, isHostIn, normalizeCidr, prefixLength } from './addresses.ts';
 import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
@@ -198,7 +198,7 @@ export class WireguardDriver implements NetworkDriver {
     });
   }
 
-  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<void> {
+  attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<VmLink> {
     return this.serialized(spec.id, async () => {
       this.checkMemberIp(spec, vm.workload, vm.ip);
       const ns = namedNamespace(spec.id);
@@ -227,6 +227,8 @@ export class WireguardDriver implements NetworkDriver {
       await ip(vmNs, 'link', 'set', links.hostEnd, 'master', links.bridge, 'up');
       await ip(vmNs, 'link', 'set', links.bridge, 'up');
       await this.allowBridgedVmFrames(vmNs, true);
+      const subnet = spec.definition.subnet;
+      return { network: spec.network, bridge: links.bridge, mac: links.mac, address: `${vm.ip}/${prefixLength(subnet)}`, gateway: gatewayOf(subnet) };
     });
   }
 

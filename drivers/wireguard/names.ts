@@ -1,26 +1,14 @@
-// Names of what the driver creates. A network namespace is named by 128 bits of a hash
-// of the network's whole identity. Interface names are at most 15 bytes (IFNAMSIZ),
+// Names of what the driver creates. A network namespace is named by the network's id
+// (`networkId`, drivers/names.ts: 128 bits of a hash of its whole identity). Interface names are at most 15 bytes (IFNAMSIZ),
 // too short for that: each carries an alias naming whose it is, and the driver refuses
 // a link whose alias names another (see driver.ts); the WireGuard interface, whose name
 // is machine-wide (wireguard-go's UAPI socket), is allocated and kept in the state file.
 import { createHash } from 'node:crypto';
-import { identityDigest, NAME_HASH_HEX } from '../names.ts';
 import type { NetworkIdentity } from '../contract.ts';
-
-export const NAMESPACE_PREFIX = 'zn-';
 
 const hex = (text: string, digits: number) => createHash('sha256').update(text).digest('hex').slice(0, digits);
 /** What fits in an interface name after a three-character prefix. */
 const LINK_HEX = 12;
-
-/**
- * The network namespace of one blueprint network: `zn-` + 32 hex of the identity's
- * digest. The node is part of it because the nodes of a local cluster share one
- * machine's namespace names.
- */
-export function networkId(n: NetworkIdentity): string {
-  return NAMESPACE_PREFIX + identityDigest('network', [n.node, n.owner, n.blueprint, n.network]).slice(0, NAME_HASH_HEX);
-}
 
 /** Who a link belongs to, as its alias says (at most 255 bytes: node, owner and two names fit). */
 export function networkAlias(n: NetworkIdentity): string {

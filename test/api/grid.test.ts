@@ -13,7 +13,8 @@ import { StubAppliance } from './stub-appliance.ts';
 import { buildServer } from '../../api/server.ts';
 import { headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { PIPE_HEADERS, pipeIdentity } from '../../appliance/pseudokernel/pipes/ends.ts';
+import { pipeIdentity } from '../../blueprints/pipes.ts';
+import { PIPE_HEADERS } from '../../appliance/pseudokernel/pipes/ends.ts';
 import { workloadId } from '../../drivers/names.ts';
 import { signBlueprint } from '../../blueprints/sign.ts';
 

@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
 import { GIB } from '../../appliance/admission.ts';
-import { loadNodeConfig, loadOrCreateTrustPolicy, type NodeLimits } from '../../appliance/config.ts';
+import { loadNodeConfig, loadOrCreateTrustPolicy, type NodeConfig, type NodeLimits } from '../../appliance/config.ts';
 import { createLogger } from '../../appliance/logger.ts';
 import { readProtection } from '../../appliance/read-protection.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
@@ -41,13 +41,13 @@ export const box = (name: string, extra: Partial<Workload> = {}): Workload =>
  * `pseudokernel`: run one (a nats-server on a free port) for the grid routes; `tokens`: the appliance's token options.
  * `operatorOwners`: the owners the operator key may act for (trust policy `owners`); by default its own key only.
  * `exposed`: the read protection a node listening beyond loopback gets by default (it still listens on loopback here).
- * `limits`: some of the config's limits.* (the rest default).
+ * `limits`: some of the config's limits.* (the rest default); `images`: the config's images.*.
  */
-export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number }; operatorOwners?: TrustedSigner['owners']; exposed?: boolean; limits?: Partial<NodeLimits> } = {}): Promise<TestNode> {
+export async function startNode(t: Test, options: ServerOptions = {}, node: { pseudokernel?: boolean; tokens?: { replayCapacity?: number; clock?: () => number }; operatorOwners?: TrustedSigner['owners']; exposed?: boolean; limits?: Partial<NodeLimits>; images?: NodeConfig['images'] } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zone-api-'));
   const nats = node.pseudokernel ? { ZONE_NATS_LISTEN: `127.0.0.1:${(await freeLoopbackPorts(1))[0]}` } : {};
   const loaded = loadNodeConfig({ env: { ZONE_DATA_DIR: dataDir, ...nats }, cwd: dataDir });
-  const config = { ...loaded, limits: { ...loaded.limits, ...node.limits } };
+  const config = { ...loaded, limits: { ...loaded.limits, ...node.limits }, ...(node.images ? { images: node.images } : {}) };
   const { policy: created, createdOperatorKey } = loadOrCreateTrustPolicy(config);
   const operator = readSigningKey(createdOperatorKey!);
   const owners = node.operatorOwners;

@@ -28,7 +28,7 @@ t.test('defaults: data dir under the working dir, listen 127.0.0.1:7700, nothing
   t.same(c.listen, [{ host: '127.0.0.1', port: 7700 }]);
   t.equal(c.readTokens, null, 'reads are open');
   t.equal(c.trustPolicyPath, join(cwd, '.zone/node/trust-policy.json'));
-  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [] });
+  t.same(c.policy, { privileged: false, hostNetwork: false, hostMounts: [], devices: [], capabilities: [], vmImages: [], terminals: true });
 });
 
 t.test('the environment and the config file override the defaults', async (t) => {
@@ -130,13 +130,13 @@ t.test('limits: documented defaults, overridden field by field; owners whose buc
   t.same(defaults, {
     eventStreams: { perClient: 8, total: 256 }, logFollows: { perClient: 4, total: 64 },
     jetstreamFileBytes: 8 * 2 ** 30, jetstreamMemoryBytes: 256 * 2 ** 20, ownerBytes: 256 * 2 ** 20, ownerKvBytes: 16 * 2 ** 20,
-    gridFileBytes: 64 * 2 ** 20, owners: 24, zoneOpenFiles: 1024,
+    gridFileBytes: 64 * 2 ** 20, owners: 24, zoneOpenFiles: 1024, imageStoreBytes: 768 * 2 ** 20, ownerImageBytes: 512 * 2 ** 20,
   });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { eventStreams: { perClient: 2 }, owners: 4, zoneOpenFiles: 64 } }));
   const set = loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).limits;
   t.same([set.eventStreams, set.owners, set.zoneOpenFiles, set.logFollows], [{ perClient: 2, total: 256 }, 4, 64, defaults.logFollows]);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { owners: 100 } }));
-  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/owners', message: /limits\.owners x .* more than limits\.jetstreamFileBytes/ });
+  t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/owners', message: /limits\.owners x .* \+ limits\.imageStoreBytes is .* more than limits\.jetstreamFileBytes/ });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { logFollows: { total: 0 } } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/logFollows/total' });
 });

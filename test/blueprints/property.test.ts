@@ -17,7 +17,8 @@ const text = fc.string({ unit: 'binary', maxLength: 40 });
 
 const workload = fc.record({
   kind: fc.constantFrom('container' as const, 'vm' as const),
-  image: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
+  // An @ only before a digest (a pinned image).
+  image: fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }).filter((s) => !s.includes('@')), fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => `app@sha256:${Buffer.from(bytes).toString('hex')}`)),
   command: fc.option(fc.array(text, { minLength: 1, maxLength: 4 }), { nil: undefined }),
   env: fc.option(fc.dictionary(fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,8}$/), text, { maxKeys: 4 }), { nil: undefined }),
   resources: fc.option(fc.record({

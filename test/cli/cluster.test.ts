@@ -2,19 +2,19 @@
 // between them, and nothing left behind afterwards.
 import t from 'tap';
 import type { Test } from 'tap';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { workloadId } from '../../drivers/names.ts';
 import type { Network } from '../../blueprints/schema.ts';
 import { addressAt } from '../../drivers/wireguard/addresses.ts';
-import { networkId, wireguardInterface } from '../../drivers/wireguard/names.ts';
-import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
-import { removeNodeContainers, type ClusterState } from '../../cli/cluster/grid.ts';
+import { networkId } from '../../drivers/names.ts';
+import { wireguardInterface } from '../../drivers/wireguard/names.ts';
+import type { ClusterState } from '../../cli/cluster/grid.ts';
+import { run, sh, tearDownCluster, zone } from '../helpers/cluster.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken } from '../../lib/tokens.ts';
 import { restartPath } from '../../appliance/pseudokernel/proc/node-control.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
@@ -22,9 +22,6 @@ import { opened, reachableFrom } from '../helpers/probe.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
 
-const run = promisify(execFile);
-const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;
-const zone = (...args: string[]) => run('node', ['--import', 'tsx', 'cli/zone.ts', ...args], { timeout: 280_000 });
 /** The nodes listen beyond loopback: reads need a token of the operator's (the trust policy's signer). */
 const readAuthed = async (url: string) => fetch(url, { headers: { authorization: makeReadToken(readSigningKey(state!.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: new URL(url).pathname }) } });
 
@@ -35,13 +32,7 @@ const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
 
 t.teardown(async () => {
-  if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
-  if (state) await removeNodeContainers(state.nodes.flatMap((n) => (n.id ? [n.id] : []))).catch(() => undefined);
-  for (const n of state?.nodes ?? []) if (n.id) await removeWorkloadFirewall(n.id).catch(() => undefined);
-  for (const n of state?.nodes ?? []) if (n.pid) { try { process.kill(n.pid, 'SIGKILL'); } catch { /* already gone */ } }
-  for (const ns of (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`zcl-${NAME}-`))) {
-    await sh('ip', 'netns', 'del', ns).catch(() => undefined);
-  }
+  await tearDownCluster(NAME, dir, state);
   await rm(base, { recursive: true, force: true });
 });
 

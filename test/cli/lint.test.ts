@@ -12,6 +12,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 t.test('a valid blueprint is ok', async (t) => {
   const run = await runZone(['lint', EXAMPLE_PATH], { cwd: dir });
   t.same([run.code, run.stdout], [0, `${EXAMPLE_PATH}: ok (video-pipeline v4, 2 workload(s))\n`]);
+  t.match(run.stderr, `${EXAMPLE_PATH}: /workloads/0/image: warning: workload camera: image zone/busybox is not pinned (name@sha256:DIGEST)`, 'an unpinned image is warned of, on stderr');
 });
 
 t.test('each problem is printed with its field; exit 1', async (t) => {

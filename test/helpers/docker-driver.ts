@@ -6,9 +6,10 @@ import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 import type { DriverContext } from '../../drivers/contract.ts';
 import { DockerDriver } from '../../drivers/docker/driver.ts';
 
-export function testDockerDriver(node: string): { docker: Docker; driver: DockerDriver } {
+/** `extra`: what the test's node provides beyond the basics (an image source). */
+export function testDockerDriver(node: string, extra: Partial<DriverContext> = {}): { docker: Docker; driver: DockerDriver } {
   const docker = new Docker();
-  const ctx: DriverContext = { node, dataDir: '/tmp', openSecret: () => { throw new Error('no secrets here'); } };
+  const ctx: DriverContext = { node, dataDir: '/tmp', openSecret: () => { throw new Error('no secrets here'); }, ...extra };
   const driver = new DockerDriver(ctx, { removeGraceMs: 1000 });
   t.teardown(async () => {
     await driver.close();

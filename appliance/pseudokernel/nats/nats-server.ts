@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { commandLine, pollUntil, processRuns, signal, stopProcess } from '../../../lib/processes.ts';
-import { ranStably, restartDelayMs, waitingState, type BackoffPolicy } from '../../engine/backoff.ts';
+import { ranStably, restartDelayMs, waitingState, type BackoffPolicy } from '../../../lib/backoff.ts';
 import { natsServerConfig, type NatsClusterOptions } from './server-config.ts';
 import { loadOrCreateClientKey, readSecretFile, type ClientKey } from './credentials.ts';
 

@@ -1,15 +1,10 @@
 // Pipes of the pseudokernel: `pipes: [{ from: A.stdout, to: B.stdin }]` joins A's stdout
 // to B's stdin through a NATS JetStream stream, byte-exact and in order, whichever node
-// each end runs on. This file is the pure part (which ends run here, their names on
-// JetStream, the message headers); pipes-producer.ts, pipes-consumer.ts and
-// pipes-runner.ts do the I/O.
+// each end runs on. This file is the pure part of running them (the message headers, the
+// producer's and feeder's rules); producer.ts, consumer.ts and runner.ts do the I/O.
 //
 // Semantics (decided):
-// - Identity: a pipe is (owner, from, to) with both ends fully qualified as
-//   NODE/BLUEPRINT/WORKLOAD.stream (a local end takes this node's id and its blueprint's
-//   name). Its stream, subject and position key derive from a hash of that, so both
-//   nodes of a cross-node pipe (each declares it in its own blueprint, with one local
-//   end) find the same stream. Each node runs the ends that are local to it.
+// - Identity: blueprints/pipes.ts (which ends run here, the pipe's id and stream).
 // - Producer (node of A): reads A's stdout through the driver's attach from the first
 //   byte of A's incarnation: the Docker driver attaches before it starts a workload
 //   whose stdout is piped, exactly; an incarnation that started without (the appliance
@@ -31,47 +26,6 @@
 //   one incarnation's stdin there is never a gap or a repeated byte: one feeder per
 //   incarnation, offsets checked, writes wait for drain. Committed messages are purged
 //   (but the last marker, which tells the producer that incarnation is done).
-import { createHash } from 'node:crypto';
-import { PIPE_END_PATTERN, type Pipe } from '../../../blueprints/schema.ts';
-
-export type PipeStream = 'stdout' | 'stdin';
-
-export interface PipeEndpoint {
-  node: string;
-  blueprint: string;
-  workload: string;
-  stream: PipeStream;
-}
-
-/** Where a pipe lives on JetStream. */
-export interface PipeIdentity {
-  owner: string;
-  /** Fully qualified: NODE/BLUEPRINT/WORKLOAD.stdout. */
-  from: string;
-  /** Fully qualified: NODE/BLUEPRINT/WORKLOAD.stdin. */
-  to: string;
-  /** 32 hex of sha256(owner, from, to). */
-  id: string;
-  /** The JetStream stream holding the pipe's bytes. */
-  stream: string;
-  subject: string;
-  /** The consumer's committed position, in the PIPE_POSITIONS bucket. */
-  positionKey: string;
-}
-
-/** One end of a pipe that runs on this node: `produce` reads the local workload's stdout, `consume` writes its stdin. */
-export interface LocalPipeEnd extends PipeIdentity {
-  role: 'produce' | 'consume';
-  blueprint: string;
-  workload: string;
-}
-
-/** The blueprint fields pipe resolution reads. */
-export interface PipedBlueprint {
-  name: string;
-  owner: string;
-  pipes?: readonly Pipe[];
-}
 
 /** The KV bucket of the consumers' committed positions. */
 export const PIPE_POSITIONS = 'zone-pipe-positions';
@@ -86,53 +40,6 @@ export const PIPE_HEADERS = {
   /** Present on the end-of-stream marker: A's exit code, or `unknown`. */
   eof: 'Zone-Pipe-Eof',
 } as const;
-
-const END_PATTERN = new RegExp(PIPE_END_PATTERN);
-
-/** A blueprint's pipe end, qualified: a bare `WORKLOAD.stream` belongs to `node` and `blueprint`. */
-export function parsePipeEnd(end: string, node: string, blueprint: string): PipeEndpoint {
-  const m = END_PATTERN.exec(end);
-  if (!m) throw new Error(`pipe end "${end}" is not WORKLOAD.stdout|stdin or NODE/BLUEPRINT/WORKLOAD.stdout|stdin`);
-  return { node: m[2] ?? node, blueprint: m[3] ?? blueprint, workload: m[4] ?? '', stream: m[5] as PipeStream };
-}
-
-export function qualifiedEnd(e: PipeEndpoint): string {
-  return `${e.node}/${e.blueprint}/${e.workload}.${e.stream}`;
-}
-
-export function pipeIdentity(owner: string, from: string, to: string): PipeIdentity {
-  // Newline-separated: no field can hold one, so two different triples never hash alike.
-  const id = createHash('sha256').update(`zone-pipe-v1\n${owner}\n${from}\n${to}`).digest('hex').slice(0, 32);
-  return { owner, from, to, id, stream: `ZONE_PIPE_${id}`, subject: `zone.pipe.${id}`, positionKey: id };
-}
-
-/**
- * The ends of `blueprint`'s pipes that run on `node`: a same-node pipe has two, a
- * cross-node pipe one. An end naming this node and this blueprint is local too. A pipe
- * declared twice gives its ends once.
- */
-export function localPipeEnds(node: string, blueprint: PipedBlueprint): LocalPipeEnd[] {
-  const ends = new Map<string, LocalPipeEnd>();
-  for (const pipe of blueprint.pipes ?? []) {
-    const from = parsePipeEnd(pipe.from, node, blueprint.name);
-    const to = parsePipeEnd(pipe.to, node, blueprint.name);
-    const identity = pipeIdentity(blueprint.owner, qualifiedEnd(from), qualifiedEnd(to));
-    for (const [role, end] of [['produce', from], ['consume', to]] as const) {
-      if (end.node !== node || end.blueprint !== blueprint.name) continue;
-      ends.set(`${role}:${identity.id}`, { ...identity, role, blueprint: blueprint.name, workload: end.workload });
-    }
-  }
-  return [...ends.values()];
-}
-
-/** The normalised workload fields that say which of `workload`'s streams are piped (absent when not). */
-export function pipedStreams(node: string, blueprint: PipedBlueprint, workload: string): { stdin?: 'pipe'; stdout?: 'pipe' } {
-  const ends = localPipeEnds(node, blueprint).filter((e) => e.workload === workload);
-  return {
-    ...(ends.some((e) => e.role === 'consume') ? { stdin: 'pipe' as const } : {}),
-    ...(ends.some((e) => e.role === 'produce') ? { stdout: 'pipe' as const } : {}),
-  };
-}
 
 /** What a message of a pipe's stream says, from its headers; null when they are not a pipe's. */
 export type PipeMessage =

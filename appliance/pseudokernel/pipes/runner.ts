@@ -7,9 +7,10 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Driver } from '../../../drivers/contract.ts';
+import { pipeEndKey, type Driver } from '../../../drivers/contract.ts';
 import type { PipeLag } from '../interfaces.ts';
-import { PIPE_POSITIONS, pipeIdentity, type LocalPipeEnd, type PipeIdentity } from './ends.ts';
+import { pipeIdentity, type LocalPipeEnd, type PipeIdentity } from '../../../blueprints/pipes.ts';
+import { PIPE_POSITIONS } from './ends.ts';
 import { feedIncarnation, type FeedOutcome } from './consumer.ts';
 import { relayIncarnation, type RelayOutcome } from './producer.ts';
 import { ensurePipeStream, readPosition } from './stream.ts';
@@ -55,7 +56,6 @@ interface EndLoop {
 
 const DEFAULT_RESYNC_MS = 5000;
 
-const endKey = (e: LocalPipeEnd) => `${e.role}:${e.id}`;
 
 export class PipeRunner {
   private readonly js: JetStreamClient;
@@ -73,7 +73,7 @@ export class PipeRunner {
    * being fed gets EOF). Resolves once the dropped ones have stopped.
    */
   async setEnds(ends: readonly LocalPipeEnd[]): Promise<void> {
-    const wanted = new Map(ends.map((e) => [endKey(e), e]));
+    const wanted = new Map(ends.map((e) => [pipeEndKey(e), e]));
     for (const [key, end] of wanted) if (!this.loops.has(key)) this.startLoop(key, end);
     await Promise.all([...this.loops.entries()].filter(([key]) => !wanted.has(key)).map(([key, loop]) => this.stopLoop(key, loop)));
   }

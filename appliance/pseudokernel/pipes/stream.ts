@@ -6,7 +6,8 @@ import {
 } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
-import { PIPE_POSITIONS, pipeMessageOf, type PipeIdentity, type PipeTail } from './ends.ts';
+import type { PipeIdentity } from '../../../blueprints/pipes.ts';
+import { PIPE_POSITIONS, pipeMessageOf, type PipeTail } from './ends.ts';
 
 /** What a stream may hold before the producer waits (discard: new): the pipe's buffer between A and B. */
 const PIPE_MAX_BYTES = 1024 ** 3;

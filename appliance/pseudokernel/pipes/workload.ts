@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Driver } from '../../../drivers/contract.ts';
-import type { PipeIdentity } from './ends.ts';
+import type { PipeIdentity } from '../../../blueprints/pipes.ts';
 
 /** A local pipe end's workload: the driver that runs it and its engine-side id. */
 export interface PipeWorkload {

@@ -60,25 +60,30 @@ t.test('a new blueprint is created and running, and then plans zero steps', asyn
   t.ok(h.seen.every((e, i) => i === 0 || e.seq > h.seen[i - 1]!.seq), 'events are numbered in order');
 });
 
-t.test('a crash is restarted after a backoff that doubles, and crashloop shows', async (t) => {
+t.test('a first crash is restarted at once, then after a backoff that doubles, and crashloop shows', async (t) => {
   const h = harness(t);
   h.engine.start();
   h.apply(blueprint('crashy', 1, [box('a')]));
   await waitFor(() => h.status('crashy', 'a')?.state === 'running', { timeoutMs: 5000, what: 'running' });
   const delays: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     const crashedAt = Date.now();
     h.driver.crash(h.id('crashy', 'a'), 3);
-    await waitFor(() => ['backoff', 'crashloop'].includes(h.status('crashy', 'a')?.state ?? ''), { timeoutMs: 5000, what: `backoff ${i}` });
-    t.equal(h.status('crashy', 'a')?.lastError, 'exited with code 3');
-    await waitFor(() => h.status('crashy', 'a')?.state === 'running', { timeoutMs: 5000, what: `restart ${i}` });
+    if (i > 0) {
+      await waitFor(() => ['backoff', 'crashloop'].includes(h.status('crashy', 'a')?.state ?? ''), { timeoutMs: 5000, what: `backoff ${i}` });
+      t.equal(h.status('crashy', 'a')?.lastError, 'exited with code 3');
+    }
+    await waitFor(() => h.status('crashy', 'a')?.state === 'running' && h.status('crashy', 'a')?.restarts === i + 1, { timeoutMs: 5000, what: `restart ${i}` });
     delays.push(Date.now() - crashedAt);
   }
-  t.ok(delays[0]! >= 100, `first restart after >= 100 ms (${delays[0]})`);
-  t.ok(delays[1]! >= 200, `second after >= 200 ms (${delays[1]})`);
-  t.ok(delays[2]! >= 400, `third after >= 400 ms (${delays[2]})`);
-  t.equal(h.status('crashy', 'a')?.restarts, 3);
+  t.ok(delays[0]! < 100, `the first restart at once (${delays[0]} ms, under the first delay)`);
+  t.ok(delays[1]! >= 100, `second after >= 100 ms (${delays[1]})`);
+  t.ok(delays[2]! >= 200, `third after >= 200 ms (${delays[2]})`);
+  t.ok(delays[3]! >= 400, `fourth after >= 400 ms (${delays[3]})`);
+  t.equal(h.status('crashy', 'a')?.restarts, 4);
   t.ok(h.seen.some((e) => e.to === 'crashloop'), 'crashloop was entered');
+  const first = h.seen.filter((e) => e.workload === 'a').slice(2, 4).map((e) => [e.from, e.to, e.reason]);
+  t.same(first, [['running', 'pending', 'restarting (exited with code 3)'], ['pending', 'running', 'restarted (exited with code 3)']], 'the immediate restart is two events that say why');
   t.match(h.seen.find((e) => e.from === 'backoff' && e.to === 'running')?.reason, /restarted \(exited with code 3\)/, 'the event says why it was restarted');
 });
 
@@ -90,7 +95,7 @@ t.test('an unhealthy workload is restarted like a crashed one', async (t) => {
   h.driver.setHealth(h.id('sick', 'a'), 'unhealthy');
   await waitFor(() => h.status('sick', 'a')?.restarts === 1 && h.status('sick', 'a')?.state === 'running', { timeoutMs: 5000, what: 'restarted' });
   t.equal(h.driver.calls.stop, 1, 'stopped, then started again');
-  t.ok(h.seen.some((e) => e.to === 'backoff' && /unhealthy/.test(e.reason)));
+  t.ok(h.seen.some((e) => e.to === 'pending' && /restarting \(unhealthy\)/.test(e.reason)), 'the first restart is at once, and says why');
 });
 
 t.test('drift is repaired: removed or changed behind the back', async (t) => {

@@ -24,24 +24,24 @@ const kinds = (steps: VolumeStep[]) => steps.map((s) => `${s.kind} ${'spec' in s
 
 const rows: { name: string; desired: VolumeSpec[]; observed: ObservedVolume[]; holders?: string[]; expect: string[] }[] = [
   { name: 'a volume that is there, mounted and of its size plans nothing', desired: [spec('data')], observed: [observed('data')], expect: [] },
-  { name: 'a new volume is created', desired: [spec('data')], observed: [], expect: ['create data'] },
-  { name: 'a larger size grows it', desired: [spec('data', { sizeBytes: 128 * MIB })], observed: [observed('data')], expect: ['grow data'] },
-  { name: 'a smaller size is refused, not shrunk', desired: [spec('data', { sizeBytes: 32 * MIB })], observed: [observed('data')], expect: ['refuse data'] },
-  { name: 'another kind is refused', desired: [spec('data', { kind: 'block' })], observed: [observed('data')], expect: ['refuse data'] },
-  { name: 'one not mounted (after a reboot) is mounted', desired: [spec('data')], observed: [observed('data', { path: null })], expect: ['mount data'] },
-  { name: 'one no longer listed is released (its deletion scheduled)', desired: [], observed: [observed('old')], expect: ['release old'] },
-  { name: 'a released one within its retention is kept', desired: [], observed: [observed('old', { releasedAt: ago(HOUR) })], expect: ['keep old'] },
-  { name: 'a released one past its retention is deleted', desired: [], observed: [observed('old', { releasedAt: ago(25 * HOUR) })], expect: ['delete old'] },
+  { name: 'a new volume is created', desired: [spec('data')], observed: [], expect: ['volume-create data'] },
+  { name: 'a larger size grows it', desired: [spec('data', { sizeBytes: 128 * MIB })], observed: [observed('data')], expect: ['volume-grow data'] },
+  { name: 'a smaller size is refused, not shrunk', desired: [spec('data', { sizeBytes: 32 * MIB })], observed: [observed('data')], expect: ['volume-refuse data'] },
+  { name: 'another kind is refused', desired: [spec('data', { kind: 'block' })], observed: [observed('data')], expect: ['volume-refuse data'] },
+  { name: 'one not mounted (after a reboot) is mounted', desired: [spec('data')], observed: [observed('data', { path: null })], expect: ['volume-mount data'] },
+  { name: 'one no longer listed is released (its deletion scheduled)', desired: [], observed: [observed('old')], expect: ['volume-release old'] },
+  { name: 'a released one within its retention is kept', desired: [], observed: [observed('old', { releasedAt: ago(HOUR) })], expect: ['volume-keep old'] },
+  { name: 'a released one past its retention is deleted', desired: [], observed: [observed('old', { releasedAt: ago(25 * HOUR) })], expect: ['volume-delete old'] },
   {
     name: 'past its retention but a workload of its blueprint is still going: kept',
-    desired: [], observed: [observed('old', { releasedAt: ago(25 * HOUR) })], holders: [blueprintKey({ owner, blueprint: 'db' })], expect: ['keep old'],
+    desired: [], observed: [observed('old', { releasedAt: ago(25 * HOUR) })], holders: [blueprintKey({ owner, blueprint: 'db' })], expect: ['volume-keep old'],
   },
-  { name: 'listed again within its retention: reclaimed, its data returns', desired: [spec('data')], observed: [observed('data', { releasedAt: ago(HOUR) })], expect: ['reclaim data'] },
+  { name: 'listed again within its retention: reclaimed, its data returns', desired: [spec('data')], observed: [observed('data', { releasedAt: ago(HOUR) })], expect: ['volume-reclaim data'] },
   {
     name: 'another owner\'s volume of the same name is another volume',
     desired: [spec('data')],
     observed: [observed('data'), { ...observed('data'), owner: 'ed25519:BBBB', id: volumeId('n1', 'ed25519:BBBB', 'db', 'data') }],
-    expect: ['release data'],
+    expect: ['volume-release data'],
   },
 ];
 
@@ -54,9 +54,9 @@ for (const row of rows) {
 
 t.test('a release schedules the deletion one retention period from now; a kept one says until when', async (t) => {
   const [release] = planVolumes([], [observed('old')], now, 2 * HOUR);
-  t.same(release?.kind === 'release' && release.until, new Date(now.getTime() + 2 * HOUR));
+  t.same(release?.kind === 'volume-release' && release.until, new Date(now.getTime() + 2 * HOUR));
   const [keep] = planVolumes([], [observed('old', { releasedAt: ago(HOUR) })], now, 2 * HOUR);
-  t.same(keep?.kind === 'keep' && keep.until, new Date(now.getTime() + HOUR));
+  t.same(keep?.kind === 'volume-keep' && keep.until, new Date(now.getTime() + HOUR));
 });
 
 t.test('desired volumes: those of live blueprints, scoped by owner and blueprint, default kind filesystem, sizes in bytes', async (t) => {

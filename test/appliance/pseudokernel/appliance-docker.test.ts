@@ -108,7 +108,7 @@ t.test('containers of one owner share /zone/fs byte-exact and see themselves in 
   t.ok(await isMounted(mountpoint), 'the writer\'s /zone is mounted at DATA/zone/<workload id>');
   await appliance.submit(sign({ name: 'files', version: 2, delete: true }));
   await appliance.submit(sign({ owner: other, name: 'others', version: 2, delete: true }));
-  await waitFor(() => appliance.pseudokernel!.mounted().length === 0, { timeoutMs: 30_000, what: 'the /zone mounts released' });
+  await waitFor(() => appliance.pseudokernel!.mounted().size === 0, { timeoutMs: 30_000, what: 'the /zone mounts released' });
   await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 10_000, what: `${mountpoint} unmounted` });
   t.equal((await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length, 0, 'the containers are gone');
 });
@@ -160,5 +160,5 @@ t.test('after an appliance restart a container\'s next start has a live /zone ag
   t.comment(`/zone live again ${Date.now() - restarted} ms after the appliance restart`);
   t.ok(await isMounted(join(dir, 'zone', workloadId(nodeId, operator.publicKey, 'again', 'keeper'))));
   await appliance.submit(sign({ name: 'again', version: 2, delete: true }));
-  await waitFor(() => appliance.pseudokernel!.mounted().length === 0, { timeoutMs: 30_000, what: 'the /zone mount released' });
+  await waitFor(() => appliance.pseudokernel!.mounted().size === 0, { timeoutMs: 30_000, what: 'the /zone mount released' });
 });

@@ -17,7 +17,8 @@ import { signBlueprint } from '../../../blueprints/sign.ts';
 import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { WireguardDriver } from '../../../drivers/wireguard/driver.ts';
-import { networkId, vmLinks } from '../../../drivers/wireguard/names.ts';
+import { networkId } from '../../../drivers/names.ts';
+import { vmLinks } from '../../../drivers/wireguard/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const dir = mkdtempSync('/var/tmp/zone-vmnet-');
@@ -72,6 +73,9 @@ t.test('a VM and a container on one network reach each other', async (t) => {
   }));
   await waitFor(() => consoleText().then((c) => c.includes('from-container')), { timeoutMs: 200_000, what: 'the VM fetching the container\'s page' });
   t.pass('the VM reached the container');
+  const boxStates = appliance.events({ blueprint: 'vmnet' }).filter((e) => e.workload === 'box').map((e) => e.to);
+  t.same(boxStates.slice(0, 2), ['pending', 'running'], 'the VM started on its first try: its bridge was made before it');
+  t.notOk(boxStates.some((s) => s === 'backoff' || s === 'failed'), 'no failed start, no retry');
   t.match(execFileSync('ip', ['-o', 'link', 'show', bridge], { encoding: 'utf8' }), `alias zone:${ns}`, 'the VM\'s bridge carries its network\'s alias');
   t.match(execFileSync('iptables', ['-S', 'FORWARD'], { encoding: 'utf8' }), '-i zb-+ -o zb-+', 'bridged VM frames pass the host\'s FORWARD policy');
   const page = await waitFor(() => execFileSync('docker', ['exec', container, 'timeout', '3', 'wget', '-q', '-O', '-', 'http://10.93.1.20/'], { encoding: 'utf8' }),

@@ -3,7 +3,6 @@ import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
 import { checkVmSpec, imageKindOf, vcpusOf, vmNics } from '../../../drivers/libvirt/spec.ts';
-import { networkId, vmLinks } from '../../../drivers/wireguard/names.ts';
 
 function spec(w: Partial<Workload>): WorkloadSpec {
   const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', ...w } as Workload);
@@ -44,9 +43,9 @@ t.test('a VM joins each network it names through the bridge the network driver m
   const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.20' }] } as Workload, [mesh]);
   const s: WorkloadSpec = { node: 'n', owner: 'o', blueprint: 'b', workload: 'vm', id: 'zone-b-vm-00000000', specHash: specHash(definition), definition };
   t.equal(refusedField(s), null, 'networks are allowed');
-  const links = vmLinks(networkId({ node: 'n', owner: 'o', blueprint: 'b', network: 'mesh' }), '10.88.1.20');
-  t.same(vmNics(s), [{ bridge: links.bridge, mac: links.mac, address: '10.88.1.20/24', gateway: '10.88.1.1' }]);
-  t.match(links.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+  const link = { network: 'mesh', bridge: 'zb-0123456789ab', mac: '52:54:00:58:01:14', address: '10.88.1.20/24', gateway: '10.88.1.1' };
+  t.same(vmNics({ ...s, vmLinks: [link] }), [link], 'the link the network driver made, handed over in the spec');
+  t.throws(() => vmNics(s), /networks\/0\/name: network mesh has no link to this VM/, 'a VM whose link is not made yet is not defined without it');
   t.throws(() => vmNics(spec({ networks: [{ name: 'lan', ip: '10.0.0.2' }] })), /networks\/0\/name: network lan is not declared/, 'an undeclared network is named');
   const container = normalizeWorkload({ name: 'c', kind: 'container', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.21' }] } as Workload, [mesh]);
   t.same(container.networks, [{ name: 'mesh', ip: '10.88.1.21' }], "a container's attachments carry no subnet: its hash does not change with the network's");

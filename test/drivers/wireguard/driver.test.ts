@@ -12,7 +12,8 @@ import { generateBoxKeyPair, openSealed } from '../../../blueprints/seal.ts';
 import type { NetworkSpec } from '../../../drivers/contract.ts';
 import { WireguardDriver, isWireguardGo } from '../../../drivers/wireguard/driver.ts';
 import { planGrid } from '../../../cli/grid-plan.ts';
-import { networkId, wireguardInterface } from '../../../drivers/wireguard/names.ts';
+import { networkId } from '../../../drivers/names.ts';
+import { wireguardInterface } from '../../../drivers/wireguard/names.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const run = promisify(execFile);

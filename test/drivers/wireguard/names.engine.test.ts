@@ -15,7 +15,8 @@ import { generateBoxKeyPair, openSealed } from '../../../blueprints/seal.ts';
 import type { NetworkIdentity, NetworkSpec } from '../../../drivers/contract.ts';
 import { describeNetwork, isWireguardGo, WireguardDriver } from '../../../drivers/wireguard/driver.ts';
 import { planGrid } from '../../../cli/grid-plan.ts';
-import { containerInterface, networkAlias, networkId, vmBridgeAlias, vmLinks, wireguardInterface } from '../../../drivers/wireguard/names.ts';
+import { networkId } from '../../../drivers/names.ts';
+import { containerInterface, networkAlias, vmBridgeAlias, vmLinks, wireguardInterface } from '../../../drivers/wireguard/names.ts';
 
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1))).stdout;

@@ -3,8 +3,9 @@
 import t from 'tap';
 import { Value } from '@sinclair/typebox/value';
 import {
-  containerInterface, containerLink, isVmBridgeOf, linkAlias, networkAlias, networkId, vmBridgeAlias, vmLinks, wireguardInterface,
+  containerInterface, containerLink, isVmBridgeOf, linkAlias, networkAlias, vmBridgeAlias, vmLinks, wireguardInterface,
 } from '../../../drivers/wireguard/names.ts';
+import { networkId } from '../../../drivers/names.ts';
 import { NetworkState } from '../../../drivers/wireguard/state.ts';
 
 const IFNAMSIZ = 15;

@@ -3,9 +3,9 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../../blueprints/normalize.ts';
 import type { Blueprint, Workload } from '../../../../blueprints/schema.ts';
 import { desiredWorkloads } from '../../../../appliance/engine/desired.ts';
+import { localPipeEnds, parsePipeEnd, pipeIdentity, pipedStreams, type PipedBlueprint } from '../../../../blueprints/pipes.ts';
 import {
-  feedStep, localPipeEnds, parsePipeEnd, pipeIdentity, pipeMessageOf, pipedStreams, resumeFrom,
-  type FeedState, type FeedStep, type PipeMessage, type PipedBlueprint, type Resume,
+  feedStep, pipeMessageOf, resumeFrom, type FeedState, type FeedStep, type PipeMessage, type Resume,
 } from '../../../../appliance/pseudokernel/pipes/ends.ts';
 import { START_POSITION, parsePosition } from '../../../../appliance/pseudokernel/pipes/stream.ts';
 import type { StoredBlueprint } from '../../../../appliance/store.ts';

@@ -1,6 +1,8 @@
-// Crash-loop backoff per workload: a short first delay, doubling, capped, and reset
-// once the workload has run for a stable period. Pure arithmetic.
+// Crash-loop backoff (per workload, and for the node's own nats-server): the first
+// restart at once (as Docker's and systemd's), then a short delay, doubling, capped,
+// and reset once it has run for a stable period. Pure arithmetic.
 export interface BackoffPolicy {
+  /** The delay before the second restart (the first is immediate); doubled for each one after. */
   firstMs: number;
   maxMs: number;
   /** Running this long without exiting counts as stable: the next failure starts over at firstMs. */
@@ -11,10 +13,14 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { firstMs: 1000, maxMs: 5 * 60_000, stableMs: 10 * 60_000, crashloopAfter: 3 };
 
-/** The delay before restart number `attempt + 1` (attempt counts restarts since the last stable period). */
+/**
+ * The delay before restart number `attempt + 1` (attempt counts restarts since the last
+ * stable period): none for the first, then firstMs, doubling, capped.
+ */
 export function restartDelayMs(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF): number {
+  if (!(attempt >= 1)) return 0;
   // 2 ** 40 already exceeds any cap; bounding the exponent keeps the number finite.
-  return Math.min(policy.firstMs * 2 ** Math.min(Math.max(attempt, 0), 40), policy.maxMs);
+  return Math.min(policy.firstMs * 2 ** Math.min(attempt - 1, 40), policy.maxMs);
 }
 
 /** Whether a run from `startedAt` (ISO) until `until` lasted the stable period. */

@@ -1,12 +1,13 @@
 import t from 'tap';
-import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState } from '../../../appliance/engine/backoff.ts';
+import { DEFAULT_BACKOFF, ranStably, restartDelayMs, waitingState } from '../../lib/backoff.ts';
 
-t.test('the delay starts short, doubles, and is capped', async (t) => {
-  t.same([0, 1, 2, 3, 4].map((a) => restartDelayMs(a)), [1000, 2000, 4000, 8000, 16000]);
-  t.equal(restartDelayMs(8), 256_000);
-  t.equal(restartDelayMs(9), DEFAULT_BACKOFF.maxMs, '2^9 s is past the 5 min cap');
+t.test('the first restart is immediate; from the second the delay starts short, doubles, and is capped', async (t) => {
+  t.same([0, 1, 2, 3, 4, 5].map((a) => restartDelayMs(a)), [0, 1000, 2000, 4000, 8000, 16000]);
+  t.equal(restartDelayMs(9), 256_000);
+  t.equal(restartDelayMs(10), DEFAULT_BACKOFF.maxMs, '2^9 s is past the 5 min cap');
   t.equal(restartDelayMs(10_000), DEFAULT_BACKOFF.maxMs, 'a huge attempt count stays finite and capped');
-  t.equal(restartDelayMs(-1), 1000, 'a negative count is treated as the first');
+  t.equal(restartDelayMs(-1), 0, 'a negative count is treated as the first');
+  t.equal(restartDelayMs(Number.NaN), 0, 'so is a count that is not a number');
 });
 
 t.test('a run counts as stable after the stable period', async (t) => {

@@ -1,0 +1,130 @@
+// zone image push IMAGE|FILE --key KEY: an image (a `docker save` archive, or a local
+// image saved on the way) uploaded in parts to a node, into the grid's image store under
+// the key's owner; a broken connection is resumed where the node says the upload ends
+// (also from another run: --resume ID). Prints the reference to pin: NAME@sha256:DIGEST.
+// zone image ls --key KEY: the owner's images in the grid, with the nodes that pin them.
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import Table from 'cli-table3';
+import Docker from 'dockerode';
+import { readSigningKey } from '../../blueprints/keys.ts';
+import { type SigningKeyPair } from '../../lib/ed25519.ts';
+import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageUpload } from '../client.ts';
+import { action, CliFailure, inFile } from '../output.ts';
+import { age } from './status.ts';
+
+/** Bytes per PATCH: well inside the node's request timeout on a slow link. */
+const PART_BYTES = 8 * 2 ** 20;
+/** Broken connections in a row before giving up (the upload stays on the node for an hour). */
+const RETRIES = 5;
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** One progress line on a terminal, rewritten in place; nothing when stderr is not one. */
+function progress(what: string, done: number, total: number): void {
+  if (!process.stderr.isTTY) return;
+  const percent = total ? Math.floor((done / total) * 100) : 100;
+  process.stderr.write(`\rpushing ${what}: ${String(percent).padStart(3)}% (${mib(done)} of ${mib(total)})${done === total ? '\n' : ''}`);
+}
+
+/** `file`, or the local image `name` saved (docker save) to a temporary file. */
+async function archiveOf(source: string): Promise<{ path: string; cleanup(): Promise<void> }> {
+  if (await stat(source).then((s) => s.isFile(), () => false)) return { path: source, cleanup: async () => undefined };
+  const dir = await mkdtemp(join(tmpdir(), 'zone-push-'));
+  const path = join(dir, 'image.tar');
+  try {
+    const docker = new Docker();
+    await docker.getImage(source).inspect();
+    await pipeline(await docker.getImage(source).get(), createWriteStream(path));
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw new CliFailure(`${source}: neither a file nor an image dockerd has (${(err as Error).message.split('\n')[0]})`);
+  }
+  return { path, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Sends the file from where the upload ends, asking the node again after a broken connection. */
+async function upload(client: NodeClient, owner: SigningKeyPair, path: string, start: ImageUpload, label: string): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    let offset = start.offset;
+    let failures = 0;
+    const buffer = Buffer.alloc(PART_BYTES);
+    progress(label, offset, start.size);
+    while (offset < start.size) {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(PART_BYTES, start.size - offset), offset);
+      try {
+        offset = (await client.imagePart(owner, start.id, offset, buffer.subarray(0, bytesRead))).offset;
+        failures = 0;
+      } catch (err) {
+        const broken = err instanceof CliFailure && err.exitCode === EXIT_UNREACHABLE;
+        const elsewhere = err instanceof ApiError && err.status === 409;
+        if (!(broken || elsewhere) || ++failures > RETRIES) {
+          throw new CliFailure(`${err instanceof Error ? err.message : String(err)}; resume with --resume ${start.id}`, err instanceof CliFailure ? err.exitCode : 1);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * failures));
+        offset = (await client.imageUploadStatus(owner, start.id)).offset;
+      }
+      progress(label, offset, start.size);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** Uploads the archive at `path` (from where upload `resume` ends, when given), then has the node check and store it. */
+export async function pushArchive(client: NodeClient, owner: SigningKeyPair, path: string, options: { label: string; resume?: string }): Promise<ImageCommit> {
+  const size = (await stat(path)).size;
+  const start = options.resume ? await client.imageUploadStatus(owner, options.resume) : await client.imageUpload(owner, size);
+  if (start.size !== size) throw new CliFailure(`--resume ${options.resume}: that upload is of ${start.size} bytes, ${options.label} has ${size}`);
+  await upload(client, owner, path, start, options.label);
+  return client.imageCommit(owner, start.id);
+}
+
+export function register(program: Command): void {
+  const image = program.command('image').description('images in the grid\'s image store: push one, list them');
+
+  image
+    .command('push')
+    .description('upload an image (a docker save archive, or a local image by name) to the grid; prints NAME@sha256:DIGEST to pin in a blueprint')
+    .argument('<image>', 'a docker save archive, or an image dockerd has')
+    .requiredOption('--key <file>', 'the owner\'s key file: whose image it is')
+    .option('--resume <id>', 'continue an upload a broken run left on the node')
+    .option(...nodeOption)
+    .action(action(async (source: string, opts: { key: string; node?: string; resume?: string }) => {
+      const owner = inFile(opts.key, () => readSigningKey(opts.key));
+      const client = new NodeClient(nodeUrl(opts.node), opts.key);
+      const archive = await archiveOf(source);
+      try {
+        const committed = await pushArchive(client, owner, archive.path, { label: source, ...(opts.resume ? { resume: opts.resume } : {}) });
+        if (!committed.stored) process.stderr.write(`the grid had ${committed.digest} already\n`);
+        // An archive saved without a name (docker save IMAGE_ID) is named by its digest alone.
+        const name = committed.name.startsWith('sha256:') ? 'image' : committed.name;
+        process.stdout.write(`${name}@${committed.digest}\n`);
+      } finally {
+        await archive.cleanup();
+      }
+    }));
+
+  image
+    .command('ls')
+    .description("the key's owner's images in the grid: name, digest, size, and the nodes whose blueprints pin them")
+    .requiredOption('--key <file>', 'the owner\'s key file')
+    .option(...nodeOption)
+    .option('--json', 'print the API answer as JSON')
+    .action(action(async (opts: { key: string; node?: string; json?: boolean }) => {
+      const owner = inFile(opts.key, () => readSigningKey(opts.key));
+      const images = await new NodeClient(nodeUrl(opts.node), opts.key).images(owner);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(images, null, 2) + '\n');
+        return;
+      }
+      const table = new Table({ head: ['NAME', 'DIGEST', 'SIZE', 'PUSHED', 'PINNED ON'], style: { head: [], border: [] } });
+      for (const i of images) table.push([i.name, i.digest, mib(i.size), age(i.pushedAt), i.usedBy.map((u) => u.node).join(', ') || '-']);
+      process.stdout.write(images.length ? table.toString() + '\n' : 'no images of this owner in the grid\n');
+    }));
+}

@@ -1,0 +1,85 @@
+// Pinned images (`name@sha256:DIGEST`): the owner must have the image in the grid's
+// image store; a node that lacks it fetches the archive, checks it against the digest
+// and only then loads it. Anything that does not match is refused on the workload
+// (`image digest mismatch`) and never loaded, never run.
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import type { PinnedImage } from '../../blueprints/image-ref.ts';
+import { WorkloadSpecError, type ImageSource } from '../contract.ts';
+import type { KeyedLock } from '../keyed-lock.ts';
+import { ImageArchiveError, readImageArchive } from './archive.ts';
+import { isPresent, loadImageStream } from './images.ts';
+
+export interface PinnedImageContext {
+  docker: Docker;
+  /** The grid's images; none: a pinned image must be on the node already. */
+  source: ImageSource | undefined;
+  /** Where fetched archives wait for their check and load. */
+  dir: string;
+  /** By digest: one fetch and load of an image at a time. */
+  fetches: KeyedLock;
+}
+
+/** Makes pinned image `image` of `owner` present for `workload`, or throws WorkloadSpecError saying why not. */
+export async function ensurePinnedImage(ctx: PinnedImageContext, workload: string, owner: string, image: PinnedImage): Promise<void> {
+  const { digest } = image;
+  const missing = (why: string) => new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${why}`);
+  if (ctx.source && !(await ctx.source.has(owner, digest))) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
+  if (await isPresent(ctx.docker, digest)) return;
+  const source = ctx.source;
+  if (!source) throw missing('is not on this node, which has no grid image store');
+  await ctx.fetches.run(digest, async () => {
+    if (await isPresent(ctx.docker, digest)) return;
+    await mkdir(ctx.dir, { recursive: true, mode: 0o700 });
+    const path = join(ctx.dir, `${randomBytes(8).toString('hex')}.tar`);
+    try {
+      if (!(await source.fetch(owner, digest, path))) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
+      const archive = await readImageArchive(createReadStream(path)).catch((err: unknown) => {
+        if (err instanceof ImageArchiveError) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} does not check (${err.message}); not run`);
+        throw err;
+      });
+      if (archive.digest !== digest) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} holds ${archive.digest}; not run`);
+      await loadImageStream(ctx.docker, untagged(path));
+      if (!(await isPresent(ctx.docker, digest))) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: dockerd loaded the archive of ${digest} as another image; not run`);
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+}
+
+/**
+ * The archive at `path` without its names (manifest.json's RepoTags, the legacy
+ * `repositories` file): loaded with them, an owner's image would take a name other
+ * owners' unpinned workloads use (`zone/busybox`). A pinned image is run by its ID.
+ */
+function untagged(path: string): Readable {
+  const extract = tar.extract();
+  const pack = tar.pack();
+  extract.on('entry', (header, stream, next) => {
+    if (header.name === 'repositories') {
+      stream.on('end', next).resume();
+      return;
+    }
+    if (header.name !== 'manifest.json') {
+      pipeline(stream, pack.entry(header)).then(() => next(), next);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk) => chunks.push(chunk as Buffer));
+    stream.on('end', () => {
+      // Checked by readImageArchive before: JSON with one image.
+      const manifest = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>[]).map((image) => ({ ...image, RepoTags: null }));
+      pack.entry({ ...header, size: undefined }, JSON.stringify(manifest), next);
+    });
+  });
+  extract.on('finish', () => pack.finalize());
+  extract.on('error', (err) => pack.destroy(err));
+  createReadStream(path).on('error', (err) => extract.destroy(err)).pipe(extract);
+  return pack as unknown as Readable; // tar-stream's Pack is a streamx Readable, which dockerode pipes like a Node one
+}
