@@ -313,10 +313,10 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
       const pending = volumeSteps.get(id);
       if (!want || pending?.kind === 'volume-refuse') continue;
       const o = volumes?.get(id);
-      const ready = o && o.kind === want.kind && o.releasedAt === null && o.path !== null;
+      if (!o || o.kind !== want.kind || o.releasedAt !== null || o.path === null) return null;
       // A grow that failed (in use, without CAP_SYS_RESOURCE) waits out its backoff; a replacement grows it meanwhile.
-      if (!ready || busy.has(`volume:${id}`) || (pending && ENSURING.has(pending.kind) && idle(pending))) return null;
-      paths[name] = o.path as string;
+      if (busy.has(`volume:${id}`) || (pending && ENSURING.has(pending.kind) && idle(pending))) return null;
+      paths[name] = o.path;
     }
     return paths;
   };

@@ -223,7 +223,12 @@ export class Reconciler {
       this.settle(desired.workloads, observed, stepped, busy);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
-    for (const step of steps) if (step.kind !== 'wait' && step.kind !== 'volume-keep') this.launch(step);
+    this.forgetRefusals(steps, busy);
+    for (const step of steps) {
+      // A refusal already told is not told again at every pass.
+      if (step.kind === 'wait' || step.kind === 'volume-keep' || (step.kind === 'volume-refuse' && this.refused.get(step.spec.id) === step.reason)) continue;
+      this.launch(step);
+    }
     const expiries = live.map((b) => expiryOf(b)?.getTime() ?? Infinity);
     const retries = [...this.failures.values()].map((f) => f.retryAt.getTime()).filter((t) => t > now.getTime());
     // A wait's backoff, a volume's retention (from its release or keep), an expiry, a failed step's retry.
@@ -306,6 +311,16 @@ export class Reconciler {
     } catch (err) {
       this.o.logger.warn({ error: (err as Error).message }, 'listing networks failed');
       return null;
+    }
+  }
+
+  /** A refusal holds while the plan still refuses (or its volume's step waits out a failure): a later version may undo the change. */
+  private forgetRefusals(steps: readonly Step[], busy: ReadonlySet<string>): void {
+    const stepped = new Set(steps.flatMap((s) => (s.kind.startsWith('volume-') ? [stepKey(s)] : [])));
+    for (const id of this.refused.keys()) {
+      const key = `volume:${id}`;
+      // `busy` as the plan saw it: a step that ended meanwhile was not planned.
+      if (!stepped.has(key) && !this.failures.has(key) && !busy.has(key)) this.refused.delete(id);
     }
   }
 
@@ -516,8 +531,8 @@ export class Reconciler {
       try {
         await this.volume().ensure(spec);
       } catch (err) {
-        // A change the provider refuses is told like one the plan refuses (the workloads using it fail with it).
-        if (err instanceof VolumeSpecError) return this.refuseVolume({ kind: 'volume-refuse', spec, reason: err.message });
+        // A change the provider refuses is told like one the plan refuses (the workloads using it fail with it), and tried again after a backoff.
+        if (err instanceof VolumeSpecError) await this.refuseVolume({ kind: 'volume-refuse', spec, reason: err.message });
         throw err;
       }
       this.refused.delete(spec.id);
