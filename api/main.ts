@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildServer } from './server.ts';
 import { createAppliance } from '../appliance/appliance.ts';
 import { DATA_DIR_MODE, loadNodeConfig, loadOrCreateTrustPolicy } from '../appliance/config.ts';
-import { buildDrivers, buildNetworkDriver } from '../appliance/drivers.ts';
+import { buildDrivers, buildNetworkDriver, buildVolumeProvider } from '../appliance/drivers.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { installWorkloadFirewall } from '../appliance/firewall/firewall.ts';
 import { loadOrCreateIdentity } from '../appliance/identity.ts';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true, mode: DATA_DIR_MODE });
   const node = loadOrCreateIdentity(config.dataDir).id;
   let firewall = await installWorkloadFirewall(node, config);
-  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, pseudokernel: {}, logger });
+  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, volumes: buildVolumeProvider, pseudokernel: {}, logger });
   appliance.start();
   const reads = readProtection(config, policy);
   const api = await buildServer(appliance, {

@@ -33,6 +33,11 @@ export const NodeInfoSchema = Type.Object({
     }, { description: 'what a workload driver can do (the network driver and the pseudokernel have none)' })),
   })),
   capacity: Type.Object({ total: CapacityShape, reserved: CapacityShape, free: CapacityShape }),
+  volumes: Type.Optional(Type.Object({
+    count: Type.Integer(),
+    sizeBytes: Type.Integer({ description: 'what the volumes may hold (released ones included)' }),
+    usedBytes: Type.Integer({ description: 'what they hold now' }),
+  }, { description: 'the volumes on this node (absent where the node serves none)' })),
 }, { $id: 'NodeInfo' });
 
 export const WorkloadStatusSchema = Type.Object({
@@ -57,6 +62,20 @@ export const BlueprintStatusSchema = Type.Object({
   acceptedAt: Time,
   workloads: Type.Array(Type.Ref('WorkloadStatus')),
 }, { $id: 'BlueprintStatus', description: 'the desired version and what each workload is doing; never env values or sealed fields' });
+
+export const VolumeStatusSchema = Type.Object({
+  name: Type.String(),
+  owner: Type.String(),
+  blueprint: Type.String(),
+  kind: Type.Union([Type.Literal('filesystem'), Type.Literal('block')]),
+  sizeBytes: Type.Integer(),
+  usedBytes: Type.Integer(),
+  attachedTo: Type.Array(Type.String()),
+  state: Type.Union([Type.Literal('ready'), Type.Literal('unmounted'), Type.Literal('released')]),
+  deleteAt: Nullable(Time),
+}, { $id: 'VolumeStatus', description: 'a volume on this node: size, use, the workloads that mount it, and when it goes once no blueprint lists it' });
+
+export const VolumeListSchema = Type.Object({ volumes: Type.Array(Type.Ref('VolumeStatus')) });
 
 export const BlueprintListSchema = Type.Object({ blueprints: Type.Array(Type.Ref('BlueprintStatus')) });
 
@@ -83,7 +102,7 @@ export const WorkloadParams = Type.Object({ name: Name, workload: Name });
 export const OwnerQuery = Type.Object({ owner: Type.Optional(PublicKey) });
 
 /** All schemas referenced by $id, added to the server once. */
-export const SHARED_SCHEMAS = [NodeInfoSchema, WorkloadStatusSchema, BlueprintStatusSchema, SubmitResultSchema, ZoneEventSchema];
+export const SHARED_SCHEMAS = [NodeInfoSchema, WorkloadStatusSchema, BlueprintStatusSchema, VolumeStatusSchema, SubmitResultSchema, ZoneEventSchema];
 
 // The schemas must describe what the appliance returns: a drift is a compile error.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -17,6 +17,7 @@ import { eventRoutes } from './routes/events.ts';
 import { gridRoutes } from './routes/grid.ts';
 import { imageRoutes } from './routes/images.ts';
 import { nodeRoutes } from './routes/node.ts';
+import { volumeRoutes } from './routes/volumes.ts';
 import { ownerWorkloadRoutes } from './routes/owner-workloads.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { StreamSlots } from './stream-slots.ts';
@@ -98,6 +99,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
 
   await app.register(nodeRoutes(appliance), { prefix: '/v1/node' });
   await app.register(blueprintRoutes(appliance, metrics, logFollows, options.parsing), { prefix: '/v1/blueprints' });
+  await app.register(volumeRoutes(appliance), { prefix: '/v1/volumes' });
   await app.register(eventRoutes(appliance, eventStreams), { prefix: '/v1/events' });
   await app.register(gridRoutes(appliance, options.gridFileBytes ?? DEFAULT_LIMITS.gridFileBytes), { prefix: '/v1/grid' });
   await app.register(imageRoutes(appliance), { prefix: '/v1/grid/images' });

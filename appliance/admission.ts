@@ -2,6 +2,7 @@
 // over numbers measured elsewhere (appliance/host.ts), so every case is a unit test.
 import { posix } from 'node:path';
 import { normalizeWorkload } from '../blueprints/normalize.ts';
+import { parseSize } from '../blueprints/units.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import { imageKindOf } from '../drivers/libvirt/spec.ts';
 import { ZoneError } from '../lib/errors.ts';
@@ -38,11 +39,29 @@ export function nodeReserve(total: Capacity): Capacity {
   return { cpus: 0, memoryBytes: Math.min(total.memoryBytes, Math.max(Math.round(total.memoryBytes * 0.1), 2 * GIB)), diskBytes: 0 };
 }
 
-/** What a blueprint's workloads reserve (nothing for a tombstone). */
+/** What a blueprint's workloads and volumes reserve (nothing for a tombstone). */
 export function demandOf(bp: Blueprint): Capacity {
   if (bp.delete) return ZERO;
+  const volumes = (bp.volumes ?? []).reduce((sum, v) => sum + parseSize(v.size), 0);
   return (bp.workloads ?? []).map((w) => normalizeWorkload(w)).reduce<Capacity>(
-    (sum, w) => add(sum, { cpus: w.cpus, memoryBytes: w.memoryBytes, diskBytes: w.diskBytes }), ZERO);
+    (sum, w) => add(sum, { cpus: w.cpus, memoryBytes: w.memoryBytes, diskBytes: w.diskBytes }), { ...ZERO, diskBytes: volumes });
+}
+
+/**
+ * Refuses a version that shrinks a volume the stored version declares: ext4 and qcow2
+ * do not shrink safely under data, so a smaller size is a mistake to say at once.
+ */
+export function checkVolumeSizes(bp: Blueprint, stored: Blueprint | null): void {
+  if (bp.delete || !stored) return;
+  (bp.volumes ?? []).forEach((v, i) => {
+    const before = stored.volumes?.find((o) => o.name === v.name);
+    if (before && parseSize(v.size) < parseSize(before.size)) {
+      throw new ZoneError('INVALID', `volume ${v.name}: size ${v.size} is smaller than ${before.size} of version ${stored.version}; a volume grows but never shrinks (declare a new volume to start smaller)`, `/volumes/${i}/size`);
+    }
+    if (before && (before.kind ?? 'filesystem') !== (v.kind ?? 'filesystem')) {
+      throw new ZoneError('INVALID', `volume ${v.name}: kind ${v.kind ?? 'filesystem'} differs from ${before.kind ?? 'filesystem'} of version ${stored.version}; a volume keeps its kind (declare a new volume)`, `/volumes/${i}/kind`);
+    }
+  });
 }
 
 export interface CapacityView {
@@ -151,7 +170,7 @@ export function checkPolicy(bp: Blueprint, policy: NodePolicy): void {
     if (w.privileged && !policy.privileged) refuse(`${at}/privileged`, `workload ${w.name}: privileged mode`, 'policy.privileged is false');
     if (w.hostNetwork && !policy.hostNetwork) refuse(`${at}/hostNetwork`, `workload ${w.name}: the host network`, 'policy.hostNetwork is false');
     (w.mounts ?? []).forEach((m, j) => {
-      if (!policy.hostMounts.some((prefix) => under(m.source, prefix))) {
+      if (m.source !== undefined && !policy.hostMounts.some((prefix) => under(m.source ?? '', prefix))) {
         refuse(`${at}/mounts/${j}/source`, `workload ${w.name}: host mount ${m.source}`, `allowed: ${policy.hostMounts.join(', ') || 'none'}`);
       }
     });
@@ -176,6 +195,7 @@ export function checkPolicy(bp: Blueprint, policy: NodePolicy): void {
 export function admitBlueprint(bp: Blueprint, ctx: { total: Capacity; overcommit: Overcommit; policy: NodePolicy; admitted: readonly Blueprint[] }): void {
   if (bp.delete) return;
   const others = ctx.admitted.filter((o) => !(o.owner === bp.owner && o.name === bp.name) && !o.delete);
+  checkVolumeSizes(bp, ctx.admitted.find((o) => o.owner === bp.owner && o.name === bp.name) ?? null);
   checkPolicy(bp, ctx.policy);
   checkPorts(bp, others);
   checkCapacity(bp, capacityView(ctx.total, ctx.overcommit, others));

@@ -11,7 +11,7 @@ import { restartPath } from './pseudokernel/proc/node-control.ts';
 import type { TrustPolicy } from '../blueprints/policy.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import type { Driver, DriverContext } from '../drivers/contract.ts';
-import type { NetworkDriver } from '../drivers/contract.ts';
+import type { NetworkDriver, ObservedVolume, VolumeProvider } from '../drivers/contract.ts';
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
@@ -31,7 +31,8 @@ import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudoke
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import { lazyImageSource, openNodeImages } from './images/node-images.ts';
 import type { ImageService } from './images/service.ts';
-import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, WorkloadStatus, ZoneEvent } from './types.ts';
+import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
+import { volumesOf } from './engine/volumes.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -42,6 +43,8 @@ export interface ApplianceOptions {
   drivers: (ctx: DriverContext) => Driver[];
   /** The overlay network driver (see appliance/drivers.ts); none: blueprints' networks are not made here. */
   networks?: (ctx: DriverContext) => NetworkDriver;
+  /** The volume provider (see appliance/drivers.ts); none: blueprints' volumes are not made here. */
+  volumes?: (ctx: DriverContext) => VolumeProvider;
   /**
    * Runs the pseudokernel (a local nats-server at `config.nats`; the workloads' process
    * rows, a /zone in every container, the blueprints' pipes); none: the node runs without
@@ -116,6 +119,7 @@ export class ZoneAppliance implements Appliance {
         ...(this.pseudokernel ? [this.pseudokernel.fingerprint()] : []),
       ],
       capacity: { total: view.total, reserved: view.reserved, free: view.free },
+      ...(this.reconciler.volumes ? { volumes: await this.volumeTotals() } : {}),
     };
   }
 
@@ -157,6 +161,29 @@ export class ZoneAppliance implements Appliance {
   listBlueprints(): BlueprintStatus[] {
     const statuses = [...this.reconciler.statuses().values()];
     return this.store.blueprints().map((b) => this.blueprintStatus(b, statuses));
+  }
+
+  /** Every volume here with the bytes its data uses. */
+  private async volumesHere(): Promise<(ObservedVolume & { usedBytes: number })[]> {
+    const provider = this.reconciler.volumes;
+    if (!provider) return [];
+    return Promise.all((await provider.list()).map(async (v) => ({ ...v, usedBytes: await provider.usage(v.id).catch(() => 0) })));
+  }
+
+  private async volumeTotals(): Promise<NonNullable<NodeInfo['volumes']>> {
+    const volumes = await this.volumesHere().catch(() => []);
+    return { count: volumes.length, sizeBytes: volumes.reduce((n, v) => n + v.sizeBytes, 0), usedBytes: volumes.reduce((n, v) => n + v.usedBytes, 0) };
+  }
+
+  async listVolumes(owner?: string): Promise<VolumeStatus[]> {
+    const desired = desiredWorkloads(this.identity.id, this.liveStored());
+    const retentionMs = this.options.config.volumes.retentionMs;
+    return (await this.volumesHere()).filter((v) => owner === undefined || v.owner === owner).map((v) => ({
+      name: v.volume, owner: v.owner, blueprint: v.blueprint, kind: v.kind, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes,
+      attachedTo: desired.filter((d) => d.owner === v.owner && d.blueprint === v.blueprint && volumesOf(d).includes(v.volume)).map((d) => d.workload),
+      state: v.releasedAt !== null ? 'released' : v.path === null ? 'unmounted' : 'ready',
+      deleteAt: v.releasedAt === null ? null : new Date(new Date(v.releasedAt).getTime() + retentionMs).toISOString(),
+    }));
   }
 
   getBlueprint(name: string, owner?: string): BlueprintStatus | null {
@@ -265,8 +292,12 @@ export class ZoneAppliance implements Appliance {
 
   /** What admitted blueprints reserve: neither tombstones nor expired ones hold capacity. */
   private liveDocuments(): Blueprint[] {
+    return this.liveStored().map((b) => b.document);
+  }
+
+  private liveStored(): StoredBlueprint[] {
     const now = this.now();
-    return this.store.blueprints().filter((b) => isLive(b, now)).map((b) => b.document);
+    return this.store.blueprints().filter((b) => isLive(b, now));
   }
 
   private blueprintStatus(b: StoredBlueprint, records: readonly WorkloadRecord[]): BlueprintStatus {
@@ -305,6 +336,7 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;
+  const volumes = options.volumes?.(ctx) ?? null;
   let pseudokernel: Pseudokernel | null = null;
   if (options.pseudokernel) {
     pseudokernel = new Pseudokernel({
@@ -321,6 +353,7 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
   // The pseudokernel is the provider of /zone mounts and pipe ends the engine plans.
   const reconciler = new Reconciler({
     node: identity.id, store, drivers, events: eventLog, logger, ...(networks ? { networks } : {}),
+    ...(volumes ? { volumes: { provider: volumes, retentionMs: config.volumes.retentionMs } } : {}),
     resyncMs: config.reconcile.resyncMs, concurrency: config.reconcile.concurrency,
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.clock ? { clock: options.clock } : {}),

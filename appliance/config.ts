@@ -11,6 +11,7 @@ import { generateSigningKeyPair } from '../lib/ed25519.ts';
 import { PUBLIC_KEY_PATTERN } from '../lib/ed25519.ts';
 import { loadTrustPolicy, type TrustPolicy } from '../blueprints/policy.ts';
 import { ZoneError } from '../lib/errors.ts';
+import { DURATION_PATTERN, parseDuration } from '../blueprints/units.ts';
 import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/nats/owner-quota.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats/server-config.ts';
 import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
@@ -86,6 +87,9 @@ export const NodeConfigFile = Type.Object({
     imageStoreBytes: Type.Optional(Type.Integer({ minimum: 16 * MIB, description: "max_bytes of the grid's image store (every owner's pushed images)" })),
     ownerImageBytes: Type.Optional(Type.Integer({ minimum: MIB, description: 'bytes of images one owner may store in the grid' })),
   }, { additionalProperties: false, description: 'bounds of streams, storage and open files; see "Limits" in the README' })),
+  volumes: Type.Optional(Type.Object({
+    retention: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how long a volume no blueprint lists any more keeps its data before it is deleted (default 24h); listed again within it, the data returns' })),
+  }, { additionalProperties: false, description: 'the blueprints\' volumes on this node' })),
   images: Type.Optional(Type.Object({
     gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store (default 1 day)' })),
   }, { additionalProperties: false, description: 'the grid\'s image store' })),
@@ -110,6 +114,8 @@ export interface NodeConfig {
   /** The node's services workloads may reach; the others' ports are closed to them. */
   firewall: { open: OpenableService[] };
   limits: NodeLimits;
+  /** How long a released volume keeps its data. */
+  volumes: { retentionMs: number };
   /** The grid's image store: how long an image no blueprint pins stays. */
   images: { gcGraceMs: number };
   logLevel: string;
@@ -151,6 +157,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
 };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
+export const DEFAULT_VOLUME_RETENTION = '24h';
 const DEFAULT_NATS_LISTEN = '127.0.0.1:4222';
 export const TRUST_POLICY_FILE = 'trust-policy.json';
 export const OPERATOR_KEY_FILE = 'operator.key';
@@ -213,6 +220,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     nats: natsOf(file.nats, filePath, env.ZONE_NATS_LISTEN, dataDir),
     firewall: { open: file.firewall?.open ?? [] },
     limits: limitsOf(file.limits, filePath),
+    volumes: { retentionMs: parseDuration(file.volumes?.retention ?? DEFAULT_VOLUME_RETENTION) },
     images: { gcGraceMs: (file.images?.gcGraceSeconds ?? 86_400) * 1000 },
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };

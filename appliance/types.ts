@@ -68,6 +68,23 @@ export interface NodeInfo {
   uptimeSeconds: number;
   drivers: Fingerprint[];
   capacity: { total: Capacity; reserved: Capacity; free: Capacity };
+  /** The volumes on this node: their sizes and what they hold (absent where the node serves none). */
+  volumes?: { count: number; sizeBytes: number; usedBytes: number };
+}
+
+/** A volume on this node: whose it is, how big, who mounts it, and when it goes when no blueprint lists it. */
+export interface VolumeStatus {
+  name: string;
+  owner: string;
+  blueprint: string;
+  kind: 'filesystem' | 'block';
+  sizeBytes: number;
+  usedBytes: number;
+  /** The desired workloads of its blueprint that mount it (or take it as a disk). */
+  attachedTo: string[];
+  /** ready: mounted (or a disk file) and listed; unmounted: listed, not mounted yet; released: no longer listed, kept until deleteAt. */
+  state: 'ready' | 'unmounted' | 'released';
+  deleteAt: string | null;
 }
 
 export interface SubmitResult {
@@ -116,6 +133,8 @@ export interface Appliance {
   /** What a blueprint must meet here (trust policy, node id), for checks made before submit(): the API verifies bodies in worker threads. */
   verificationContext(): { policy: TrustPolicy; nodeId: string };
   listBlueprints(): BlueprintStatus[];
+  /** The volumes on this node (of one owner when given), with what they use. */
+  listVolumes(owner?: string): Promise<VolumeStatus[]>;
   /** By name; `owner` narrows when two owners use the same name. */
   getBlueprint(name: string, owner?: string): BlueprintStatus | null;
   /** Stored events after `after` (a seq), oldest first. */

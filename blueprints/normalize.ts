@@ -59,6 +59,14 @@ export interface NormalizedWorkload {
    */
   stdin?: 'pipe';
   stdout?: 'pipe';
+  /**
+   * The blueprint's filesystem volumes mounted in a container, and a VM's block volumes
+   * (virtio disks, in order). Absent when none, so the hashes of workloads without
+   * volumes stay what they were. A volume's size is not here: growing it changes no
+   * workload.
+   */
+  volumeMounts?: { volume: string; target: string; readOnly: boolean }[];
+  disks?: { volume: string }[];
 }
 
 /** `networks`: the blueprint's declared networks, which the workload's attachments name. */
@@ -93,10 +101,17 @@ export function normalizeWorkload(w: Workload, networks: readonly Network[] = []
     privileged: w.privileged ?? false,
     capabilities: [...new Set(w.capabilities ?? [])].sort(),
     hostNetwork: w.hostNetwork ?? false,
-    mounts: (w.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly ?? false })),
+    mounts: (w.mounts ?? []).flatMap((m) => (m.source === undefined ? [] : [{ source: m.source, target: m.target, readOnly: m.readOnly ?? false }])),
     devices: [...new Set(w.devices ?? [])].sort(),
     readOnlyRootfs: w.readOnlyRootfs ?? false,
+    ...volumesOf(w),
   };
+}
+
+function volumesOf(w: Workload): Pick<NormalizedWorkload, 'volumeMounts' | 'disks'> {
+  const volumeMounts = (w.mounts ?? []).flatMap((m) => (m.volume === undefined ? [] : [{ volume: m.volume, target: m.target, readOnly: m.readOnly ?? false }]));
+  const disks = w.kind === 'vm' ? (w.disks ?? []).map((d) => ({ volume: d.volume })) : [];
+  return { ...(volumeMounts.length ? { volumeMounts } : {}), ...(disks.length ? { disks } : {}) };
 }
 
 /** sha256 (hex) of the canonical JSON of a normalised workload: equal specs, equal hashes. */

@@ -75,10 +75,28 @@ export const PublishedPort = Type.Object({
   protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
 }, strict);
 
-export const HostMount = Type.Object({
-  source: Type.String({ pattern: '^/', maxLength: 4096 }),
+/** A host path (`source`, which the node policy must allow) or one of the blueprint's volumes (`volume`): exactly one of them. */
+export const Mount = Type.Object({
+  source: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096, description: 'a host path the node policy allows' })),
+  volume: Type.Optional(Type.String({ pattern: NAME_PATTERN, maxLength: 63, description: 'the name of a filesystem volume of this blueprint' })),
   target: Type.String({ pattern: '^/', maxLength: 4096 }),
   readOnly: Type.Optional(Type.Boolean()),
+}, strict);
+
+/** A block volume of the blueprint given to a VM as a virtio disk (vdb, vdc, ... in order). */
+export const Disk = Type.Object({
+  volume: Name,
+}, strict);
+
+/**
+ * Data that outlives its workloads: made before the first workload that uses it, kept
+ * when they are replaced or removed, deleted a retention period after a later version
+ * (or the tombstone) no longer lists it.
+ */
+export const Volume = Type.Object({
+  name: Name,
+  size: Type.String({ pattern: SIZE_PATTERN, description: 'bytes, with an optional unit: K M G T Ki Mi Gi Ti; may grow in a later version, never shrink' }),
+  kind: Type.Optional(Type.Union([Type.Literal('filesystem'), Type.Literal('block')], { description: 'filesystem (ext4, mounted into containers; the default) or block (a qcow2, a VM\'s virtio disk)' })),
 }, strict);
 
 export const RestartPolicy = Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')]);
@@ -98,7 +116,7 @@ const workloadFields = {
   privileged: Type.Optional(Type.Boolean()),
   capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z_]{2,32}$' }), { maxItems: 64 })),
   hostNetwork: Type.Optional(Type.Boolean()),
-  mounts: Type.Optional(Type.Array(HostMount, { maxItems: 32 })),
+  mounts: Type.Optional(Type.Array(Mount, { maxItems: 32 })),
   devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/', maxLength: 256 }), { maxItems: 32 })),
   readOnlyRootfs: Type.Optional(Type.Boolean()),
 };
@@ -108,6 +126,7 @@ export const VmWorkload = Type.Object({
   ...workloadFields,
   kind: Type.Literal('vm'),
   vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  disks: Type.Optional(Type.Array(Disk, { maxItems: 16 })),
 }, strict);
 export const Workload = Type.Union([ContainerWorkload, VmWorkload]);
 
@@ -135,6 +154,7 @@ export const Blueprint = Type.Object({
   expires: Type.Optional(Type.String({ format: 'date-time', maxLength: 64 })),
   delete: Type.Optional(Type.Boolean({ description: 'a tombstone: removes every workload of this blueprint' })),
   networks: Type.Optional(Type.Array(Network, { maxItems: 16 })),
+  volumes: Type.Optional(Type.Array(Volume, { maxItems: 32 })),
   workloads: Type.Optional(Type.Array(Workload, { maxItems: 256 })),
   pipes: Type.Optional(Type.Array(Pipe, { maxItems: 256 })),
   signatures: Type.Optional(Type.Array(Signature, { maxItems: 32 })),
@@ -146,6 +166,8 @@ export type ContainerWorkload = Static<typeof ContainerWorkload>;
 export type VmWorkload = Static<typeof VmWorkload>;
 export type Network = Static<typeof Network>;
 export type Pipe = Static<typeof Pipe>;
+export type Volume = Static<typeof Volume>;
+export type Mount = Static<typeof Mount>;
 export type Signature = Static<typeof Signature>;
 export type Health = Static<typeof Health>;
 export type RestartPolicy = Static<typeof RestartPolicy>;

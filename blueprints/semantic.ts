@@ -3,6 +3,7 @@
 // in the current (bound) format.
 import { SEALED_PATTERN, type Blueprint } from './schema.ts';
 import { isUnboundSealed } from './seal.ts';
+import { parseSize } from './units.ts';
 import { sealedFields } from './sealed-fields.ts';
 import type { Problem } from './validate.ts';
 
@@ -32,12 +33,13 @@ export function semanticProblems(bp: Blueprint): Problem[] {
   const pipes = bp.pipes ?? [];
 
   if (bp.delete) {
-    for (const key of ['workloads', 'networks', 'pipes'] as const) {
+    for (const key of ['workloads', 'networks', 'pipes', 'volumes'] as const) {
       if ((bp[key] ?? []).length) problems.push({ field: `/${key}`, message: `a tombstone (delete: true) has no ${key}` });
     }
   }
   problems.push(...duplicates(networks.map((n) => n.name), '/networks', 'network'));
   problems.push(...duplicates(workloads.map((w) => w.name), '/workloads', 'workload'));
+  problems.push(...volumeProblems(bp));
 
   const subnets = new Map<string, Cidr>();
   const listenPorts = new Map<number, string>();
@@ -115,5 +117,52 @@ export function semanticProblems(bp: Blueprint): Problem[] {
       problems.push({ field: pointer, message: `sealed in the old format (v1), not bound to where it may be used: re-seal it with zone seal --owner OWNER --node NODE --blueprint ${bp.name} --field ${field}` });
     }
   }
+  return problems;
+}
+
+/** The smallest volume: ext4 needs room for its journal and tables. */
+export const MIN_VOLUME_BYTES = 16 * 2 ** 20;
+
+/**
+ * Volumes and what names them: sizes, mounts (a host path or a filesystem volume of this
+ * blueprint, one per target) and VM disks (block volumes, each given to one workload).
+ * A blueprint names only its own volumes, so it can never reach another owner's.
+ */
+function volumeProblems(bp: Blueprint): Problem[] {
+  const problems: Problem[] = [];
+  const volumes = bp.volumes ?? [];
+  problems.push(...duplicates(volumes.map((v) => v.name), '/volumes', 'volume'));
+  const kinds = new Map(volumes.map((v) => [v.name, v.kind ?? 'filesystem']));
+  volumes.forEach((v, i) => {
+    if (parseSize(v.size) < MIN_VOLUME_BYTES) problems.push({ field: `/volumes/${i}/size`, message: `a volume is at least 16Mi (${MIN_VOLUME_BYTES} bytes)` });
+  });
+  const declared = () => [...kinds.keys()].join(', ') || 'none';
+  const diskOf = new Map<string, string>();
+  (bp.workloads ?? []).forEach((w, i) => {
+    const targets = new Set<string>();
+    (w.mounts ?? []).forEach((m, j) => {
+      const field = `/workloads/${i}/mounts/${j}`;
+      if ((m.source === undefined) === (m.volume === undefined)) problems.push({ field, message: 'a mount has either source (a host path) or volume (a volume of this blueprint), not both and not neither' });
+      if (m.volume !== undefined) {
+        const kind = kinds.get(m.volume);
+        if (w.kind === 'vm') problems.push({ field: `${field}/volume`, message: 'a VM takes volumes as disks (disks: [{ volume }]), not as mounts' });
+        else if (!kind) problems.push({ field: `${field}/volume`, message: `volume "${m.volume}" is not declared in volumes (declared: ${declared()})` });
+        else if (kind !== 'filesystem') problems.push({ field: `${field}/volume`, message: `volume "${m.volume}" is a block volume: only a VM takes it, as a disk` });
+      }
+      if (targets.has(m.target)) problems.push({ field: `${field}/target`, message: `${m.target} is already the target of another mount of workload ${w.name}` });
+      targets.add(m.target);
+    });
+    if (w.kind !== 'vm') return;
+    (w.disks ?? []).forEach((d, j) => {
+      const field = `/workloads/${i}/disks/${j}/volume`;
+      const kind = kinds.get(d.volume);
+      if (!kind) problems.push({ field, message: `volume "${d.volume}" is not declared in volumes (declared: ${declared()})` });
+      else if (kind !== 'block') problems.push({ field, message: `volume "${d.volume}" is a filesystem volume: a VM's disk is a block volume (kind: block)` });
+      const other = diskOf.get(d.volume);
+      // qemu locks its disk images: one VM at a time.
+      if (other !== undefined) problems.push({ field, message: `volume "${d.volume}" is already a disk of workload ${other} (a block volume belongs to one VM)` });
+      diskOf.set(d.volume, w.name);
+    });
+  });
   return problems;
 }

@@ -1,7 +1,7 @@
 // The HTTP client of the node API, for the `zone` commands: typed calls, API errors
 // turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
 import { createParser } from 'eventsource-parser';
-import type { BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../appliance/types.ts';
+import type { BlueprintStatus, NodeInfo, SubmitResult, VolumeStatus, ZoneEvent } from '../appliance/types.ts';
 import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/interfaces.ts';
 import type { SigningKeyPair } from '../lib/ed25519.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../lib/tokens.ts';
@@ -54,6 +54,10 @@ export class NodeClient {
 
   async blueprints(): Promise<BlueprintStatus[]> {
     return (await this.json<{ blueprints: BlueprintStatus[] }>('GET', '/v1/blueprints')).blueprints;
+  }
+
+  async volumes(owner?: string): Promise<VolumeStatus[]> {
+    return (await this.json<{ volumes: VolumeStatus[] }>('GET', `/v1/volumes${owner ? `?owner=${encodeURIComponent(owner)}` : ''}`)).volumes;
   }
 
   blueprint(name: string, owner?: string): Promise<BlueprintStatus> {

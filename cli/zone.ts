@@ -15,6 +15,7 @@ import * as shell from './commands/shell.ts';
 import * as sign from './commands/sign.ts';
 import * as status from './commands/status.ts';
 import * as verify from './commands/verify.ts';
+import * as volume from './commands/volume.ts';
 
 const program = new Command('zone')
   .description('Zone: sign blueprints and drive Zone nodes')
@@ -38,6 +39,7 @@ const commands: { register(program: Command): void }[] = [
   sign,
   status,
   verify,
+  volume,
 ];
 
 for (const c of commands) c.register(program);

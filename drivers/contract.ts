@@ -32,6 +32,12 @@ export interface WorkloadSpec extends WorkloadIdentity {
    */
   zoneMount?: string;
   /**
+   * The host paths of the workload's volumes by volume name (a mounted directory for a
+   * filesystem volume, a disk image for a block one), which the engine ensured before
+   * asking the driver. Like zoneMount, not part of the spec hash.
+   */
+  volumePaths?: Readonly<Record<string, string>>;
+  /**
    * A VM's plugs into its networks on this host, one per `definition.networks` entry in
    * its order: made by the network driver (`NetworkDriver.attachVm`) before the VM
    * starts. Not part of the spec hash either.
@@ -312,6 +318,74 @@ export interface NetworkDriver {
   attachVm(spec: NetworkSpec, vm: { workload: string; ip: string }): Promise<VmLink>;
   /** Removes the container's interface from the network; idempotent. */
   detachContainer(spec: NetworkSpec, ip: string): Promise<void>;
+}
+
+// Volumes are data that outlives workloads: neither workloads nor networks, so they have
+// their own small interface. The engine ensures a workload's volumes before its driver
+// makes it and gives the driver their host paths in the spec (`volumePaths`): drivers
+// never talk to the volume provider.
+
+/** Whose volume it is. Kept beside the volume's data so `list()` finds ours after a restart. */
+export interface VolumeIdentity {
+  node: string;
+  /** The owner's public key (`ed25519:...`). */
+  owner: string;
+  blueprint: string;
+  /** The volume's name in the blueprint. */
+  volume: string;
+}
+
+export type VolumeKind = 'filesystem' | 'block';
+
+/** One volume the engine asks the provider to make real (or grow) on this node. */
+export interface VolumeSpec extends VolumeIdentity {
+  /** `volumeId(identity)`: `zv-` and 32 hex (128 bits of the identity's hash). */
+  id: string;
+  kind: VolumeKind;
+  sizeBytes: number;
+}
+
+/** What the provider sees of one volume it manages. */
+export interface ObservedVolume extends VolumeIdentity {
+  id: string;
+  kind: VolumeKind;
+  sizeBytes: number;
+  /**
+   * Where a workload finds it on the host: the mounted directory (filesystem, null while
+   * not mounted) or the disk image file (block).
+   */
+  path: string | null;
+  /** When it stopped being wanted (ISO 8601): deleted a retention period later; null while wanted. */
+  releasedAt: string | null;
+}
+
+/** Raised when a volume cannot be made as written (shrink, another kind): not retried fast. */
+export class VolumeSpecError extends Error {
+  readonly code = 'VOLUME_SPEC';
+  constructor(readonly volume: string, readonly field: string, reason: string) {
+    super(`volume ${volume}: ${field}: ${reason}`);
+    this.name = 'VolumeSpecError';
+  }
+}
+
+export interface VolumeProvider {
+  readonly kind: 'volume';
+  fingerprint(): Promise<Fingerprint>;
+  /**
+   * Idempotent: creates it when missing, mounts it when not mounted (after a reboot),
+   * grows it when `sizeBytes` is larger, clears a release; refuses (VolumeSpecError) a
+   * smaller size or another kind. Returns what is there, with its path.
+   */
+  ensure(spec: VolumeSpec): Promise<ObservedVolume>;
+  /** Marks it as no longer wanted since `at` (kept, data and all, until removed); idempotent. */
+  release(id: string, at: Date): Promise<void>;
+  inspect(id: string): Promise<ObservedVolume | null>;
+  /** Every volume this provider manages on its node. */
+  list(): Promise<ObservedVolume[]>;
+  /** Unmounts it and deletes its data; idempotent. */
+  remove(id: string): Promise<void>;
+  /** Bytes its data uses now (what the workload wrote; at most its size). */
+  usage(id: string): Promise<number>;
 }
 
 /** Where a VM plugs into one network on this host: what its driver needs for the interface. */

@@ -60,3 +60,8 @@ export function nameClash(spec: WorkloadSpec, thing: string, holder: WorkloadIde
   const other = holder ? `records ${describeWorkload(holder)}` : 'records no zone identity';
   return new WorkloadSpecError(spec.workload, 'name', `${spec.id} is wanted by ${describeWorkload(spec)}, but the ${thing} of that name ${other}; it is left alone`);
 }
+
+/** `zv-` and 32 hex of the volume identity's digest: a file name, never two owners' alike. */
+export function volumeId(node: string, owner: string, blueprint: string, volume: string): string {
+  return `zv-${identityDigest('volume', [node, owner, blueprint, volume]).slice(0, NAME_HASH_HEX)}`;
+}

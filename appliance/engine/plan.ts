@@ -2,22 +2,26 @@
 // report and what the engine remembers, the steps that bring reality to the blueprints.
 // No I/O and no clock of its own (time is an argument), so every case is a table test.
 //
-// One plan over a small graph of resources: network -> workload -> mount / pipe end.
+// One plan over a small graph of resources: network / volume -> workload -> mount / pipe end.
 // A dependency is planned, not hoped for: a step whose dependency is not ready yet is
 // held (the dependency's own step is planned instead), and the pass that follows the
 // dependency's step plans it. So a VM's bridge exists before the VM is made, a
-// container's /zone is mounted before it is made, a container is joined to its network
+// workload's volumes before it is made, a container's /zone is mounted before it is made, a container is joined to its network
 // once it runs, a pipe end runs once its workload exists; removal goes in reverse
-// (pipe ends, then the workload, then its mount and its blueprint's networks).
+// (pipe ends, then the workload, then its mount, its blueprint's networks and, once
+// their retention is over, its released volumes).
 //
 // A running workload whose spec hash matches plans no step: after an appliance
 // restart it is adopted as it is, not restarted.
 import { createHash } from 'node:crypto';
 import {
-  pipeEndKey, type ContainerAttachment, type NetworkSpec, type ObservedWorkload, type PipeEnd, type VmLink, type WorkloadIdentity, type WorkloadSpec,
+  pipeEndKey, type ContainerAttachment, type NetworkSpec, type ObservedVolume, type ObservedWorkload, type PipeEnd, type VmLink, type VolumeSpec,
+  type WorkloadIdentity, type WorkloadSpec,
 } from '../../drivers/contract.ts';
+import { volumeId } from '../../drivers/names.ts';
 import type { WorkloadRecord } from '../store.ts';
 import { DEFAULT_BACKOFF, ranStably, restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
+import { blueprintKey, ENSURING, planVolumes, volumesOf, type VolumeStep } from './volumes.ts';
 
 /**
  * On a start or restart that brings back a failed workload: the backoff exponent it
@@ -58,7 +62,9 @@ export type Step =
   /** Unmount the /zone of a workload that is gone. */
   | { kind: 'unmount'; id: string }
   /** Run exactly these pipe ends from now on. */
-  | { kind: 'pipe-ends'; ends: PipeEnd[] };
+  | { kind: 'pipe-ends'; ends: PipeEnd[] }
+  /** A volume's (volumes.ts): ensure it, refuse a change, release it, keep it until its retention ends, delete it. */
+  | VolumeStep;
 
 export type StepKind = Step['kind'];
 
@@ -70,6 +76,8 @@ export interface Desired {
   pipeEnds: readonly PipeEnd[];
   /** The desired workloads (by id) that get a /zone from the mount provider. */
   mounts: ReadonlySet<string>;
+  /** The live blueprints' volumes here. */
+  volumes?: readonly VolumeSpec[];
 }
 
 /** One network as the engine sees it. */
@@ -104,6 +112,8 @@ export interface Observed {
   mountFailed?: ReadonlySet<string>;
   /** The pipe ends that run, workload id by pipeEndKey; null: no pipe-end provider, or it cannot run ends now. */
   pipeEnds?: ReadonlyMap<string, string> | null;
+  /** The volumes the volume provider manages; null: no volume provider here, or it cannot list now. */
+  volumes?: readonly ObservedVolume[] | null;
   /** Restarts asked for (by the owner), reason by workload id. */
   restartsAsked?: ReadonlyMap<string, string>;
   /** Steps other than a workload's that failed, by stepKey: not tried again before this time. */
@@ -129,6 +139,8 @@ export function stepKey(step: Step): string {
     case 'attach-container-to-network': case 'make-vm-bridge': return `${step.kind}:${linkKey(step.network.id, step.workload)}`;
     case 'unmount': return `mount:${step.id}`;
     case 'pipe-ends': return 'pipe-ends';
+    case 'volume-create': case 'volume-grow': case 'volume-reclaim': case 'volume-mount': case 'volume-refuse': return `volume:${step.spec.id}`;
+    case 'volume-release': case 'volume-keep': case 'volume-delete': return `volume:${step.id}`;
   }
 }
 
@@ -136,6 +148,8 @@ export interface PlanOptions {
   backoff?: BackoffPolicy;
   /** Keys (stepKey) with a step in flight: planned again once it ends. */
   busy?: ReadonlySet<string>;
+  /** How long a volume no blueprint lists keeps its data (default 24 h). */
+  volumeRetentionMs?: number;
 }
 
 function wantsRestart(spec: WorkloadSpec, o: ObservedWorkload): boolean {
@@ -225,15 +239,17 @@ export function planWorkloads(
   return steps;
 }
 
+const DAY_MS = 24 * 3600 * 1000;
+
 const isRunStep = (s: Step): s is RunStep => s.kind === 'create' || s.kind === 'start' || s.kind === 'restart' || s.kind === 'replace';
 
 export interface Plan {
   steps: Step[];
-  /** Workloads (by id) whose step waits for a dependency (a network, a bridge, a mount) planned first. */
+  /** Workloads (by id) whose step waits for a dependency (a network, a bridge, a volume, a mount) planned first. */
   held: Set<string>;
 }
 
-/** The whole plan: networks, workloads, their mounts and links, and the pipe ends, in dependency order. */
+/** The whole plan: networks, volumes, workloads, their mounts and links, and the pipe ends, in dependency order. */
 export function plan(desired: Desired, observed: Observed, now: Date, options: PlanOptions = {}): Plan {
   const busy = options.busy ?? new Set<string>();
   const steps: Step[] = [];
@@ -269,6 +285,42 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
     return network ? [{ network, ip: a.ip }] : [];
   });
 
+  // Volumes, beside the networks: a workload may depend on them. One of a blueprint
+  // whose workloads are on their way out (removed, or replaced) is not deleted before
+  // they are gone: they may still mount it.
+  const volumes = observed.volumes ? new Map(observed.volumes.map((v) => [v.id, v])) : null;
+  const volumeSpecs = new Map((desired.volumes ?? []).map((v) => [v.id, v]));
+  const volumeSteps = new Map<string, VolumeStep>();
+  if (observed.volumes) {
+    const hashes = new Map(desired.workloads.map((w) => [w.id, w.specHash]));
+    const holders = new Set([...observed.workloads.values()].filter((w) => hashes.get(w.id) !== w.specHash).map(blueprintKey));
+    for (const step of planVolumes(desired.volumes ?? [], observed.volumes, now, options.volumeRetentionMs ?? DAY_MS, { holders })) {
+      if ('spec' in step) volumeSteps.set(step.spec.id, step);
+      // A keep is not run: it only says when to look again.
+      if (step.kind === 'volume-keep' || idle(step)) steps.push(step);
+    }
+  }
+  /**
+   * A workload's volume paths by name; null while one is not ready (missing, released,
+   * unmounted, or its step planned or in flight). A volume that is refused or not
+   * declared is left out: the workload's step fails naming it.
+   */
+  const volumePathsOf = (spec: WorkloadSpec): Record<string, string> | null => {
+    const paths: Record<string, string> = {};
+    for (const name of volumesOf(spec)) {
+      const id = volumeId(spec.node, spec.owner, spec.blueprint, name);
+      const want = volumeSpecs.get(id);
+      const pending = volumeSteps.get(id);
+      if (!want || pending?.kind === 'volume-refuse') continue;
+      const o = volumes?.get(id);
+      if (!o || o.kind !== want.kind || o.releasedAt !== null || o.path === null) return null;
+      // A grow that failed (in use, without CAP_SYS_RESOURCE) waits out its backoff; a replacement grows it meanwhile.
+      if (busy.has(`volume:${id}`) || (pending && ENSURING.has(pending.kind) && idle(pending))) return null;
+      paths[name] = o.path;
+    }
+    return paths;
+  };
+
   // Workloads, each run step held until what it needs is there.
   const pipeHeld = new Set(observed.pipeEnds ? observed.pipeEnds.values() : []);
   for (const step of planWorkloads(desired.workloads, observed, now, options)) {
@@ -281,7 +333,15 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
       steps.push(step);
       continue;
     }
-    const spec = step.spec;
+    let spec = step.spec;
+    if (volumes && volumesOf(spec).length) {
+      const volumePaths = volumePathsOf(spec);
+      if (!volumePaths) {
+        held.add(spec.id);
+        continue;
+      }
+      spec = { ...spec, volumePaths };
+    }
     if (spec.definition.kind === 'vm' && networks) {
       const links = attachmentsOf(spec).map(({ network }) => vmLinks.get(linkKey(network.id, spec.id)));
       // The bridge step is planned below, with every VM's.
@@ -307,7 +367,7 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
         continue;
       }
     }
-    steps.push(step);
+    steps.push({ ...step, spec });
   }
 
   // Links between workloads and networks: a VM's bridge whenever it lacks one (before

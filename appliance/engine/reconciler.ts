@@ -7,9 +7,11 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import {
-  EngineUnavailableError, pipeEndKey, WorkloadSpecError,
-  type Driver, type MountProvider, type NetworkDriver, type ObservedWorkload, type PipeEndProvider, type VmLink, type WorkloadSpec,
+  EngineUnavailableError, pipeEndKey, VolumeSpecError, WorkloadSpecError,
+  type Driver, type MountProvider, type NetworkDriver, type ObservedVolume, type ObservedWorkload, type PipeEndProvider, type VmLink,
+  type VolumeProvider, type VolumeSpec, type WorkloadSpec,
 } from '../../drivers/contract.ts';
+import { volumeId } from '../../drivers/names.ts';
 import { ZoneError } from '../../lib/errors.ts';
 import type { EventLog } from '../events.ts';
 import type { Store, StoredBlueprint, WorkloadRecord } from '../store.ts';
@@ -17,10 +19,18 @@ import { DEFAULT_BACKOFF, restartDelayMs, type BackoffPolicy } from '../../lib/b
 import { desiredOf, expiryOf, isLive, type DesiredOfBlueprint } from './desired.ts';
 import { joinKey, linkKey, plan, stepKey, type Desired, type NetworkView, type Observed, type RunStep, type Step, type StepKind } from './plan.ts';
 import { next, type Outcome, type RecordIdentity } from './status.ts';
+import { desiredVolumes, volumesOf, type VolumeStep } from './volumes.ts';
 
-/** A step the loop executes (a `wait` is recorded, not executed). */
-type Action = Exclude<Step, { kind: 'wait' }>;
-type Executors = { [K in Exclude<StepKind, 'wait'>]: (step: Extract<Action, { kind: K }>) => Promise<void> };
+/** Steps that are not executed: a `wait` is recorded, a volume's `keep` only says when to look again. */
+type Unexecuted = 'wait' | 'volume-keep';
+/** A step the loop executes. */
+type Action = Exclude<Step, { kind: Unexecuted }>;
+type Executors = { [K in Exclude<StepKind, Unexecuted>]: (step: Extract<Action, { kind: K }>) => Promise<void> };
+type EnsuringStep = Extract<VolumeStep, { kind: 'volume-create' | 'volume-grow' | 'volume-reclaim' | 'volume-mount' }>;
+
+const VOLUME_DONE: Record<Exclude<VolumeStep['kind'], 'volume-keep' | 'volume-refuse'>, string> = {
+  'volume-create': 'created', 'volume-grow': 'grown', 'volume-reclaim': 'reclaimed', 'volume-mount': 'mounted', 'volume-release': 'released', 'volume-delete': 'deleted',
+};
 
 export interface ReconcilerOptions {
   node: string;
@@ -33,6 +43,8 @@ export interface ReconcilerOptions {
   mounts?: MountProvider;
   /** Runs the blueprints' pipe ends here (the pseudokernel); none: pipes are not run. */
   pipeEnds?: PipeEndProvider;
+  /** Makes the blueprints' volumes real, and how long a released one keeps its data; none: volumes are not served here. */
+  volumes?: { provider: VolumeProvider; retentionMs: number };
   events: EventLog;
   logger: Logger;
   backoff?: BackoffPolicy;
@@ -76,6 +88,12 @@ export class Reconciler {
   /** Failed steps other than a workload's, by stepKey: how often in a row, and when they may run again. */
   private readonly failures = new Map<string, { count: number; retryAt: Date }>();
   private readonly executors: Executors;
+  /** The desired volumes of the latest pass, by id: what a replacement ensures again once its old workload is gone. */
+  private volumeSpecs = new Map<string, VolumeSpec>();
+  /** The refusal told of each volume (an event once, not at every pass), by volume id. */
+  private readonly refused = new Map<string, string>();
+  /** The volume provider, if any. */
+  readonly volumes: VolumeProvider | null;
   private readonly clock: () => Date;
   /** Blueprint versions whose expiry has been told (an event), by owner/name@version. */
   private readonly expired = new Set<string>();
@@ -93,7 +111,15 @@ export class Reconciler {
       mount: (step) => this.mount(step),
       unmount: (step) => this.unmount(step),
       'pipe-ends': (step) => this.setPipeEnds(step),
+      'volume-create': (step) => this.ensureVolume(step),
+      'volume-grow': (step) => this.ensureVolume(step),
+      'volume-reclaim': (step) => this.ensureVolume(step),
+      'volume-mount': (step) => this.ensureVolume(step),
+      'volume-refuse': (step) => this.refuseVolume(step),
+      'volume-release': (step) => this.releaseVolume(step),
+      'volume-delete': (step) => this.deleteVolume(step),
     };
+    this.volumes = o.volumes?.provider ?? null;
     this.backoff = o.backoff ?? DEFAULT_BACKOFF;
     this.clock = o.clock ?? (() => new Date());
     for (const r of o.store.workloads()) this.records.set(r.id, r);
@@ -186,21 +212,27 @@ export class Reconciler {
     const observed = await this.observe(desired.workloads);
     // A step launched meanwhile sits this pass out as well.
     for (const key of this.busy) busy.add(key);
-    const { steps, held } = plan(desired, observed, now, { backoff: this.backoff, busy });
+    const { steps, held } = plan(desired, observed, now, { backoff: this.backoff, busy, ...(this.o.volumes ? { volumeRetentionMs: this.o.volumes.retentionMs } : {}) });
     // An asked restart is done by any step that makes the workload run again, and void for one no longer desired.
     const desiredIds = new Set(desired.workloads.map((w) => w.id));
     for (const id of this.restartsAsked.keys()) if (!desiredIds.has(id)) this.restartsAsked.delete(id);
     for (const step of steps) if (step.kind === 'create' || step.kind === 'replace') this.restartsAsked.delete(step.spec.id);
-    const stepped = new Set([...held, ...steps.flatMap((s) => (s.kind === 'remove' ? [s.id] : 'spec' in s ? [s.spec.id] : []))]);
+    const stepped = new Set([...held, ...steps.flatMap((s) => (s.kind === 'remove' ? [s.id] : 'spec' in s && !s.kind.startsWith('volume-') ? [s.spec.id] : []))]);
     this.o.store.transaction(() => {
       this.tellExpired(now);
       this.settle(desired.workloads, observed, stepped, busy);
       for (const step of steps) if (step.kind === 'wait') this.recordWait(step);
     });
-    for (const step of steps) if (step.kind !== 'wait') this.launch(step);
+    this.forgetRefusals(steps, busy);
+    for (const step of steps) {
+      // A refusal already told is not told again at every pass.
+      if (step.kind === 'wait' || step.kind === 'volume-keep' || (step.kind === 'volume-refuse' && this.refused.get(step.spec.id) === step.reason)) continue;
+      this.launch(step);
+    }
     const expiries = live.map((b) => expiryOf(b)?.getTime() ?? Infinity);
     const retries = [...this.failures.values()].map((f) => f.retryAt.getTime()).filter((t) => t > now.getTime());
-    const nextDue = Math.min(...steps.map((s) => (s.kind === 'wait' ? s.until.getTime() : Infinity)), ...expiries, ...retries);
+    // A wait's backoff, a volume's retention (from its release or keep), an expiry, a failed step's retry.
+    const nextDue = Math.min(...steps.map((s) => ('until' in s ? s.until.getTime() : Infinity)), ...expiries, ...retries);
     if (nextDue < Infinity) this.wakeAt(nextDue);
   }
 
@@ -216,11 +248,14 @@ export class Reconciler {
     const parts = [...cache.values()];
     const workloads = parts.flatMap((p) => p.workloads);
     const mounts = this.o.mounts;
+    const volumes = this.volumes ? desiredVolumes(this.o.node, live) : [];
+    this.volumeSpecs = new Map(volumes.map((v) => [v.id, v]));
     return {
       workloads,
       networks: parts.flatMap((p) => p.networks),
       pipeEnds: parts.flatMap((p) => p.pipeEnds),
       mounts: new Set(mounts ? workloads.filter((w) => mounts.wants(w)).map((w) => w.id) : []),
+      volumes,
     };
   }
 
@@ -242,6 +277,7 @@ export class Reconciler {
     this.unavailable.clear();
     // Beside the workload drivers, not after them: a slow network listing must not hold up a restart.
     const networks = this.observeNetworks();
+    const volumes = this.observeVolumes();
     await Promise.all([...this.o.drivers].map(async ([kind, driver]) => {
       try {
         for (const w of await driver.list(this.o.node)) workloads.set(w.id, w);
@@ -257,6 +293,7 @@ export class Reconciler {
     return {
       workloads, unavailable: new Set(this.unavailable.keys()), records: this.records,
       networks: await networks,
+      volumes: await volumes,
       vmLinks: this.vmLinks, joined: this.joined,
       mounts: this.o.mounts?.mounted() ?? null, mountFailed: this.mountFailed,
       pipeEnds: ends && new Map(ends.map((e) => [pipeEndKey(e), e.workloadId])),
@@ -273,6 +310,27 @@ export class Reconciler {
       return new Map(list.map((n) => [n.id, { owner: n.owner, blueprint: n.blueprint, up: n.up, ensured: this.ensured.get(n.id) ?? null }]));
     } catch (err) {
       this.o.logger.warn({ error: (err as Error).message }, 'listing networks failed');
+      return null;
+    }
+  }
+
+  /** A refusal holds while the plan still refuses (or its volume's step waits out a failure): a later version may undo the change. */
+  private forgetRefusals(steps: readonly Step[], busy: ReadonlySet<string>): void {
+    const stepped = new Set(steps.flatMap((s) => (s.kind.startsWith('volume-') ? [stepKey(s)] : [])));
+    for (const id of this.refused.keys()) {
+      const key = `volume:${id}`;
+      // `busy` as the plan saw it: a step that ended meanwhile was not planned.
+      if (!stepped.has(key) && !this.failures.has(key) && !busy.has(key)) this.refused.delete(id);
+    }
+  }
+
+  /** The volumes the provider manages; null when there is none or it cannot list (nothing is planned for volumes then). */
+  private async observeVolumes(): Promise<ObservedVolume[] | null> {
+    if (!this.volumes) return null;
+    try {
+      return await this.volumes.list();
+    } catch (err) {
+      this.o.logger.warn({ error: (err as Error).message }, 'listing volumes failed');
       return null;
     }
   }
@@ -350,7 +408,7 @@ export class Reconciler {
       if (recovery) this.transition(identityOf(spec), { kind: 'restarting', reason: step.reason, ...(recovery.exitCode !== undefined ? { exitCode: recovery.exitCode } : {}) });
       if (step.kind === 'restart') await driver.stop(spec.id, this.o.stopGraceMs ?? 10_000);
       if (step.kind === 'replace') await driver.remove(spec.id);
-      const o = await driver.ensure(spec);
+      const o = await driver.ensure(await this.withVolumes(spec, step.kind === 'replace'));
       this.transition(identityOf(spec), {
         kind: 'succeeded', action: step.kind, reason: step.reason, state: o.state, health: o.health, ...(recovery ? { attempt: recovery.attempt } : {}),
       });
@@ -434,6 +492,90 @@ export class Reconciler {
     await this.attempt(step, { ends: step.ends.length }, 'pipes: the local pipe ends could not be set', async () => {
       await this.o.pipeEnds?.setEnds(step.ends);
     });
+  }
+
+  /**
+   * The spec as the driver gets it: every volume it uses with its host path. The plan
+   * gave the paths; a replacement ensures its volumes again once its old workload is
+   * gone (a filesystem volume grows then, unmounted, on a host without online growth).
+   * A volume that is refused or not declared fails the workload naming it.
+   */
+  private async withVolumes(spec: WorkloadSpec, again: boolean): Promise<WorkloadSpec> {
+    const names = volumesOf(spec);
+    if (names.length === 0) return spec;
+    const paths: Record<string, string> = { ...spec.volumePaths };
+    for (const name of names) {
+      const id = volumeId(spec.node, spec.owner, spec.blueprint, name);
+      const want = this.volumeSpecs.get(id);
+      if (!want) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, `volume ${name} is not declared by blueprint ${spec.blueprint}`);
+      const refused = this.refused.get(id);
+      if (refused !== undefined) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, `volume ${name}: ${refused}`);
+      if (again && this.volumes) {
+        try {
+          const made = await this.volumes.ensure(want);
+          if (made.path !== null) paths[name] = made.path;
+        } catch (err) {
+          if (err instanceof VolumeSpecError) throw new WorkloadSpecError(spec.workload, `volumes.${name}`, err.message);
+          throw err;
+        }
+      }
+      if (paths[name] === undefined) throw new Error(`volume ${name} is not ready on this node`);
+    }
+    return { ...spec, volumePaths: paths };
+  }
+
+  private async ensureVolume(step: EnsuringStep): Promise<void> {
+    const { spec } = step;
+    await this.attempt(step, { blueprint: spec.blueprint, volume: spec.volume, step: step.kind }, `volume ${step.kind.slice('volume-'.length)} failed`, async () => {
+      this.o.logger.info({ blueprint: spec.blueprint, volume: spec.volume, reason: step.reason }, step.kind.replace('-', ' '));
+      try {
+        await this.volume().ensure(spec);
+      } catch (err) {
+        // A change the provider refuses is told like one the plan refuses (the workloads using it fail with it), and tried again after a backoff.
+        if (err instanceof VolumeSpecError) await this.refuseVolume({ kind: 'volume-refuse', spec, reason: err.message });
+        throw err;
+      }
+      this.refused.delete(spec.id);
+      this.volumeEvent(spec, step);
+    });
+  }
+
+  private async refuseVolume(step: Extract<VolumeStep, { kind: 'volume-refuse' }>): Promise<void> {
+    const { spec } = step;
+    if (this.refused.get(spec.id) === step.reason) return;
+    this.o.logger.warn({ blueprint: spec.blueprint, volume: spec.volume, reason: step.reason }, 'volume change refused');
+    this.o.store.transaction(() => {
+      this.o.events.record({ owner: spec.owner, blueprint: spec.blueprint, workload: null, from: null, to: `volume ${spec.volume}: refused`, reason: step.reason });
+      this.o.store.afterCommit(() => this.refused.set(spec.id, step.reason));
+    });
+  }
+
+  private async releaseVolume(step: Extract<VolumeStep, { kind: 'volume-release' }>): Promise<void> {
+    await this.attempt(step, { blueprint: step.identity.blueprint, volume: step.identity.volume }, 'volume release failed', async () => {
+      this.o.logger.info({ blueprint: step.identity.blueprint, volume: step.identity.volume, reason: step.reason }, 'volume release');
+      await this.volume().release(step.id, this.clock());
+      this.refused.delete(step.id);
+      this.volumeEvent(step.identity, step);
+    });
+  }
+
+  private async deleteVolume(step: Extract<VolumeStep, { kind: 'volume-delete' }>): Promise<void> {
+    await this.attempt(step, { blueprint: step.identity.blueprint, volume: step.identity.volume }, 'volume delete failed', async () => {
+      this.o.logger.info({ blueprint: step.identity.blueprint, volume: step.identity.volume, reason: step.reason }, 'volume delete');
+      await this.volume().remove(step.id);
+      this.volumeEvent(step.identity, step);
+    });
+  }
+
+  private volumeEvent(who: { owner: string; blueprint: string; volume: string }, step: { kind: keyof typeof VOLUME_DONE; reason: string }): void {
+    this.o.store.transaction(() => this.o.events.record({
+      owner: who.owner, blueprint: who.blueprint, workload: null, from: null, to: `volume ${who.volume}: ${VOLUME_DONE[step.kind]}`, reason: step.reason,
+    }));
+  }
+
+  private volume(): VolumeProvider {
+    if (!this.volumes) throw new Error('no volume provider on this node');
+    return this.volumes;
   }
 
   private network(): NetworkDriver {

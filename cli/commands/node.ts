@@ -28,6 +28,7 @@ export function register(program: Command): void {
         `cpus      total ${total.cpus}, reserved ${reserved.cpus}, free ${free.cpus}`,
         `memory    total ${gib(total.memoryBytes)}, reserved ${gib(reserved.memoryBytes)}, free ${gib(free.memoryBytes)}`,
         `disk      total ${gib(total.diskBytes)}, reserved ${gib(reserved.diskBytes)}, free ${gib(free.diskBytes)}`,
+        ...(info.volumes ? [`volumes   ${info.volumes.count}, size ${gib(info.volumes.sizeBytes)}, used ${gib(info.volumes.usedBytes)}`] : []),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     }));

@@ -51,10 +51,16 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
   if (d.ports.length > 0 && d.hostNetwork) throw fail('ports', 'on the host network the container\'s ports are the host\'s: remove ports');
   if (d.ports.length > 0 && d.networks.length > 0) throw fail('ports', 'a workload on zone networks has only overlay interfaces, so nothing can be published on the host: remove ports or networks');
 
+  const volumeMounts = (d.volumeMounts ?? []).map((m) => {
+    const source = spec.volumePaths?.[m.volume];
+    if (!source) throw fail(`mounts.${m.volume}`, `volume ${m.volume} has no path on this node (the engine ensures a workload's volumes before it asks the driver)`);
+    return { Type: 'bind' as const, Source: source, Target: m.target, ReadOnly: m.readOnly };
+  });
   if (spec.zoneMount) {
     // Docker refuses two mounts at one target, and one below /zone would be made inside the pseudokernel's file system.
-    const i = d.mounts.findIndex((m) => m.target === '/zone' || m.target.startsWith('/zone/'));
-    if (i >= 0) throw fail(`mounts[${i}].target`, `${d.mounts[i]?.target} is inside /zone, the pseudokernel's mount on this node; choose another target`);
+    const targets = [...d.mounts, ...(d.volumeMounts ?? [])].map((m) => m.target);
+    const i = targets.findIndex((t) => t === '/zone' || t.startsWith('/zone/'));
+    if (i >= 0) throw fail(`mounts[${i}].target`, `${targets[i]} is inside /zone, the pseudokernel's mount on this node; choose another target`);
   }
 
   const sealed = sealedEnvNames(spec);
@@ -87,6 +93,7 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
     PortBindings: bindings,
     Mounts: [
       ...d.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+      ...volumeMounts,
       // rslave: a mount made below it on the host later still reaches the container.
       ...(spec.zoneMount ? [{ Type: 'bind' as const, Source: spec.zoneMount, Target: '/zone', ReadOnly: false, BindOptions: { Propagation: 'rslave' as const } }] : []),
       ...(sealed.length > 0 && secretsDir ? [{ Type: 'bind' as const, Source: secretsDir, Target: SECRETS_TARGET, ReadOnly: true }] : []),

@@ -33,6 +33,11 @@ export interface DomainPlan {
   controlSocket: string;
   /** Host bridges to plug a virtio NIC into (none by default; the overlay's slot). */
   bridges: { bridge: string; mac?: string }[];
+  /**
+   * Block volumes (qcow2 files the engine made), virtio disks in this order after the
+   * boot disk: vdb, vdc, ... when it boots a disk, vda, vdb, ... when it boots a kernel.
+   */
+  volumes?: { path: string }[];
   /** A 9p share (the pseudokernel's /zone later); absent by default. */
   share?: { source: string; tag: string; readOnly: boolean };
   metadata: DomainMetadata;
@@ -47,6 +52,16 @@ const builder = new XMLBuilder({
   processEntities: true,
 });
 
+function virtioDisk(path: string, format: 'qcow2', dev: string): Record<string, unknown> {
+  return {
+    '@type': 'file',
+    '@device': 'disk',
+    driver: { '@name': 'qemu', '@type': format },
+    source: { '@file': path },
+    target: { '@dev': dev, '@bus': 'virtio' },
+  };
+}
+
 function kib(bytes: number): number {
   return Math.ceil(bytes / 1024);
 }
@@ -58,20 +73,19 @@ export function domainXml(plan: DomainPlan): string {
   const m = plan.metadata;
   const os: Record<string, unknown> = { type: { '@arch': 'x86_64', '@machine': 'pc', '#text': 'hvm' } };
   const devices: Record<string, unknown> = {};
+  const disks: Record<string, unknown>[] = [];
   if (plan.boot.kind === 'kernel') {
     os.kernel = plan.boot.kernel;
     os.initrd = plan.boot.initrd;
     os.cmdline = plan.boot.cmdline;
   } else {
     os.boot = { '@dev': 'hd' };
-    devices.disk = {
-      '@type': 'file',
-      '@device': 'disk',
-      driver: { '@name': 'qemu', '@type': plan.boot.format },
-      source: { '@file': plan.boot.path },
-      target: { '@dev': 'vda', '@bus': 'virtio' },
-    };
+    disks.push(virtioDisk(plan.boot.path, plan.boot.format, 'vda'));
   }
+  const volumes = plan.volumes ?? [];
+  if (disks.length + volumes.length > 26) throw new RangeError(`at most 26 virtio disks, got ${disks.length + volumes.length}`);
+  for (const v of volumes) disks.push(virtioDisk(v.path, 'qcow2', `vd${String.fromCharCode(97 + disks.length)}`));
+  if (disks.length > 0) devices.disk = disks;
   if (plan.share) {
     devices.filesystem = {
       '@type': 'mount',

@@ -26,7 +26,7 @@ import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics } from './spec.ts';
+import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
@@ -63,6 +63,11 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 /** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
+/** virtio_blk and what it needs, in load order (each after its depends=), for a guest given block volumes as disks (Debian builds them as modules). */
+const DISK_MODULES = [
+  'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
+  'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'drivers/block/virtio_blk.ko',
+].map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
 
 // One probe per kernel per process: it boots a guest, and the answer does not change.
 const probes = new Map<string, Promise<AcceleratorProbe>>();
@@ -151,6 +156,7 @@ export class LibvirtDriver implements Driver {
           consoleSocket: this.socketPath(spec.id),
           controlSocket: this.socketPath(spec.id, 'ctl'),
           bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
+          volumes: vmVolumes(spec),
           metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
         });
         domain = await hv.domainDefineXML(xml);
@@ -410,16 +416,26 @@ export class LibvirtDriver implements Driver {
         if (nics.length > 0 && !(await exists(nicModule))) {
           throw new Error(`the VM network driver ${nicModule} is missing (scripts/setup-host caches it with the kernel)`);
         }
+        const diskModules = (def.disks ?? []).length > 0 ? DISK_MODULES.map((m) => ({ ...m, host: join(dirname(this.kernel), m.host) })) : [];
+        for (const m of diskModules) {
+          if (!(await exists(m.host))) throw new Error(`the VM disk driver ${m.host} is missing (scripts/setup-host caches it with the kernel)`);
+        }
+        const modules: Record<string, string> = {
+          ...(nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {}),
+          ...Object.fromEntries(diskModules.map((m) => [m.guest, m.host])),
+        };
         let script: string;
         try {
           script = guestInitScript({
             workload: spec.workload, argv, env, workdir: def.workdir ?? image.workdir,
-            ...(nics.length > 0 ? { nics, modules: [GUEST_NIC_MODULE] } : {}),
+            ...(nics.length > 0 ? { nics } : {}),
+            ...(Object.keys(modules).length > 0 ? { modules: Object.keys(modules) } : {}),
+            ...(def.disks?.length ? { disks: def.disks.length } : {}),
           });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));
         }
-        await writeWorkloadInitrd(image.archive, script, initrd, nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {});
+        await writeWorkloadInitrd(image.archive, script, initrd, modules);
       }
       return { kind: 'kernel', kernel: this.kernel, initrd, cmdline: KERNEL_CMDLINE };
     } catch (err) {

@@ -11,8 +11,10 @@ export interface GuestInit {
   workdir: string | null;
   /** Interfaces to configure (found by MAC); the first one's gateway is the default route. */
   nics?: { mac: string; address: string; gateway: string }[];
-  /** Kernel modules in the initrd to load first (the NIC driver). */
+  /** Kernel modules in the initrd to load first (the NIC driver, the virtio disk driver). */
   modules?: string[];
+  /** How many virtio disks (block volumes) the guest has: /dev/vd* are awaited before the command runs. */
+  disks?: number;
 }
 
 /** The line the guest prints once its command is about to start. */
@@ -58,6 +60,12 @@ export function guestInitScript(init: GuestInit): string {
     lines.push(`export ${name}=${shellQuote(value)}`);
   }
   for (const module of init.modules ?? []) lines.push(`insmod ${shellQuote(module)} 2>/dev/null`);
+  if (init.disks) {
+    if (!Number.isInteger(init.disks) || init.disks < 1 || init.disks > 26) throw new RangeError(`disks must be 1 to 26, got ${init.disks}`);
+    // The disks appear a moment after virtio_blk loads; a write to /dev/vda before would make a plain file there.
+    lines.push(`n=0; while [ "$(ls -d /sys/block/vd* 2>/dev/null | wc -l)" -lt ${init.disks} ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done`,
+      `for d in /sys/block/vd*; do [ -b /dev/\${d##*/} ] || echo "zone: no disk \${d##*/}"; done`);
+  }
   if (init.nics?.length) lines.push('ip link set lo up');
   init.nics?.forEach((nic, i) => {
     const { mac } = nic;

@@ -56,3 +56,12 @@ export function checkVmSpec(spec: WorkloadSpec): void {
     if (d.workdir) fail('workdir', 'a disk image boots its own init; workdir applies to container images');
   }
 }
+
+/** The VM's block volumes in the blueprint's order, from the paths the engine gave (each ensured before). */
+export function vmVolumes(spec: WorkloadSpec): { path: string }[] {
+  return (spec.definition.disks ?? []).map((d, i) => {
+    const path = spec.volumePaths?.[d.volume];
+    if (!path) throw new WorkloadSpecError(spec.workload, `disks/${i}/volume`, `volume ${d.volume} has no disk image on this node (the engine ensures a workload's volumes before it asks the driver)`);
+    return { path };
+  });
+}

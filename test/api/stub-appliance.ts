@@ -5,7 +5,7 @@ import { ZoneError } from '../../lib/errors.ts';
 import type { GridFs, PipeLag, ProcEntry } from '../../appliance/pseudokernel/interfaces.ts';
 import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import type { TrustPolicy } from '../../blueprints/policy.ts';
-import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, ZoneEvent } from '../../appliance/types.ts';
+import type { Appliance, BlueprintStatus, NodeInfo, SubmitResult, VolumeStatus, ZoneEvent } from '../../appliance/types.ts';
 import { TokenChecker } from '../../lib/tokens.ts';
 
 export class StubAppliance implements Appliance {
@@ -40,6 +40,13 @@ export class StubAppliance implements Appliance {
 
   listBlueprints(): BlueprintStatus[] {
     return [];
+  }
+
+  /** What listVolumes() answers (filtered by owner, as the appliance does). */
+  volumes: VolumeStatus[] = [];
+
+  async listVolumes(owner?: string): Promise<VolumeStatus[]> {
+    return this.volumes.filter((v) => owner === undefined || v.owner === owner);
   }
 
   getBlueprint(): BlueprintStatus | null {

@@ -103,3 +103,20 @@ t.test('a VM boots an image the node holds; a host path only under policy.vmImag
 t.test('a tombstone is always admitted', async (t) => {
   t.doesNotThrow(() => admitBlueprint(bp('a', [box('x', '100Gi', { privileged: true })], { delete: true }), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [] }));
 });
+
+t.test('volumes count against the disk; a later version may grow a volume but not shrink it or change its kind', async (t) => {
+  const withVolume = (size: string, version = 1, kind?: 'block') => bp('db', [], { version, volumes: [{ name: 'data', size, ...(kind ? { kind } : {}) }] });
+  t.equal(demandOf(withVolume('10Gi')).diskBytes, 10 * GIB);
+  const err = refusal(t, () => admitBlueprint(withVolume('120Gi'), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [] }), 'CAPACITY', '/workloads');
+  t.match(err?.message, /needs disk 120\.0 GiB/);
+  admitBlueprint(withVolume('20Gi', 2), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [withVolume('10Gi')] });
+  const shrink = refusal(t, () => admitBlueprint(withVolume('5Gi', 2), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [withVolume('10Gi')] }), 'INVALID', '/volumes/0/size');
+  t.match(shrink?.message, /volume data: size 5Gi is smaller than 10Gi of version 1; a volume grows but never shrinks/);
+  refusal(t, () => admitBlueprint(withVolume('10Gi', 2, 'block'), { total: TOTAL, overcommit: OVER, policy: NO, admitted: [withVolume('10Gi')] }), 'INVALID', '/volumes/0/kind');
+  t.same(demandOf({ ...withVolume('10Gi'), delete: true, volumes: [] }), { cpus: 0, memoryBytes: 0, diskBytes: 0 }, 'a tombstone holds nothing');
+});
+
+t.test('a volume mount needs no host-mount policy', async (t) => {
+  checkPolicy(bp('db', [box('db', '64Mi', { mounts: [{ volume: 'data', target: '/data' }] })], { volumes: [{ name: 'data', size: '1Gi' }] }), NO);
+  t.pass('admitted under the default policy');
+});

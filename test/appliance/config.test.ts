@@ -140,3 +140,12 @@ t.test('limits: documented defaults, overridden field by field; owners whose buc
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ limits: { logFollows: { total: 0 } } }));
   t.match(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' })), { code: 'INVALID', field: '/limits/logFollows/total' });
 });
+
+t.test('volumes.retention: 24h by default, a duration from the file, anything else refused naming the field', async (t) => {
+  t.equal(loadNodeConfig({ env: {}, cwd: tmp(t) }).volumes.retentionMs, 24 * 3_600_000);
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ volumes: { retention: '90m' } }));
+  t.equal(loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }).volumes.retentionMs, 90 * 60_000);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ volumes: { retention: 'a day' } }));
+  t.equal(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }))?.field, '/volumes/retention');
+});

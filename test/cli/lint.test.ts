@@ -24,7 +24,7 @@ t.test('each problem is printed with its field; exit 1', async (t) => {
   const run = await runZone(['lint', 'bad.yaml'], { cwd: dir });
   t.equal(run.code, 1);
   t.equal(run.stdout, [
-    'bad.yaml: /colour: unknown field (accepted here: name, version, owner, node, expires, delete, networks, workloads, pipes, signatures)',
+    'bad.yaml: /colour: unknown field (accepted here: name, version, owner, node, expires, delete, networks, volumes, workloads, pipes, signatures)',
     'bad.yaml: /workloads/0/resources/memory: must be bytes, with an optional unit: K M G T Ki Mi Gi Ti',
     'bad.yaml: /workloads/1/kind: must be one of container, vm', '',
   ].join('\n'));

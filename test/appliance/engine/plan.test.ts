@@ -2,8 +2,10 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import { pipeIdentity } from '../../../blueprints/pipes.ts';
-import { pipeEndKey, type NetworkSpec, type ObservedWorkload, type PipeEnd, type VmLink, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { workloadId } from '../../../drivers/names.ts';
+import {
+  pipeEndKey, type NetworkSpec, type ObservedVolume, type ObservedWorkload, type PipeEnd, type VmLink, type VolumeSpec, type WorkloadSpec,
+} from '../../../drivers/contract.ts';
+import { volumeId, workloadId } from '../../../drivers/names.ts';
 import { legacyWorkloadId } from '../../../drivers/names.ts';
 import {
   joinKey, linkKey, networkHash, plan, planWorkloads, stepKey, type Desired, type NetworkView, type Observed, type Step, type StepKind,
@@ -41,7 +43,7 @@ const recs = (...rs: WorkloadRecord[]) => new Map(rs.map((r) => [r.id, r]));
 const brief = (steps: Step[]) => steps.map((s) => s.kind === 'remove' ? [s.kind, s.identity.workload]
   : s.kind === 'wait' ? [s.kind, s.spec.workload, s.until.toISOString(), s.attempt]
   : (s.kind === 'start' || s.kind === 'restart') && s.recovery ? [s.kind, s.spec.workload, `attempt ${s.recovery.attempt}`]
-  : 'spec' in s ? [s.kind, s.spec.workload] : [s.kind]);
+  : 'spec' in s && 'workload' in s.spec ? [s.kind, s.spec.workload] : [s.kind]);
 
 const web = spec('web');
 const job = spec('job', { restart: 'on-failure' });
@@ -176,6 +178,12 @@ const consumer = end('consume', joinedWeb);
 const ready: NetworkView = { owner: OWNER, blueprint: 'bp', up: true, ensured: networkHash(meshSpec) };
 const gone = (s: WorkloadSpec) => observed(s, { kind: s.definition.kind });
 const running = (s: WorkloadSpec, pid = 100) => observed(s, { kind: s.definition.kind, pid });
+const MIB = 1024 * 1024;
+const HOUR = 3600 * 1000;
+const db: VolumeSpec = { node: NODE, owner: OWNER, blueprint: 'bp', volume: 'db', id: volumeId(NODE, OWNER, 'bp', 'db'), kind: 'filesystem', sizeBytes: 64 * MIB };
+const dbHere = (extra: Partial<ObservedVolume> = {}): ObservedVolume => ({ ...db, path: '/v/db', releasedAt: null, ...extra });
+const app = spec('app', { mounts: [{ volume: 'db', target: '/data' }] });
+const appV1 = observed(app, { specHash: 'older' });
 
 /** A step as [kind, what it is about]. */
 const about = (s: Step): unknown[] => {
@@ -189,7 +197,12 @@ const about = (s: Step): unknown[] => {
     case 'pipe-ends': return [s.kind, s.ends.map((e) => `${e.role} ${e.workload}`)];
     case 'remove': return [s.kind, s.identity.workload];
     case 'wait': return [s.kind, s.spec.workload];
-    default: return [s.kind, s.spec.workload, ...(s.spec.vmLinks ? [s.spec.vmLinks.map((l) => l.bridge)] : []), ...(s.spec.zoneMount ? [s.spec.zoneMount] : [])];
+    case 'volume-create': case 'volume-grow': case 'volume-reclaim': case 'volume-mount': case 'volume-refuse': return [s.kind, s.spec.volume];
+    case 'volume-release': case 'volume-keep': case 'volume-delete': return [s.kind, s.identity.volume];
+    default: return [
+      s.kind, s.spec.workload, ...(s.spec.vmLinks ? [s.spec.vmLinks.map((l) => l.bridge)] : []), ...(s.spec.zoneMount ? [s.spec.zoneMount] : []),
+      ...(s.spec.volumePaths ? [s.spec.volumePaths] : []),
+    ];
   }
 };
 
@@ -340,6 +353,67 @@ const graph: GraphCase[] = [
     },
     expect: [],
   },
+  {
+    name: 'volume before workload: a new volume is created, the workload that mounts it waits',
+    desired: { workloads: [app, plain], volumes: [db] }, observed: { volumes: [] },
+    expect: [['volume-create', 'db'], ['create', 'plain']], held: ['app'],
+  },
+  {
+    name: 'with its volume there, the workload is created with the volume\'s host path',
+    desired: { workloads: [app], volumes: [db] }, observed: { volumes: [dbHere()] },
+    expect: [['create', 'app', { db: '/v/db' }]],
+  },
+  {
+    name: 'a volume with a step in flight holds its workload',
+    desired: { workloads: [app], volumes: [db] }, observed: { volumes: [] }, busy: [`volume:${db.id}`],
+    expect: [], held: ['app'],
+  },
+  {
+    name: 'a volume not mounted (after a reboot) is mounted before its workload starts',
+    desired: { workloads: [app], volumes: [db] }, observed: { workloads: new Map([[app.id, observed(app, { state: 'exited', exitCode: 0 })]]), volumes: [dbHere({ path: null })] },
+    expect: [['volume-mount', 'db']], held: ['app'],
+  },
+  {
+    name: 'a released volume listed again is reclaimed before its workload is made',
+    desired: { workloads: [app], volumes: [db] }, observed: { volumes: [dbHere({ releasedAt: new Date(NOW.getTime() - HOUR).toISOString() })] },
+    expect: [['volume-reclaim', 'db']], held: ['app'],
+  },
+  {
+    name: 'a larger size: the volume grows before the new version replaces its workload',
+    desired: { workloads: [app], volumes: [{ ...db, sizeBytes: 128 * MIB }] }, observed: { workloads: new Map([[app.id, appV1]]), volumes: [dbHere()] },
+    expect: [['volume-grow', 'db']], held: ['app'],
+  },
+  {
+    name: 'a grow that failed lately (in use) no longer holds the replacement, which grows it once the old workload is gone',
+    desired: { workloads: [app], volumes: [{ ...db, sizeBytes: 128 * MIB }] },
+    observed: { workloads: new Map([[app.id, appV1]]), volumes: [dbHere()], retryAt: new Map([[`volume:${db.id}`, new Date(NOW.getTime() + 1000)]]) },
+    expect: [['replace', 'app', { db: '/v/db' }]],
+  },
+  {
+    name: 'a refused change holds nothing: it is told, and the workload\'s step fails naming the volume',
+    desired: { workloads: [app], volumes: [{ ...db, kind: 'block' }] }, observed: { volumes: [dbHere()] },
+    expect: [['volume-refuse', 'db'], ['create', 'app', {}]],
+  },
+  {
+    name: 'a volume no blueprint lists is released (kept for its retention)',
+    observed: { volumes: [dbHere()] },
+    expect: [['volume-release', 'db']],
+  },
+  {
+    name: 'workload removal before volume delete: past its retention, kept while its blueprint\'s workload is still there',
+    observed: { workloads: new Map([[app.id, running(app)]]), volumes: [dbHere({ releasedAt: new Date(NOW.getTime() - 25 * HOUR).toISOString() })] },
+    expect: [['volume-keep', 'db'], ['remove', 'app']],
+  },
+  {
+    name: 'once the workload is gone, the volume past its retention is deleted',
+    observed: { volumes: [dbHere({ releasedAt: new Date(NOW.getTime() - 25 * HOUR).toISOString() })] },
+    expect: [['volume-delete', 'db']],
+  },
+  {
+    name: 'without a volume provider nothing is planned for volumes and nothing is held (the workload\'s step fails naming it)',
+    desired: { workloads: [app], volumes: [db] },
+    expect: [['create', 'app']],
+  },
 ];
 
 const planned = new Set<string>();
@@ -356,12 +430,14 @@ for (const c of graph) {
 
 t.test('every step kind is planned by some row of the tables', async (t) => {
   for (const c of cases) for (const s of planWorkloads(c.desired, { ...c.observed, records: c.records ?? new Map() }, NOW, { backoff: BACKOFF })) planned.add(s.kind);
-  const kinds: StepKind[] = ['create', 'start', 'restart', 'replace', 'remove', 'wait', 'ensure-network', 'remove-network', 'attach-container-to-network', 'make-vm-bridge', 'mount', 'unmount', 'pipe-ends'];
+  const kinds: StepKind[] = ['create', 'start', 'restart', 'replace', 'remove', 'wait', 'ensure-network', 'remove-network', 'attach-container-to-network', 'make-vm-bridge', 'mount', 'unmount', 'pipe-ends',
+    'volume-create', 'volume-grow', 'volume-reclaim', 'volume-mount', 'volume-refuse', 'volume-release', 'volume-keep', 'volume-delete'];
   t.same([...planned].sort(), [...kinds].sort());
 });
 
 t.test('every step kind has a key it is busy under', async (t) => {
   t.equal(stepKey({ kind: 'pipe-ends', ends: [] }), 'pipe-ends');
+  t.equal(stepKey({ kind: 'volume-create', spec: db, reason: '' }), stepKey({ kind: 'volume-delete', id: db.id, identity: db, reason: '' }), 'one step at a time per volume');
   t.equal(stepKey({ kind: 'mount', spec: plain }), `mount:${plain.id}`);
   t.equal(stepKey({ kind: 'unmount', id: plain.id }), `mount:${plain.id}`, 'a mount and an unmount of one workload never overlap');
   t.equal(stepKey({ kind: 'remove-network', id: 'zn-x', reason: '' }), stepKey({ kind: 'ensure-network', network: { ...meshSpec, id: 'zn-x' }, hash: '', reason: '' }));

@@ -163,3 +163,15 @@ t.test('a vm workload is not the docker driver\'s', async (t) => {
   const spec: WorkloadSpec = { ...specOf(), definition };
   t.equal(thrownField(() => containerCreateOptions(spec, noSecrets)), 'kind');
 });
+
+t.test('a volume mount binds the path the engine gave for the volume; without one it is refused naming the volume', async (t) => {
+  const spec = specOf({ mounts: [{ volume: 'data', target: '/data' }, { volume: 'data', target: '/ro', readOnly: true }] });
+  const o = containerCreateOptions({ ...spec, volumePaths: { data: '/var/lib/zone/drivers/volumes/zv-1/mnt' } }, noSecrets);
+  t.same(o.HostConfig?.Mounts, [
+    { Type: 'bind', Source: '/var/lib/zone/drivers/volumes/zv-1/mnt', Target: '/data', ReadOnly: false },
+    { Type: 'bind', Source: '/var/lib/zone/drivers/volumes/zv-1/mnt', Target: '/ro', ReadOnly: true },
+  ]);
+  t.equal(thrownField(() => containerCreateOptions(spec, noSecrets)), 'mounts.data');
+  const inZone = specOf({ mounts: [{ volume: 'data', target: '/zone/data' }] });
+  t.equal(thrownField(() => containerCreateOptions({ ...inZone, volumePaths: { data: '/v' }, zoneMount: '/z' }, noSecrets)), 'mounts[0].target', 'a volume inside /zone is refused too');
+});

@@ -93,3 +93,11 @@ t.test('domains without our metadata, or with another namespace, are not ours', 
   t.equal(parseDomainXml(badHash).metadata, null);
   t.throws(() => parseDomainXml('<network><name>x</name></network>'), /without <domain><name>/);
 });
+
+t.test('block volumes are virtio disks after the boot disk, in order', async (t) => {
+  const afterDisk = domainXml(plan({ boot: { kind: 'disk', path: '/data/disk.qcow2', format: 'qcow2' }, volumes: [{ path: '/v/a/disk.qcow2' }, { path: '/v/b/disk.qcow2' }] }));
+  t.match(afterDisk, /<source file="\/data\/disk.qcow2"\/>\s*<target dev="vda" bus="virtio"\/>[\s\S]*<source file="\/v\/a\/disk.qcow2"\/>\s*<target dev="vdb" bus="virtio"\/>[\s\S]*<source file="\/v\/b\/disk.qcow2"\/>\s*<target dev="vdc" bus="virtio"\/>/);
+  const afterKernel = domainXml(plan({ volumes: [{ path: '/v/a/disk.qcow2' }] }));
+  t.match(afterKernel, /<source file="\/v\/a\/disk.qcow2"\/>\s*<target dev="vda" bus="virtio"\/>/);
+  t.notMatch(domainXml(plan()), '<disk', 'none when none is asked for');
+});
