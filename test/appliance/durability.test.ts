@@ -1,11 +1,10 @@
 // The appliance is killed with SIGKILL at several points of a deployment; after each
 // restart every acknowledged blueprint is there and applied, nothing is lost or
 // duplicated, and running workloads are adopted rather than restarted.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import t from 'tap';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
@@ -13,6 +12,7 @@ import { signBlueprint } from '../../blueprints/sign.ts';
 import type { ObservedWorkload } from '../../drivers/contract.ts';
 import type { BlueprintStatus, ZoneEvent } from '../../appliance/types.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startApplianceChild } from './fixtures/child-control.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-durability-'));
 const engineState = join(dir, 'fake-engine.json');
@@ -22,38 +22,7 @@ t.teardown(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Child {
-  ready: string;
-  send(command: unknown): Promise<Record<string, unknown>>;
-  kill(): Promise<void>;
-}
-
-async function startChild(): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/appliance-child.ts')], {
-    env: { ...process.env, ZONE_DATA_DIR: join(dir, 'node'), FAKE_ENGINE_STATE: engineState, FAKE_ENSURE_DELAY_MS: '100' },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => {
-    const r = await lines.next();
-    if (r.done) throw new Error('appliance child ended');
-    return JSON.parse(r.value) as Record<string, unknown>;
-  };
-  const ready = String((await next()).ready);
-  return {
-    ready,
-    async send(command) {
-      child.stdin!.write(JSON.stringify(command) + '\n');
-      return next();
-    },
-    kill: () => new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-      children.delete(child);
-    }),
-  };
-}
+const startChild = () => startApplianceChild({ ZONE_DATA_DIR: join(dir, 'node'), FAKE_ENGINE_STATE: engineState, FAKE_ENSURE_DELAY_MS: '100' }, children);
 
 const engine = (): ObservedWorkload[] => existsSync(engineState) ? JSON.parse(readFileSync(engineState, 'utf8')) as ObservedWorkload[] : [];
 const box = (name: string, env: Record<string, string> = {}) => ({ name, kind: 'container' as const, image: 'zone/busybox', env });

@@ -3,11 +3,10 @@
 // appliance; the size is enforced (ENOSPC inside, nothing else fills); two owners'
 // volumes of one name hold separate data; a dropped volume is kept for the retention
 // period (its data returns when listed again), then deleted; a grown size is seen inside.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import pino from 'pino';
 import t from 'tap';
 import { createAppliance, type ZoneAppliance } from '../../appliance/appliance.ts';
@@ -23,6 +22,7 @@ import { DockerDriver } from '../../drivers/docker/driver.ts';
 import { volumeId, workloadId } from '../../drivers/names.ts';
 import { removeNodeContainers } from '../../cli/cluster/grid.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startApplianceChild } from './fixtures/child-control.ts';
 
 const MIB = 2 ** 20;
 const HOUR = 3_600_000;
@@ -156,27 +156,7 @@ t.test('a grown size is seen inside the workload', async (t) => {
 
 t.test('after a kill -9 of the appliance, a new version finds the data', async (t) => {
   const childDir = join(dir, 'child');
-  const start = async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/appliance-child.ts')], {
-      env: { ...process.env, ZONE_DATA_DIR: childDir, CHILD_ENGINE: 'docker' }, stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    children.add(child);
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const next = async () => JSON.parse(String((await lines.next()).value)) as Record<string, unknown>;
-    const ready = String((await next()).ready);
-    return {
-      ready,
-      send: async (command: unknown) => {
-        child.stdin!.write(JSON.stringify(command) + '\n');
-        return next();
-      },
-      kill: () => new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-        children.delete(child);
-      }),
-    };
-  };
+  const start = () => startApplianceChild({ ZONE_DATA_DIR: childDir, CHILD_ENGINE: 'docker' }, children);
   let node = await start();
   const key = JSON.parse(readFileSync(join(childDir, 'trust-policy.json'), 'utf8')) as { signers: { key: string }[] };
   const { readSigningKey } = await import('../../blueprints/keys.ts');
