@@ -1,7 +1,7 @@
 // GET /ui/: the web console, served by the node itself (no CDN: a node may reach nothing
 // outside). Its own files are api/console/ (plain ES modules, no build step); xterm.js and
 // tweetnacl are served from node_modules. The page holds the owner's key and signs an owner
-// token per call (api/read-token.ts), so it sees exactly what that owner may see. A strict
+// token per call (lib/tokens.ts), so it sees exactly what that owner may see. A strict
 // CSP keeps everything same-origin; workloads' text is only ever set as text, never HTML.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

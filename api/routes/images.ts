@@ -1,7 +1,7 @@
 // /v1/grid/images: an owner's images in the grid's image store, and their uploads in
 // parts (POST uploads -> PATCH parts at their offset -> POST commit, which checks the
 // whole archive against its own digests and stores it once). Every call names its owner
-// by an owner token (api/read-token.ts), as the other grid routes.
+// by an owner token (lib/tokens.ts), as the other grid routes.
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';

@@ -1,6 +1,6 @@
 // GridFs on NATS JetStream for one owner: the namespace is a KV bucket (one key per
 // path, a token per path component, so a directory's children are `<key>.*`), and
-// the contents are immutable objects (grid-objects.ts). A write stores the new
+// the contents are immutable objects (objects.ts). A write stores the new
 // content first and then swaps the path's entry with a compare-and-set on its
 // revision, so a reader sees the old or the new version whole. JetStream 2.9 has no
 // multi-key transactions: a rename of a directory moves its entries one by one.
