@@ -58,7 +58,7 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   const history = join(dir, 'history');
 
   t.equal((await n.appliance.submit(n.sign({ name: 'shop', version: 1, workloads: [box('web'), box('db')] }))).version, 1);
-  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).filter((r) => r.state === 'running').length === 2, { timeoutMs: 15_000, what: 'web and db running in the process table' });
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).filter((r) => r.state === 'running').length === 2, { timeoutMs: 60_000, what: 'web and db running in the process table' });
 
   const started = Date.now();
   const sh = inTerminal(`${ZONE} shell --node ${n.url} --key ${keyFile}`, { ZONE_SHELL_HISTORY: history });
