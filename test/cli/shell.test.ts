@@ -90,7 +90,7 @@ t.test('zone shell: put a file, ls and cat it, ps shows the blueprint\'s workloa
   // kill restarts a workload of the owner's (NODE/ may be left out when ps shows it once).
   sh.type('kill shop/web\r');
   t.match(await sh.expect('zone> '), `restarting ${n.appliance.identity.id}/shop/web`);
-  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.workload === 'web' && r.restarts === 1 && r.state === 'running'), { timeoutMs: 15_000, what: 'web restarted once' });
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.workload === 'web' && r.restarts === 1 && r.state === 'running'), { timeoutMs: 30_000, what: 'web restarted once' });
   sh.type('ps\r');
   t.match(await sh.expect('zone> '), new RegExp(`shop\\s.*web\\s.*container\\s.*running\\s.*1\\s`), 'ps shows the restart');
   sh.type('kill shop/nope\r');
@@ -163,7 +163,7 @@ t.test('zone shell on a node that protects reads: owner calls and (with $ZONE_RE
   writeSigningKey(keyFile, n.operator);
   writeSigningKey(readerFile, reader);
   t.equal((await n.appliance.submit(n.sign({ name: 'shop', version: 1, workloads: [box('web')] }))).version, 1);
-  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.state === 'running'), { timeoutMs: 15_000, what: 'web running in the process table' });
+  await waitFor(async () => (await n.appliance.gridProc(n.operator.publicKey)).some((r) => r.state === 'running'), { timeoutMs: 60_000, what: 'web running in the process table' });
   const sh = inTerminal(`${ZONE} shell --node ${n.url} --key ${keyFile}`, { ZONE_SHELL_HISTORY: join(dir, 'history'), ZONE_READ_KEY: readerFile });
   t.teardown(async () => {
     sh.kill();
