@@ -160,6 +160,9 @@ t.test('a producer that lost its attach takes up from the container log without 
     document: { name: 'adopt', version: 1, owner: OWNER, node: NODE, workloads: [container('talker', ['sh', '-c', 'seq 1 3000; read go; seq 3001 6000'])] },
   }]);
   await driver.ensure(spec!);
+  // Quiet before the first relay attaches: bytes written while an attach replays the log
+  // can come twice (best effort, see attachReplaying), and that is not what this is about.
+  await waitFor(() => execFileSync('docker', ['logs', '--tail', '1', spec!.id]).toString() === '3000\n', { timeoutMs: 20_000, what: 'the talker waiting at `read go`' });
   let published = 0;
   const relay = (signal: AbortSignal) => relayIncarnation({ js, jsm, pipe, workload: { driver, id: spec!.id }, signal, logger, onPublished: (n) => (published += n) });
 
