@@ -4,7 +4,6 @@
 // is pushed. Which nodes use an image lives beside it, in a KV bucket of
 // `<owner id>.<digest hex>.<node>` -> when that node last saw a blueprint pin it: the
 // garbage collector (gc.ts) keeps what any node still uses.
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +15,7 @@ import { ZoneError } from '../../lib/errors.ts';
 import { ownerIdOf } from '../pseudokernel/nats/buckets.ts';
 import { boundStream } from '../pseudokernel/nats/owner-quota.ts';
 import { kvKeys, retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
+import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
 import type { ImageUse, StoredImage } from './gc.ts';
 
 const IMAGES_BUCKET = 'zone-images';
@@ -28,7 +28,6 @@ const USES_BYTES = 16 * 2 ** 20;
  */
 const CHUNK_BYTES = 960 * 1024;
 /** Chunks fetched ahead of the writer. */
-const READ_AHEAD_CHUNKS = 8;
 
 /** What an image's object says of it (its description, as JSON). */
 interface ImageMeta { owner: string; name: string; size: number; pushedAt: string }
@@ -97,28 +96,8 @@ export class GridImages {
   async fetch(owner: string, digest: string, path: string): Promise<boolean> {
     const info = await this.objects.info(objectName(owner, digest));
     if (!info || info.deleted) return false;
-    const hash = createHash('sha256');
-    let size = 0;
-    const chunks = async function* (js: JetStreamClient): AsyncGenerator<Uint8Array> {
-      if (info.chunks === 0) return;
-      const consumer = await js.consumers.get(`OBJ_${IMAGES_BUCKET}`, { filter_subjects: `$O.${IMAGES_BUCKET}.C.${info.nuid}` });
-      const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
-      let seen = 0;
-      try {
-        for await (const message of messages) {
-          hash.update(message.data);
-          size += message.data.length;
-          yield message.data;
-          if (++seen === info.chunks) break;
-        }
-      } finally {
-        await messages.close();
-        consumer.delete().catch(() => undefined);
-      }
-    };
-    await pipeline(Readable.from(chunks(this.js)), createWriteStream(path, { mode: 0o600 }));
-    const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
-    if (size !== info.size || !hash.digest().equals(expected)) throw new Error(`image ${digest} is damaged in the grid's store: read ${size} of ${info.size} bytes, or another sha256`);
+    const chunks = objectChunks(this.js, IMAGES_BUCKET, info, (size) => new Error(`image ${digest} is damaged in the grid's store: read ${size} of ${info.size} bytes, or another sha256`));
+    await pipeline(Readable.from(chunks), createWriteStream(path, { mode: 0o600 }));
     return true;
   }
 

@@ -4,7 +4,7 @@
 // with a TTL, refreshed while they read: a reader that died stops holding it after the
 // TTL. Reads stream the object's chunks with backpressure (the client's own get()
 // pushes the whole object into memory as fast as it arrives).
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { FsError, type FileVersion } from '../interfaces.ts';
 import { ChunkedVersion, type ChunkIndex } from './file-version.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { objectChunks } from '../nats/object-chunks.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -29,7 +30,6 @@ export interface GridObjectsParts {
 }
 
 /** Chunks fetched ahead of the reader (128 KiB each by default). */
-const READ_AHEAD_CHUNKS = 8;
 const DISCARDED = 'gc';
 
 export class GridObjects {
@@ -172,31 +172,9 @@ export class GridObjects {
     };
   }
 
-  private async *chunks(info: ObjectInfo, path: string): AsyncGenerator<Uint8Array> {
-    if (info.chunks === 0) return;
-    // The object store's layout (ADR-20): chunks on $O.<bucket>.C.<nuid> in stream OBJ_<bucket>.
-    // One filter subject as a string: a list needs nats-server 2.10.
-    const consumer = await this.parts.js.consumers.get(`OBJ_${this.parts.filesBucket}`, { filter_subjects: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
-    const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
-    const hash = createHash('sha256');
-    let chunks = 0;
-    let size = 0;
-    try {
-      for await (const message of messages) {
-        hash.update(message.data);
-        size += message.data.length;
-        yield message.data;
-        if (++chunks === info.chunks) break;
-      }
-    } finally {
-      await messages.close();
-      // Best effort: an ordered consumer left behind expires on the server by itself.
-      consumer.delete().catch(() => undefined);
-    }
-    const expected = Buffer.from(info.digest.replace(/^SHA-256=/i, ''), 'base64');
-    if (size !== info.size || !hash.digest().equals(expected)) {
-      throw new FsError('EIO', `the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`);
-    }
+  private chunks(info: ObjectInfo, path: string): AsyncGenerator<Uint8Array> {
+    return objectChunks(this.parts.js, this.parts.filesBucket, info, (size) => new FsError('EIO',
+      `the content of ${path} is damaged: object ${info.name} should have ${info.size} bytes with ${info.digest}, read ${size} bytes with another digest`));
   }
 }
 
