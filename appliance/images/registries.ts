@@ -51,7 +51,7 @@ export function parseRegistries(entries: readonly RegistryFileEntry[], source: s
     if ((entry.username === undefined) !== (entry.password === undefined)) {
       throw fail(entry.username === undefined ? 'username' : 'password', 'give both username and password, or neither (anonymous pulls)');
     }
-    if (entry.username !== undefined && !/^[^\s:]{1,256}$/.test(entry.username)) throw fail('username', 'must be 1 to 256 characters without spaces or ":"');
+    if (entry.username !== undefined && !/^[^\s:\p{Cc}]{1,256}$/u.test(entry.username)) throw fail('username', 'must be 1 to 256 characters without spaces, control characters or ":"');
     const password = entry.password;
     if (password !== undefined) {
       if (!new RegExp(SEALED_PATTERN).test(password)) throw fail('password', `is not a sealed value: a registry password is kept only sealed to the node; seal it with ${SEAL_HINT}`);

@@ -51,7 +51,7 @@ export async function ensureNamedImage(ctx: RegistryPullContext, workload: strin
 async function pullNamed(ctx: RegistryPullContext, workload: string, name: string, progress: (line: string) => void): Promise<void> {
   const failures: string[] = [];
   for (const { registry, reference } of candidatesOrFail(ctx, workload, name)) {
-    const pulled = await pull(ctx, workload, registry, reference, progress).catch(notPulled(failures, registry));
+    const pulled = await pull(ctx, registry, reference, progress).catch(notPulled(failures, registry));
     if (!pulled) continue;
     if (reference !== name) await ctx.docker.getImage(reference).tag(splitTag(name));
     return;
@@ -69,7 +69,7 @@ export async function pullPinned(ctx: RegistryPullContext, workload: string, ima
   const failures: string[] = [];
   const mismatches: string[] = [];
   for (const { registry, reference } of candidatesOrFail(ctx, workload, `${image.name}@${image.digest}`, image.name)) {
-    const pulled = await pull(ctx, workload, registry, reference, progress).catch(notPulled(failures, registry));
+    const pulled = await pull(ctx, registry, reference, progress).catch(notPulled(failures, registry));
     if (!pulled) continue;
     if (pulled.id === image.digest) return;
     const manifest = pulled.repoDigests.some((d) => d.endsWith(`@${image.digest}`))
@@ -104,12 +104,13 @@ function notPulled(failures: string[], registry: RegistryAccess): (err: unknown)
 class PullFailure extends Error {}
 
 /** Pulls `reference` with `registry`'s credentials; what dockerd now has under it. */
-async function pull(ctx: RegistryPullContext, workload: string, registry: RegistryAccess, reference: string, progress: (line: string) => void): Promise<{ id: string; repoDigests: string[] }> {
+async function pull(ctx: RegistryPullContext, registry: RegistryAccess, reference: string, progress: (line: string) => void): Promise<{ id: string; repoDigests: string[] }> {
   let credentials: { username: string; password: string } | null;
   try {
     credentials = registry.credentials();
   } catch (err) {
-    throw new WorkloadSpecError(workload, 'image', (err as Error).message);
+    // A password that does not open is this registry's failure; the next one may still have the image.
+    throw new PullFailure((err as Error).message);
   }
   const scrub = (message: string) => (credentials?.password ? message.split(credentials.password).join('***') : message);
   return ctx.pulls.run(reference, async () => {
