@@ -39,7 +39,7 @@ t.test('every wrong field is refused with an error that names it and holds no pa
     [[{ url: 'r.example' }, { url: 'https://r.example/' }], '/registries/1/url', /listed twice/],
     [[{ url: 'r.example', username: 'ci' }], '/registries/0/password', /give both username and password, or neither/],
     [[{ url: 'r.example', password: sealed }], '/registries/0/username', /give both/],
-    [[{ url: 'r.example', username: 'a:b', password: sealed }], '/registries/0/username', /without spaces or ":"/],
+    [[{ url: 'r.example', username: 'a:b', password: sealed }], '/registries/0/username', /without spaces, control characters or ":"/],
     [[{ url: 'r.example', username: 'ci', password: PASSWORD }], '/registries/0/password', /is not a sealed value: a registry password is kept only sealed to the node; seal it with zone seal/],
     [[{ url: 'r.example', username: 'ci', password: 'sealed:c2VjcmV0' }], '/registries/0/password', /old format/],
   ];
