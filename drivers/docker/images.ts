@@ -13,11 +13,15 @@ export function splitTag(reference: string): { repo: string; tag: string } {
 }
 
 export async function isPresent(docker: Docker, reference: string): Promise<boolean> {
+  return (await inspectImage(docker, reference)) !== null;
+}
+
+/** dockerd's image `reference`; null when it has none. */
+export async function inspectImage(docker: Docker, reference: string): Promise<Docker.ImageInspectInfo | null> {
   try {
-    await docker.getImage(reference).inspect();
-    return true;
+    return await docker.getImage(reference).inspect();
   } catch (err) {
-    if (statusCodeOf(err) === 404) return false;
+    if (statusCodeOf(err) === 404) return null;
     throw err;
   }
 }

@@ -15,8 +15,7 @@ import type { PinnedImage } from '../../blueprints/image-ref.ts';
 import { WorkloadSpecError, type ImageSource } from '../contract.ts';
 import type { KeyedLock } from '../keyed-lock.ts';
 import { ImageArchiveError, readImageArchive } from './archive.ts';
-import { statusCodeOf } from './errors.ts';
-import { isPresent, loadImageStream } from './images.ts';
+import { inspectImage, isPresent, loadImageStream } from './images.ts';
 import { pullPinned, pulledFromRegistry, type RegistryPullContext } from './registries.ts';
 
 export interface PinnedImageContext {
@@ -39,14 +38,24 @@ export interface PinnedImageContext {
  */
 export async function ensurePinnedImage(ctx: PinnedImageContext, workload: string, owner: string, image: PinnedImage, progress: (line: string) => void): Promise<void> {
   const { digest } = image;
-  const inGrid = ctx.source ? await ctx.source.has(owner, digest) : false;
+  const hasRegistries = ctx.registries.registries.length > 0;
+  // A grid store that cannot be asked (not open yet) does not keep the registries from being tried.
+  let gridTrouble: unknown = null;
+  const inGrid = ctx.source ? await ctx.source.has(owner, digest).catch((err: unknown) => {
+    if (!hasRegistries) throw err;
+    gridTrouble = err;
+    return false;
+  }) : false;
   const here = await inspectImage(ctx.docker, digest);
   // Another owner's image, loaded from its grid store, is not this owner's to run.
   if (here && (!ctx.source || inGrid || pulledFromRegistry(here.RepoDigests, ctx.registries.registries))) return;
   const missing = ctx.source ? 'is not in the owner\'s grid image store (push it with `zone image push`)' : 'is not on this node, which has no grid image store';
   if (inGrid && ctx.source) return fetchFromGrid(ctx, ctx.source, workload, owner, image);
-  if (ctx.registries.registries.length > 0) return pullPinned(ctx.registries, workload, image, missing, progress);
-  throw new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${missing}`);
+  if (!hasRegistries) throw new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${missing}`);
+  await pullPinned(ctx.registries, workload, image, missing, progress).catch((err: unknown) => {
+    // No registry gave it, and the grid, which may have it, could not be asked: tried again later.
+    throw gridTrouble ?? err;
+  });
 }
 
 async function fetchFromGrid(ctx: PinnedImageContext, source: ImageSource, workload: string, owner: string, image: PinnedImage): Promise<void> {
@@ -68,15 +77,6 @@ async function fetchFromGrid(ctx: PinnedImageContext, source: ImageSource, workl
       await rm(path, { force: true });
     }
   });
-}
-
-async function inspectImage(docker: Docker, reference: string): Promise<{ RepoDigests?: string[] } | null> {
-  try {
-    return await docker.getImage(reference).inspect();
-  } catch (err) {
-    if (statusCodeOf(err) === 404) return null;
-    throw err;
-  }
 }
 
 /**
