@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import t from 'tap';
 import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
 import { freeLoopbackPorts } from './ports.ts';
 import { waitFor } from './wait.ts';
@@ -25,7 +24,17 @@ export interface TestRegistry {
   push(image: string, repo: string, tag: string): Promise<string>;
 }
 
+/** A registry for the test file, stopped when it ends. */
 export async function registryForFile(username: string, password: string): Promise<TestRegistry> {
+  // tap only here: a benchmark that imports this file is no tap file.
+  const { default: t } = await import('tap');
+  const registry = await startRegistry(username, password);
+  t.teardown(() => registry.stop());
+  return registry;
+}
+
+/** A registry until stop() (benchmarks, which are no tap files). */
+export async function startRegistry(username: string, password: string): Promise<TestRegistry & { stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'zone-registry-'));
   const [port] = (await freeLoopbackPorts(1)) as [number];
   const host = `127.0.0.1:${port}`;
@@ -42,16 +51,19 @@ export async function registryForFile(username: string, password: string): Promi
   ].join('\n'));
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
   const pid = child.pid!;
-  t.teardown(async () => {
+  const stop = async () => {
     await stopProcess(pid, async () => (await processRuns(pid)) && (await commandLine(pid))[0] === 'docker-registry', 5000);
     await rm(dir, { recursive: true, force: true });
-  });
+  };
   // Up once it answers /v2/ with its challenge.
-  await waitFor(async () => (await fetch(`http://${host}/v2/`)).status === 401, { timeoutMs: 20_000, what: `docker-registry answering on ${host}` });
+  await waitFor(async () => (await fetch(`http://${host}/v2/`)).status === 401, { timeoutMs: 20_000, what: `docker-registry answering on ${host}` }).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
   const docker = new Docker();
   const authconfig = { username, password, serveraddress: host };
   return {
-    host, username, password,
+    host, username, password, stop,
     push: async (image, repo, tag) => {
       const target = `${host}/${repo}:${tag}`;
       await docker.getImage(image).tag({ repo: `${host}/${repo}`, tag });
