@@ -13,6 +13,8 @@ import { PullProgress, type PullEvent } from './pull-progress.ts';
 
 /** Shortest time between two progress lines of one pull. */
 const PROGRESS_INTERVAL_MS = 1000;
+/** A pull that gives no progress line for this long is given up (a registry that accepts and never answers). */
+const DEFAULT_STALL_MS = 120_000;
 
 export interface RegistryPullContext {
   docker: Docker;
@@ -20,6 +22,8 @@ export interface RegistryPullContext {
   /** By reference: one pull (and check of what it brought) of a reference at a time. */
   pulls: KeyedLock;
   clock?: () => number;
+  /** How long a pull may go without a progress line (default 2 min). */
+  stallMs?: number;
 }
 
 /** Where `name` is looked for: the registry it names (when it names one), else each registry in order. */
@@ -118,23 +122,33 @@ async function pull(ctx: RegistryPullContext, registry: RegistryAccess, referenc
     const started = now();
     const meter = new PullProgress(`pulling ${reference}`, PROGRESS_INTERVAL_MS);
     progress(`pulling ${reference} from registry ${registry.host}${credentials ? ` as ${credentials.username}` : ''}`);
+    // Aborting the request to dockerd cancels its pull.
+    const stallMs = ctx.stallMs ?? DEFAULT_STALL_MS;
+    const stalled = new AbortController();
+    let timer = setTimeout(() => stalled.abort(), stallMs);
     try {
-      const stream = await ctx.docker.pull(reference, credentials ? { authconfig: { ...credentials, serveraddress: registry.host } } : {});
+      const options = { abortSignal: stalled.signal, ...(credentials ? { authconfig: { ...credentials, serveraddress: registry.host } } : {}) };
+      const stream = await ctx.docker.pull(reference, options);
       await new Promise<void>((resolve, reject) => {
         ctx.docker.modem.followProgress(stream, (err: Error | null, output: (PullEvent & { error?: unknown })[] | undefined) => {
           const failed = output?.find((line) => line.error !== undefined);
           if (err || failed) reject(err ?? new PullFailure(String(failed?.error)));
           else resolve();
         }, (event: PullEvent) => {
+          clearTimeout(timer);
+          timer = setTimeout(() => stalled.abort(), stallMs);
           const line = meter.update(event, now());
           if (line) progress(line);
         });
       });
     } catch (err) {
+      if (stalled.signal.aborted) throw new PullFailure(`no progress for ${Math.round(stallMs / 1000)} s: given up (${meter.summary()})`);
       // dockerd itself unreachable: the engine's trouble, not the registry's.
       if (statusCodeOf(err) === undefined && !(err instanceof PullFailure)) throw err;
       // docker-modem's "(HTTP code 500) server error - " says nothing dockerd's own words do not.
       throw new PullFailure(scrub(dockerMessageOf(err)).replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim());
+    } finally {
+      clearTimeout(timer);
     }
     const info = await ctx.docker.getImage(reference).inspect();
     progress(`pulled ${reference} (${info.Id}) in ${((now() - started) / 1000).toFixed(1)} s: ${meter.summary()}`);

@@ -1,14 +1,18 @@
 // Where the Docker driver finds a workload's image, against the real dockerd and a real
 // registry (docker-registry with htpasswd auth): on the node when it is the owner's to
 // run, then the owner's grid store, then the node's registries; another owner's image
-// loaded from the grid is never run for someone who cannot get it either way.
+// loaded from the grid is never run for someone who cannot get it either way; a registry
+// that never answers is given up and the next one asked.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import type { ImageSource, WorkloadSpec } from '../../../drivers/contract.ts';
+import { ensureNamedImage } from '../../../drivers/docker/registries.ts';
+import { KeyedLock } from '../../../drivers/keyed-lock.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { testDockerDriver } from '../../helpers/docker-driver.ts';
@@ -94,4 +98,27 @@ t.test('an image pulled from a registry is anyone\'s on this node: a second owne
   t.equal(pulledFor('b3'), 1);
   t.equal((await driver.ensure(specOf(CAROL, 'c3', `${repo('registry')}:1@${registryOnly.digest}`))).state, 'running');
   t.equal(lines.filter((l) => l.workload === 'c3').length, 0, 'no pull for the second');
+});
+
+t.test('a registry that takes the connection and never answers is given up after the stall time; the next one is asked', async (t) => {
+  const held: Socket[] = [];
+  const silent = createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    held.forEach((s) => s.destroy());
+    silent.close();
+  });
+  const name = `${repo('registry')}:1`;
+  const said: string[] = [];
+  await ensureNamedImage({
+    docker, pulls: new KeyedLock(), stallMs: 1000,
+    registries: [
+      { host: `127.0.0.1:${(silent.address() as AddressInfo).port}`, namespace: '', credentials: () => null },
+      { host: registry.host, namespace: '', credentials: () => ({ username: registry.username, password: registry.password }) },
+    ],
+  }, 'w', name, (line) => said.push(line));
+  t.equal((await docker.getImage(name).inspect()).Id, registryOnly.digest, 'pulled from the second registry, tagged as named');
+  t.match(said[0], /^pulling 127\.0\.0\.1:\d+\/zone-test\/registry-\d+:1 from registry 127\.0\.0\.1:\d+$/, 'the silent one was asked first');
+  t.ok(held.length > 0, 'and dockerd did connect to it');
+  await docker.getImage(name).remove();
 });
