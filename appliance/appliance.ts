@@ -30,6 +30,7 @@ import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import { lazyImageSource, openNodeImages } from './images/node-images.ts';
+import { registryAccess } from './images/registries.ts';
 import type { ImageService } from './images/service.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
 import { volumesOf } from './engine/volumes.ts';
@@ -333,6 +334,19 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     dataDir: driversDir,
     openSecret: (sealed, place) => openSealed(sealed, identity.box.secretKey, { ...place, node: identity.id }),
     ...(options.pseudokernel ? { images: lazyImageSource(() => nodeImages?.service ?? null) } : {}),
+    registries: registryAccess(config.registries, {
+      signingKey: identity.signing.publicKey,
+      open: (sealed, place) => openSealed(sealed, identity.box.secretKey, { ...place, node: identity.id }),
+    }),
+    // A pull's progress is the workload's event (what the engine is doing for it), not a state of its
+    // own; an event the store cannot take (a full disk) does not stop the pull.
+    pullProgress: (who, line) => {
+      try {
+        eventLog.record({ ...who, from: null, to: 'image pull', reason: line });
+      } catch (err) {
+        logger.warn({ err, ...who }, 'image pull progress not recorded');
+      }
+    },
   };
   const drivers = new Map(options.drivers(ctx).map((d) => [d.kind, d]));
   const networks = options.networks?.(ctx) ?? null;

@@ -15,6 +15,7 @@ import { DURATION_PATTERN, parseDuration } from '../blueprints/units.ts';
 import { DEFAULT_OWNER_QUOTA, OWNER_KV_BUCKETS, ownerReservation } from './pseudokernel/nats/owner-quota.ts';
 import type { NatsClusterOptions } from './pseudokernel/nats/server-config.ts';
 import { OPENABLE_SERVICES, type OpenableService } from './firewall/rules.ts';
+import { parseRegistries, type RegistryConfig } from './images/registries.ts';
 
 const Factor = Type.Number({ minimum: 0.1, maximum: 100 });
 const LISTEN_PATTERN = '^([^:,]+):([0-9]{1,5})$';
@@ -93,6 +94,13 @@ export const NodeConfigFile = Type.Object({
   images: Type.Optional(Type.Object({
     gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store (default 1 day)' })),
   }, { additionalProperties: false, description: 'the grid\'s image store' })),
+  registries: Type.Optional(Type.Array(Type.Object({
+    url: Type.String({ minLength: 1, maxLength: 512, description: 'host[:port] of the registry, optionally with a namespace below it (registry.example:5000/team)' }),
+    username: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    password: Type.Optional(Type.String({ minLength: 1, maxLength: 12_000, description: 'sealed:v2 to this node (zone seal --owner NODE_SIGNING_KEY --blueprint \'*\' --field registries/HOST/password)' })),
+  }, { additionalProperties: false }), {
+    maxItems: 16, description: 'registries tried in order for images neither on the node nor in the grid\'s image store',
+  })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/node-config-v1.json', title: 'Zone node configuration' });
 
@@ -118,6 +126,8 @@ export interface NodeConfig {
   volumes: { retentionMs: number };
   /** The grid's image store: how long an image no blueprint pins stays. */
   images: { gcGraceMs: number };
+  /** Where images neither on the node nor in the grid are pulled from, in order. */
+  registries: RegistryConfig[];
   logLevel: string;
 }
 
@@ -222,6 +232,7 @@ export function loadNodeConfig(options: { env?: NodeJS.ProcessEnv; cwd?: string 
     limits: limitsOf(file.limits, filePath),
     volumes: { retentionMs: parseDuration(file.volumes?.retention ?? DEFAULT_VOLUME_RETENTION) },
     images: { gcGraceMs: (file.images?.gcGraceSeconds ?? 86_400) * 1000 },
+    registries: parseRegistries(file.registries ?? [], filePath),
     logLevel: env.ZONE_LOG_LEVEL ?? file.logLevel ?? 'info',
   };
 }

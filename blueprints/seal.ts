@@ -21,7 +21,7 @@ export interface SealBinding {
   owner: string;
   node: string;
   blueprint: string;
-  /** `workloads/NAME/env/VAR`, `networks/NAME/wireguard/privateKey`, or `*`. */
+  /** `workloads/NAME/env/VAR`, `networks/NAME/wireguard/privateKey`, `registries/HOST/password`, or `*`. */
   field: string;
 }
 
@@ -53,7 +53,7 @@ function checkBinding(b: SealBinding): SealBinding {
   if (!NODE_ID.test(b.node)) throw new ZoneError('INVALID', `node "${b.node}" is not a node id (lower-case letters and digits, as GET /v1/node shows it)`, 'node');
   if (b.blueprint !== '*' && !new RegExp(NAME_PATTERN).test(b.blueprint)) throw new ZoneError('INVALID', `blueprint "${b.blueprint}" is not a blueprint name or *`, 'blueprint');
   if (!new RegExp(SEALED_FIELD_PATTERN).test(b.field)) {
-    throw new ZoneError('INVALID', `field "${b.field}" is not workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey or *`, 'field');
+    throw new ZoneError('INVALID', `field "${b.field}" is not workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey, registries/HOST/password (in the node config) or *`, 'field');
   }
   return b;
 }

@@ -142,6 +142,23 @@ export interface DriverContext {
   dataDir: string;
   /** Where pinned images come from when the node lacks them (the grid's image store); none: only local images. */
   images?: ImageSource;
+  /** The node config's registries, in order: tried for images neither on the node nor in the grid. */
+  registries?: readonly RegistryAccess[];
+  /** Told how a workload's image pull goes (lines of layers and bytes done, a few a second at most). */
+  pullProgress?(who: { owner: string; blueprint: string; workload: string }, line: string): void;
+}
+
+/** A registry of the node config, as a driver pulls from it. */
+export interface RegistryAccess {
+  /** `host[:port]`, as dockerd names the registry (its credentials are bound to it). */
+  host: string;
+  /** A path below the host that names are looked up in (`team` for `registry.example/team/NAME`); '' for none. */
+  namespace: string;
+  /**
+   * Opens the sealed credentials at the pull that needs them; null: anonymous. Throws
+   * (with a reason that never holds the clear value) when they do not open on this node.
+   */
+  credentials(): { username: string; password: string } | null;
 }
 
 /**

@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .requiredOption('--node <id>', 'the node id: the value opens only on that node')
     .requiredOption('--owner <key>', 'the owner (ed25519:...): the value opens only in that owner\'s blueprints')
     .requiredOption('--blueprint <name>', 'the blueprint it goes into, or * for any of the owner\'s')
-    .requiredOption('--field <path>', 'where it goes: workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey, or * for any field')
+    .requiredOption('--field <path>', 'where it goes: workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey, or * for any field; registries/HOST/password for the node config\'s registries (--owner: the node\'s signing key, --blueprint \'*\')')
     .option('--value <secret>', 'the secret (else read from stdin, one trailing newline dropped)')
     .addHelpText('after', '\nA sealed value copied into another blueprint, owner, node or field is refused there.')
     .action(action(async (opts: SealOptions) => {

@@ -11,7 +11,8 @@ import {
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
-import { ensureImage, loadImageFile } from './images.ts';
+import { loadImageFile } from './images.ts';
+import { ensureNamedImage } from './registries.ts';
 import { ensurePinnedImage, type PinnedImageContext } from './pinned.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
@@ -25,8 +26,6 @@ import { containerUsage, execShell } from './terminal.ts';
 export interface DockerDriverOptions {
   /** dockerd's API socket; /var/run/docker.sock by default. */
   socketPath?: string;
-  /** A registry (`host[:port]`) to pull missing images from; without one, images must be local. */
-  registry?: string;
   /** The grace period `remove()` gives a running container before killing it. */
   removeGraceMs?: number;
   /** The host directory (on a tmpfs) for sealed values' files; /dev/shm/zone-secrets by default (secrets.ts). */
@@ -70,7 +69,10 @@ export class DockerDriver implements Driver {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
     this.docker = new Docker({ socketPath: this.socketPath });
     this.secrets = new SecretFiles(ctx, options.secretsRoot);
-    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(ctx.dataDir, 'docker-images'), fetches: new KeyedLock() };
+    this.pinnedImages = {
+      docker: this.docker, source: ctx.images, dir: join(ctx.dataDir, 'docker-images'), fetches: new KeyedLock(),
+      registries: { docker: this.docker, registries: ctx.registries ?? [], pulls: new KeyedLock() },
+    };
     this.events = new DockerEventFeed(this.docker, {
       node: ctx.node,
       socketPath: this.socketPath,
@@ -102,8 +104,9 @@ export class DockerDriver implements Driver {
       if (!info) {
         const options = containerCreateOptions(spec, sealed ? await this.secrets.prepare(spec) : null);
         const pinned = pinnedImage(spec.definition.image);
-        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
-        else await ensureImage(this.docker, spec.workload, spec.definition.image, this.options.registry);
+        const progress = (line: string) => this.ctx.pullProgress?.({ owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload }, line);
+        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned, progress);
+        else await ensureNamedImage(this.pinnedImages.registries, spec.workload, spec.definition.image, progress);
         await this.inOwnerNetwork(spec, () => this.docker.createContainer(options).catch((err: unknown) => {
           if (statusCodeOf(err) === 409) return; // created meanwhile by a concurrent ensure: start that one
           throw specErrorOf(spec.workload, err) ?? err;

@@ -1,22 +1,9 @@
-// Images without a registry: a local reference is used as it is, a tar file is loaded
-// (`docker load`), and a pull happens only when the image is missing and a registry
-// is configured.
+// Images on the node: whether dockerd has one, and loading archives (`docker load`).
+// Pulls from the node config's registries are in registries.ts.
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type Docker from 'dockerode';
-import { WorkloadSpecError } from '../contract.ts';
-import { dockerMessageOf, statusCodeOf } from './errors.ts';
-
-/** True when the reference already names a registry host (`registry.local:5000/app`). */
-export function hasRegistryHost(reference: string): boolean {
-  const first = reference.split('/')[0] ?? '';
-  return reference.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-}
-
-/** The reference to pull from `registry`: one that names its own registry is kept. */
-export function pullReference(reference: string, registry: string): string {
-  return hasRegistryHost(reference) ? reference : `${registry.replace(/\/+$/, '')}/${reference}`;
-}
+import { statusCodeOf } from './errors.ts';
 
 /** Splits `repo[:tag]` (a `:` inside a registry host is not a tag). */
 export function splitTag(reference: string): { repo: string; tag: string } {
@@ -26,29 +13,16 @@ export function splitTag(reference: string): { repo: string; tag: string } {
 }
 
 export async function isPresent(docker: Docker, reference: string): Promise<boolean> {
-  try {
-    await docker.getImage(reference).inspect();
-    return true;
-  } catch (err) {
-    if (statusCodeOf(err) === 404) return false;
-    throw err;
-  }
+  return (await inspectImage(docker, reference)) !== null;
 }
 
-/** Makes `reference` present locally for `workload`, or throws WorkloadSpecError saying why not. */
-export async function ensureImage(docker: Docker, workload: string, reference: string, registry: string | undefined): Promise<void> {
-  if (await isPresent(docker, reference)) return;
-  if (!registry) {
-    throw new WorkloadSpecError(workload, 'image', `image ${reference} not present locally and no registry configured (load it with \`docker load\` or configure a registry)`);
-  }
-  const source = pullReference(reference, registry);
+/** dockerd's image `reference`; null when it has none. */
+export async function inspectImage(docker: Docker, reference: string): Promise<Docker.ImageInspectInfo | null> {
   try {
-    const progress = await docker.pull(source);
-    await followProgress(docker, progress);
-    if (source !== reference) await docker.getImage(source).tag(splitTag(reference));
+    return await docker.getImage(reference).inspect();
   } catch (err) {
-    if (statusCodeOf(err) === undefined && !(err instanceof ProgressError)) throw err; // dockerd itself is unreachable
-    throw new WorkloadSpecError(workload, 'image', `image ${reference} not present locally and the pull of ${source} failed: ${dockerMessageOf(err)}`);
+    if (statusCodeOf(err) === 404) return null;
+    throw err;
   }
 }
 

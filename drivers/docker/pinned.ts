@@ -1,6 +1,7 @@
 // Pinned images (`name@sha256:DIGEST`): the owner must have the image in the grid's
-// image store; a node that lacks it fetches the archive, checks it against the digest
-// and only then loads it. Anything that does not match is refused on the workload
+// image store, or one of the node's registries must have it; a node that lacks it
+// fetches the archive, checks it against the digest and only then loads it (or pulls it
+// and checks what came, registries.ts). Anything that does not match is refused on the workload
 // (`image digest mismatch`) and never loaded, never run.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -14,32 +15,57 @@ import type { PinnedImage } from '../../blueprints/image-ref.ts';
 import { WorkloadSpecError, type ImageSource } from '../contract.ts';
 import type { KeyedLock } from '../keyed-lock.ts';
 import { ImageArchiveError, readImageArchive } from './archive.ts';
-import { isPresent, loadImageStream } from './images.ts';
+import { inspectImage, isPresent, loadImageStream } from './images.ts';
+import { pullPinned, pulledFromRegistry, type RegistryPullContext } from './registries.ts';
 
 export interface PinnedImageContext {
   docker: Docker;
-  /** The grid's images; none: a pinned image must be on the node already. */
+  /** The grid's images; none: a pinned image must be on the node already, or in a registry. */
   source: ImageSource | undefined;
   /** Where fetched archives wait for their check and load. */
   dir: string;
   /** By digest: one fetch and load of an image at a time. */
   fetches: KeyedLock;
+  /** The node config's registries, tried last. */
+  registries: RegistryPullContext;
 }
 
-/** Makes pinned image `image` of `owner` present for `workload`, or throws WorkloadSpecError saying why not. */
-export async function ensurePinnedImage(ctx: PinnedImageContext, workload: string, owner: string, image: PinnedImage): Promise<void> {
+/**
+ * Makes pinned image `image` of `owner` present for `workload`, or throws WorkloadSpecError
+ * saying why not. In order: on the node already (and the owner's to run: in its grid
+ * store, or pulled from one of the node's registries), fetched from the owner's grid
+ * store, pulled from the node's registries.
+ */
+export async function ensurePinnedImage(ctx: PinnedImageContext, workload: string, owner: string, image: PinnedImage, progress: (line: string) => void): Promise<void> {
   const { digest } = image;
-  const missing = (why: string) => new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${why}`);
-  if (ctx.source && !(await ctx.source.has(owner, digest))) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
-  if (await isPresent(ctx.docker, digest)) return;
-  const source = ctx.source;
-  if (!source) throw missing('is not on this node, which has no grid image store');
+  const hasRegistries = ctx.registries.registries.length > 0;
+  // A grid store that cannot be asked (not open yet) does not keep the registries from being tried.
+  let gridTrouble: unknown = null;
+  const inGrid = ctx.source ? await ctx.source.has(owner, digest).catch((err: unknown) => {
+    if (!hasRegistries) throw err;
+    gridTrouble = err;
+    return false;
+  }) : false;
+  const here = await inspectImage(ctx.docker, digest);
+  // Another owner's image, loaded from its grid store, is not this owner's to run.
+  if (here && (!ctx.source || inGrid || pulledFromRegistry(here.RepoDigests, ctx.registries.registries))) return;
+  const missing = ctx.source ? 'is not in the owner\'s grid image store (push it with `zone image push`)' : 'is not on this node, which has no grid image store';
+  if (inGrid && ctx.source) return fetchFromGrid(ctx, ctx.source, workload, owner, image);
+  if (!hasRegistries) throw new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${missing}`);
+  await pullPinned(ctx.registries, workload, image, missing, progress).catch((err: unknown) => {
+    // No registry gave it, and the grid, which may have it, could not be asked: tried again later.
+    throw gridTrouble ?? err;
+  });
+}
+
+async function fetchFromGrid(ctx: PinnedImageContext, source: ImageSource, workload: string, owner: string, image: PinnedImage): Promise<void> {
+  const { digest } = image;
   await ctx.fetches.run(digest, async () => {
     if (await isPresent(ctx.docker, digest)) return;
     await mkdir(ctx.dir, { recursive: true, mode: 0o700 });
     const path = join(ctx.dir, `${randomBytes(8).toString('hex')}.tar`);
     try {
-      if (!(await source.fetch(owner, digest, path))) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
+      if (!(await source.fetch(owner, digest, path))) throw new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} is not in the owner's grid image store (push it with \`zone image push\`)`);
       const archive = await readImageArchive(createReadStream(path)).catch((err: unknown) => {
         if (err instanceof ImageArchiveError) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} does not check (${err.message}); not run`);
         throw err;

@@ -92,7 +92,10 @@ export class LibvirtDriver implements Driver {
     this.kernel = options.kernel ?? DEFAULTS.kernel;
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
-    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
+    this.pinnedImages = {
+      docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock(),
+      registries: { docker: this.docker, registries: ctx.registries ?? [], pulls: new KeyedLock() },
+    };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
@@ -403,7 +406,10 @@ export class LibvirtDriver implements Driver {
       if (fresh || !(await exists(initrd))) {
         // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
         const pinned = pinnedImage(def.image);
-        if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
+        if (pinned) {
+          const progress = (line: string) => this.ctx.pullProgress?.({ owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload }, line);
+          await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned, progress);
+        }
         const image = await imageRootfs(this.docker, pinned?.digest ?? def.image, join(this.root, 'images'));
         const argv = def.command ?? image.defaultArgv;
         if (argv.length === 0) throw new WorkloadSpecError(spec.workload, 'command', `image ${def.image} has no default command; give one`);

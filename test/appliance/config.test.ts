@@ -149,3 +149,18 @@ t.test('volumes.retention: 24h by default, a duration from the file, anything el
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ volumes: { retention: 'a day' } }));
   t.equal(errorOf(() => loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' }))?.field, '/volumes/retention');
 });
+
+t.test('registries: none by default; read in order from the file; a bad entry refused naming the field, a clear password without echoing it', async (t) => {
+  t.same(loadNodeConfig({ env: {}, cwd: tmp(t) }).registries, []);
+  const dir = tmp(t);
+  const load = (registries: unknown) => {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ registries }));
+    return loadNodeConfig({ env: { ZONE_DATA_DIR: dir }, cwd: '/' });
+  };
+  t.same(load([{ url: 'b.example' }, { url: 'a.example:5000/team' }]).registries.map((r) => r.url), ['b.example', 'a.example:5000/team']);
+  t.match(errorOf(() => load([{ url: 'a.example', token: 'x' }])), { code: 'INVALID', field: '/registries/0' });
+  t.match(errorOf(() => load({ url: 'a.example' })), { code: 'INVALID', field: '/registries' });
+  const clear = errorOf(() => load([{ url: 'a.example', username: 'ci', password: 'in-clear-123' }]));
+  t.match(clear, { code: 'INVALID', field: '/registries/0/password', message: /is not a sealed value/ });
+  t.notMatch(clear?.message, 'in-clear-123');
+});

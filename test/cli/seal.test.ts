@@ -31,7 +31,7 @@ t.test('a bad key, place or an empty secret is refused without echoing the secre
   const badKey = await runZone(['seal', ...args().slice(1).map((a) => (a === node.publicKey ? 'nope' : a)), '--value', 'hunter2'], { cwd: dir });
   t.same([badKey.code, badKey.stderr], [2, 'zone: --node-key: node box key must be base64 of 32 bytes (44 characters), as GET /v1/node shows it\n']);
   const badField = await runZone([...args({ ...place, field: '/workloads/0/env/TOKEN' }), '--value', 'hunter2'], { cwd: dir });
-  t.same([badField.code, badField.stderr], [2, 'zone: --field: field "/workloads/0/env/TOKEN" is not workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey or *\n']);
+  t.same([badField.code, badField.stderr], [2, 'zone: --field: field "/workloads/0/env/TOKEN" is not workloads/NAME/env/VAR, networks/NAME/wireguard/privateKey, registries/HOST/password (in the node config) or *\n']);
   const badOwner = await runZone([...args({ ...place, owner: 'alice' }), '--value', 'hunter2'], { cwd: dir });
   t.match(badOwner, { code: 2, stderr: /--owner: owner "alice" is not an ed25519/ });
   const empty = await runZone(args(), { cwd: dir, input: '' });
