@@ -107,7 +107,7 @@ export class ZoneAppliance implements Appliance {
   }
 
   async nodeInfo(): Promise<NodeInfo> {
-    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.liveDocuments());
+    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.liveDocuments(), this.reconciler.heldVolumes());
     return {
       id: this.identity.id,
       signingKey: this.identity.signing.publicKey,
@@ -138,6 +138,8 @@ export class ZoneAppliance implements Appliance {
       overcommit: this.options.config.overcommit,
       policy: this.options.config.policy,
       admitted: this.liveDocuments(),
+      // As the latest pass listed them: submit stays synchronous from the version check to the write.
+      held: this.reconciler.heldVolumes(),
     });
     checkVmImageFiles(bp, this.options.config.policy);
     // The blueprint and its event in one write: a full disk refuses both (NO_SPACE, 507).
