@@ -47,19 +47,44 @@ export function demandOf(bp: Blueprint): Capacity {
     (sum, w) => add(sum, { cpus: w.cpus, memoryBytes: w.memoryBytes, diskBytes: w.diskBytes }), { ...ZERO, diskBytes: volumes });
 }
 
+/** A volume on the node's disk (as the volume provider last listed it), whoever declares it now. */
+export interface HeldVolume {
+  owner: string;
+  blueprint: string;
+  volume: string;
+  kind: 'filesystem' | 'block';
+  sizeBytes: number;
+}
+
+const declares = (bp: Blueprint, v: HeldVolume) => !bp.delete && bp.owner === v.owner && bp.name === v.blueprint && (bp.volumes ?? []).some((d) => d.name === v.volume);
+
 /**
- * Refuses a version that shrinks a volume the stored version declares: ext4 and qcow2
- * do not shrink safely under data, so a smaller size is a mistake to say at once.
+ * The volumes of `held` that none of `blueprints` declares: released ones kept for their
+ * retention (and ones a newer version or tombstone is about to release). Their data still
+ * takes the disk, so admission counts them until they are deleted.
  */
-export function checkVolumeSizes(bp: Blueprint, stored: Blueprint | null): void {
-  if (bp.delete || !stored) return;
+export const retainedVolumes = (held: readonly HeldVolume[], blueprints: readonly Blueprint[]): HeldVolume[] =>
+  held.filter((v) => !blueprints.some((bp) => declares(bp, v)));
+
+/**
+ * Refuses a version that shrinks a volume the stored version declares, or one released
+ * and kept for its retention: ext4 and qcow2 do not shrink safely under data, so a
+ * smaller size is a mistake to say at once.
+ */
+export function checkVolumeSizes(bp: Blueprint, stored: Blueprint | null, held: readonly HeldVolume[] = []): void {
+  if (bp.delete) return;
   (bp.volumes ?? []).forEach((v, i) => {
-    const before = stored.volumes?.find((o) => o.name === v.name);
-    if (before && parseSize(v.size) < parseSize(before.size)) {
-      throw new ZoneError('INVALID', `volume ${v.name}: size ${v.size} is smaller than ${before.size} of version ${stored.version}; a volume grows but never shrinks (declare a new volume to start smaller)`, `/volumes/${i}/size`);
+    const declared = stored?.volumes?.find((o) => o.name === v.name);
+    const kept = held.find((h) => h.owner === bp.owner && h.blueprint === bp.name && h.volume === v.name);
+    const before = declared
+      ? { size: parseSize(declared.size), shown: declared.size, kind: declared.kind ?? 'filesystem', where: `of version ${stored?.version}` }
+      : kept && { size: kept.sizeBytes, shown: formatBytes(kept.sizeBytes), kind: kept.kind, where: 'of the volume kept from an earlier version' };
+    if (!before) return;
+    if (parseSize(v.size) < before.size) {
+      throw new ZoneError('INVALID', `volume ${v.name}: size ${v.size} is smaller than ${before.shown} ${before.where}; a volume grows but never shrinks (declare a new volume to start smaller)`, `/volumes/${i}/size`);
     }
-    if (before && (before.kind ?? 'filesystem') !== (v.kind ?? 'filesystem')) {
-      throw new ZoneError('INVALID', `volume ${v.name}: kind ${v.kind ?? 'filesystem'} differs from ${before.kind ?? 'filesystem'} of version ${stored.version}; a volume keeps its kind (declare a new volume)`, `/volumes/${i}/kind`);
+    if (before.kind !== (v.kind ?? 'filesystem')) {
+      throw new ZoneError('INVALID', `volume ${v.name}: kind ${v.kind ?? 'filesystem'} differs from ${before.kind} ${before.where}; a volume keeps its kind (declare a new volume)`, `/volumes/${i}/kind`);
     }
   });
 }
@@ -72,12 +97,16 @@ export interface CapacityView {
   free: Capacity;
   nodeReserve: Capacity;
   blueprints: number;
+  /** Disk of volumes no admitted blueprint declares (released, kept for their retention): part of `reserved`. */
+  retainedBytes: number;
 }
 
-export function capacityView(total: Capacity, overcommit: Overcommit, admitted: readonly Blueprint[]): CapacityView {
+/** `held`: the volumes on the node's disk; those no admitted blueprint declares count too. */
+export function capacityView(total: Capacity, overcommit: Overcommit, admitted: readonly Blueprint[], held: readonly HeldVolume[] = []): CapacityView {
   const keep = nodeReserve(total);
   const live = admitted.filter((bp) => !bp.delete);
-  const reserved = live.map(demandOf).reduce(add, keep);
+  const retainedBytes = retainedVolumes(held, live).reduce((n, v) => n + v.sizeBytes, 0);
+  const reserved = live.map(demandOf).reduce(add, { ...keep, diskBytes: keep.diskBytes + retainedBytes });
   return {
     total,
     reserved,
@@ -88,6 +117,7 @@ export function capacityView(total: Capacity, overcommit: Overcommit, admitted: 
     },
     nodeReserve: keep,
     blueprints: live.length,
+    retainedBytes,
   };
 }
 
@@ -117,7 +147,8 @@ export function checkCapacity(bp: Blueprint, view: CapacityView): void {
       throw new ZoneError('CAPACITY',
         `blueprint ${bp.name} needs ${r.name} ${f(need[r.key])}, the node has ${f(Math.max(0, view.free[r.key]))} free ` +
         `(total ${f(view.total[r.key])}, kept for the node ${f(view.nodeReserve[r.key])}, ` +
-        `reserved by ${view.blueprints} other blueprint(s) ${f(view.reserved[r.key] - view.nodeReserve[r.key])})`,
+        `reserved by ${view.blueprints} other blueprint(s) ${f(view.reserved[r.key] - view.nodeReserve[r.key] - (r.key === 'diskBytes' ? view.retainedBytes : 0))}` +
+        `${r.key === 'diskBytes' && view.retainedBytes > 0 ? `, kept by released volumes until their retention ends ${f(view.retainedBytes)}` : ''})`,
         '/workloads',
         { resource: r.name, requested: need[r.key], free: Math.max(0, view.free[r.key]), total: view.total[r.key], reserved: view.reserved[r.key] });
     }
@@ -188,15 +219,16 @@ export function checkPolicy(bp: Blueprint, policy: NodePolicy): void {
 }
 
 /**
- * Admits `bp` (policy, ports, capacity) against the other admitted blueprints; the
- * stored older version of the same blueprint must not be among `admitted`, since the
- * new version replaces it. Tombstones are always admitted.
+ * Admits `bp` (policy, ports, capacity) against the other admitted blueprints (its own
+ * stored older version, which it replaces, is left out) and the volumes on the disk
+ * (`held`; those `bp` declares are in its own demand). Tombstones are always admitted.
  */
-export function admitBlueprint(bp: Blueprint, ctx: { total: Capacity; overcommit: Overcommit; policy: NodePolicy; admitted: readonly Blueprint[] }): void {
+export function admitBlueprint(bp: Blueprint, ctx: { total: Capacity; overcommit: Overcommit; policy: NodePolicy; admitted: readonly Blueprint[]; held?: readonly HeldVolume[] }): void {
   if (bp.delete) return;
+  const held = ctx.held ?? [];
   const others = ctx.admitted.filter((o) => !(o.owner === bp.owner && o.name === bp.name) && !o.delete);
-  checkVolumeSizes(bp, ctx.admitted.find((o) => o.owner === bp.owner && o.name === bp.name) ?? null);
+  checkVolumeSizes(bp, ctx.admitted.find((o) => o.owner === bp.owner && o.name === bp.name) ?? null, held);
   checkPolicy(bp, ctx.policy);
   checkPorts(bp, others);
-  checkCapacity(bp, capacityView(ctx.total, ctx.overcommit, others));
+  checkCapacity(bp, capacityView(ctx.total, ctx.overcommit, others, held.filter((v) => !declares(bp, v))));
 }

@@ -15,18 +15,20 @@ import type { NetworkDriver, ObservedVolume, VolumeProvider } from '../drivers/c
 import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
-import { workloadId } from '../drivers/names.ts';
+import { volumeId, workloadId } from '../drivers/names.ts';
+import { imageKindOf } from '../drivers/libvirt/spec.ts';
+import { parseSize } from '../blueprints/units.ts';
 import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from '../lib/backoff.ts';
 import { ZoneError } from '../lib/errors.ts';
 import { checkVmImageFiles } from './vm-images.ts';
-import { WorkloadConsole } from './console.ts';
+import { USAGE_PERIOD_MS, WorkloadConsole } from './console.ts';
 import { EventLog } from './events.ts';
 import { measureHostCapacity } from './host.ts';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.ts';
 import { withholdUnauthorized } from './withhold.ts';
 import { createLogger } from './logger.ts';
-import type { GridFs, PipeLag, ProcEntry } from './pseudokernel/interfaces.ts';
+import type { GridFs, PipeLag, ProcEntry, ProcVolume } from './pseudokernel/interfaces.ts';
 import { Pseudokernel, type PseudokernelSettings } from './pseudokernel/pseudokernel.ts';
 import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import { lazyImageSource, openNodeImages } from './images/node-images.ts';
@@ -36,6 +38,9 @@ import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, Volu
 import { volumesOf } from './engine/volumes.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** A workload by its owner, blueprint and name (on this node). */
+type OwnedWorkload = { owner: string; blueprint: string; workload: string };
 
 export interface ApplianceOptions {
   config: NodeConfig;
@@ -60,7 +65,7 @@ export interface ApplianceOptions {
   tokens?: { replayCapacity?: number; clock?: () => number };
   /** The clock of the engine and of expiry (default: the wall clock; tests pass their own). */
   clock?: () => Date;
-  /** How often the console samples workloads' CPU and memory (default 15 s). */
+  /** How often workloads' use is sampled: CPU and memory for the console, volumes' data for /zone/proc (default 15 s). */
   usagePeriodMs?: number;
 }
 
@@ -108,7 +113,7 @@ export class ZoneAppliance implements Appliance {
   }
 
   async nodeInfo(): Promise<NodeInfo> {
-    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.liveDocuments());
+    const view = capacityView(this.hostCapacity, this.options.config.overcommit, this.liveDocuments(), this.reconciler.heldVolumes());
     return {
       id: this.identity.id,
       signingKey: this.identity.signing.publicKey,
@@ -139,6 +144,8 @@ export class ZoneAppliance implements Appliance {
       overcommit: this.options.config.overcommit,
       policy: this.options.config.policy,
       admitted: this.liveDocuments(),
+      // As the latest pass listed them: submit stays synchronous from the version check to the write.
+      held: this.reconciler.heldVolumes(),
     });
     checkVmImageFiles(bp, this.options.config.policy);
     // The blueprint and its event in one write: a full disk refuses both (NO_SPACE, 507).
@@ -262,14 +269,53 @@ export class ZoneAppliance implements Appliance {
    */
   private followWorkloads(pk: Pseudokernel): void {
     const recordOf = (owner: string, blueprint: string, workload: string) => this.reconciler.statuses().get(workloadId(this.identity.id, owner, blueprint, workload)) ?? null;
-    this.unfollow = this.eventLog.subscribe((event) => {
+    const volumes = (w: OwnedWorkload) => () => this.procVolumes(w);
+    const unsubscribe = this.eventLog.subscribe((event) => {
       if (event.owner === null || event.blueprint === null || event.workload === null) return;
       const identity = { owner: event.owner, blueprint: event.blueprint, workload: event.workload };
-      pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload));
+      pk.workloadChanged(identity, event.to === 'removed' ? null : recordOf(identity.owner, identity.blueprint, identity.workload), volumes(identity));
     });
-    for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r);
+    // What a volume's data uses changes without an event: the rows of workloads with
+    // volumes are measured again each period (published only when something changed).
+    const refresh = setInterval(() => {
+      const withVolumes = new Set(this.store.blueprints().filter((b) => b.document.volumes?.length).map((b) => JSON.stringify([b.owner, b.name])));
+      for (const r of this.reconciler.statuses().values()) if (withVolumes.has(JSON.stringify([r.owner, r.blueprint]))) pk.workloadChanged(r, r, volumes(r));
+    }, this.options.usagePeriodMs ?? USAGE_PERIOD_MS);
+    refresh.unref();
+    this.unfollow = () => {
+      clearInterval(refresh);
+      unsubscribe();
+    };
+    for (const r of this.reconciler.statuses().values()) pk.workloadChanged(r, r, volumes(r));
     const owners = [...this.store.blueprints().map((b) => b.owner), ...[...this.reconciler.statuses().values()].map((r) => r.owner)];
     pk.sweep(owners, (owner, blueprint, workload) => recordOf(owner, blueprint, workload) !== null);
+  }
+
+  /** The volumes a workload of this node mounts, as its /zone/proc row shows them (none when it has none or the node has no volumes). */
+  private async procVolumes(w: OwnedWorkload): Promise<ProcVolume[]> {
+    const provider = this.reconciler.volumes;
+    const stored = this.store.blueprints().find((b) => b.owner === w.owner && b.name === w.blueprint);
+    if (!provider || !stored?.document.volumes?.length || !isLive(stored, this.now())) return [];
+    const spec = desiredWorkloads(this.identity.id, [stored]).find((d) => d.workload === w.workload);
+    if (!spec) return [];
+    const d = spec.definition;
+    // A VM's block volumes are its virtio disks after the boot disk (vda) when it boots a disk image.
+    const first = d.kind === 'vm' && imageKindOf(d.image) === 'disk' ? 1 : 0;
+    const uses = [
+      ...(d.volumeMounts ?? []),
+      ...(d.disks ?? []).map((disk, i) => ({ volume: disk.volume, target: `/dev/vd${String.fromCharCode(97 + first + i)}`, readOnly: false })),
+    ];
+    return Promise.all(uses.map(async (u) => {
+      const id = volumeId(this.identity.id, w.owner, w.blueprint, u.volume);
+      const declared = stored.document.volumes?.find((v) => v.name === u.volume);
+      const observed = await provider.inspect(id).catch(() => null);
+      return {
+        name: u.volume, kind: observed?.kind ?? declared?.kind ?? 'filesystem',
+        sizeBytes: observed?.sizeBytes ?? (declared ? parseSize(declared.size) : 0),
+        usedBytes: observed ? await provider.usage(id).catch(() => 0) : 0,
+        target: u.target, readOnly: u.readOnly,
+      };
+    }));
   }
 
   private async restartOwned(owner: string, blueprint: string, workload: string): Promise<void> {

@@ -11,9 +11,15 @@ import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { errorResponses } from '../errors.ts';
 
+const ProcVolume = Type.Object({
+  name: Type.String(), kind: Type.String(), sizeBytes: Type.Integer(),
+  usedBytes: Type.Integer({ description: 'what its data uses, measured when the row was published' }),
+  target: Type.String({ description: 'where the container mounts it, or the VM\'s disk device' }), readOnly: Type.Boolean(),
+});
 const ProcRow = Type.Object({
   node: Type.String(), blueprint: Type.String(), workload: Type.String(), kind: Type.String(),
   state: Type.String(), restarts: Type.Integer(), since: Type.String({ format: 'date-time' }),
+  volumes: Type.Optional(Type.Array(ProcVolume, { description: 'the volumes it mounts, when it has any' })),
 });
 const ProcList = Type.Object({ workloads: Type.Array(ProcRow) });
 const PipeRow = Type.Object({

@@ -94,6 +94,8 @@ export class Reconciler {
   private readonly refused = new Map<string, string>();
   /** The volume provider, if any. */
   readonly volumes: VolumeProvider | null;
+  /** What the provider listed at the latest pass that could list (admission counts the disk they hold). */
+  private lastVolumes: readonly ObservedVolume[] = [];
   private readonly clock: () => Date;
   /** Blueprint versions whose expiry has been told (an event), by owner/name@version. */
   private readonly expired = new Set<string>();
@@ -194,6 +196,11 @@ export class Reconciler {
     this.restartsAsked.set(spec.id, reason);
     this.wake();
     return 'restarting';
+  }
+
+  /** The volumes on this node as the latest pass saw them, released ones included. */
+  heldVolumes(): readonly ObservedVolume[] {
+    return this.lastVolumes;
   }
 
   /** Current records (the workloads' status), by engine-side id. */
@@ -328,7 +335,9 @@ export class Reconciler {
   private async observeVolumes(): Promise<ObservedVolume[] | null> {
     if (!this.volumes) return null;
     try {
-      return await this.volumes.list();
+      const list = await this.volumes.list();
+      this.lastVolumes = list;
+      return list;
     } catch (err) {
       this.o.logger.warn({ error: (err as Error).message }, 'listing volumes failed');
       return null;

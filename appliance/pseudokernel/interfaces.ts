@@ -72,6 +72,19 @@ export interface ProcEntry {
   restarts: number;
   /** ISO 8601 time of the last state change. */
   since: string;
+  /** The volumes it mounts, when it has any (`/zone/proc/<blueprint>/<workload>/volumes`). */
+  volumes?: ProcVolume[];
+}
+
+/** A volume as a workload uses it: a container's mount, or a VM's virtio disk (`target` its device). */
+export interface ProcVolume {
+  name: string;
+  kind: string;
+  sizeBytes: number;
+  /** What its data uses, measured when the row was published. */
+  usedBytes: number;
+  target: string;
+  readOnly: boolean;
 }
 
 /** A pipe of the grid and how far its consumer is behind. */

@@ -23,7 +23,7 @@ import {
 } from '../../drivers/contract.ts';
 import { DEFAULT_LIMITS, type NodeConfig, type NodeLimits } from '../config.ts';
 import type { WorkloadRecord } from '../store.ts';
-import type { PipeLag, ProcEntry } from './interfaces.ts';
+import type { PipeLag, ProcEntry, ProcVolume } from './interfaces.ts';
 import { isMounted, mountZone, type ZoneMount } from './mount/mount.ts';
 import { NatsGridFs } from './fs/grid-fs.ts';
 import { admitOwner } from './nats/owner-quota.ts';
@@ -86,6 +86,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
   private sweeping: Promise<void> = Promise.resolve();
   /** One chain per workload, so its rows reach the table in the order of its changes. */
   private readonly publishing = new Map<string, Promise<void>>();
+  /** The row this node published last of each of its workloads (JSON), by owner|blueprint|workload. */
+  private readonly lastRows = new Map<string, string>();
 
   constructor(private readonly o: PseudokernelOptions) {
     this.limits = o.limits ?? DEFAULT_LIMITS;
@@ -229,20 +231,31 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
 
   /**
    * A workload of this node changed (`record`) or was forgotten (`record` null, with its
-   * identity): its row in the owner's process table follows. Does nothing while unavailable.
+   * identity): its row in the owner's process table follows. `volumes` (read in turn, so
+   * rows keep their order) gives the volumes it mounts; a row equal to the one this node
+   * published last is not published again. Does nothing while unavailable.
    */
-  workloadChanged(identity: { owner: string; blueprint: string; workload: string }, record: WorkloadRecord | null): void {
+  workloadChanged(identity: { owner: string; blueprint: string; workload: string }, record: WorkloadRecord | null, volumes?: () => Promise<ProcVolume[]>): void {
     if (!this.nc) return;
     const key = `${identity.owner}|${identity.blueprint}|${identity.workload}`;
-    const row: ProcEntry | null = record && {
+    const base: ProcEntry | null = record && {
       node: this.o.node, blueprint: record.blueprint, workload: record.workload, kind: record.kind,
       state: record.state, restarts: record.restarts, since: record.since,
     };
     const previous = this.publishing.get(key) ?? Promise.resolve();
     const next = previous.then(async () => {
       const table = await this.procTable(identity.owner);
-      if (row) await table.publish(row);
-      else await table.remove(this.o.node, identity.blueprint, identity.workload);
+      if (!base) {
+        this.lastRows.delete(key);
+        await table.remove(this.o.node, identity.blueprint, identity.workload);
+        return;
+      }
+      const mounted = (await volumes?.()) ?? [];
+      const row = mounted.length ? { ...base, volumes: mounted } : base;
+      const text = JSON.stringify(row);
+      if (this.lastRows.get(key) === text) return;
+      await table.publish(row);
+      this.lastRows.set(key, text);
     }).catch((err: unknown) => {
       this.o.logger.warn({ err, ...identity }, 'process table: the workload\'s row could not be published');
     }).finally(() => {

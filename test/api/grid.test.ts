@@ -110,6 +110,18 @@ t.test('owner tokens are scoped: a replayed one, one for another node, route or 
   for (const made of used) t.notOk(log.includes(made.slice(5, 60)) || log.includes(made.slice(-60)), 'no token in the log');
 });
 
+t.test('a process row carries the workload\'s volumes', async (t) => {
+  const row = { node: 'n1', blueprint: 'notes', workload: 'app', kind: 'container', state: 'running', restarts: 0, since: '2026-01-01T00:00:00.000Z' };
+  const volumes = [{ name: 'db', kind: 'filesystem', sizeBytes: 67108864, usedBytes: 15360, target: '/data', readOnly: false }];
+  const stub = new StubAppliance(new TokenChecker('stub'));
+  stub.gridProc = async () => [{ ...row, volumes }, { ...row, workload: 'web' }];
+  const server = await buildServer(stub);
+  t.teardown(() => server.close());
+  const key = generateSigningKeyPair();
+  const res = await server.inject({ url: '/v1/grid/proc', headers: { authorization: makeOwnerToken(key, { aud: 'stub', method: 'GET', path: '/v1/grid/proc' }) } });
+  t.same(res.json(), { workloads: [{ ...row, volumes }, { ...row, workload: 'web' }] });
+});
+
 t.test('the memory of accepted tokens refuses new ones with 429 at its cap', async (t) => {
   const server = await buildServer(new StubAppliance(new TokenChecker('stub', { replayCapacity: 2 })));
   t.teardown(() => server.close());

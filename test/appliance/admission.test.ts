@@ -116,6 +116,26 @@ t.test('volumes count against the disk; a later version may grow a volume but no
   t.same(demandOf({ ...withVolume('10Gi'), delete: true, volumes: [] }), { cpus: 0, memoryBytes: 0, diskBytes: 0 }, 'a tombstone holds nothing');
 });
 
+t.test('a released volume kept for its retention still counts against the disk until it is deleted', async (t) => {
+  const held = (volume: string, size: number, blueprint = 'db', owner = OWNER) => ({ owner, blueprint, volume, kind: 'filesystem' as const, sizeBytes: size });
+  const db = (version: number, volumes: Blueprint['volumes'] = []) => bp('db', [], { version, volumes });
+  // db v2 dropped `old` (60 GiB, released); `data` is still declared.
+  const ctx = { total: TOTAL, overcommit: OVER, policy: NO, admitted: [db(2, [{ name: 'data', size: '10Gi' }])], held: [held('old', 60 * GIB), held('data', 10 * GIB)] };
+  const view = capacityView(TOTAL, OVER, ctx.admitted, ctx.held);
+  t.equal(view.retainedBytes, 60 * GIB, 'only the volume no blueprint declares is retained');
+  t.equal(view.free.diskBytes, 30 * GIB, 'the declared volume is counted once');
+  const err = refusal(t, () => admitBlueprint(bp('big', [], { volumes: [{ name: 'v', size: '40Gi' }] }), ctx), 'CAPACITY', '/workloads');
+  t.match(err?.message, /the node has 30\.0 GiB free .*reserved by 1 other blueprint\(s\) 10\.0 GiB, kept by released volumes until their retention ends 60\.0 GiB\)/);
+  t.doesNotThrow(() => admitBlueprint(bp('big', [], { volumes: [{ name: 'v', size: '40Gi' }] }), { ...ctx, held: [held('data', 10 * GIB)] }), 'fits once it is deleted');
+  t.doesNotThrow(() => admitBlueprint(db(3, [{ name: 'data', size: '10Gi' }, { name: 'old', size: '60Gi' }]), ctx), 'listed again, it is counted once: in the blueprint that takes it back');
+  // db v3 drops `data` too: admitted (it needs nothing), and `data` still counts for the next one.
+  const afterDrop = capacityView(TOTAL, OVER, [], [held('old', 60 * GIB), held('data', 10 * GIB)]);
+  t.equal(afterDrop.free.diskBytes, 30 * GIB, 'nothing is freed before the retention ends');
+  t.doesNotThrow(() => admitBlueprint(bp('db', [], { owner: OTHER, volumes: [{ name: 'old', size: '10Gi' }] }), { ...ctx, held: [held('old', 20 * GIB)] }), 'another owner\'s volume of that name is another volume');
+  const shrink = refusal(t, () => admitBlueprint(db(3, [{ name: 'old', size: '1Gi' }]), ctx), 'INVALID', '/volumes/0/size');
+  t.match(shrink?.message, /volume old: size 1Gi is smaller than 60\.0 GiB of the volume kept from an earlier version/);
+});
+
 t.test('a volume mount needs no host-mount policy', async (t) => {
   checkPolicy(bp('db', [box('db', '64Mi', { mounts: [{ volume: 'data', target: '/data' }] })], { volumes: [{ name: 'data', size: '1Gi' }] }), NO);
   t.pass('admitted under the default policy');

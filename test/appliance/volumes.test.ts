@@ -119,9 +119,12 @@ t.test('two owners\' volumes of one name in blueprints of one name hold separate
 t.test('a dropped volume is kept for the retention period, its data returns when listed again, and it is deleted after', async (t) => {
   const id = volumeId(nodeId, operator.publicKey, 'shop', 'data');
   const folder = join(dir, 'drivers', 'volumes', id);
+  const reservedDisk = async () => (await appliance.nodeInfo()).capacity.reserved.diskBytes;
+  const before = await reservedDisk();
   // v3 drops the volume: the workload no longer mounts it.
   await appliance.submit(sign({ name: 'shop', version: 3, workloads: [box('true', { mounts: [] })] }));
   await waitFor(async () => (await appliance.listVolumes(operator.publicKey)).find((v) => v.blueprint === 'shop')?.state === 'released', { timeoutMs: 60_000, what: 'the volume released' });
+  t.equal(await reservedDisk(), before, 'admission still counts the released volume\'s 32Mi: its data takes the disk until it is deleted');
   const [released] = (await appliance.listVolumes(operator.publicKey)).filter((v) => v.blueprint === 'shop');
   t.match(released, { state: 'released', attachedTo: [] });
   t.ok(released?.deleteAt && Date.parse(released.deleteAt) > Date.now() + HOUR - 60_000, 'its deletion is an hour away');
@@ -133,9 +136,11 @@ t.test('a dropped volume is kept for the retention period, its data returns when
   await appliance.submit(sign({ name: 'shop', version: 5, delete: true }));
   await waitFor(async () => (await appliance.listVolumes(operator.publicKey)).find((v) => v.blueprint === 'shop')?.state === 'released', { timeoutMs: 60_000, what: 'released by the tombstone' });
   t.ok(existsSync(join(folder, 'data.ext4')), 'still there within the retention');
+  const tombstoned = await reservedDisk();
   clockShiftMs = 2 * HOUR;
   appliance.reconciler.wake();
   await waitFor(() => !existsSync(folder), { timeoutMs: 60_000, what: 'deleted after the retention' });
+  await waitFor(async () => (await reservedDisk()) === tombstoned - 32 * MIB, { timeoutMs: 30_000, what: 'its 32Mi free again once deleted' });
   t.notOk(readFileSync('/proc/self/mountinfo', 'utf8').includes(id), 'no mount left');
   t.notOk(execFileSync('losetup', ['-a'], { encoding: 'utf8' }).includes(id), 'no loop device left');
   clockShiftMs = 0;

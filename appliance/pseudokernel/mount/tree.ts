@@ -1,6 +1,6 @@
 // The path tree of a /zone mount: which area a path belongs to, and the read-only
 // views (`proc/`, `self/`) as small in-memory trees. Pure: no I/O, time is an argument.
-import type { ProcEntry, SelfInfo } from '../interfaces.ts';
+import type { ProcEntry, ProcVolume, SelfInfo } from '../interfaces.ts';
 
 export type ViewNode =
   | { type: 'dir'; entries: Map<string, ViewNode>; mtimeMs: number }
@@ -51,8 +51,16 @@ export function selfView(self: SelfInfo, mountedAtMs: number): ViewNode {
   return dir(values.map(([name, value]) => [name, file(value, mountedAtMs)]), mountedAtMs);
 }
 
+/** What /proc/mounts escapes in a path (space, tab, newline, backslash): one line per volume, fields split by spaces. */
+const escapeField = (value: string) => value.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+
+/** One line per volume: `NAME KIND SIZE USED TARGET ro|rw`, sizes in bytes (empty when it has none). */
+export function volumesFile(volumes: readonly ProcVolume[] = []): string {
+  return volumes.map((v) => `${[v.name, v.kind, v.sizeBytes, v.usedBytes, v.target].map((f) => escapeField(String(f))).join(' ')} ${v.readOnly ? 'ro' : 'rw'}\n`).join('');
+}
+
 /**
- * `proc/<blueprint>/<workload>/{state,node,restarts,kind,since}`. A blueprint may run on
+ * `proc/<blueprint>/<workload>/{state,node,restarts,kind,since,volumes}`. A blueprint may run on
  * several nodes under one name: the row of `localNode` wins, then the first node by name,
  * so the same table always gives the same tree.
  */
@@ -66,7 +74,8 @@ export function procView(entries: ProcEntry[], localNode: string, fetchedAtMs: n
     const since = Date.parse(e.since);
     const mtimeMs = Number.isFinite(since) ? since : fetchedAtMs;
     const files: [string, string][] = [['state', e.state], ['node', e.node], ['restarts', String(e.restarts)], ['kind', e.kind], ['since', e.since]];
-    workloads.set(e.workload, dir(files.map(([name, value]) => [name, file(value, mtimeMs)]), mtimeMs));
+    const volumes: ViewNode = { type: 'file', content: Buffer.from(volumesFile(e.volumes)), mtimeMs };
+    workloads.set(e.workload, dir([...files.map(([name, value]): [string, ViewNode] => [name, file(value, mtimeMs)]), ['volumes', volumes]], mtimeMs));
   }
   return dir([...blueprints].map(([name, workloads]) => [name, { type: 'dir', entries: workloads, mtimeMs: fetchedAtMs }]), fetchedAtMs);
 }

@@ -22,6 +22,17 @@ export interface NatsProcTableOptions {
   maxBytes?: number;
 }
 
+/** A row's volumes: as many as a workload may mount (blueprints/schema.ts bounds mounts and disks). */
+const MAX_ROW_VOLUMES = 64;
+const VolumeRow = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  kind: Type.String(),
+  sizeBytes: Type.Integer({ minimum: 0 }),
+  usedBytes: Type.Integer({ minimum: 0 }),
+  target: Type.String({ minLength: 1 }),
+  readOnly: Type.Boolean(),
+});
+
 const Row = Type.Object({
   node: Type.String({ minLength: 1 }),
   blueprint: Type.String({ minLength: 1 }),
@@ -30,6 +41,7 @@ const Row = Type.Object({
   state: Type.String(),
   restarts: Type.Integer({ minimum: 0 }),
   since: Type.String(),
+  volumes: Type.Optional(Type.Array(VolumeRow, { maxItems: MAX_ROW_VOLUMES })),
 });
 
 export class NatsProcTable implements ProcTable {
@@ -75,9 +87,11 @@ export class NatsProcTable implements ProcTable {
   }
 }
 
-/** The contract's fields only. */
-function rowOf({ node, blueprint, workload, kind, state, restarts, since }: ProcEntry): ProcEntry {
-  return { node, blueprint, workload, kind, state, restarts, since };
+/** The contract's fields only (`volumes` when there are some). */
+function rowOf({ node, blueprint, workload, kind, state, restarts, since, volumes }: ProcEntry): ProcEntry {
+  const row: ProcEntry = { node, blueprint, workload, kind, state, restarts, since };
+  if (volumes?.length) row.volumes = volumes.map(({ name, kind, sizeBytes, usedBytes, target, readOnly }) => ({ name, kind, sizeBytes, usedBytes, target, readOnly }));
+  return row;
 }
 
 function keyOf(node: string, blueprint: string, workload: string): string {

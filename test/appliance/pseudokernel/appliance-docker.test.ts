@@ -1,8 +1,9 @@
 // The pseudokernel wired into an appliance with the real Docker driver and a real
-// nats-server: the owner's process table follows the node's workloads, every container
-// has the owner's /zone, and the blueprints' pipes run.
+// nats-server: the owner's process table follows the node's workloads (and shows their
+// volumes), every container has the owner's /zone, and the blueprints' pipes run.
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { buffer, text } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ import t from 'tap';
 import { createAppliance, type ZoneAppliance } from '../../../appliance/appliance.ts';
 import { GIB } from '../../../appliance/admission.ts';
 import { loadNodeConfig, loadOrCreateTrustPolicy } from '../../../appliance/config.ts';
+import { buildVolumeProvider } from '../../../appliance/drivers.ts';
+import type { VolumeProvider } from '../../../drivers/contract.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { isMounted } from '../../../appliance/pseudokernel/mount/mount.ts';
 import { readSigningKey } from '../../../blueprints/keys.ts';
@@ -25,6 +28,7 @@ import { waitFor } from '../../helpers/wait.ts';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const execFileAsync = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'zone-pk-docker-'));
 const [natsPort] = (await freeLoopbackPorts(1)) as [number];
 const config = loadNodeConfig({ env: { ZONE_DATA_DIR: dir, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}` }, cwd: dir });
@@ -33,10 +37,15 @@ const operator = readSigningKey(createdOperatorKey!);
 // The operator also signs for a second owner: the policy grants it any owner.
 const policy = { ...created, signers: created.signers.map((s) => ({ ...s, owners: '*' as const })) };
 
+let volumes: VolumeProvider | null = null;
+
 async function start(): Promise<ZoneAppliance> {
   const started = await createAppliance({
     config, trustPolicy: policy, logger: pino({ level: 'silent' }),
     drivers: (ctx) => [new DockerDriver(ctx, { removeGraceMs: 1000 })],
+    volumes: (ctx) => (volumes = buildVolumeProvider(ctx)),
+    // Volumes' use in /zone/proc is measured again this often.
+    usagePeriodMs: 500,
     hostCapacity: { cpus: 4, memoryBytes: 8 * GIB, diskBytes: 100 * GIB },
     backoff: { firstMs: 200, maxMs: 2000, stableMs: 60_000, crashloopAfter: 5 },
     pseudokernel: {},
@@ -50,6 +59,7 @@ const nodeId = appliance.identity.id;
 t.teardown(async () => {
   await appliance.close();
   await removeNodeContainers([nodeId]).catch(() => {});
+  for (const v of await volumes!.list()) await volumes!.remove(v.id);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -111,6 +121,40 @@ t.test('containers of one owner share /zone/fs byte-exact and see themselves in 
   await waitFor(() => appliance.pseudokernel!.mounted().size === 0, { timeoutMs: 30_000, what: 'the /zone mounts released' });
   await waitFor(async () => !(await isMounted(mountpoint)), { timeoutMs: 10_000, what: `${mountpoint} unmounted` });
   t.equal((await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length, 0, 'the containers are gone');
+});
+
+t.test('/zone/proc shows a workload\'s volumes (name, kind, size, used, target, ro/rw) to its owner\'s containers only', async (t) => {
+  const other = generateSigningKeyPair().publicKey;
+  await appliance.submit(sign({
+    name: 'stateful', version: 1,
+    volumes: [{ name: 'data', size: '16Mi' }, { name: 'ref', size: '16Mi' }],
+    workloads: [{
+      name: 'db', kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'dd if=/dev/zero of=/data/blob bs=1M count=4 && sync; exec sleep 3600'],
+      mounts: [{ volume: 'data', target: '/data' }, { volume: 'ref', target: '/ref', readOnly: true }],
+    }],
+  }));
+  await appliance.submit(sign({ owner: other, name: 'others', version: 1, workloads: [{ name: 'peek', kind: 'container', image: 'zone/busybox', command: ['sleep', '3600'] }] }));
+  // Never execFileSync: /zone is served by this process, which must stay free to answer the reads.
+  const inside = (blueprint: string, workload: string, command: string, owner = operator.publicKey) =>
+    execFileAsync('docker', ['exec', workloadId(nodeId, owner, blueprint, workload), 'sh', '-c', command], { encoding: 'utf8', timeout: 20_000 }).then((r) => r.stdout, () => null);
+  // The row is published when db starts, before dd has written: the use is measured again.
+  const line = /^data filesystem 16777216 (\d+) \/data rw\nref filesystem 16777216 (\d+) \/ref ro\n$/;
+  const shown = await waitFor(async () => {
+    const m = (await inside('stateful', 'db', 'cat /zone/proc/stateful/db/volumes'))?.match(line);
+    return m && Number(m[1]) >= 4 * 2 ** 20 ? m : null;
+  }, { timeoutMs: 60_000, what: 'data\'s 4 MiB in /zone/proc/stateful/db/volumes inside db' });
+  t.ok(Number(shown[2]) < 2 * 2 ** 20, `ref uses ${shown[2]} bytes: ext4's own tables only`);
+  const listed = (await appliance.listVolumes(operator.publicKey)).find((v) => v.blueprint === 'stateful' && v.name === 'data');
+  t.ok(Math.abs(Number(shown[1]) - (listed?.usedBytes ?? 0)) < 2 ** 20, 'the use shown is the one GET /v1/volumes gives');
+
+  await waitFor(async () => (await inside('others', 'peek', 'cat /zone/self/name', other)) === 'peek\n', { timeoutMs: 60_000, what: 'the other owner\'s /zone' });
+  t.equal(await inside('others', 'peek', 'ls /zone/proc', other), 'others\n', 'another owner sees only its own blueprints');
+  t.equal(await inside('others', 'peek', 'cat /zone/proc/stateful/db/volumes', other), null, 'and cannot read the first owner\'s volumes');
+  t.equal(await inside('others', 'peek', 'cat /zone/proc/others/peek/volumes', other), '', 'a workload without volumes has an empty file');
+
+  await appliance.submit(sign({ name: 'stateful', version: 2, delete: true }));
+  await appliance.submit(sign({ owner: other, name: 'others', version: 2, delete: true }));
+  await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } })).length === 0, { timeoutMs: 60_000, what: 'the containers removed' });
 });
 
 t.test('a blueprint piping seq 1 100000 into sort -n gives the sorted numbers', async (t) => {

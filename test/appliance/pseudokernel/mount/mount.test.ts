@@ -24,7 +24,8 @@ const row = (node: string, blueprint: string, workload: string, state: string, r
 const base = await mkdtemp(join(tmpdir(), 'zone-fuse-test-'));
 const mnt = join(base, 'zone');
 const grid = new MemoryGridFs();
-const proc = new MemoryProcTable([row('n1', 'shop', 'web', 'running', 2), row('n2', 'shop', 'db', 'crashloop', 7), row('n0', 'shop', 'web', 'exited'), row('n2', 'etl', 'job', 'running')]);
+const dbVolumes = [{ name: 'data', kind: 'filesystem', sizeBytes: 67108864, usedBytes: 15360, target: '/var/lib/db', readOnly: false }];
+const proc = new MemoryProcTable([row('n1', 'shop', 'web', 'running', 2), { ...row('n2', 'shop', 'db', 'crashloop', 7), volumes: dbVolumes }, row('n0', 'shop', 'web', 'exited'), row('n2', 'etl', 'job', 'running')]);
 const logLines: string[] = [];
 const logger = createLogger({ destination: { write: (line: string) => void logLines.push(line) } });
 const MAX_OPEN_FILES = 24;
@@ -102,7 +103,9 @@ t.test('self/ tells the workload who it is', async (t) => {
 t.test('proc/ shows every workload of the owner by blueprint, with its state', async (t) => {
   t.equal(await sh('ls proc'), 'etl\nshop\n');
   t.equal(await sh('ls proc/shop'), 'db\nweb\n');
-  t.equal(await sh('ls proc/shop/web'), 'kind\nnode\nrestarts\nsince\nstate\n');
+  t.equal(await sh('ls proc/shop/web'), 'kind\nnode\nrestarts\nsince\nstate\nvolumes\n');
+  t.equal(await sh('cat proc/shop/web/volumes'), '', 'no volumes');
+  t.equal(await sh('cat proc/shop/db/volumes'), 'data filesystem 67108864 15360 /var/lib/db rw\n');
   t.equal(await sh('cd proc/shop/web; cat state node restarts kind since'), `running\nn1\n2\ncontainer\n${since}\n`, 'the row of this node, not n0\'s');
   t.equal(await sh('cat proc/shop/db/state proc/shop/db/restarts'), 'crashloop\n7\n');
   t.equal(await sh('stat -c %y proc/shop/db/state'), '2025-01-02 03:04:05.000000000 +0000\n');

@@ -51,6 +51,16 @@ t.test('a row that is not a process entry is skipped and logged', async (t) => {
   t.ok(logs.some((line) => line.key === 'bm9kZQ.YnA.YmFk' && /skipped/.test(String(line.msg))));
 });
 
+t.test('a row carries the workload\'s volumes; one with a malformed volume is skipped', async (t) => {
+  const table = await NatsProcTable.open(nc, { owner: owner(6), replicas: 1, logger });
+  const volumes = [{ name: 'data', kind: 'filesystem', sizeBytes: 16777216, usedBytes: 4096, target: '/data', readOnly: false }];
+  await table.publish(row('n', 'bp', 'db', { volumes }));
+  await table.publish(row('n', 'bp', 'web', { volumes: [] }));
+  t.same(await table.list(), [row('n', 'bp', 'db', { volumes }), row('n', 'bp', 'web')], 'as published; an empty list is no field');
+  await (await new Kvm(nc).open(table.bucket)).put('bg.YnA.YmFk', JSON.stringify({ ...row('n', 'bp', 'bad'), volumes: [{ name: 'x', sizeBytes: -1 }] }));
+  t.same((await table.list()).map((r) => r.workload), ['db', 'web']);
+});
+
 t.test('replicas out of range are refused naming the option', async (t) => {
   await t.rejects(NatsProcTable.open(nc, { owner: owner(5), replicas: 0, logger }), /replicas is 0; expected an integer from 1/);
 });
