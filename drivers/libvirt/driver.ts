@@ -6,6 +6,7 @@
 // 128 bits of a hash of the domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
 // so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -94,10 +95,12 @@ export class LibvirtDriver implements Driver {
   readonly kind = 'vm';
   /**
    * attach() joins the command's stdio: its virtio-serial ports when piped (stdio-ports.ts),
-   * else the serial console, which is its stdio then. console() is the serial console. The
-   * guest has no /zone yet.
+   * which needs the kernel's virtio_console module beside it, else the serial console,
+   * which is its stdio then. console() is the serial console. The guest has no /zone yet.
    */
-  readonly capabilities: Readonly<Capabilities> = { attach: true, console: true, mount: false };
+  readonly capabilities: Readonly<Capabilities>;
+  /** Why attach is off, for the fingerprint; null when on. */
+  private readonly attachProblem: string | null;
   private readonly uri: string;
   private readonly kernel: string;
   private readonly root: string;
@@ -121,6 +124,9 @@ export class LibvirtDriver implements Driver {
     this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
+    const portModule = join(dirname(this.kernel), PORT_MODULES.at(-1)!.host);
+    this.attachProblem = existsSync(portModule) ? null : `no ${portModule} for the VMs' stdio ports (scripts/setup-host caches it with the kernel): VMs cannot be pipe ends`;
+    this.capabilities = { attach: this.attachProblem === null, console: true, mount: false };
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
       : null;
@@ -150,6 +156,7 @@ export class LibvirtDriver implements Driver {
       kernelPresent,
     };
     if (qemuVersion) details.qemuVersion = qemuVersion;
+    if (this.attachProblem) details.attachProblem = this.attachProblem;
     return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details, capabilities };
   }
 

@@ -91,3 +91,10 @@ t.test('a VM writes before anyone attaches: its stdout is held from the start, n
   t.equal((await ended).length, 0, 'the stdin attach\'s stdout carries nothing and ends');
   t.match(await exitedOf(spec.id), { exitCode: 7 });
 });
+
+t.test('without virtio_console beside the kernel the driver declares no attach (pipes report it) and says why', async (t) => {
+  const bare = new LibvirtDriver(ctx, { kernel: `${dataDir}/vmlinuz`, accelerator: 'tcg' });
+  t.teardown(() => bare.close());
+  t.match(bare.capabilities, { attach: false, console: true });
+  t.match(await bare.fingerprint(), { capabilities: { attach: false }, details: { attachProblem: /virtio_console\.ko for the VMs' stdio ports .*VMs cannot be pipe ends/ } });
+});

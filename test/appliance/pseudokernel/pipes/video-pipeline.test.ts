@@ -67,6 +67,7 @@ t.test('the example applies: the camera\'s lines reach the detector VM through t
     const frames = text.match(/^detected: .+$/gm) ?? [];
     return frames.length >= 3 && frames;
   }, { timeoutMs: 200_000, what: 'three of the camera\'s lines detected in the VM' });
+  t.comment(detected.slice(0, 3).join('\n'));
   t.ok(detected.every((line) => /^detected: \w{3} \w{3} +\d+ \d\d:\d\d:\d\d \w+ \d{4}\r?$/.test(line)), `the camera's dates, whole: ${detected[0]}`);
   const states = appliance.getBlueprint('video-pipeline')?.workloads.map((w) => [w.workload, w.state]);
   t.same(Object.fromEntries(states ?? []), { camera: 'running', detector: 'running' });
