@@ -270,6 +270,11 @@ export class LibvirtDriver implements Driver {
    * ends with the incarnation. A VM with no piped stream has the console as its stdio.
    */
   async attach(id: string, options: AttachOptions = {}): Promise<AttachedStreams> {
+    // After any ensure() under way: the ports it holds are known by their incarnation once it returns.
+    return this.exclusive(id, () => this.attachStdio(id, options));
+  }
+
+  private async attachStdio(id: string, options: AttachOptions): Promise<AttachedStreams> {
     const observed = await this.inspect(id);
     if (!observed) throw new Error(`no VM ${id}`);
     if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its stdio can be attached only while it runs`);
