@@ -2,16 +2,19 @@
 // Docker and libvirt drivers, a local nats-server and the PipeRunner between them.
 // (a) container -> container: dd of 64 MiB of zeros into `wc -c` in a container;
 // (b) container -> VM: the same into `wc -c` in a VM (QEMU; TCG where KVM is missing),
-//     whose stdin is a virtio-serial port.
+//     whose stdin is a virtio-serial port;
+// (c) for reference, the VM's port alone: the bench writes the 64 MiB straight into the
+//     stdin the libvirt driver attaches (no pipe, no JetStream).
 // The sink starts first (a VM boots) and is running with its stdin attached before the
 // source starts; the time runs from the source's start to the feeder having written the
 // last byte into the sink's stdin, and the sink's count is checked afterwards.
 // Run (as root, with the VM lock): flock /tmp/zone-vm.lock node --import tsx bench/vm-pipes.ts
+import { once } from 'node:events';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import pino from 'pino';
-import { specHash } from '../blueprints/normalize.ts';
+import { normalizeWorkload, specHash } from '../blueprints/normalize.ts';
 import type { Workload } from '../blueprints/schema.ts';
 import { localPipeEnds, pipeIdentity, type LocalPipeEnd } from '../blueprints/pipes.ts';
 import { desiredWorkloads } from '../appliance/engine/desired.ts';
@@ -84,15 +87,36 @@ async function main(): Promise<void> {
     return seconds;
   }
 
+  /** Seconds to write BYTES into a VM's stdin port straight from here; checks the VM's count. */
+  async function portAlone(): Promise<number> {
+    const definition = { ...normalizeWorkload({ name: 'port', kind: 'vm', image: 'zone/busybox', command: ['wc', '-c'], resources: { memory: '128Mi' } }), stdin: 'pipe' as const, stdout: 'pipe' as const };
+    const id = workloadId(NODE, OWNER, 'port', 'port');
+    vmIds.push(id);
+    await vms.ensure({ node: NODE, owner: OWNER, blueprint: 'port', workload: 'port', id, definition, specHash: specHash(definition) });
+    const io = await vms.attach(id, { replay: true });
+    const count = text(io.stdout);
+    await waitFor(async () => (await text(await vms.logs(id, { follow: false }))).includes('zone: started port'), { what: 'the VM booted', timeoutMs: 180_000, intervalMs: 50 });
+    const zeros = Buffer.alloc(65536);
+    const began = process.hrtime.bigint();
+    for (let i = 0; i < COUNT; i++) if (!io.stdin.write(zeros)) await once(io.stdin, 'drain');
+    await new Promise<void>((resolve) => io.stdin.end(resolve));
+    const seconds = Number(process.hrtime.bigint() - began) / 1e9;
+    const counted = (await count).trim();
+    if (counted !== String(BYTES)) throw new Error(`the VM counted ${counted} bytes on its port, expected ${BYTES}`);
+    return seconds;
+  }
+
   try {
     const toContainer = await transfer('tocontainer', 'container');
     const toVm = await transfer('tovm', 'vm');
+    const port = await portAlone();
     const accelerator = (await vms.fingerprint()).details.accelerator;
     const rate = (s: number) => BYTES / s / 2 ** 20;
     console.log(`VM pipes benchmark: ${BYTES / 2 ** 20} MiB of zeros from dd in a container through a pipe into wc -c; VM accelerator: ${accelerator}`);
     console.log(`(a) container -> container  ${rate(toContainer).toFixed(1).padStart(7)} MiB/s (${toContainer.toFixed(2)} s)`);
     console.log(`(b) container -> VM         ${rate(toVm).toFixed(1).padStart(7)} MiB/s (${toVm.toFixed(2)} s)`);
-    console.log(`ratio VM / container (b/a): throughput ${(rate(toVm) / rate(toContainer)).toFixed(3)}x`);
+    console.log(`(c) the VM's stdin port alone ${rate(port).toFixed(1).padStart(7)} MiB/s (${port.toFixed(2)} s)`);
+    console.log(`ratio VM / container (b/a): throughput ${(rate(toVm) / rate(toContainer)).toFixed(3)}x; pipe into a VM / its port alone (b/c): ${(rate(toVm) / rate(port)).toFixed(3)}x`);
   } finally {
     await runner.stop();
     for (const id of vmIds) await vms.remove(id).catch(() => undefined);
