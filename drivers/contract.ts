@@ -72,7 +72,7 @@ export interface ObservedWorkload extends WorkloadIdentity {
 export interface Capabilities {
   /** attach() joins the main process's stdin and stdout (with `replay`, from its first byte): what pipes need. */
   attach: boolean;
-  /** attach() is an interactive console of the machine (a serial line), not the main process's stdio. */
+  /** console() opens an interactive console of the machine (a serial line). */
   console: boolean;
   /** The spec's `zoneMount` reaches the workload at /zone (the pseudokernel's mount). */
   mount: boolean;

@@ -2,7 +2,7 @@
 // is in spec.ts (create options) and observed.ts (inspect -> ObservedWorkload); this
 // file is the I/O.
 import { join } from 'node:path';
-import { PassThrough, Readable, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
   WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
@@ -20,6 +20,7 @@ import { nameClash, sameWorkload } from '../names.ts';
 import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
 import { KeyedLock } from '../keyed-lock.ts';
+import { refusingStdin } from '../streams.ts';
 import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
 import { containerUsage, execShell } from './terminal.ts';
 
@@ -400,11 +401,6 @@ export class DockerDriver implements Driver {
       throw engineErrorOf(err, this.socketPath);
     }
   }
-}
-
-/** A stdin that was not attached: destroyed, so a write fails (through its callback) instead of going nowhere. */
-function refusingStdin(): Writable {
-  return new Writable().destroy();
 }
 
 function ignoreStatus(...codes: number[]) {

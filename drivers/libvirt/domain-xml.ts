@@ -38,6 +38,11 @@ export interface DomainPlan {
    * boot disk: vdb, vdc, ... when it boots a disk, vda, vdb, ... when it boots a kernel.
    */
   volumes?: { path: string }[];
+  /**
+   * virtio-serial ports for a piped stdin and stdout, each a unix socket qemu listens on
+   * (the guest finds them by name: zone.stdin, zone.stdout); absent for a stream not piped.
+   */
+  stdio?: { stdin?: string; stdout?: string };
   /** A 9p share (the pseudokernel's /zone later); absent by default. */
   share?: { source: string; tag: string; readOnly: boolean };
   metadata: DomainMetadata;
@@ -115,6 +120,11 @@ export function domainXml(plan: DomainPlan): string {
     },
     { '@type': 'unix', source: { '@mode': 'bind', '@path': plan.controlSocket }, target: { '@port': '1' } },
   ];
+  const channels = (['stdin', 'stdout'] as const).flatMap((stream) => {
+    const path = plan.stdio?.[stream];
+    return path ? [{ '@type': 'unix', source: { '@mode': 'bind', '@path': path }, target: { '@type': 'virtio', '@name': `zone.${stream}` } }] : [];
+  });
+  if (channels.length > 0) devices.channel = channels;
   devices.memballoon = { '@model': 'none' };
   const doc = {
     domain: {

@@ -6,15 +6,17 @@
 // 128 bits of a hash of the domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
 // so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
+  AttachedStreams, AttachOptions, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
@@ -27,8 +29,10 @@ import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
+import { connectPort, holdStdoutPort } from './stdio-ports.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
+import { refusingStdin } from '../streams.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
@@ -63,19 +67,40 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 /** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
-/** virtio_blk and what it needs, in load order (each after its depends=), for a guest given block volumes as disks (Debian builds them as modules). */
-const DISK_MODULES = [
+/** The virtio PCI transport, in load order (each after its depends=): Debian builds it as modules. */
+const VIRTIO_MODULES = [
   'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
-  'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'drivers/block/virtio_blk.ko',
-].map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
+  'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko',
+];
+const guestModule = (path: string) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` });
+/** virtio_blk and what it needs, for a guest given block volumes as disks. */
+const DISK_MODULES = [...VIRTIO_MODULES, 'drivers/block/virtio_blk.ko'].map(guestModule);
+/** virtio_console and what it needs, for a guest whose stdin or stdout is piped (virtio-serial ports). */
+const PORT_MODULES = [...VIRTIO_MODULES, 'drivers/char/virtio_console.ko'].map(guestModule);
+/** How often a stdout that carries nothing (not piped, or not asked for) looks whether its incarnation ended. */
+const ENDED_POLL_MS = 500;
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** The piped stdio ports of an incarnation ensure() started, held until attach() takes them. */
+interface HeldStdio {
+  stdin: Socket | null;
+  stdout: Readable | null;
+  startedAt: string | null;
+}
 
 // One probe per kernel per process: it boots a guest, and the answer does not change.
 const probes = new Map<string, Promise<AcceleratorProbe>>();
 
 export class LibvirtDriver implements Driver {
   readonly kind = 'vm';
-  /** attach() is the serial console; the guest has no /zone yet. */
-  readonly capabilities: Readonly<Capabilities> = { attach: false, console: true, mount: false };
+  /**
+   * attach() joins the command's stdio: its virtio-serial ports when piped (stdio-ports.ts),
+   * which needs the kernel's virtio_console module beside it, else the serial console,
+   * which is its stdio then. console() is the serial console. The guest has no /zone yet.
+   */
+  readonly capabilities: Readonly<Capabilities>;
+  /** Why attach is off, for the fingerprint; null when on. */
+  private readonly attachProblem: string | null;
   private readonly uri: string;
   private readonly kernel: string;
   private readonly root: string;
@@ -86,6 +111,10 @@ export class LibvirtDriver implements Driver {
   private connecting: Promise<Hypervisor> | null = null;
   private readonly locks = new KeyedLock();
   private readonly setupProblem: string | null;
+  /** By domain name: the ports of the incarnation ensure() started, until attach() takes them. */
+  private readonly held = new Map<string, HeldStdio>();
+  /** By domain name: the startedAt last recorded in its folder (see startedAtOf). */
+  private readonly startedAts = new Map<string, string>();
 
   constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
     this.uri = options.uri ?? DEFAULTS.uri;
@@ -98,6 +127,9 @@ export class LibvirtDriver implements Driver {
     };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
+    const portModule = join(dirname(this.kernel), PORT_MODULES.at(-1)!.host);
+    this.attachProblem = existsSync(portModule) ? null : `no ${portModule} for the VMs' stdio ports (scripts/setup-host caches it with the kernel): VMs cannot be pipe ends`;
+    this.capabilities = { attach: this.attachProblem === null, console: true, mount: false };
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
       : null;
@@ -127,6 +159,7 @@ export class LibvirtDriver implements Driver {
       kernelPresent,
     };
     if (qemuVersion) details.qemuVersion = qemuVersion;
+    if (this.attachProblem) details.attachProblem = this.attachProblem;
     return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details, capabilities };
   }
 
@@ -146,6 +179,7 @@ export class LibvirtDriver implements Driver {
         } else if (observedStateOf(snap.state, snap.hasRun) !== 'running') {
           await this.prepareFiles(spec, false);
           await this.start(spec, domain);
+          await this.holdStdio(spec);
         }
       } else {
         const boot = await this.prepareFiles(spec, true);
@@ -160,13 +194,20 @@ export class LibvirtDriver implements Driver {
           controlSocket: this.socketPath(spec.id, 'ctl'),
           bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
           volumes: vmVolumes(spec),
+          stdio: {
+            ...(spec.definition.stdin ? { stdin: this.socketPath(spec.id, 'stdin') } : {}),
+            ...(spec.definition.stdout ? { stdout: this.socketPath(spec.id, 'stdout') } : {}),
+          },
           metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
         });
         domain = await hv.domainDefineXML(xml);
         await this.start(spec, domain);
+        await this.holdStdio(spec);
       }
       const observed = await this.snapshot(domain, spec.id);
       if (!observed) throw new Error(`libvirt domain ${spec.id} lost its zone metadata`);
+      const held = this.held.get(spec.id);
+      if (held && held.startedAt === null) held.startedAt = observed.startedAt;
       return observedOf(observed);
     }));
   }
@@ -205,9 +246,10 @@ export class LibvirtDriver implements Driver {
         await this.stopDomain(hv, id, this.options.removeGraceMs ?? DEFAULTS.removeGraceMs);
         await domain.undefine().catch((err: unknown) => { if (!isNoDomain(err)) throw err; });
       }
+      this.dropHeld(id);
+      this.startedAts.delete(id);
       await rm(this.domainDir(id), { recursive: true, force: true });
-      await rm(this.socketPath(id), { force: true });
-      await rm(this.socketPath(id, 'ctl'), { force: true });
+      for (const channel of ['console', 'ctl', 'stdin', 'stdout'] as const) await rm(this.socketPath(id, channel), { force: true });
     }));
   }
 
@@ -223,11 +265,47 @@ export class LibvirtDriver implements Driver {
     return consoleLogStream(path, options);
   }
 
-  async attach(id: string): Promise<AttachedStreams> {
+  /**
+   * A VM's piped stdin and stdout are its virtio-serial ports: those ensure() held from the
+   * start (stdout exact from its first byte, with or without `replay`), else stdin is
+   * connected now; a piped stdout not held since the start (the appliance restarted) cannot
+   * be replayed and is refused. A stream not piped, or not asked for, carries nothing and
+   * ends with the incarnation. A VM with no piped stream has the console as its stdio.
+   */
+  async attach(id: string, options: AttachOptions = {}): Promise<AttachedStreams> {
+    // After any ensure() under way: the ports it holds are known by their incarnation once it returns.
+    return this.exclusive(id, () => this.attachStdio(id, options));
+  }
+
+  private async attachStdio(id: string, options: AttachOptions): Promise<AttachedStreams> {
     const observed = await this.inspect(id);
     if (!observed) throw new Error(`no VM ${id}`);
-    if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its console can be attached only while it runs`);
-    return attachConsole(this.socketPath(id));
+    if (observed.state !== 'running') throw new Error(`VM ${id} is ${observed.state}: its stdio can be attached only while it runs`);
+    const ports = { stdin: await exists(this.socketPath(id, 'stdin')), stdout: await exists(this.socketPath(id, 'stdout')) };
+    if (!ports.stdin && !ports.stdout) return attachConsole(this.socketPath(id));
+    const wanted = { stdin: options.stdin ?? true, stdout: options.stdout ?? true };
+    let held = this.held.get(id);
+    if (held && held.startedAt !== observed.startedAt) {
+      this.dropHeld(id);
+      held = undefined;
+    }
+    if (wanted.stdout && ports.stdout && !held?.stdout) {
+      throw new Error(`VM ${id}'s piped stdout was not held since its start (the appliance restarted while it ran): its output cannot be replayed exactly; its next start is relayed whole`);
+    }
+    let stdin: Writable = refusingStdin();
+    if (wanted.stdin && ports.stdin) {
+      stdin = held?.stdin ?? await connectPort(this.socketPath(id, 'stdin'));
+      if (held) held.stdin = null;
+    }
+    let stdout: Readable;
+    if (wanted.stdout && held?.stdout) {
+      stdout = held.stdout;
+      held.stdout = null;
+    } else {
+      stdout = this.untilEnded(id, observed.startedAt);
+    }
+    if (held && !held.stdin && !held.stdout) this.held.delete(id);
+    return { stdin, stdout, startedAt: observed.startedAt, exact: true };
   }
 
   async console(id: string): Promise<TerminalSession> {
@@ -248,6 +326,7 @@ export class LibvirtDriver implements Driver {
 
   async close(): Promise<void> {
     this.poller.stop();
+    for (const id of [...this.held.keys()]) this.dropHeld(id);
     const hv = this.hypervisor;
     this.hypervisor = null;
     if (hv) await hv.connectClose().catch(() => undefined);
@@ -263,7 +342,7 @@ export class LibvirtDriver implements Driver {
     return join(this.domainDir(id), 'console.log');
   }
 
-  private socketPath(id: string, channel: 'console' | 'ctl' = 'console'): string {
+  private socketPath(id: string, channel: 'console' | 'ctl' | 'stdin' | 'stdout' = 'console'): string {
     return join(this.root, 'sock', `${createHash('sha256').update(id).digest('hex').slice(0, NAME_HASH_HEX)}.${channel}`);
   }
 
@@ -321,15 +400,35 @@ export class LibvirtDriver implements Driver {
     const { text } = logStat ? await readFileEnd(log, CONSOLE_SCAN_BYTES) : { text: '' };
     const pidStat = active ? await stat(`/run/libvirt/qemu/${name}.pid`).catch(() => null) : null;
     return {
+      ...await this.startedAtOf(name, pidStat?.mtime ?? null, logStat !== null),
       metadata: facts.metadata,
       name,
       state: info.state,
       domainId: active && typeof domainId === 'number' && domainId > 0 ? domainId : null,
       hasRun: (logStat?.size ?? 0) > 0,
       exitCode: exitCodeFromConsole(text),
-      startedAt: pidStat ? pidStat.mtime.toISOString() : null,
       finishedAt: !active && logStat ? logStat.mtime.toISOString() : null,
     };
+  }
+
+  /**
+   * The incarnation: when qemu started (its pid file's time) while it runs, recorded beside
+   * the domain's files so that an exited one keeps it (as a container does): a pipe's
+   * consumer commits the input of the incarnation that exited, by this id.
+   */
+  private async startedAtOf(name: string, running: Date | null, hasRun: boolean): Promise<{ startedAt: string | null }> {
+    const file = join(this.domainDir(name), 'started-at');
+    if (running) {
+      const startedAt = running.toISOString();
+      if (this.startedAts.get(name) !== startedAt) {
+        await writeFile(file, startedAt).catch(() => undefined);
+        this.startedAts.set(name, startedAt);
+      }
+      return { startedAt };
+    }
+    if (!hasRun) return { startedAt: null };
+    const recorded = await readFile(file, 'utf8').catch(() => '');
+    return { startedAt: ISO_TIME.test(recorded) ? recorded : null };
   }
 
   private async snapshots(): Promise<DomainSnapshot[]> {
@@ -362,6 +461,46 @@ export class LibvirtDriver implements Driver {
       if (/memory/i.test(message) && !/permission/i.test(message)) throw new WorkloadSpecError(spec.workload, 'resources.memory', `libvirt could not start the VM: ${message}`);
       throw err;
     }
+  }
+
+  /** Holds the piped ports of the incarnation just started (an older one's nobody took are let go). */
+  private async holdStdio(spec: WorkloadSpec): Promise<void> {
+    const { stdin, stdout } = spec.definition;
+    this.dropHeld(spec.id);
+    if (!stdin && !stdout) return;
+    const held: HeldStdio = { stdin: null, stdout: null, startedAt: null };
+    this.held.set(spec.id, held);
+    try {
+      if (stdin) {
+        held.stdin = await connectPort(this.socketPath(spec.id, 'stdin'));
+        // A write after the VM stopped fails through its callback and the close; never an unhandled error.
+        held.stdin.on('error', () => undefined);
+      }
+      if (stdout) held.stdout = await holdStdoutPort(this.socketPath(spec.id, 'stdout'), this.consoleLogPath(spec.id));
+    } catch (err) {
+      this.dropHeld(spec.id);
+      throw err;
+    }
+  }
+
+  private dropHeld(id: string): void {
+    const held = this.held.get(id);
+    this.held.delete(id);
+    held?.stdin?.destroy();
+    held?.stdout?.destroy();
+  }
+
+  /** A stream that carries nothing and ends once incarnation `startedAt` of `id` does (or its reader lets go). */
+  private untilEnded(id: string, startedAt: string | null): Readable {
+    const out = new PassThrough();
+    const timer = setInterval(() => {
+      void this.inspect(id).then((o) => {
+        if (o?.state !== 'running' || o.startedAt !== startedAt) out.end();
+      }, () => undefined);
+    }, ENDED_POLL_MS);
+    out.on('close', () => clearInterval(timer));
+    out.on('end', () => clearInterval(timer));
+    return out;
   }
 
   private async stopDomain(hv: Hypervisor, id: string, graceMs: number): Promise<void> {
@@ -422,13 +561,16 @@ export class LibvirtDriver implements Driver {
         if (nics.length > 0 && !(await exists(nicModule))) {
           throw new Error(`the VM network driver ${nicModule} is missing (scripts/setup-host caches it with the kernel)`);
         }
-        const diskModules = (def.disks ?? []).length > 0 ? DISK_MODULES.map((m) => ({ ...m, host: join(dirname(this.kernel), m.host) })) : [];
-        for (const m of diskModules) {
-          if (!(await exists(m.host))) throw new Error(`the VM disk driver ${m.host} is missing (scripts/setup-host caches it with the kernel)`);
+        const piped = def.stdin === 'pipe' || def.stdout === 'pipe';
+        const virtioModules = [...((def.disks ?? []).length > 0 ? DISK_MODULES : []), ...(piped ? PORT_MODULES : [])]
+          .map((m) => ({ ...m, host: join(dirname(this.kernel), m.host) }));
+        for (const m of virtioModules) {
+          if (!(await exists(m.host))) throw new Error(`the VM virtio driver ${m.host} is missing (scripts/setup-host caches it with the kernel)`);
         }
+        // Keyed by the guest path: a module both lists need is loaded once, at its first place.
         const modules: Record<string, string> = {
           ...(nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {}),
-          ...Object.fromEntries(diskModules.map((m) => [m.guest, m.host])),
+          ...Object.fromEntries(virtioModules.map((m) => [m.guest, m.host])),
         };
         let script: string;
         try {
@@ -437,6 +579,7 @@ export class LibvirtDriver implements Driver {
             ...(nics.length > 0 ? { nics } : {}),
             ...(Object.keys(modules).length > 0 ? { modules: Object.keys(modules) } : {}),
             ...(def.disks?.length ? { disks: def.disks.length } : {}),
+            ...(piped ? { stdio: { stdin: def.stdin === 'pipe', stdout: def.stdout === 'pipe' } } : {}),
           });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));

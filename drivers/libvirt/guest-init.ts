@@ -15,6 +15,8 @@ export interface GuestInit {
   modules?: string[];
   /** How many virtio disks (block volumes) the guest has: /dev/vd* are awaited before the command runs. */
   disks?: number;
+  /** Piped streams: the command's stdin / stdout is the virtio-serial port zone.stdin / zone.stdout (stdio-ports.ts). */
+  stdio?: { stdin: boolean; stdout: boolean };
 }
 
 /** The line the guest prints once its command is about to start. */
@@ -32,6 +34,15 @@ export function exitCodeFromConsole(output: string): number | null {
   // A later boot whose command has not ended yet means there is no exit code for it.
   if (output.lastIndexOf('zone: started ') > (last.index ?? 0)) return null;
   return Number(last[1]);
+}
+
+const STDOUT_COUNT = /zone: stdout (\d{1,16}|unknown)\r?\n/;
+
+/** The byte count of the command's piped stdout the guest printed once it ended; null before. */
+export function stdoutCountFromConsole(output: string): number | 'unknown' | null {
+  const m = STDOUT_COUNT.exec(output);
+  if (!m) return null;
+  return m[1] === 'unknown' ? 'unknown' : Number(m[1]);
 }
 
 /** POSIX single-quoting: safe for any byte string but NUL. */
@@ -76,13 +87,43 @@ export function guestInitScript(init: GuestInit): string {
       `if [ -n "$dev" ]; then ip link set "$dev" up; ip addr add ${shellQuote(nic.address)} dev "$dev"${i === 0 ? `; ip route add default via ${shellQuote(nic.gateway)}` : ''}; else echo "zone: no interface ${mac}"; fi`,
     );
   });
+  const stdio = init.stdio?.stdin || init.stdio?.stdout ? init.stdio : null;
+  if (stdio) {
+    const wanted = [...(stdio.stdin ? ['in'] : []), ...(stdio.stdout ? ['out'] : [])];
+    lines.push(
+      // debugfs has the ports' connection state and byte counters.
+      'mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null',
+      `zin=; zout=; n=0; while { ${wanted.map((w) => `[ -z "$z${w}" ]`).join(' || ')}; } && [ $n -lt 100 ]; do`,
+      '  for p in /sys/class/virtio-ports/*; do d=/dev/${p##*/}; [ -c "$d" ] || continue; case "$(cat $p/name 2>/dev/null)" in zone.stdin) zin=$d;; zone.stdout) zout=$d;; esac; done',
+      `  { ${wanted.map((w) => `[ -z "$z${w}" ]`).join(' || ')}; } && sleep 0.1; n=$((n+1))`,
+      'done',
+    );
+    // The host holds the stdin port from the domain's start; a port it does not hold reads as EOF.
+    if (stdio.stdin) lines.push('n=0; while [ -n "$zin" ] && ! grep -q "^host_connected: 1" /sys/kernel/debug/virtio-ports/${zin##*/} 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done');
+  }
   if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
   lines.push(
     // A line on ttyS1 (the driver's stop()) ends the command gracefully: TERM, then KILL.
     '( read -r _ </dev/ttyS1 && echo "zone: stopping" && kill -TERM -1 && sleep 5 && kill -KILL -1 ) 2>/dev/null &',
     `echo ${shellQuote(startedMarker(init.workload))}`,
-    init.argv.map(shellQuote).join(' '),
-    'code=$?',
+  );
+  const command = init.argv.map(shellQuote).join(' ');
+  if (!stdio) lines.push(command, 'code=$?');
+  else {
+    const found = [...(stdio.stdin ? ['[ -n "$zin" ]'] : []), ...(stdio.stdout ? ['[ -n "$zout" ]'] : [])].join(' && ');
+    lines.push(
+      `if ${found}; then ${command}${stdio.stdin ? ' <"$zin"' : ''}${stdio.stdout ? ' >"$zout"' : ''}; code=$?; else echo "zone: no virtio-serial port for the piped stdio"; code=126; fi`,
+    );
+    if (stdio.stdout) {
+      lines.push(
+        // Everything the command wrote is counted; the host lets go of the port once it has
+        // it all (cat's read ends then), and only then may the guest power off.
+        'sent=$(sed -n "s/^bytes_sent: //p" /sys/kernel/debug/virtio-ports/${zout##*/} 2>/dev/null)',
+        'if [ -n "$sent" ]; then echo "zone: stdout $sent"; timeout 600 cat "$zout" >/dev/null 2>&1; else echo "zone: stdout unknown"; fi',
+      );
+    }
+  }
+  lines.push(
     'echo "zone: exited $code"',
     // busybox poweroff where present; the sysrq trigger works with any userland.
     'sync',

@@ -54,6 +54,7 @@ export function checkVmSpec(spec: WorkloadSpec): void {
     if (d.command) fail('command', 'a disk image boots its own init; command applies to container images');
     if (Object.keys(d.env).length > 0) fail('env', 'a disk image boots its own init; env applies to container images');
     if (d.workdir) fail('workdir', 'a disk image boots its own init; workdir applies to container images');
+    if (d.stdin || d.stdout) fail('pipes', 'a disk image boots its own init, which does not join pipes; a VM booted from a container image does');
   }
 }
 

@@ -9,7 +9,9 @@
 //   byte of A's incarnation: the Docker driver attaches before it starts a workload
 //   whose stdout is piped, exactly; an incarnation that started without (the appliance
 //   restarted meanwhile) is replayed from the container log, best effort where log and
-//   live stream meet. It publishes chunks of at most 64 KiB with the message id
+//   live stream meet. The libvirt driver holds a VM's stdout port from the domain's
+//   start likewise; a VM's incarnation that started without it is not replayed (the
+//   attach is refused until its next start). It publishes chunks of at most 64 KiB with the message id
 //   `<A's startedAt>:<byte offset>`: a re-attach that replays bytes is de-duplicated by
 //   the stream, and the producer skips what the stream already holds. When A's stdout
 //   ends (A exited) it publishes the end-of-stream marker (header Zone-Pipe-Eof, the

@@ -101,3 +101,12 @@ t.test('block volumes are virtio disks after the boot disk, in order', async (t)
   t.match(afterKernel, /<source file="\/v\/a\/disk.qcow2"\/>\s*<target dev="vda" bus="virtio"\/>/);
   t.notMatch(domainXml(plan()), '<disk', 'none when none is asked for');
 });
+
+t.test('a piped stdin and stdout are virtio-serial ports named for the guest, each on its own socket; none without pipes', async (t) => {
+  const both = domainXml(plan({ stdio: { stdin: '/data/sock/abc.stdin', stdout: '/data/sock/abc.stdout' } }));
+  t.match(both, /<channel type="unix">\s*<source mode="bind" path="\/data\/sock\/abc.stdin"\/>\s*<target type="virtio" name="zone.stdin"\/>\s*<\/channel>\s*<channel type="unix">\s*<source mode="bind" path="\/data\/sock\/abc.stdout"\/>\s*<target type="virtio" name="zone.stdout"\/>/);
+  const stdoutOnly = domainXml(plan({ stdio: { stdout: '/data/sock/abc.stdout' } }));
+  t.notMatch(stdoutOnly, 'zone.stdin');
+  t.match(stdoutOnly, 'name="zone.stdout"');
+  t.notMatch(domainXml(plan()), '<channel');
+});

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { exitCodeFromConsole, guestInitScript, shellQuote, startedMarker } from '../../../drivers/libvirt/guest-init.ts';
+import { exitCodeFromConsole, guestInitScript, shellQuote, startedMarker, stdoutCountFromConsole } from '../../../drivers/libvirt/guest-init.ts';
 
 t.test('shell quoting survives quotes, spaces and expansions', async (t) => {
   for (const value of [`it's`, 'a b', '$(touch /tmp/x)', '`id`', '"', '\\', '']) {
@@ -41,4 +41,28 @@ t.test('the exit code is the last one reported, unless the guest booted again si
   t.equal(exitCodeFromConsole('zone: started vm\nzone: exited 3\nzone: started vm\n'), null);
   t.equal(exitCodeFromConsole('zone: started vm\n'), null);
   t.equal(exitCodeFromConsole(''), null);
+});
+
+t.test('piped streams are the virtio-serial ports found by name; after the command the guest prints its stdout count and waits for the host', async (t) => {
+  const both = guestInitScript({ workload: 'vm', argv: ['sort', '-n'], env: {}, workdir: null, stdio: { stdin: true, stdout: true } });
+  execFileSync('sh', ['-n', '-c', both]);
+  t.match(both, 'zone.stdin) zin=$d;; zone.stdout) zout=$d;;');
+  t.match(both, `if [ -n "$zin" ] && [ -n "$zout" ]; then 'sort' '-n' <"$zin" >"$zout"; code=$?; else echo "zone: no virtio-serial port for the piped stdio"; code=126; fi`);
+  t.match(both, 'grep -q "^host_connected: 1"', 'stdin waits (a while) for the host to hold its port');
+  t.ok(both.indexOf('zone: stdout $sent') < both.indexOf('zone: exited $code'), 'the count, and the wait for the host, come before the exit line and the power-off');
+
+  const stdinOnly = guestInitScript({ workload: 'vm', argv: ['cat'], env: {}, workdir: null, stdio: { stdin: true, stdout: false } });
+  execFileSync('sh', ['-n', '-c', stdinOnly]);
+  t.match(stdinOnly, `if [ -n "$zin" ]; then 'cat' <"$zin"; code=$?;`);
+  t.notMatch(stdinOnly, 'zone: stdout', 'the console is its stdout: nothing to count');
+
+  const none = guestInitScript({ workload: 'vm', argv: ['cat'], env: {}, workdir: null, stdio: { stdin: false, stdout: false } });
+  t.notMatch(none, 'virtio-ports', 'without pipes the console is the stdio');
+});
+
+t.test('the stdout count is read from what the guest printed', async (t) => {
+  t.equal(stdoutCountFromConsole('zone: started vm\r\nzone: stdout 588895\r\n'), 588895);
+  t.equal(stdoutCountFromConsole('zone: stdout unknown\n'), 'unknown');
+  t.equal(stdoutCountFromConsole('zone: stdout 12'), null, 'not a whole line yet');
+  t.equal(stdoutCountFromConsole('zone: started vm\n'), null);
 });

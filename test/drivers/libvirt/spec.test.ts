@@ -36,6 +36,12 @@ t.test('what a VM cannot honour is refused naming the field', async (t) => {
   t.equal(refusedField(spec({ resources: { memory: '16Mi' } })), 'resources.memory');
   t.equal(refusedField(spec({ image: '/x.qcow2', command: ['sh'] })), 'command');
   t.equal(refusedField({ ...spec({}), id: 'Bad_Name' }), 'name');
+  const piped = (image: string) => {
+    const s = spec({ image });
+    return { ...s, definition: { ...s.definition, stdin: 'pipe' as const } };
+  };
+  t.equal(refusedField(piped('/x.qcow2')), 'pipes', 'a disk image\'s own init does not join pipes');
+  t.equal(refusedField(piped('zone/busybox')), null, 'a container image booted as a VM does');
 });
 
 t.test('a VM joins each network it names through the bridge the network driver makes for its IP', async (t) => {

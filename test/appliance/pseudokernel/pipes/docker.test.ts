@@ -196,7 +196,7 @@ t.test('a producer that lost its attach takes up from the container log without 
   t.equal(Buffer.concat(chunks).toString(), Array.from({ length: 6000 }, (_, i) => `${i + 1}\n`).join(''), 'the stream holds the incarnation once, in order');
 });
 
-t.test('an end on a workload whose driver cannot attach to stdio (a VM) is reported in the stats, not run', async (t) => {
+t.test('an end on a workload whose driver cannot attach to stdio (a console only) is reported in the stats, not run', async (t) => {
   const vms = new PipeRunner({ nc, logger, resyncMs: 1000, locate: () => ({ driver: new FakeDriver({ kind: 'vm', capabilities: { attach: false, console: true } }), id: 'zone-video-detector-00000000' }) });
   t.teardown(() => vms.stop());
   await vms.setEnds(localPipeEnds(NODE, { name: 'video', owner: OWNER, pipes: [{ from: 'n2/cams/camera.stdout', to: 'detector.stdin' }] }));
