@@ -38,7 +38,7 @@ export interface DomainPlan {
    * boot disk: vdb, vdc, ... when it boots a disk, vda, vdb, ... when it boots a kernel.
    */
   volumes?: { path: string }[];
-  /** A 9p share (the pseudokernel's /zone later); absent by default. */
+  /** A host directory the guest mounts over virtio-9p by `tag` (the pseudokernel's /zone); absent by default. */
   share?: { source: string; tag: string; readOnly: boolean };
   metadata: DomainMetadata;
 }
@@ -89,7 +89,9 @@ export function domainXml(plan: DomainPlan): string {
   if (plan.share) {
     devices.filesystem = {
       '@type': 'mount',
-      '@accessmode': 'mapped',
+      // squash: qemu acts as its own user and ignores the guest's chown, so the guest cannot
+      // change host ownership; `mapped` would keep ownership in xattrs, which /zone has not.
+      '@accessmode': 'squash',
       source: { '@dir': plan.share.source },
       target: { '@dir': plan.share.tag },
       ...(plan.share.readOnly ? { readonly: '' } : {}),
@@ -152,7 +154,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   processEntities: true,
   htmlEntities: false,
-  isArray: (name) => name === 'serial',
+  isArray: (name) => name === 'serial' || name === 'filesystem',
 });
 
 /** What we read back from a domain's XML (as libvirt returns it). */
@@ -163,6 +165,8 @@ export interface DomainFacts {
   /** The serial console log file, when the domain has one. */
   consoleLog: string | null;
   consoleSocket: string | null;
+  /** The host directory of the domain's 9p share, when it has one. */
+  shareSource: string | null;
 }
 
 function text(value: unknown): string | null {
@@ -204,10 +208,13 @@ export function parseDomainXml(xml: string): DomainFacts {
   const serial = Array.isArray(serials) ? record(serials.find((x) => record(record(x)?.target)?.['@port'] === '0') ?? serials[0]) : null;
   const log = record(serial?.log)?.['@file'];
   const socket = record(serial?.source)?.['@path'];
+  const filesystems = record(domain.devices)?.filesystem;
+  const share = Array.isArray(filesystems) ? record(record(filesystems[0])?.source)?.['@dir'] : null;
   return {
     name,
     metadata,
     consoleLog: typeof log === 'string' ? log : null,
     consoleSocket: typeof socket === 'string' ? socket : null,
+    shareSource: typeof share === 'string' ? share : null,
   };
 }

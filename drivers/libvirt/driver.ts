@@ -28,6 +28,7 @@ import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWo
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
+import { probeZoneShare, VIRTIO_MODULES, ZONE_MODULES, ZONE_TAG, type GuestModule, type ZoneShareProbe } from './zone-share.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
@@ -44,6 +45,8 @@ export interface LibvirtDriverOptions {
   dockerSocket?: string;
   /** Skips the probe (benchmarks, or an operator who knows). */
   accelerator?: Accelerator;
+  /** The qemu binary probed for virtio-9p (/zone in VMs); the one libvirt runs for x86_64 by default. */
+  qemu?: string;
   /** The grace period remove() gives a running VM before destroying it. */
   removeGraceMs?: number;
   /** How often watch() polls the domains. */
@@ -63,19 +66,16 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 /** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
-/** virtio_blk and what it needs, in load order (each after its depends=), for a guest given block volumes as disks (Debian builds them as modules). */
-const DISK_MODULES = [
-  'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
-  'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'drivers/block/virtio_blk.ko',
-].map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
+/** virtio_blk, after the virtio transport, for a guest given block volumes as disks. */
+const DISK_MODULES = [...VIRTIO_MODULES, { host: 'modules/kernel/drivers/block/virtio_blk.ko', guest: '/lib/zone/virtio_blk.ko' }];
 
 // One probe per kernel per process: it boots a guest, and the answer does not change.
 const probes = new Map<string, Promise<AcceleratorProbe>>();
 
 export class LibvirtDriver implements Driver {
   readonly kind = 'vm';
-  /** attach() is the serial console; the guest has no /zone yet. */
-  readonly capabilities: Readonly<Capabilities> = { attach: false, console: true, mount: false };
+  /** attach() is the serial console; /zone (mount) where qemu has virtio-9p. */
+  readonly capabilities: Readonly<Capabilities>;
   private readonly uri: string;
   private readonly kernel: string;
   private readonly root: string;
@@ -86,6 +86,7 @@ export class LibvirtDriver implements Driver {
   private connecting: Promise<Hypervisor> | null = null;
   private readonly locks = new KeyedLock();
   private readonly setupProblem: string | null;
+  private readonly zoneShare: ZoneShareProbe;
 
   constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
     this.uri = options.uri ?? DEFAULTS.uri;
@@ -94,6 +95,8 @@ export class LibvirtDriver implements Driver {
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
     this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
+    this.zoneShare = probeZoneShare({ kernel: this.kernel, ...(options.qemu ? { qemu: options.qemu } : {}) });
+    this.capabilities = { attach: false, console: true, mount: this.zoneShare.available };
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
@@ -122,6 +125,8 @@ export class LibvirtDriver implements Driver {
       hostMemoryBytes: host.memory * 1024,
       kernel: this.kernel,
       kernelPresent,
+      zoneMount: this.zoneShare.available,
+      ...(this.zoneShare.reason ? { zoneMountReason: this.zoneShare.reason } : {}),
     };
     if (qemuVersion) details.qemuVersion = qemuVersion;
     return { kind: this.kind, available: true, ...(libvirtVersion ? { version: libvirtVersion } : {}), details, capabilities };
@@ -134,32 +139,24 @@ export class LibvirtDriver implements Driver {
       let domain = await this.lookup(hv, spec.id);
       if (domain) {
         // A domain recording another identity (or none) is never adopted.
-        const holder = parseDomainXml(await domain.getXMLDesc()).metadata;
+        const facts = parseDomainXml(await domain.getXMLDesc());
+        const holder = facts.metadata;
         if (!holder || !sameWorkload(holder, spec)) throw nameClash(spec, 'libvirt domain', holder);
         const snap = await this.snapshot(domain, spec.id);
         if (!snap) throw new Error(`libvirt domain ${spec.id} does not read back as a zone workload`);
         if (snap.state === DomainStates.PAUSED || snap.state === DomainStates.PMSUSPENDED) {
           await domain.resume().catch(ignoreRace);
         } else if (observedStateOf(snap.state, snap.hasRun) !== 'running') {
-          await this.prepareFiles(spec, false);
+          // /zone came or went since it was defined (the pseudokernel's mount): its init and XML follow,
+          // so a guest never gets the bare directory under an absent mount.
+          const reshare = facts.shareSource !== this.shareOf(spec);
+          const boot = await this.prepareFiles(spec, false, reshare);
+          if (reshare) domain = await hv.domainDefineXML(await this.definition(spec, boot));
           await this.start(spec, domain);
         }
       } else {
         const boot = await this.prepareFiles(spec, true);
-        const xml = domainXml({
-          name: spec.id,
-          accelerator: (await this.accelerator()).accelerator,
-          vcpus: vcpusOf(spec),
-          memoryBytes: spec.definition.memoryBytes,
-          boot,
-          consoleLog: this.consoleLogPath(spec.id),
-          consoleSocket: this.socketPath(spec.id),
-          controlSocket: this.socketPath(spec.id, 'ctl'),
-          bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
-          volumes: vmVolumes(spec),
-          metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
-        });
-        domain = await hv.domainDefineXML(xml);
+        domain = await hv.domainDefineXML(await this.definition(spec, boot));
         await this.start(spec, domain);
       }
       const observed = await this.snapshot(domain, spec.id);
@@ -381,8 +378,11 @@ export class LibvirtDriver implements Driver {
 
   // --- files
 
-  /** The boot files of `spec`; `fresh` rebuilds them (a new definition), otherwise only missing ones are made. */
-  private async prepareFiles(spec: WorkloadSpec, fresh: boolean): Promise<DomainBoot> {
+  /**
+   * The boot files of `spec`; `fresh` rebuilds them (a new definition), `freshInit` only the
+   * initrd (/zone came or went), otherwise only missing ones are made.
+   */
+  private async prepareFiles(spec: WorkloadSpec, fresh: boolean, freshInit = fresh): Promise<DomainBoot> {
     const dir = this.domainDir(spec.id);
     await this.ensureFolders(dir);
     const def = spec.definition;
@@ -400,7 +400,7 @@ export class LibvirtDriver implements Driver {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
       const initrd = join(dir, 'initrd.cpio.gz');
-      if (fresh || !(await exists(initrd))) {
+      if (freshInit || !(await exists(initrd))) {
         // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
         const pinned = pinnedImage(def.image);
         if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
@@ -420,9 +420,12 @@ export class LibvirtDriver implements Driver {
         for (const m of diskModules) {
           if (!(await exists(m.host))) throw new Error(`the VM disk driver ${m.host} is missing (scripts/setup-host caches it with the kernel)`);
         }
+        // The probe found these modules; the transport's are loaded once even when disks need them too.
+        const zone = this.shareOf(spec) !== null;
+        const zoneModules: GuestModule[] = zone ? [...VIRTIO_MODULES, ...ZONE_MODULES].map((m) => ({ ...m, host: join(dirname(this.kernel), m.host) })) : [];
         const modules: Record<string, string> = {
           ...(nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {}),
-          ...Object.fromEntries(diskModules.map((m) => [m.guest, m.host])),
+          ...Object.fromEntries([...diskModules, ...zoneModules].map((m) => [m.guest, m.host])),
         };
         let script: string;
         try {
@@ -431,6 +434,7 @@ export class LibvirtDriver implements Driver {
             ...(nics.length > 0 ? { nics } : {}),
             ...(Object.keys(modules).length > 0 ? { modules: Object.keys(modules) } : {}),
             ...(def.disks?.length ? { disks: def.disks.length } : {}),
+            ...(zone ? { zoneTag: ZONE_TAG } : {}),
           });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));
@@ -444,6 +448,29 @@ export class LibvirtDriver implements Driver {
       }
       throw err;
     }
+  }
+
+  /** The host directory shared as the guest's /zone: the spec's mount, where this host can share it. */
+  private shareOf(spec: WorkloadSpec): string | null {
+    return this.capabilities.mount && spec.zoneMount ? spec.zoneMount : null;
+  }
+
+  private async definition(spec: WorkloadSpec, boot: DomainBoot): Promise<string> {
+    const share = this.shareOf(spec);
+    return domainXml({
+      name: spec.id,
+      accelerator: (await this.accelerator()).accelerator,
+      vcpus: vcpusOf(spec),
+      memoryBytes: spec.definition.memoryBytes,
+      boot,
+      consoleLog: this.consoleLogPath(spec.id),
+      consoleSocket: this.socketPath(spec.id),
+      controlSocket: this.socketPath(spec.id, 'ctl'),
+      bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
+      volumes: vmVolumes(spec),
+      ...(share ? { share: { source: share, tag: ZONE_TAG, readOnly: false } } : {}),
+      metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
+      });
   }
 
   private async ensureFolders(domainDir: string): Promise<void> {

@@ -15,7 +15,12 @@ export interface GuestInit {
   modules?: string[];
   /** How many virtio disks (block volumes) the guest has: /dev/vd* are awaited before the command runs. */
   disks?: number;
+  /** The 9p tag of the pseudokernel's share, mounted at /zone before the command runs (its modules among `modules`). */
+  zoneTag?: string;
 }
+
+/** The line the guest prints when /zone could not be mounted (the command runs without it). */
+export const NO_ZONE_MARKER = 'zone: no /zone';
 
 /** The line the guest prints once its command is about to start. */
 export function startedMarker(workload: string): string {
@@ -76,6 +81,13 @@ export function guestInitScript(init: GuestInit): string {
       `if [ -n "$dev" ]; then ip link set "$dev" up; ip addr add ${shellQuote(nic.address)} dev "$dev"${i === 0 ? `; ip route add default via ${shellQuote(nic.gateway)}` : ''}; else echo "zone: no interface ${mac}"; fi`,
     );
   });
+  if (init.zoneTag !== undefined) {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(init.zoneTag)) throw new RangeError(`zoneTag ${JSON.stringify(init.zoneTag)} is not a 9p tag ([a-z0-9-], at most 31)`);
+    // The virtio-9p channel registers a moment after its module loads: a few tries.
+    // cache=none: every read and write goes to the host, so close-to-open holds as in containers.
+    lines.push('mkdir -p /zone',
+      `n=0; until mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 ${init.zoneTag} /zone 2>/dev/null; do n=$((n+1)); [ $n -ge 50 ] && echo ${shellQuote(NO_ZONE_MARKER)} && break; sleep 0.1; done`);
+  }
   if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
   lines.push(
     // A line on ttyS1 (the driver's stop()) ends the command gracefully: TERM, then KILL.
