@@ -21,6 +21,8 @@ export type DomainBoot =
 export interface DomainPlan {
   /** The domain name: the workload's engine-side id. */
   name: string;
+  /** The existing domain's, when it is defined anew (libvirt refuses a known name with another UUID). */
+  uuid?: string;
   accelerator: Accelerator;
   vcpus: number;
   memoryBytes: number;
@@ -122,6 +124,7 @@ export function domainXml(plan: DomainPlan): string {
     domain: {
       '@type': plan.accelerator === 'kvm' ? 'kvm' : 'qemu',
       name: plan.name,
+      ...(plan.uuid ? { uuid: plan.uuid } : {}),
       metadata: {
         [`${PREFIX}:workload`]: {
           [`@xmlns:${PREFIX}`]: METADATA_NS,

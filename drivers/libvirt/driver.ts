@@ -151,7 +151,7 @@ export class LibvirtDriver implements Driver {
           // so a guest never gets the bare directory under an absent mount.
           const reshare = facts.shareSource !== this.shareOf(spec);
           const boot = await this.prepareFiles(spec, false, reshare);
-          if (reshare) domain = await hv.domainDefineXML(await this.definition(spec, boot));
+          if (reshare) domain = await hv.domainDefineXML(await this.definition(spec, boot, await domain.getUUIDString()));
           await this.start(spec, domain);
         }
       } else {
@@ -455,10 +455,11 @@ export class LibvirtDriver implements Driver {
     return this.capabilities.mount && spec.zoneMount ? spec.zoneMount : null;
   }
 
-  private async definition(spec: WorkloadSpec, boot: DomainBoot): Promise<string> {
+  private async definition(spec: WorkloadSpec, boot: DomainBoot, uuid?: string): Promise<string> {
     const share = this.shareOf(spec);
     return domainXml({
       name: spec.id,
+      ...(uuid ? { uuid } : {}),
       accelerator: (await this.accelerator()).accelerator,
       vcpus: vcpusOf(spec),
       memoryBytes: spec.definition.memoryBytes,

@@ -78,6 +78,8 @@ t.test('the /zone share squashes the guest\'s ownership changes and reads back a
   t.match(xml, /<filesystem type="mount" accessmode="squash">\s*<source dir="\/data\/zone\/vm-1"\/>\s*<target dir="zone"\/>\s*<\/filesystem>/);
   t.equal(parseDomainXml(xml).shareSource, '/data/zone/vm-1');
   t.equal(parseDomainXml(domainXml(plan())).shareSource, null);
+  t.match(domainXml(plan({ uuid: '3f1c0b7e-0000-4000-8000-000000000001' })), '<uuid>3f1c0b7e-0000-4000-8000-000000000001</uuid>', 'a domain defined anew keeps its UUID');
+  t.notMatch(domainXml(plan()), '<uuid>');
 });
 
 t.test('every value is escaped, and comes back unchanged', async (t) => {
