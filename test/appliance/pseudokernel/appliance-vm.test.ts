@@ -20,6 +20,8 @@ import { DockerDriver } from '../../../drivers/docker/driver.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { generateSigningKeyPair } from '../../../lib/ed25519.ts';
+import { makeOwnerToken } from '../../../lib/tokens.ts';
+import { restartPath } from '../../../appliance/pseudokernel/proc/node-control.ts';
 import { loopbackGrid } from '../../helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
@@ -75,7 +77,7 @@ t.test('the libvirt driver declares mount and says so in the node info', async (
   t.match(vm, { available: true, capabilities: { mount: true }, details: { zoneMount: true } });
 });
 
-t.test('a VM\'s file is read byte-exact by a container on the other node, and that container\'s file in the VM', async (t) => {
+t.test('a VM\'s file is read byte-exact by a container on the other node, and that container\'s file in the VM, also after a kill from that node', async (t) => {
   const fromVm = execFileSync('seq', ['1', '200000'], { maxBuffer: 16 * 2 ** 20 });
   const fromContainer = execFileSync('seq', ['7', '3', '300000'], { maxBuffer: 16 * 2 ** 20 });
   const started = Date.now();
@@ -103,6 +105,12 @@ t.test('a VM\'s file is read byte-exact by a container on the other node, and th
   t.notMatch(vmLog, 'zone: no /zone');
   const vmRow = await waitFor(async () => (await (await b.pseudokernel!.procTable(operator.publicKey)).list()).find((r) => r.workload === 'vm' && r.state === 'running'), { timeoutMs: 30_000, what: 'the VM in the owner\'s process table' });
   t.match(vmRow, { node: a.identity.id, kind: 'vm' }, 'node B\'s process table lists the VM');
+
+  // zone shell's `kill` on node B: node A restarts its VM, whose next boot has /zone again.
+  const token = makeOwnerToken(operator, { aud: a.identity.id, method: 'POST', path: restartPath(a.identity.id, 'vmfiles', 'vm') });
+  await b.gridRestart({ owner: operator.publicKey, token }, a.identity.id, 'vmfiles', 'vm');
+  const again = await waitFor(async () => { const m = [...(await logsOf(a, 'vmfiles', 'vm')).matchAll(/^([0-9a-f]{32}) {2}\/zone\/fs\/from-container\.txt\r?$/gm)]; return m.length === 2 && m[1]![1]; }, { timeoutMs: BOOT_MS, what: 'the restarted VM\'s md5sum' });
+  t.equal(again, md5(fromContainer), 'killed from the other node, the VM boots again and reads /zone');
 });
 
 t.test('another owner\'s VM sees only its own /zone', async (t) => {
