@@ -26,7 +26,7 @@ export interface WorkloadSpec extends WorkloadIdentity {
   specHash: string;
   definition: NormalizedWorkload;
   /**
-   * A host directory to bind-mount at `/zone` (the pseudokernel's mount for this
+   * A host directory the workload sees at `/zone` (the pseudokernel's mount for this
    * workload). Not part of the definition, so not of the spec hash: a workload made
    * with or without it is the same workload.
    */
@@ -418,14 +418,14 @@ export interface VmLink {
   gateway: string;
 }
 
-// The pseudokernel's resources beside the workloads: a /zone mount a container is made
+// The pseudokernel's resources beside the workloads: a /zone mount a workload is made
 // with, and the pipe ends that run here. The engine plans them like the rest (a mount
 // before its container is made, a pipe end once its workload exists, both dropped in
 // reverse order), through these two small contracts.
 
 /** Readies a workload's /zone on the host (the pseudokernel's FUSE mount) before its driver makes it. */
 export interface MountProvider {
-  /** Whether the workload gets a /zone (containers, while the provider can serve one). */
+  /** Whether the workload gets a /zone (its driver declares `mount`, while the provider can serve one). */
   wants(spec: WorkloadSpec): boolean;
   /** What is mounted now: the host directory by workload id. */
   mounted(): ReadonlyMap<string, string>;

@@ -6,7 +6,7 @@
 // A dependency is planned, not hoped for: a step whose dependency is not ready yet is
 // held (the dependency's own step is planned instead), and the pass that follows the
 // dependency's step plans it. So a VM's bridge exists before the VM is made, a
-// workload's volumes before it is made, a container's /zone is mounted before it is made, a container is joined to its network
+// workload's volumes before it is made, a workload's /zone is mounted before it is made, a container is joined to its network
 // once it runs, a pipe end runs once its workload exists; removal goes in reverse
 // (pipe ends, then the workload, then its mount, its blueprint's networks and, once
 // their retention is over, its released volumes).
@@ -349,10 +349,7 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
         held.add(spec.id);
         continue;
       }
-      if (links.length) {
-        steps.push({ ...step, spec: { ...spec, vmLinks: links as VmLink[] } });
-        continue;
-      }
+      if (links.length) spec = { ...spec, vmLinks: links as VmLink[] };
     }
     if (observed.mounts && desired.mounts.has(spec.id)) {
       const mountpoint = observed.mounts.get(spec.id);

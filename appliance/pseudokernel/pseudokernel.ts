@@ -1,6 +1,6 @@
 // The pseudokernel as the appliance owns it: the node's supervised nats-server and one
 // client connection to it, and what the appliance feeds through them (its workloads'
-// rows in their owners' process tables, a /zone mount per container, the local ends of
+// rows in their owners' process tables, a /zone mount per workload, the local ends of
 // the blueprints' pipes). Optional and never
 // fatal: when nats-server is missing or does not start, the appliance runs its workloads
 // without it and says why in GET /v1/node.
@@ -10,7 +10,8 @@
 // DATA/zone is made a shared bind mount of itself first. A mount ends when its workload
 // is removed and when the appliance closes; a container still running then sees ENOTCONN
 // in /zone until its next start, which mounts it again (the kernel does not carry a new
-// mount into the old bind).
+// mount into the old bind). A VM's mount is the same directory, which the libvirt driver
+// shares with the guest over 9p rather than binding it.
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -190,8 +191,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
   }
 
   /**
-   * Mounts the container's /zone (when not already). Any failure is logged and resolves
-   * null: the container is made without /zone, and the engine tries again at its next step.
+   * Mounts the workload's /zone (when not already). Any failure is logged and resolves
+   * null: the workload is made without /zone, and the engine tries again at its next step.
    */
   async mount(spec: WorkloadSpec): Promise<string | null> {
     if (!this.wants(spec) || !this.zoneRoot) return null;
@@ -327,7 +328,7 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
         maxOpenFiles: this.limits.zoneOpenFiles, maxScratchBytes: this.limits.ownerBytes,
       });
     } catch (err) {
-      this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the container is made without it');
+      this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the workload is made without it');
       return null;
     }
   }

@@ -21,6 +21,8 @@ export type DomainBoot =
 export interface DomainPlan {
   /** The domain name: the workload's engine-side id. */
   name: string;
+  /** The existing domain's, when it is defined anew (libvirt refuses a known name with another UUID). */
+  uuid?: string;
   accelerator: Accelerator;
   vcpus: number;
   memoryBytes: number;
@@ -43,7 +45,7 @@ export interface DomainPlan {
    * (the guest finds them by name: zone.stdin, zone.stdout); absent for a stream not piped.
    */
   stdio?: { stdin?: string; stdout?: string };
-  /** A 9p share (the pseudokernel's /zone later); absent by default. */
+  /** A host directory the guest mounts over virtio-9p by `tag` (the pseudokernel's /zone); absent by default. */
   share?: { source: string; tag: string; readOnly: boolean };
   metadata: DomainMetadata;
 }
@@ -94,7 +96,9 @@ export function domainXml(plan: DomainPlan): string {
   if (plan.share) {
     devices.filesystem = {
       '@type': 'mount',
-      '@accessmode': 'mapped',
+      // squash: qemu acts as its own user and ignores the guest's chown, so the guest cannot
+      // change host ownership; `mapped` would keep ownership in xattrs, which /zone has not.
+      '@accessmode': 'squash',
       source: { '@dir': plan.share.source },
       target: { '@dir': plan.share.tag },
       ...(plan.share.readOnly ? { readonly: '' } : {}),
@@ -130,6 +134,7 @@ export function domainXml(plan: DomainPlan): string {
     domain: {
       '@type': plan.accelerator === 'kvm' ? 'kvm' : 'qemu',
       name: plan.name,
+      ...(plan.uuid ? { uuid: plan.uuid } : {}),
       metadata: {
         [`${PREFIX}:workload`]: {
           [`@xmlns:${PREFIX}`]: METADATA_NS,
@@ -162,7 +167,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   processEntities: true,
   htmlEntities: false,
-  isArray: (name) => name === 'serial',
+  isArray: (name) => name === 'serial' || name === 'filesystem',
 });
 
 /** What we read back from a domain's XML (as libvirt returns it). */
@@ -173,6 +178,8 @@ export interface DomainFacts {
   /** The serial console log file, when the domain has one. */
   consoleLog: string | null;
   consoleSocket: string | null;
+  /** The host directory of the domain's 9p share, when it has one. */
+  shareSource: string | null;
 }
 
 function text(value: unknown): string | null {
@@ -214,10 +221,13 @@ export function parseDomainXml(xml: string): DomainFacts {
   const serial = Array.isArray(serials) ? record(serials.find((x) => record(record(x)?.target)?.['@port'] === '0') ?? serials[0]) : null;
   const log = record(serial?.log)?.['@file'];
   const socket = record(serial?.source)?.['@path'];
+  const filesystems = record(domain.devices)?.filesystem;
+  const share = Array.isArray(filesystems) ? record(record(filesystems[0])?.source)?.['@dir'] : null;
   return {
     name,
     metadata,
     consoleLog: typeof log === 'string' ? log : null,
     consoleSocket: typeof socket === 'string' ? socket : null,
+    shareSource: typeof share === 'string' ? share : null,
   };
 }

@@ -31,6 +31,7 @@ import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type Po
 import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { connectPort, holdStdoutPort } from './stdio-ports.ts';
 import { DomainPoller } from './watch.ts';
+import { guestModules, probeZoneShare, VIRTIO_MODULES, ZONE_MODULES, ZONE_TAG, type GuestModule, type ZoneShareProbe } from './zone-share.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { refusingStdin } from '../streams.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
@@ -48,6 +49,8 @@ export interface LibvirtDriverOptions {
   dockerSocket?: string;
   /** Skips the probe (benchmarks, or an operator who knows). */
   accelerator?: Accelerator;
+  /** The qemu binary probed for virtio-9p (/zone in VMs); the one libvirt runs for x86_64 by default. */
+  qemu?: string;
   /** The grace period remove() gives a running VM before destroying it. */
   removeGraceMs?: number;
   /** How often watch() polls the domains. */
@@ -67,16 +70,10 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 /** The e1000 driver of the cached kernel (beside it), and where the guest init finds it. */
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
-/** The virtio PCI transport, in load order (each after its depends=): Debian builds it as modules. */
-const VIRTIO_MODULES = [
-  'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
-  'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko',
-];
-const guestModule = (path: string) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` });
-/** virtio_blk and what it needs, for a guest given block volumes as disks. */
-const DISK_MODULES = [...VIRTIO_MODULES, 'drivers/block/virtio_blk.ko'].map(guestModule);
-/** virtio_console and what it needs, for a guest whose stdin or stdout is piped (virtio-serial ports). */
-const PORT_MODULES = [...VIRTIO_MODULES, 'drivers/char/virtio_console.ko'].map(guestModule);
+/** virtio_blk after the virtio transport, for a guest given block volumes as disks. */
+const DISK_MODULES = [...VIRTIO_MODULES, ...guestModules(['drivers/block/virtio_blk.ko'])];
+/** virtio_console after the virtio transport, for a guest whose stdin or stdout is piped (virtio-serial ports). */
+const PORT_MODULES = [...VIRTIO_MODULES, ...guestModules(['drivers/char/virtio_console.ko'])];
 /** How often a stdout that carries nothing (not piped, or not asked for) looks whether its incarnation ended. */
 const ENDED_POLL_MS = 500;
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -96,7 +93,8 @@ export class LibvirtDriver implements Driver {
   /**
    * attach() joins the command's stdio: its virtio-serial ports when piped (stdio-ports.ts),
    * which needs the kernel's virtio_console module beside it, else the serial console,
-   * which is its stdio then. console() is the serial console. The guest has no /zone yet.
+   * which is its stdio then. console() is the serial console. mount: /zone over virtio-9p
+   * where qemu and the kernel's modules have it.
    */
   readonly capabilities: Readonly<Capabilities>;
   /** Why attach is off, for the fingerprint; null when on. */
@@ -115,6 +113,7 @@ export class LibvirtDriver implements Driver {
   private readonly held = new Map<string, HeldStdio>();
   /** By domain name: the startedAt last recorded in its folder (see startedAtOf). */
   private readonly startedAts = new Map<string, string>();
+  private readonly zoneShare: ZoneShareProbe;
 
   constructor(private readonly ctx: DriverContext, private readonly options: LibvirtDriverOptions = {}) {
     this.uri = options.uri ?? DEFAULTS.uri;
@@ -126,10 +125,11 @@ export class LibvirtDriver implements Driver {
       registries: { docker: this.docker, registries: ctx.registries ?? [], pulls: new KeyedLock() },
     };
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
+    this.zoneShare = probeZoneShare({ kernel: this.kernel, ...(options.qemu ? { qemu: options.qemu } : {}) });
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     const portModule = join(dirname(this.kernel), PORT_MODULES.at(-1)!.host);
     this.attachProblem = existsSync(portModule) ? null : `no ${portModule} for the VMs' stdio ports (scripts/setup-host caches it with the kernel): VMs cannot be pipe ends`;
-    this.capabilities = { attach: this.attachProblem === null, console: true, mount: false };
+    this.capabilities = { attach: this.attachProblem === null, console: true, mount: this.zoneShare.available };
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
       : null;
@@ -157,6 +157,8 @@ export class LibvirtDriver implements Driver {
       hostMemoryBytes: host.memory * 1024,
       kernel: this.kernel,
       kernelPresent,
+      zoneMount: this.zoneShare.available,
+      ...(this.zoneShare.reason ? { zoneMountReason: this.zoneShare.reason } : {}),
     };
     if (qemuVersion) details.qemuVersion = qemuVersion;
     if (this.attachProblem) details.attachProblem = this.attachProblem;
@@ -170,37 +172,25 @@ export class LibvirtDriver implements Driver {
       let domain = await this.lookup(hv, spec.id);
       if (domain) {
         // A domain recording another identity (or none) is never adopted.
-        const holder = parseDomainXml(await domain.getXMLDesc()).metadata;
+        const facts = parseDomainXml(await domain.getXMLDesc());
+        const holder = facts.metadata;
         if (!holder || !sameWorkload(holder, spec)) throw nameClash(spec, 'libvirt domain', holder);
         const snap = await this.snapshot(domain, spec.id);
         if (!snap) throw new Error(`libvirt domain ${spec.id} does not read back as a zone workload`);
         if (snap.state === DomainStates.PAUSED || snap.state === DomainStates.PMSUSPENDED) {
           await domain.resume().catch(ignoreRace);
         } else if (observedStateOf(snap.state, snap.hasRun) !== 'running') {
-          await this.prepareFiles(spec, false);
+          // /zone came or went since it was defined (the pseudokernel's mount): its init and XML follow,
+          // so a guest never gets the bare directory under an absent mount.
+          const reshare = facts.shareSource !== this.shareOf(spec);
+          const boot = await this.prepareFiles(spec, false, reshare);
+          if (reshare) domain = await hv.domainDefineXML(await this.definition(spec, boot, await domain.getUUIDString()));
           await this.start(spec, domain);
           await this.holdStdio(spec);
         }
       } else {
         const boot = await this.prepareFiles(spec, true);
-        const xml = domainXml({
-          name: spec.id,
-          accelerator: (await this.accelerator()).accelerator,
-          vcpus: vcpusOf(spec),
-          memoryBytes: spec.definition.memoryBytes,
-          boot,
-          consoleLog: this.consoleLogPath(spec.id),
-          consoleSocket: this.socketPath(spec.id),
-          controlSocket: this.socketPath(spec.id, 'ctl'),
-          bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
-          volumes: vmVolumes(spec),
-          stdio: {
-            ...(spec.definition.stdin ? { stdin: this.socketPath(spec.id, 'stdin') } : {}),
-            ...(spec.definition.stdout ? { stdout: this.socketPath(spec.id, 'stdout') } : {}),
-          },
-          metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
-        });
-        domain = await hv.domainDefineXML(xml);
+        domain = await hv.domainDefineXML(await this.definition(spec, boot));
         await this.start(spec, domain);
         await this.holdStdio(spec);
       }
@@ -523,8 +513,11 @@ export class LibvirtDriver implements Driver {
 
   // --- files
 
-  /** The boot files of `spec`; `fresh` rebuilds them (a new definition), otherwise only missing ones are made. */
-  private async prepareFiles(spec: WorkloadSpec, fresh: boolean): Promise<DomainBoot> {
+  /**
+   * The boot files of `spec`; `fresh` rebuilds them (a new definition), `freshInit` only the
+   * initrd (/zone came or went), otherwise only missing ones are made.
+   */
+  private async prepareFiles(spec: WorkloadSpec, fresh: boolean, freshInit = fresh): Promise<DomainBoot> {
     const dir = this.domainDir(spec.id);
     await this.ensureFolders(dir);
     const def = spec.definition;
@@ -542,7 +535,7 @@ export class LibvirtDriver implements Driver {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
       const initrd = join(dir, 'initrd.cpio.gz');
-      if (fresh || !(await exists(initrd))) {
+      if (freshInit || !(await exists(initrd))) {
         // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
         const pinned = pinnedImage(def.image);
         if (pinned) {
@@ -567,10 +560,12 @@ export class LibvirtDriver implements Driver {
         for (const m of virtioModules) {
           if (!(await exists(m.host))) throw new Error(`the VM virtio driver ${m.host} is missing (scripts/setup-host caches it with the kernel)`);
         }
-        // Keyed by the guest path: a module both lists need is loaded once, at its first place.
+        // Keyed by the guest path: a module several lists need is loaded once, at its first place.
+        const zone = this.shareOf(spec) !== null;
+        const zoneModules: GuestModule[] = zone ? [...VIRTIO_MODULES, ...ZONE_MODULES].map((m) => ({ ...m, host: join(dirname(this.kernel), m.host) })) : [];
         const modules: Record<string, string> = {
           ...(nics.length > 0 ? { [GUEST_NIC_MODULE]: nicModule } : {}),
-          ...Object.fromEntries(virtioModules.map((m) => [m.guest, m.host])),
+          ...Object.fromEntries([...virtioModules, ...zoneModules].map((m) => [m.guest, m.host])),
         };
         let script: string;
         try {
@@ -580,6 +575,7 @@ export class LibvirtDriver implements Driver {
             ...(Object.keys(modules).length > 0 ? { modules: Object.keys(modules) } : {}),
             ...(def.disks?.length ? { disks: def.disks.length } : {}),
             ...(piped ? { stdio: { stdin: def.stdin === 'pipe', stdout: def.stdout === 'pipe' } } : {}),
+            ...(zone ? { zoneTag: ZONE_TAG } : {}),
           });
         } catch (err) {
           throw new WorkloadSpecError(spec.workload, /environment/.test(libvirtMessageOf(err)) ? 'env' : 'command', libvirtMessageOf(err));
@@ -593,6 +589,34 @@ export class LibvirtDriver implements Driver {
       }
       throw err;
     }
+  }
+
+  /** The host directory shared as the guest's /zone: the spec's mount, where this host can share it. */
+  private shareOf(spec: WorkloadSpec): string | null {
+    return this.capabilities.mount && spec.zoneMount ? spec.zoneMount : null;
+  }
+
+  private async definition(spec: WorkloadSpec, boot: DomainBoot, uuid?: string): Promise<string> {
+    const share = this.shareOf(spec);
+    return domainXml({
+      name: spec.id,
+      ...(uuid ? { uuid } : {}),
+      accelerator: (await this.accelerator()).accelerator,
+      vcpus: vcpusOf(spec),
+      memoryBytes: spec.definition.memoryBytes,
+      boot,
+      consoleLog: this.consoleLogPath(spec.id),
+      consoleSocket: this.socketPath(spec.id),
+      controlSocket: this.socketPath(spec.id, 'ctl'),
+      bridges: vmNics(spec).map(({ bridge, mac }) => ({ bridge, mac })),
+      volumes: vmVolumes(spec),
+      stdio: {
+        ...(spec.definition.stdin ? { stdin: this.socketPath(spec.id, 'stdin') } : {}),
+        ...(spec.definition.stdout ? { stdout: this.socketPath(spec.id, 'stdout') } : {}),
+      },
+      ...(share ? { share: { source: share, tag: ZONE_TAG, readOnly: false } } : {}),
+      metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
+    });
   }
 
   private async ensureFolders(domainDir: string): Promise<void> {

@@ -17,7 +17,12 @@ export interface GuestInit {
   disks?: number;
   /** Piped streams: the command's stdin / stdout is the virtio-serial port zone.stdin / zone.stdout (stdio-ports.ts). */
   stdio?: { stdin: boolean; stdout: boolean };
+  /** The 9p tag of the pseudokernel's share, mounted at /zone before the command runs (its modules among `modules`). */
+  zoneTag?: string;
 }
+
+/** The line the guest prints when /zone could not be mounted (the command runs without it). */
+export const NO_ZONE_MARKER = 'zone: no /zone';
 
 /** The line the guest prints once its command is about to start. */
 export function startedMarker(workload: string): string {
@@ -100,6 +105,13 @@ export function guestInitScript(init: GuestInit): string {
     );
     // The host holds the stdin port from the domain's start; a port it does not hold reads as EOF.
     if (stdio.stdin) lines.push('n=0; while [ -n "$zin" ] && ! grep -q "^host_connected: 1" /sys/kernel/debug/virtio-ports/${zin##*/} 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done');
+  }
+  if (init.zoneTag !== undefined) {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(init.zoneTag)) throw new RangeError(`zoneTag ${JSON.stringify(init.zoneTag)} is not a 9p tag ([a-z0-9-], at most 31)`);
+    // The virtio-9p channel registers a moment after its module loads: a few tries.
+    // cache=none: every read and write goes to the host, so close-to-open holds as in containers.
+    lines.push('mkdir -p /zone',
+      `n=0; until mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 ${init.zoneTag} /zone 2>/dev/null; do n=$((n+1)); [ $n -ge 50 ] && echo ${shellQuote(NO_ZONE_MARKER)} && break; sleep 0.1; done`);
   }
   if (init.workdir) lines.push(`cd ${shellQuote(init.workdir)} || echo "zone: workdir missing"`);
   lines.push(

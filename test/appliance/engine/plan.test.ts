@@ -294,6 +294,18 @@ const graph: GraphCase[] = [
     expect: [['create', 'plain']],
   },
   {
+    name: 'a VM on a network with a /zone waits for its mount after its bridge, then is created with both',
+    desired: { workloads: [vm], networks: [meshSpec], mounts: new Set([vm.id]) },
+    observed: { networks: new Map([['zn-mesh', ready]]), vmLinks: new Map([[linkKey('zn-mesh', vm.id), link]]), mounts: new Map() },
+    expect: [['mount', 'box']], held: ['box'],
+  },
+  {
+    name: 'a VM with its bridge and its /zone mounted is created with both in its spec',
+    desired: { workloads: [vm], networks: [meshSpec], mounts: new Set([vm.id]) },
+    observed: { networks: new Map([['zn-mesh', ready]]), vmLinks: new Map([[linkKey('zn-mesh', vm.id), link]]), mounts: new Map([[vm.id, '/data/zone/v']]) },
+    expect: [['create', 'box', ['zb-1'], '/data/zone/v']],
+  },
+  {
     name: 'a /zone is unmounted once its workload is gone, not while it is removed',
     observed: { workloads: new Map([[joinedWeb.id, running(joinedWeb)]]), mounts: new Map([[plain.id, '/p'], [joinedWeb.id, '/j']]) },
     expect: [['remove', 'joined'], ['unmount', plain.id]],

@@ -41,12 +41,12 @@ await driverConformance(t, {
     drivers.push(driver);
     return driver;
   },
-  spec: () => {
+  spec: ({ zoneMount }) => {
     const definition = normalizeWorkload({
       name: 'probe', kind: 'vm', image: 'zone/busybox', resources: { memory: '128Mi' },
       command: ['sh', '-c', `echo "token=$TOKEN"; ${CONFORMANCE_SCRIPT}`], env: { TOKEN: 'sealed:token' },
     });
-    return { node: NODE, owner: OWNER, blueprint: 'conformance', workload: 'probe', id: ID, specHash: specHash(definition), definition };
+    return { node: NODE, owner: OWNER, blueprint: 'conformance', workload: 'probe', id: ID, specHash: specHash(definition), definition, ...(zoneMount ? { zoneMount } : {}) };
   },
   startMs: 120_000,
   eventMs: 15_000,

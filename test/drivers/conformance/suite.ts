@@ -4,7 +4,7 @@
 // the end, so a VM boots once; each case leaves it as the next one expects.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -206,7 +206,9 @@ function identityOf(spec: WorkloadSpec) {
  */
 function sharedMountWith(t: Test, name: string, content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'zone-conformance-'));
-  writeFileSync(join(dir, name), content);
+  // Readable by others: a VM's qemu (libvirt's qemu user) shares it over 9p.
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, name), content, { mode: 0o644 });
   execFileSync('mount', ['--bind', dir, dir]);
   execFileSync('mount', ['--make-shared', dir]);
   t.teardown(() => {

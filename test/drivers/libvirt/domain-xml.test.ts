@@ -28,6 +28,7 @@ t.test('the domain carries our metadata, read back as the identity of the worklo
     metadata: { node: 'node-1', owner: 'ed25519:AAAA+/==', blueprint: 'bp', workload: 'vm', specHash: HASH },
     consoleLog: '/data/console.log',
     consoleSocket: '/data/sock/abc.sock',
+    shareSource: null,
   });
 });
 
@@ -70,6 +71,15 @@ t.test('bridges and the 9p share appear only when asked for', async (t) => {
   t.match(xml, '<mac address="52:54:00:00:00:01"/>');
   t.match(xml, '<target dir="zone"/>');
   t.match(xml, '<readonly/>');
+});
+
+t.test('the /zone share squashes the guest\'s ownership changes and reads back as the domain\'s share', async (t) => {
+  const xml = domainXml(plan({ share: { source: '/data/zone/vm-1', tag: 'zone', readOnly: false } }));
+  t.match(xml, /<filesystem type="mount" accessmode="squash">\s*<source dir="\/data\/zone\/vm-1"\/>\s*<target dir="zone"\/>\s*<\/filesystem>/);
+  t.equal(parseDomainXml(xml).shareSource, '/data/zone/vm-1');
+  t.equal(parseDomainXml(domainXml(plan())).shareSource, null);
+  t.match(domainXml(plan({ uuid: '3f1c0b7e-0000-4000-8000-000000000001' })), '<uuid>3f1c0b7e-0000-4000-8000-000000000001</uuid>', 'a domain defined anew keeps its UUID');
+  t.notMatch(domainXml(plan()), '<uuid>');
 });
 
 t.test('every value is escaped, and comes back unchanged', async (t) => {

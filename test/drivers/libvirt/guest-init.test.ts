@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { exitCodeFromConsole, guestInitScript, shellQuote, startedMarker, stdoutCountFromConsole } from '../../../drivers/libvirt/guest-init.ts';
+import { exitCodeFromConsole, guestInitScript, NO_ZONE_MARKER, shellQuote, startedMarker, stdoutCountFromConsole } from '../../../drivers/libvirt/guest-init.ts';
 
 t.test('shell quoting survives quotes, spaces and expansions', async (t) => {
   for (const value of [`it's`, 'a b', '$(touch /tmp/x)', '`id`', '"', '\\', '']) {
@@ -33,6 +33,17 @@ t.test('interfaces are loaded, found by MAC and given their address; the first g
   t.ok(script.indexOf('insmod') < script.indexOf(startedMarker('vm')), 'the network is up before the command starts');
   execFileSync('sh', ['-n', '-c', script]);
   t.throws(() => guestInitScript({ workload: 'vm', argv: ['true'], env: {}, workdir: null, nics: [{ mac: '$(reboot)', address: '1.2.3.4/8', gateway: '1.0.0.1' }] }), /not a MAC address/);
+});
+
+t.test('/zone is mounted over 9p by its tag before the command starts, and only when asked for', async (t) => {
+  const script = guestInitScript({ workload: 'vm', argv: ['true'], env: {}, workdir: '/w', modules: ['/lib/zone/9p.ko'], zoneTag: 'zone' });
+  t.match(script, 'mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 zone /zone');
+  t.match(script, NO_ZONE_MARKER, 'says so when it cannot');
+  t.ok(script.indexOf(`insmod '/lib/zone/9p.ko'`) < script.indexOf('mount -t 9p'), 'its modules are loaded first');
+  t.ok(script.indexOf('mount -t 9p') < script.indexOf(`cd '/w'`) && script.indexOf(`cd '/w'`) < script.indexOf(startedMarker('vm')), 'mounted before the workdir and the command');
+  execFileSync('sh', ['-n', '-c', script]);
+  t.notMatch(guestInitScript({ workload: 'vm', argv: ['true'], env: {}, workdir: null }), '9p');
+  t.throws(() => guestInitScript({ workload: 'vm', argv: ['true'], env: {}, workdir: null, zoneTag: 'z;reboot' }), /not a 9p tag/);
 });
 
 t.test('the exit code is the last one reported, unless the guest booted again since', async (t) => {
