@@ -1,7 +1,9 @@
 // Pinned images (`name@sha256:DIGEST`): the owner must have the image in the grid's
 // image store; a node that lacks it fetches the archive, checks it against the digest
 // and only then loads it. Anything that does not match is refused on the workload
-// (`image digest mismatch`) and never loaded, never run.
+// (`image digest mismatch`) and never loaded, never run. What is loaded is recorded
+// (../images/loaded.ts) for the node's collector, which removes it from dockerd once no
+// blueprint of the node pins it for the grace period.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -11,9 +13,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { PinnedImage } from '../../blueprints/image-ref.ts';
-import { WorkloadSpecError, type ImageSource } from '../contract.ts';
+import { WorkloadSpecError, type ImageSource, type LocalImages } from '../contract.ts';
+import type { LoadedImages } from '../images/loaded.ts';
 import type { KeyedLock } from '../keyed-lock.ts';
 import { ImageArchiveError, readImageArchive } from './archive.ts';
+import { statusCodeOf } from './errors.ts';
 import { isPresent, loadImageStream } from './images.ts';
 
 export interface PinnedImageContext {
@@ -24,13 +28,18 @@ export interface PinnedImageContext {
   dir: string;
   /** By digest: one fetch and load of an image at a time. */
   fetches: KeyedLock;
+  /** What this node loaded into dockerd from the grid. */
+  loaded: LoadedImages;
+  clock?: () => Date;
 }
 
 /** Makes pinned image `image` of `owner` present for `workload`, or throws WorkloadSpecError saying why not. */
 export async function ensurePinnedImage(ctx: PinnedImageContext, workload: string, owner: string, image: PinnedImage): Promise<void> {
   const { digest } = image;
   const missing = (why: string) => new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} ${why}`);
-  if (ctx.source && !(await ctx.source.has(owner, digest))) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
+  const kind = ctx.source ? await ctx.source.kindOf(owner, digest) : 'container';
+  if (kind === null) throw missing('is not in the owner\'s grid image store (push it with `zone image push`)');
+  if (kind === 'disk') throw missing('is a VM disk: a workload of kind vm boots it');
   if (await isPresent(ctx.docker, digest)) return;
   const source = ctx.source;
   if (!source) throw missing('is not on this node, which has no grid image store');
@@ -47,10 +56,31 @@ export async function ensurePinnedImage(ctx: PinnedImageContext, workload: strin
       if (archive.digest !== digest) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} holds ${archive.digest}; not run`);
       await loadImageStream(ctx.docker, untagged(path));
       if (!(await isPresent(ctx.docker, digest))) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: dockerd loaded the archive of ${digest} as another image; not run`);
+      await ctx.loaded.record(digest, ctx.clock?.() ?? new Date());
     } finally {
       await rm(path, { force: true });
     }
   });
+}
+
+/** The pinned images this node loaded into dockerd, for the node's collector. */
+export function loadedDockerImages(docker: Docker, loaded: LoadedImages): LocalImages {
+  return {
+    list: () => loaded.list(),
+    markUsed: (digests, now) => loaded.markUsed(digests, now),
+    async remove(digest) {
+      try {
+        // Never forced: dockerd refuses (409) while a container uses it, or someone tagged it since.
+        await docker.getImage(digest).remove();
+      } catch (err) {
+        const status = statusCodeOf(err);
+        if (status === 409) return false;
+        if (status !== 404) throw err;
+      }
+      await loaded.forget(digest);
+      return true;
+    },
+  };
 }
 
 /**

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
+  AttachedStreams, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, ImageKind, LocalImages, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
@@ -26,11 +26,13 @@ import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
+import { checkDiskBoot, checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
+import { dockerdLoads } from '../images/loaded.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
+import { DiskStore } from './disk-store.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
@@ -81,6 +83,8 @@ export class LibvirtDriver implements Driver {
   private readonly root: string;
   private readonly docker: Docker;
   private readonly pinnedImages: PinnedImageContext;
+  /** The node's VM image store: pinned disks fetched from the grid. */
+  private readonly disks: DiskStore;
   private readonly poller: DomainPoller;
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
@@ -92,12 +96,18 @@ export class LibvirtDriver implements Driver {
     this.kernel = options.kernel ?? DEFAULTS.kernel;
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
-    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock() };
+    this.pinnedImages = { docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock(), loaded: dockerdLoads(ctx.dataDir) };
+    this.disks = new DiskStore(join(this.root, 'disk-images'), ctx.images);
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
       : null;
+  }
+
+  /** The disks it fetched from the grid (container images it loaded into dockerd are the docker driver's to collect). */
+  get localImages(): LocalImages {
+    return this.disks;
   }
 
   async fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }> {
@@ -386,23 +396,26 @@ export class LibvirtDriver implements Driver {
     const dir = this.domainDir(spec.id);
     await this.ensureFolders(dir);
     const def = spec.definition;
+    const overlay = join(dir, 'disk.qcow2');
+    const initrd = join(dir, 'initrd.cpio.gz');
     try {
-      if (imageKindOf(def.image) === 'disk') {
-        const path = join(dir, 'disk.qcow2');
-        if (fresh || !(await exists(path))) {
-          const base = await diskImageInfo(def.image);
-          await rm(path, { force: true });
-          await createOverlay(base, path, def.diskBytes);
+      // A domain restarted on the files it has does not ask the grid again.
+      const pinned = pinnedImage(def.image);
+      const kind = !fresh && (await exists(overlay)) ? 'disk' : !fresh && (await exists(initrd)) ? 'container' : await this.bootKindOf(spec);
+      if (kind === 'disk') {
+        if (fresh || !(await exists(overlay))) {
+          if (pinned) checkDiskBoot(spec);
+          const base = pinned ? await this.disks.ensure(spec.workload, spec.owner, pinned) : await diskImageInfo(def.image);
+          await rm(overlay, { force: true });
+          await createOverlay(base, overlay, def.diskBytes);
         }
-        return { kind: 'disk', path, format: 'qcow2' };
+        return { kind: 'disk', path: overlay, format: 'qcow2' };
       }
       if (!(await exists(this.kernel))) {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
-      const initrd = join(dir, 'initrd.cpio.gz');
       if (fresh || !(await exists(initrd))) {
         // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
-        const pinned = pinnedImage(def.image);
         if (pinned) await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned);
         const image = await imageRootfs(this.docker, pinned?.digest ?? def.image, join(this.root, 'images'));
         const argv = def.command ?? image.defaultArgv;
@@ -444,6 +457,19 @@ export class LibvirtDriver implements Driver {
       }
       throw err;
     }
+  }
+
+  /**
+   * Whether `spec`'s image boots as a disk or as a container image: a path is a disk; a
+   * pinned image is what the owner stored in the grid (with no grid, what the node holds).
+   */
+  private async bootKindOf(spec: WorkloadSpec): Promise<ImageKind> {
+    const pinned = pinnedImage(spec.definition.image);
+    if (!pinned) return imageKindOf(spec.definition.image);
+    if (!this.ctx.images) return (await this.disks.holds(pinned.digest)) ? 'disk' : 'container';
+    const kind = await this.ctx.images.kindOf(spec.owner, pinned.digest);
+    if (!kind) throw new WorkloadSpecError(spec.workload, 'image', `image ${spec.definition.image} is not in the owner's grid image store (push it with \`zone image push\`)`);
+    return kind;
   }
 
   private async ensureFolders(domainDir: string): Promise<void> {
