@@ -1,7 +1,8 @@
 // The node's side of the grid's images: uploads (checked whole, then stored in the grid's
 // store under the owner, within the owner's quota), the source the drivers fetch pinned
 // images from, and the periodic pass that records which images this node's blueprints
-// pin and removes those no node has pinned for the grace period.
+// pin and removes those no node has pinned for the grace period, from the grid's store and,
+// of what the drivers loaded, from this node.
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
