@@ -70,7 +70,7 @@ t.test('images the node loaded go after the grace period without a pin, never wh
   pinned = [];
   later(GRACE - 1);
   t.same(await service.collectLocal(), [], 'nothing goes within the grace period after the last pin');
-  t.ok(await present(a!.digest));
+  t.ok(await present(a!.digest), 'a is still there');
 
   later(1);
   t.same(await service.collectLocal(), [a!.digest], 'a goes once the grace period is over');
@@ -90,6 +90,6 @@ t.test('images the node loaded go after the grace period without a pin, never wh
 t.test('an image the collector removed is fetched again when a blueprint pins it anew', async (t) => {
   const s = specOf('again', a!.digest);
   t.equal((await driver.ensure(s)).state, 'running');
-  t.ok(await present(a!.digest));
+  t.ok(await present(a!.digest), 'a is still there');
   await driver.remove(s.id);
 });
