@@ -22,7 +22,8 @@ const failing = (...args: string[]) => zone(...args).then(() => ({ code: 0, stde
 
 const NAME = 'itest';                        // unique to this file: namespaces zcl-itest-*
 const SUBNET = '10.214.9.0/24';
-const base = await mkdtemp(join(tmpdir(), 'zone-image-cluster-test-'));
+// Short: a VM's console socket lives in its node's data folder, and unix socket paths end at 107 bytes.
+const base = await mkdtemp(join(tmpdir(), 'zone-icl-'));
 // qemu (its own user) walks to the VM files in the nodes' data folders.
 await chmod(base, 0o711);
 const dir = join(base, 'cluster');
@@ -121,7 +122,10 @@ t.test('a VM disk pushed to node 1 boots on node 2, which fetched it from the gr
   const file = join(base, 'vm.yaml');
   await writeFile(file, stringify({ name: 'vm', version: 1, owner, node: nodes[1]!.id, workloads: [{ name: 'boot', kind: 'vm', image: reference, resources: { memory: '64Mi' } }] }));
   domains.push(workloadId(nodes[1]!.id!, owner, 'vm', 'boot'));
-  t.same(await failing('apply', file, '--node', nodes[1]!.api, '--key', key, '--timeout', '120'), { code: 0, stderr: '' }, 'the VM runs on node 2');
+  const applied = await failing('apply', file, '--node', nodes[1]!.api, '--key', key, '--timeout', '120');
+  const status = await (await readAuthed(`${nodes[1]!.api}/v1/blueprints/vm`)).json() as { workloads: unknown[] };
+  t.match(status.workloads, [{ state: 'running', lastError: null }], 'the VM runs on node 2');
+  t.same(applied, { code: 0, stderr: '' }, 'apply says so');
   const url = `${nodes[1]!.api}/v1/blueprints/vm/workloads/boot/logs`;
   const console = await waitFor(async () => {
     const text = await (await readAuthed(url)).text();
