@@ -47,12 +47,17 @@ async function archiveOf(source: string): Promise<{ path: string; cleanup(): Pro
   return { path, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** A tar (`ustar` at offset 257: a docker save or OCI archive) is a container image; anything else a VM disk, named by its file. */
+/**
+ * A tar (`ustar` at offset 257: a docker save or OCI archive) is a container image, and so
+ * is a gzip'd file (a compressed archive, which the node then refuses, saying why, rather
+ * than storing it as a raw disk); anything else is a VM disk, named by its file.
+ */
 async function uploadAboutOf(path: string): Promise<{ kind: ImageKind; name?: string }> {
   const file = await open(path, 'r');
   try {
     const { buffer, bytesRead } = await file.read(Buffer.alloc(262), 0, 262, 0);
     if (bytesRead === 262 && buffer.subarray(257, 262).toString('latin1') === 'ustar') return { kind: 'container' };
+    if (bytesRead >= 2 && buffer[0] === 0x1f && buffer[1] === 0x8b) return { kind: 'container' };
   } finally {
     await file.close();
   }
