@@ -3,12 +3,12 @@
 // images from, and the periodic pass that records which images this node's blueprints
 // pin and removes those no node has pinned for the grace period, from the grid's store and,
 // of what the drivers loaded, from this node.
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
 import type { ImageKind, ImageSource, LocalImages } from '../../drivers/contract.ts';
 import { ImageArchiveError, readImageArchive } from '../../drivers/docker/archive.ts';
 import { DiskImageError, standaloneDiskInfo } from '../../drivers/libvirt/disk.ts';
@@ -85,16 +85,22 @@ export class ImageService implements ImageSource {
       throw new ZoneError('INVALID', `refused, nothing stored: ${err.message}`, '/body');
     });
     const { digest, name, size } = checked;
-    if (!(await (await this.store()).has(owner, digest))) {
+    const stored = await (await this.store()).kindOf(owner, digest);
+    // One digest, one kind: a config pushed as a raw disk must not stand for the image it configures.
+    if (stored && stored !== about.kind) {
+      await this.uploads.drop(id);
+      throw new ZoneError('CONFLICT', `the owner's image ${digest} is stored as a ${stored}, not a ${about.kind}; refused, nothing stored`, '/body');
+    }
+    if (!stored) {
       const used = await (await this.store()).usage(owner);
       if (used + size > this.o.ownerImageBytes) {
         throw new ZoneError('NO_SPACE', `the owner's images take ${used} bytes; this one (${size}) would pass limits.ownerImageBytes = ${this.o.ownerImageBytes}. Images no blueprint pins are removed after the grace period`, undefined, { used, limit: this.o.ownerImageBytes });
       }
     }
-    const { stored } = await (await this.store()).put(owner, digest, { name, kind: about.kind, size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
+    const put = await (await this.store()).put(owner, digest, { name, kind: about.kind, size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
     await this.uploads.drop(id);
-    this.o.logger.info({ owner, digest, kind: about.kind, size, stored }, 'image pushed');
-    return { digest, name, kind: about.kind, size, stored };
+    this.o.logger.info({ owner, digest, kind: about.kind, size, stored: put.stored }, 'image pushed');
+    return { digest, name, kind: about.kind, size, stored: put.stored };
   }
 
   async list(owner?: string): Promise<ImageRow[]> {

@@ -130,4 +130,12 @@ t.test('VM disks', async (t) => {
   t.match(await push(n, await readFile(leaning), { kind: 'disk' }), { status: 400, json: { error: 'INVALID', field: '/body', message: /refused, nothing stored: disk image .* has a backing file/ } }, 'a disk reading another file is refused');
   t.match(await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10, kind: 'floppy' } }), { status: 400, json: { error: 'INVALID' } }, 'a kind it does not know is refused');
   t.equal(((await owner(`${n.url}/v1/grid/images/`)).json.images as unknown[]).length, 1, 'nothing else stored');
+
+  // An image's config, pushed as a raw disk, has the image's digest: the image is then refused, not taken for the disk.
+  const hex = a!.digest.slice(7);
+  // Docker before 25 saves the config as HEX.json; later ones in an OCI layout.
+  const config = (await run('tar', ['-xOf', a!.path, `${hex}.json`], { encoding: 'buffer' }).catch(() => run('tar', ['-xOf', a!.path, `blobs/sha256/${hex}`], { encoding: 'buffer' }))).stdout;
+  t.match(await push(n, config, { kind: 'disk' }), { status: 201, json: { digest: a!.digest, kind: 'disk' } }, 'the config as a raw disk');
+  t.match(await push(n, await readFile(a!.path)), { status: 409, json: { error: 'CONFLICT', message: /is stored as a disk, not a container/ } }, 'one digest, one kind');
+
 });
