@@ -36,11 +36,12 @@ const disk = await buildBootDisk(join(base, 'boot.qcow2'), MARKER, 'qcow2');
 const domains: string[] = [];
 
 t.teardown(async () => {
+  await tearDownCluster(NAME, dir, state);
+  // After the appliances stopped: a running one would make its VM again.
   for (const domain of domains) {
     await sh('virsh', '-c', 'qemu:///system', 'destroy', domain).catch(() => undefined);
     await sh('virsh', '-c', 'qemu:///system', 'undefine', domain).catch(() => undefined);
   }
-  await tearDownCluster(NAME, dir, state);
   await removeImage(built.digest);
   await removeImage(local.digest);
   await rm(base, { recursive: true, force: true });
