@@ -406,7 +406,8 @@ export async function createAppliance(options: ApplianceOptions): Promise<ZoneAp
     // Before the engine starts: the containers it makes get /zone when it is up.
     await pseudokernel.start();
     nodeImages = await openNodeImages({
-      node: identity.id, config, trustPolicy: options.trustPolicy, pseudokernel, blueprints: () => store.blueprints(), logger, ...(options.clock ? { clock: options.clock } : {}),
+      node: identity.id, config, trustPolicy: options.trustPolicy, pseudokernel, blueprints: () => store.blueprints(), logger,
+      localImages: [...drivers.values()].flatMap((d) => (d.localImages ? [d.localImages] : [])), ...(options.clock ? { clock: options.clock } : {}),
     });
   }
   const pk = pseudokernel;

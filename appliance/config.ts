@@ -92,7 +92,7 @@ export const NodeConfigFile = Type.Object({
     retention: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how long a volume no blueprint lists any more keeps its data before it is deleted (default 24h); listed again within it, the data returns' })),
   }, { additionalProperties: false, description: 'the blueprints\' volumes on this node' })),
   images: Type.Optional(Type.Object({
-    gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store (default 1 day)' })),
+    gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400, description: 'how long a pushed image no blueprint pins stays in the grid\'s image store, and an image a node loaded from the grid stays on the node once none of its blueprints pins it (default 1 day)' })),
   }, { additionalProperties: false, description: 'the grid\'s image store' })),
   registries: Type.Optional(Type.Array(Type.Object({
     url: Type.String({ minLength: 1, maxLength: 512, description: 'host[:port] of the registry, optionally with a namespace below it (registry.example:5000/team)' }),

@@ -150,9 +150,9 @@ export class NodeClient {
     return (await this.json<{ images: ImageRow[] }>('GET', '/v1/grid/images/', { owner })).images;
   }
 
-  /** Opens an upload of an image archive of `size` bytes. */
-  imageUpload(owner: SigningKeyPair, size: number): Promise<ImageUpload> {
-    return this.json('POST', '/v1/grid/images/uploads', { owner, body: { size } });
+  /** Opens an upload of an image archive (or, `kind: 'disk'`, a VM disk) of `size` bytes. */
+  imageUpload(owner: SigningKeyPair, size: number, about: { kind: ImageKind; name?: string } = { kind: 'container' }): Promise<ImageUpload> {
+    return this.json('POST', '/v1/grid/images/uploads', { owner, body: { size, ...about } });
   }
 
   /** Where an upload stands (to resume it). */
@@ -244,11 +244,13 @@ export class NodeClient {
 interface RequestOptions { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; owner?: SigningKeyPair; aud?: string }
 
 /** An image of the grid's store as the node lists it. */
-export interface ImageRow { digest: string; name: string; size: number; pushedAt: string; usedBy: { node: string; at: string }[] }
+export type ImageKind = 'container' | 'disk';
+
+export interface ImageRow { digest: string; name: string; kind: ImageKind; size: number; pushedAt: string; usedBy: { node: string; at: string }[] }
 
 export interface ImageUpload { id: string; size: number; offset: number }
 
-export interface ImageCommit { digest: string; name: string; size: number; stored: boolean }
+export interface ImageCommit { digest: string; name: string; kind: ImageKind; size: number; stored: boolean }
 
 /** An entry of a /zone/fs directory as the node lists it. */
 export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }

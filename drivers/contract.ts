@@ -166,10 +166,37 @@ export interface RegistryAccess {
  * driver checks what it gets against the digest before it loads it.
  */
 export interface ImageSource {
-  /** Whether `owner` has image `digest` in the grid (a pinned image of another owner is not theirs to run). */
-  has(owner: string, digest: string): Promise<boolean>;
-  /** Writes the stored archive of `owner`'s image `digest` to `path`; false when the grid holds none. */
+  /**
+   * What `owner`'s image `digest` in the grid is (a container image archive, or a VM disk);
+   * null when the owner has none of that digest (another owner's image is not theirs to run).
+   */
+  kindOf(owner: string, digest: string): Promise<ImageKind | null>;
+  /** Writes the stored archive (or disk) of `owner`'s image `digest` to `path`; false when the grid holds none. */
   fetch(owner: string, digest: string, path: string): Promise<boolean>;
+}
+
+/** `container`: a `docker save`/OCI archive, pinned by its config's sha256; `disk`: a qcow2 or raw VM disk, pinned by the file's sha256. */
+export type ImageKind = 'container' | 'disk';
+
+/**
+ * The images a driver fetched from the grid and keeps on the node (in dockerd, in a disk
+ * store), for the node's collector. Only what the driver loaded itself is listed: an image
+ * someone put on the node by hand is never the collector's to remove.
+ */
+export interface LocalImages {
+  /** What the driver keeps, with when a blueprint of this node last pinned each. */
+  list(): Promise<LocalImage[]>;
+  /** Live blueprints of this node pin these digests now. */
+  markUsed(digests: ReadonlySet<string>, now: Date): Promise<void>;
+  /** Removes it from the node; false when its engine still uses it (kept, asked again at the next pass). */
+  remove(digest: string): Promise<boolean>;
+}
+
+export interface LocalImage {
+  /** `sha256:HEX`. */
+  digest: string;
+  /** When it was loaded, or last pinned by a live blueprint of this node (the later). */
+  usedAtMs: number;
 }
 
 /** Raised by a driver when its engine cannot be reached: the engine marks workloads `unknown`. */
@@ -238,6 +265,8 @@ export interface Driver {
   console?(id: string): Promise<TerminalSession>;
   /** Optional: what it uses now; null when it does not run. */
   usage?(id: string): Promise<WorkloadUsage | null>;
+  /** Optional: the grid's images it loaded onto the node, for the node's collector. */
+  readonly localImages?: LocalImages;
   close(): Promise<void>;
 }
 

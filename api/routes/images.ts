@@ -15,13 +15,18 @@ const Upload = Type.Object({
   offset: Type.Integer({ description: 'bytes received so far: where the next part starts' }),
 });
 const UploadParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{32}$' }) });
-const NewUpload = Type.Object({ size: Type.Integer({ minimum: 1, maximum: 2 ** 40, description: 'bytes of the whole archive' }) }, { additionalProperties: false });
+const Kind = Type.Union([Type.Literal('container'), Type.Literal('disk')], { description: 'container: a docker save or OCI archive (digest: its config\'s sha256); disk: a qcow2 or raw VM disk (digest: the file\'s sha256)' });
+const NewUpload = Type.Object({
+  size: Type.Integer({ minimum: 1, maximum: 2 ** 40, description: 'bytes of the whole archive or disk' }),
+  kind: Type.Optional(Kind),
+  name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'the name a disk is listed under (an archive names itself)' })),
+}, { additionalProperties: false });
 const Committed = Type.Object({
-  digest: Type.String({ pattern: DIGEST_PATTERN, description: 'pin it as name@DIGEST' }), name: Type.String(), size: Type.Integer(),
+  digest: Type.String({ pattern: DIGEST_PATTERN, description: 'pin it as name@DIGEST' }), name: Type.String(), kind: Kind, size: Type.Integer(),
   stored: Type.Boolean({ description: 'false: the grid had it already' }),
 });
 const ImageRow = Type.Object({
-  digest: Type.String(), name: Type.String(), size: Type.Integer(), pushedAt: Type.String({ format: 'date-time' }),
+  digest: Type.String(), name: Type.String(), kind: Kind, size: Type.Integer(), pushedAt: Type.String({ format: 'date-time' }),
   usedBy: Type.Array(Type.Object({ node: Type.String(), at: Type.String({ format: 'date-time' }) }), { description: 'the nodes whose blueprints pin it' }),
 });
 const ImageList = Type.Object({ images: Type.Array(ImageRow) });
@@ -47,9 +52,11 @@ export function imageRoutes(appliance: Appliance) {
       schema: { tags: ['grid'], summary: "the token's owner's images in the grid, with the nodes that pin them", response: { 200: ImageList, ...errorResponses(401, 503) } },
     }, async (request) => ({ images: (await images().list(owner(request))).map(({ owner: _owner, ...row }) => row) }));
 
-    app.post<{ Body: { size: number } }>('/uploads', {
-      schema: { tags: ['grid'], summary: 'opens an upload of an image archive (docker save) of `size` bytes', body: NewUpload, response: { 201: Upload, ...errorResponses(400, 401, 429, 503, 507) } },
-    }, async (request, reply) => reply.code(201).send(await images().begin(owner(request), request.body.size)));
+    app.post<{ Body: { size: number; kind?: 'container' | 'disk'; name?: string } }>('/uploads', {
+      schema: { tags: ['grid'], summary: 'opens an upload of an image archive (docker save) or a VM disk (kind disk) of `size` bytes', body: NewUpload, response: { 201: Upload, ...errorResponses(400, 401, 429, 503, 507) } },
+    }, async (request, reply) => reply.code(201).send(await images().begin(owner(request), request.body.size, {
+      kind: request.body.kind ?? 'container', ...(request.body.name ? { name: request.body.name } : {}),
+    })));
 
     app.get<{ Params: { id: string } }>('/uploads/:id', {
       schema: { tags: ['grid'], summary: 'how much of the upload arrived (to resume a broken one)', params: UploadParams, response: { 200: Upload, ...errorResponses(400, 401, 404, 503) } },
@@ -73,7 +80,7 @@ export function imageRoutes(appliance: Appliance) {
 
     app.post<{ Params: { id: string } }>('/uploads/:id/commit', {
       schema: {
-        tags: ['grid'], summary: 'checks the whole archive (config and layers against their sha256) and stores it in the grid under its digest',
+        tags: ['grid'], summary: 'checks the whole archive (config and layers against their sha256) or disk (qcow2/raw standing alone) and stores it in the grid under its digest',
         params: UploadParams, response: { 201: Committed, ...errorResponses(400, 401, 404, 409, 503, 507) },
       },
     }, async (request, reply) => reply.code(201).send(await images().commit(owner(request), request.params.id)));

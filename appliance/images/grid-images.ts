@@ -15,6 +15,7 @@ import { ZoneError } from '../../lib/errors.ts';
 import { ownerIdOf } from '../pseudokernel/nats/buckets.ts';
 import { boundStream } from '../pseudokernel/nats/owner-quota.ts';
 import { kvKeys, retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
+import type { ImageKind } from '../../drivers/contract.ts';
 import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
 import type { ImageUse, StoredImage } from './gc.ts';
 
@@ -29,8 +30,8 @@ const USES_BYTES = 16 * 2 ** 20;
 const CHUNK_BYTES = 960 * 1024;
 /** Chunks fetched ahead of the writer. */
 
-/** What an image's object says of it (its description, as JSON). */
-interface ImageMeta { owner: string; name: string; size: number; pushedAt: string }
+/** What an image's object says of it (its description, as JSON; images stored before VM disks have no kind: containers). */
+interface ImageMeta { owner: string; name: string; kind: ImageKind; size: number; pushedAt: string }
 
 export interface ImageRow extends ImageMeta {
   digest: string;
@@ -75,8 +76,13 @@ export class GridImages {
   }
 
   async has(owner: string, digest: string): Promise<boolean> {
+    return (await this.kindOf(owner, digest)) !== null;
+  }
+
+  /** What `owner`'s image `digest` is; null when the owner has none of that digest. */
+  async kindOf(owner: string, digest: string): Promise<ImageKind | null> {
     const info = await this.objects.info(objectName(owner, digest));
-    return info !== null && !info.deleted;
+    return info && !info.deleted ? metaOf(info)?.kind ?? null : null;
   }
 
   /** Stores `source` as `owner`'s image `digest` unless it is there already (a push again stores nothing). */
@@ -145,8 +151,9 @@ export function objectName(owner: string, digest: string): string {
 
 function metaOf(info: ObjectInfo): ImageMeta | null {
   try {
-    const meta = JSON.parse(info.description ?? '') as ImageMeta;
-    return typeof meta.owner === 'string' && typeof meta.pushedAt === 'string' ? meta : null;
+    const meta = JSON.parse(info.description ?? '') as Omit<ImageMeta, 'kind'> & { kind?: unknown };
+    if (typeof meta.owner !== 'string' || typeof meta.pushedAt !== 'string') return null;
+    return { ...meta, kind: meta.kind === 'disk' ? 'disk' : 'container' };
   } catch {
     return null;
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { actsFor, type TrustPolicy } from '../../blueprints/policy.ts';
-import type { ImageSource } from '../../drivers/contract.ts';
+import type { ImageSource, LocalImages } from '../../drivers/contract.ts';
 import type { NodeConfig } from '../config.ts';
 import { isLive } from '../engine/desired.ts';
 import type { Pseudokernel } from '../pseudokernel/pseudokernel.ts';
@@ -32,6 +32,8 @@ export interface NodeImagesOptions {
   trustPolicy: TrustPolicy;
   pseudokernel: Pseudokernel;
   blueprints(): readonly StoredBlueprint[];
+  /** What the drivers loaded onto the node from the grid. */
+  localImages: readonly LocalImages[];
   logger: Logger;
   clock?: () => Date;
 }
@@ -54,7 +56,7 @@ export async function openNodeImages(o: NodeImagesOptions): Promise<{ service: I
     node: o.node, uploadsDir: join(o.config.dataDir, 'image-uploads'),
     ownerImageBytes: o.config.limits.ownerImageBytes, imageStoreBytes: o.config.limits.imageStoreBytes,
     acceptsOwner: (owner) => o.trustPolicy.signers.some((signer) => actsFor(signer, owner)),
-    gcGraceMs: o.config.images.gcGraceMs, pinned: () => pinnedImagesOf(o.blueprints(), now()), openStore, logger: o.logger,
+    gcGraceMs: o.config.images.gcGraceMs, pinned: () => pinnedImagesOf(o.blueprints(), now()), localImages: o.localImages, openStore, logger: o.logger,
     ...(o.clock ? { clock: o.clock } : {}),
   });
   service.start();
@@ -69,7 +71,7 @@ export function lazyImageSource(current: () => ImageSource | null): ImageSource 
     return found;
   };
   return {
-    has: (owner, digest) => source().has(owner, digest),
+    kindOf: (owner, digest) => source().kindOf(owner, digest),
     fetch: (owner, digest, path) => source().fetch(owner, digest, path),
   };
 }

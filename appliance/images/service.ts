@@ -1,16 +1,21 @@
 // The node's side of the grid's images: uploads (checked whole, then stored in the grid's
 // store under the owner, within the owner's quota), the source the drivers fetch pinned
 // images from, and the periodic pass that records which images this node's blueprints
-// pin and removes those no node has pinned for the grace period.
+// pin and removes those no node has pinned for the grace period, from the grid's store and,
+// of what the drivers loaded, from this node.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { ImageSource } from '../../drivers/contract.ts';
+import type { ImageKind, ImageSource, LocalImages } from '../../drivers/contract.ts';
 import { ImageArchiveError, readImageArchive } from '../../drivers/docker/archive.ts';
+import { DiskImageError, standaloneDiskInfo } from '../../drivers/libvirt/disk.ts';
 import { ZoneError } from '../../lib/errors.ts';
-import { collectableImages } from './gc.ts';
+import { collectableImages, collectableLocalImages } from './gc.ts';
 import type { GridImages, ImageRow } from './grid-images.ts';
-import { ImageUploads, type UploadStatus } from './uploads.ts';
+import { ImageUploads, type UploadAbout, type UploadStatus } from './uploads.ts';
 
 export interface ImageServiceOptions {
   node: string;
@@ -26,6 +31,8 @@ export interface ImageServiceOptions {
   gcGraceMs: number;
   /** The images live blueprints on this node pin, by owner. */
   pinned(): { owner: string; digest: string }[];
+  /** What the drivers loaded onto this node from the grid: removed once no blueprint of the node pins it for the grace period. */
+  localImages: readonly LocalImages[];
   /**
    * Opens the grid's store: a new grid's store is made once enough of its servers are
    * up for its replicas, so a failed open is tried again by the next use.
@@ -35,7 +42,7 @@ export interface ImageServiceOptions {
   clock?: () => Date;
 }
 
-export interface CommittedImage { digest: string; name: string; size: number; stored: boolean }
+export interface CommittedImage { digest: string; name: string; kind: ImageKind; size: number; stored: boolean }
 
 /** Open uploads per owner, and how long one may be left alone. */
 const UPLOADS_PER_OWNER = 4;
@@ -52,11 +59,11 @@ export class ImageService implements ImageSource {
   }
 
   /** Opens an upload: only for owners the trust policy lets run blueprints here (any key is an owner). */
-  begin(owner: string, size: number): Promise<UploadStatus> {
+  begin(owner: string, size: number, about?: UploadAbout): Promise<UploadStatus> {
     if (!this.o.acceptsOwner(owner)) {
       return Promise.reject(new ZoneError('POLICY', 'no signer of this node\'s trust policy signs blueprints of this owner: its images could never run here, so none are taken', '/headers/authorization'));
     }
-    return this.uploads.begin(owner, size);
+    return this.uploads.begin(owner, size, about);
   }
 
   status(owner: string, id: string): Promise<UploadStatus> {
@@ -70,39 +77,70 @@ export class ImageService implements ImageSource {
   /** Checks the whole upload and stores it under `owner` (once: a digest already stored is not stored again). */
   async commit(owner: string, id: string): Promise<CommittedImage> {
     const path = await this.uploads.complete(owner, id);
-    const archive = await readImageArchive(createReadStream(path)).catch(async (err: unknown) => {
-      if (!(err instanceof ImageArchiveError)) throw err;
+    const about = await this.uploads.about(owner, id);
+    const checked = await (about.kind === 'disk' ? checkedDisk(path, about.name) : checkedArchive(path)).catch(async (err: unknown) => {
+      if (!(err instanceof ImageArchiveError || err instanceof DiskImageError)) throw err;
       // A bad upload is not kept: sending it again would not make it good.
       await this.uploads.drop(id);
       throw new ZoneError('INVALID', `refused, nothing stored: ${err.message}`, '/body');
     });
-    const name = archive.repoTags[0] ?? archive.digest;
-    if (!(await (await this.store()).has(owner, archive.digest))) {
+    const { digest, name, size } = checked;
+    const stored = await (await this.store()).kindOf(owner, digest);
+    // One digest, one kind: a config pushed as a raw disk must not stand for the image it configures.
+    if (stored && stored !== about.kind) {
+      await this.uploads.drop(id);
+      throw new ZoneError('CONFLICT', `the owner's image ${digest} is stored as a ${stored}, not a ${about.kind}; refused, nothing stored`, '/body');
+    }
+    if (!stored) {
       const used = await (await this.store()).usage(owner);
-      if (used + archive.size > this.o.ownerImageBytes) {
-        throw new ZoneError('NO_SPACE', `the owner's images take ${used} bytes; this one (${archive.size}) would pass limits.ownerImageBytes = ${this.o.ownerImageBytes}. Images no blueprint pins are removed after the grace period`, undefined, { used, limit: this.o.ownerImageBytes });
+      if (used + size > this.o.ownerImageBytes) {
+        throw new ZoneError('NO_SPACE', `the owner's images take ${used} bytes; this one (${size}) would pass limits.ownerImageBytes = ${this.o.ownerImageBytes}. Images no blueprint pins are removed after the grace period`, undefined, { used, limit: this.o.ownerImageBytes });
       }
     }
-    const { stored } = await (await this.store()).put(owner, archive.digest, { name, size: archive.size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
+    const put = await (await this.store()).put(owner, digest, { name, kind: about.kind, size, pushedAt: this.now().toISOString() }, () => createReadStream(path));
     await this.uploads.drop(id);
-    this.o.logger.info({ owner, digest: archive.digest, size: archive.size, stored }, 'image pushed');
-    return { digest: archive.digest, name, size: archive.size, stored };
+    this.o.logger.info({ owner, digest, kind: about.kind, size, stored: put.stored }, 'image pushed');
+    return { digest, name, kind: about.kind, size, stored: put.stored };
   }
 
   async list(owner?: string): Promise<ImageRow[]> {
     return (await this.store()).list(owner);
   }
 
-  async has(owner: string, digest: string): Promise<boolean> {
-    return (await this.store()).has(owner, digest);
+  async kindOf(owner: string, digest: string): Promise<ImageKind | null> {
+    return (await this.store()).kindOf(owner, digest);
   }
 
   async fetch(owner: string, digest: string, path: string): Promise<boolean> {
     return (await this.store()).fetch(owner, digest, path);
   }
 
+  /**
+   * Removes from this node what its drivers loaded from the grid and no blueprint of the
+   * node pinned for the grace period; returns the removed digests. An image its engine
+   * still uses (a container of it, a tag someone gave it) is kept and asked again later.
+   */
+  async collectLocal(): Promise<string[]> {
+    const now = this.now();
+    const pinned = new Set(this.o.pinned().map((image) => image.digest));
+    const removed: string[] = [];
+    for (const images of this.o.localImages) {
+      await images.markUsed(pinned, now);
+      for (const digest of collectableLocalImages(await images.list(), pinned, now.getTime(), this.o.gcGraceMs)) {
+        if (await images.remove(digest)) {
+          removed.push(digest);
+          this.o.logger.info({ digest }, 'image removed from this node: no blueprint of the node pinned it for the grace period');
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Records this node's uses and removes what no node used for the grace period; returns the removed objects. */
   async collect(): Promise<string[]> {
+    await this.collectLocal().catch((err: unknown) => {
+      this.o.logger.warn({ err }, 'removing unpinned images from this node failed; tried again at the next pass');
+    });
     const now = this.now();
     await (await this.store()).markUsed(this.o.node, this.o.pinned(), now);
     await this.uploads.sweep(now.getTime());
@@ -146,4 +184,19 @@ export class ImageService implements ImageSource {
   private now(): Date {
     return this.o.clock?.() ?? new Date();
   }
+}
+
+/** An image archive, checked whole: its digest is its config's sha256. */
+async function checkedArchive(path: string): Promise<{ digest: string; name: string; size: number }> {
+  const archive = await readImageArchive(createReadStream(path));
+  return { digest: archive.digest, name: archive.repoTags[0] ?? archive.digest, size: archive.size };
+}
+
+/** A VM disk, checked to stand alone (qcow2 or raw, no backing or data file): its digest is the file's sha256. */
+async function checkedDisk(path: string, name: string | undefined): Promise<{ digest: string; name: string; size: number }> {
+  await standaloneDiskInfo(path);
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  const digest = `sha256:${hash.digest('hex')}`;
+  return { digest, name: name ?? digest, size: (await stat(path)).size };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KeyedLock } from '../../drivers/keyed-lock.ts';
+import type { ImageKind } from '../../drivers/contract.ts';
 import { ZoneError } from '../../lib/errors.ts';
 
 export interface UploadLimits {
@@ -23,7 +24,14 @@ export interface UploadLimits {
   idleMs: number;
 }
 
-interface UploadRecord { owner: string; size: number; createdAt: string }
+/** What the uploader says the upload is: checked against the bytes at the commit. */
+export interface UploadAbout {
+  kind: ImageKind;
+  /** The name a disk is listed under (an archive names itself). */
+  name?: string;
+}
+
+interface UploadRecord extends Partial<UploadAbout> { owner: string; size: number; createdAt: string }
 
 export interface UploadStatus { id: string; size: number; offset: number }
 
@@ -35,7 +43,7 @@ export class ImageUploads {
   constructor(private readonly dir: string, private readonly limits: UploadLimits) {}
 
   /** Opens an upload of `size` bytes for `owner`. */
-  async begin(owner: string, size: number): Promise<UploadStatus> {
+  async begin(owner: string, size: number, about: UploadAbout = { kind: 'container' }): Promise<UploadStatus> {
     if (size > this.limits.maxBytes) {
       throw new ZoneError('NO_SPACE', `the image is ${size} bytes, more than an owner may store (limits.ownerImageBytes = ${this.limits.maxBytes})`, '/body/size', { limit: this.limits.maxBytes });
     }
@@ -51,7 +59,7 @@ export class ImageUploads {
     }
     const id = randomBytes(16).toString('hex');
     await writeFile(this.partOf(id), '', { mode: 0o600 });
-    await writeFile(this.recordOf(id), JSON.stringify({ owner, size, createdAt: new Date().toISOString() } satisfies UploadRecord), { mode: 0o600 });
+    await writeFile(this.recordOf(id), JSON.stringify({ owner, size, ...about, createdAt: new Date().toISOString() } satisfies UploadRecord), { mode: 0o600 });
     return { id, size, offset: 0 };
   }
 
@@ -100,6 +108,12 @@ export class ImageUploads {
     const status = await this.current(owner, id);
     if (status.offset !== status.size) throw new ZoneError('CONFLICT', `upload ${id} holds ${status.offset} of its ${status.size} bytes: send the rest first`, '/params/id', { offset: status.offset });
     return this.partOf(id);
+  }
+
+  /** What the uploader said the upload is. */
+  async about(owner: string, id: string): Promise<UploadAbout> {
+    const { kind, name } = await this.record(owner, id);
+    return { kind: kind === 'disk' ? 'disk' : 'container', ...(name ? { name } : {}) };
   }
 
   async drop(id: string): Promise<void> {

@@ -17,6 +17,7 @@ import { stringify } from 'yaml';
 import { LABELS } from '../../drivers/docker/spec.ts';
 import { DEFAULT_SECRETS_ROOT } from '../../drivers/docker/secrets.ts';
 import { removeOwnerNetworks } from '../../drivers/docker/owner-network.ts';
+import { DATA_DIR_MODE } from '../../appliance/config.ts';
 import { loadOrCreateIdentity } from '../../appliance/identity.ts';
 import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { writeSigningKey } from '../../blueprints/keys.ts';
@@ -104,7 +105,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   for (const ns of [layout.switchNamespace, ...layout.nodes.map((n) => n.namespace)]) {
     if (existsSync(`/var/run/netns/${ns}`)) throw new ClusterError(`network namespace ${ns} already exists: another cluster named ${layout.name} is up (give --name)`);
   }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Walkable, not listable, as a node's data folder (its files are 0600): qemu, as its own user, reaches the VM files inside.
+  await mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
   const operatorKey = join(dir, OPERATOR_KEY);
   const operator = generateSigningKeyPair();
   await rm(operatorKey, { force: true });
@@ -127,7 +129,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       state.nodes.push(record);
       await saveState(dir, state);
       await plugNode(layout, node.index);
-      await mkdir(record.dataDir, { recursive: true, mode: 0o700 });
+      await mkdir(record.dataDir, { recursive: true, mode: DATA_DIR_MODE });
       const routeTls = options.plainRoutes ? null : await makeRouteCertificate(ca, record.dataDir, 'nats-route', [node.address]);
       exits.push((await startNode(dir, record, state, natsOf(layout, node, dir, ca, routeTls))).exited);
     }
@@ -188,7 +190,7 @@ function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number], dir
 
 /** Starts the node's appliance; `exited` settles when its process ends. */
 async function startNode(dir: string, node: ClusterNode, state: ClusterState, nats: object): Promise<{ exited: Promise<number | null> }> {
-  await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(node.dataDir, { recursive: true, mode: DATA_DIR_MODE });
   const identity = loadOrCreateIdentity(node.dataDir);
   node.id = identity.id;
   node.boxKey = identity.box.publicKey;

@@ -1,19 +1,19 @@
 // zone image push IMAGE|FILE --key KEY: an image (a `docker save` archive, or a local
-// image saved on the way) uploaded in parts to a node, into the grid's image store under
+// image saved on the way) or a VM disk (qcow2/raw: any file that is not a tar) uploaded in parts to a node, into the grid's image store under
 // the key's owner; a broken connection is resumed where the node says the upload ends
 // (also from another run: --resume ID). Prints the reference to pin: NAME@sha256:DIGEST.
 // zone image ls --key KEY: the owner's images in the grid, with the nodes that pin them.
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import Docker from 'dockerode';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { type SigningKeyPair } from '../../lib/ed25519.ts';
-import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageUpload } from '../client.ts';
+import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageKind, type ImageUpload } from '../client.ts';
 import { action, CliFailure, inFile } from '../output.ts';
 import { age } from './status.ts';
 
@@ -45,6 +45,24 @@ async function archiveOf(source: string): Promise<{ path: string; cleanup(): Pro
     throw new CliFailure(`${source}: neither a file nor an image dockerd has (${(err as Error).message.split('\n')[0]})`);
   }
   return { path, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A tar (`ustar` at offset 257: a docker save or OCI archive) is a container image, and so
+ * is a gzip'd file (a compressed archive, which the node then refuses, saying why, rather
+ * than storing it as a raw disk); anything else is a VM disk, named by its file.
+ */
+async function uploadAboutOf(path: string): Promise<{ kind: ImageKind; name?: string }> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(262), 0, 262, 0);
+    if (bytesRead === 262 && buffer.subarray(257, 262).toString('latin1') === 'ustar') return { kind: 'container' };
+    if (bytesRead >= 2 && buffer[0] === 0x1f && buffer[1] === 0x8b) return { kind: 'container' };
+  } finally {
+    await file.close();
+  }
+  const name = basename(path).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128);
+  return { kind: 'disk', ...(name ? { name } : {}) };
 }
 
 /** Sends the file from where the upload ends, asking the node again after a broken connection. */
@@ -79,7 +97,7 @@ async function upload(client: NodeClient, owner: SigningKeyPair, path: string, s
 /** Uploads the archive at `path` (from where upload `resume` ends, when given), then has the node check and store it. */
 export async function pushArchive(client: NodeClient, owner: SigningKeyPair, path: string, options: { label: string; resume?: string }): Promise<ImageCommit> {
   const size = (await stat(path)).size;
-  const start = options.resume ? await client.imageUploadStatus(owner, options.resume) : await client.imageUpload(owner, size);
+  const start = options.resume ? await client.imageUploadStatus(owner, options.resume) : await client.imageUpload(owner, size, await uploadAboutOf(path));
   if (start.size !== size) throw new CliFailure(`--resume ${options.resume}: that upload is of ${start.size} bytes, ${options.label} has ${size}`);
   await upload(client, owner, path, start, options.label);
   return client.imageCommit(owner, start.id);
@@ -90,8 +108,8 @@ export function register(program: Command): void {
 
   image
     .command('push')
-    .description('upload an image (a docker save archive, or a local image by name) to the grid; prints NAME@sha256:DIGEST to pin in a blueprint')
-    .argument('<image>', 'a docker save archive, or an image dockerd has')
+    .description('upload an image (a docker save archive, a local image by name, or a qcow2/raw VM disk) to the grid; prints NAME@sha256:DIGEST to pin in a blueprint')
+    .argument('<image>', 'a docker save archive, an image dockerd has, or a VM disk file')
     .requiredOption('--key <file>', 'the owner\'s key file: whose image it is')
     .option('--resume <id>', 'continue an upload a broken run left on the node')
     .option(...nodeOption)
@@ -123,8 +141,8 @@ export function register(program: Command): void {
         process.stdout.write(JSON.stringify(images, null, 2) + '\n');
         return;
       }
-      const table = new Table({ head: ['NAME', 'DIGEST', 'SIZE', 'PUSHED', 'PINNED ON'], style: { head: [], border: [] } });
-      for (const i of images) table.push([i.name, i.digest, mib(i.size), age(i.pushedAt), i.usedBy.map((u) => u.node).join(', ') || '-']);
+      const table = new Table({ head: ['NAME', 'KIND', 'DIGEST', 'SIZE', 'PUSHED', 'PINNED ON'], style: { head: [], border: [] } });
+      for (const i of images) table.push([i.name, i.kind, i.digest, mib(i.size), age(i.pushedAt), i.usedBy.map((u) => u.node).join(', ') || '-']);
       process.stdout.write(images.length ? table.toString() + '\n' : 'no images of this owner in the grid\n');
     }));
 }

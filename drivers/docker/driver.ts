@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
-  WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LogOptions,
+  WorkloadSpecError, type AttachOptions, type AttachedStreams, type Capabilities, type Driver, type DriverContext, type DriverEvent, type Fingerprint, type LocalImages, type LogOptions,
   type ObservedWorkload, type TerminalOptions, type TerminalSession, type WorkloadSpec, type WorkloadUsage,
 } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
@@ -13,7 +13,8 @@ import { DockerEventFeed } from './events.ts';
 import { FrameDemuxer } from './frames.ts';
 import { loadImageFile } from './images.ts';
 import { ensureNamedImage } from './registries.ts';
-import { ensurePinnedImage, type PinnedImageContext } from './pinned.ts';
+import { ensurePinnedImage, loadedDockerImages, type PinnedImageContext } from './pinned.ts';
+import { dockerdLoads } from '../images/loaded.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
 import { nameClash, sameWorkload } from '../names.ts';
@@ -65,15 +66,18 @@ export class DockerDriver implements Driver {
    */
   private readonly ownerNetworks = new KeyedLock();
   private readonly pinnedImages: PinnedImageContext;
+  readonly localImages: LocalImages;
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
     this.docker = new Docker({ socketPath: this.socketPath });
     this.secrets = new SecretFiles(ctx, options.secretsRoot);
+    const loaded = dockerdLoads(ctx.dataDir);
     this.pinnedImages = {
-      docker: this.docker, source: ctx.images, dir: join(ctx.dataDir, 'docker-images'), fetches: new KeyedLock(),
+      docker: this.docker, source: ctx.images, dir: join(ctx.dataDir, 'docker-images'), fetches: new KeyedLock(), loaded,
       registries: { docker: this.docker, registries: ctx.registries ?? [], pulls: new KeyedLock() },
     };
+    this.localImages = loadedDockerImages(this.docker, loaded);
     this.events = new DockerEventFeed(this.docker, {
       node: ctx.node,
       socketPath: this.socketPath,

@@ -2,7 +2,9 @@
 // image store, or one of the node's registries must have it; a node that lacks it
 // fetches the archive, checks it against the digest and only then loads it (or pulls it
 // and checks what came, registries.ts). Anything that does not match is refused on the workload
-// (`image digest mismatch`) and never loaded, never run.
+// (`image digest mismatch`) and never loaded, never run. What is loaded is recorded
+// (../images/loaded.ts) for the node's collector, which removes it from dockerd once no
+// blueprint of the node pins it for the grace period.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -12,9 +14,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { PinnedImage } from '../../blueprints/image-ref.ts';
-import { WorkloadSpecError, type ImageSource } from '../contract.ts';
+import { WorkloadSpecError, type ImageSource, type LocalImages } from '../contract.ts';
+import type { LoadedImages } from '../images/loaded.ts';
 import type { KeyedLock } from '../keyed-lock.ts';
 import { ImageArchiveError, readImageArchive } from './archive.ts';
+import { statusCodeOf } from './errors.ts';
 import { inspectImage, isPresent, loadImageStream } from './images.ts';
 import { pullPinned, pulledFromRegistry, type RegistryPullContext } from './registries.ts';
 
@@ -28,6 +32,9 @@ export interface PinnedImageContext {
   fetches: KeyedLock;
   /** The node config's registries, tried last. */
   registries: RegistryPullContext;
+  /** What this node loaded into dockerd from the grid. */
+  loaded: LoadedImages;
+  clock?: () => Date;
 }
 
 /**
@@ -41,11 +48,13 @@ export async function ensurePinnedImage(ctx: PinnedImageContext, workload: strin
   const hasRegistries = ctx.registries.registries.length > 0;
   // A grid store that cannot be asked (not open yet) does not keep the registries from being tried.
   let gridTrouble: unknown = null;
-  const inGrid = ctx.source ? await ctx.source.has(owner, digest).catch((err: unknown) => {
+  const kind = ctx.source ? await ctx.source.kindOf(owner, digest).catch((err: unknown) => {
     if (!hasRegistries) throw err;
     gridTrouble = err;
-    return false;
-  }) : false;
+    return null;
+  }) : null;
+  if (kind === 'disk') throw new WorkloadSpecError(workload, 'image', `image ${image.name}@${digest} is a VM disk: a workload of kind vm boots it`);
+  const inGrid = kind === 'container';
   const here = await inspectImage(ctx.docker, digest);
   // Another owner's image, loaded from its grid store, is not this owner's to run.
   if (here && (!ctx.source || inGrid || pulledFromRegistry(here.RepoDigests, ctx.registries.registries))) return;
@@ -73,10 +82,31 @@ async function fetchFromGrid(ctx: PinnedImageContext, source: ImageSource, workl
       if (archive.digest !== digest) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: the grid's archive for ${digest} holds ${archive.digest}; not run`);
       await loadImageStream(ctx.docker, untagged(path));
       if (!(await isPresent(ctx.docker, digest))) throw new WorkloadSpecError(workload, 'image', `image digest mismatch: dockerd loaded the archive of ${digest} as another image; not run`);
+      await ctx.loaded.record(digest, ctx.clock?.() ?? new Date());
     } finally {
       await rm(path, { force: true });
     }
   });
+}
+
+/** The pinned images this node loaded into dockerd, for the node's collector. */
+export function loadedDockerImages(docker: Docker, loaded: LoadedImages): LocalImages {
+  return {
+    list: () => loaded.list(),
+    markUsed: (digests, now) => loaded.markUsed(digests, now),
+    async remove(digest) {
+      try {
+        // Never forced: dockerd refuses (409) while a container uses it, or someone tagged it since.
+        await docker.getImage(digest).remove();
+      } catch (err) {
+        const status = statusCodeOf(err);
+        if (status === 409) return false;
+        if (status !== 404) throw err;
+      }
+      await loaded.forget(digest);
+      return true;
+    },
+  };
 }
 
 /**

@@ -61,14 +61,32 @@ export async function runQemuImg(args: string[], what: string, timeoutMs = QEMU_
 
 /** Format and size of a base image, from `qemu-img info` (validated). */
 export async function diskImageInfo(path: string, timeoutMs = QEMU_IMG_TIMEOUT_MS): Promise<DiskImageInfo> {
+  return (await readDiskImage(path, timeoutMs)).info;
+}
+
+/**
+ * A disk image that stands alone, as a pushed one must: qcow2 or raw, with no backing file
+ * and no external data file (either names a file of the node that opens it, which the
+ * guest could then read).
+ */
+export async function standaloneDiskInfo(path: string, timeoutMs = QEMU_IMG_TIMEOUT_MS): Promise<DiskImageInfo> {
+  const { info, raw } = await readDiskImage(path, timeoutMs);
+  const backing = raw['backing-filename'] ?? raw['full-backing-filename'];
+  if (backing !== undefined) throw new DiskImageError(`disk image ${path} has a backing file (${JSON.stringify(backing)}); a pushed disk must stand alone (qemu-img convert it)`);
+  const specific = raw['format-specific'] as { data?: { 'data-file'?: unknown } } | undefined;
+  if (specific?.data?.['data-file'] !== undefined) throw new DiskImageError(`disk image ${path} keeps its data in an external file; a pushed disk must stand alone (qemu-img convert it)`);
+  return info;
+}
+
+async function readDiskImage(path: string, timeoutMs: number): Promise<{ info: DiskImageInfo; raw: Record<string, unknown> }> {
   const real = regularImageFile(path);
   const stdout = await runQemuImg(['info', '--output=json', '-U', real], `cannot read disk image ${path}`, timeoutMs);
-  const info = JSON.parse(stdout) as { format?: unknown; 'virtual-size'?: unknown };
-  const format = info.format;
-  const size = info['virtual-size'];
+  const raw = JSON.parse(stdout) as Record<string, unknown>;
+  const format = raw.format;
+  const size = raw['virtual-size'];
   if (format !== 'qcow2' && format !== 'raw') throw new DiskImageError(`disk image ${path} is ${String(format)}; qcow2 and raw are accepted`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw new DiskImageError(`disk image ${path}: qemu-img reported no virtual size`);
-  return { path: real, format, virtualSize: size };
+  return { info: { path: real, format, virtualSize: size }, raw };
 }
 
 /** Creates `overlay` (qcow2) backed by the base image; grows it to `sizeBytes` when that is larger. */

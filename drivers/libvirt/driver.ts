@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
-  AttachedStreams, AttachOptions, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
+  AttachedStreams, AttachOptions, Capabilities, Driver, DriverContext, DriverEvent, Fingerprint, ImageKind, LocalImages, LogOptions, ObservedWorkload, TerminalSession, WorkloadSpec, WorkloadUsage,
 } from '../contract.ts';
 import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
@@ -28,14 +28,16 @@ import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
+import { checkDiskBoot, checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
 import { connectPort, holdStdoutPort } from './stdio-ports.ts';
 import { DomainPoller } from './watch.ts';
 import { guestModules, probeZoneShare, VIRTIO_MODULES, ZONE_MODULES, ZONE_TAG, type GuestModule, type ZoneShareProbe } from './zone-share.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { refusingStdin } from '../streams.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
+import { dockerdLoads } from '../images/loaded.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
+import { DiskStore } from './disk-store.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
@@ -104,6 +106,8 @@ export class LibvirtDriver implements Driver {
   private readonly root: string;
   private readonly docker: Docker;
   private readonly pinnedImages: PinnedImageContext;
+  /** The node's VM image store: pinned disks fetched from the grid. */
+  private readonly disks: DiskStore;
   private readonly poller: DomainPoller;
   private hypervisor: Hypervisor | null = null;
   private connecting: Promise<Hypervisor> | null = null;
@@ -121,9 +125,10 @@ export class LibvirtDriver implements Driver {
     this.root = join(ctx.dataDir, 'libvirt');
     this.docker = new Docker({ socketPath: options.dockerSocket ?? DEFAULTS.dockerSocket });
     this.pinnedImages = {
-      docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock(),
+      docker: this.docker, source: ctx.images, dir: join(this.root, 'fetched'), fetches: new KeyedLock(), loaded: dockerdLoads(ctx.dataDir),
       registries: { docker: this.docker, registries: ctx.registries ?? [], pulls: new KeyedLock() },
     };
+    this.disks = new DiskStore(join(this.root, 'disk-images'), ctx.images);
     this.poller = new DomainPoller(() => this.pollView(), options.pollMs ?? DEFAULTS.pollMs);
     this.zoneShare = probeZoneShare({ kernel: this.kernel, ...(options.qemu ? { qemu: options.qemu } : {}) });
     // Reported by fingerprint() and ensure() rather than thrown here: the appliance still starts.
@@ -133,6 +138,11 @@ export class LibvirtDriver implements Driver {
     this.setupProblem = this.socketPath('x').length > UNIX_PATH_MAX
       ? `dataDir ${ctx.dataDir} is too long for the VM console sockets (unix socket paths are limited to ${UNIX_PATH_MAX} bytes)`
       : null;
+  }
+
+  /** The disks it fetched from the grid (container images it loaded into dockerd are the docker driver's to collect). */
+  get localImages(): LocalImages {
+    return this.disks;
   }
 
   async fingerprint(): Promise<Fingerprint & { capabilities: Capabilities }> {
@@ -521,23 +531,26 @@ export class LibvirtDriver implements Driver {
     const dir = this.domainDir(spec.id);
     await this.ensureFolders(dir);
     const def = spec.definition;
+    const overlay = join(dir, 'disk.qcow2');
+    const initrd = join(dir, 'initrd.cpio.gz');
     try {
-      if (imageKindOf(def.image) === 'disk') {
-        const path = join(dir, 'disk.qcow2');
-        if (fresh || !(await exists(path))) {
-          const base = await diskImageInfo(def.image);
-          await rm(path, { force: true });
-          await createOverlay(base, path, def.diskBytes);
+      // A domain restarted on the files it has does not ask the grid again.
+      const pinned = pinnedImage(def.image);
+      const kind = !fresh && (await exists(overlay)) ? 'disk' : !fresh && (await exists(initrd)) ? 'container' : await this.bootKindOf(spec);
+      if (kind === 'disk') {
+        if (fresh || !(await exists(overlay))) {
+          if (pinned) checkDiskBoot(spec);
+          const base = pinned ? await this.disks.ensure(spec.workload, spec.owner, pinned) : await diskImageInfo(def.image);
+          await rm(overlay, { force: true });
+          await createOverlay(base, overlay, def.diskBytes);
         }
-        return { kind: 'disk', path, format: 'qcow2' };
+        return { kind: 'disk', path: overlay, format: 'qcow2' };
       }
       if (!(await exists(this.kernel))) {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
-      const initrd = join(dir, 'initrd.cpio.gz');
       if (freshInit || !(await exists(initrd))) {
         // A pinned container image is fetched from the grid and checked like a container's, then booted by its ID.
-        const pinned = pinnedImage(def.image);
         if (pinned) {
           const progress = (line: string) => this.ctx.pullProgress?.({ owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload }, line);
           await ensurePinnedImage(this.pinnedImages, spec.workload, spec.owner, pinned, progress);
@@ -617,6 +630,19 @@ export class LibvirtDriver implements Driver {
       ...(share ? { share: { source: share, tag: ZONE_TAG, readOnly: false } } : {}),
       metadata: { node: spec.node, owner: spec.owner, blueprint: spec.blueprint, workload: spec.workload, specHash: spec.specHash },
     });
+  }
+
+  /**
+   * Whether `spec`'s image boots as a disk or as a container image: a path is a disk; a
+   * pinned image is what the owner stored in the grid (with no grid, what the node holds).
+   */
+  private async bootKindOf(spec: WorkloadSpec): Promise<ImageKind> {
+    const pinned = pinnedImage(spec.definition.image);
+    if (!pinned) return imageKindOf(spec.definition.image);
+    if (!this.ctx.images) return (await this.disks.holds(pinned.digest)) ? 'disk' : 'container';
+    const kind = await this.ctx.images.kindOf(spec.owner, pinned.digest);
+    if (!kind) throw new WorkloadSpecError(spec.workload, 'image', `image ${spec.definition.image} is not in the owner's grid image store (push it with \`zone image push\`)`);
+    return kind;
   }
 
   private async ensureFolders(domainDir: string): Promise<void> {

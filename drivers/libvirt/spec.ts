@@ -7,7 +7,10 @@ export const DOMAIN_ID = /^[a-z0-9][a-z0-9-]{0,199}$/;
 
 export const KERNEL_CMDLINE = 'console=ttyS0 panic=-1 quiet';
 
-/** An absolute path is a disk image (qcow2/raw); anything else is a local container image. */
+/**
+ * An absolute path is a disk image (qcow2/raw) on the node; anything else is a container
+ * image, or a pinned VM disk of the grid (`name@sha256:...`: what the grid stored it as says which).
+ */
 export function imageKindOf(image: string): 'disk' | 'container' {
   return image.startsWith('/') ? 'disk' : 'container';
 }
@@ -50,12 +53,19 @@ export function checkVmSpec(spec: WorkloadSpec): void {
   if (!DOMAIN_ID.test(spec.id)) fail('name', `engine id ${JSON.stringify(spec.id)} is not a valid domain name ([a-z0-9-])`);
   if (!(d.memoryBytes >= 32 * 1024 * 1024)) fail('resources.memory', 'a VM needs at least 32Mi');
   for (const [field, present, reason] of CONTAINER_ONLY) if (present(d)) fail(field, reason);
-  if (imageKindOf(d.image) === 'disk') {
-    if (d.command) fail('command', 'a disk image boots its own init; command applies to container images');
-    if (Object.keys(d.env).length > 0) fail('env', 'a disk image boots its own init; env applies to container images');
-    if (d.workdir) fail('workdir', 'a disk image boots its own init; workdir applies to container images');
-    if (d.stdin || d.stdout) fail('pipes', 'a disk image boots its own init, which does not join pipes; a VM booted from a container image does');
-  }
+  if (imageKindOf(d.image) === 'disk') checkDiskBoot(spec);
+}
+
+/** Throws WorkloadSpecError naming the field the spec sets that a disk, which boots its own init, cannot honour. */
+export function checkDiskBoot(spec: WorkloadSpec): void {
+  const d = spec.definition;
+  const fail = (field: string, reason = `${field} applies to container images`): never => {
+    throw new WorkloadSpecError(spec.workload, field, `a disk image boots its own init; ${reason}`);
+  };
+  if (d.command) fail('command');
+  if (Object.keys(d.env).length > 0) fail('env');
+  if (d.workdir) fail('workdir');
+  if (d.stdin || d.stdout) fail('pipes', 'it does not join pipes; a VM booted from a container image does');
 }
 
 /** The VM's block volumes in the blueprint's order, from the paths the engine gave (each ensured before). */

@@ -2,17 +2,22 @@
 // cut half-way is resumed into one stored image with the right digest, a tampered archive
 // is refused, the owner's quota says when it is full, nobody else sees the images, and
 // the collector removes an image nobody pins after the grace period, never a pinned one.
+// A VM disk is stored under the sha256 of its file; one that leans on a backing file is refused.
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { buildImageArchive } from '../helpers/image-archive.ts';
+import { buildBootDisk } from '../helpers/boot-disk.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, ownerCall, ownerToken, startNode, type TestNode } from './node.ts';
 
 const MIB = 2 ** 20;
+const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'zone-images-api-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((x) => buildImageArchive(dir, `zone-test/api-${x}-${process.pid}:1`, `image ${x}\n`)));
@@ -28,9 +33,9 @@ async function part(n: TestNode, id: string, offset: number, bytes: Uint8Array) 
 }
 
 /** The whole push: open, one part, commit. */
-async function push(n: TestNode, bytes: Buffer) {
+async function push(n: TestNode, bytes: Buffer, about: { kind?: 'disk'; name?: string } = {}) {
   const owner = ownerCall(n.operator, n.appliance.identity.id);
-  const opened = await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: bytes.length } });
+  const opened = await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: bytes.length, ...about } });
   if (opened.status !== 201) return opened;
   const id = String(opened.json.id);
   const sent = await part(n, id, 0, bytes);
@@ -111,4 +116,26 @@ t.test('images of an owner', async (t) => {
     });
     t.match(await list(), [{ digest: a!.digest, usedBy: [{ node }] }], 'the pinned image stays, used by this node');
   });
+});
+
+t.test('VM disks', async (t) => {
+  const n = await startNode(t, {}, { pseudokernel: true });
+  const owner = ownerCall(n.operator, n.appliance.identity.id);
+  const disk = await buildBootDisk(join(dir, 'boot.qcow2'), 'booted', 'qcow2');
+  t.match(await push(n, await readFile(disk.path), { kind: 'disk', name: 'boot.qcow2' }), { status: 201, json: { digest: disk.digest, name: 'boot.qcow2', kind: 'disk', stored: true } }, 'stored under the sha256 of the file');
+  t.match((await owner(`${n.url}/v1/grid/images/`)).json, { images: [{ digest: disk.digest, kind: 'disk' }] }, 'listed as a disk');
+
+  const leaning = join(dir, 'leaning.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk.path, '-F', 'qcow2', leaning]);
+  t.match(await push(n, await readFile(leaning), { kind: 'disk' }), { status: 400, json: { error: 'INVALID', field: '/body', message: /refused, nothing stored: disk image .* has a backing file/ } }, 'a disk reading another file is refused');
+  t.match(await owner(`${n.url}/v1/grid/images/uploads`, { method: 'POST', body: { size: 10, kind: 'floppy' } }), { status: 400, json: { error: 'INVALID' } }, 'a kind it does not know is refused');
+  t.equal(((await owner(`${n.url}/v1/grid/images/`)).json.images as unknown[]).length, 1, 'nothing else stored');
+
+  // An image's config, pushed as a raw disk, has the image's digest: the image is then refused, not taken for the disk.
+  const hex = a!.digest.slice(7);
+  // Docker before 25 saves the config as HEX.json; later ones in an OCI layout.
+  const config = (await run('tar', ['-xOf', a!.path, `${hex}.json`], { encoding: 'buffer' }).catch(() => run('tar', ['-xOf', a!.path, `blobs/sha256/${hex}`], { encoding: 'buffer' }))).stdout;
+  t.match(await push(n, config, { kind: 'disk' }), { status: 201, json: { digest: a!.digest, kind: 'disk' } }, 'the config as a raw disk');
+  t.match(await push(n, await readFile(a!.path)), { status: 409, json: { error: 'CONFLICT', message: /is stored as a disk, not a container/ } }, 'one digest, one kind');
+
 });

@@ -1,9 +1,10 @@
 // Images through the grid on a 3-node `zone cluster`: an image built on the host (and
 // gone from dockerd once saved) is pushed to node 1 with `zone image push`; a blueprint
 // pinning its digest runs on node 3, which fetched it from the grid; a tampered archive
-// and a digest nobody pushed are refused, and nothing of theirs runs.
+// and a digest nobody pushed are refused, and nothing of theirs runs. A VM disk (qcow2)
+// pushed to node 1 boots on node 2, from the copy node 2 fetched into its VM image store.
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -14,20 +15,33 @@ import { GRID_AUDIENCE, makeReadToken } from '../../lib/tokens.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { NodeClient } from '../../cli/client.ts';
 import { buildImageArchive, removeImage } from '../helpers/image-archive.ts';
+import { buildBootDisk } from '../helpers/boot-disk.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const failing = (...args: string[]) => zone(...args).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
 
 const NAME = 'itest';                        // unique to this file: namespaces zcl-itest-*
 const SUBNET = '10.214.9.0/24';
-const base = await mkdtemp(join(tmpdir(), 'zone-image-cluster-test-'));
+// Short: a VM's console socket lives in its node's data folder, and unix socket paths end at 107 bytes.
+const base = await mkdtemp(join(tmpdir(), 'zone-icl-'));
+// qemu (its own user) walks to the VM files in the nodes' data folders.
+await chmod(base, 0o711);
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
 const built = await buildImageArchive(base, `zone-test/grid-${process.pid}:1`, `made on the host ${process.pid}\n`);
 // Kept in dockerd: pushed by its name.
 const local = await buildImageArchive(base, `zone-test/grid-local-${process.pid}:1`, 'saved on the way\n', { keep: true });
+const MARKER = `a disk from the grid ${process.pid}`;
+const disk = await buildBootDisk(join(base, 'boot.qcow2'), MARKER, 'qcow2');
+const domains: string[] = [];
 
 t.teardown(async () => {
   await tearDownCluster(NAME, dir, state);
+  // After the appliances stopped: a running one would make its VM again.
+  for (const domain of domains) {
+    await sh('virsh', '-c', 'qemu:///system', 'destroy', domain).catch(() => undefined);
+    await sh('virsh', '-c', 'qemu:///system', 'undefine', domain).catch(() => undefined);
+  }
   await removeImage(built.digest);
   await removeImage(local.digest);
   await rm(base, { recursive: true, force: true });
@@ -97,4 +111,26 @@ t.test('an image dockerd has is pushed by its name; an upload a broken run left 
   t.match(resumed.stderr, `the grid had ${built.digest} already`, 'one stored object: the grid had it from node 1');
   const images = JSON.parse((await zone('image', 'ls', '--node', nodes[2]!.api, '--key', key, '--json')).stdout) as { digest: string }[];
   t.same(images.map((i) => i.digest).sort(), [built.digest, local.digest].sort());
+});
+
+t.test('a VM disk pushed to node 1 boots on node 2, which fetched it from the grid', async (t) => {
+  const pushed = await zone('image', 'push', disk.path, '--node', nodes[0]!.api, '--key', key);
+  const reference = pushed.stdout.trim();
+  t.equal(reference, `boot.qcow2@${disk.digest}`, 'pinned by the sha256 of the file');
+  const listed = JSON.parse((await zone('image', 'ls', '--node', nodes[1]!.api, '--key', key, '--json')).stdout) as { digest: string; kind: string }[];
+  t.match(listed.find((i) => i.digest === disk.digest), { kind: 'disk' });
+
+  const file = join(base, 'vm.yaml');
+  await writeFile(file, stringify({ name: 'vm', version: 1, owner, node: nodes[1]!.id, workloads: [{ name: 'boot', kind: 'vm', image: reference, resources: { memory: '64Mi' } }] }));
+  domains.push(workloadId(nodes[1]!.id!, owner, 'vm', 'boot'));
+  const applied = await failing('apply', file, '--node', nodes[1]!.api, '--key', key, '--timeout', '120');
+  const status = await (await readAuthed(`${nodes[1]!.api}/v1/blueprints/vm`)).json() as { workloads: unknown[] };
+  t.match(status.workloads, [{ state: 'running', lastError: null }], 'the VM runs on node 2');
+  t.same(applied, { code: 0, stderr: '' }, 'apply says so');
+  const url = `${nodes[1]!.api}/v1/blueprints/vm/workloads/boot/logs`;
+  const console = await waitFor(async () => {
+    const text = await (await readAuthed(url)).text();
+    return text.includes(MARKER) ? text : null;
+  }, { timeoutMs: 60_000, what: 'the disk\'s boot sector to print on the VM console' });
+  t.match(console, MARKER, 'the pushed disk booted');
 });

@@ -1,6 +1,6 @@
 // Which images the collector removes: a table, the time passed in.
 import t from 'tap';
-import { collectableImages, type ImageUse, type StoredImage } from '../../../appliance/images/gc.ts';
+import { collectableImages, collectableLocalImages, type ImageUse, type StoredImage } from '../../../appliance/images/gc.ts';
 
 const GRACE = 1000;
 const image = (object: string, pushedAtMs: number): StoredImage => ({ object, pushedAtMs });
@@ -18,5 +18,18 @@ const cases: { name: string; images: StoredImage[]; uses: ImageUse[]; now: numbe
 for (const c of cases) {
   t.test(c.name, async (t) => {
     t.same(collectableImages(c.images, c.uses, c.now, GRACE), c.gone);
+  });
+}
+
+const loaded = (digest: string, usedAtMs: number) => ({ digest, usedAtMs });
+const localCases: { name: string; loaded: { digest: string; usedAtMs: number }[]; pinned: string[]; now: number; gone: string[] }[] = [
+  { name: 'a loaded image stays for the grace period after its last use', loaded: [loaded('a', 500)], pinned: [], now: 1499, gone: [] },
+  { name: 'a loaded image no blueprint pinned for the grace period goes', loaded: [loaded('a', 500)], pinned: [], now: 1500, gone: ['a'] },
+  { name: 'a pinned image stays however old its last recorded use', loaded: [loaded('a', 0)], pinned: ['a'], now: 10_000, gone: [] },
+  { name: 'pins of another image do not keep one', loaded: [loaded('a', 0), loaded('b', 0)], pinned: ['b'], now: 10_000, gone: ['a'] },
+];
+for (const c of localCases) {
+  t.test(`on the node: ${c.name}`, async (t) => {
+    t.same(collectableLocalImages(c.loaded, new Set(c.pinned), c.now, GRACE), c.gone);
   });
 }

@@ -27,7 +27,7 @@ const other = await buildImageArchive(dir, `zone-test/pinned-other-${process.pid
 const grid = new Map<string, string>([[image.digest, image.path]]);
 let fetches = 0;
 const source: ImageSource = {
-  has: async (owner, digest) => owner === OWNER && grid.has(digest),
+  kindOf: async (owner, digest) => (owner === OWNER && grid.has(digest) ? 'container' : null),
   fetch: async (owner, digest, path) => {
     fetches++;
     const from = owner === OWNER ? grid.get(digest) : undefined;

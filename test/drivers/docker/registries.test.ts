@@ -38,7 +38,7 @@ await removeImage(registryOnly.digest);
 const grid = new Map([[both.digest, both.path], [gridOnly.digest, gridOnly.path]]);
 let fetches = 0;
 const source: ImageSource = {
-  has: async (o, digest) => o === ALICE && grid.has(digest),
+  kindOf: async (o, digest) => (o === ALICE && grid.has(digest) ? 'container' : null),
   fetch: async (o, digest, path) => {
     fetches++;
     const from = o === ALICE ? grid.get(digest) : undefined;

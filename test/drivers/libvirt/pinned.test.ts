@@ -21,7 +21,7 @@ const dataDir = mkdtempSync('/var/tmp/zone-lvpin-');
 chmodSync(dataDir, 0o711);
 const image = await buildImageArchive(dataDir, `zone-test/vm-pinned-${process.pid}:1`, 'booted from the grid\n');
 const source: ImageSource = {
-  has: async (owner, digest) => owner === OWNER && digest === image.digest,
+  kindOf: async (owner, digest) => (owner === OWNER && digest === image.digest ? 'container' : null),
   fetch: async (owner, digest, path) => {
     if (owner !== OWNER || digest !== image.digest) return false;
     await copyFile(image.path, path);
