@@ -342,7 +342,14 @@ export interface VolumeSpec extends VolumeIdentity {
   /** `volumeId(identity)`: `zv-` and 32 hex (128 bits of the identity's hash). */
   id: string;
   kind: VolumeKind;
+  /** For a disk-image VM's root disk: at least the image's size (it never shrinks below it). */
   sizeBytes: number;
+  /**
+   * A block volume made as a qcow2 overlay over this disk image (a disk-image VM's root
+   * disk): the image is only read, the VM's writes stay in the volume. Part of the
+   * volume's name (drivers/libvirt/spec.ts rootVolumeOf), so another image is another volume.
+   */
+  base?: string;
 }
 
 /** What the provider sees of one volume it manages. */

@@ -1,10 +1,11 @@
 // The libvirt driver: workloads of kind `vm` through @unraid/libvirt. Pure translation is in
 // spec.ts, domain-xml.ts, guest-init.ts and observed.ts; this file is the I/O.
 //
-// Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, overlay disk, console
-// log) and go with remove(); the console socket is in <dataDir>/libvirt/sock/ (named by
-// 128 bits of a hash of the domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
-// so these folders are traversable by others but not listable.
+// Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, console log) and go
+// with remove(); a disk-image VM's root disk is a volume the engine gives it, and stays.
+// The console socket is in <dataDir>/libvirt/sock/ (named by 128 bits of a hash of the
+// domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user
+// (libvirt's DAC), so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
@@ -20,13 +21,12 @@ import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
 import { attachConsole, consoleLogStream, readFileEnd, requestStop, serialTerminal } from './console.ts';
-import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
+import { checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmRootDisk, vmVolumes } from './spec.ts';
 import { DomainPoller } from './watch.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts';
@@ -64,7 +64,7 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
 /** virtio_blk and what it needs, in load order (each after its depends=), for a guest given block volumes as disks (Debian builds them as modules). */
-const DISK_MODULES = [
+export const DISK_MODULES = [
   'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
   'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'drivers/block/virtio_blk.ko',
 ].map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
@@ -387,15 +387,8 @@ export class LibvirtDriver implements Driver {
     await this.ensureFolders(dir);
     const def = spec.definition;
     try {
-      if (imageKindOf(def.image) === 'disk') {
-        const path = join(dir, 'disk.qcow2');
-        if (fresh || !(await exists(path))) {
-          const base = await diskImageInfo(def.image);
-          await rm(path, { force: true });
-          await createOverlay(base, path, def.diskBytes);
-        }
-        return { kind: 'disk', path, format: 'qcow2' };
-      }
+      // The root disk is a volume (an overlay over the image): it outlives the domain.
+      if (imageKindOf(def.image) === 'disk') return { kind: 'disk', path: vmRootDisk(spec), format: 'qcow2' };
       if (!(await exists(this.kernel))) {
         throw new Error(`the VM kernel ${this.kernel} is missing (scripts/setup-host caches it)`);
       }
@@ -439,7 +432,7 @@ export class LibvirtDriver implements Driver {
       }
       return { kind: 'kernel', kernel: this.kernel, initrd, cmdline: KERNEL_CMDLINE };
     } catch (err) {
-      if (err instanceof ImageNotFoundError || err instanceof ImageNotBootableError || err instanceof DiskImageError) {
+      if (err instanceof ImageNotFoundError || err instanceof ImageNotBootableError) {
         throw new WorkloadSpecError(spec.workload, 'image', err.message);
       }
       throw err;

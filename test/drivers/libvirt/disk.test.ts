@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import type { WorkloadSpec } from '../../../drivers/contract.ts';
-import { backingFileOf } from '../../../drivers/libvirt/disk.ts';
+import { backingFileOf } from '../../../drivers/volumes/disk-image.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { workloadId } from '../../../drivers/names.ts';
 
