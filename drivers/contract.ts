@@ -221,6 +221,12 @@ export interface Driver {
   console?(id: string): Promise<TerminalSession>;
   /** Optional: what it uses now; null when it does not run. */
   usage?(id: string): Promise<WorkloadUsage | null>;
+  /**
+   * Optional: grows the disk image at `path` (a block volume it was given) to `sizeBytes`
+   * while the workload runs and holds it open (a VM: its engine grows the file and tells
+   * the guest); a no-op when it does not run, so the volume provider grows the file itself.
+   */
+  growDisk?(id: string, path: string, sizeBytes: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -243,6 +243,21 @@ export class LibvirtDriver implements Driver {
     });
   }
 
+  async growDisk(id: string, path: string, sizeBytes: number): Promise<void> {
+    if (!DOMAIN_ID.test(id)) return;
+    await this.exclusive(id, () => this.call(async (hv) => {
+      const domain = await this.lookup(hv, id);
+      const snap = domain ? await this.snapshot(domain, id).catch(nullWhenGone) : null;
+      if (!snap || observedStateOf(snap.state, snap.hasRun) !== 'running') return;
+      // qemu holds the image (qemu-img cannot resize it now): qemu grows it and the guest's virtio disk sees the new size.
+      try {
+        await execFileP('virsh', ['-c', this.uri, 'blockresize', id, path, `${sizeBytes}B`], { timeout: 60_000 });
+      } catch (err) {
+        throw new Error(`libvirt domain ${id}: growing its disk ${path} to ${sizeBytes} bytes: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
+      }
+    }));
+  }
+
   async close(): Promise<void> {
     this.poller.stop();
     const hv = this.hypervisor;

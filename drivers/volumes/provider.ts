@@ -76,7 +76,8 @@ export class HostVolumes implements VolumeProvider {
     }
     if (spec.sizeBytes > size) {
       if (spec.kind === 'filesystem') await growExt4(data, mnt, spec.sizeBytes);
-      else await runCommand(['qemu-img', 'resize', '-q', data, String(spec.sizeBytes)], { timeoutMs: QEMU_IMG_TIMEOUT_MS });
+      // A VM that holds it may have grown it already (Driver.growDisk): qemu-img could not while it runs.
+      else if ((await diskImageInfo(data)).virtualSize < spec.sizeBytes) await runCommand(['qemu-img', 'resize', '-q', data, String(spec.sizeBytes)], { timeoutMs: QEMU_IMG_TIMEOUT_MS });
     }
     const next: VolumeFile = {
       node: spec.node, owner: spec.owner, blueprint: spec.blueprint, volume: spec.volume, kind: spec.kind, sizeBytes: Math.max(size, spec.sizeBytes), releasedAt: null,
