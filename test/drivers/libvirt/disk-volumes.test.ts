@@ -2,9 +2,10 @@
 // appliance with the real libvirt driver and volume provider (TCG is fine), two boots:
 // the guest writes a file on its root disk (ext2 on /dev/vda, the volume that overlays
 // the image) and a sector of its block volume (/dev/vdb), each flushed; version 2 asks
-// for more memory, so the engine replaces the domain; the new guest finds both. A
-// tombstone then removes the domain and releases both volumes (kept for the retention
-// period), and the image itself is never written.
+// for more memory, so the engine replaces the domain; the new guest finds both. Version
+// 3 grows the block volume: the running guest sees the new size (virsh blockresize), no
+// reboot. A tombstone then removes the domain and releases both volumes (kept for the
+// retention period), and the image itself is never written.
 // Run it under `flock /tmp/zone-vm.lock`.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -35,13 +36,13 @@ mkdirSync(dataDir, { mode: 0o711 });
 chmodSync(images, 0o711);
 writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ policy: { vmImages: [images] } }));
 
-// First boot: writes a fresh id to each disk; a later boot finds them.
+// First boot: writes a fresh id to each disk; a later boot finds them. Then it tells each size /dev/vdb has.
 const GUEST = [
   'mkdir -p /mnt && mount -t ext2 /dev/vda /mnt || echo "root: not mounted"',
   'if [ -f /mnt/zone-data ]; then echo "root: found $(cat /mnt/zone-data)"; else cat /proc/sys/kernel/random/uuid >/mnt/zone-data && sync && echo "root: wrote $(cat /mnt/zone-data)"; fi',
   'b=$(head -c 47 /dev/vdb | tr -d "\\000")',
   'case "$b" in zone-block*) echo "block: found ${b#zone-block }";; *) printf "zone-block %s" "$(cat /proc/sys/kernel/random/uuid)" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null && echo "block: wrote $(head -c 47 /dev/vdb | cut -c12-)";; esac',
-  'exec sleep 3600',
+  's=; while :; do n=$(cat /sys/block/vdb/size); [ "$n" = "$s" ] || echo "vdb sectors: $n"; s=$n; sleep 1; done',
 ].join('\n');
 const image = join(images, 'os.raw');
 await writeBootDisk({ path: image, workDir: dir, command: GUEST, disks: 2 });
@@ -73,9 +74,9 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const submit = (version: number, memory: string) => appliance.submit(signBlueprint({
+const submit = (version: number, memory: string, size = '16Mi') => appliance.submit(signBlueprint({
   name: 'lvdiskvol', version, owner: operator.publicKey, node,
-  volumes: [{ name: 'data', size: '16Mi', kind: 'block' }],
+  volumes: [{ name: 'data', size, kind: 'block' }],
   workloads: [{ name: 'os', kind: 'vm', image, resources: { memory }, disks: [{ volume: 'data' }] }],
 } as Blueprint, operator.secretKey));
 
@@ -108,8 +109,19 @@ t.test('a disk-image VM keeps its root disk and its block volume when a new vers
   t.same([blockThen, blockIdThen], ['found', blockId], 'and the sector its block volume kept');
 });
 
+t.test('a block volume that grows while its VM runs is grown live: the guest sees the new size, the domain stays', async (t) => {
+  const domid = virsh('domid', id).stdout.trim();
+  await waitFor(async () => (await consoleText()).includes(`vdb sectors: ${(16 * 2 ** 20) / 512}`), { timeoutMs: 30_000, what: 'the guest telling its disk size' });
+  await submit(3, '160Mi', '32Mi');
+  await waitFor(async () => (await consoleText()).includes(`vdb sectors: ${(32 * 2 ** 20) / 512}`), { timeoutMs: 60_000, what: 'the guest seeing 32Mi' })
+    .catch(async (err: Error) => { throw new Error(`${err.message}; events: ${JSON.stringify(appliance.events({ blueprint: 'lvdiskvol' }).slice(-5))}`); });
+  t.equal(virsh('domid', id).stdout.trim(), domid, 'the same domain, not rebooted');
+  await waitFor(async () => (await appliance.listVolumes()).find((v) => v.name === 'data')?.sizeBytes === 32 * 2 ** 20, { timeoutMs: 30_000, what: 'the volume recorded at 32Mi' });
+  t.pass('the volume is recorded at its new size');
+});
+
 t.test('a tombstone removes the domain and releases both volumes, kept for the retention period; the image is never written', async (t) => {
-  await appliance.submit(signBlueprint({ name: 'lvdiskvol', version: 3, owner: operator.publicKey, node, delete: true } as Blueprint, operator.secretKey));
+  await appliance.submit(signBlueprint({ name: 'lvdiskvol', version: 4, owner: operator.publicKey, node, delete: true } as Blueprint, operator.secretKey));
   await waitFor(() => virsh('dominfo', id).status !== 0, { timeoutMs: 60_000, what: 'the domain removed' });
   await waitFor(async () => {
     const volumes = await appliance.listVolumes();
