@@ -3,7 +3,9 @@
 // - a zone block volume (the volume provider's qcow2) given to a VM by the libvirt driver,
 // - a qcow2 made by `qemu-img create` given to a domain defined by plain `virsh create`
 //   (the baseline): the same kernel, the same initrd (copied from the zone VM's), the same
-//   memory and vCPU, the disk on the same bus.
+//   memory and vCPU, the disk on the same bus,
+// - a second zone volume and VM after the baseline (a-b-a): the ratio is over the mean of
+//   the two zone runs, and their spread shows how much of it is the machine's noise.
 // fio is the host's, copied with its libraries into the image the VM boots (bench/fio.ts).
 // Run: node --import tsx bench/vm-volumes.ts   (root, dockerd, libvirtd, the VM kernel)
 import { execFile } from 'node:child_process';
@@ -11,7 +13,6 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { normalizeWorkload, specHash } from '../blueprints/normalize.ts';
-import type { WorkloadSpec } from '../drivers/contract.ts';
 import { LibvirtDriver } from '../drivers/libvirt/driver.ts';
 import { shellQuote } from '../drivers/libvirt/guest-init.ts';
 import { KERNEL_CMDLINE } from '../drivers/libvirt/spec.ts';
@@ -58,14 +59,16 @@ try {
   const accelerator = String((await driver.fingerprint()).details.accelerator);
 
   // (a) a zone block volume, given to the VM by the driver as the engine would.
-  const volume = await volumes.ensure({ node: NODE, owner: OWNER, blueprint: 'bench', volume: 'data', id: volumeId(NODE, OWNER, 'bench', 'data'), kind: 'block', sizeBytes: VOLUME_BYTES });
   const definition = normalizeWorkload({
     name: 'fio', kind: 'vm', image: FIO_IMAGE, command: ['sh', '-c', GUEST], restart: 'never', resources: { memory: `${MEMORY_MIB}Mi` }, disks: [{ volume: 'data' }],
   });
-  const spec: WorkloadSpec = { node: NODE, owner: OWNER, blueprint: 'bench', workload: 'fio', id, specHash: specHash(definition), definition, volumePaths: { data: volume.path! } };
-  await driver.ensure(spec);
   const domainDir = join(dir, 'drivers/libvirt/domains', id);
-  const zone = await results(join(domainDir, 'console.log'));
+  const zoneRun = async (name: string): Promise<number[]> => {
+    const volume = await volumes.ensure({ node: NODE, owner: OWNER, blueprint: 'bench', volume: name, id: volumeId(NODE, OWNER, 'bench', name), kind: 'block', sizeBytes: VOLUME_BYTES });
+    await driver.ensure({ node: NODE, owner: OWNER, blueprint: 'bench', workload: 'fio', id, specHash: specHash(definition), definition, volumePaths: { data: volume.path! } });
+    return results(join(domainDir, 'console.log'));
+  };
+  const zone = await zoneRun('data');
 
   // (b) the baseline: plain virsh, a plain qcow2, the same guest.
   const plainDir = join(dir, 'plain');
@@ -93,12 +96,15 @@ try {
 `);
   await virsh('create', join(plainDir, 'domain.xml'));
   const plain = await results(log);
+  // (a') a fresh volume and VM again: how far two zone runs differ.
+  const zoneAgain = await zoneRun('again');
 
   console.log(`fio on /dev/vda inside a VM (${accelerator}, 1 vCPU, ${MEMORY_MIB} MiB, busybox + the host's fio in the initrd), ${FIO_SIZE}, ${FIO_RUNTIME_S} s per job, O_DIRECT, psync`);
-  console.log(['job', 'zone volume', 'plain virsh', 'volume/plain'].map((s) => s.padEnd(16)).join(''));
+  console.log(['job', 'zone volume', 'plain virsh', 'zone again', 'volume/plain', 'zone spread'].map((s) => s.padEnd(16)).join(''));
   FIO_JOBS.forEach((job, i) => {
-    const [a, b] = [zone[i]!, plain[i]!];
-    console.log([job.name, formatFio(job, a), formatFio(job, b), `${(a / b).toFixed(2)}x`].map((s) => s.padEnd(16)).join(''));
+    const [a, b, a2] = [zone[i]!, plain[i]!, zoneAgain[i]!];
+    const cells = [formatFio(job, a), formatFio(job, b), formatFio(job, a2), `${((a + a2) / 2 / b).toFixed(2)}x`, `${(Math.max(a, a2) / Math.min(a, a2)).toFixed(2)}x`];
+    console.log([job.name, ...cells].map((s) => s.padEnd(16)).join(''));
   });
 } finally {
   await driver.remove(id).catch(() => undefined);
