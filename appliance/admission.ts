@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { normalizeWorkload } from '../blueprints/normalize.ts';
 import { parseSize } from '../blueprints/units.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
-import { imageKindOf } from '../drivers/libvirt/spec.ts';
+import { imageKindOf, rootVolumeOf } from '../drivers/libvirt/spec.ts';
 import { ZoneError } from '../lib/errors.ts';
 import type { Capacity } from './types.ts';
 
@@ -67,9 +67,10 @@ export const retainedVolumes = (held: readonly HeldVolume[], blueprints: readonl
   held.filter((v) => !blueprints.some((bp) => declares(bp, v)));
 
 /**
- * Refuses a version that shrinks a volume the stored version declares, or one released
- * and kept for its retention: ext4 and qcow2 do not shrink safely under data, so a
- * smaller size is a mistake to say at once.
+ * Refuses a version that shrinks a volume the stored version declares, one released and
+ * kept for its retention, or the root disk (`resources.disk`) of a VM that boots the same
+ * disk image (its root disk is a volume): ext4 and qcow2 do not shrink safely under data,
+ * so a smaller size is a mistake to say at once.
  */
 export function checkVolumeSizes(bp: Blueprint, stored: Blueprint | null, held: readonly HeldVolume[] = []): void {
   if (bp.delete) return;
@@ -85,6 +86,15 @@ export function checkVolumeSizes(bp: Blueprint, stored: Blueprint | null, held: 
     }
     if (before.kind !== (v.kind ?? 'filesystem')) {
       throw new ZoneError('INVALID', `volume ${v.name}: kind ${v.kind ?? 'filesystem'} differs from ${before.kind} ${before.where}; a volume keeps its kind (declare a new volume)`, `/volumes/${i}/kind`);
+    }
+  });
+  if (!stored) return;
+  (bp.workloads ?? []).forEach((w, i) => {
+    const before = stored.workloads?.find((o) => o.name === w.name);
+    if (!before || rootVolumeOf(w) === null || rootVolumeOf(w) !== rootVolumeOf(before)) return;
+    const disk = (x: typeof w) => (x.resources?.disk ? parseSize(x.resources.disk) : 0);
+    if (disk(w) < disk(before)) {
+      throw new ZoneError('INVALID', `workload ${w.name}: resources.disk ${w.resources?.disk ?? '(none)'} is smaller than ${before.resources?.disk} of version ${stored.version}; a VM's root disk is a volume that grows but never shrinks (another image starts a new one)`, `/workloads/${i}/resources/disk`);
     }
   });
 }

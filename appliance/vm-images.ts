@@ -4,7 +4,7 @@
 // never a FIFO (qemu-img would hang on it), a device such as /dev/sda, or a directory.
 import { realpathSync } from 'node:fs';
 import type { Blueprint } from '../blueprints/schema.ts';
-import { DiskImageError, regularImageFile } from '../drivers/libvirt/disk.ts';
+import { DiskImageError, regularImageFile } from '../drivers/volumes/disk-image.ts';
 import { imageKindOf } from '../drivers/libvirt/spec.ts';
 import { under, type NodePolicy } from './admission.ts';
 import { ZoneError } from '../lib/errors.ts';

@@ -11,40 +11,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostVolumes } from '../drivers/volumes/provider.ts';
 import { volumeId } from '../drivers/names.ts';
-
-const IMAGE = 'zone-bench/fio:1';
-const SIZE = '256M';
-const RUNTIME_S = 5;
-const JOBS = [
-  { name: 'seq write', rw: 'write', bs: '1M', unit: 'MiB/s' },
-  { name: 'seq read', rw: 'read', bs: '1M', unit: 'MiB/s' },
-  { name: 'rand 4k write', rw: 'randwrite', bs: '4k', unit: 'IOPS' },
-  { name: 'rand 4k read', rw: 'randread', bs: '4k', unit: 'IOPS' },
-] as const;
-
-const run = (cmd: string, args: string[], input?: Buffer) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...(input ? { input } : {}) });
-
-/** An image holding zone/busybox and the host's fio with the libraries it loads. */
-function buildFioImage(): void {
-  const libs = run('ldd', ['/usr/bin/fio']).split('\n').map((l) => /=> (\/\S+)|^\s*(\/\S+)/.exec(l)).flatMap((m) => (m ? [m[1] ?? m[2] ?? ''] : [])).filter(Boolean);
-  const tar = execFileSync('tar', ['-chf', '-', '/usr/bin/fio', ...libs], { maxBuffer: 512 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
-  const container = run('docker', ['create', 'zone/busybox', 'true']).trim();
-  try {
-    execFileSync('docker', ['cp', '-', `${container}:/`], { input: tar });
-    run('docker', ['commit', container, IMAGE]);
-  } finally {
-    run('docker', ['rm', '-f', container]);
-  }
-}
+import { buildFioImage, FIO_IMAGE, FIO_JOBS, FIO_RUNTIME_S, FIO_SIZE, fioArgv, fioResult, formatFio, removeFioImage, type FioJob } from './fio.ts';
 
 /** fio's result (MiB/s or IOPS) for one job in a fresh container with `mounts`, in `directory`. */
-function fio(job: (typeof JOBS)[number], directory: string, mounts: string[]): number {
-  const out = run('docker', ['run', '--rm', ...mounts.flatMap((m) => ['-v', m]), IMAGE, 'fio',
-    '--name=bench', `--directory=${directory}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--size=${SIZE}`, '--direct=1', '--ioengine=psync',
-    '--time_based', `--runtime=${RUNTIME_S}`, '--output-format=json']);
-  const r = (JSON.parse(out) as { jobs: { read: { bw: number; iops: number }; write: { bw: number; iops: number } }[] }).jobs[0]!;
-  const side = job.rw.includes('read') ? r.read : r.write;
-  return job.unit === 'IOPS' ? side.iops : side.bw / 1024;
+function fio(job: FioJob, directory: string, mounts: string[]): number {
+  const out = execFileSync('docker', ['run', '--rm', ...mounts.flatMap((m) => ['-v', m]), FIO_IMAGE, ...fioArgv(job, { directory })], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return fioResult(job, out);
 }
 
 const dir = mkdtempSync(join(process.cwd(), '.zone-bench-volumes-'));
@@ -60,15 +32,15 @@ try {
     { name: 'volume', directory: '/bench', mounts: [`${volume.path}:/bench`] },
     { name: 'writable layer', directory: '/var', mounts: [] },
   ];
-  console.log(`fio ${SIZE} file, ${RUNTIME_S} s per job, O_DIRECT, psync, inside a container`);
+  console.log(`fio ${FIO_SIZE} file, ${FIO_RUNTIME_S} s per job, O_DIRECT, psync, inside a container`);
   console.log(['job', ...places.map((p) => p.name), 'volume/host', 'layer/host'].map((s) => s.padEnd(16)).join(''));
-  for (const job of JOBS) {
+  for (const job of FIO_JOBS) {
     const [host, vol, layer] = places.map((p) => fio(job, p.directory, p.mounts)) as [number, number, number];
-    const f = (n: number) => `${n.toFixed(job.unit === 'IOPS' ? 0 : 1)} ${job.unit}`;
+    const f = (n: number) => formatFio(job, n);
     console.log([job.name, f(host), f(vol), f(layer), `${(vol / host).toFixed(2)}x`, `${(layer / host).toFixed(2)}x`].map((s) => s.padEnd(16)).join(''));
   }
 } finally {
   for (const v of await volumes.list()) await volumes.remove(v.id);
   rmSync(dir, { recursive: true, force: true });
-  execFileSync('docker', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
+  removeFioImage();
 }

@@ -56,7 +56,7 @@ export const Network = Type.Object({
 export const Resources = Type.Object({
   cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024 })),
   memory: Type.Optional(Size),
-  disk: Type.Optional(Size),
+  disk: Type.Optional(Type.String({ pattern: SIZE_PATTERN, description: 'a VM booted from a disk image: the size of its root disk, a volume kept across versions (at least the image\'s; grows in a later version, never shrinks)' })),
   pids: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
 }, strict);
 

@@ -267,6 +267,12 @@ export interface Driver {
   usage?(id: string): Promise<WorkloadUsage | null>;
   /** Optional: the grid's images it loaded onto the node, for the node's collector. */
   readonly localImages?: LocalImages;
+  /**
+   * Optional: grows the disk image at `path` (a block volume it was given) to `sizeBytes`
+   * while the workload runs and holds it open (a VM: its engine grows the file and tells
+   * the guest); a no-op when it does not run, so the volume provider grows the file itself.
+   */
+  growDisk?(id: string, path: string, sizeBytes: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -388,7 +394,14 @@ export interface VolumeSpec extends VolumeIdentity {
   /** `volumeId(identity)`: `zv-` and 32 hex (128 bits of the identity's hash). */
   id: string;
   kind: VolumeKind;
+  /** For a disk-image VM's root disk: at least the image's size (it never shrinks below it). */
   sizeBytes: number;
+  /**
+   * A block volume made as a qcow2 overlay over this disk image (a disk-image VM's root
+   * disk): the image is only read, the VM's writes stay in the volume. Part of the
+   * volume's name (drivers/libvirt/spec.ts rootVolumeOf), so another image is another volume.
+   */
+  base?: string;
 }
 
 /** What the provider sees of one volume it manages. */

@@ -538,6 +538,7 @@ export class Reconciler {
     await this.attempt(step, { blueprint: spec.blueprint, volume: spec.volume, step: step.kind }, `volume ${step.kind.slice('volume-'.length)} failed`, async () => {
       this.o.logger.info({ blueprint: spec.blueprint, volume: spec.volume, reason: step.reason }, step.kind.replace('-', ' '));
       try {
+        if (step.kind === 'volume-grow' && spec.kind === 'block') await this.growOpenDisks(spec);
         await this.volume().ensure(spec);
       } catch (err) {
         // A change the provider refuses is told like one the plan refuses (the workloads using it fail with it), and tried again after a backoff.
@@ -547,6 +548,18 @@ export class Reconciler {
       this.refused.delete(spec.id);
       this.volumeEvent(spec, step);
     });
+  }
+
+  /** A block volume that grows while a workload runs with it (a VM holds its image open): that workload's driver grows it live. */
+  private async growOpenDisks(spec: VolumeSpec): Promise<void> {
+    const path = (await this.volume().inspect(spec.id))?.path;
+    if (!path) return;
+    for (const { workloads } of this.specCache.values()) {
+      for (const w of workloads) {
+        if (w.owner !== spec.owner || w.blueprint !== spec.blueprint || !volumesOf(w).includes(spec.volume)) continue;
+        await this.o.drivers.get(w.definition.kind)?.growDisk?.(w.id, path, spec.sizeBytes);
+      }
+    }
   }
 
   private async refuseVolume(step: Extract<VolumeStep, { kind: 'volume-refuse' }>): Promise<void> {

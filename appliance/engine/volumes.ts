@@ -5,9 +5,13 @@
 // kept `retentionMs`; listed again within it, the same data returns; after it, deleted,
 // but never while a workload of its blueprint that may still mount it is being removed.
 // plan() takes these steps as the volume resource's of its graph (volume -> workload).
+// A disk-image VM's root disk is one more block volume of its blueprint, named after the
+// workload and its image (rootVolumeOf): a new version that changes the VM otherwise
+// keeps it; a version without the VM (or with another image) releases it like any other.
 import { parseSize } from '../../blueprints/units.ts';
 import type { ObservedVolume, VolumeIdentity, VolumeSpec, WorkloadSpec } from '../../drivers/contract.ts';
 import { volumeId } from '../../drivers/names.ts';
+import { rootVolumeOf } from '../../drivers/libvirt/spec.ts';
 import type { StoredBlueprint } from '../store.ts';
 
 export type VolumeStep =
@@ -31,20 +35,24 @@ export type VolumeStep =
 /** Steps that make the provider ensure the volume. */
 export const ENSURING: ReadonlySet<VolumeStep['kind']> = new Set(['volume-create', 'volume-grow', 'volume-reclaim', 'volume-mount']);
 
-/** Every volume of the live blueprints (filter tombstones and expired ones first). */
+/** Every volume of the live blueprints, their VMs' root disks included (filter tombstones and expired ones first). */
 export function desiredVolumes(node: string, live: readonly StoredBlueprint[]): VolumeSpec[] {
-  return live.filter((b) => !b.deleted).flatMap((b) => (b.document.volumes ?? []).map((v) => ({
-    node, owner: b.owner, blueprint: b.name, volume: v.name,
-    id: volumeId(node, b.owner, b.name, v.name),
-    kind: v.kind ?? 'filesystem',
-    sizeBytes: parseSize(v.size),
-  })));
+  return live.filter((b) => !b.deleted).flatMap((b) => {
+    const spec = (volume: string) => ({ node, owner: b.owner, blueprint: b.name, volume, id: volumeId(node, b.owner, b.name, volume) });
+    const declared = (b.document.volumes ?? []).map((v): VolumeSpec => ({ ...spec(v.name), kind: v.kind ?? 'filesystem', sizeBytes: parseSize(v.size) }));
+    const roots = (b.document.workloads ?? []).flatMap((w): VolumeSpec[] => {
+      const name = rootVolumeOf(w);
+      return name ? [{ ...spec(name), kind: 'block', sizeBytes: w.resources?.disk ? parseSize(w.resources.disk) : 0, base: w.image }] : [];
+    });
+    return [...declared, ...roots];
+  });
 }
 
-/** The names of the volumes a workload uses (mounts and disks). */
+/** The names of the volumes a workload uses (mounts, disks and a VM's root disk). */
 export const volumesOf = (spec: WorkloadSpec): string[] => [
   ...(spec.definition.volumeMounts ?? []).map((m) => m.volume),
   ...(spec.definition.disks ?? []).map((d) => d.volume),
+  ...[rootVolumeOf(spec.definition)].filter((n): n is string => n !== null),
 ];
 
 /** `owner/blueprint`: the scope of a volume, and of the workloads that may mount it. */
@@ -70,7 +78,8 @@ export function planVolumes(
     const o = have.get(spec.id);
     if (!o) steps.push({ kind: 'volume-create', spec, reason: 'new volume' });
     else if (o.kind !== spec.kind) steps.push({ kind: 'volume-refuse', spec, reason: `it is a ${o.kind} volume and keeps its kind; declare a new volume for ${spec.kind}` });
-    else if (spec.sizeBytes < o.sizeBytes) steps.push({ kind: 'volume-refuse', spec, reason: `${spec.sizeBytes} bytes is smaller than its ${o.sizeBytes}: a volume grows but never shrinks` });
+    // A root disk's size is a floor (at least its image's): a smaller one asks for nothing.
+    else if (spec.sizeBytes < o.sizeBytes && !spec.base) steps.push({ kind: 'volume-refuse', spec, reason: `${spec.sizeBytes} bytes is smaller than its ${o.sizeBytes}: a volume grows but never shrinks` });
     else if (o.releasedAt !== null) steps.push({ kind: 'volume-reclaim', spec, reason: `listed again within its retention (released at ${o.releasedAt}): its data returns` });
     else if (spec.sizeBytes > o.sizeBytes) steps.push({ kind: 'volume-grow', spec, reason: `grows from ${o.sizeBytes} to ${spec.sizeBytes} bytes` });
     else if (o.path === null) steps.push({ kind: 'volume-mount', spec, reason: 'not mounted' });

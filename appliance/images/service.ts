@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { ImageKind, ImageSource, LocalImages } from '../../drivers/contract.ts';
 import { ImageArchiveError, readImageArchive } from '../../drivers/docker/archive.ts';
-import { DiskImageError, standaloneDiskInfo } from '../../drivers/libvirt/disk.ts';
+import { DiskImageError, standaloneDiskInfo } from '../../drivers/volumes/disk-image.ts';
 import { ZoneError } from '../../lib/errors.ts';
 import { collectableImages, collectableLocalImages } from './gc.ts';
 import type { GridImages, ImageRow } from './grid-images.ts';

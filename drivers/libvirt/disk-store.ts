@@ -14,7 +14,7 @@ import type { PinnedImage } from '../../blueprints/image-ref.ts';
 import { WorkloadSpecError, type ImageSource, type LocalImages } from '../contract.ts';
 import { LoadedImages } from '../images/loaded.ts';
 import { KeyedLock } from '../keyed-lock.ts';
-import { DiskImageError, standaloneDiskInfo, type DiskImageInfo } from './disk.ts';
+import { DiskImageError, standaloneDiskInfo, type DiskImageInfo } from '../volumes/disk-image.ts';
 import { exists } from './initramfs.ts';
 
 export class DiskStore implements LocalImages {

@@ -1,10 +1,11 @@
 // The libvirt driver: workloads of kind `vm` through @unraid/libvirt. Pure translation is in
 // spec.ts, domain-xml.ts, guest-init.ts and observed.ts; this file is the I/O.
 //
-// Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, overlay disk, console
-// log) and go with remove(); the console socket is in <dataDir>/libvirt/sock/ (named by
-// 128 bits of a hash of the domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user (libvirt's DAC),
-// so these folders are traversable by others but not listable.
+// Files per domain live in <dataDir>/libvirt/domains/<id>/ (initrd, console log) and go
+// with remove(); a disk-image VM's root disk is a volume the engine gives it, and stays.
+// The console socket is in <dataDir>/libvirt/sock/ (named by 128 bits of a hash of the
+// domain's name: unix socket paths are limited to 107 bytes). qemu runs as its own user
+// (libvirt's DAC), so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -22,13 +23,12 @@ import { EngineUnavailableError, WorkloadSpecError } from '../contract.ts';
 import { envField } from '../../blueprints/sealed-fields.ts';
 import { probeAccelerator, type AcceleratorProbe } from './accelerator.ts';
 import { attachConsole, consoleLogStream, readFileEnd, requestStop, serialTerminal } from './console.ts';
-import { createOverlay, diskImageInfo, DiskImageError } from './disk.ts';
 import { domainXml, parseDomainXml, type Accelerator, type DomainBoot } from './domain-xml.ts';
 import { isNoDomain, isStateRace, libvirtMessageOf, unavailable } from './errors.ts';
 import { exitCodeFromConsole, guestInitScript } from './guest-init.ts';
 import { exists, imageRootfs, ImageNotBootableError, ImageNotFoundError, writeWorkloadInitrd } from './initramfs.ts';
 import { DomainStates, observedOf, observedStateOf, type DomainSnapshot, type PollView } from './observed.ts';
-import { checkDiskBoot, checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmVolumes } from './spec.ts';
+import { checkDiskBoot, checkVmSpec, DOMAIN_ID, imageKindOf, KERNEL_CMDLINE, vcpusOf, vmNics, vmRootDisk, vmVolumes } from './spec.ts';
 import { connectPort, holdStdoutPort } from './stdio-ports.ts';
 import { DomainPoller } from './watch.ts';
 import { guestModules, probeZoneShare, VIRTIO_MODULES, ZONE_MODULES, ZONE_TAG, type GuestModule, type ZoneShareProbe } from './zone-share.ts';
@@ -38,6 +38,7 @@ import { ensurePinnedImage, type PinnedImageContext } from '../docker/pinned.ts'
 import { dockerdLoads } from '../images/loaded.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { DiskStore } from './disk-store.ts';
+import { createOverlay } from '../volumes/disk-image.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
 
 const execFileP = promisify(execFile);
@@ -73,7 +74,7 @@ const CONSOLE_SCAN_BYTES = 64 * 1024;
 const NIC_MODULE = 'modules/kernel/drivers/net/ethernet/intel/e1000/e1000.ko';
 const GUEST_NIC_MODULE = '/lib/zone/e1000.ko';
 /** virtio_blk after the virtio transport, for a guest given block volumes as disks. */
-const DISK_MODULES = [...VIRTIO_MODULES, ...guestModules(['drivers/block/virtio_blk.ko'])];
+export const DISK_MODULES = [...VIRTIO_MODULES, ...guestModules(['drivers/block/virtio_blk.ko'])];
 /** virtio_console after the virtio transport, for a guest whose stdin or stdout is piped (virtio-serial ports). */
 const PORT_MODULES = [...VIRTIO_MODULES, ...guestModules(['drivers/char/virtio_console.ko'])];
 /** How often a stdout that carries nothing (not piped, or not asked for) looks whether its incarnation ended. */
@@ -324,6 +325,21 @@ export class LibvirtDriver implements Driver {
     });
   }
 
+  async growDisk(id: string, path: string, sizeBytes: number): Promise<void> {
+    if (!DOMAIN_ID.test(id)) return;
+    await this.exclusive(id, () => this.call(async (hv) => {
+      const domain = await this.lookup(hv, id);
+      const snap = domain ? await this.snapshot(domain, id).catch(nullWhenGone) : null;
+      if (!snap || observedStateOf(snap.state, snap.hasRun) !== 'running') return;
+      // qemu holds the image (qemu-img cannot resize it now): qemu grows it and the guest's virtio disk sees the new size.
+      try {
+        await execFileP('virsh', ['-c', this.uri, 'blockresize', id, path, `${sizeBytes}B`], { timeout: 60_000 });
+      } catch (err) {
+        throw new Error(`libvirt domain ${id}: growing its disk ${path} to ${sizeBytes} bytes: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
+      }
+    }));
+  }
+
   async close(): Promise<void> {
     this.poller.stop();
     for (const id of [...this.held.keys()]) this.dropHeld(id);
@@ -534,13 +550,16 @@ export class LibvirtDriver implements Driver {
     const overlay = join(dir, 'disk.qcow2');
     const initrd = join(dir, 'initrd.cpio.gz');
     try {
-      // A domain restarted on the files it has does not ask the grid again.
+      // A disk image by path: its root disk is a volume (an overlay over the image) that outlives the domain.
+      if (imageKindOf(def.image) === 'disk') return { kind: 'disk', path: vmRootDisk(spec), format: 'qcow2' };
+      // A pinned image: a disk from the grid boots an overlay in the domain's folder. A
+      // domain restarted on the files it has does not ask the grid again.
       const pinned = pinnedImage(def.image);
       const kind = !fresh && (await exists(overlay)) ? 'disk' : !fresh && (await exists(initrd)) ? 'container' : await this.bootKindOf(spec);
-      if (kind === 'disk') {
+      if (kind === 'disk' && pinned) {
         if (fresh || !(await exists(overlay))) {
-          if (pinned) checkDiskBoot(spec);
-          const base = pinned ? await this.disks.ensure(spec.workload, spec.owner, pinned) : await diskImageInfo(def.image);
+          checkDiskBoot(spec);
+          const base = await this.disks.ensure(spec.workload, spec.owner, pinned);
           await rm(overlay, { force: true });
           await createOverlay(base, overlay, def.diskBytes);
         }
@@ -597,7 +616,7 @@ export class LibvirtDriver implements Driver {
       }
       return { kind: 'kernel', kernel: this.kernel, initrd, cmdline: KERNEL_CMDLINE };
     } catch (err) {
-      if (err instanceof ImageNotFoundError || err instanceof ImageNotBootableError || err instanceof DiskImageError) {
+      if (err instanceof ImageNotFoundError || err instanceof ImageNotBootableError) {
         throw new WorkloadSpecError(spec.workload, 'image', err.message);
       }
       throw err;

@@ -1,4 +1,5 @@
 // Pure: which workload specs a VM can honour, and how its image boots.
+import { createHash } from 'node:crypto';
 import type { VmLink, WorkloadSpec } from '../contract.ts';
 import { WorkloadSpecError } from '../contract.ts';
 
@@ -13,6 +14,29 @@ export const KERNEL_CMDLINE = 'console=ttyS0 panic=-1 quiet';
  */
 export function imageKindOf(image: string): 'disk' | 'container' {
   return image.startsWith('/') ? 'disk' : 'container';
+}
+
+/**
+ * The name of the volume that holds a disk-image VM's root disk (a qcow2 overlay over the
+ * image, made and kept by the volume provider like any block volume); null for a VM
+ * booted from a container image (its root is an initrd) or for a container. The `.` keeps
+ * it apart from every name a blueprint can give a volume; the image's digest in it makes
+ * another image another root disk (the old one is released, kept for the retention
+ * period, and comes back if the image does).
+ */
+export function rootVolumeOf(w: { name: string; kind: string; image: string }): string | null {
+  if (w.kind !== 'vm' || imageKindOf(w.image) !== 'disk') return null;
+  return `${w.name}.root-${createHash('sha256').update(w.image).digest('hex').slice(0, 16)}`;
+}
+
+/** The host path of a disk-image VM's root disk, from the paths the engine gave (the volume is ensured first). */
+export function vmRootDisk(spec: WorkloadSpec): string {
+  const name = rootVolumeOf(spec.definition);
+  const path = name === null ? undefined : spec.volumePaths?.[name];
+  if (!name || !path) {
+    throw new WorkloadSpecError(spec.workload, 'image', `the root disk of disk image ${spec.definition.image} is volume ${name ?? '(none)'}, which has no disk on this node (the engine makes it, through the node's volume provider, before the VM)`);
+  }
+  return path;
 }
 
 export function vcpusOf(spec: WorkloadSpec): number {

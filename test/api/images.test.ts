@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKeyPair } from '../../lib/ed25519.ts';
 import { buildImageArchive } from '../helpers/image-archive.ts';
-import { buildBootDisk } from '../helpers/boot-disk.ts';
+import { buildBootDisk } from '../helpers/boot-sector.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { box, call, ownerCall, ownerToken, startNode, type TestNode } from './node.ts';
 

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { admitBlueprint, capacityView, checkPolicy, demandOf, GIB, nodeReserve, type NodePolicy } from '../../appliance/admission.ts';
+import { admitBlueprint, capacityView, checkPolicy, checkVolumeSizes, demandOf, GIB, nodeReserve, type NodePolicy } from '../../appliance/admission.ts';
 import { ZoneError } from '../../lib/errors.ts';
 import type { Blueprint } from '../../blueprints/schema.ts';
 
@@ -134,6 +134,14 @@ t.test('a released volume kept for its retention still counts against the disk u
   t.doesNotThrow(() => admitBlueprint(bp('db', [], { owner: OTHER, volumes: [{ name: 'old', size: '10Gi' }] }), { ...ctx, held: [held('old', 20 * GIB)] }), 'another owner\'s volume of that name is another volume');
   const shrink = refusal(t, () => admitBlueprint(db(3, [{ name: 'old', size: '1Gi' }]), ctx), 'INVALID', '/volumes/0/size');
   t.match(shrink?.message, /volume old: size 1Gi is smaller than 60\.0 GiB of the volume kept from an earlier version/);
+});
+
+t.test('a VM\'s root disk grows with resources.disk but never shrinks while it boots the same image', async (t) => {
+  const os = (disk: string, version: number, image = '/srv/images/a.qcow2') => bp('vms', [{ name: 'os', kind: 'vm', image, resources: { memory: '64Mi', disk } }], { version });
+  admitBlueprint(os('4Gi', 2), { total: TOTAL, overcommit: OVER, policy: { ...NO, vmImages: ['/srv/images'] }, admitted: [os('2Gi', 1)] });
+  const err = refusal(t, () => checkVolumeSizes(os('1Gi', 2), os('2Gi', 1)), 'INVALID', '/workloads/0/resources/disk');
+  t.match(err?.message, /workload os: resources\.disk 1Gi is smaller than 2Gi of version 1; a VM's root disk is a volume that grows but never shrinks/);
+  t.doesNotThrow(() => checkVolumeSizes(os('1Gi', 2, '/srv/images/b.qcow2'), os('2Gi', 1)), 'another image starts another root disk');
 });
 
 t.test('a volume mount needs no host-mount policy', async (t) => {

@@ -15,7 +15,7 @@ import { GRID_AUDIENCE, makeReadToken } from '../../lib/tokens.ts';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { NodeClient } from '../../cli/client.ts';
 import { buildImageArchive, removeImage } from '../helpers/image-archive.ts';
-import { buildBootDisk } from '../helpers/boot-disk.ts';
+import { buildBootDisk } from '../helpers/boot-sector.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const failing = (...args: string[]) => zone(...args).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));

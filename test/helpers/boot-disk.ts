@@ -1,38 +1,56 @@
-// The smallest bootable VM disk: a boot sector that prints a line on the first serial port
-// (COM1, which the VM's console logs) and halts. No bootloader, no kernel: the BIOS runs
-// it, so the line on the console proves the disk itself booted. Built raw, or converted
-// to qcow2, with its digest (the file's sha256: what a blueprint pins).
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+// A disk image a VM really boots from, for tests of disk-image VMs: SeaBIOS loads
+// extlinux from the first sector of an ext2 file system that spans the whole disk (no
+// partition table, so the guest mounts it as /dev/vda), extlinux loads the cached VM
+// kernel and an initrd of zone/busybox whose /init (the engine's guest init) loads the
+// virtio disk driver and ext4, waits for `disks` disks and runs `command`. Needs root (a loop
+// mount), dockerd (the busybox rootfs) and extlinux (scripts/setup-host).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Docker from 'dockerode';
+import { DISK_MODULES } from '../../drivers/libvirt/driver.ts';
+import { guestInitScript } from '../../drivers/libvirt/guest-init.ts';
+import { imageRootfs, writeWorkloadInitrd } from '../../drivers/libvirt/initramfs.ts';
 
-const run = promisify(execFile);
+export const VM_KERNEL = '/var/cache/zone/kernel/vmlinuz';
+/** ext4 (which mounts the ext2 root) and what it needs, in load order: Debian builds them as modules. */
+const FS_MODULES = ['crypto/crc32c_generic.ko', 'lib/crc16.ko', 'fs/mbcache.ko', 'fs/jbd2/jbd2.ko', 'fs/ext4/ext4.ko']
+  .map((path) => ({ host: `modules/kernel/${path}`, guest: `/lib/zone/${path.slice(path.lastIndexOf('/') + 1)}` }));
 
-/**
- * 16-bit real mode, loaded at 0x7c00 (the message follows the code, at 0x7c17):
- *   cli; cld; xor ax,ax; mov ds,ax; mov si,0x7c17; mov dx,0x3f8
- *   next: lodsb; test al,al; jz done; out dx,al; jmp next
- *   done: hlt; jmp done
- */
-const CODE = [0xfa, 0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x17, 0x7c, 0xba, 0xf8, 0x03, 0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xf4, 0xeb, 0xfd];
+export interface BootDisk {
+  /** Where the raw image is written. */
+  path: string;
+  /** A folder for the rootfs cache and the scratch files. */
+  workDir: string;
+  /** What the guest runs (sh -c) once its disks are there. */
+  command: string;
+  /** How many virtio disks the guest waits for: its own and the volumes given to it. */
+  disks: number;
+  sizeBytes?: number;
+}
 
-export interface BootDisk { path: string; digest: string }
-
-/** A disk at `path` (1 MiB, `format`) whose boot prints `line` on the serial console. */
-export async function buildBootDisk(path: string, line: string, format: 'raw' | 'qcow2'): Promise<BootDisk> {
-  const sector = Buffer.alloc(512);
-  Buffer.from(CODE).copy(sector);
-  const text = Buffer.from(`${line}\r\n\0`, 'latin1');
-  if (CODE.length + text.length > 510) throw new RangeError('the line does not fit the boot sector');
-  text.copy(sector, CODE.length);
-  sector[510] = 0x55;
-  sector[511] = 0xaa;
-  const raw = format === 'raw' ? path : `${path}.raw`;
-  await writeFile(raw, Buffer.concat([sector, Buffer.alloc(1024 * 1024 - 512)]), { mode: 0o644 });
-  if (format === 'qcow2') {
-    await run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, path]);
-    await rm(raw);
+export async function writeBootDisk(disk: BootDisk): Promise<void> {
+  const modules = Object.fromEntries([...DISK_MODULES, ...FS_MODULES].map((m) => [m.guest, join(dirname(VM_KERNEL), m.host)]));
+  const script = guestInitScript({ workload: 'os', argv: ['sh', '-c', disk.command], env: {}, workdir: null, modules: Object.keys(modules), disks: disk.disks });
+  const rootfs = await imageRootfs(new Docker({ socketPath: '/var/run/docker.sock' }), 'zone/busybox', join(disk.workDir, 'rootfs-cache'));
+  const scratch = mkdtempSync(join(disk.workDir, 'boot-disk-'));
+  const mnt = join(scratch, 'mnt');
+  try {
+    await writeWorkloadInitrd(rootfs.archive, script, join(scratch, 'initrd.gz'), modules);
+    execFileSync('truncate', ['-s', String(disk.sizeBytes ?? 64 * 2 ** 20), disk.path]);
+    execFileSync('mkfs.ext2', ['-q', '-F', '-L', 'zone-root', disk.path]);
+    mkdirSync(mnt);
+    execFileSync('mount', ['-o', 'loop', disk.path, mnt]);
+    try {
+      mkdirSync(join(mnt, 'boot'));
+      execFileSync('cp', [VM_KERNEL, join(mnt, 'boot/vmlinuz')]);
+      execFileSync('cp', [join(scratch, 'initrd.gz'), join(mnt, 'boot/initrd.gz')]);
+      writeFileSync(join(mnt, 'boot/extlinux.conf'), 'DEFAULT zone\nPROMPT 0\nLABEL zone\n  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.gz\n  APPEND console=ttyS0 panic=-1 quiet\n');
+      execFileSync('extlinux', ['--install', join(mnt, 'boot')], { stdio: 'ignore' });
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  return { path, digest: `sha256:${createHash('sha256').update(await readFile(path)).digest('hex')}` };
 }

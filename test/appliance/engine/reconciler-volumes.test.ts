@@ -59,8 +59,8 @@ class MemoryVolumes implements VolumeProvider {
 
 class LoggingDriver extends FakeDriver {
   readonly specs: WorkloadSpec[] = [];
-  constructor(private readonly log: Log) {
-    super();
+  constructor(private readonly log: Log, kind = 'container') {
+    super({ kind });
   }
   override async ensure(spec: WorkloadSpec): Promise<ObservedWorkload> {
     this.specs.push(spec);
@@ -71,9 +71,12 @@ class LoggingDriver extends FakeDriver {
     this.log.push('remove workload');
     return super.remove(id);
   }
+  async growDisk(id: string, path: string, sizeBytes: number): Promise<void> {
+    this.log.push(`grow disk ${path} to ${sizeBytes} of ${this.specs.find((s) => s.id === id)?.workload}`);
+  }
 }
 
-function harness(t: Test) {
+function harness(t: Test, kind = 'container') {
   const dir = mkdtempSync(join(tmpdir(), 'zone-reconciler-volumes-'));
   const store = new Store(join(dir, 'zone.db'));
   const logger = pino({ level: 'silent' });
@@ -81,10 +84,10 @@ function harness(t: Test) {
   const seen: ZoneEvent[] = [];
   events.subscribe((e) => seen.push(e));
   const log: Log = [];
-  const driver = new LoggingDriver(log);
+  const driver = new LoggingDriver(log, kind);
   const volumes = new MemoryVolumes(log);
   const engine = new Reconciler({
-    node: NODE, store, drivers: new Map([['container', driver]]), events, logger, resyncMs: 60_000,
+    node: NODE, store, drivers: new Map([[kind, driver]]), events, logger, resyncMs: 60_000,
     volumes: { provider: volumes, retentionMs: 0 },
   });
   t.teardown(async () => {
@@ -139,4 +142,21 @@ t.test('a change the plan refuses is told once, fails the workload naming the vo
   t.ok(h.volumes.lists - lists <= 2, `no pass spins on a told refusal (${h.volumes.lists - lists} listings in 300 ms)`);
   t.same(h.seen.filter((e) => e.to.startsWith('volume db')).map((e) => e.to), ['volume db: released', 'volume db: refused'], 'the refusal is told once (the volume was released by the first pass, before the blueprint)');
   t.equal(h.driver.specs.length, 0, 'the workload is never made without its volume');
+});
+
+t.test('a block volume that grows while its VM runs: the VM\'s driver grows it live first, and the VM is not replaced', async (t) => {
+  const h = harness(t, 'vm');
+  const vm = (version: number, size: string): Blueprint => ({
+    name: 'notes', version, owner: OWNER, node: NODE,
+    volumes: [{ name: 'disk', size, kind: 'block' }],
+    workloads: [{ name: 'app', kind: 'vm', image: 'zone/busybox', disks: [{ volume: 'disk' }] }],
+  });
+  h.engine.start();
+  h.apply(vm(1, '64Mi'));
+  await waitFor(() => h.status('app')?.state === 'running', { timeoutMs: 5000, what: 'app running' });
+  h.log.length = 0;
+  h.apply(vm(2, '128Mi'));
+  await waitFor(() => h.log.includes('ensure volume disk'), { timeoutMs: 5000, what: 'the volume grown' });
+  await h.engine.idle();
+  t.same(h.log, [`grow disk /volumes/disk to ${128 * 1024 * 1024} of app`, 'ensure volume disk']);
 });

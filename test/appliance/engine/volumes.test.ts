@@ -38,6 +38,18 @@ const rows: { name: string; desired: VolumeSpec[]; observed: ObservedVolume[]; h
   },
   { name: 'listed again within its retention: reclaimed, its data returns', desired: [spec('data')], observed: [observed('data', { releasedAt: ago(HOUR) })], expect: ['volume-reclaim data'] },
   {
+    name: 'a VM\'s root disk asks for less than it has (its image is larger): a floor, nothing to do',
+    desired: [spec('vm.root-0123456789abcdef', { kind: 'block', sizeBytes: 0, base: '/images/a.qcow2' })],
+    observed: [observed('vm.root-0123456789abcdef', { kind: 'block', sizeBytes: 2 * 1024 * MIB })],
+    expect: [],
+  },
+  {
+    name: 'a VM\'s root disk asks for more than it has: grown',
+    desired: [spec('vm.root-0123456789abcdef', { kind: 'block', sizeBytes: 4 * 1024 * MIB, base: '/images/a.qcow2' })],
+    observed: [observed('vm.root-0123456789abcdef', { kind: 'block', sizeBytes: 2 * 1024 * MIB })],
+    expect: ['volume-grow vm.root-0123456789abcdef'],
+  },
+  {
     name: 'another owner\'s volume of the same name is another volume',
     desired: [spec('data')],
     observed: [observed('data'), { ...observed('data'), owner: 'ed25519:BBBB', id: volumeId('n1', 'ed25519:BBBB', 'db', 'data') }],
@@ -72,4 +84,23 @@ t.test('desired volumes: those of live blueprints, scoped by owner and blueprint
   t.same(specs.map((s) => [s.owner, s.volume, s.kind, s.sizeBytes]), [[owner, 'data', 'filesystem', 2 ** 30], [owner, 'disk', 'block', 64 * MIB], ['ed25519:BBBB', 'data', 'filesystem', 2 ** 30]]);
   t.not(specs[0]?.id, specs[2]?.id, 'two owners\' volumes of one name have different ids');
   t.match(specs[0]?.id, /^zv-[0-9a-f]{32}$/);
+});
+
+t.test('a disk-image VM\'s root disk is a block volume of its blueprint, named after the workload and its image, sized by resources.disk', async (t) => {
+  const stored = (version: number, image: string, disk?: string): StoredBlueprint => ({
+    owner, name: 'vms', version, deleted: false, acceptedAt: now.toISOString(),
+    document: {
+      name: 'vms', version, owner, node: 'n1', workloads: [
+        { name: 'os', kind: 'vm', image, ...(disk ? { resources: { disk } } : {}) },
+        { name: 'box', kind: 'vm', image: 'zone/busybox' },
+        { name: 'web', kind: 'container', image: 'zone/busybox' },
+      ],
+    } as Blueprint,
+  });
+  const [root, ...more] = desiredVolumes('n1', [stored(1, '/images/a.qcow2', '2Gi')]);
+  t.same(more, [], 'a VM booted from a container image (an initrd) and a container have none');
+  t.match(root, { volume: /^os\.root-[0-9a-f]{16}$/, kind: 'block', sizeBytes: 2 * 1024 * MIB, base: '/images/a.qcow2' });
+  t.equal(desiredVolumes('n1', [stored(2, '/images/a.qcow2')])[0]?.id, root?.id, 'a new version of the VM (here: no disk size) keeps it');
+  t.not(desiredVolumes('n1', [stored(2, '/images/b.qcow2')])[0]?.id, root?.id, 'another image is another root disk');
+  t.same(desiredVolumes('n1', [{ ...stored(3, '/images/a.qcow2'), deleted: true }]), [], 'a tombstone lists none: it is released');
 });

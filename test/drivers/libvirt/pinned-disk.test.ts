@@ -13,7 +13,7 @@ import type { Workload } from '../../../blueprints/schema.ts';
 import type { DriverContext, ImageSource, WorkloadSpec } from '../../../drivers/contract.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { workloadId } from '../../../drivers/names.ts';
-import { buildBootDisk } from '../../helpers/boot-disk.ts';
+import { buildBootDisk } from '../../helpers/boot-sector.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const BOOT_MS = 120_000;

@@ -2,7 +2,7 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { checkVmSpec, imageKindOf, vcpusOf, vmNics } from '../../../drivers/libvirt/spec.ts';
+import { checkVmSpec, imageKindOf, rootVolumeOf, vcpusOf, vmNics, vmRootDisk } from '../../../drivers/libvirt/spec.ts';
 
 function spec(w: Partial<Workload>): WorkloadSpec {
   const definition = normalizeWorkload({ name: 'vm', kind: 'vm', image: 'zone/busybox', ...w } as Workload);
@@ -21,6 +21,15 @@ function refusedField(s: WorkloadSpec): string | null {
 t.test('images: an absolute path is a disk image, anything else a container image', async (t) => {
   t.equal(imageKindOf('/var/lib/zone/images/x.qcow2'), 'disk');
   t.equal(imageKindOf('zone/busybox'), 'container');
+});
+
+t.test('a disk-image VM boots its root disk volume, by the name rootVolumeOf gives it; without it, a spec error on image', async (t) => {
+  const s = spec({ image: '/images/a.qcow2' });
+  const name = rootVolumeOf(s.definition);
+  t.match(name, /^vm\.root-[0-9a-f]{16}$/);
+  t.equal(vmRootDisk({ ...s, volumePaths: { [name!]: '/data/volumes/zv-1/disk.qcow2' } }), '/data/volumes/zv-1/disk.qcow2');
+  t.throws(() => vmRootDisk(s), { code: 'WORKLOAD_SPEC', field: 'image', message: /root disk .* has no disk on this node/ });
+  t.equal(rootVolumeOf(spec({}).definition), null, 'a container image boots an initrd: no root disk');
 });
 
 t.test('a plain VM spec passes; vcpus default to 1', async (t) => {

@@ -2,7 +2,7 @@
 // one boot: the guest (a container image with the engine's init) writes to /dev/vda with
 // fsync (a flush: qemu writes its qcow2 tables then, not when it is killed) and reads it
 // back; after the domain is removed, the volume's qcow2 still holds what it wrote (the
-// VM's own overlay goes with the domain, the volume does not).
+// VM's initrd and console log go with the domain, the volume does not).
 // Run it under `flock /tmp/zone-vm.lock`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

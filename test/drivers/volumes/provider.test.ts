@@ -84,6 +84,25 @@ t.test('a block volume is a qcow2 of its size, grown by qemu-img; two owners\' v
   t.same(await volumes.list(), []);
 });
 
+t.test('a root disk is a qcow2 overlay over its image, at least the image\'s size; it grows, never shrinks below the image, and keeps its image', async (t) => {
+  const image = join(dir, 'base.raw');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'raw', image, String(24 * MIB)]);
+  const s = spec('os.root-0123456789abcdef', { kind: 'block', sizeBytes: 0, base: image });
+  const made = await volumes.ensure(s);
+  const info = () => JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '-U', made.path!], { encoding: 'utf8' })) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
+  t.match(info(), { format: 'qcow2', 'virtual-size': 24 * MIB, 'backing-filename': image });
+  t.equal(made.sizeBytes, 24 * MIB, 'its size is the image\'s when it asks for less');
+  t.equal((await volumes.ensure(s)).sizeBytes, 24 * MIB, 'asked again for less: nothing changes, nothing is refused');
+  t.equal((await volumes.ensure({ ...s, sizeBytes: 40 * MIB })).sizeBytes, 40 * MIB);
+  t.equal(info()['virtual-size'], 40 * MIB, 'grown by qemu-img, over its backing file');
+  await t.rejects(volumes.ensure({ ...s, base: join(dir, 'other.raw') }), { name: 'VolumeSpecError', field: 'image', message: /overlays .*base.raw, not .*other.raw/ });
+  const missing = spec('os.root-fedcba9876543210', { kind: 'block', sizeBytes: 0, base: join(dir, 'missing.qcow2') });
+  await t.rejects(volumes.ensure(missing), { name: 'VolumeSpecError', field: 'image', message: /cannot be found/ });
+  await volumes.remove(s.id);
+  await volumes.remove(missing.id);
+  t.ok(existsSync(image), 'the image is never touched');
+});
+
 t.test('an id that is not a volume id of this node is refused, and ignored by remove and inspect', async (t) => {
   await t.rejects(volumes.ensure({ ...spec('x'), id: '../etc' }), /not a volume id/);
   await t.rejects(volumes.ensure({ ...spec('x'), node: 'other' }), /not a volume id of node n1/);

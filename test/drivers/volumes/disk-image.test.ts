@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { diskImageInfo, DiskImageError, runQemuImg } from '../../../drivers/libvirt/disk.ts';
+import { diskImageInfo, DiskImageError, runQemuImg } from '../../../drivers/volumes/disk-image.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-qemu-img-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,8 +1,8 @@
-// A disk image booted as a VM: each workload runs on its own qcow2 overlay whose backing
-// file is the operator's image, so the base is never written. The base must be a regular
-// file (after resolving symlinks): a FIFO would hang qemu-img, a device (/dev/sda) would
-// be booted as a backing file. Admission checks it against the node policy; this checks
-// again when the overlay is made. Every qemu-img run is bounded in time.
+// A disk image a VM boots from: its root disk is a block volume made as a qcow2 overlay
+// whose backing file is the operator's image, so the base is never written. The base must
+// be a regular file (after resolving symlinks): a FIFO would hang qemu-img, a device
+// (/dev/sda) would be booted as a backing file. Admission checks it against the node
+// policy; this checks again when the overlay is made. Every qemu-img run is bounded in time.
 import { execFile } from 'node:child_process';
 import { realpathSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
