@@ -4,14 +4,15 @@
 // (zone/busybox, one a human loaded) are never touched, pinned or not.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
 import { ImageService } from '../../../appliance/images/service.ts';
-import type { ImageSource, WorkloadSpec } from '../../../drivers/contract.ts';
+import type { WorkloadSpec } from '../../../drivers/contract.ts';
+import { gridStandIn } from '../../helpers/grid-stand-in.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { testDockerDriver } from '../../helpers/docker-driver.ts';
 import { buildImageArchive, removeImage } from '../../helpers/image-archive.ts';
@@ -23,16 +24,9 @@ const dir = await mkdtemp(join(tmpdir(), 'zone-local-gc-'));
 const [a, b] = await Promise.all(['a', 'b'].map((x) => buildImageArchive(dir, `zone-test/lgc-${x}-${process.pid}:1`, `image ${x}\n`)));
 // Loaded by a human (kept in dockerd): the owner pushed it too, so a blueprint may pin it.
 const human = await buildImageArchive(dir, `zone-test/lgc-human-${process.pid}:1`, 'by hand\n', { keep: true });
-const grid = new Map([[a!.digest, a!.path], [b!.digest, b!.path], [human.digest, human.path]]);
-const source: ImageSource = {
-  kindOf: async (owner, digest) => (owner === OWNER && grid.has(digest) ? 'container' : null),
-  fetch: async (owner, digest, path) => {
-    const from = owner === OWNER ? grid.get(digest) : undefined;
-    if (!from) return false;
-    await copyFile(from, path);
-    return true;
-  },
-};
+/** What the grid holds for the owner, by digest. */
+const grid = gridStandIn(OWNER, 'container', [[a!.digest, a!.path], [b!.digest, b!.path], [human.digest, human.path]]);
+const source = grid.source;
 const { docker, driver } = testDockerDriver(NODE, { images: source, dataDir: dir });
 t.teardown(async () => {
   await driver.close();

@@ -3,14 +3,15 @@
 // an archive that is not what the digest says, or a digest the owner has not pushed, is
 // refused on the workload and nothing runs.
 import t from 'tap';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import { WorkloadSpecError, type ImageSource, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
+import { gridStandIn } from '../../helpers/grid-stand-in.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { testDockerDriver } from '../../helpers/docker-driver.ts';
@@ -23,19 +24,9 @@ const dir = await mkdtemp(join(tmpdir(), 'zone-pinned-'));
 const image = await buildImageArchive(dir, `zone-test/pinned-${process.pid}:1`, 'only-in-the-grid\n');
 const other = await buildImageArchive(dir, `zone-test/pinned-other-${process.pid}:1`, 'another image\n');
 
-/** What the grid holds, by digest: archives on disk; every fetch is counted. */
-const grid = new Map<string, string>([[image.digest, image.path]]);
-let fetches = 0;
-const source: ImageSource = {
-  kindOf: async (owner, digest) => (owner === OWNER && grid.has(digest) ? 'container' : null),
-  fetch: async (owner, digest, path) => {
-    fetches++;
-    const from = owner === OWNER ? grid.get(digest) : undefined;
-    if (!from) return false;
-    await copyFile(from, path);
-    return true;
-  },
-};
+/** What the grid holds for the owner, by digest. */
+const grid = gridStandIn(OWNER, 'container', [[image.digest, image.path]]);
+const source = grid.source;
 const { docker, driver } = testDockerDriver(NODE, { images: source, dataDir: dir });
 t.teardown(async () => {
   // The containers first: an image a container uses cannot be removed.
@@ -58,20 +49,20 @@ t.test('a pinned image only the grid has is fetched, loaded and run; the extra f
   const spec = specOf('app', `zone-test/app@${image.digest}`);
   const observed = await driver.ensure(spec);
   t.equal(observed.state, 'running');
-  t.equal(fetches, 1, 'fetched once');
+  t.equal(grid.fetches(), 1, 'fetched once');
   const { stdout } = await run('docker', ['exec', spec.id, 'cat', '/zone-extra.txt']);
   t.equal(stdout, 'only-in-the-grid\n');
   t.equal((await docker.getContainer(spec.id).inspect()).Image, image.digest, 'the container runs the pinned image');
   t.same((await docker.getImage(image.digest).inspect()).RepoTags, [], 'loaded without the names it was saved with');
   await t.rejects(docker.getImage(image.tag).inspect(), 'so it takes no name other workloads use');
   await driver.ensure(specOf('again', `zone-test/app@${image.digest}`));
-  t.equal(fetches, 1, 'a second workload of the same image fetches nothing');
+  t.equal(grid.fetches(), 1, 'a second workload of the same image fetches nothing');
 });
 
 t.test('an archive that is not the pinned image is refused as a digest mismatch; nothing is loaded or run', async (t) => {
   // The grid's object for `forged` holds another image's archive.
   const forged = `sha256:${'ab'.repeat(32)}`;
-  grid.set(forged, other.path);
+  grid.files.set(forged, other.path);
   const spec = specOf('forged', `zone-test/app@${forged}`);
   const err = await driver.ensure(spec).catch((e: unknown) => e);
   t.ok(err instanceof WorkloadSpecError, 'a spec error, shown on the workload');
@@ -84,7 +75,7 @@ t.test('an archive that is not the pinned image is refused as a digest mismatch;
   const bytes = await readFile(other.path);
   bytes[bytes.length - 4096 - 600]! ^= 1;
   await writeFile(tampered, bytes);
-  grid.set(other.digest, tampered);
+  grid.files.set(other.digest, tampered);
   const spec2 = specOf('tampered', `zone-test/other@${other.digest}`);
   await t.rejects(driver.ensure(spec2), { name: 'WorkloadSpecError', message: /image digest mismatch/ });
   t.notOk(await containerExists(spec2.id));

@@ -3,14 +3,15 @@
 // run, then the owner's grid store, then the node's registries; another owner's image
 // loaded from the grid is never run for someone who cannot get it either way; a registry
 // that never answers is given up and the next one asked.
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload } from '../../../blueprints/schema.ts';
-import type { ImageSource, WorkloadSpec } from '../../../drivers/contract.ts';
+import type { WorkloadSpec } from '../../../drivers/contract.ts';
+import { gridStandIn } from '../../helpers/grid-stand-in.ts';
 import { ensureNamedImage } from '../../../drivers/docker/registries.ts';
 import { KeyedLock } from '../../../drivers/keyed-lock.ts';
 import { workloadId } from '../../../drivers/names.ts';
@@ -35,18 +36,9 @@ await registry.push(registryOnly.digest, repo('registry'), '1');
 await removeImage(both.digest);
 await removeImage(registryOnly.digest);
 
-const grid = new Map([[both.digest, both.path], [gridOnly.digest, gridOnly.path]]);
-let fetches = 0;
-const source: ImageSource = {
-  kindOf: async (o, digest) => (o === ALICE && grid.has(digest) ? 'container' : null),
-  fetch: async (o, digest, path) => {
-    fetches++;
-    const from = o === ALICE ? grid.get(digest) : undefined;
-    if (!from) return false;
-    await copyFile(from, path);
-    return true;
-  },
-};
+/** What the grid holds for the owner, by digest. */
+const grid = gridStandIn(ALICE, 'container', [[both.digest, both.path], [gridOnly.digest, gridOnly.path]]);
+const source = grid.source;
 const lines: { workload: string; line: string }[] = [];
 const { docker, driver } = testDockerDriver(NODE, {
   images: source, dataDir: dir,
@@ -71,7 +63,7 @@ const containerExists = (id: string) => docker.getContainer(id).inspect().then((
 t.test('the grid store comes before the registries', async (t) => {
   const observed = await driver.ensure(specOf(ALICE, 'a1', `${repo('both')}:1@${both.digest}`));
   t.equal(observed.state, 'running');
-  t.equal(fetches, 1, 'fetched from the grid');
+  t.equal(grid.fetches(), 1, 'fetched from the grid');
   t.equal(pulledFor('a1'), 0, 'not pulled');
 });
 
@@ -80,7 +72,7 @@ t.test('an image on the node that another owner loaded from the grid is pulled f
   const observed = await driver.ensure(specOf(BOB, 'b1', `${repo('both')}:1@${both.digest}`));
   t.equal(observed.state, 'running');
   t.equal(pulledFor('b1'), 1, 'Bob has it through the registry, not through Alice');
-  t.equal(fetches, 1);
+  t.equal(grid.fetches(), 1);
 });
 
 t.test('another owner\'s image from the grid that no registry has is refused, though the node has it', async (t) => {

@@ -6,11 +6,12 @@ import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { copyFile, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { Workload } from '../../../blueprints/schema.ts';
-import type { DriverContext, ImageSource, WorkloadSpec } from '../../../drivers/contract.ts';
+import type { DriverContext, WorkloadSpec } from '../../../drivers/contract.ts';
+import { gridStandIn } from '../../helpers/grid-stand-in.ts';
 import { LibvirtDriver } from '../../../drivers/libvirt/driver.ts';
 import { workloadId } from '../../../drivers/names.ts';
 import { buildBootDisk } from '../../helpers/boot-sector.ts';
@@ -30,19 +31,9 @@ execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', other.path, '-F',
 const leaningDigest = `sha256:${createHash('sha256').update(await readFile(leaning)).digest('hex')}`;
 const forged = `sha256:${'cd'.repeat(32)}`;
 
-/** What the grid holds for the owner, by digest; every fetch is counted. */
-const grid = new Map<string, string>([[disk.digest, disk.path], [forged, other.path], [leaningDigest, leaning]]);
-let fetches = 0;
-const source: ImageSource = {
-  kindOf: async (owner, digest) => (owner === OWNER && grid.has(digest) ? 'disk' : null),
-  fetch: async (owner, digest, path) => {
-    fetches++;
-    const from = owner === OWNER ? grid.get(digest) : undefined;
-    if (!from) return false;
-    await copyFile(from, path);
-    return true;
-  },
-};
+/** What the grid holds for the owner, by digest. */
+const grid = gridStandIn(OWNER, 'disk', [[disk.digest, disk.path], [forged, other.path], [leaningDigest, leaning]]);
+const source = grid.source;
 const ctx: DriverContext = { node: NODE, dataDir, openSecret: () => '', images: source };
 const store = join(dataDir, 'libvirt', 'disk-images');
 const created: string[] = [];
@@ -76,7 +67,7 @@ t.test('a pinned qcow2 only the grid has is fetched, kept in the VM image store 
     return text.includes(MARKER) ? text : null;
   }, { timeoutMs: BOOT_MS, what: 'the disk\'s boot sector to print on the console' });
   t.match(console, MARKER, 'the disk booted');
-  t.equal(fetches, 1, 'fetched once');
+  t.equal(grid.fetches(), 1, 'fetched once');
   t.same(storedDisks(), [`${disk.digest.slice(7)}.disk`], 'kept in the node\'s VM image store under its digest');
   t.match(await driver.localImages.list(), [{ digest: disk.digest }], 'recorded for the node\'s collector');
   const domblk = execFileSync('virsh', ['-c', 'qemu:///system', 'domblklist', s.id], { encoding: 'utf8' });
