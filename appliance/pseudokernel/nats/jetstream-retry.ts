@@ -18,12 +18,16 @@ export async function retryingTimeouts<T>(what: string, request: () => Promise<T
   }
 }
 
-/** The keys of `kv` matching `filter` (all without one), listed again after a timeout; `what` names the listing. */
+/**
+ * The keys of `kv` matching `filter` (all without one), each once, listed again after a
+ * timeout; `what` names the listing. A key written while the listing runs can come twice
+ * (the listing is a consumer over the stream, and the write is a newer message of it).
+ */
 export function kvKeys(what: string, kv: KV, filter?: string): Promise<string[]> {
   return retryingTimeouts(what, async () => {
-    const keys: string[] = [];
-    for await (const key of await kv.keys(filter)) keys.push(key);
-    return keys;
+    const keys = new Set<string>();
+    for await (const key of await kv.keys(filter)) keys.add(key);
+    return [...keys];
   });
 }
 
