@@ -16,7 +16,7 @@ import { admitBlueprint, capacityView } from './admission.ts';
 import { DATA_DIR_MODE, type NodeConfig } from './config.ts';
 import { desiredWorkloads, isLive } from './engine/desired.ts';
 import { volumeId, workloadId } from '../drivers/names.ts';
-import { imageKindOf } from '../drivers/libvirt/spec.ts';
+import { imageKindOf, virtioDiskName } from '../drivers/libvirt/spec.ts';
 import { parseSize } from '../blueprints/units.ts';
 import { Reconciler } from './engine/reconciler.ts';
 import type { BackoffPolicy } from '../lib/backoff.ts';
@@ -303,7 +303,7 @@ export class ZoneAppliance implements Appliance {
     const first = d.kind === 'vm' && imageKindOf(d.image) === 'disk' ? 1 : 0;
     const uses = [
       ...(d.volumeMounts ?? []),
-      ...(d.disks ?? []).map((disk, i) => ({ volume: disk.volume, target: `/dev/vd${String.fromCharCode(97 + first + i)}`, readOnly: false })),
+      ...(d.disks ?? []).map((disk, i) => ({ volume: disk.volume, target: `/dev/${virtioDiskName(first + i)}`, readOnly: false })),
     ];
     return Promise.all(uses.map(async (u) => {
       const id = volumeId(this.identity.id, w.owner, w.blueprint, u.volume);

@@ -2,6 +2,7 @@
 // our identity read back from a domain's <metadata> (so list() finds ours and only ours).
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import type { WorkloadIdentity } from '../contract.ts';
+import { virtioDiskName } from './spec.ts';
 
 /** Our namespace inside <metadata>; a domain without it (or with another URI) is not ours. */
 export const METADATA_NS = 'https://zone.dev/xmlns/libvirt/1';
@@ -87,11 +88,11 @@ export function domainXml(plan: DomainPlan): string {
     os.cmdline = plan.boot.cmdline;
   } else {
     os.boot = { '@dev': 'hd' };
-    disks.push(virtioDisk(plan.boot.path, plan.boot.format, 'vda'));
+    disks.push(virtioDisk(plan.boot.path, plan.boot.format, virtioDiskName(0)));
   }
   const volumes = plan.volumes ?? [];
   if (disks.length + volumes.length > 26) throw new RangeError(`at most 26 virtio disks, got ${disks.length + volumes.length}`);
-  for (const v of volumes) disks.push(virtioDisk(v.path, 'qcow2', `vd${String.fromCharCode(97 + disks.length)}`));
+  for (const v of volumes) disks.push(virtioDisk(v.path, 'qcow2', virtioDiskName(disks.length)));
   if (disks.length > 0) devices.disk = disks;
   if (plan.share) {
     devices.filesystem = {

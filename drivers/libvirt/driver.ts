@@ -8,12 +8,10 @@
 // (libvirt's DAC), so these folders are traversable by others but not listable.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Hypervisor, type Domain } from '@unraid/libvirt';
 import type {
@@ -40,8 +38,8 @@ import { pinnedImage } from '../../blueprints/image-ref.ts';
 import { DiskStore } from './disk-store.ts';
 import { createOverlay } from '../volumes/disk-image.ts';
 import { isNameOf, NAME_HASH_HEX, nameClash, sameWorkload } from '../names.ts';
+import { runCommand } from '../../lib/exec.ts';
 
-const execFileP = promisify(execFile);
 
 export interface LibvirtDriverOptions {
   /** libvirt connection URI; qemu:///system by default. */
@@ -157,7 +155,7 @@ export class LibvirtDriver implements Driver {
     }
     const probe = await this.accelerator();
     const kernelPresent = await exists(this.kernel);
-    const versions = await execFileP('virsh', ['-c', this.uri, 'version'], { timeout: 5000 }).then((r) => r.stdout, () => '');
+    const versions = await runCommand(['virsh', '-c', this.uri, 'version'], { timeoutMs: 5000 }).catch(() => '');
     const libvirtVersion = /Using library: libvirt (\S+)/.exec(versions)?.[1];
     const qemuVersion = /Running hypervisor: QEMU (\S+)/.exec(versions)?.[1];
     const details: Record<string, string | number | boolean> = {
@@ -332,11 +330,9 @@ export class LibvirtDriver implements Driver {
       const snap = domain ? await this.snapshot(domain, id).catch(nullWhenGone) : null;
       if (!snap || observedStateOf(snap.state, snap.hasRun) !== 'running') return;
       // qemu holds the image (qemu-img cannot resize it now): qemu grows it and the guest's virtio disk sees the new size.
-      try {
-        await execFileP('virsh', ['-c', this.uri, 'blockresize', id, path, `${sizeBytes}B`], { timeout: 60_000 });
-      } catch (err) {
-        throw new Error(`libvirt domain ${id}: growing its disk ${path} to ${sizeBytes} bytes: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
-      }
+      await runCommand(['virsh', '-c', this.uri, 'blockresize', id, path, `${sizeBytes}B`], { timeoutMs: 60_000 }).catch((err: unknown) => {
+        throw new Error(`libvirt domain ${id}: growing its disk ${path} to ${sizeBytes} bytes: ${(err as Error).message}`, { cause: err });
+      });
     }));
   }
 

@@ -24,6 +24,12 @@ export function imageKindOf(image: string): 'disk' | 'container' {
  * another image another root disk (the old one is released, kept for the retention
  * period, and comes back if the image does).
  */
+/** The guest's name of its `index`th virtio disk (0: vda): the order the domain lists them in. */
+export function virtioDiskName(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index >= 26) throw new RangeError(`at most 26 virtio disks, got index ${index}`);
+  return `vd${String.fromCharCode(97 + index)}`;
+}
+
 export function rootVolumeOf(w: { name: string; kind: string; image: string }): string | null {
   if (w.kind !== 'vm' || imageKindOf(w.image) !== 'disk') return null;
   return `${w.name}.root-${createHash('sha256').update(w.image).digest('hex').slice(0, 16)}`;

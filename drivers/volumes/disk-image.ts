@@ -3,11 +3,8 @@
 // be a regular file (after resolving symlinks): a FIFO would hang qemu-img, a device
 // (/dev/sda) would be booted as a backing file. Admission checks it against the node
 // policy; this checks again when the overlay is made. Every qemu-img run is bounded in time.
-import { execFile } from 'node:child_process';
 import { realpathSync, statSync } from 'node:fs';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { runCommand, type CommandError } from '../../lib/exec.ts';
 
 /** How long one qemu-img run may take (info reads a header; create writes a small file). */
 export const QEMU_IMG_TIMEOUT_MS = 60_000;
@@ -51,11 +48,11 @@ export function regularImageFile(path: string): string {
 /** Runs qemu-img, killed after `timeoutMs`; its stdout, or a DiskImageError saying `what` failed. */
 export async function runQemuImg(args: string[], what: string, timeoutMs = QEMU_IMG_TIMEOUT_MS): Promise<string> {
   try {
-    return (await execFileP('qemu-img', args, { maxBuffer: 1 << 20, timeout: timeoutMs, killSignal: 'SIGKILL' })).stdout;
+    return await runCommand(['qemu-img', ...args], { timeoutMs });
   } catch (err) {
-    const e = err as { killed?: boolean; signal?: string; stderr?: string; message: string };
-    if (e.killed && e.signal === 'SIGKILL') throw new DiskImageError(`${what}: qemu-img did not finish within ${timeoutMs / 1000} s`);
-    throw new DiskImageError(`${what}: ${e.stderr?.trim() || e.message}`);
+    // No exit code: it did not start or did not finish in time, which stderr says.
+    const e = err as CommandError;
+    throw new DiskImageError(`${what}: ${e.exitCode === null ? `qemu-img ${e.stderr}` : e.stderr.trim() || e.message}`);
   }
 }
 
