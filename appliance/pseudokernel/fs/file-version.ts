@@ -17,8 +17,8 @@ export interface ChunkIndex {
   size: number;
 }
 
-/** Chunks fetched ahead of a sequential reader (128 KiB each by default). */
-const READ_AHEAD = 8;
+/** Chunks fetched ahead of a sequential reader (512 KiB each as written now, 128 KiB in older versions). */
+const READ_AHEAD = 16;
 
 /** A consumer delivering the chunks from `next` on, in order. */
 interface Sequence {

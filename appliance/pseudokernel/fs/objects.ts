@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { FsError, type FileVersion } from '../interfaces.ts';
 import { ChunkedVersion, type ChunkIndex } from './file-version.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
-import { objectChunks } from '../nats/object-chunks.ts';
+import { objectChunks, paddedBase64Url, putObject } from '../nats/object-chunks.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -29,18 +29,17 @@ export interface GridObjectsParts {
   logger: Logger;
 }
 
-/** Chunks fetched ahead of the reader (128 KiB each by default). */
+/** Key prefix of the versions discarded but not deleted yet. */
 const DISCARDED = 'gc';
 
 export class GridObjects {
   constructor(private readonly parts: GridObjectsParts) {}
 
   /** Stores the bytes of `source` as a new object. */
-  async put(source: Readable): Promise<{ name: string; size: number }> {
+  async put(source: AsyncIterable<Uint8Array>): Promise<{ name: string; size: number }> {
     const name = randomBytes(16).toString('hex');
-    // toWeb types its chunks as any; a GridFs source yields bytes.
-    const info = await this.parts.files.put({ name }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
-    return { name, size: info.size };
+    const { size } = await putObject({ js: this.parts.js, jsm: this.parts.jsm, bucket: this.parts.filesBucket, name }, source);
+    return { name, size };
   }
 
   /**
@@ -180,9 +179,4 @@ export class GridObjects {
 
 function discardedKey(name: string): string {
   return `${DISCARDED}.${name}`;
-}
-
-/** How the object store names an object's meta subject (padded base64url of the name). */
-function paddedBase64Url(name: string): string {
-  return Buffer.from(name, 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
