@@ -7,7 +7,8 @@
 //  small files: a shell loop making files of 6 bytes (create, write, close each), local and /zone
 //  bare JetStream (second baseline, what /zone/fs rides on): the same bytes published by a
 //    bare nats client into a stream with the files' replicas, in 512 KiB messages with 16
-//    in flight, and read back through a consumer on the other server
+//    in flight, and read back through a consumer on the other server; and as many 6-byte
+//    messages as small files, each published once the one before is acknowledged
 // /zone/fs runs on two nats-servers clustered on loopback (files kept in 2 copies: every
 // write crosses the route), read through the server that does not lead the files'
 // stream (the read crosses the route too); routes with mutual TLS, as nodes run
@@ -93,8 +94,13 @@ async function clusterMounts(name: string, tls: boolean): Promise<{ mounts: Zone
   return { mounts: made, serverNames: names, connections: ncs };
 }
 
-/** Seconds to publish MIB MiB into a fresh stream of REPLICAS copies, and to read them back through the server that does not lead it. */
-async function bareJetStream(ncs: NatsConnection[], serverNames: string[], round: number): Promise<{ write: number; read: number }> {
+/**
+ * Seconds to publish MIB MiB into a fresh stream of REPLICAS copies, to read them back
+ * through the server that does not lead it, and to publish SMALL_FILES messages of 6 bytes
+ * one after the other (each acknowledged before the next: one round trip, as a small file
+ * costs at least one).
+ */
+async function bareJetStream(ncs: NatsConnection[], serverNames: string[], round: number): Promise<{ write: number; read: number; small: number }> {
   const jsm = await jetstreamManager(ncs[0]!);
   const name = `BARE${round}`;
   await jsm.streams.add({ name, subjects: [`bare.${round}`], num_replicas: REPLICAS });
@@ -118,8 +124,11 @@ async function bareJetStream(ncs: NatsConnection[], serverNames: string[], round
   for await (const _message of messages) if (++seen === count) break;
   await messages.close();
   const read = (performance.now() - start) / 1000;
+  start = performance.now();
+  for (let i = 0; i < SMALL_FILES; i++) await js.publish(`bare.${round}`, 'hello\n');
+  const small = (performance.now() - start) / 1000;
   await jsm.streams.delete(name);
-  return { write, read };
+  return { write, read, small };
 }
 
 /** The mount whose server does not lead the owner's files stream: its reads come over the route. */
@@ -131,7 +140,7 @@ async function followerMount(c: Awaited<ReturnType<typeof clusterMounts>>): Prom
 try {
   const clusters = { tls: await clusterMounts('ztls', true), plain: MODES.length > 1 ? await clusterMounts('zplain', false) : null };
   const local = { write: [] as number[], read: [] as number[], small: [] as number[] };
-  const bare = { write: [] as number[], read: [] as number[] };
+  const bare = { write: [] as number[], read: [] as number[], small: [] as number[] };
   const zone = { tls: { write: [] as number[], read: [] as number[], small: [] as number[] }, plain: { write: [] as number[], read: [] as number[], small: [] as number[] } };
   let cold = true;
   /** A shell loop making SMALL_FILES files in a new directory `dir`. */
@@ -146,6 +155,7 @@ try {
     const b = await bareJetStream(clusters.tls.connections, clusters.tls.serverNames, i);
     bare.write.push(b.write);
     bare.read.push(b.read);
+    bare.small.push(b.small);
     for (const mode of MODES) {
       const c = clusters[mode]!;
       zone[mode].write.push(await timed(`dd if=/dev/zero of=${join(c.mounts[0]!.mountpoint, 'fs', `big-${i}`)} bs=1M count=${MIB} 2>/dev/null`));
@@ -165,7 +175,7 @@ try {
   if (SMALL_FILES > 0) {
     const files = (xs: number[]) => `${(SMALL_FILES / m(xs)).toFixed(0)} files/s`;
     const plain = MODES.length > 1 ? `   plain routes ${files(zone.plain.small)}` : '';
-    console.log(`small files (${SMALL_FILES} x 6 bytes)  local disk ${files(local.small)}   /zone/fs TLS routes ${files(zone.tls.small)}${plain}   zone(TLS)/local ${ratio(local.small, zone.tls.small)}`);
+    console.log(`small files (${SMALL_FILES} x 6 bytes)  local disk ${files(local.small)}   bare JetStream publishes ${files(bare.small)}   /zone/fs TLS routes ${files(zone.tls.small)}${plain}   zone(TLS)/local ${ratio(local.small, zone.tls.small)}   zone(TLS)/bare ${ratio(bare.small, zone.tls.small)}`);
   }
 } finally {
   for (const mount of mounts) await mount.unmount();

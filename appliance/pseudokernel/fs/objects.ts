@@ -25,6 +25,7 @@ export interface GridObjectsParts {
   namespaceBucket: string;
   /** A KV bucket whose TTL is `leaseMs`. */
   readers: KV;
+  readersBucket: string;
   leaseMs: number;
   logger: Logger;
 }
@@ -33,6 +34,8 @@ export interface GridObjectsParts {
 const DISCARDED = 'gc';
 
 export class GridObjects {
+  private sweptAt = 0;
+
   constructor(private readonly parts: GridObjectsParts) {}
 
   /** Stores the bytes of `source` as a new object. */
@@ -117,9 +120,16 @@ export class GridObjects {
     return index;
   }
 
-  /** `name` is no longer referenced: deleted now, or when its last reader is done. */
+  /**
+   * `name` is no longer referenced: deleted now, or when its last reader is done. The
+   * versions discarded before and still there (their reader died) are swept at most once
+   * a lease: a sweep lists every discarded version, too much for each small file written.
+   */
   async discard(name: string): Promise<void> {
     await this.parts.namespace.put(discardedKey(name), '');
+    await this.collectUnheld(name);
+    if (Date.now() - this.sweptAt < this.parts.leaseMs) return;
+    this.sweptAt = Date.now();
     await this.collect();
   }
 
@@ -147,10 +157,12 @@ export class GridObjects {
     return (await this.parts.namespace.get(discardedKey(name))) !== null;
   }
 
+  /** One request, no consumer: a released hold is purged (no delete marker stays), an expired one aged out. */
   private held(name: string): Promise<boolean> {
+    const { jsm, readersBucket } = this.parts;
     return retryingTimeouts(`looking for readers of file version ${name}`, async () => {
-      for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
-      return false;
+      const { state } = await jsm.streams.info(`KV_${readersBucket}`, { subjects_filter: `$KV.${readersBucket}.${name}.*` });
+      return Object.keys(state.subjects ?? {}).length > 0;
     });
   }
 
@@ -166,7 +178,7 @@ export class GridObjects {
     return {
       release: async () => {
         clearInterval(refresh);
-        await readers.delete(key);
+        await this.parts.jsm.streams.purge(`KV_${this.parts.readersBucket}`, { filter: `$KV.${this.parts.readersBucket}.${key}` });
       },
     };
   }
