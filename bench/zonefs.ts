@@ -6,7 +6,7 @@
 //  read:  dd of the same file to /dev/null; the local file after dropping the page cache
 //  small files: a shell loop making files of 6 bytes (create, write, close each), local and /zone
 //  bare JetStream (second baseline, what /zone/fs rides on): the same bytes published by a
-//    bare nats client into a stream with the files' replicas, in 512 KiB messages with 16
+//    bare nats client into a stream with the files' replicas, in 128 KiB messages with 32
 //    in flight, and read back through a consumer on the other server; and as many 6-byte
 //    messages as small files, each published once the one before is acknowledged
 // /zone/fs runs on two nats-servers clustered on loopback (files kept in 2 copies: every
@@ -37,8 +37,8 @@ const OWNER = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
 const SMALL_FILES = Number.parseInt(process.argv[4] ?? '1000', 10);
 const MODES = process.argv[5] === 'tls' ? ['tls'] as const : ['tls', 'plain'] as const;
 const REPLICAS = 2;
-const MESSAGE_BYTES = 512 * 1024;
-const WINDOW = 16;
+const MESSAGE_BYTES = 128 * 1024;
+const WINDOW = 32;
 
 const dir = mkdtempSync('/var/tmp/zone-bench-zonefs-');
 const logger = createLogger({ level: 'warn' });

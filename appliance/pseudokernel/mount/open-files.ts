@@ -12,6 +12,9 @@ import { pipeline } from 'node:stream/promises';
 import { FsError, type FileVersion, type FsEntry, type GridFs } from '../interfaces.ts';
 import { WriteBehind } from './write-behind.ts';
 
+/** Writes to a streamed file's local copy under way at once, at most (128 KiB each, as FUSE writes). */
+const LOCAL_WRITES_AHEAD = 32;
+
 export interface OpenFile {
   read(buf: Buffer, len: number, pos: number): Promise<number>;
   /** Called on every close() of a descriptor of this open file. */
@@ -71,6 +74,10 @@ export class WritableFile implements OpenFile {
   private behind: WriteBehind | null = null;
   /** Abandoned write-behinds winding down: a publication waits for them. */
   private abandoned: Promise<void> = Promise.resolve();
+  /** Writes to the local copy a streamed write did not wait for (each has its own buffer). */
+  private localWrites: Promise<void>[] = [];
+  /** Why a write to the local copy failed: the copy is not the content any more. */
+  private localWriteFailed: unknown = null;
 
   constructor(private readonly grid: GridFs, path: string, entry: FsEntry, private readonly copyPath: string) {
     this.gridPath = path;
@@ -112,8 +119,16 @@ export class WritableFile implements OpenFile {
     return this.copy;
   }
 
+  /** The local copy once every write to it is done. */
+  private async settledCopy(fromGrid: boolean): Promise<FileHandle> {
+    const file = await this.localCopy(fromGrid);
+    await Promise.all(this.localWrites.splice(0));
+    if (this.localWriteFailed) throw this.localWriteFailed;
+    return file;
+  }
+
   async read(buf: Buffer, len: number, pos: number): Promise<number> {
-    return (await (await this.localCopy(true)).read(buf, 0, len, pos)).bytesRead;
+    return (await (await this.settledCopy(true)).read(buf, 0, len, pos)).bytesRead;
   }
 
   async write(buf: Buffer, len: number, pos: number, now: number): Promise<number> {
@@ -121,9 +136,19 @@ export class WritableFile implements OpenFile {
     if (this.fromEmpty && pos === 0 && !this.orphaned) this.behind = new WriteBehind(this.grid, this.path, this.mode);
     this.fromEmpty = false;
     if (this.behind && pos !== this.behind.offset) this.abandonBehind();
-    // The local copy is written too: a later read or random write, or a failed stream, uses it.
-    const [{ bytesWritten }] = await Promise.all([copy.write(buf, 0, len, pos), this.behind?.append(buf.subarray(0, len))]);
-    if (this.behind && bytesWritten !== len) this.abandonBehind();
+    let bytesWritten = len;
+    if (this.behind && !this.localWriteFailed) {
+      // The local copy is written too (a later read or random write, or a failed stream,
+      // uses it), without waiting: each wait is a trip through the thread pool.
+      const data = Buffer.from(buf.subarray(0, len));
+      this.localWrites.push(copy.write(data, 0, len, pos).then(({ bytesWritten: n }) => {
+        if (n !== len) throw new FsError('EIO', `the local copy of ${this.path} took ${n} of ${len} bytes`);
+      }).catch((err: unknown) => { this.localWriteFailed ??= err; }));
+      if (this.localWrites.length > LOCAL_WRITES_AHEAD) await this.localWrites.shift();
+      await this.behind.append(data);
+    } else {
+      bytesWritten = (await (await this.settledCopy(true)).write(buf, 0, len, pos)).bytesWritten;
+    }
     this.size = Math.max(this.size, pos + bytesWritten);
     this.touch(now);
     this.written = true;
@@ -132,7 +157,7 @@ export class WritableFile implements OpenFile {
 
   async truncate(size: number, now: number): Promise<void> {
     if (this.behind && size !== this.behind.offset) this.abandonBehind();
-    await (await this.localCopy(size > 0)).truncate(size);
+    await (await this.settledCopy(size > 0)).truncate(size);
     // Emptied: what is written next is all of the content.
     if (size === 0 && !this.behind) this.fromEmpty = true;
     this.size = size;
@@ -141,7 +166,7 @@ export class WritableFile implements OpenFile {
 
   /** GridFs has no chmod of its own: the mode goes with the next publication. */
   async chmod(mode: number): Promise<void> {
-    await this.localCopy(true);
+    await this.settledCopy(true);
     if (mode !== this.mode) this.abandonBehind();
     this.mode = mode;
     this.dirty = true;
@@ -156,7 +181,11 @@ export class WritableFile implements OpenFile {
     const behind = this.behind;
     this.behind = null;
     this.fromEmpty = false;
-    if (behind) this.abandoned = Promise.all([this.abandoned, behind.abandon()]).then(() => undefined);
+    if (behind) this.abandon(behind);
+  }
+
+  private abandon(behind: WriteBehind): void {
+    this.abandoned = Promise.all([this.abandoned, behind.abandon()]).then(() => undefined);
   }
 
   private touch(now: number): void {
@@ -196,9 +225,10 @@ export class WritableFile implements OpenFile {
           // Published from the local copy instead, which says why if it fails too.
         }
       } else if (behind) {
-        this.abandoned = Promise.all([this.abandoned, behind.abandon()]).then(() => undefined);
+        this.abandon(behind);
       }
       await this.abandoned;
+      await this.settledCopy(true);
       await this.grid.write(this.path, createReadStream(this.copyPath), this.mode);
     } catch (err) {
       this.dirty = true;
@@ -217,7 +247,7 @@ export class WritableFile implements OpenFile {
   /** Drops the local copy without publishing. */
   async close(): Promise<void> {
     this.abandonBehind();
-    await this.abandoned;
+    await Promise.all([this.abandoned, ...this.localWrites.splice(0)]);
     const copy = this.copy;
     this.copy = null;
     await copy?.then((file) => file.close(), () => {});

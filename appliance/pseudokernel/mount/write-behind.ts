@@ -31,10 +31,10 @@ export class WriteBehind {
     return !this.failed && !this.source.destroyed;
   }
 
-  /** Streams `data` (copied: FUSE reuses its buffer), waiting while the buffer is full. */
+  /** Streams `data` (its own: not changed afterwards), waiting while the buffer is full. */
   async append(data: Buffer): Promise<void> {
     this.offset += data.length;
-    if (this.source.write(Buffer.from(data))) return;
+    if (this.source.write(data)) return;
     await Promise.race([once(this.source, 'drain'), this.over]);
   }
 

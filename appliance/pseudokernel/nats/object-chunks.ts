@@ -12,10 +12,13 @@ import type { ObjectInfo } from '@nats-io/obj';
 
 const READ_AHEAD_CHUNKS = 8;
 
-/** Chunk size of the objects putObject writes: fewer, larger messages cost less per byte (nats-server's max_payload is 1 MiB). */
-export const OBJECT_CHUNK_BYTES = 512 * 1024;
+/**
+ * Chunk size of the objects putObject writes, the object store's own. Chunks of 512 KiB
+ * wrote no faster and read through FUSE at half the rate (bench/zonefs.ts, 2026-11-30).
+ */
+const OBJECT_CHUNK_BYTES = 128 * 1024;
 /** Chunks published and not yet acknowledged, at most: the bytes a writer holds in memory. */
-const PUBLISH_WINDOW = 16;
+const PUBLISH_WINDOW = 32;
 
 export interface PutObjectOptions {
   js: JetStreamClient;
