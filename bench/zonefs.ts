@@ -39,6 +39,8 @@ const MODES = process.argv[5] === 'tls' ? ['tls'] as const : ['tls', 'plain'] as
 const REPLICAS = 2;
 const MESSAGE_BYTES = 128 * 1024;
 const WINDOW = 32;
+/** Room for the files of a round (two of them while one replaces the other) above the default quota. */
+const QUOTA = { ownerBytes: Math.max(256, 3 * MIB) * 2 ** 20, ownerKvBytes: 16 * 2 ** 20 };
 
 const dir = mkdtempSync('/var/tmp/zone-bench-zonefs-');
 const logger = createLogger({ level: 'warn' });
@@ -83,9 +85,9 @@ async function clusterMounts(name: string, tls: boolean): Promise<{ mounts: Zone
   connections.push(...ncs);
   const made = [];
   for (const [i, nc] of ncs.entries()) {
-    const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: REPLICAS, logger });
+    const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: REPLICAS, logger, quota: QUOTA });
     const mount = await mountZone({
-      mountpoint: join(dir, `mnt-${names[i]}`), grid: fs, proc: { list: async () => [] }, logger, scratchParent: dir,
+      mountpoint: join(dir, `mnt-${names[i]}`), grid: fs, proc: { list: async () => [] }, logger, scratchParent: dir, maxScratchBytes: QUOTA.ownerBytes,
       self: { name: 'bench', blueprint: 'bench', node: names[i]!, owner: OWNER, ip: null },
     });
     mounts.push(mount);

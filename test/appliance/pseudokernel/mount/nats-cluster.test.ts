@@ -25,6 +25,8 @@ const SERVERS = 3;
 const OWNER = `ed25519:${Buffer.alloc(32, 5).toString('base64')}`;
 const BIG_MIB = Number.parseInt(process.env.ZONE_TEST_BIG_MIB ?? '64', 10);
 const SMALL_FILES = 300;
+/** Two versions of the big file at once (the default quota is 256 MiB). */
+const QUOTA = { ownerBytes: Math.max(256, 3 * BIG_MIB) * 2 ** 20, ownerKvBytes: 16 * 2 ** 20 };
 const dir = mkdtempSync('/var/tmp/zone-mount-cluster-');
 const logger = createLogger({ level: 'error' });
 const servers: NatsServer[] = [];
@@ -44,9 +46,9 @@ t.before(async () => {
   await Promise.all(servers.map((server) => server.start()));
   connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
   for (const [i, nc] of connections.entries()) {
-    const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: SERVERS, logger });
+    const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: SERVERS, logger, quota: QUOTA });
     mounts.push(await mountZone({
-      mountpoint: join(dir, `mnt${i}`), grid: fs, proc: { list: async () => [] }, logger, scratchParent: dir,
+      mountpoint: join(dir, `mnt${i}`), grid: fs, proc: { list: async () => [] }, logger, scratchParent: dir, maxScratchBytes: QUOTA.ownerBytes,
       self: { name: 'w', blueprint: 'b', node: `n${i}`, owner: OWNER, ip: null },
     }));
   }
