@@ -135,7 +135,8 @@ export class WritableFile implements OpenFile {
     const copy = await this.localCopy(true);
     if (this.fromEmpty && pos === 0 && !this.orphaned) this.behind = new WriteBehind(this.grid, this.path, this.mode);
     this.fromEmpty = false;
-    if (this.behind && pos !== this.behind.offset) this.abandonBehind();
+    // Out of order, or the stream failed (then the local copy is published at close).
+    if (this.behind && (pos !== this.behind.offset || !this.behind.usable)) this.abandonBehind();
     let bytesWritten = len;
     if (this.behind && !this.localWriteFailed) {
       // The local copy is written too (a later read or random write, or a failed stream,

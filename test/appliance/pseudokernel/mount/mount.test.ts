@@ -211,6 +211,16 @@ t.test('fs/: a file written in order from empty streams to GridFs while open and
   t.equal(grid.writing, 0);
 });
 
+t.test('fs/: a write-behind whose stream fails is published from the local copy at close', async (t) => {
+  await sh('echo old > fs/wb-fail');
+  grid.failNext = { method: 'write', error: new Error('nats: connection closed') };
+  await sh('seq 1 50000 > fs/wb-fail');
+  t.equal(grid.failNext, null, 'the stream failed');
+  t.equal(grid.content('/wb-fail')?.toString(), await sh('seq 1 50000'));
+  t.equal(grid.writing, 0);
+  await sh('rm fs/wb-fail');
+});
+
 /** Runs a node script in a child process (this process serves the mount): `fs` and `p(name)` (a path below the mount's fs/) are in scope. */
 async function nodeScript(script: string): Promise<void> {
   await run(process.execPath, ['-e', `const fs = require('node:fs'); const p = (name) => ${JSON.stringify(`${mnt}/fs/`)} + name; ${script}`], { timeout: 30_000 });
