@@ -147,7 +147,8 @@ export class GridObjects {
     // at its max_bytes refuses, and a full store must still be able to free space.
     const info = await this.parts.files.info(name);
     const stream = `OBJ_${this.parts.filesBucket}`;
-    if (info) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    // An empty version (every created file's first) has no chunks to purge.
+    if (info && info.chunks > 0) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
     await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
     // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
     await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
