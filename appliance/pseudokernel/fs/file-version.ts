@@ -17,8 +17,8 @@ export interface ChunkIndex {
   size: number;
 }
 
-/** Chunks fetched ahead of a sequential reader (128 KiB each by default). */
-const READ_AHEAD = 8;
+/** Chunks fetched ahead of a sequential reader (128 KiB each as the object store writes them). */
+const READ_AHEAD = 16;
 
 /** A consumer delivering the chunks from `next` on, in order. */
 interface Sequence {
@@ -54,10 +54,12 @@ export class ChunkedVersion implements FileVersion {
     if (position >= end) return Buffer.alloc(0);
     const parts: Buffer[] = [];
     const first = this.chunkAt(position);
-    const sequential = first === this.last || first === this.last + 1;
+    // The kernel's read-ahead sends several reads at once, not quite in order: one near
+    // the last read is sequential too.
+    const sequential = first >= this.last - READ_AHEAD && first <= this.last + READ_AHEAD + 1;
     const lastOfRead = this.chunkAt(end - 1);
     for (const i of this.cache.keys()) {
-      if (i < first - 1 || i > lastOfRead + READ_AHEAD) this.cache.delete(i);
+      if (i < Math.min(first, this.last) - READ_AHEAD || i > Math.max(lastOfRead, this.last) + 2 * READ_AHEAD) this.cache.delete(i);
     }
     for (let i = first; i < this.index.seqs.length && this.index.offsets[i]! < end; i++) {
       // Asked before the chunks ahead, so that one consumer delivers them all in order.
@@ -66,7 +68,7 @@ export class ChunkedVersion implements FileVersion {
       const chunk = await asked;
       const start = this.index.offsets[i]!;
       parts.push(chunk.subarray(Math.max(position - start, 0), Math.min(end - start, chunk.length)));
-      this.last = i;
+      this.last = sequential ? Math.max(this.last, i) : i;
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
@@ -102,22 +104,39 @@ export class ChunkedVersion implements FileVersion {
   }
 
   private chunk(i: number, sequential: boolean): Promise<Buffer> {
-    let found = this.cache.get(i);
-    if (!found) {
-      found = (sequential ? this.fromSequence(i) : this.fetch(i)).then((data) => this.checked(i, data));
-      // A failed fetch is not kept: the next read asks again.
-      found.catch(() => this.cache.delete(i));
-      this.cache.set(i, found);
-    }
+    return this.cache.get(i) ?? this.remember(i, sequential ? this.fromSequence(i) : this.fetch(i));
+  }
+
+  private remember(i: number, fetched: Promise<Uint8Array>): Promise<Buffer> {
+    const found = fetched.then((data) => this.checked(i, data));
+    // A failed fetch is not kept: the next read asks again.
+    found.catch(() => { if (this.cache.get(i) === found) this.cache.delete(i); });
+    this.cache.set(i, found);
     return found;
   }
 
-  /** Chunk `i` from the consumer, which is (re)started at `i` unless it is there already. */
-  private async fromSequence(i: number): Promise<Uint8Array> {
-    // Set before any await: the reads ahead asked at once all take from one consumer.
-    if (this.sequence?.next !== i) this.sequence = this.startSequence(i, this.sequence);
-    const sequence = this.sequence;
-    sequence.next++;
+  /**
+   * Chunk `i` from the consumer. It is (re)started at `i` unless it delivers `i` soon: a
+   * little ahead of it, the chunks between are taken (and kept) too; a little behind it
+   * (already delivered, dropped since), `i` is asked directly.
+   */
+  private fromSequence(i: number): Promise<Uint8Array> {
+    // All before any await: the reads ahead asked at once all take from one consumer.
+    let sequence = this.sequence;
+    if (sequence && i < sequence.next && sequence.next - i <= 2 * READ_AHEAD) return this.fetch(i);
+    if (!sequence || i < sequence.next || i - sequence.next > 2 * READ_AHEAD) sequence = this.sequence = this.startSequence(i, sequence);
+    while (sequence.next < i) {
+      const between = sequence.next;
+      const taken = this.take(sequence);
+      if (this.cache.has(between)) void taken.catch(() => undefined);
+      else void this.remember(between, taken).catch(() => undefined);
+    }
+    return this.take(sequence);
+  }
+
+  /** The consumer's next chunk, once the takes before it are done. */
+  private async take(sequence: Sequence): Promise<Uint8Array> {
+    const i = sequence.next++;
     const taken = sequence.taken.then(async () => (await sequence.opened).iterator.next());
     sequence.taken = taken.catch(() => undefined);
     const { value, done } = await taken;

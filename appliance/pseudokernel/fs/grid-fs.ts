@@ -76,7 +76,7 @@ export class NatsGridFs implements GridFs {
         boundStream(jsm, `OBJ_${buckets.files}`, quota.ownerBytes),
       ]);
       const objects = new GridObjects({
-        js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, leaseMs, logger: options.logger,
+        js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, readersBucket: buckets.readers, leaseMs, logger: options.logger,
       });
       const fs = new NatsGridFs(buckets, namespace, objects, quota, options.logger);
       await fs.ensureRoot();
@@ -126,8 +126,8 @@ export class NatsGridFs implements GridFs {
 
   async write(path: string, source: Readable, mode?: number): Promise<void> {
     if (path === '/') throw fsError('EISDIR', path, 'is the root directory');
-    await this.parentOf(path);
-    let found = await this.lookup(path);
+    // Both at once: a small file's write is a handful of round trips, each counts.
+    let [, found] = await Promise.all([this.parentOf(path), this.lookup(path)]);
     if (found?.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
     const object = await this.objects.put(source).catch((err: unknown) => { throw noSpaceError(err, path, this.quota); });
     try {

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { FsError, type FileVersion } from '../interfaces.ts';
 import { ChunkedVersion, type ChunkIndex } from './file-version.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
-import { objectChunks } from '../nats/object-chunks.ts';
+import { objectChunks, paddedBase64Url, putObject } from '../nats/object-chunks.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -25,22 +25,24 @@ export interface GridObjectsParts {
   namespaceBucket: string;
   /** A KV bucket whose TTL is `leaseMs`. */
   readers: KV;
+  readersBucket: string;
   leaseMs: number;
   logger: Logger;
 }
 
-/** Chunks fetched ahead of the reader (128 KiB each by default). */
+/** Key prefix of the versions discarded but not deleted yet. */
 const DISCARDED = 'gc';
 
 export class GridObjects {
+  private sweptAt = 0;
+
   constructor(private readonly parts: GridObjectsParts) {}
 
   /** Stores the bytes of `source` as a new object. */
-  async put(source: Readable): Promise<{ name: string; size: number }> {
+  async put(source: AsyncIterable<Uint8Array>): Promise<{ name: string; size: number }> {
     const name = randomBytes(16).toString('hex');
-    // toWeb types its chunks as any; a GridFs source yields bytes.
-    const info = await this.parts.files.put({ name }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
-    return { name, size: info.size };
+    const { size } = await putObject({ js: this.parts.js, jsm: this.parts.jsm, bucket: this.parts.filesBucket, name }, source);
+    return { name, size };
   }
 
   /**
@@ -118,9 +120,16 @@ export class GridObjects {
     return index;
   }
 
-  /** `name` is no longer referenced: deleted now, or when its last reader is done. */
+  /**
+   * `name` is no longer referenced: deleted now, or when its last reader is done. The
+   * versions discarded before and still there (their reader died) are swept at most once
+   * a lease: a sweep lists every discarded version, too much for each small file written.
+   */
   async discard(name: string): Promise<void> {
     await this.parts.namespace.put(discardedKey(name), '');
+    await this.collectUnheld(name);
+    if (Date.now() - this.sweptAt < this.parts.leaseMs) return;
+    this.sweptAt = Date.now();
     await this.collect();
   }
 
@@ -138,7 +147,8 @@ export class GridObjects {
     // at its max_bytes refuses, and a full store must still be able to free space.
     const info = await this.parts.files.info(name);
     const stream = `OBJ_${this.parts.filesBucket}`;
-    if (info) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
+    // An empty version (every created file's first) has no chunks to purge.
+    if (info && info.chunks > 0) await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.C.${info.nuid}` });
     await this.parts.jsm.streams.purge(stream, { filter: `$O.${this.parts.filesBucket}.M.${paddedBase64Url(name)}` });
     // A purge, not a KV delete: a delete would leave a marker per discarded object forever.
     await this.parts.jsm.streams.purge(`KV_${this.parts.namespaceBucket}`, { filter: `$KV.${this.parts.namespaceBucket}.${discardedKey(name)}` });
@@ -148,10 +158,12 @@ export class GridObjects {
     return (await this.parts.namespace.get(discardedKey(name))) !== null;
   }
 
+  /** One request, no consumer: a released hold is purged (no delete marker stays), an expired one aged out. */
   private held(name: string): Promise<boolean> {
+    const { jsm, readersBucket } = this.parts;
     return retryingTimeouts(`looking for readers of file version ${name}`, async () => {
-      for await (const _key of await this.parts.readers.keys(`${name}.*`)) return true;
-      return false;
+      const { state } = await jsm.streams.info(`KV_${readersBucket}`, { subjects_filter: `$KV.${readersBucket}.${name}.*` });
+      return Object.keys(state.subjects ?? {}).length > 0;
     });
   }
 
@@ -167,7 +179,7 @@ export class GridObjects {
     return {
       release: async () => {
         clearInterval(refresh);
-        await readers.delete(key);
+        await this.parts.jsm.streams.purge(`KV_${this.parts.readersBucket}`, { filter: `$KV.${this.parts.readersBucket}.${key}` });
       },
     };
   }
@@ -180,9 +192,4 @@ export class GridObjects {
 
 function discardedKey(name: string): string {
   return `${DISCARDED}.${name}`;
-}
-
-/** How the object store names an object's meta subject (padded base64url of the name). */
-function paddedBase64Url(name: string): string {
-  return Buffer.from(name, 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }

@@ -1,13 +1,19 @@
 // The open files of a /zone mount. Close-to-open: a reader gets the content of GridFs
 // as of its open, read by range from that version (nothing is copied); a writer works on
 // a local copy that is published whole when a descriptor on it is closed (flush), so
-// close() returns only once other workloads can see the new content. A mount holds at
-// most a bounded number of open files: past it, ENFILE.
+// close() returns only once other workloads can see the new content. A file written
+// sequentially from empty also streams to GridFs while it is written (write-behind), and
+// its close then only ends the stream; any other change falls back to publishing the
+// local copy. A mount holds at most a bounded number of open files: past it, ENFILE.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FsError, type FileVersion, type FsEntry, type GridFs } from '../interfaces.ts';
+import { WriteBehind } from './write-behind.ts';
+
+/** Writes to a streamed file's local copy under way at once, at most (128 KiB each, as FUSE writes). */
+const LOCAL_WRITES_AHEAD = 32;
 
 export interface OpenFile {
   read(buf: Buffer, len: number, pos: number): Promise<number>;
@@ -61,12 +67,33 @@ export class WritableFile implements OpenFile {
   private size: number;
   private mtimeMs: number;
   private mode: number;
+  private gridPath: string;
+  /** The content is empty and nothing was written since: a write at 0 may start a write-behind. */
+  private fromEmpty = false;
+  /** The local copy's content streaming to GridFs, while every write since empty was sequential. */
+  private behind: WriteBehind | null = null;
+  /** Abandoned write-behinds winding down: a publication waits for them. */
+  private abandoned: Promise<void> = Promise.resolve();
+  /** Writes to the local copy a streamed write did not wait for (each has its own buffer). */
+  private localWrites: Promise<void>[] = [];
+  /** Why a write to the local copy failed: the copy is not the content any more. */
+  private localWriteFailed: unknown = null;
 
-  /** `path` changes when the file is renamed while open. */
-  constructor(private readonly grid: GridFs, public path: string, entry: FsEntry, private readonly copyPath: string) {
+  constructor(private readonly grid: GridFs, path: string, entry: FsEntry, private readonly copyPath: string) {
+    this.gridPath = path;
     this.size = entry.size;
     this.mode = entry.mode;
     this.mtimeMs = entry.mtimeMs;
+  }
+
+  /** Changes when the file is renamed while open (the write-behind, bound to the old path, is given up). */
+  get path(): string {
+    return this.gridPath;
+  }
+
+  set path(path: string) {
+    if (path !== this.gridPath) this.abandonBehind();
+    this.gridPath = path;
   }
 
   /** A file just created (and published empty): its local copy is empty from the start. */
@@ -86,17 +113,43 @@ export class WritableFile implements OpenFile {
       if (fromGrid) await pipeline(await this.grid.read(this.path), createWriteStream(this.copyPath, { mode: 0o600 }));
       const file = await open(this.copyPath, fromGrid ? 'r+' : 'w+', 0o600);
       if (fromGrid) this.size = (await file.stat()).size;
+      else this.fromEmpty = !this.written;
       return file;
     })();
     return this.copy;
   }
 
+  /** The local copy once every write to it is done. */
+  private async settledCopy(fromGrid: boolean): Promise<FileHandle> {
+    const file = await this.localCopy(fromGrid);
+    await Promise.all(this.localWrites.splice(0));
+    if (this.localWriteFailed) throw this.localWriteFailed;
+    return file;
+  }
+
   async read(buf: Buffer, len: number, pos: number): Promise<number> {
-    return (await (await this.localCopy(true)).read(buf, 0, len, pos)).bytesRead;
+    return (await (await this.settledCopy(true)).read(buf, 0, len, pos)).bytesRead;
   }
 
   async write(buf: Buffer, len: number, pos: number, now: number): Promise<number> {
-    const { bytesWritten } = await (await this.localCopy(true)).write(buf, 0, len, pos);
+    const copy = await this.localCopy(true);
+    if (this.fromEmpty && pos === 0 && !this.orphaned) this.behind = new WriteBehind(this.grid, this.path, this.mode);
+    this.fromEmpty = false;
+    // Out of order, or the stream failed (then the local copy is published at close).
+    if (this.behind && (pos !== this.behind.offset || !this.behind.usable)) this.abandonBehind();
+    let bytesWritten = len;
+    if (this.behind && !this.localWriteFailed) {
+      // The local copy is written too (a later read or random write, or a failed stream,
+      // uses it), without waiting: each wait is a trip through the thread pool.
+      const data = Buffer.from(buf.subarray(0, len));
+      this.localWrites.push(copy.write(data, 0, len, pos).then(({ bytesWritten: n }) => {
+        if (n !== len) throw new FsError('EIO', `the local copy of ${this.path} took ${n} of ${len} bytes`);
+      }).catch((err: unknown) => { this.localWriteFailed ??= err; }));
+      if (this.localWrites.length > LOCAL_WRITES_AHEAD) await this.localWrites.shift();
+      await this.behind.append(data);
+    } else {
+      bytesWritten = (await (await this.settledCopy(true)).write(buf, 0, len, pos)).bytesWritten;
+    }
     this.size = Math.max(this.size, pos + bytesWritten);
     this.touch(now);
     this.written = true;
@@ -104,20 +157,36 @@ export class WritableFile implements OpenFile {
   }
 
   async truncate(size: number, now: number): Promise<void> {
-    await (await this.localCopy(size > 0)).truncate(size);
+    if (this.behind && size !== this.behind.offset) this.abandonBehind();
+    await (await this.settledCopy(size > 0)).truncate(size);
+    // Emptied: what is written next is all of the content.
+    if (size === 0 && !this.behind) this.fromEmpty = true;
     this.size = size;
     this.touch(now);
   }
 
   /** GridFs has no chmod of its own: the mode goes with the next publication. */
   async chmod(mode: number): Promise<void> {
-    await this.localCopy(true);
+    await this.settledCopy(true);
+    if (mode !== this.mode) this.abandonBehind();
     this.mode = mode;
     this.dirty = true;
   }
 
   orphan(): void {
     this.orphaned = true;
+    this.abandonBehind();
+  }
+
+  private abandonBehind(): void {
+    const behind = this.behind;
+    this.behind = null;
+    this.fromEmpty = false;
+    if (behind) this.abandon(behind);
+  }
+
+  private abandon(behind: WriteBehind): void {
+    this.abandoned = Promise.all([this.abandoned, behind.abandon()]).then(() => undefined);
   }
 
   private touch(now: number): void {
@@ -145,7 +214,22 @@ export class WritableFile implements OpenFile {
     if (!this.dirty || this.orphaned) return;
     // Cleared first: a write that lands during the publication marks it dirty again.
     this.dirty = false;
+    // Taken first too: a write during the publication goes to the local copy only.
+    const behind = this.behind;
+    this.behind = null;
+    this.fromEmpty = false;
     try {
+      if (behind?.usable && behind.offset === this.size) {
+        try {
+          return await behind.finish();
+        } catch {
+          // Published from the local copy instead, which says why if it fails too.
+        }
+      } else if (behind) {
+        this.abandon(behind);
+      }
+      await this.abandoned;
+      await this.settledCopy(true);
       await this.grid.write(this.path, createReadStream(this.copyPath), this.mode);
     } catch (err) {
       this.dirty = true;
@@ -163,6 +247,8 @@ export class WritableFile implements OpenFile {
 
   /** Drops the local copy without publishing. */
   async close(): Promise<void> {
+    this.abandonBehind();
+    await Promise.all([this.abandoned, ...this.localWrites.splice(0)]);
     const copy = this.copy;
     this.copy = null;
     await copy?.then((file) => file.close(), () => {});

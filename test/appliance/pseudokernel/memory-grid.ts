@@ -25,6 +25,8 @@ export class MemoryGridFs implements GridFs {
   readonly published: string[] = [];
   /** Versions opened and not closed yet. */
   openVersions = 0;
+  /** Writes whose source is still being read (a write-behind streaming). */
+  writing = 0;
   /** The next call of this method fails with this error (a GridFs that lost NATS). */
   failNext: { method: keyof GridFs; error: Error } | null = null;
 
@@ -93,7 +95,8 @@ export class MemoryGridFs implements GridFs {
 
   async write(path: string, source: Readable, mode = 0o644): Promise<void> {
     this.check('write');
-    const data = await buffer(source);
+    this.writing++;
+    const data = await buffer(source).finally(() => this.writing--);
     this.dirAt(parentOf(path));
     if (this.nodes.get(path)?.type === 'dir') throw fsError('EISDIR', path);
     this.nodes.set(path, { type: 'file', data, mode, mtimeMs: Date.now() });

@@ -200,6 +200,53 @@ t.test('fs/: close-to-open: what a writer writes is seen once it closes the file
   t.equal(await sh('cat fs/c2o'), 'new content\n', 'the close published it');
 });
 
+t.test('fs/: a file written in order from empty streams to GridFs while open and is published whole at close', async (t) => {
+  const writer = openWriter(t, 'fs/streamed');
+  writer.stdin?.write(Buffer.alloc(3 * 4096, 's'));
+  await waitFor(() => grid.writing === 1, { timeoutMs: 10_000, what: 'the write-behind to stream' });
+  t.equal(grid.content('/streamed')?.length, 0, 'nothing but the created empty file is published before the close');
+  writer.stdin?.write('end');
+  t.equal(await exitOf(writer), 0);
+  t.equal(grid.content('/streamed')?.toString(), `${'s'.repeat(3 * 4096)}end`);
+  t.equal(grid.writing, 0);
+});
+
+t.test('fs/: a write-behind whose stream fails is published from the local copy at close', async (t) => {
+  await sh('echo old > fs/wb-fail');
+  grid.failNext = { method: 'write', error: new Error('nats: connection closed') };
+  await sh('seq 1 50000 > fs/wb-fail');
+  t.equal(grid.failNext, null, 'the stream failed');
+  t.equal(grid.content('/wb-fail')?.toString(), await sh('seq 1 50000'));
+  t.equal(grid.writing, 0);
+  await sh('rm fs/wb-fail');
+});
+
+/** Runs a node script in a child process (this process serves the mount): `fs` and `p(name)` (a path below the mount's fs/) are in scope. */
+async function nodeScript(script: string): Promise<void> {
+  await run(process.execPath, ['-e', `const fs = require('node:fs'); const p = (name) => ${JSON.stringify(`${mnt}/fs/`)} + name; ${script}`], { timeout: 30_000 });
+}
+
+t.test('fs/: a write out of order, a truncation, a rename or a chmod while open publishes the local copy instead, byte-exact', async (t) => {
+  const mib = 2 ** 20;
+  await nodeScript(`const fd = fs.openSync(p('seek'), 'w+'); fs.writeSync(fd, Buffer.alloc(${mib}, 'a'));
+    const head = Buffer.alloc(4); fs.readSync(fd, head, 0, 4, 0); if (head.toString() !== 'aaaa') process.exit(3);
+    fs.writeSync(fd, 'XYZ', 10); fs.writeSync(fd, 'tail', ${mib}); fs.closeSync(fd);`);
+  const expected = Buffer.alloc(mib + 4, 'a');
+  expected.write('XYZ', 10);
+  expected.write('tail', mib);
+  t.equal(sha256(grid.content('/seek') ?? Buffer.alloc(0)), sha256(expected), 'a seek back');
+  await nodeScript(`const fd = fs.openSync(p('cut'), 'w'); fs.writeSync(fd, Buffer.alloc(${mib}, 'b')); fs.ftruncateSync(fd, 100); fs.writeSync(fd, 'end', 100); fs.closeSync(fd);`);
+  t.equal(grid.content('/cut')?.toString(), `${'b'.repeat(100)}end`, 'a truncation');
+  await nodeScript(`const fd = fs.openSync(p('ren-a'), 'w'); fs.writeSync(fd, 'abc'); fs.renameSync(p('ren-a'), p('ren-b')); fs.writeSync(fd, 'def'); fs.closeSync(fd);`);
+  t.equal(grid.content('/ren-b')?.toString(), 'abcdef', 'a rename');
+  t.notOk(grid.nodes.has('/ren-a'));
+  await nodeScript(`const fd = fs.openSync(p('mode'), 'w'); fs.writeSync(fd, 'abc'); fs.fchmodSync(fd, 0o600); fs.writeSync(fd, 'def'); fs.closeSync(fd);`);
+  t.equal(grid.content('/mode')?.toString(), 'abcdef', 'a chmod');
+  t.equal(grid.nodes.get('/mode')?.mode, 0o600);
+  t.equal(grid.writing, 0, 'no write-behind is left streaming');
+  await sh('rm fs/seek fs/cut fs/ren-b fs/mode');
+});
+
 t.test('fs/: a file removed while open for reading stays readable through its descriptor', async (t) => {
   await sh('echo keep > fs/r');
   t.equal(await sh('exec 3< fs/r; rm fs/r; ls -a fs | grep -c "^r$" || true; cat <&3'), '0\nkeep\n');
