@@ -9,7 +9,7 @@
 // Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 3] [rounds, default 2]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,10 +135,10 @@ async function main(): Promise<void> {
       await sh('ip', '-n', n.ns, 'addr', 'add', `${n.ip}/24`, 'dev', 'eth0');
       await sh('ip', '-n', n.ns, 'link', 'set', 'eth0', 'up');
     }
-    await Promise.all(drivers.map((d, i) => d.ensure(specs[i]!)));
     const implementation = (await drivers[0]!.fingerprint()).details.implementation;
-
-    // (b) by hand: the interface in the node namespace itself, configured the way its README says.
+    // (b) by hand, before the driver touches the host: the interface in the node namespace
+    // itself, configured the way WireGuard's documentation shows, with the host as found.
+    const hostReceiveBuffer = (await readFile('/proc/sys/net/core/rmem_default', 'utf8')).trim();
     for (const [i, n] of nodes.entries()) {
       const peer = nodes[1 - i]!;
       if (implementation === 'kernel') {
@@ -153,6 +153,7 @@ async function main(): Promise<void> {
       await sh('ip', '-n', n.ns, 'addr', 'add', `${n.raw.address}/24`, 'dev', n.raw.iface);
       await sh('ip', '-n', n.ns, 'link', 'set', n.raw.iface, 'up');
     }
+    await Promise.all(drivers.map((d, i) => d.ensure(specs[i]!)));
 
     const raw = await between(nodes[1]!.ns, nodes[0]!.ns, nodes[1]!.ip, seconds);
     const byHand: Result[] = [];
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
     }
     const row = (name: string, r: Result) => `${name.padEnd(34)} ${r.mbitPerS.toFixed(0).padStart(8)} Mbit/s   rtt median ${r.rttMedianUs.toFixed(0).padStart(5)} us   p99 ${r.rttP99Us.toFixed(0).padStart(6)} us`;
     const ratios = (what: string, a: Result, b: Result) => `ratios ${what}: throughput ${(a.mbitPerS / b.mbitPerS).toFixed(3)}x, rtt median ${(a.rttMedianUs / b.rttMedianUs).toFixed(2)}x, rtt p99 ${(a.rttP99Us / b.rttP99Us).toFixed(2)}x`;
-    console.log(`overlay benchmark: ${seconds}s of TCP per path, ${ROUNDS} one-byte round trips, (b) and (c) alternating ${rounds} times (medians); WireGuard implementation: ${implementation}`);
+    console.log(`overlay benchmark: ${seconds}s of TCP per path, ${ROUNDS} one-byte round trips, (b) and (c) alternating ${rounds} times (medians); WireGuard implementation: ${implementation}; host net.core.rmem_default when (b) started: ${hostReceiveBuffer}`);
     console.log(row('(a) raw veth', raw));
     for (const [r, b] of byHand.entries()) console.log(row(`(b) ${implementation} by hand, round ${r + 1}`, b));
     for (const [r, c] of overlay.entries()) console.log(row(`(c) overlay, round ${r + 1}`, c));

@@ -32,6 +32,7 @@ import {
   type DeviceState, type DeviceStep, type WireguardDevice,
 } from './device-plan.ts';
 import { StateFiles, type NetworkState } from './state.ts';
+import { detectImplementation, raiseReceiveBufferDefault, RECEIVE_BUFFER_DEFAULT, WIREGUARD_GO_RECEIVE_BUFFER } from './implementation.ts';
 
 export interface WireguardDriverOptions {
   /**
@@ -43,6 +44,10 @@ export interface WireguardDriverOptions {
   startTimeoutMs?: number;
   /** A process in the network namespace libvirtd (and so the VMs' taps) lives in; default: libvirtd's, from its pid file. */
   vmNamespacePid?: number;
+  /** Succeeds when the kernel has WireGuard; default: a wireguard link made in a throwaway namespace. */
+  probeKernel?: () => Promise<unknown>;
+  /** The file of the host's default socket receive buffer, raised for wireguard-go; default: /proc/sys/net/core/rmem_default. */
+  receiveBufferDefault?: string;
 }
 
 const UAPI_DIR = '/var/run/wireguard';
@@ -69,18 +74,23 @@ export class WireguardDriver implements NetworkDriver {
     try {
       const version = (await runCommand(['wg', '--version'])).trim();
       const implementation = await this.detectImplementation();
-      if (implementation === 'wireguard-go') await runCommand(['wireguard-go', '--version']);
-      return { kind: this.kind, available: true, version, details: { implementation } };
+      if (implementation === 'kernel') return { kind: this.kind, available: true, version, details: { implementation } };
+      await runCommand(['wireguard-go', '--version']);
+      const receiveBuffer = Number((await readFile(this.receiveBufferDefault, 'utf8').catch(() => '')).trim()) || 0;
+      return { kind: this.kind, available: true, version, details: { implementation, receiveBuffer } };
     } catch (e) {
       return { kind: this.kind, available: false, reason: (e as Error).message, details: {} };
     }
   }
 
-  /** Kernel WireGuard when a throwaway namespace can hold a wireguard link, else wireguard-go. */
+  /** Kernel WireGuard when the probe succeeds, else wireguard-go; probed once. */
   private detectImplementation(): Promise<WireguardImplementation> {
-    this.implementation ??= runCommand(['unshare', '--net', 'ip', 'link', 'add', 'zwprobe', 'type', 'wireguard'])
-      .then(() => 'kernel' as const, () => 'wireguard-go' as const);
+    this.implementation ??= detectImplementation(this.options.probeKernel);
     return this.implementation;
+  }
+
+  private get receiveBufferDefault(): string {
+    return this.options.receiveBufferDefault ?? RECEIVE_BUFFER_DEFAULT;
   }
 
   ensure(spec: NetworkSpec): Promise<ObservedNetwork> {
@@ -398,6 +408,11 @@ export class WireguardDriver implements NetworkDriver {
     await mkdir(this.state.dir, { recursive: true, mode: 0o700 });
     const logPath = join(this.state.dir, `${state.id}.log`);
     const log = await open(logPath, 'a', 0o600);
+    // Before the process makes its UDP socket, which takes the default then. Not fatal: a
+    // host whose /proc/sys is read-only (the appliance in a container) runs it slower.
+    await raiseReceiveBufferDefault(WIREGUARD_GO_RECEIVE_BUFFER, this.receiveBufferDefault).catch(async (e: unknown) => {
+      await log.write(`zone: could not raise ${this.receiveBufferDefault} to ${WIREGUARD_GO_RECEIVE_BUFFER} (${(e as Error).message}): wireguard-go's socket keeps the host's default receive buffer\n`);
+    });
     // Detached: the network outlives an appliance restart, which adopts it by PID.
     const [file, ...args] = inNamespace(this.underlay, ['wireguard-go', '-f', iface]) as [string, ...string[]];
     const child = spawn(file, args, {

@@ -14,6 +14,7 @@ import { WireguardDriver, isWireguardGo } from '../../../drivers/wireguard/drive
 import { planGrid } from '../../../cli/grid-plan.ts';
 import { networkId } from '../../../drivers/names.ts';
 import { wireguardInterface } from '../../../drivers/wireguard/names.ts';
+import { WIREGUARD_GO_RECEIVE_BUFFER } from '../../../drivers/wireguard/implementation.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const run = promisify(execFile);
@@ -100,6 +101,11 @@ t.test('ensure builds each node\'s network and the nodes handshake', async (t) =
   // The UDP socket is in the node's underlay namespace, not in the network's.
   t.match(await sh('ip', 'netns', 'exec', nodes[0]!.ns, 'ss', '-uanp'), /:51820 .*wireguard-go/);
   t.notMatch(await sh('ip', 'netns', 'exec', observed[0]!.namespace, 'ss', '-uan'), /:51820/);
+  // Debian's wireguard-go does not size its socket: the driver raised the host's default before it made it.
+  const buffers = await sh('ip', 'netns', 'exec', nodes[0]!.ns, 'ss', '-Huamn', 'sport = :51820');
+  const receive = [...buffers.matchAll(/rb(\d+)/g)].map((m) => Number(m[1]));
+  t.ok(receive.length > 0 && receive.every((rb) => rb >= WIREGUARD_GO_RECEIVE_BUFFER), `receive buffers ${receive.join(', ')} >= ${WIREGUARD_GO_RECEIVE_BUFFER}`);
+  t.equal((await drivers[0]!.fingerprint()).details.receiveBuffer, Number((await readFile('/proc/sys/net/core/rmem_default', 'utf8')).trim()));
   t.same((await drivers[0]!.list()).map((n) => n.id), [specs[0]!.id], 'list finds the network by its state file');
 });
 
