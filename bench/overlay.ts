@@ -6,7 +6,7 @@
 // reports). (b) and (c) alternate `rounds` times, so that a change of load on a shared
 // machine falls on both; the ratio that says what Zone costs is (c)/(b).
 // The measuring peers are this file run in each namespace.
-// Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 3] [rounds, default 2]
+// Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 3] [rounds, default 2] [underlay MTU, default 1500]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -102,6 +102,7 @@ const medianOf = (rs: Result[]): Result => ({
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? '3');
   const rounds = Number(process.argv[3] ?? '2');
+  const underlayMtu = process.argv[4] ?? '1500';
   const { WireguardDriver } = await import('../drivers/wireguard/driver.ts');
   const { generateWireguardKeyPair } = await import('../drivers/wireguard/keys.ts');
   const { planGrid } = await import('../cli/grid-plan.ts');
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
     await sh('ip', '-n', nodes[0]!.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nodes[1]!.ns);
     for (const n of nodes) {
       await sh('ip', '-n', n.ns, 'addr', 'add', `${n.ip}/24`, 'dev', 'eth0');
-      await sh('ip', '-n', n.ns, 'link', 'set', 'eth0', 'up');
+      await sh('ip', '-n', n.ns, 'link', 'set', 'eth0', 'mtu', underlayMtu, 'up');
     }
     const implementation = (await drivers[0]!.fingerprint()).details.implementation;
     // (b) by hand, before the driver touches the host: the interface in the node namespace
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     }
     const row = (name: string, r: Result) => `${name.padEnd(34)} ${r.mbitPerS.toFixed(0).padStart(8)} Mbit/s   rtt median ${r.rttMedianUs.toFixed(0).padStart(5)} us   p99 ${r.rttP99Us.toFixed(0).padStart(6)} us`;
     const ratios = (what: string, a: Result, b: Result) => `ratios ${what}: throughput ${(a.mbitPerS / b.mbitPerS).toFixed(3)}x, rtt median ${(a.rttMedianUs / b.rttMedianUs).toFixed(2)}x, rtt p99 ${(a.rttP99Us / b.rttP99Us).toFixed(2)}x`;
-    console.log(`overlay benchmark: ${seconds}s of TCP per path, ${ROUNDS} one-byte round trips, (b) and (c) alternating ${rounds} times (medians); WireGuard implementation: ${implementation}; host net.core.rmem_default when (b) started: ${hostReceiveBuffer}`);
+    console.log(`overlay benchmark: ${seconds}s of TCP per path, ${ROUNDS} one-byte round trips, (b) and (c) alternating ${rounds} times (medians); underlay MTU ${underlayMtu}; WireGuard implementation: ${implementation}; host net.core.rmem_default when (b) started: ${hostReceiveBuffer}`);
     console.log(row('(a) raw veth', raw));
     for (const [r, b] of byHand.entries()) console.log(row(`(b) ${implementation} by hand, round ${r + 1}`, b));
     for (const [r, c] of overlay.entries()) console.log(row(`(c) overlay, round ${r + 1}`, c));
