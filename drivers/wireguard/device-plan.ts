@@ -128,8 +128,9 @@ export const DEFAULT_WIREGUARD_MTU = 1420;
 /**
  * What a packet grows by on an IPv4 underlay: IPv4 20, UDP 8, WireGuard's header 16 and
  * tag 16, and up to 15 bytes of padding. The padding is counted because Debian's
- * wireguard-go pads to the MTU it was started with (1420): it hears of a new MTU only
- * through netlink in the namespace it started in, which its interface has left.
+ * wireguard-go pads to the MTU it knows, 1420 from its start unless it hears of the
+ * change, which it listens for on netlink in the namespace it started in, one its
+ * interface has left; with that room a packet fits whichever MTU it pads to.
  */
 const IPV4_GROWTH = 20 + 8 + 32 + 16;
 /** The least MTU an interface may have and still carry IPv6. */
