@@ -6,7 +6,7 @@
 // reports). (b) and (c) alternate `rounds` times, so that a change of load on a shared
 // machine falls on both; the ratio that says what Zone costs is (c)/(b).
 // The measuring peers are this file run in each namespace.
-// Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 3] [rounds, default 2] [underlay MTU, default 1500]
+// Run: node --import tsx bench/overlay.ts [seconds per throughput run, default 2] [rounds, default 5] [underlay MTU, default 1500]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -100,8 +100,8 @@ const medianOf = (rs: Result[]): Result => ({
 });
 
 async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? '3');
-  const rounds = Number(process.argv[3] ?? '2');
+  const seconds = Number(process.argv[2] ?? '2');
+  const rounds = Number(process.argv[3] ?? '5');
   const underlayMtu = process.argv[4] ?? '1500';
   const { WireguardDriver } = await import('../drivers/wireguard/driver.ts');
   const { generateWireguardKeyPair } = await import('../drivers/wireguard/keys.ts');
