@@ -62,3 +62,27 @@ export function splitRange(range: string, prefix: number, count: number): string
   const size = 2 ** (32 - prefix);
   return Array.from({ length: count }, (_, i) => `${fromInt(base + i * size).toString()}/${prefix}`);
 }
+
+export interface Route {
+  /** `default`, `10.1.0.0/16` or a host (`ip route` prints no `/32`). */
+  dst: string;
+  dev: string;
+  metric?: number;
+}
+
+/**
+ * The device the main table sends `ip` out of: the longest matching prefix, the lowest
+ * metric among equals (policy rules and other tables are not read). Null: no route.
+ */
+export function routeDevice(routes: Route[], ip: string): string | null {
+  if (!ipaddr.IPv4.isValid(ip)) return null;
+  let best: { prefix: number; metric: number; dev: string } | null = null;
+  for (const r of routes) {
+    const cidr = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+    if (!ipaddr.IPv4.isValidCIDR(cidr) || !containsIp(cidr, ip)) continue;
+    const prefix = prefixLength(cidr);
+    const metric = r.metric ?? 0;
+    if (!best || prefix > best.prefix || (prefix === best.prefix && metric < best.metric)) best = { prefix, metric, dev: r.dev };
+  }
+  return best?.dev ?? null;
+}

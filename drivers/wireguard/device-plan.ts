@@ -16,7 +16,7 @@ export interface DesiredNetwork {
   /** The node's address on the bridge, `10.88.1.1/24`. */
   bridgeAddress: string;
   /** Null when the network has no `wireguard` section: a node-local network. */
-  wireguard: { publicKey: string; listenPort: number; peers: DesiredPeer[] } | null;
+  wireguard: { publicKey: string; listenPort: number; mtu: number; peers: DesiredPeer[] } | null;
   /** Sent into the WireGuard interface: every peer's allowed IPs. */
   routes: string[];
 }
@@ -35,6 +35,8 @@ export interface DeviceState {
   /** The WireGuard link exists in the namespace and (wireguard-go) its process runs. */
   interfaceAlive: boolean;
   interfaceUp: boolean;
+  /** The WireGuard link's MTU; null when there is no link. */
+  interfaceMtu: number | null;
   device: WireguardDevice | null;
   routes: string[];
 }
@@ -48,13 +50,15 @@ export type DeviceStep =
   /** The network lost its `wireguard` section: the node-local part stays. */
   | { op: 'delete-interface' }
   | { op: 'set-interface'; listenPort: number }
+  | { op: 'set-mtu'; mtu: number }
   | { op: 'set-peer'; peer: DesiredPeer }
   | { op: 'remove-peer'; publicKey: string }
   | { op: 'interface-up' }
   | { op: 'add-route'; cidr: string }
   | { op: 'remove-route'; cidr: string };
 
-export function desiredNetwork(n: Network, publicKey: string | null): DesiredNetwork {
+/** `mtu`: the interface's, from wireguardMtu(). */
+export function desiredNetwork(n: Network, publicKey: string | null, mtu = DEFAULT_WIREGUARD_MTU): DesiredNetwork {
   const peers: DesiredPeer[] = (n.wireguard?.peers ?? []).map((p) => ({
     publicKey: p.publicKey,
     endpoint: p.endpoint ?? null,
@@ -63,7 +67,7 @@ export function desiredNetwork(n: Network, publicKey: string | null): DesiredNet
   }));
   return {
     bridgeAddress: `${gatewayOf(n.subnet)}/${prefixLength(n.subnet)}`,
-    wireguard: n.wireguard && publicKey ? { publicKey, listenPort: n.wireguard.listenPort, peers } : null,
+    wireguard: n.wireguard && publicKey ? { publicKey, listenPort: n.wireguard.listenPort, mtu, peers } : null,
     routes: [...new Set(peers.flatMap((p) => p.allowedIPs))].sort(),
   };
 }
@@ -103,6 +107,7 @@ export function planNetwork(desired: DesiredNetwork, observed: DeviceState): Dev
     if (!device || device.publicKey !== wg.publicKey || device.listenPort !== wg.listenPort) {
       steps.push({ op: 'set-interface', listenPort: wg.listenPort });
     }
+    if (fresh || observed.interfaceMtu !== wg.mtu) steps.push({ op: 'set-mtu', mtu: wg.mtu });
     const peers = diffPeers(wg.peers, device?.peers ?? []);
     steps.push(...peers.remove.map((publicKey): DeviceStep => ({ op: 'remove-peer', publicKey })));
     steps.push(...peers.set.map((peer): DeviceStep => ({ op: 'set-peer', peer })));
@@ -117,6 +122,41 @@ export function planNetwork(desired: DesiredNetwork, observed: DeviceState): Dev
   steps.push(...wantedRoutes.filter((r) => !routes.includes(r)).map((cidr): DeviceStep => ({ op: 'add-route', cidr })));
   return steps;
 }
+
+/** WireGuard's default MTU (the kernel's and wireguard-go's): room for an IPv6 underlay of 1500. */
+export const DEFAULT_WIREGUARD_MTU = 1420;
+/**
+ * What a packet grows by on an IPv4 underlay: IPv4 20, UDP 8, WireGuard's header 16 and
+ * tag 16, and up to 15 bytes of padding. The padding is counted because Debian's
+ * wireguard-go pads to the MTU it knows, 1420 from its start unless it hears of the
+ * change, which it listens for on netlink in the namespace it started in, one its
+ * interface has left; with that room a packet fits whichever MTU it pads to.
+ */
+const IPV4_GROWTH = 20 + 8 + 32 + 16;
+/** The least MTU an interface may have and still carry IPv6. */
+const MIN_MTU = 1280;
+
+/** The IPv4 address of an endpoint given literally (`203.0.113.5:51820`); null for a name. */
+export function endpointAddress(endpoint: string | null): string | null {
+  const m = endpoint === null ? null : /^([0-9]{1,3}(?:\.[0-9]{1,3}){3}):[0-9]+$/.exec(endpoint);
+  return m ? m[1]! : null;
+}
+
+/**
+ * The interface's MTU from the MTUs of the underlay links towards the peers: the largest
+ * whose wrapped packets fit every path unfragmented. An Ethernet underlay of 1500 gives
+ * 1424 (the default 1420, which leaves room for IPv6 endpoints, blueprints do not have);
+ * a cloud's 1460 gives 1384 where the default would fragment every full packet; a
+ * jumbo-frame underlay of 9000 gives 8924, a sixth of the packets for wireguard-go to
+ * carry (2.5x the throughput, BENCHMARKS.md). No path known: the default.
+ */
+export function wireguardMtu(underlayMtus: number[]): number {
+  if (underlayMtus.length === 0) return DEFAULT_WIREGUARD_MTU;
+  return Math.max(MIN_MTU, Math.min(...underlayMtus) - IPV4_GROWTH);
+}
+
+/** A container link's MTU: the overlay's when larger than Ethernet's (a jumbo underlay), else Ethernet's, so local traffic keeps full frames. */
+export const containerMtu = (overlayMtu: number | null) => Math.max(1500, overlayMtu ?? 0);
 
 /**
  * What a container of the network routes through the node's bridge address: the

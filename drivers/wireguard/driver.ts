@@ -17,10 +17,10 @@ import {
   NetworkSpecError, WorkloadSpecError, type ContainerAttachment, type DriverContext, type Fingerprint, type NetworkDriver, type NetworkIdentity,
   type NetworkSpec, type ObservedNetwork, type VmLink, type WireguardImplementation,
 } from '../contract.ts';
-import { gatewayOf, isHostIn, normalizeCidr, prefixLength } from './addresses.ts';
+import { gatewayOf, isHostIn, normalizeCidr, prefixLength, routeDevice } from './addresses.ts';
 import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
 import { CommandError, inNamespace, runCommand, throughPipe } from '../../lib/exec.ts';
-import { ip, namedNamespace, readAddresses, readLinks, readRoutes } from './iproute.ts';
+import { ip, namedNamespace, readAddresses, readLinks, readRouteTable, readRoutes } from './iproute.ts';
 import { wireguardPublicKey } from './keys.ts';
 import { wireguardKeyField } from '../../blueprints/sealed-fields.ts';
 import { KeyedLock } from '../keyed-lock.ts';
@@ -28,10 +28,11 @@ import {
   BRIDGE, containerInterface, containerLink, isVmBridgeOf, linkAlias, networkAlias, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface,
 } from './names.ts';
 import {
-  containerRoutes, desiredNetwork, parseWireguardDump, peerArgs, planNetwork,
+  containerMtu, containerRoutes, desiredNetwork, endpointAddress, parseWireguardDump, peerArgs, planNetwork, wireguardMtu,
   type DeviceState, type DeviceStep, type WireguardDevice,
 } from './device-plan.ts';
 import { StateFiles, type NetworkState } from './state.ts';
+import { detectImplementation, raiseReceiveBufferDefault, RECEIVE_BUFFER_DEFAULT, WIREGUARD_GO_RECEIVE_BUFFER } from './implementation.ts';
 
 export interface WireguardDriverOptions {
   /**
@@ -43,6 +44,10 @@ export interface WireguardDriverOptions {
   startTimeoutMs?: number;
   /** A process in the network namespace libvirtd (and so the VMs' taps) lives in; default: libvirtd's, from its pid file. */
   vmNamespacePid?: number;
+  /** Succeeds when the kernel has WireGuard; default: a wireguard link made in a throwaway namespace. */
+  probeKernel?: () => Promise<unknown>;
+  /** The file of the host's default socket receive buffer, raised for wireguard-go; default: /proc/sys/net/core/rmem_default. */
+  receiveBufferDefault?: string;
 }
 
 const UAPI_DIR = '/var/run/wireguard';
@@ -69,23 +74,28 @@ export class WireguardDriver implements NetworkDriver {
     try {
       const version = (await runCommand(['wg', '--version'])).trim();
       const implementation = await this.detectImplementation();
-      if (implementation === 'wireguard-go') await runCommand(['wireguard-go', '--version']);
-      return { kind: this.kind, available: true, version, details: { implementation } };
+      if (implementation === 'kernel') return { kind: this.kind, available: true, version, details: { implementation } };
+      await runCommand(['wireguard-go', '--version']);
+      const receiveBuffer = Number((await readFile(this.receiveBufferDefault, 'utf8').catch(() => '')).trim()) || 0;
+      return { kind: this.kind, available: true, version, details: { implementation, receiveBuffer } };
     } catch (e) {
       return { kind: this.kind, available: false, reason: (e as Error).message, details: {} };
     }
   }
 
-  /** Kernel WireGuard when a throwaway namespace can hold a wireguard link, else wireguard-go. */
+  /** Kernel WireGuard when the probe succeeds, else wireguard-go; probed once. */
   private detectImplementation(): Promise<WireguardImplementation> {
-    this.implementation ??= runCommand(['unshare', '--net', 'ip', 'link', 'add', 'zwprobe', 'type', 'wireguard'])
-      .then(() => 'kernel' as const, () => 'wireguard-go' as const);
+    this.implementation ??= detectImplementation(this.options.probeKernel);
     return this.implementation;
+  }
+
+  private get receiveBufferDefault(): string {
+    return this.options.receiveBufferDefault ?? RECEIVE_BUFFER_DEFAULT;
   }
 
   ensure(spec: NetworkSpec): Promise<ObservedNetwork> {
     return this.serialized(spec.id, async () => {
-      const desired = desiredNetwork(spec.definition, this.publicKeyOf(spec));
+      const desired = desiredNetwork(spec.definition, this.publicKeyOf(spec), await this.interfaceMtu(spec));
       const recorded = await this.state.read(spec.id);
       if (recorded && !sameNetwork(recorded, spec)) throw clash(spec, `its state file ${this.state.path(spec.id)} records ${describeNetwork(recorded)}`);
       await this.checkNamespaceOwner(spec, recorded !== null);
@@ -183,12 +193,15 @@ export class WireguardDriver implements NetworkDriver {
       if (present && present.alias !== linkAlias(spec.id)) {
         throw clash(spec, `the container of ${container.workload} has an interface ${inside} of ${present.alias ?? 'no recorded network'}`);
       }
-      if ((await readLinks(ns)).some((l) => l.name === link)) {
+      const links = await readLinks(ns);
+      if (links.some((l) => l.name === link)) {
         const attached = await readAddresses(containerNs, inside).catch((): string[] => []);
         if (attached.includes(address)) return;
         await ip(ns, 'link', 'del', link); // a leftover of an earlier container with this IP
       }
-      await ip(ns, 'link', 'add', link, 'type', 'veth', 'peer', 'name', inside, 'netns', String(container.pid));
+      const wireguard = await this.state.read(spec.id).then((s) => s && links.find((l) => l.name === s.interface));
+      const mtu = String(containerMtu(wireguard?.mtu ?? null));
+      await ip(ns, 'link', 'add', link, 'mtu', mtu, 'type', 'veth', 'peer', 'name', inside, 'mtu', mtu, 'netns', String(container.pid));
       await ip(ns, 'link', 'set', link, 'master', BRIDGE, 'up');
       await ip(containerNs, 'link', 'set', inside, 'alias', linkAlias(spec.id));
       await ip(containerNs, 'addr', 'add', address, 'dev', inside);
@@ -301,7 +314,7 @@ export class WireguardDriver implements NetworkDriver {
   private async observe(state: NetworkState): Promise<DeviceState> {
     const ns = namedNamespace(state.id);
     if (!existsSync(ns)) {
-      return { namespace: false, bridgeAddresses: null, interfaceAlive: false, interfaceUp: false, device: null, routes: [] };
+      return { namespace: false, bridgeAddresses: null, interfaceAlive: false, interfaceUp: false, interfaceMtu: null, device: null, routes: [] };
     }
     const links = await readLinks(ns);
     const wg = links.find((l) => l.name === state.interface);
@@ -311,9 +324,19 @@ export class WireguardDriver implements NetworkDriver {
       bridgeAddresses: links.some((l) => l.name === BRIDGE) ? await readAddresses(ns, BRIDGE) : null,
       interfaceAlive,
       interfaceUp: wg?.up ?? false,
+      interfaceMtu: wg?.mtu ?? null,
       device: interfaceAlive ? await this.readDevice(state) : null,
       routes: interfaceAlive ? await readRoutes(ns, state.interface) : [],
     };
+  }
+
+  /** The WireGuard interface's MTU from the underlay links towards the peers given by address (two `ip` calls, however many peers). */
+  private async interfaceMtu(spec: NetworkSpec): Promise<number> {
+    const peers = (spec.definition.wireguard?.peers ?? []).map((p) => endpointAddress(p.endpoint ?? null)).filter((a): a is string => a !== null);
+    if (peers.length === 0) return wireguardMtu([]);
+    const [routes, links] = await Promise.all([readRouteTable(this.underlay), readLinks(this.underlay)]);
+    const mtus = peers.map((a) => links.find((l) => l.name === routeDevice(routes, a))?.mtu).filter((m): m is number => m !== undefined);
+    return wireguardMtu(mtus);
   }
 
   private async readDevice(state: NetworkState): Promise<WireguardDevice> {
@@ -360,6 +383,9 @@ export class WireguardDriver implements NetworkDriver {
       case 'remove-peer':
         await this.wg(state, ['set', iface, 'peer', step.publicKey, 'remove']);
         return state;
+      case 'set-mtu':
+        await ip(ns, 'link', 'set', iface, 'mtu', String(step.mtu));
+        return state;
       case 'interface-up':
         await ip(ns, 'link', 'set', iface, 'up');
         return state;
@@ -398,6 +424,11 @@ export class WireguardDriver implements NetworkDriver {
     await mkdir(this.state.dir, { recursive: true, mode: 0o700 });
     const logPath = join(this.state.dir, `${state.id}.log`);
     const log = await open(logPath, 'a', 0o600);
+    // Before the process makes its UDP socket, which takes the default then. Not fatal: a
+    // host whose /proc/sys is read-only (the appliance in a container) runs it slower.
+    await raiseReceiveBufferDefault(WIREGUARD_GO_RECEIVE_BUFFER, this.receiveBufferDefault).catch(async (e: unknown) => {
+      await log.write(`zone: could not raise ${this.receiveBufferDefault} to ${WIREGUARD_GO_RECEIVE_BUFFER} (${(e as Error).message}): wireguard-go's socket keeps the host's default receive buffer\n`);
+    });
     // Detached: the network outlives an appliance restart, which adopts it by PID.
     const [file, ...args] = inNamespace(this.underlay, ['wireguard-go', '-f', iface]) as [string, ...string[]];
     const child = spawn(file, args, {

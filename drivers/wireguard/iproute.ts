@@ -3,12 +3,16 @@
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { inNamespace, runCommand } from '../../lib/exec.ts';
+import type { Route } from './addresses.ts';
 
-const Link = Type.Object({ ifname: Type.String(), flags: Type.Optional(Type.Array(Type.String())), ifalias: Type.Optional(Type.String()) });
+const Link = Type.Object({
+  ifname: Type.String(), flags: Type.Optional(Type.Array(Type.String())), ifalias: Type.Optional(Type.String()), mtu: Type.Optional(Type.Integer()),
+});
 const Address = Type.Object({
   addr_info: Type.Array(Type.Object({ family: Type.String(), local: Type.Optional(Type.String()), prefixlen: Type.Optional(Type.Integer()) })),
 });
 const Route = Type.Object({ dst: Type.String() });
+const TableRoute = Type.Object({ dst: Type.String(), dev: Type.Optional(Type.String()), metric: Type.Optional(Type.Integer()) });
 
 function parseJson<T extends TSchema>(schema: T, text: string, what: string): Static<T>[] {
   const value: unknown = text.trim() === '' ? [] : JSON.parse(text);
@@ -29,11 +33,20 @@ export interface LinkInfo {
   up: boolean;
   /** `ip link set ... alias` (absent when none is set). */
   alias?: string;
+  mtu?: number;
 }
 
 export async function readLinks(ns: string | null): Promise<LinkInfo[]> {
   const links = parseJson(Link, await ip(ns, '-j', 'link', 'show'), 'ip link show');
-  return links.map((l) => ({ name: l.ifname, up: (l.flags ?? []).includes('UP'), ...(l.ifalias !== undefined ? { alias: l.ifalias } : {}) }));
+  return links.map((l) => ({
+    name: l.ifname, up: (l.flags ?? []).includes('UP'), ...(l.ifalias !== undefined ? { alias: l.ifalias } : {}), ...(l.mtu !== undefined ? { mtu: l.mtu } : {}),
+  }));
+}
+
+/** The IPv4 main table's routes that leave by a device (blackholes and the like have none). */
+export async function readRouteTable(ns: string | null): Promise<Route[]> {
+  const routes = parseJson(TableRoute, await ip(ns, '-j', '-4', 'route', 'show', 'table', 'main'), 'ip route show table main');
+  return routes.flatMap((r) => (r.dev === undefined ? [] : [{ dst: r.dst, dev: r.dev, ...(r.metric !== undefined ? { metric: r.metric } : {}) }]));
 }
 
 /** IPv4 addresses of `dev` as CIDRs (`10.88.1.1/24`). */

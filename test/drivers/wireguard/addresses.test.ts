@@ -1,5 +1,5 @@
 import t from 'tap';
-import { addressAt, containsIp, isHostIn, gatewayOf, normalizeCidr, routeCidr, splitRange } from '../../../drivers/wireguard/addresses.ts';
+import { addressAt, containsIp, isHostIn, gatewayOf, normalizeCidr, routeCidr, routeDevice, splitRange } from '../../../drivers/wireguard/addresses.ts';
 
 t.test('cidrs are normalised and host routes get /32', async (t) => {
   t.equal(normalizeCidr('10.88.3.7/24'), '10.88.3.0/24');
@@ -32,4 +32,20 @@ t.test('a range is split into consecutive subnets', async (t) => {
   t.same(splitRange('10.255.255.0/24', 26, 4), ['10.255.255.0/26', '10.255.255.64/26', '10.255.255.128/26', '10.255.255.192/26']);
   t.throws(() => splitRange('10.88.0.0/24', 26, 5), /holds 4 subnets of \/26, 5 needed/);
   t.throws(() => splitRange('10.88.0.0/24', 16, 1), /between \/24/);
+});
+
+t.test('the route to an address is the longest matching prefix, then the lowest metric', async (t) => {
+  const routes = [
+    { dst: 'default', dev: 'eth0' },
+    { dst: '192.168.0.0/16', dev: 'eth1', metric: 100 },
+    { dst: '192.168.0.0/16', dev: 'eth2', metric: 50 },
+    { dst: '192.168.7.0/24', dev: 'jumbo0' },
+    { dst: '192.168.7.9', dev: 'tun0' },
+  ];
+  t.equal(routeDevice(routes, '192.168.7.3'), 'jumbo0');
+  t.equal(routeDevice(routes, '192.168.7.9'), 'tun0', 'a host route prints without /32');
+  t.equal(routeDevice(routes, '192.168.8.1'), 'eth2');
+  t.equal(routeDevice(routes, '203.0.113.5'), 'eth0');
+  t.equal(routeDevice(routes.slice(1), '203.0.113.5'), null, 'no default: no route');
+  t.equal(routeDevice(routes, 'node2.example'), null);
 });

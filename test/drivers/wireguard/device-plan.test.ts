@@ -3,7 +3,8 @@ import t from 'tap';
 import type { Network } from '../../../blueprints/schema.ts';
 import type { ObservedPeer } from '../../../drivers/contract.ts';
 import {
-  containerRoutes, desiredNetwork, diffPeers, parseWireguardDump, peerArgs, planNetwork, type DeviceState,
+  containerMtu, containerRoutes, DEFAULT_WIREGUARD_MTU, desiredNetwork, diffPeers, endpointAddress, parseWireguardDump, peerArgs, planNetwork,
+  wireguardMtu, type DeviceState,
 } from '../../../drivers/wireguard/device-plan.ts';
 
 const KEY_A = 'NB/evVy4s6qEHbpXyJHCO/4+sBSDVyZlXLLbQjlGYxw=';
@@ -33,6 +34,7 @@ const converged: DeviceState = {
   bridgeAddresses: ['10.88.1.1/24'],
   interfaceAlive: true,
   interfaceUp: true,
+  interfaceMtu: DEFAULT_WIREGUARD_MTU,
   device: {
     publicKey: OWN,
     listenPort: 51820,
@@ -49,9 +51,9 @@ t.test('the desired network uses the first host of the subnet and normalised pee
 });
 
 t.test('a fresh node plans namespace, bridge, interface, key, peers and routes in order', async (t) => {
-  const nothing: DeviceState = { namespace: false, bridgeAddresses: null, interfaceAlive: false, interfaceUp: false, device: null, routes: [] };
+  const nothing: DeviceState = { namespace: false, bridgeAddresses: null, interfaceAlive: false, interfaceUp: false, interfaceMtu: null, device: null, routes: [] };
   const ops = planNetwork(desiredNetwork(network, OWN), nothing).map((s) => s.op);
-  t.same(ops, ['create-namespace', 'create-bridge', 'set-bridge-address', 'create-interface', 'set-interface', 'set-peer', 'set-peer', 'interface-up', 'add-route', 'add-route']);
+  t.same(ops, ['create-namespace', 'create-bridge', 'set-bridge-address', 'create-interface', 'set-interface', 'set-mtu', 'set-peer', 'set-peer', 'interface-up', 'add-route', 'add-route']);
 });
 
 t.test('a network that matches what runs plans zero steps', async (t) => {
@@ -83,7 +85,7 @@ t.test('an endpoint given as a name is not compared with the address wg resolved
 
 t.test('an interface that died is recreated and fully configured again', async (t) => {
   const ops = planNetwork(desiredNetwork(network, OWN), { ...converged, interfaceAlive: false, device: null, routes: [] }).map((s) => s.op);
-  t.same(ops, ['create-interface', 'set-interface', 'set-peer', 'set-peer', 'interface-up', 'add-route', 'add-route']);
+  t.same(ops, ['create-interface', 'set-interface', 'set-mtu', 'set-peer', 'set-peer', 'interface-up', 'add-route', 'add-route']);
 });
 
 t.test('a new key or listen port is set on the running interface', async (t) => {
@@ -137,4 +139,38 @@ t.test('a malformed dump is an error that does not echo the private key', async 
     t.match((e as Error).message, /listen port is not a number/);
     t.notMatch((e as Error).message, secret);
   }
+});
+
+t.test('the interface MTU leaves room on the narrowest underlay path for what WireGuard adds, padding included', async (t) => {
+  t.equal(wireguardMtu([]), DEFAULT_WIREGUARD_MTU, 'no path known (endpoints by name): the default');
+  t.equal(wireguardMtu([1500]), 1424, 'Ethernet: 1424 + 76 = 1500');
+  t.equal(wireguardMtu([1460]), 1384, 'a cloud underlay of 1460: below the default, which would fragment');
+  t.equal(wireguardMtu([9000, 9000]), 8924, 'jumbo frames');
+  t.equal(wireguardMtu([9000, 1500]), 1424, 'the narrowest path counts');
+  t.equal(wireguardMtu([1300]), 1280, 'never below what IPv6 needs');
+  // Debian's wireguard-go pads to the 1420 it started with: the largest packet stays inside the path.
+  for (const underlay of [1460, 1500, 9000]) {
+    const mtu = wireguardMtu([underlay]);
+    for (const size of [mtu, mtu - 1, mtu - 15]) {
+      const last = size > 1420 ? size % 1420 : size;
+      t.ok(size + (Math.min(Math.ceil(last / 16) * 16, 1420) - last) + 60 <= underlay, `${size} bytes padded fit ${underlay}`);
+    }
+  }
+});
+
+t.test('only literal IPv4 endpoints have a path to measure', async (t) => {
+  t.equal(endpointAddress('203.0.113.5:51820'), '203.0.113.5');
+  t.equal(endpointAddress('node2.example:51820'), null);
+  t.equal(endpointAddress(null), null);
+});
+
+t.test('a container link follows the overlay above Ethernet only', async (t) => {
+  t.equal(containerMtu(8924), 8924);
+  t.equal(containerMtu(1424), 1500);
+  t.equal(containerMtu(null), 1500);
+});
+
+t.test('a new MTU is set on the running interface alone', async (t) => {
+  t.same(planNetwork(desiredNetwork(network, OWN, 8924), converged), [{ op: 'set-mtu', mtu: 8924 }]);
+  t.same(planNetwork(desiredNetwork(network, OWN, 8924), { ...converged, interfaceMtu: 8924 }), []);
 });

@@ -13,7 +13,8 @@ import type { NetworkSpec } from '../../../drivers/contract.ts';
 import { WireguardDriver, isWireguardGo } from '../../../drivers/wireguard/driver.ts';
 import { planGrid } from '../../../cli/grid-plan.ts';
 import { networkId } from '../../../drivers/names.ts';
-import { wireguardInterface } from '../../../drivers/wireguard/names.ts';
+import { containerInterface, wireguardInterface } from '../../../drivers/wireguard/names.ts';
+import { WIREGUARD_GO_RECEIVE_BUFFER } from '../../../drivers/wireguard/implementation.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const run = promisify(execFile);
@@ -100,6 +101,14 @@ t.test('ensure builds each node\'s network and the nodes handshake', async (t) =
   // The UDP socket is in the node's underlay namespace, not in the network's.
   t.match(await sh('ip', 'netns', 'exec', nodes[0]!.ns, 'ss', '-uanp'), /:51820 .*wireguard-go/);
   t.notMatch(await sh('ip', 'netns', 'exec', observed[0]!.namespace, 'ss', '-uan'), /:51820/);
+  // The underlay is Ethernet (1500): the interface leaves room for what WireGuard adds.
+  const wgLink = JSON.parse(await sh('ip', '-n', observed[0]!.namespace, '-j', 'link', 'show', 'dev', observed[0]!.interface)) as { mtu: number }[];
+  t.equal(wgLink[0]!.mtu, 1424);
+  // Debian's wireguard-go does not size its socket: the driver raised the host's default before it made it.
+  const buffers = await sh('ip', 'netns', 'exec', nodes[0]!.ns, 'ss', '-Huamn', 'sport = :51820');
+  const receive = [...buffers.matchAll(/rb(\d+)/g)].map((m) => Number(m[1]));
+  t.ok(receive.length > 0 && receive.every((rb) => rb >= WIREGUARD_GO_RECEIVE_BUFFER), `receive buffers ${receive.join(', ')} >= ${WIREGUARD_GO_RECEIVE_BUFFER}`);
+  t.equal((await drivers[0]!.fingerprint()).details.receiveBuffer, Number((await readFile('/proc/sys/net/core/rmem_default', 'utf8')).trim()));
   t.same((await drivers[0]!.list()).map((n) => n.id), [specs[0]!.id], 'list finds the network by its state file');
 });
 
@@ -120,6 +129,32 @@ t.test('a container on node 1 fetches from a container on node 3 across the over
   t.equal((await fetch(client, '10.88.2.10')).trim(), 'hello-from-node3');
   const after = (await drivers[0]!.inspect(specs[0]!.id))!.peers.find((p) => p.publicKey === peer.publicKey)!;
   t.ok(after.txBytes > peer.txBytes, 'more traffic crossed the interface');
+});
+
+t.test('a jumbo-frame underlay gives the running tunnel and new containers a larger MTU, and back', async (t) => {
+  const underlay = async (mtu: number) => {
+    for (const [i, n] of nodes.entries()) {
+      await sh('ip', '-n', SWITCH, 'link', 'set', `port${i}`, 'mtu', String(mtu));
+      await sh('ip', '-n', n.ns, 'link', 'set', 'eth0', 'mtu', String(mtu));
+    }
+  };
+  const linkMtu = async (ns: string, dev: string) => (JSON.parse(await sh('ip', '-n', ns, '-j', 'link', 'show', 'dev', dev)) as { mtu: number }[])[0]!.mtu;
+  const before = (await drivers[0]!.inspect(specs[0]!.id))!;
+  await underlay(9000);
+  t.teardown(() => underlay(1500));
+  const jumbo = await drivers[0]!.ensure(specs[0]!);
+  t.equal(jumbo.pid, before.pid, 'the same wireguard-go');
+  t.equal(await linkMtu(jumbo.namespace, jumbo.interface), 8924);
+  const client = `${TAG}-client1j`;
+  const pid = await startContainer(client, 'exec sleep 600');
+  await drivers[0]!.attachContainer(specs[0]!, { workload: 'jumbo', pid, ip: '10.88.0.11' });
+  t.equal((JSON.parse(await sh('nsenter', `--net=/proc/${pid}/ns/net`, 'ip', '-j', 'link', 'show', 'dev', containerInterface(specs[0]!.id))) as { mtu: number }[])[0]!.mtu, 8924);
+  t.equal((await waitFor(() => fetch(client, '10.88.2.10'), { timeoutMs: 20_000, what: 'node 3 from the jumbo container' })).trim(), 'hello-from-node3');
+
+  await underlay(1500);
+  const back = await drivers[0]!.ensure(specs[0]!);
+  t.equal(await linkMtu(back.namespace, back.interface), 1424);
+  t.equal((await fetch(`${TAG}-client1`, '10.88.2.10')).trim(), 'hello-from-node3');
 });
 
 t.test('a container IP outside the subnet is refused naming the field', async (t) => {
