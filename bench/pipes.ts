@@ -16,8 +16,12 @@
 //     TLS (`plainRoutes`, a switch for this comparison only), up at the same time; (a)
 //     and (d) run in turns, 3 each, the run of median throughput is shown: the ratio a/d
 //     is what route TLS costs a pipe.
+// (e) bare NATS clients (bench/nats-route.ts) in the two node namespaces: 64 MiB in
+//     messages of a pipe's size, with the producer's window, into a stream configured
+//     like a pipe's and out through a pull consumer: what nats-server itself gives over
+//     the route, without Docker or the appliance.
 // Run: node --import tsx bench/pipes.ts
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -147,6 +151,23 @@ async function main(): Promise<void> {
       const underlay = resultOf((await sinkDone).stdout);
       if (!underlay) throw new Error('no result from the underlay nc');
 
+      // (e) the same bytes through the nats-servers alone.
+      const natsInNs = (n: Node, ...args: string[]) => {
+        const child = spawn('ip', ['netns', 'exec', n.namespace, process.execPath, '--import', 'tsx', 'bench/nats-route.ts', ...args, n.dataDir, 'pbench-route', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        const done = new Promise<string>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/nats-route.ts ${args[0]} exited with ${code}: ${out}`)))));
+        return { done, output: () => out };
+      };
+      const natsSink = natsInNs(n2, 'sink');
+      natsSink.done.catch(() => undefined); // awaited below
+      await waitFor(() => natsSink.output().includes('ready'), { what: 'the bare NATS consumer on node 2', timeoutMs: 60_000, intervalMs: 100 });
+      const natsStart = Number(/^start ([\d.]+)$/m.exec(await natsInNs(n1, 'source').done)?.[1]);
+      const natsEnd = /^end (\d+) ([\d.]+)$/m.exec(await natsSink.done);
+      if (!natsEnd || !natsStart) throw new Error('no result from the bare NATS clients');
+      const natsSeconds = Number(natsEnd[2]) - natsStart;
+      const bareNats = { bytes: Number(natsEnd[1]), seconds: natsSeconds, mbPerS: Number(natsEnd[1]) / natsSeconds / 2 ** 20 };
+
       // (a) and (d) in turns, both clusters up at once: the machine's other load hits both alike.
       const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
         const tls: Result[] = [];
@@ -157,9 +178,9 @@ async function main(): Promise<void> {
         }
         return { tls, plain };
       });
-      return { implementation, tcp, underlay, piped: medianRun(runs.tls), plain: medianRun(runs.plain) };
+      return { implementation, tcp, underlay, bareNats, piped: medianRun(runs.tls), plain: medianRun(runs.plain) };
     });
-    const { implementation, tcp, underlay, piped, plain } = measured;
+    const { implementation, tcp, underlay, bareNats, piped, plain } = measured;
 
     const expected = BYTES;
     for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain]] as const) {
@@ -171,8 +192,10 @@ async function main(): Promise<void> {
     console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
     console.log(row('(c) nc between the node namespaces', underlay));
     console.log(row('(d) blueprint pipe, routes without TLS', plain));
+    console.log(`${'(e) bare NATS clients, JetStream over the route'.padEnd(44)} ${bareNats.mbPerS.toFixed(1).padStart(7)} MiB/s (${bareNats.seconds.toFixed(3)} s)`);
     console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
     console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
+    console.log(`ratios throughput bare NATS/underlay (e/c) ${(bareNats.mbPerS / underlay.mbPerS).toFixed(3)}x, pipe/bare NATS (a/e) ${(piped.mbPerS / bareNats.mbPerS).toFixed(3)}x`);
     console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
   } finally {
     await rm(base, { recursive: true, force: true });

@@ -26,8 +26,8 @@ export interface ConsumerContext extends PipeEndContext {
  */
 export type FeedOutcome = 'fed' | 'nothing' | 'interrupted';
 
-/** How many messages the feeder fetches ahead of B (64 KiB each at most). */
-const PREFETCH_MESSAGES = 32;
+/** How much the feeder fetches ahead of B: the pull consumer asks for more as B takes it (flow control by bytes). */
+const PREFETCH_BYTES = 8 * 1024 * 1024;
 /** How often a feeder waiting for data looks whether B still runs. */
 const LIVENESS_CHECK_MS = 500;
 
@@ -79,7 +79,7 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
 async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
   const { pipe, signal } = ctx;
   const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
-  const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+  const messages = await consumer.consume({ max_bytes: PREFETCH_BYTES });
   const stop = () => void messages.stop();
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices
   // that B stopped only at its next write, so B's state is looked at too.
