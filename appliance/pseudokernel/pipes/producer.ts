@@ -2,6 +2,7 @@
 // stream, from where the stream stopped, then the end-of-stream marker. Semantics at the
 // top of pipes.ts.
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { headers } from '@nats-io/transport-node';
 import { PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, resumeFrom } from './ends.ts';
 import { pipeLastSequence, pipeTail } from './stream.ts';
@@ -20,6 +21,10 @@ export interface ProducerContext extends PipeEndContext {
  * - `interrupted`: the stdout ended while A still runs (the attach broke) or the relay was stopped.
  */
 export type RelayOutcome = 'relayed' | 'nothing' | 'interrupted';
+
+/** How long a small chunk waits for more while messages are in flight, and below what size it does. */
+const NAGLE_MS = 2;
+const NAGLE_BELOW_BYTES = 64 * 1024;
 
 /** Relays A's current incarnation if the stream does not hold all of it. */
 export async function relayIncarnation(ctx: ProducerContext): Promise<RelayOutcome> {
@@ -57,7 +62,8 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
   try {
     // Each read takes all the stdout holds: while the window is full the bytes gather, so
     // messages grow under load and a lone line still goes out at once.
-    for await (const chunk of stdout as AsyncIterable<Buffer>) {
+    for await (const first of stdout as AsyncIterable<Buffer>) {
+      const chunk = await gathered(first, stdout, window.unacknowledged > 0);
       const skip = Math.max(0, resume.offset - read);
       for (let at = skip; at < chunk.length; at += PIPE_CHUNK_BYTES) {
         await window.send(dataMessage(incarnation, read + at, chunk.subarray(at, at + PIPE_CHUNK_BYTES)));
@@ -80,6 +86,19 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
     if (!signal.aborted) throw err;
   });
   return signal.aborted ? 'interrupted' : 'relayed';
+}
+
+/**
+ * Nagle's rule with a short deadline: while earlier messages are unacknowledged (the
+ * stdout streams), a small chunk waits NAGLE_MS for what follows it, so a stream of
+ * Docker's frames (32 KiB at most) becomes fewer, larger messages; a chunk that comes
+ * alone (a line now and then) goes out at once.
+ */
+async function gathered(chunk: Buffer, stdout: Readable, streaming: boolean): Promise<Buffer> {
+  if (!streaming || chunk.length >= NAGLE_BELOW_BYTES) return chunk;
+  await delay(NAGLE_MS);
+  const more = stdout.read() as Buffer | null;
+  return more ? Buffer.concat([chunk, more]) : chunk;
 }
 
 /** Bytes of an incarnation's stdout at `offset`; with `eof` (A's exit code, null when unknown), its end-of-stream marker. */

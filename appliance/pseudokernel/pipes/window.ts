@@ -61,6 +61,11 @@ export class PublishWindow {
     this.inFlight.push(this.sent(message, this.base + this.inFlight.length));
   }
 
+  /** Messages sent that the stream has not acknowledged yet. */
+  get unacknowledged(): number {
+    return this.inFlight.length;
+  }
+
   /** Resolves once the stream holds every message sent. Throws only when stopped. */
   async flush(): Promise<void> {
     while (this.inFlight.length > 0) await this.settleFirst();
