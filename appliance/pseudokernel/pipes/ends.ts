@@ -17,7 +17,9 @@
 //   ends (A exited) it publishes the end-of-stream marker (header Zone-Pipe-Eof, the
 //   incarnation's byte count and exit code), id `<startedAt>:eof`. Every incarnation
 //   of A is one input: its bytes, then its marker, as a shell pipe gives EOF however
-//   the writer ended. A full stream (max bytes, discard new) holds A back.
+//   the writer ended. A full stream (max bytes, discard new) holds A back. Messages go
+//   out through a window of unacknowledged ones, each expecting the stream's last
+//   sequence to be the one before it, so the stream never has a gap (window.ts).
 // - Consumer (node of B): a durable position per pipe (the stream sequence of the last
 //   committed marker, in a KV bucket). Each incarnation of B gets on its stdin the
 //   messages after the committed position, up to and including the next marker, then
