@@ -33,6 +33,8 @@ export async function relayIncarnation(ctx: ProducerContext): Promise<RelayOutco
   if (!observed?.startedAt) return 'nothing';
   const tail = await pipeTail(ctx.jsm, pipe);
   if (resumeFrom(tail, observed.startedAt).kind === 'done') return 'nothing';
+  // Read with the tail, before the attach: only this producer publishes to the stream.
+  const lastSequence = await pipeLastSequence(ctx.jsm, pipe);
 
   const io = await workload.driver.attach(workload.id, { stdin: false, stdout: true, replay: true });
   const incarnation = io.startedAt ?? observed.startedAt;
@@ -43,7 +45,7 @@ export async function relayIncarnation(ctx: ProducerContext): Promise<RelayOutco
   }
   if (!io.exact) ctx.logger.warn({ pipe: pipe.id, from: pipe.from, incarnation }, 'stdout not held since the start: its first bytes come from the container log (best effort)');
 
-  const window = new PublishWindow({ ...ctx, onStored: (m) => ctx.onPublished(m.data.length) }, await pipeLastSequence(ctx.jsm, pipe));
+  const window = new PublishWindow({ ...ctx, onStored: (m) => ctx.onPublished(m.data.length) }, lastSequence);
   try {
     return await relayStdout(ctx, window, io.stdout, incarnation, resume);
   } finally {
