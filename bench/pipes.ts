@@ -13,11 +13,17 @@
 // (c) raw TCP (the same nc scripts) between the two node namespaces over the cluster's
 //     underlay, which is the path the nats-servers' route takes: what (a) rides on.
 // (d) the pipe of (a) again, on a second two-node cluster whose nats routes run without
-//     TLS (`plainRoutes`, a switch for this comparison only), up at the same time; (a)
-//     and (d) run in turns, 3 each, the run of median throughput is shown: the ratio a/d
-//     is what route TLS costs a pipe.
+//     TLS (`plainRoutes`, a switch for this comparison only), up at the same time: the
+//     ratio a/d is what route TLS costs a pipe.
+// (e) bare NATS clients (bench/nats-route.ts) in the two node namespaces: 64 MiB in
+//     messages of a pipe's size, with the producer's window, into a stream configured
+//     like a pipe's and out through a pull consumer: what nats-server itself gives over
+//     the route, without Docker or the appliance.
+// (c), (e), (a) and (d) run in turns, 3 rounds, so that the machine's other load hits
+// each alike; the run of median throughput of each is shown, and the median of the
+// rounds' own ratios.
 // Run: node --import tsx bench/pipes.ts
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,8 +76,11 @@ function resultOf(log: string): Result | null {
 
 type Node = ClusterState['nodes'][number];
 
+interface Throughput { mbPerS: number; seconds: number; bytes: number }
+interface Round { underlay: Result; bareNats: Throughput; piped: Result; plain: Result }
+
 /** The run of median throughput. */
-function medianRun(results: Result[]): Result {
+function medianRun<R extends Throughput>(results: R[]): R {
   return [...results].sort((x, y) => x.mbPerS - y.mbPerS)[Math.floor(results.length / 2)]!;
 }
 
@@ -141,25 +150,56 @@ async function main(): Promise<void> {
       await mkdir(bin);
       await sh('busybox', '--install', '-s', bin);
       const inNs = (n: Node, script: string) => run('ip', ['netns', 'exec', n.namespace, 'busybox', 'sh', '-c', `PATH=${bin}:$PATH; ${STAMP}; ${script}`], { timeout: 240_000 });
-      const sinkDone = inNs(n2, `nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`);
-      sinkDone.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-      await inNs(n1, `until nc -w 1 ${n2.address} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${n2.address} ${PORT}`);
-      const underlay = resultOf((await sinkDone).stdout);
-      if (!underlay) throw new Error('no result from the underlay nc');
+      const underlayTransfer = async (): Promise<Result> => {
+        const sinkDone = inNs(n2, `nc -l -p ${PORT + 1} </dev/null >/dev/null; nc -l -p ${PORT} | { ${CONSUME}; }`);
+        sinkDone.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        await inNs(n1, `until nc -w 1 ${n2.address} ${PORT + 1} </dev/null >/dev/null 2>&1; do sleep 0.2; done; sleep 1; { ${PRODUCE}; } | nc ${n2.address} ${PORT}`);
+        const result = resultOf((await sinkDone).stdout);
+        if (!result) throw new Error('no result from the underlay nc');
+        return result;
+      };
 
-      // (a) and (d) in turns, both clusters up at once: the machine's other load hits both alike.
+      // (e) the same bytes through the nats-servers alone.
+      const natsInNs = (n: Node, ...args: string[]) => {
+        const child = spawn('ip', ['netns', 'exec', n.namespace, process.execPath, '--import', 'tsx', 'bench/nats-route.ts', ...args, n.dataDir, 'pbench-route', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        const done = new Promise<string>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/nats-route.ts ${args[0]} exited with ${code}: ${out}`)))));
+        return { done, output: () => out };
+      };
+      const bareNatsTransfer = async (): Promise<Throughput> => {
+        const natsSink = natsInNs(n2, 'sink');
+        natsSink.done.catch(() => undefined); // awaited below
+        await waitFor(() => natsSink.output().includes('ready'), { what: 'the bare NATS consumer on node 2', timeoutMs: 60_000, intervalMs: 100 });
+        const natsStart = Number(/^start ([\d.]+)$/m.exec(await natsInNs(n1, 'source').done)?.[1]);
+        const natsEnd = /^end (\d+) ([\d.]+)$/m.exec(await natsSink.done);
+        if (!natsEnd || !natsStart) throw new Error('no result from the bare NATS clients');
+        const seconds = Number(natsEnd[2]) - natsStart;
+        return { bytes: Number(natsEnd[1]), seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20 };
+      };
+
+      // (c), (e), (a) and (d) in turns, both clusters up at once: the machine's other load
+      // hits each path alike.
       const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
-        const tls: Result[] = [];
-        const plain: Result[] = [];
+        const rounds: Round[] = [];
         for (let i = 0; i < PIPE_ROUNDS; i++) {
-          tls.push(await pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
-          plain.push(await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner));
+          const underlay = await underlayTransfer();
+          const bareNats = await bareNatsTransfer();
+          const piped = await pipeTransfer(base, `pipe${i}`, state, n1, n2, owner);
+          const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
+          rounds.push({ underlay, bareNats, piped, plain });
+          console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)} ms`);
         }
-        return { tls, plain };
+        return rounds;
       });
-      return { implementation, tcp, underlay, piped: medianRun(runs.tls), plain: medianRun(runs.plain) };
+      return {
+        implementation, tcp, rounds: runs,
+        underlay: medianRun(runs.map((r) => r.underlay)), bareNats: medianRun(runs.map((r) => r.bareNats)),
+        piped: medianRun(runs.map((r) => r.piped)), plain: medianRun(runs.map((r) => r.plain)),
+      };
     });
-    const { implementation, tcp, underlay, piped, plain } = measured;
+    const { implementation, tcp, rounds, underlay, bareNats, piped, plain } = measured;
+    const medianOf = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
 
     const expected = BYTES;
     for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain]] as const) {
@@ -171,8 +211,11 @@ async function main(): Promise<void> {
     console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
     console.log(row('(c) nc between the node namespaces', underlay));
     console.log(row('(d) blueprint pipe, routes without TLS', plain));
+    console.log(`${'(e) bare NATS clients, JetStream over the route'.padEnd(44)} ${bareNats.mbPerS.toFixed(1).padStart(7)} MiB/s (${bareNats.seconds.toFixed(3)} s)`);
     console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
     console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
+    console.log(`median of the rounds' own ratios: throughput a/c ${medianOf(rounds.map((r) => r.piped.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, a/e ${medianOf(rounds.map((r) => r.piped.mbPerS / r.bareNats.mbPerS)).toFixed(3)}x; first-line latency a/c ${medianOf(rounds.map((r) => r.piped.firstUs / r.underlay.firstUs)).toFixed(1)}x`);
+    console.log(`ratios throughput bare NATS/underlay (e/c) ${(bareNats.mbPerS / underlay.mbPerS).toFixed(3)}x, pipe/bare NATS (a/e) ${(piped.mbPerS / bareNats.mbPerS).toFixed(3)}x`);
     console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
   } finally {
     await rm(base, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import {
 } from '../contract.ts';
 import { dockerMessageOf, engineErrorOf, isUnreachable, specErrorOf, statusCodeOf } from './errors.ts';
 import { DockerEventFeed } from './events.ts';
-import { FrameDemuxer } from './frames.ts';
+import { FrameDemuxer, STDOUT_FRAME } from './frames.ts';
 import { loadImageFile } from './images.ts';
 import { ensureNamedImage } from './registries.ts';
 import { ensurePinnedImage, loadedDockerImages, type PinnedImageContext } from './pinned.ts';
@@ -50,6 +50,11 @@ const DEFAULT_SOCKET = '/var/run/docker.sock';
 /** See attachReplaying. */
 const REPLAY_MARGIN_MS = 100;
 const DEFAULT_REMOVE_GRACE_MS = 10_000;
+/**
+ * What an attached stdout holds before its reader takes it: a pipe's producer reads all
+ * that is there at once, so under load its messages are about this large.
+ */
+const ATTACH_READ_AHEAD_BYTES = 1024 * 1024;
 
 export class DockerDriver implements Driver {
   readonly kind = 'container';
@@ -247,7 +252,7 @@ export class DockerDriver implements Driver {
   private async attachStdio(id: string, stdin: boolean, stdout: boolean): Promise<AttachedStreams> {
     const socket = await this.docker.getContainer(id).attach({ stream: true, stdin, stdout, stderr: false, hijack: true }) as Duplex;
     // No TTY, so stdout arrives framed; stderr is not requested, so no stderr frames come.
-    const out = new FrameDemuxer();
+    const out = new FrameDemuxer(STDOUT_FRAME, { readableHighWaterMark: ATTACH_READ_AHEAD_BYTES });
     socket.pipe(out);
     socket.on('close', () => {
       if (!out.writableEnded) out.end();

@@ -2,7 +2,7 @@
 // (stream type, three zero bytes, big-endian payload length) and the payload. This
 // keeps one stream's bytes, as a Transform so that backpressure reaches the socket
 // (dockerode's demuxStream writes on without waiting for the reader).
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type TransformOptions } from 'node:stream';
 
 const HEADER_BYTES = 8;
 export const STDOUT_FRAME = 1;
@@ -14,8 +14,8 @@ export class FrameDemuxer extends Transform {
   private remaining = 0;
   private keep = false;
 
-  constructor(private readonly frameType: number = STDOUT_FRAME) {
-    super();
+  constructor(private readonly frameType: number = STDOUT_FRAME, options?: Pick<TransformOptions, 'readableHighWaterMark'>) {
+    super(options);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {

@@ -25,6 +25,12 @@ export const DEFAULT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 
 
 /** json-file logs, rotated: an edge node must not fill its disk with one chatty workload. */
 export const LOG_CONFIG = { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } as const;
+/**
+ * A piped stdout's log (what a producer replays after an appliance restart) in Docker's
+ * `local` format, uncompressed, rotated alike: dockerd's JSON encoding of every chunk
+ * cost more than moving the bytes through the attach (64 MiB of zeros: 5.8 s vs 1.3 s).
+ */
+export const PIPED_LOG_CONFIG = { Type: 'local', Config: { 'max-size': '10m', 'max-file': '3', compress: 'false' } } as const;
 
 const NS_PER_MS = 1_000_000;
 
@@ -99,7 +105,7 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
       ...(sealed.length > 0 && secretsDir ? [{ Type: 'bind' as const, Source: secretsDir, Target: SECRETS_TARGET, ReadOnly: true }] : []),
     ],
     Devices: d.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })),
-    LogConfig: { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
+    LogConfig: d.stdout === 'pipe' ? { Type: PIPED_LOG_CONFIG.Type, Config: { ...PIPED_LOG_CONFIG.Config } } : { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
   };
   if (d.privileged) {
     hostConfig.Privileged = true;

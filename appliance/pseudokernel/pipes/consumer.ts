@@ -26,8 +26,10 @@ export interface ConsumerContext extends PipeEndContext {
  */
 export type FeedOutcome = 'fed' | 'nothing' | 'interrupted';
 
-/** How many messages the feeder fetches ahead of B (64 KiB each at most). */
-const PREFETCH_MESSAGES = 32;
+/** How much the feeder fetches ahead of B: the pull consumer asks for more as B takes it (flow control by bytes). */
+const PREFETCH_BYTES = 8 * 1024 * 1024;
+/** What the feeder may have written that B's stdin has not taken yet. */
+const FEED_AHEAD_BYTES = 2 * 1024 * 1024;
 /** How often a feeder waiting for data looks whether B still runs. */
 const LIVENESS_CHECK_MS = 500;
 
@@ -79,7 +81,7 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
 async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
   const { pipe, signal } = ctx;
   const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
-  const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+  const messages = await consumer.consume({ max_bytes: PREFETCH_BYTES });
   const stop = () => void messages.stop();
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices
   // that B stopped only at its next write, so B's state is looked at too.
@@ -118,10 +120,14 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
   }
 }
 
-/** Writes `data`, waiting for drain when stdin's buffer is full; false when stdin closed first (B stopped). */
+/**
+ * Writes `data`, waiting for drain once more than FEED_AHEAD_BYTES wait in stdin's buffer
+ * (a socket's own mark, 16 KiB, would wait at every message); false when stdin closed
+ * first (B stopped).
+ */
 async function written(stdin: Writable, data: Uint8Array): Promise<boolean> {
   if (stdin.destroyed) return false;
-  if (stdin.write(data)) return true;
+  if (stdin.write(data) || stdin.writableLength < FEED_AHEAD_BYTES) return true;
   const ac = new AbortController();
   try {
     const first = await Promise.race([

@@ -11,13 +11,15 @@
 //   restarted meanwhile) is replayed from the container log, best effort where log and
 //   live stream meet. The libvirt driver holds a VM's stdout port from the domain's
 //   start likewise; a VM's incarnation that started without it is not replayed (the
-//   attach is refused until its next start). It publishes chunks of at most 64 KiB with the message id
+//   attach is refused until its next start). It publishes chunks of at most 256 KiB with the message id
 //   `<A's startedAt>:<byte offset>`: a re-attach that replays bytes is de-duplicated by
 //   the stream, and the producer skips what the stream already holds. When A's stdout
 //   ends (A exited) it publishes the end-of-stream marker (header Zone-Pipe-Eof, the
 //   incarnation's byte count and exit code), id `<startedAt>:eof`. Every incarnation
 //   of A is one input: its bytes, then its marker, as a shell pipe gives EOF however
-//   the writer ended. A full stream (max bytes, discard new) holds A back.
+//   the writer ended. A full stream (max bytes, discard new) holds A back. Messages go
+//   out through a window of unacknowledged ones, each expecting the stream's last
+//   sequence to be the one before it, so the stream never has a gap (window.ts).
 // - Consumer (node of B): a durable position per pipe (the stream sequence of the last
 //   committed marker, in a KV bucket). Each incarnation of B gets on its stdin the
 //   messages after the committed position, up to and including the next marker, then
@@ -32,7 +34,7 @@
 /** The KV bucket of the consumers' committed positions. */
 export const PIPE_POSITIONS = 'zone-pipe-positions';
 /** A message carries at most this many bytes of a stdout. */
-export const PIPE_CHUNK_BYTES = 64 * 1024;
+export const PIPE_CHUNK_BYTES = 256 * 1024;
 /** Headers of a pipe's messages. */
 export const PIPE_HEADERS = {
   /** The producer incarnation (A's startedAt) the bytes come from. */

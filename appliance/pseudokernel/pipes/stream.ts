@@ -46,6 +46,11 @@ export async function pipeTail(jsm: JetStreamManager, pipe: PipeIdentity): Promi
   return { message, bytes: stored.data.length };
 }
 
+/** The sequence of the stream's last message ever (purged or not): what its next message follows. */
+export async function pipeLastSequence(jsm: JetStreamManager, pipe: PipeIdentity): Promise<number> {
+  return (await jsm.streams.info(pipe.stream)).state.last_seq;
+}
+
 /** The consumer's durable state of one pipe. */
 export interface PipePosition {
   /** Stream sequence of the last committed marker; 0 before the first commit. */

@@ -140,13 +140,15 @@ t.test('sealed env values become VAR_FILE naming a file of the read-only secrets
   t.same(containerCreateOptions(specOf({ env: { A: 'plain' } }), null).HostConfig?.Mounts, [], 'no sealed value, no mount');
 });
 
-t.test('the stdin of a pipe\'s end closes with its feeder\'s attach (StdinOnce); a piped stdout changes nothing here', async (t) => {
+t.test('the stdin of a pipe\'s end closes with its feeder\'s attach (StdinOnce); a piped stdout is logged in the cheaper local format', async (t) => {
   const piped = (streams: { stdin?: 'pipe'; stdout?: 'pipe' }): WorkloadSpec => {
     const spec = specOf();
     return { ...spec, definition: { ...spec.definition, ...streams } };
   };
   t.match(containerCreateOptions(piped({ stdin: 'pipe' }), noSecrets), { OpenStdin: true, StdinOnce: true, Tty: false });
   t.match(containerCreateOptions(piped({ stdout: 'pipe' }), noSecrets), { OpenStdin: true, StdinOnce: false, Tty: false });
+  t.same(containerCreateOptions(piped({ stdout: 'pipe' }), noSecrets).HostConfig?.LogConfig, { Type: 'local', Config: { 'max-size': '10m', 'max-file': '3', compress: 'false' } });
+  t.equal(containerCreateOptions(piped({ stdin: 'pipe' }), noSecrets).HostConfig?.LogConfig?.Type, 'json-file', 'a piped stdin alone keeps json-file');
 });
 
 t.test('Docker times become since/until timestamps with their nanoseconds', async (t) => {

@@ -149,6 +149,33 @@ t.test('sort killed in the middle of its input and started again: the next one g
   t.equal((await statsOf(pipe, 'consume')).bytesConsumed, half + sortedSeq.length, 'half to the killed one, all to the next');
 });
 
+t.test('a producer writing 1-byte lines as fast as it can, and one writing 1 MiB blocks: both arrive byte for byte', async (t) => {
+  // Both at once, each with its own pipe: one shell write per 2-byte line (the smallest
+  // messages the window can make), and dd writing a file of seq's lines 1 MiB at a time.
+  const lines = 30_000;
+  const blocksFrom = 2_000_000;
+  const specs = await applyPipes('extremes', [
+    container('ticker', ['sh', '-c', `i=0; while [ $i -lt ${lines} ]; do echo $((i % 10)); i=$((i + 1)); done`]),
+    container('blocks', ['sh', '-c', `seq 1 ${blocksFrom} > /tmp/lines && dd if=/tmp/lines bs=1048576 2>/dev/null`]),
+    container('ticks', ['cat']),
+    container('chunks', ['cat']),
+  ], [{ from: 'ticker.stdout', to: 'ticks.stdin' }, { from: 'blocks.stdout', to: 'chunks.stdin' }], 'ticks');
+  // applyPipes holds one stdout: the second reader's is held the same way.
+  const chunksSpec = { ...specs.get('chunks')!, definition: { ...specs.get('chunks')!.definition, stdout: 'pipe' as const } };
+  const ticks = await startReadingStdout(t, specs.get('ticks')!);
+  const chunks = await startReadingStdout(t, { ...chunksSpec, specHash: specHash(chunksSpec.definition) });
+  await Promise.all([driver.ensure(specs.get('ticker')!), driver.ensure(specs.get('blocks')!)]);
+
+  const expectedTicks = Buffer.from(Array.from({ length: lines }, (_, i) => `${i % 10}\n`).join(''));
+  const expectedBlocks = execFileSync('seq', ['1', String(blocksFrom)], { maxBuffer: 64 * 2 ** 20 });
+  const [gotTicks, gotBlocks] = await Promise.all([ticks.output, chunks.output]);
+  t.equal(gotTicks.length, expectedTicks.length, '1-byte lines: as many bytes');
+  t.ok(gotTicks.equals(expectedTicks), '1-byte lines: the same bytes');
+  t.equal(gotBlocks.length, expectedBlocks.length, '1 MiB blocks: as many bytes');
+  t.ok(gotBlocks.equals(expectedBlocks), '1 MiB blocks: the same bytes');
+  t.same(logs.filter((l) => Number(l.level) >= 40), [], 'no warnings');
+});
+
 t.test('a producer that lost its attach takes up from the container log without publishing a byte twice', async (t) => {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
