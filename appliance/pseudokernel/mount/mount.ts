@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import Fuse from 'fuse-native';
+import Fuse from '../../../vendor/fuse-native/index.js';
 import type { Logger } from 'pino';
 import { DEFAULT_LIMITS } from '../../config.ts';
 import type { GridFs, ProcTable, SelfInfo } from '../interfaces.ts';
@@ -59,9 +59,11 @@ export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
     maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
     maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
   });
-  const fuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger), {
+  const fuse: ZoneFuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger, () => fuse.caller), {
     // The container's processes are not this process: without it they get EACCES.
     allowOther: true,
+    // The kernel checks every access against the modes and owners getattr reports, as POSIX says.
+    defaultPermissions: true,
     mkdir: true,
     // Unmounts first a dead mount (ENOTCONN) that a crashed appliance left there.
     force: true,

@@ -88,7 +88,7 @@ t.test('bucket and key names: per owner, only safe characters; bad input is name
 });
 
 t.test('/ always exists; mkdir, list, stat, rmdir', async (t) => {
-  t.match(await fs.stat('/'), { type: 'dir', size: 0, mode: 0o755 });
+  t.match(await fs.stat('/'), { type: 'dir', size: 0, mode: 0o1777 });
   await fs.mkdir('/docs');
   await fs.mkdir('/docs/old', 0o700);
   await write('/docs/a.txt', 'a');
