@@ -1,0 +1,14 @@
+import { createLogger } from './appliance/logger.ts';
+import { mountZone } from './appliance/pseudokernel/mount/mount.ts';
+import { NatsGridFs } from './appliance/pseudokernel/fs/grid-fs.ts';
+import { NatsServer } from './appliance/pseudokernel/nats/nats-server.ts';
+import { MemoryProcTable } from './test/appliance/pseudokernel/memory-grid.ts';
+const logger = createLogger({ level: 'warn' });
+const server = new NatsServer({ dataDir: '/tmp/posix-dev/nats', serverName: 'dev', host: '127.0.0.1', port: 14999, logger, startTimeoutMs: 10_000 });
+await server.start();
+const nc = await server.connect();
+const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
+const grid = await NatsGridFs.open(nc, { owner: OWNER, replicas: 1, logger });
+const mount = await mountZone({ mountpoint: '/tmp/posix-dev/zone', grid, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node: 'n1', owner: OWNER, ip: null }, logger });
+console.log('mounted');
+process.on('SIGTERM', async () => { await mount.unmount(); await nc.close(); await server.stop(); process.exit(0); });
