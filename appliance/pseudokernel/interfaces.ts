@@ -35,6 +35,8 @@ export interface FsEntry {
   nlink?: number;
   /** A symlink's target, never followed by the server. */
   target?: string;
+  /** The inode number, kept under every name and across renames; none for entries stored before they had one. */
+  ino?: number;
 }
 
 /** Who a new entry belongs to: the creating process's ids. */

@@ -247,6 +247,8 @@ static void populate_stat (uint32_t *ints, struct stat* stat) {
   uint32s_to_timespec(&stat->st_mtim, &ints);
   uint32s_to_timespec(&stat->st_ctim, &ints);
 #endif
+  // zone: the high 32 bits of st_ino (index.js getStatArray), for inode numbers of 64 bits.
+  stat->st_ino |= (ino_t) *ints++ << 32;
 }
 
 static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {

@@ -822,7 +822,8 @@ function toDateMS (st) {
 }
 
 function getStatArray (stat) {
-  const ints = new Uint32Array(18)
+  // zone: ints[18] is the high half of ino (fuse-native.c populate_stat).
+  const ints = new Uint32Array(19)
 
   ints[0] = (stat && stat.mode) || 0
   ints[1] = (stat && stat.uid) || 0
@@ -830,7 +831,8 @@ function getStatArray (stat) {
   setDoubleInt(ints, 3, (stat && stat.size) || 0)
   ints[5] = (stat && stat.dev) || 0
   ints[6] = (stat && stat.nlink) || 1
-  ints[7] = (stat && stat.ino) || 0
+  ints[7] = ((stat && stat.ino) || 0) % 4294967296
+  ints[18] = Math.floor(((stat && stat.ino) || 0) / 4294967296)
   ints[8] = (stat && stat.rdev) || 0
   ints[9] = (stat && stat.blksize) || 0
   setDoubleInt(ints, 10, (stat && stat.blocks) || 0)

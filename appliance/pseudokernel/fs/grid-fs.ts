@@ -55,6 +55,8 @@ const StoredEntry = Type.Object({
   gid: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xfffffffe })),
   atimeMs: Type.Optional(Type.Number()),
   ctimeMs: Type.Optional(Type.Number()),
+  /** The inode number stat reports, the same under every name and after a rename (48 random bits). */
+  ino: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 48 })),
 });
 type StoredEntry = Static<typeof StoredEntry>;
 
@@ -539,7 +541,7 @@ function checkWritable(found: Found | null, path: string): void {
 }
 
 function newAttributes(owner: FsOwner | undefined, now: number): Omit<StoredEntry, 'type' | 'mode'> {
-  return { size: 0, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, atimeMs: now, mtimeMs: now, ctimeMs: now };
+  return { size: 0, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, atimeMs: now, mtimeMs: now, ctimeMs: now, ino: randomBytes(6).readUIntBE(0, 6) || 1 };
 }
 
 function withDefaults(entry: StoredEntry): StoredEntry {
@@ -547,8 +549,8 @@ function withDefaults(entry: StoredEntry): StoredEntry {
 }
 
 function publicEntry({ entry, inode }: Found): FsEntry {
-  const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target } = withDefaults(entry);
-  return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink: inode?.nlink ?? 1, ...(target === undefined ? {} : { target }) };
+  const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target, ino } = withDefaults(entry);
+  return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink: inode?.nlink ?? 1, ...(target === undefined ? {} : { target }), ...(ino === undefined ? {} : { ino }) };
 }
 
 function jsonOf(json: () => unknown): unknown {

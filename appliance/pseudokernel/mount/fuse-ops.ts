@@ -1,6 +1,7 @@
 // The FUSE adapter: fuse-native's callback operations over a ZoneFs. Each answers once:
 // 0 and a value, a byte count, or a negative errno. A failure without a POSIX code (a
 // bug, GridFs unreachable) is answered EIO and logged, as the workload only sees the errno.
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { constants as os } from 'node:os';
 import type Fuse from '../../../vendor/fuse-native/index.js';
@@ -21,8 +22,14 @@ const BLOCK = 4096;
 /** chown(2)'s "leave it as it is". */
 const UNCHANGED_ID = 0xffffffff;
 
-function statOf(entry: FsEntry): Fuse.Stat {
+/** An inode number for what has none of its own (the views, entries stored before inode numbers): 48 bits of the path's hash. */
+function inoOfPath(path: string): number {
+  return createHash('sha256').update(path).digest().readUIntBE(0, 6) || 1;
+}
+
+function statOf(entry: FsEntry, path: string): Fuse.Stat {
   return {
+    ino: entry.ino ?? inoOfPath(path),
     mode: TYPE_BITS[entry.type] | entry.mode,
     size: entry.size,
     nlink: entry.type === 'dir' ? 2 : (entry.nlink ?? 1),
@@ -64,7 +71,7 @@ export function fuseOperations(zfs: ZoneFs, logger: Logger, caller: () => Fuse.C
     Promise.resolve().then(work).then(cb, (err: unknown) => cb(codeOf(op, path, err)));
   };
   return {
-    getattr: (path, cb) => answer('getattr', path, async () => statOf(await zfs.getattr(path)), cb),
+    getattr: (path, cb) => answer('getattr', path, async () => statOf(await zfs.getattr(path), path), cb),
     access: (path, mode, cb) => answer('access', path, () => zfs.access(path, mode), cb),
     readdir: (path, cb) => answer('readdir', path, async () => ['.', '..', ...(await zfs.readdir(path))], cb),
     open: (path, flags, cb) => answer('open', path, () => zfs.open(path, flags), cb),

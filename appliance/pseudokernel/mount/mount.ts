@@ -44,11 +44,12 @@ export interface ZoneMount {
 const OPERATION_TIMEOUT_MS = 120_000;
 
 class ZoneFuse extends Fuse {
-  // An option fuse-native has no name for: writes of up to 128 KiB instead of 4 KiB.
-  // (Not hard_remove: libfuse then gives operations on an unlinked open file a NULL path,
-  // which fuse-native crashes on.)
+  // Options fuse-native has no name for: writes of up to 128 KiB instead of 4 KiB, and the
+  // inode numbers getattr reports (one per entry, whatever its names) instead of libfuse's
+  // own per name. (Not hard_remove: libfuse then gives operations on an unlinked open file
+  // a NULL path, which fuse-native crashes on.)
   protected override _fuseOptions(): string {
-    return `${super._fuseOptions()},big_writes`;
+    return `${super._fuseOptions()},big_writes,use_ino`;
   }
 }
 

@@ -156,6 +156,7 @@ export class ZoneFs {
   /** By path: a file open for writing here is truncated in its local copy, any other is published truncated. */
   async truncate(path: string, size: number): Promise<void> {
     const gridPath = this.writablePath(path);
+    this.checkFileSize(size);
     const open = this.handles.writers(gridPath).at(-1);
     if (open) {
       this.checkScratch(open, size);
@@ -168,6 +169,7 @@ export class ZoneFs {
   }
 
   ftruncate(fd: number, size: number): Promise<void> {
+    this.checkFileSize(size);
     const file = this.writable(fd);
     this.checkScratch(file, size);
     return file.truncate(size, Date.now());
@@ -183,6 +185,11 @@ export class ZoneFs {
     if (growth <= 0) return;
     const held = this.handles.writtenBytes();
     if (held + growth > this.options.maxScratchBytes) throw this.scratchFull(held + growth);
+  }
+
+  /** No file can be larger than the owner's quota: truncating past it is EFBIG, as past a file system's largest file. */
+  private checkFileSize(size: number): void {
+    if (size > this.options.maxScratchBytes) throw new FsError('EFBIG', `a file of ${size} bytes is larger than the owner's quota (limits.ownerBytes = ${this.options.maxScratchBytes})`);
   }
 
   private scratchFull(bytes: number): FsError {

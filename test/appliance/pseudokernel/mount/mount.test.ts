@@ -270,7 +270,7 @@ t.test('files open for writing hold at most maxScratchBytes of local copies: pas
   const refused = await shFails('dd if=/dev/zero of=fs/huge.bin bs=1M count=100');
   t.match(refused, /No space left on device/);
   t.ok((grid.content('/huge.bin')?.length ?? 0) <= MAX_SCRATCH, 'no more than the bound was published');
-  t.match(await shFails('truncate -s 200M fs/huge.bin'), /No space left on device/, 'a truncation past it is refused too');
+  t.match(await shFails('truncate -s 200M fs/huge.bin'), /File too large/, 'a truncation past it is refused too (no file is larger than the quota)');
   await sh('rm fs/huge.bin; dd if=/dev/zero of=fs/fits.bin bs=1M count=8 2>/dev/null');
   t.equal(grid.content('/fits.bin')?.length, 8 * 2 ** 20, 'a file within the bound is written');
   await sh('rm fs/fits.bin');

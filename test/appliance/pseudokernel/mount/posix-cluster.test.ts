@@ -4,7 +4,7 @@
 // POSIX refuses it; a rename racing a write on the other node always leaves one whole
 // version. Every access to a mount is a child process (this process serves both mounts).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,6 +26,8 @@ const OWNER = `ed25519:${Buffer.alloc(32, 42).toString('base64')}`;
 const NOBODY = 65534;
 const logger = createLogger({ level: 'error' });
 const base = await mkdtemp(join(tmpdir(), 'zone-posix-cluster-'));
+// The non-root processes reach the mounts through it.
+await chmod(base, 0o755);
 const servers: NatsServer[] = [];
 const connections: NatsConnection[] = [];
 const grids: NatsGridFs[] = [];
