@@ -31,7 +31,7 @@ export interface FsEntry {
   /** Last access set (utimens) and last change of the entry itself (mode, owner, links), ms since the epoch. */
   atimeMs?: number;
   ctimeMs?: number;
-  /** Names the entry has (hard links): 1 unless linked. */
+  /** Names the entry has (hard links): 1 unless linked; a directory's 2 + its subdirectories. */
   nlink?: number;
   /** A symlink's target, never followed by the server. */
   target?: string;

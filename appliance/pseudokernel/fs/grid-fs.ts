@@ -55,6 +55,8 @@ const StoredEntry = Type.Object({
   gid: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xfffffffe })),
   atimeMs: Type.Optional(Type.Number()),
   ctimeMs: Type.Optional(Type.Number()),
+  /** A directory's subdirectories, for its link count (2 + this); none in directories made before it was kept. */
+  subdirs: Type.Optional(Type.Integer({ minimum: 0 })),
   /** The inode number stat reports, the same under every name and after a rename (48 random bits). */
   ino: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 48 })),
 });
@@ -235,7 +237,7 @@ export class NatsGridFs implements GridFs {
     const found = await this.lookup(path);
     if (found) throw fsError('EEXIST', path, `exists already (a ${found.entry.type})`);
     if (!(await this.swap(path, entry, null))) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
-    await this.touchParent(path, entry.mtimeMs);
+    await this.touchParent(path, entry.mtimeMs, entry.type === 'dir' ? 1 : 0);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -245,7 +247,7 @@ export class NatsGridFs implements GridFs {
       if (!found) throw await this.notFound(path);
       if (found.entry.type !== 'dir') throw fsError('ENOTDIR', path, 'is not a directory');
       if ((await this.childKeys(keyOf(path))).length > 0) throw fsError('ENOTEMPTY', path, 'is not empty');
-      if (await this.remove(path, found.revision)) return this.touchParent(path, Date.now());
+      if (await this.remove(path, found.revision)) return this.touchParent(path, Date.now(), -1);
     }
     throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while being removed`);
   }
@@ -347,8 +349,11 @@ export class NatsGridFs implements GridFs {
         if (await this.swap(to, moved, target?.revision ?? null)) {
           if (source.entry.type === 'dir') await this.moveBelow(from, to);
           if (target) await this.letGo(target, to);
-          await this.touchParent(from, now);
-          if (parentPath(from) !== parentPath(to)) await this.touchParent(to, now);
+          // A directory moved between directories, or one replaced, changes their link counts.
+          const dirs = (found: Found | null) => (found?.entry.type === 'dir' ? 1 : 0);
+          const sameParent = parentPath(from) === parentPath(to);
+          await this.touchParent(from, now, (sameParent ? 0 : -dirs(source)) - (sameParent ? dirs(target) : 0));
+          if (!sameParent) await this.touchParent(to, now, dirs(source) - dirs(target));
           return;
         }
         target = await this.lookup(to);
@@ -412,14 +417,21 @@ export class NatsGridFs implements GridFs {
     this.logger.warn({ inode, path }, 'unlink: the link count of an inode kept changing; it is left one too high');
   }
 
-  /** A directory's content changed: its mtime and ctime. Best effort (a concurrent change did it too). */
-  private async touchParent(path: string, now: number): Promise<void> {
+  /**
+   * A directory's content changed: its mtime and ctime, and its count of subdirectories by
+   * `subdirs`. The times are best effort (a concurrent change set them too); the count is
+   * retried as any change is.
+   */
+  private async touchParent(path: string, now: number, subdirs = 0): Promise<void> {
     const parent = parentPath(path);
     try {
-      for (let attempt = 0; attempt < 3; attempt++) {
+      for (let attempt = 0; attempt < (subdirs === 0 ? 3 : MAX_ATTEMPTS); attempt++) {
         const found = await this.lookup(parent);
-        if (!found || found.entry.type !== 'dir' || (found.entry.mtimeMs >= now && (found.entry.ctimeMs ?? 0) >= now)) return;
-        if (await this.swap(parent, { ...found.entry, mtimeMs: now, ctimeMs: now }, found.revision)) return;
+        if (!found || found.entry.type !== 'dir') return;
+        const { entry } = found;
+        if (subdirs === 0 && entry.mtimeMs >= now && (entry.ctimeMs ?? 0) >= now) return;
+        const counted = subdirs === 0 ? {} : { subdirs: Math.max(0, (entry.subdirs ?? 0) + subdirs) };
+        if (await this.swap(parent, { ...entry, mtimeMs: Math.max(now, entry.mtimeMs), ctimeMs: Math.max(now, entry.ctimeMs ?? 0), ...counted }, found.revision)) return;
       }
     } catch (err) {
       this.logger.warn({ err, path: parent }, 'setting the change time of a directory failed');
@@ -549,8 +561,9 @@ function withDefaults(entry: StoredEntry): StoredEntry {
 }
 
 function publicEntry({ entry, inode }: Found): FsEntry {
-  const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target, ino } = withDefaults(entry);
-  return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink: inode?.nlink ?? 1, ...(target === undefined ? {} : { target }), ...(ino === undefined ? {} : { ino }) };
+  const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target, ino, subdirs } = withDefaults(entry);
+  const nlink = type === 'dir' ? 2 + (subdirs ?? 0) : (inode?.nlink ?? 1);
+  return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink, ...(target === undefined ? {} : { target }), ...(ino === undefined ? {} : { ino }) };
 }
 
 function jsonOf(json: () => unknown): unknown {

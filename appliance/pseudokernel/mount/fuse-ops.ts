@@ -32,7 +32,7 @@ function statOf(entry: FsEntry, path: string): Fuse.Stat {
     ino: entry.ino ?? inoOfPath(path),
     mode: TYPE_BITS[entry.type] | entry.mode,
     size: entry.size,
-    nlink: entry.type === 'dir' ? 2 : (entry.nlink ?? 1),
+    nlink: entry.nlink ?? (entry.type === 'dir' ? 2 : 1),
     uid: entry.uid ?? 0,
     gid: entry.gid ?? 0,
     blksize: BLOCK,

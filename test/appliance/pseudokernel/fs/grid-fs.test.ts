@@ -250,6 +250,12 @@ t.test('owners, modes and times: kept per entry, set by chown, chmod and utimens
   await fs.mknod('/own/sgid/file', 'file', 0o644, { uid: 7, gid: 7 });
   t.match(await fs.stat('/own/sgid/sub'), { uid: 7, gid: 555, mode: 0o2755 });
   t.match(await fs.stat('/own/sgid/file'), { uid: 7, gid: 555, mode: 0o644 });
+  t.match(await fs.stat('/own/sgid'), { nlink: 3 }, 'a directory links 2 + its subdirectories');
+  await fs.rename('/own/sgid/sub', '/own/sub');
+  t.match(await fs.stat('/own/sgid'), { nlink: 2 });
+  t.match(await fs.stat('/own'), { nlink: 4 });
+  await fs.rmdir('/own/sub');
+  t.match(await fs.stat('/own'), { nlink: 3 });
   const dirBefore = (await fs.stat('/own'))!;
   await new Promise((resolve) => setTimeout(resolve, 5));
   await fs.unlink('/own/f');

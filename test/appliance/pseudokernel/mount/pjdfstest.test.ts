@@ -6,6 +6,7 @@
 // expected failures. Groups run a few at a time (the suite mostly sleeps between checks of
 // times); every run is a child process, as this process serves the mount.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,7 +19,8 @@ import { natsForFile } from '../../../helpers/nats.ts';
 import { MemoryProcTable } from '../memory-grid.ts';
 
 const run = promisify(execFile);
-const SUITE = resolve(import.meta.dirname, '../../../../../shared/conformance/pjdfstest');
+// Beside the project's checkout (../shared/conformance), or where ZONE_PJDFSTEST says (a worktree elsewhere).
+const SUITE = process.env.ZONE_PJDFSTEST ?? resolve(import.meta.dirname, '../../../../../shared/conformance/pjdfstest');
 const GROUPS = ['chown', 'chmod', 'link', 'mkdir', 'mkfifo', 'open', 'rename', 'rmdir', 'symlink', 'truncate', 'ftruncate', 'unlink', 'utimensat'];
 const AT_ONCE = 4;
 const PASS_RATE = 0.95;
@@ -31,6 +33,7 @@ t.teardown(() => rm(base, { recursive: true, force: true }));
 /** A copy of the suite, built, without the device types in its loops over file types. */
 async function buildSuite(): Promise<string> {
   const dir = join(base, 'pjdfstest');
+  if (!existsSync(join(SUITE, 'tests'))) throw new Error(`pjdfstest is not at ${SUITE}: set ZONE_PJDFSTEST to its folder (shared/conformance/pjdfstest)`);
   await run('cp', ['-r', SUITE, dir]);
   const tests = join(dir, 'tests');
   for (const group of GROUPS) {
