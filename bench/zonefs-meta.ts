@@ -6,7 +6,7 @@
 // so the machine's other load hits both alike.
 // Run: node --import tsx bench/zonefs-meta.ts [files, default 300] [rounds, default 3]
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../appliance/logger.ts';
@@ -34,8 +34,9 @@ print join(',', map { "\\"$_\\":$t{$_}" } sort keys %t), "\\n";
 `;
 
 async function phases(dir: string): Promise<Record<Phase, number>> {
-  mkdirSync(dir);
-  const { stdout } = await run('perl', ['-e', PERL, String(FILES)], { cwd: dir });
+  // Into the directory by the shell, not spawn's cwd: a chdir into the mount in the forked
+  // child would wait for this process's main thread, which waits for the exec.
+  const { stdout } = await run('sh', ['-c', 'mkdir "$1" && cd "$1" && exec perl -e "$2" "$3"', 'sh', dir, PERL, String(FILES)]);
   return JSON.parse(`{${stdout.trim()}}`) as Record<Phase, number>;
 }
 

@@ -7,7 +7,7 @@
 // times); every run is a child process, as this process serves the mount.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -80,9 +80,10 @@ t.teardown(() => mount.unmount());
 
 async function runGroup(group: string): Promise<Counts> {
   const cwd = join(mnt, 'fs', group);
-  await mkdir(cwd);
-  // prove exits non-zero when a subtest fails: the counts say how many.
-  const { stdout } = await run('prove', ['-v', '-r', join(tests, group)], { cwd, maxBuffer: 64 * 2 ** 20 })
+  // prove exits non-zero when a subtest fails: the counts say how many. The shell changes
+  // into the mount, not spawn's cwd: that would chdir in the forked child while this
+  // process's main thread waits for the exec, unable to answer the chdir's FUSE lookup.
+  const { stdout } = await run('sh', ['-c', 'mkdir "$1" && cd "$1" && exec prove -v -r "$2"', 'sh', cwd, join(tests, group)], { maxBuffer: 64 * 2 ** 20 })
     .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   return countsOf(stdout);
 }
