@@ -445,6 +445,9 @@ export class NatsGridFs implements GridFs {
       await this.namespace.create(ROOT_KEY, JSON.stringify({ ...newAttributes(undefined, now), type: 'dir', mode: 0o1777 } satisfies StoredEntry));
     } catch (err) {
       if (!isConflict(err)) throw err;
+      // A root stored before owners were kept (none recorded) was everyone's in effect: it stays so.
+      const root = await this.lookup('/');
+      if (root && root.entry.uid === undefined) await this.swap('/', { ...newAttributes(undefined, Date.now()), ...root.entry, uid: 0, gid: 0, mode: 0o1777 }, root.revision);
     }
   }
 

@@ -322,6 +322,15 @@ t.test('hard links: one entry under several names, counted; the content goes wit
   t.equal(await text('/hl/x2'), 'y');
 });
 
+t.test('a root stored before owners were kept is made everyone\'s (1777), as new roots are', async (t) => {
+  const legacy = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
+  const namespace = await new Kvm(nc).open(legacy.buckets.namespace);
+  await namespace.put(keyOf('/'), JSON.stringify({ type: 'dir', size: 0, mtimeMs: 1000, mode: 0o755 }));
+  t.match(await legacy.stat('/'), { mode: 0o755, uid: 0 });
+  const reopened = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
+  t.match(await reopened.stat('/'), { type: 'dir', mode: 0o1777, uid: 0, gid: 0 });
+});
+
 t.test('two owners: the same path, separate contents and buckets', async (t) => {
   const other = await NatsGridFs.open(nc, { owner: owner(2), replicas: 1, logger });
   t.not(other.buckets.namespace, fs.buckets.namespace);
