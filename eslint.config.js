@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tap/', '.zone/', 'api/static/'] },
+  { ignores: ['node_modules/', '.tap/', '.zone/', 'api/static/', 'vendor/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

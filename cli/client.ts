@@ -253,7 +253,7 @@ export interface ImageUpload { id: string; size: number; offset: number }
 export interface ImageCommit { digest: string; name: string; kind: ImageKind; size: number; stored: boolean }
 
 /** An entry of a /zone/fs directory as the node lists it. */
-export interface GridDirEntry { name: string; type: 'file' | 'dir'; size: number; mtime: string }
+export interface GridDirEntry { name: string; type: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket'; size: number; mtime: string }
 
 /** The URL path of a /zone/fs path (`/a b/c` -> `/v1/grid/fs/a%20b/c`). */
 function gridUrl(path: string): string {

@@ -35,7 +35,7 @@ const NodeWorkloadParams = Type.Object({
 });
 const Restarting = Type.Object({ node: Type.String(), blueprint: Type.String(), workload: Type.String() });
 const DirEntry = Type.Object({
-  name: Type.String(), type: Type.Union([Type.Literal('file'), Type.Literal('dir')]),
+  name: Type.String(), type: Type.Union(['file', 'dir', 'symlink', 'fifo', 'socket'].map((kind) => Type.Literal(kind))),
   size: Type.Integer(), mtime: Type.String({ format: 'date-time' }),
 });
 const DirListing = Type.Object({ path: Type.String(), entries: Type.Array(DirEntry) });

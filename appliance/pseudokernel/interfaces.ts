@@ -13,14 +13,42 @@ export class FsError extends Error {
   }
 }
 
+/** The kinds of entry of `/zone/fs`. A FIFO or socket entry is a name only: the kernel of the node that opens it makes the pipe. */
+export type FsEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket';
+
 /** What `stat` says of a path of the owner's shared file namespace (`/zone/fs`). */
 export interface FsEntry {
-  type: 'file' | 'dir';
+  type: FsEntryType;
+  /** Bytes of a file's content; of a symlink, its target's. */
   size: number;
-  /** Last change, ms since the epoch. */
+  /** Last change of the content, ms since the epoch. */
   mtimeMs: number;
-  /** Permission bits only (e.g. 0o644); the type is `type`. */
+  /** Permission bits only (e.g. 0o644, with setuid/setgid/sticky); the type is `type`. */
   mode: number;
+  /** Owner and group, as the workloads see them (their own ids, never the host's). Stored entries without them are root's. */
+  uid?: number;
+  gid?: number;
+  /** Last access set (utimens) and last change of the entry itself (mode, owner, links), ms since the epoch. */
+  atimeMs?: number;
+  ctimeMs?: number;
+  /** Names the entry has (hard links): 1 unless linked; a directory's 2 + its subdirectories. */
+  nlink?: number;
+  /** A symlink's target, never followed by the server. */
+  target?: string;
+  /** The inode number, kept under every name and across renames; none for entries stored before they had one. */
+  ino?: number;
+}
+
+/** Who a new entry belongs to: the creating process's ids. */
+export interface FsOwner {
+  uid: number;
+  gid: number;
+}
+
+/** What statvfs says: the owner's storage quota and what its files use of it. */
+export interface FsUsage {
+  totalBytes: number;
+  usedBytes: number;
 }
 
 /**
@@ -51,15 +79,31 @@ export interface GridFs {
   read(path: string): Promise<Readable>;
   /** The content as of now, read by range (what an open file descriptor reads). */
   open(path: string): Promise<FileVersion>;
-  /** Replaces (or creates) the file with the bytes of `source`; the parent must exist. */
-  write(path: string, source: Readable, mode?: number): Promise<void>;
-  mkdir(path: string, mode?: number): Promise<void>;
+  /**
+   * Replaces (or creates) the file with the bytes of `source`; the parent must exist.
+   * `mode` when given (else the file's, or 0o644); `owner` when the file is created (an existing file keeps its own).
+   */
+  write(path: string, source: Readable, mode?: number, owner?: FsOwner): Promise<void>;
+  mkdir(path: string, mode?: number, owner?: FsOwner): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   /** Replaces `to` when it is a file (POSIX rename). */
   rename(from: string, to: string): Promise<void>;
   /** Sets the permission bits (and the change time) of an entry; its content stays as it is. */
   chmod(path: string, mode: number): Promise<void>;
+  /** Sets the owner and/or group (undefined: left as it is), and the change time. */
+  chown(path: string, uid: number | undefined, gid: number | undefined): Promise<void>;
+  /** Sets the access and/or modification time (undefined: left as it is), and the change time. */
+  utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void>;
+  /** Creates an empty file, a FIFO or a socket entry (EEXIST when the name is taken). */
+  mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void>;
+  /** Creates a symbolic link whose content is `target` (not checked, not followed). */
+  symlink(target: string, path: string, owner: FsOwner): Promise<void>;
+  readlink(path: string): Promise<string>;
+  /** A second name `path` for the entry at `existing` (not a directory): both see the same content and attributes. */
+  link(existing: string, path: string): Promise<void>;
+  /** The owner's quota and use. */
+  usage(): Promise<FsUsage>;
 }
 
 /** One row of the grid's process table (`/zone/proc/<blueprint>/<workload>`). */

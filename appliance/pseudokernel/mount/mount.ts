@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import Fuse from 'fuse-native';
+import Fuse from '../../../vendor/fuse-native/index.js';
 import type { Logger } from 'pino';
 import { DEFAULT_LIMITS } from '../../config.ts';
 import type { GridFs, ProcTable, SelfInfo } from '../interfaces.ts';
@@ -52,11 +52,12 @@ const READ_AHEAD_KB = 2048;
 const OPERATION_TIMEOUT_MS = 120_000;
 
 class ZoneFuse extends Fuse {
-  // An option fuse-native has no name for: writes of up to 128 KiB instead of 4 KiB.
-  // (Not hard_remove: libfuse then gives operations on an unlinked open file a NULL path,
-  // which fuse-native crashes on.)
+  // Options fuse-native has no name for: writes of up to 128 KiB instead of 4 KiB, and the
+  // inode numbers getattr reports (one per entry, whatever its names) instead of libfuse's
+  // own per name. (Not hard_remove: libfuse then gives operations on an unlinked open file
+  // a NULL path, which fuse-native crashes on.)
   protected override _fuseOptions(): string {
-    return `${super._fuseOptions()},big_writes`;
+    return `${super._fuseOptions()},big_writes,use_ino`;
   }
 }
 
@@ -67,9 +68,11 @@ export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
     maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
     maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
   });
-  const fuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger), {
+  const fuse: ZoneFuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger, () => fuse.caller), {
     // The container's processes are not this process: without it they get EACCES.
     allowOther: true,
+    // The kernel checks every access against the modes and owners getattr reports, as POSIX says.
+    defaultPermissions: true,
     mkdir: true,
     // Unmounts first a dead mount (ENOTCONN) that a crashed appliance left there.
     force: true,

@@ -3,7 +3,7 @@
 // FUSE adapter (fuse-ops.ts) turns these into callbacks and errnos.
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { FsError, type FsEntry, type GridFs, type ProcTable, type SelfInfo } from '../interfaces.ts';
+import { FsError, type FsEntry, type FsOwner, type FsUsage, type GridFs, type ProcTable, type SelfInfo } from '../interfaces.ts';
 import { ContentFile, HandleTable, publishEmpty, VersionFile, WritableFile, type OpenFile } from './open-files.ts';
 import { ProcSnapshots } from './proc-view.ts';
 import { locate, lookup, ROOT_NAMES, selfView, type Place, type ViewNode } from './tree.ts';
@@ -21,6 +21,10 @@ export interface ZoneFsOptions {
 }
 
 const PERMISSION_BITS = 0o7777;
+const NODE_TYPES = new Map<number, 'file' | 'fifo' | 'socket' | 'device'>([
+  [constants.S_IFREG, 'file'], [0, 'file'], [constants.S_IFIFO, 'fifo'], [constants.S_IFSOCK, 'socket'],
+  [constants.S_IFCHR, 'device'], [constants.S_IFBLK, 'device'],
+]);
 
 /** libfuse's name for a file unlinked while still open (`.fuse_hidden` + 16 hex digits). */
 function isHiddenName(gridPath: string): boolean {
@@ -65,9 +69,14 @@ export class ZoneFs {
     const place = locate(path);
     if (place.area === 'root') return { type: 'dir', size: 0, mode: 0o555, mtimeMs: this.mountedAtMs };
     if (place.area === 'fs') {
-      const entry = this.handles.writers(place.path).at(-1)?.entry() ?? (await this.grid.stat(place.path));
-      if (!entry) throw notFound(path);
-      return entry;
+      // A file open for writing here: its local size and mtime, the rest as GridFs keeps it.
+      const open = this.handles.writers(place.path).at(-1)?.entry();
+      const entry = await this.grid.stat(place.path);
+      if (!entry) {
+        if (open) return open;
+        throw notFound(path);
+      }
+      return open ? { ...entry, size: open.size, mtimeMs: open.mtimeMs } : entry;
     }
     return entryOf(await this.viewNode(place, path));
   }
@@ -115,12 +124,12 @@ export class ZoneFs {
     }
   }
 
-  /** Called for a name that does not exist yet: the empty file is published at once, as creat() makes it exist. */
-  async create(path: string, mode: number): Promise<number> {
+  /** Called for a name that does not exist yet: the empty file exists at once, as creat() makes it exist. */
+  async create(path: string, mode: number, owner: FsOwner): Promise<number> {
     const gridPath = this.writablePath(path);
     this.handles.checkRoom();
     const copyPath = this.copyPath();
-    await publishEmpty(this.grid, gridPath, mode & PERMISSION_BITS);
+    await this.grid.mknod(gridPath, 'file', mode & PERMISSION_BITS, owner);
     return this.hold(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
   }
 
@@ -147,6 +156,7 @@ export class ZoneFs {
   /** By path: a file open for writing here is truncated in its local copy, any other is published truncated. */
   async truncate(path: string, size: number): Promise<void> {
     const gridPath = this.writablePath(path);
+    this.checkFileSize(size);
     const open = this.handles.writers(gridPath).at(-1);
     if (open) {
       this.checkScratch(open, size);
@@ -159,6 +169,7 @@ export class ZoneFs {
   }
 
   ftruncate(fd: number, size: number): Promise<void> {
+    this.checkFileSize(size);
     const file = this.writable(fd);
     this.checkScratch(file, size);
     return file.truncate(size, Date.now());
@@ -176,28 +187,66 @@ export class ZoneFs {
     if (held + growth > this.options.maxScratchBytes) throw this.scratchFull(held + growth);
   }
 
+  /** No file can be larger than the owner's quota: truncating past it is EFBIG, as past a file system's largest file. */
+  private checkFileSize(size: number): void {
+    if (size > this.options.maxScratchBytes) throw new FsError('EFBIG', `a file of ${size} bytes is larger than the owner's quota (limits.ownerBytes = ${this.options.maxScratchBytes})`);
+  }
+
   private scratchFull(bytes: number): FsError {
     return new FsError('ENOSPC', `files open for writing in this /zone mount would hold ${bytes} bytes, more than the owner's quota (limits.ownerBytes = ${this.options.maxScratchBytes})`);
   }
 
-  /** GridFs keeps its own change times: setting them succeeds (touch, cp -p) and changes nothing. */
-  async utimens(path: string): Promise<void> {
-    await this.getattr(path);
-    if (locate(path).area !== 'fs') throw readOnly(path);
+  /** Times in ms since the epoch; undefined leaves one as it is. The kernel checked who may (default_permissions). */
+  utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    return this.grid.utimens(this.writablePath(path), atimeMs, mtimeMs);
   }
 
-  /** An open file's writer keeps the new mode until it publishes; a directory's mode is not changed (ignored, as before). */
+  /** An open file's writer also publishes with the new mode; a file unlinked while open has only that. */
   async chmod(path: string, mode: number): Promise<void> {
     const gridPath = this.writablePath(path);
     const open = this.handles.writers(gridPath).at(-1);
-    if (open) return open.chmod(mode & PERMISSION_BITS);
-    const entry = await this.getattr(path);
-    if (entry.type === 'dir' || entry.mode === (mode & PERMISSION_BITS)) return;
-    await this.grid.chmod(gridPath, mode & PERMISSION_BITS);
+    if (open) await open.chmod(mode & PERMISSION_BITS);
+    await this.grid.chmod(gridPath, mode & PERMISSION_BITS).catch((err: unknown) => {
+      if (!open || (err as FsError).code !== 'ENOENT') throw err;
+    });
   }
 
-  mkdir(path: string, mode: number): Promise<void> {
-    return this.grid.mkdir(this.changeablePath(path), mode & PERMISSION_BITS);
+  /** POSIX's rules (only root gives a file away, a member's chgrp, setuid/setgid cleared) are the kernel's: default_permissions. */
+  chown(path: string, uid: number | undefined, gid: number | undefined): Promise<void> {
+    return this.grid.chown(this.writablePath(path), uid, gid);
+  }
+
+  mkdir(path: string, mode: number, owner: FsOwner): Promise<void> {
+    return this.grid.mkdir(this.changeablePath(path), mode & PERMISSION_BITS, owner);
+  }
+
+  /** Regular files, FIFOs and sockets; device nodes are refused as in an unprivileged container. */
+  mknod(path: string, mode: number, owner: FsOwner): Promise<void> {
+    const gridPath = this.changeablePath(path);
+    const type = NODE_TYPES.get(mode & constants.S_IFMT);
+    if (type === 'device') throw new FsError('EPERM', `${path}: device nodes cannot be made in /zone`);
+    if (!type) throw new FsError('EINVAL', `${path}: mknod of file type 0o${(mode & constants.S_IFMT).toString(8)}`);
+    return this.grid.mknod(gridPath, type, mode & PERMISSION_BITS, owner);
+  }
+
+  /** The target is stored as given: the kernel resolves it in the workload's view, never this process. */
+  symlink(target: string, path: string, owner: FsOwner): Promise<void> {
+    return this.grid.symlink(target, this.changeablePath(path), owner);
+  }
+
+  async readlink(path: string): Promise<string> {
+    const place = locate(path);
+    if (place.area !== 'fs') throw new FsError('EINVAL', `${path} is not a symlink`);
+    return this.grid.readlink(place.path);
+  }
+
+  link(existing: string, path: string): Promise<void> {
+    return this.grid.link(this.changeablePath(existing), this.changeablePath(path));
+  }
+
+  /** The owner's quota and what its files use of it. */
+  statfs(): Promise<FsUsage> {
+    return this.grid.usage();
   }
 
   rmdir(path: string): Promise<void> {
@@ -226,12 +275,6 @@ export class ZoneFs {
       await this.grid.rename(source, target);
     }
     for (const file of moved) file.path = target + file.path.slice(source.length);
-  }
-
-  /** Hard and symbolic links: GridFs has neither, so as a file system without them, EPERM. */
-  async link(path: string): Promise<void> {
-    this.changeablePath(path);
-    throw new FsError('EPERM', `${path}: the shared file namespace has no links`);
   }
 
   /** Unmounting: open files are dropped without publishing (their writers are cut off mid-way), and no new one opens. */

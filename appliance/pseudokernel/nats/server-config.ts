@@ -64,6 +64,8 @@ export function natsServerConfig(options: NatsConfigOptions): string {
     `host: ${quote(options.host)}`,
     `port: ${options.port}`,
     `pid_file: ${quote(options.pidFile)}`,
+    // A /zone/fs path of up to PATH_MAX bytes is a KV key of about 5.5 KiB (fs/grid-fs.ts).
+    'max_control_line: 16384',
     'authorization {',
     `  users: [ { nkey: ${quote(options.clientNkey)} } ]`,
     '}',

@@ -2,13 +2,16 @@
 // nothing more (the NATS ones are tested on their own).
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/interfaces.ts';
+import { FsError, type ErrnoName, type FileVersion, type FsEntry, type FsOwner, type FsUsage, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/interfaces.ts';
 
 interface Node {
-  type: 'file' | 'dir';
+  type: FsEntry['type'];
   data: Buffer;
   mode: number;
   mtimeMs: number;
+  uid?: number;
+  gid?: number;
+  target?: string;
 }
 
 function fsError(code: ErrnoName, path: string): FsError {
@@ -57,7 +60,7 @@ export class MemoryGridFs implements GridFs {
   async stat(path: string): Promise<FsEntry | null> {
     this.check('stat');
     const node = this.nodes.get(path);
-    return node ? { type: node.type, size: node.data.length, mtimeMs: node.mtimeMs, mode: node.mode } : null;
+    return node ? { type: node.type, size: node.data.length, mtimeMs: node.mtimeMs, mode: node.mode, uid: node.uid, gid: node.gid, target: node.target } : null;
   }
 
   async list(dir: string): Promise<string[]> {
@@ -130,6 +133,53 @@ export class MemoryGridFs implements GridFs {
     const node = this.nodes.get(path);
     if (!node) throw fsError('ENOENT', path);
     Object.assign(node, { mode, mtimeMs: Date.now() });
+  }
+
+  async chown(path: string, uid: number | undefined, gid: number | undefined): Promise<void> {
+    this.check('chown');
+    const node = this.nodes.get(path);
+    if (!node) throw fsError('ENOENT', path);
+    Object.assign(node, { uid: uid ?? node.uid, gid: gid ?? node.gid });
+  }
+
+  async utimens(path: string, _atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    this.check('utimens');
+    const node = this.nodes.get(path);
+    if (!node) throw fsError('ENOENT', path);
+    node.mtimeMs = mtimeMs ?? node.mtimeMs;
+  }
+
+  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void> {
+    this.check('mknod');
+    this.create(path, { type, data: Buffer.alloc(0), mode, mtimeMs: Date.now(), ...owner });
+  }
+
+  async symlink(target: string, path: string, owner: FsOwner): Promise<void> {
+    this.check('symlink');
+    this.create(path, { type: 'symlink', data: Buffer.from(target), target, mode: 0o777, mtimeMs: Date.now(), ...owner });
+  }
+
+  private create(path: string, node: Node): void {
+    this.dirAt(parentOf(path));
+    if (this.nodes.has(path)) throw fsError('EEXIST', path);
+    this.nodes.set(path, node);
+  }
+
+  async readlink(path: string): Promise<string> {
+    this.check('readlink');
+    const target = this.nodes.get(path)?.target;
+    if (target === undefined) throw fsError(this.nodes.has(path) ? 'EINVAL' : 'ENOENT', path);
+    return target;
+  }
+
+  /** Hard links are NatsGridFs's (tested there): here a refusal. */
+  async link(_existing: string, path: string): Promise<void> {
+    throw fsError('EPERM', path);
+  }
+
+  async usage(): Promise<FsUsage> {
+    const usedBytes = [...this.nodes.values()].reduce((sum, node) => sum + node.data.length, 0);
+    return { totalBytes: 2 ** 30, usedBytes };
   }
 
   async rename(from: string, to: string): Promise<void> {

@@ -88,7 +88,7 @@ t.test('bucket and key names: per owner, only safe characters; bad input is name
 });
 
 t.test('/ always exists; mkdir, list, stat, rmdir', async (t) => {
-  t.match(await fs.stat('/'), { type: 'dir', size: 0, mode: 0o755 });
+  t.match(await fs.stat('/'), { type: 'dir', size: 0, mode: 0o1777 });
   await fs.mkdir('/docs');
   await fs.mkdir('/docs/old', 0o700);
   await write('/docs/a.txt', 'a');
@@ -224,6 +224,111 @@ t.test('rename: a file, over a file, a directory with what it holds; and the ref
   t.equal(await codeOf(fs.rename('/', '/x')), 'EBUSY');
   await fs.rename('/mv/b', '/mv/b');
   t.equal(await text('/mv/b'), 'A', 'a rename onto itself changes nothing');
+});
+
+t.test('owners, modes and times: kept per entry, set by chown, chmod and utimens; a setgid directory gives its group', async (t) => {
+  await fs.mkdir('/own', 0o750, { uid: 1000, gid: 100 });
+  t.match(await fs.stat('/own'), { type: 'dir', mode: 0o750, uid: 1000, gid: 100 });
+  await fs.mknod('/own/f', 'file', 0o640, { uid: 1000, gid: 100 });
+  const made = (await fs.stat('/own/f'))!;
+  t.match(made, { type: 'file', size: 0, mode: 0o640, uid: 1000, gid: 100, nlink: 1 });
+  t.equal(await text('/own/f'), '', 'a file made by mknod reads empty');
+  await fs.chown('/own/f', 2000, undefined);
+  t.match(await fs.stat('/own/f'), { uid: 2000, gid: 100 });
+  await fs.chown('/own/f', undefined, 300);
+  t.match(await fs.stat('/own/f'), { uid: 2000, gid: 300 });
+  await fs.utimens('/own/f', 100_000, 200_000);
+  const timed = (await fs.stat('/own/f'))!;
+  t.match(timed, { atimeMs: 100_000, mtimeMs: 200_000 });
+  t.ok(timed.ctimeMs! >= made.ctimeMs!, 'the change time moves on');
+  await fs.utimens('/own/f', undefined, 300_000);
+  t.match(await fs.stat('/own/f'), { atimeMs: 100_000, mtimeMs: 300_000 }, 'an omitted time is left as it is');
+  await write('/own/f', 'data');
+  t.match(await fs.stat('/own/f'), { uid: 2000, gid: 300, mode: 0o640, size: 4 }, 'a write keeps the owner');
+  await fs.mkdir('/own/sgid', 0o2775, { uid: 1000, gid: 555 });
+  await fs.mkdir('/own/sgid/sub', 0o755, { uid: 7, gid: 7 });
+  await fs.mknod('/own/sgid/file', 'file', 0o644, { uid: 7, gid: 7 });
+  t.match(await fs.stat('/own/sgid/sub'), { uid: 7, gid: 555, mode: 0o2755 });
+  t.match(await fs.stat('/own/sgid/file'), { uid: 7, gid: 555, mode: 0o644 });
+  t.match(await fs.stat('/own/sgid'), { nlink: 3 }, 'a directory links 2 + its subdirectories');
+  await fs.rename('/own/sgid/sub', '/own/sub');
+  t.match(await fs.stat('/own/sgid'), { nlink: 2 });
+  t.match(await fs.stat('/own'), { nlink: 4 });
+  await fs.rmdir('/own/sub');
+  t.match(await fs.stat('/own'), { nlink: 3 });
+  const dirBefore = (await fs.stat('/own'))!;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await fs.unlink('/own/f');
+  t.ok((await fs.stat('/own'))!.mtimeMs > dirBefore.mtimeMs, 'removing an entry changes its directory\'s mtime');
+});
+
+t.test('symlinks, FIFOs and sockets are entries; names over NAME_MAX bytes are ENAMETOOLONG', async (t) => {
+  await fs.mkdir('/kinds');
+  await fs.symlink('../elsewhere/target', '/kinds/link', { uid: 5, gid: 6 });
+  t.match(await fs.stat('/kinds/link'), { type: 'symlink', size: 19, target: '../elsewhere/target', uid: 5, gid: 6 });
+  t.equal(await fs.readlink('/kinds/link'), '../elsewhere/target');
+  await fs.mknod('/kinds/fifo', 'fifo', 0o600, { uid: 0, gid: 0 });
+  await fs.mknod('/kinds/sock', 'socket', 0o600, { uid: 0, gid: 0 });
+  t.match(await fs.stat('/kinds/fifo'), { type: 'fifo', mode: 0o600 });
+  t.match(await fs.stat('/kinds/sock'), { type: 'socket' });
+  t.equal(await codeOf(fs.readlink('/kinds/fifo')), 'EINVAL');
+  t.equal(await codeOf(fs.read('/kinds/fifo')), 'EINVAL');
+  t.equal(await codeOf(fs.mknod('/kinds/fifo', 'fifo', 0o600, { uid: 0, gid: 0 })), 'EEXIST');
+  t.equal(await codeOf(fs.list('/kinds/link/x')), 'ENOTDIR', 'the server never follows a symlink');
+  await fs.rename('/kinds/link', '/kinds/moved');
+  t.equal(await fs.readlink('/kinds/moved'), '../elsewhere/target');
+  for (const name of ['moved', 'fifo', 'sock']) await fs.unlink(`/kinds/${name}`);
+  t.same(await fs.list('/kinds'), []);
+  await fs.mknod(`/kinds/${'n'.repeat(255)}`, 'file', 0o644, { uid: 0, gid: 0 });
+  t.equal(await codeOf(fs.mknod(`/kinds/${'n'.repeat(256)}`, 'file', 0o644, { uid: 0, gid: 0 })), 'ENAMETOOLONG');
+  t.equal(await codeOf(fs.stat(`/kinds/${'é'.repeat(128)}`)), 'ENAMETOOLONG', 'bytes, not characters');
+  const deep = Array.from({ length: 15 }, (_, i) => `${i}`.padEnd(255, 'd'));
+  for (let i = 1; i <= deep.length; i++) await fs.mkdir(`/kinds/${deep.slice(0, i).join('/')}`);
+  t.match(await fs.stat(`/kinds/${deep.join('/')}`), { type: 'dir' }, 'a path of nearly PATH_MAX bytes');
+});
+
+t.test('hard links: one entry under several names, counted; the content goes with the last name', async (t) => {
+  await fs.mkdir('/hl');
+  await write('/hl/a', 'one', 0o600);
+  await fs.link('/hl/a', '/hl/b');
+  t.match(await fs.stat('/hl/a'), { nlink: 2, mode: 0o600 });
+  t.match(await fs.stat('/hl/b'), { nlink: 2, mode: 0o600 });
+  await write('/hl/b', 'two');
+  t.equal(await text('/hl/a'), 'two', 'a write through one name is seen through the other');
+  await fs.chmod('/hl/a', 0o644);
+  t.match(await fs.stat('/hl/b'), { mode: 0o644 });
+  await fs.link('/hl/b', '/hl/c');
+  t.match(await fs.stat('/hl/a'), { nlink: 3 });
+  t.equal(await codeOf(fs.link('/hl/a', '/hl/c')), 'EEXIST');
+  t.equal(await codeOf(fs.link('/hl', '/hl/d')), 'EPERM', 'a directory has no hard links');
+  t.equal(await codeOf(fs.link('/hl/none', '/hl/d')), 'ENOENT');
+  await fs.rename('/hl/a', '/hl/c');
+  t.match(await fs.stat('/hl/a'), { nlink: 3 }, 'a rename onto another name of the same entry does nothing');
+  await fs.rename('/hl/c', '/hl/moved');
+  t.match(await fs.stat('/hl/moved'), { nlink: 3 });
+  const versions = await storedVersions();
+  await fs.unlink('/hl/a');
+  await fs.unlink('/hl/b');
+  t.match(await fs.stat('/hl/moved'), { nlink: 1 });
+  t.equal(await text('/hl/moved'), 'two');
+  t.equal(await storedVersions(), versions, 'the content stays while a name is left');
+  await fs.unlink('/hl/moved');
+  t.equal(await storedVersions(), versions - 1, 'and goes with the last one');
+  await write('/hl/x', 'x');
+  await write('/hl/y', 'y');
+  await fs.link('/hl/x', '/hl/x2');
+  await fs.rename('/hl/y', '/hl/x2');
+  t.match(await fs.stat('/hl/x'), { nlink: 1 }, 'a rename over one name of a linked entry drops that link');
+  t.equal(await text('/hl/x2'), 'y');
+});
+
+t.test('a root stored before owners were kept is made everyone\'s (1777), as new roots are', async (t) => {
+  const legacy = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
+  const namespace = await new Kvm(nc).open(legacy.buckets.namespace);
+  await namespace.put(keyOf('/'), JSON.stringify({ type: 'dir', size: 0, mtimeMs: 1000, mode: 0o755 }));
+  t.match(await legacy.stat('/'), { mode: 0o755, uid: 0 });
+  const reopened = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
+  t.match(await reopened.stat('/'), { type: 'dir', mode: 0o1777, uid: 0, gid: 0 });
 });
 
 t.test('two owners: the same path, separate contents and buckets', async (t) => {

@@ -94,8 +94,9 @@ t.test('self/ tells the workload who it is', async (t) => {
   t.match(await shFails('rm self/name'), /Read-only file system/);
   t.match(await shFails('touch self/name'), /Read-only file system/);
   t.match(await shFails('mv fs self/x'), /Read-only file system/);
-  // access(2) through the thread pool, which never blocks this process's main thread.
-  await t.rejects(access(join(mnt, 'self/name'), constants.W_OK), { code: 'EROFS' });
+  // access(2) through the thread pool, which never blocks this process's main thread. The
+  // kernel answers it from the modes (default_permissions): root may write by them, and
+  // the write itself is refused as above.
   await access(join(mnt, 'self/name'), constants.R_OK);
   await access(join(mnt, 'fs'), constants.W_OK);
 });
@@ -169,7 +170,10 @@ t.test('fs/: mkdir, readdir, stat, rename, unlink, rmdir', async (t) => {
   t.equal(await sh('ls fs/e'), 'g\nsub\n', 'a directory moves with what it holds');
   t.match(await shFails('rmdir fs/e'), /Directory not empty/);
   t.match(await shFails('mv fs/e/g fs/missing/g'), /No such file or directory/);
-  t.match(await shFails('ln -s g fs/e/link'), /Operation not permitted/);
+  await sh('ln -s g fs/e/link');
+  t.equal(await sh('readlink fs/e/link; cat fs/e/link'), 'g\n1\n', 'a symlink is read and followed by the kernel');
+  t.equal(grid.nodes.get('/e/link')?.target, 'g');
+  await sh('rm fs/e/link');
   await sh('rm fs/e/g; rmdir fs/e/sub fs/e');
   t.notOk(grid.nodes.has('/e'));
   t.match(await shFails('cat fs/e/g'), /No such file or directory/);
@@ -313,7 +317,7 @@ t.test('files open for writing hold at most maxScratchBytes of local copies: pas
   const refused = await shFails('dd if=/dev/zero of=fs/huge.bin bs=1M count=100');
   t.match(refused, /No space left on device/);
   t.ok((grid.content('/huge.bin')?.length ?? 0) <= MAX_SCRATCH, 'no more than the bound was published');
-  t.match(await shFails('truncate -s 200M fs/huge.bin'), /No space left on device/, 'a truncation past it is refused too');
+  t.match(await shFails('truncate -s 200M fs/huge.bin'), /File too large/, 'a truncation past it is refused too (no file is larger than the quota)');
   await sh('rm fs/huge.bin; dd if=/dev/zero of=fs/fits.bin bs=1M count=8 2>/dev/null');
   t.equal(grid.content('/fits.bin')?.length, 8 * 2 ** 20, 'a file within the bound is written');
   await sh('rm fs/fits.bin');
