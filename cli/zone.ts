@@ -10,6 +10,7 @@ import * as lint from './commands/lint.ts';
 import * as logs from './commands/logs.ts';
 import * as network from './commands/network.ts';
 import * as node from './commands/node.ts';
+import * as release from './commands/release.ts';
 import * as seal from './commands/seal.ts';
 import * as shell from './commands/shell.ts';
 import * as sign from './commands/sign.ts';
@@ -34,6 +35,7 @@ const commands: { register(program: Command): void }[] = [
   logs,
   network,
   node,
+  release,
   seal,
   shell,
   sign,
