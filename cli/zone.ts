@@ -15,6 +15,7 @@ import * as seal from './commands/seal.ts';
 import * as shell from './commands/shell.ts';
 import * as sign from './commands/sign.ts';
 import * as status from './commands/status.ts';
+import * as upgrade from './commands/upgrade.ts';
 import * as verify from './commands/verify.ts';
 import * as volume from './commands/volume.ts';
 
@@ -40,6 +41,7 @@ const commands: { register(program: Command): void }[] = [
   shell,
   sign,
   status,
+  upgrade,
   verify,
   volume,
 ];

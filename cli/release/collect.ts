@@ -11,8 +11,12 @@ import type { ReleaseFile } from '../../appliance/release/manifest.ts';
 
 /** The folders and files of the tree a release holds. */
 const SOURCES = ['lib', 'blueprints', 'drivers', 'appliance', 'api', 'cli', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json'];
-/** Never in a release: build leftovers, tests' and editors' files, npm's bin links. */
-const SKIPPED = /(^|\/)(\.git|\.zone|\.bin|\.cache|test|tests|__tests__|docs?|examples?)(\/|$)|\.(md|map|d\.ts)$/i;
+/**
+ * Never in a release: npm's bin links and caches, and what nothing loads at run time
+ * (type declarations, source maps, markdown). Folders named test or doc stay: some
+ * packages load code from them (yaml's dist/doc).
+ */
+const SKIPPED = /(^|\/)(\.git|\.bin|\.cache)(\/|$)|\.(md|map|d\.ts|d\.mts|d\.cts)$/i;
 
 export interface CollectedFile extends ReleaseFile {
   /** Where it is read from. */
