@@ -51,6 +51,8 @@ export async function rewriteManifest(from: string, out: string, release: Signed
 async function writeEntries(out: string, release: SignedRelease, files: (pack: tar.Pack) => Promise<void>): Promise<void> {
   const pack = tar.pack();
   const writing = pipeline(pack, createGzip({ level: 1 }), createWriteStream(out, { mode: 0o644 }));
+  // Awaited below; a failure meanwhile (a file that changed size while read) is not left unhandled.
+  writing.catch(() => undefined);
   const manifest = Buffer.from(JSON.stringify(release, null, 1) + '\n');
   pack.entry({ name: MANIFEST_ENTRY, size: manifest.length, mode: 0o644 }, manifest);
   await files(pack);
