@@ -6,9 +6,9 @@
 // the whole bundle.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -19,12 +19,19 @@ const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
 /** The most an unpacked release may hold (sources and dependencies are ~150 MiB). */
 export const MAX_UNPACKED_BYTES = 4 * 2 ** 30;
 
-/** Writes a bundle of `release` to `out`, reading each listed file from `root` unless `replaced` holds its bytes. */
+/**
+ * Writes a bundle of `release` to `out`, reading each listed file from `root` unless
+ * `replaced` holds its bytes. A file that no longer matches its manifest entry (changed
+ * while the release was built) is refused, naming it.
+ */
 export async function writeBundle(out: string, release: SignedRelease, root: string, replaced = new Map<string, Buffer>()): Promise<void> {
   await writeEntries(out, release, async (pack) => {
     for (const file of release.manifest.files) {
-      const bytes = replaced.get(file.path);
-      await addEntry(pack, file.path, file.size, file.executable, bytes ? Readable.from([bytes]) : createReadStream(join(root, file.path)));
+      const bytes = replaced.get(file.path) ?? await readFile(join(root, file.path));
+      if (bytes.length !== file.size || createHash('sha256').update(bytes).digest('hex') !== file.sha256) {
+        throw new ZoneError('CONFLICT', `${file.path} changed while the release was built (it no longer matches its manifest entry): build again`, '/manifest/files');
+      }
+      await new Promise<void>((resolve, reject) => pack.entry({ name: file.path, size: bytes.length, mode: file.executable ? 0o755 : 0o644, mtime: new Date(0) }, bytes, (err) => (err ? reject(err) : resolve())));
     }
   });
 }

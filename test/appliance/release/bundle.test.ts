@@ -67,3 +67,9 @@ t.test('the caller refuses on the manifest before any file is written; bounds an
   t.throws(() => validateSignedRelease({ manifest: { ...release.manifest, files: [{ ...fileOf('run.sh'), path: '../escape' }] } }), { code: 'INVALID', field: '/manifest/files/0/path' });
   t.throws(() => validateSignedRelease({ manifest: { ...release.manifest, files: [fileOf('run.sh'), fileOf('run.sh')] } }), { code: 'INVALID', message: /listed twice/ });
 });
+
+t.test('a file that changed while the release was built is refused, naming it', async (t) => {
+  writeFileSync(join(tree, 'api/main.ts'), 'console.log("v9");\n');
+  t.teardown(() => writeFileSync(join(tree, 'api/main.ts'), 'console.log("v2");\n'));
+  await t.rejects(writeBundle(join(dir, 'changed.tar.gz'), release, tree), { code: 'CONFLICT', message: /api\/main\.ts changed while the release was built/ });
+});
