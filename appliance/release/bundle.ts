@@ -21,14 +21,15 @@ export const MAX_UNPACKED_BYTES = 4 * 2 ** 30;
 
 /**
  * Writes a bundle of `release` to `out`, reading each listed file from `root` unless
- * `replaced` holds its bytes. A file that no longer matches its manifest entry (changed
- * while the release was built) is refused, naming it.
+ * `replaced` holds its bytes (taken as given). A file read that no longer matches its
+ * manifest entry (changed while the release was built) is refused, naming it.
  */
 export async function writeBundle(out: string, release: SignedRelease, root: string, replaced = new Map<string, Buffer>()): Promise<void> {
   await writeEntries(out, release, async (pack) => {
     for (const file of release.manifest.files) {
-      const bytes = replaced.get(file.path) ?? await readFile(join(root, file.path));
-      if (bytes.length !== file.size || createHash('sha256').update(bytes).digest('hex') !== file.sha256) {
+      const given = replaced.get(file.path);
+      const bytes = given ?? await readFile(join(root, file.path));
+      if (!given && (bytes.length !== file.size || createHash('sha256').update(bytes).digest('hex') !== file.sha256)) {
         throw new ZoneError('CONFLICT', `${file.path} changed while the release was built (it no longer matches its manifest entry): build again`, '/manifest/files');
       }
       await new Promise<void>((resolve, reject) => pack.entry({ name: file.path, size: bytes.length, mode: file.executable ? 0o755 : 0o644, mtime: new Date(0) }, bytes, (err) => (err ? reject(err) : resolve())));
