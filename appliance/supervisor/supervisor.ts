@@ -161,13 +161,14 @@ export class Supervisor {
       steps.push(text);
       this.o.log(`upgrade ${from.version} -> ${to.version}: ${text}`);
     };
+    let backedUp = false;
     try {
       pending('stopping');
       recordNodeEvent(dataDir, 'upgrading', `upgrade from ${from.version} to ${to.version}: stopping ${from.version} (workloads keep running)`);
       await this.stopChild();
       if (this.stopping) return;
       step(`stopped ${from.version}`);
-      const backedUp = backupStore(dataDir, storeBackupPath(dataDir));
+      backedUp = backupStore(dataDir, storeBackupPath(dataDir));
       pending('backed-up');
       step(backedUp ? 'store copied' : 'no store to copy');
       pending('starting');
@@ -183,15 +184,26 @@ export class Supervisor {
         return;
       }
       step(`gate failed: ${verdict.reason}`);
-      await this.stopChild();
-      if (backedUp) restoreStore(dataDir, storeBackupPath(dataDir));
-      step(backedUp ? 'store restored' : 'no store to restore');
-      this.finish({ ...this.state(), current: from, pending: null }, from.version, to.version, 'rolled-back', verdict.reason, started, steps);
-      rmSync(to.dir, { recursive: true, force: true });
-      this.launch(from);
+      await this.rollBack(from, to, backedUp, verdict.reason, started, steps);
+    } catch (err) {
+      // Whatever broke (a full disk under the store copy, ...), the node goes back to what ran.
+      if (this.stopping) return;
+      const reason = `the supervisor failed during the upgrade: ${(err as Error).message}`;
+      step(reason);
+      await this.rollBack(from, to, backedUp, reason, started, steps);
     } finally {
       this.upgrading = false;
     }
+  }
+
+  /** Stops the new release, puts the store copy back and starts `from` again. */
+  private async rollBack(from: ReleaseRef, to: ReleaseRef, backedUp: boolean, reason: string, started: number, steps: string[]): Promise<void> {
+    await this.stopChild();
+    if (backedUp) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
+    steps.push(backedUp ? 'store restored' : 'no store to restore');
+    this.finish({ ...this.state(), current: from, pending: null }, from.version, to.version, 'rolled-back', reason, started, steps);
+    rmSync(to.dir, { recursive: true, force: true });
+    this.launch(from);
   }
 
   /** Waits for the gate's verdict on `run`. */

@@ -5,8 +5,7 @@
 // version with the store as it was and the reason in events and zone node; kill -9 of
 // the supervisor or of the new appliance mid-upgrade leaves one version, healthy.
 // Lean on purpose: 3 containers, one node, the bundles built once.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -15,84 +14,30 @@ import Database from 'better-sqlite3';
 import { readSigningKey } from '../../../blueprints/keys.ts';
 import { signBlueprint } from '../../../blueprints/sign.ts';
 import type { Blueprint } from '../../../blueprints/schema.ts';
-import { makeReadToken } from '../../../lib/tokens.ts';
 import { removeNodeContainers } from '../../../cli/cluster/grid.ts';
 import { readReleaseState } from '../../../appliance/release/state.ts';
-import type { NodeInfo, ZoneEvent } from '../../../appliance/types.ts';
-import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import type { ZoneEvent } from '../../../appliance/types.ts';
+import { startSupervisedNode, type SupervisedNode } from '../../helpers/supervised-node.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { runZone } from '../../helpers/zone-cli.ts';
-import { buildTreeRelease, TREE, variantBundle } from '../../helpers/release-bundles.ts';
+import { buildTreeRelease, variantBundle } from '../../helpers/release-bundles.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-upgrade-'));
-const dataDir = join(dir, 'node');
-const [apiPort, natsPort] = (await freeLoopbackPorts(2)) as [number, number];
-const url = `http://127.0.0.1:${apiPort}`;
 const docker = new Docker();
-let supervisor: ChildProcess | null = null;
-let nodeId = '';
+let n: SupervisedNode | null = null;
 t.teardown(async () => {
-  if (supervisor?.exitCode === null) {
-    supervisor.kill('SIGTERM');
-    await new Promise((r) => supervisor!.once('exit', r));
-  }
-  for (const pid of appliancePids()) process.kill(pid, 'SIGKILL');
-  if (nodeId) await removeNodeContainers([nodeId]);
+  await n?.stop();
+  if (n) await removeNodeContainers([n.nodeId]);
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** The appliances of this test's node: processes whose environment names its data dir. */
-function appliancePids(): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      const env = readFileSync(`/proc/${p}/environ`, 'utf8').split('\0');
-      return cmd.includes('api/main.ts') && env.includes(`ZONE_DATA_DIR=${dataDir}`) ? [Number(p)] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
-function startSupervisor(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(TREE, 'appliance/supervisor/main.ts')], {
-    env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: `127.0.0.1:${apiPort}`, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_UPGRADE_GATE_SECONDS: '40', ZONE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr!.on('data', (b: Buffer) => { log += String(b); });
-  (child as ChildProcess & { log: () => string }).log = () => log;
-  return child;
-}
-
-const node = async (): Promise<NodeInfo> => (await fetch(`${url}/v1/node`)).json() as Promise<NodeInfo>;
-const healthy = async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok === true;
-const events = async (): Promise<ZoneEvent[]> => ((await (await fetch(`${url}/v1/events?follow=false`)).text()).match(/^data: .*$/gm) ?? []).map((l) => JSON.parse(l.slice(6)) as ZoneEvent);
+const events = async (): Promise<ZoneEvent[]> => ((await (await fetch(`${n!.url}/v1/events?follow=false`)).text()).match(/^data: .*$/gm) ?? []).map((l) => JSON.parse(l.slice(6)) as ZoneEvent);
+const blueprints = async () => (await (await fetch(`${n!.url}/v1/blueprints`)).json() as { blueprints: unknown[] }).blueprints;
 
 /** Start times of the node's containers, by name. */
 async function startTimes(): Promise<Record<string, string>> {
-  const found = await docker.listContainers({ all: true, filters: { label: [`zone.node=${nodeId}`] } });
+  const found = await docker.listContainers({ all: true, filters: { label: [`zone.node=${n!.nodeId}`] } });
   const inspected = await Promise.all(found.map((c) => docker.getContainer(c.Id).inspect()));
   return Object.fromEntries(inspected.map((c) => [c.Name, `${c.State.Status} ${c.State.StartedAt}`]));
-}
-
-/** Uploads a bundle as the operator (a read token of its key); the answer's status and body. */
-async function upload(bundle: string, token = true): Promise<{ status: number; body: Record<string, unknown> }> {
-  const operator = readSigningKey(join(dataDir, 'operator.key'));
-  const authorization = makeReadToken(operator, { aud: nodeId, method: 'PUT', path: '/v1/node/release' });
-  const res = await fetch(`${url}/v1/node/release`, {
-    method: 'PUT', headers: { 'content-type': 'application/gzip', ...(token ? { authorization } : {}) }, body: readFileSync(bundle),
-  });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
-}
-
-/** Waits for the node to report the outcome of its upgrade to `version` (healthy on the other side). */
-async function outcome(version: string, since: number, timeoutMs = 120_000): Promise<NodeInfo> {
-  return waitFor(async () => {
-    const info = await node();
-    const last = info.release?.lastUpgrade;
-    return last && last.to === version && Date.parse(last.at) >= since && await healthy() ? info : null;
-  }, { timeoutMs, what: `the outcome of the upgrade to ${version}`, intervalMs: 250 });
 }
 
 const bundles = {
@@ -102,10 +47,8 @@ const bundles = {
 };
 
 t.before(async () => {
-  supervisor = startSupervisor();
-  await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' });
-  nodeId = (await (await fetch(`${url}/healthz`)).json() as { node: string }).node;
-  const operator = readSigningKey(join(dataDir, 'operator.key'));
+  n = await startSupervisedNode(join(dir, 'node'), 30);
+  const operator = readSigningKey(join(n.dataDir, 'operator.key'));
   const base = await buildTreeRelease(bundles.unsigned, '0.2.0');
   const key = operator;
   await variantBundle(bundles.good, base, { version: '0.2.0', key });
@@ -119,13 +62,14 @@ t.before(async () => {
   await variantBundle(bundles.later, base, { version: '0.4.0', key });
   await variantBundle(bundles.older, base, { version: '0.1.5', key });
   const workloads = ['a', 'b', 'c'].map((name) => ({ name, kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'sleep 100000'], resources: { cpus: 0.05, memory: '8Mi' } }));
-  const bp = signBlueprint({ name: 'upgrade-web', version: 1, owner: operator.publicKey, node: nodeId, workloads } as unknown as Blueprint, operator.secretKey);
-  const put = await fetch(`${url}/v1/blueprints/upgrade-web`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
+  const bp = signBlueprint({ name: 'upgrade-web', version: 1, owner: operator.publicKey, node: n.nodeId, workloads } as unknown as Blueprint, operator.secretKey);
+  const put = await fetch(`${n.url}/v1/blueprints/upgrade-web`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
   if (put.status !== 202) throw new Error(`submit: ${put.status} ${await put.text()}`);
   await waitFor(async () => Object.values(await startTimes()).filter((s) => s.startsWith('running')).length === 3, { timeoutMs: 60_000, what: 'three containers running' });
 });
 
 t.test('refused before anything is written: no token, unsigned, a file tampered with', async (t) => {
+  const { upload, node, dataDir } = n!;
   const before = await startTimes();
   t.match(await upload(bundles.good, false), { status: 401, body: { error: 'SIGNATURE', message: /read token/ } });
   t.match(await upload(bundles.unsigned), { status: 401, body: { error: 'SIGNATURE', message: /release 0\.2\.0 is not signed/ } });
@@ -138,16 +82,17 @@ t.test('refused before anything is written: no token, unsigned, a file tampered 
 for (const [name, bundle, version, reason] of [
   ['exits at start', bundles.exits, '0.3.0', /the new appliance exited \(exit 3\) before it was healthy/],
   ['fails its migration', bundles.migration, '0.3.1', /the new appliance exited \(exit 1\) before it was healthy/],
-  ['never becomes healthy', bundles.unhealthy, '0.3.2', /not healthy within 40 s \(no full reconcile pass reported\)/],
+  ['never becomes healthy', bundles.unhealthy, '0.3.2', /not healthy within 30 s \(no full reconcile pass reported\)/],
 ] as const) {
   t.test(`a release that ${name} is rolled back: the previous version serves, the store as it was, 0 containers restarted, the reason told`, async (t) => {
+    const { upload, outcome, dataDir, appliancePids, url } = n!;
     const before = await startTimes();
     const since = Date.now();
     t.match(await upload(bundle), { status: 202, body: { version, from: '0.1.0', signers: ['operator'] } });
     const info = await outcome(version, since);
     t.match(info, { version: '0.1.0', release: { running: '0.1.0', lastUpgrade: { from: '0.1.0', to: version, outcome: 'rolled-back', reason } } });
     t.same(await startTimes(), before, 'the containers were not restarted');
-    t.match((await (await fetch(`${url}/v1/blueprints`)).json() as { blueprints: unknown[] }).blueprints, [{ name: 'upgrade-web', version: 1 }]);
+    t.match(await blueprints(), [{ name: 'upgrade-web', version: 1 }]);
     const db = new Database(join(dataDir, 'zone.db'), { readonly: true });
     t.equal(db.pragma('user_version', { simple: true }), 1, 'the store schema as it was');
     db.close();
@@ -160,6 +105,7 @@ for (const [name, bundle, version, reason] of [
 }
 
 t.test('an upgrade to the same tree with a bumped version adopts every container and keeps the blueprints', async (t) => {
+  const { upload, node, dataDir, url } = n!;
   const before = await startTimes();
   const run = await runZone(['upgrade', bundles.good, '--node', url, '--key', join(dataDir, 'operator.key'), '--timeout', '120'], { cwd: dir, timeoutMs: 150_000 });
   t.equal(run.code, 0, run.stderr);
@@ -167,12 +113,13 @@ t.test('an upgrade to the same tree with a bumped version adopts every container
   t.match(run.stdout, /running 0\.2\.0 \(healthy after [\d.]+ s\)/);
   t.match(await node(), { version: '0.2.0', release: { running: '0.2.0', previous: '0.1.0', lastUpgrade: { outcome: 'succeeded', reason: /0 workloads restarted/ } } });
   t.same(await startTimes(), before, '0 containers restarted: the same start times');
-  t.match((await (await fetch(`${url}/v1/blueprints`)).json() as { blueprints: unknown[] }).blueprints, [{ name: 'upgrade-web', version: 1, workloads: [{ state: 'running' }, { state: 'running' }, { state: 'running' }] }]);
+  t.match(await blueprints(), [{ name: 'upgrade-web', version: 1, workloads: [{ state: 'running' }, { state: 'running' }, { state: 'running' }] }]);
   t.ok((await events()).some((e) => e.to === 'upgraded' && /upgraded from 0\.1\.0 to 0\.2\.0/.test(e.reason)));
   t.match(await upload(bundles.older), { status: 409, body: { error: 'STALE', message: /0\.1\.5 is older than the running 0\.2\.0/ } });
 });
 
 t.test('kill -9 of the new appliance during the gate: rolled back, one version, healthy', async (t) => {
+  const { upload, outcome, dataDir, appliancePids } = n!;
   const before = await startTimes();
   const since = Date.now();
   t.equal((await upload(bundles.later)).status, 202);
@@ -188,17 +135,18 @@ t.test('kill -9 of the new appliance during the gate: rolled back, one version, 
 });
 
 t.test('kill -9 of the supervisor mid-upgrade: its successor rolls back; one version, healthy, nothing lost', async (t) => {
+  const { upload, outcome, dataDir, appliancePids } = n!;
   const before = await startTimes();
   const since = Date.now();
   t.equal((await upload(bundles.later)).status, 202);
   await waitFor(() => readReleaseState(dataDir).pending?.phase === 'starting', { timeoutMs: 60_000, what: 'the upgrade starting the new release', intervalMs: 20 });
-  const old = supervisor!;
+  const old = n!.supervisor;
   old.kill('SIGKILL');
   await new Promise((r) => old.once('exit', r));
-  supervisor = startSupervisor();
+  n!.restart();
   const info = await outcome('0.4.0', since);
   t.match(info, { version: '0.2.0', release: { running: '0.2.0', previous: '0.1.0', lastUpgrade: { outcome: 'rolled-back', reason: /supervisor stopped during the upgrade to 0\.4\.0 \(at starting\)/ } } });
   await waitFor(() => appliancePids().length === 1, { timeoutMs: 30_000, what: 'one appliance left' });
   t.same(await startTimes(), before, 'no container restarted');
-  t.match((await (await fetch(`${url}/v1/blueprints`)).json() as { blueprints: unknown[] }).blueprints, [{ name: 'upgrade-web', version: 1 }]);
+  t.match(await blueprints(), [{ name: 'upgrade-web', version: 1 }]);
 });
