@@ -150,3 +150,15 @@ t.test('kill -9 of the supervisor mid-upgrade: its successor rolls back; one ver
   t.same(await startTimes(), before, 'no container restarted');
   t.match(await blueprints(), [{ name: 'upgrade-web', version: 1 }]);
 });
+
+t.test('an appliance that dies outside an upgrade is started again by its supervisor, adopting its workloads', async (t) => {
+  const { appliancePids, healthy, node } = n!;
+  const before = await startTimes();
+  const { version } = await node();
+  const [pid] = appliancePids();
+  process.kill(pid!, 'SIGKILL');
+  await waitFor(async () => appliancePids().some((p) => p !== pid) && await healthy(), { timeoutMs: 60_000, what: 'the appliance started again' });
+  t.match(await node(), { version, release: { running: version } });
+  t.equal(appliancePids().length, 1);
+  t.same(await startTimes(), before, 'no container restarted');
+});
