@@ -3,7 +3,8 @@
 // the drivers, starts the pseudokernel (nats-server; the node runs without it when it
 // cannot start), the engine and the API; stops cleanly on SIGINT/SIGTERM (API, then
 // engine, then pseudokernel, then store, then the firewall: nothing listens any more).
-// Workloads keep running meanwhile.
+// Workloads keep running meanwhile. Under the supervisor (appliance/supervisor/), it
+// reports its health once its first full pass is done, and stops when the supervisor goes.
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -16,6 +17,7 @@ import { installWorkloadFirewall } from '../appliance/firewall/firewall.ts';
 import { loadOrCreateIdentity } from '../appliance/identity.ts';
 import { createLogger } from '../appliance/logger.ts';
 import { readProtection } from '../appliance/read-protection.ts';
+import { reportToSupervisor, supervisorLink } from '../appliance/supervisor/child.ts';
 
 /** The longest a stop may take before the process exits regardless. */
 const STOP_TIMEOUT_MS = 10_000;
@@ -28,7 +30,7 @@ async function main(): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true, mode: DATA_DIR_MODE });
   const node = loadOrCreateIdentity(config.dataDir).id;
   let firewall = await installWorkloadFirewall(node, config);
-  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, volumes: buildVolumeProvider, pseudokernel: {}, logger });
+  const appliance = await createAppliance({ config, trustPolicy: policy, drivers: buildDrivers, networks: buildNetworkDriver, volumes: buildVolumeProvider, pseudokernel: {}, logger, supervisor: supervisorLink() });
   appliance.start();
   const reads = readProtection(config, policy);
   const api = await buildServer(appliance, {
@@ -69,6 +71,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  // Under a supervisor (npm run supervise): its health gate waits for this report.
+  reportToSupervisor(() => appliance.startupHealth(urls[0]!), stop);
 }
 
 /** Stops listening and drops the connections left (idle keep-alives, requests in flight). */

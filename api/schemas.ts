@@ -38,6 +38,17 @@ export const NodeInfoSchema = Type.Object({
     sizeBytes: Type.Integer({ description: 'what the volumes may hold (released ones included)' }),
     usedBytes: Type.Integer({ description: 'what they hold now' }),
   }, { description: 'the volumes on this node (absent where the node serves none)' })),
+  release: Type.Optional(Type.Object({
+    running: Type.String({ description: 'the version of the node software that answers' }),
+    previous: Type.Union([Type.String(), Type.Null()], { description: 'the version it replaced, where a rollback would go' }),
+    supervised: Type.Boolean({ description: 'a supervisor runs it (only then can it take a release)' }),
+    lastUpgrade: Type.Union([Type.Object({
+      from: Type.String(), to: Type.String(),
+      outcome: Type.Union([Type.Literal('succeeded'), Type.Literal('rolled-back')]),
+      reason: Type.String({ description: 'what the health gate saw, or why it was rolled back' }),
+      at: Type.String({ format: 'date-time' }), seconds: Type.Number(),
+    }), Type.Null()]),
+  }, { description: 'the node software: running and previous versions, the last upgrade' })),
 }, { $id: 'NodeInfo' });
 
 export const WorkloadStatusSchema = Type.Object({

@@ -34,7 +34,10 @@ import { Store, type StoredBlueprint, type WorkloadRecord } from './store.ts';
 import { lazyImageSource, openNodeImages } from './images/node-images.ts';
 import { registryAccess } from './images/registries.ts';
 import type { ImageService } from './images/service.ts';
-import type { Appliance, BlueprintStatus, Capacity, NodeInfo, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
+import type { Appliance, BlueprintStatus, Capacity, NodeInfo, ReleaseAccepted, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
+import { NodeRelease } from './release/node-release.ts';
+import type { ReadyReport } from './supervisor/gate.ts';
+import type { SupervisorLink } from './supervisor/child.ts';
 import { volumesOf } from './engine/volumes.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -67,6 +70,8 @@ export interface ApplianceOptions {
   clock?: () => Date;
   /** How often workloads' use is sampled: CPU and memory for the console, volumes' data for /zone/proc (default 15 s). */
   usagePeriodMs?: number;
+  /** The supervisor that runs this process (appliance/supervisor/child.ts); none: it cannot switch releases. */
+  supervisor?: SupervisorLink | null;
 }
 
 function toStatus(r: WorkloadRecord): WorkloadStatus {
@@ -82,6 +87,7 @@ export class ZoneAppliance implements Appliance {
   private unfollow: (() => void) | null = null;
   readonly tokens: TokenChecker;
   readonly console: WorkloadConsole;
+  private readonly release: NodeRelease;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -99,6 +105,7 @@ export class ZoneAppliance implements Appliance {
     private readonly nodeImages: { service: ImageService; close(): Promise<void> } | null = null,
   ) {
     this.tokens = new TokenChecker(identity.id, options.tokens);
+    this.release = new NodeRelease({ version: VERSION, dataDir: options.config.dataDir, policy: options.trustPolicy, supervisor: options.supervisor ?? null, events: eventLog, logger });
     this.console = new WorkloadConsole({
       node: identity.id, drivers, blueprints: () => this.listBlueprints(), terminals: options.config.policy.terminals, logger,
       ...(options.usagePeriodMs ? { usagePeriodMs: options.usagePeriodMs } : {}),
@@ -126,7 +133,22 @@ export class ZoneAppliance implements Appliance {
       ],
       capacity: { total: view.total, reserved: view.reserved, free: view.free },
       ...(this.reconciler.volumes ? { volumes: await this.volumeTotals() } : {}),
+      release: this.release.info(),
     };
+  }
+
+  installRelease(bundle: Readable): Promise<ReleaseAccepted> {
+    return this.release.install(bundle);
+  }
+
+  releaseUploaders(): string[] {
+    return this.release.uploaderKeys();
+  }
+
+  /** What the supervisor's health gate reads, once the first full reconcile pass after start() is done. */
+  startupHealth(url: string): Promise<Omit<ReadyReport, 'type'>> {
+    const pseudokernel = !this.pseudokernel ? 'absent' : this.pseudokernel.available ? 'connected' : 'down';
+    return this.release.health(this.reconciler.idle(), url, pseudokernel);
   }
 
   async submit(input: unknown): Promise<SubmitResult> {

@@ -70,6 +70,24 @@ export interface NodeInfo {
   capacity: { total: Capacity; reserved: Capacity; free: Capacity };
   /** The volumes on this node: their sizes and what they hold (absent where the node serves none). */
   volumes?: { count: number; sizeBytes: number; usedBytes: number };
+  /** The node software: what runs, what ran before, the last upgrade (absent where the appliance does not say). */
+  release?: ReleaseInfo;
+}
+
+/** The node software's versions and the last upgrade, as the supervisor recorded them. */
+export interface ReleaseInfo {
+  running: string;
+  previous: string | null;
+  /** Whether a supervisor runs this appliance (only then can it switch releases). */
+  supervised: boolean;
+  lastUpgrade: { from: string; to: string; outcome: 'succeeded' | 'rolled-back'; reason: string; at: string; seconds: number } | null;
+}
+
+/** A release a node took: the supervisor switches to it next. */
+export interface ReleaseAccepted {
+  version: string;
+  from: string;
+  signers: string[];
 }
 
 /** A volume on this node: whose it is, how big, who mounts it, and when it goes when no blueprint lists it. */
@@ -154,6 +172,10 @@ export interface Appliance {
    * CONFLICT: it is being changed.
    */
   gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;
+  /** Verifies and unpacks an uploaded release bundle, then has the supervisor switch to it (absent: this appliance takes none). */
+  installRelease?(bundle: Readable): Promise<ReleaseAccepted>;
+  /** The keys whose read tokens may upload a release. */
+  releaseUploaders?(): string[];
   /** The grid's image store (uploads, listing); null or absent when this node has none (no pseudokernel). */
   readonly images?: ImageService | null;
   /** Terminals and usage for the web console; absent, the console has neither. */

@@ -23,6 +23,10 @@ export const TrustPolicy = Type.Object({
   signers: Type.Array(TrustedSigner, { minItems: 1, maxItems: 256 }),
   threshold: Type.Integer({ minimum: 1, description: 'total weight of valid, distinct trusted signatures a blueprint needs' }),
   allowAnyNode: Type.Optional(Type.Boolean({ description: 'accept blueprints whose node is "*"' })),
+  releases: Type.Optional(Type.Object({
+    signers: Type.Array(Type.Object({ key: PublicKey, weight: Type.Integer({ minimum: 1, maximum: 1000 }), label: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }), { minItems: 1, maxItems: 256 }),
+    threshold: Type.Integer({ minimum: 1 }),
+  }, { additionalProperties: false, description: 'who signs releases of the node software (zone release sign) and the weight a release needs; absent: the blueprint signers and threshold' })),
 }, { additionalProperties: false, $id: 'https://zone.dev/schemas/trust-policy-v1.json', title: 'Zone trust policy v1' });
 
 export type TrustPolicy = Static<typeof TrustPolicy>;
@@ -48,6 +52,12 @@ export function validateTrustPolicy(value: unknown): TrustPolicy {
   const total = policy.signers.reduce((sum, s) => sum + s.weight, 0);
   if (policy.threshold > total) {
     throw new ZoneError('INVALID', `trust policy: threshold ${policy.threshold} is more than all signers' weights together (${total}): nothing could be accepted`, '/threshold');
+  }
+  if (policy.releases) {
+    const releaseTotal = policy.releases.signers.reduce((sum, s) => sum + s.weight, 0);
+    if (policy.releases.threshold > releaseTotal) {
+      throw new ZoneError('INVALID', `trust policy: releases.threshold ${policy.releases.threshold} is more than the release signers' weights together (${releaseTotal})`, '/releases/threshold');
+    }
   }
   return policy;
 }

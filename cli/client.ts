@@ -1,7 +1,7 @@
 // The HTTP client of the node API, for the `zone` commands: typed calls, API errors
 // turned into one-line CliFailures (exit 1), an unreachable node into exit 3.
 import { createParser } from 'eventsource-parser';
-import type { BlueprintStatus, NodeInfo, SubmitResult, VolumeStatus, ZoneEvent } from '../appliance/types.ts';
+import type { BlueprintStatus, NodeInfo, ReleaseAccepted, SubmitResult, VolumeStatus, ZoneEvent } from '../appliance/types.ts';
 import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/interfaces.ts';
 import type { SigningKeyPair } from '../lib/ed25519.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../lib/tokens.ts';
@@ -45,6 +45,11 @@ export class NodeClient {
 
   node(): Promise<NodeInfo> {
     return this.json('GET', '/v1/node');
+  }
+
+  /** Uploads a signed release bundle (gzip bytes); the node's supervisor then switches to it. */
+  uploadRelease(bundle: Uint8Array): Promise<ReleaseAccepted> {
+    return this.json('PUT', '/v1/node/release', { body: bundle, headers: { 'content-type': 'application/gzip' } });
   }
 
   submit(blueprint: unknown): Promise<SubmitResult> {

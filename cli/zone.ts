@@ -10,10 +10,12 @@ import * as lint from './commands/lint.ts';
 import * as logs from './commands/logs.ts';
 import * as network from './commands/network.ts';
 import * as node from './commands/node.ts';
+import * as release from './commands/release.ts';
 import * as seal from './commands/seal.ts';
 import * as shell from './commands/shell.ts';
 import * as sign from './commands/sign.ts';
 import * as status from './commands/status.ts';
+import * as upgrade from './commands/upgrade.ts';
 import * as verify from './commands/verify.ts';
 import * as volume from './commands/volume.ts';
 
@@ -34,10 +36,12 @@ const commands: { register(program: Command): void }[] = [
   logs,
   network,
   node,
+  release,
   seal,
   shell,
   sign,
   status,
+  upgrade,
   verify,
   volume,
 ];

@@ -1,16 +1,51 @@
-// GET /v1/node: who this node is, its keys, drivers and capacity.
+// GET /v1/node: who this node is, its keys, drivers, capacity and software release.
+// PUT /v1/node/release: a signed release bundle (zone upgrade), from a release signer
+// (a read token of one of their keys), streamed and checked as it unpacks.
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Appliance } from '../../appliance/types.ts';
+import { ZoneError } from '../../lib/errors.ts';
 import { errorResponses } from '../errors.ts';
 import { Type } from '@sinclair/typebox';
+
+const ReleaseAccepted = Type.Object({
+  version: Type.String({ description: 'the release taken' }),
+  from: Type.String({ description: 'the version it replaces' }),
+  signers: Type.Array(Type.String(), { description: 'who counted toward the trust policy\'s release threshold' }),
+});
 
 export function nodeRoutes(appliance: Appliance) {
   return async (app: FastifyInstance) => {
     app.get('/', {
       schema: {
-        tags: ['node'], summary: 'identity, public keys, drivers and capacity of this node',
+        tags: ['node'], summary: 'identity, public keys, drivers, capacity and software release of this node',
         response: { 200: Type.Ref('NodeInfo'), ...errorResponses(401, 429) },
       },
     }, async () => appliance.nodeInfo());
+
+    // A bundle is bytes, streamed into the release's folder (the bound is the appliance's), in this plugin only.
+    app.addContentTypeParser('application/gzip', (_request, body, done) => done(null, body));
+    app.put('/release', {
+      // Checked before the body is read: without a release signer's token nothing is written.
+      onRequest: async (request) => {
+        if (!appliance.installRelease || !appliance.releaseUploaders) throw new ZoneError('UNAVAILABLE', 'this node takes no releases');
+        appliance.tokens.checkRead(request.headers.authorization, { method: request.method, path: request.url }, { keys: appliance.releaseUploaders() });
+      },
+      schema: {
+        tags: ['node'],
+        summary: 'a signed release bundle (zone release build/sign; application/gzip): verified, unpacked, then the supervisor switches to it, health-gated, rolling back on failure (watch GET /v1/node and the events)',
+        response: { 202: ReleaseAccepted, ...errorResponses(400, 401, 403, 409, 413, 503) },
+      },
+    }, async (request, reply) => {
+      const body = request.body as Readable | undefined;
+      if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a release bundle is bytes: send it as application/gzip', '/headers/content-type');
+      try {
+        return reply.code(202).send(await appliance.installRelease!(body));
+      } catch (err) {
+        // The rest of a refused upload is not read: the connection goes with the answer.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
+    });
   };
 }

@@ -180,6 +180,6 @@ t.test('the OpenAPI document is valid OpenAPI 3 and documents every route with t
   const result = await new Validator().validate(doc);
   t.ok(result.valid, JSON.stringify(result.errors)?.slice(0, 2000));
   const paths = doc.paths as Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: object } }> } }>>;
-  t.same(Object.keys(paths).sort(), ['/healthz', '/metrics', '/v1/blueprints/', '/v1/blueprints/{name}', '/v1/blueprints/{name}/workloads/{workload}/logs', '/v1/events/', '/v1/grid/blueprints', '/v1/grid/events/', '/v1/grid/fs/{*}', '/v1/grid/images/', '/v1/grid/images/uploads', '/v1/grid/images/uploads/{id}', '/v1/grid/images/uploads/{id}/commit', '/v1/grid/logs/{name}/{workload}', '/v1/grid/pipes', '/v1/grid/proc', '/v1/grid/proc/{node}/{blueprint}/{workload}/restart', '/v1/grid/usage', '/v1/node/', '/v1/volumes/']);
+  t.same(Object.keys(paths).sort(), ['/healthz', '/metrics', '/v1/blueprints/', '/v1/blueprints/{name}', '/v1/blueprints/{name}/workloads/{workload}/logs', '/v1/events/', '/v1/grid/blueprints', '/v1/grid/events/', '/v1/grid/fs/{*}', '/v1/grid/images/', '/v1/grid/images/uploads', '/v1/grid/images/uploads/{id}', '/v1/grid/images/uploads/{id}/commit', '/v1/grid/logs/{name}/{workload}', '/v1/grid/pipes', '/v1/grid/proc', '/v1/grid/proc/{node}/{blueprint}/{workload}/restart', '/v1/grid/usage', '/v1/node/', '/v1/node/release', '/v1/volumes/']);
   t.ok(paths['/v1/blueprints/{name}']!.put!.requestBody!.content['application/json']!.schema.properties, 'the body schema is the blueprint schema');
 });

@@ -1,0 +1,41 @@
+// Receiving a release on a node: the bundle is streamed in, its manifest verified (and
+// the whole refused) before any file is written, its files checked against their
+// digests as they unpack into a fresh folder, which becomes releases/<version> only once
+// complete. Nothing is left behind by a refused bundle.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { unpackBundle } from './bundle.ts';
+import type { SignedRelease } from './manifest.ts';
+import { releaseDir, releasesDir, type ReleaseRef } from './state.ts';
+import { verifyRelease, type ReleaseContext } from './verify.ts';
+
+/** The largest bundle a node takes (a release is ~40 MiB gzipped). */
+export const MAX_BUNDLE_BYTES = 512 * 2 ** 20;
+
+export interface InstalledRelease {
+  release: SignedRelease;
+  signers: string[];
+  ref: ReleaseRef;
+}
+
+/** Verifies and unpacks the bundle `source`; ZoneError (SIGNATURE, POLICY, STALE, CONFLICT, INVALID, TOO_LARGE) when refused. */
+export async function installRelease(source: Readable, dataDir: string, ctx: ReleaseContext, maxBytes = MAX_BUNDLE_BYTES): Promise<InstalledRelease> {
+  mkdirSync(releasesDir(dataDir), { recursive: true, mode: 0o700 });
+  const incoming = join(releasesDir(dataDir), `.incoming-${randomBytes(8).toString('hex')}`);
+  let signers: string[] = [];
+  try {
+    const release = await unpackBundle(source, incoming, (r) => {
+      signers = verifyRelease(r, ctx);
+    }, maxBytes);
+    const dir = releaseDir(dataDir, release.manifest.version);
+    // A folder of this version is one an earlier upgrade left (it failed, or was rolled back from): replaced.
+    await rm(dir, { recursive: true, force: true });
+    await rename(incoming, dir);
+    return { release, signers, ref: { version: release.manifest.version, dir } };
+  } finally {
+    await rm(incoming, { recursive: true, force: true });
+  }
+}
