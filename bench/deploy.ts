@@ -1,6 +1,7 @@
 // Deploying many containers at once, against raw Docker in the same run (issue 23):
 //  (a) raw: N `docker run -d zone/busybox sleep 3600`, P at a time (the engine's step
 //      concurrency), until every CLI call returned (it returns once the container runs)
+//  (a') the same on a bridge network of its own, with the node's CPU and memory limits
 //  (b) a real node (`api/main.ts` in its own process: firewall, drivers, pseudokernel,
 //      API): the same N containers in signed blueprints (one up to 250, the schema's bound)
 //      PUT to its API, until its status shows all N running
@@ -42,14 +43,19 @@ async function removeByLabel(label: string): Promise<void> {
   await Promise.all(found.map((c) => limit(() => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {}))));
 }
 
-async function raw(): Promise<number> {
+/** (a), or with `shaped` (a'): on a bridge network of its own, with the node's CPU and memory limits, as the node makes them (without /zone). */
+async function raw(shaped = false): Promise<number> {
   const limit = pLimit(PARALLEL);
+  const network = `zone-bench-deploy-${process.pid}`;
+  if (shaped) await run('docker', ['network', 'create', network]);
+  const options = shaped ? ['--network', network, '--memory', '8m', '--cpus', '0.01'] : [];
   const t0 = performance.now();
   try {
-    await Promise.all(Array.from({ length: N }, () => limit(() => run('docker', ['run', '-d', '--label', RAW_LABEL, 'zone/busybox', 'sleep', '3600']))));
+    await Promise.all(Array.from({ length: N }, () => limit(() => run('docker', ['run', '-d', '--label', RAW_LABEL, ...options, 'zone/busybox', 'sleep', '3600']))));
     return performance.now() - t0;
   } finally {
     await removeByLabel(RAW_LABEL);
+    if (shaped) await run('docker', ['network', 'rm', network]);
   }
 }
 
@@ -186,9 +192,11 @@ async function deploy(): Promise<{ deploy: number; adopt?: { ms: number; restart
 
 const a = SKIP_RAW ? null : await raw();
 if (a !== null) console.log(`(a) raw in ${s(a)}`);
+const shapedRaw = SKIP_RAW ? null : await raw(true);
 const b = await deploy();
 const bpCount = Math.ceil(N / PER_BLUEPRINT);
 console.log(`deploy benchmark, N=${N}, ${PARALLEL} at a time`);
 if (a !== null) console.log(`(a) raw docker run -d x${N}:                    ${s(a)}`);
-console.log(`(b) ${bpCount} blueprint(s) through the node, all running: ${s(b.deploy)}${a !== null ? `   ratio b/a = ${(b.deploy / a).toFixed(2)}` : ''}`);
+if (shapedRaw !== null) console.log(`(a') the same on a bridge of its own, with limits: ${s(shapedRaw)}   ratio a'/a = ${(shapedRaw / a!).toFixed(2)}`);
+console.log(`(b) ${bpCount} blueprint(s) through the node, all running: ${s(b.deploy)}${a !== null ? `   ratio b/a = ${(b.deploy / a).toFixed(2)}, b/a' = ${(b.deploy / shapedRaw!).toFixed(2)}` : ''}`);
 if (b.adopt) console.log(`(c) kill -9, new node until adopted:             ${s(b.adopt.ms)}   containers restarted: ${b.adopt.restarted}, missing: ${b.adopt.missing}; restarts the node counts: ${b.adopt.restarts}`);
