@@ -1,6 +1,7 @@
 // What the web console reaches inside this node's workloads, for their owner only: a
 // terminal (a shell in a container, a VM's serial console) and each workload's CPU and
 // memory over the last hour, sampled from the drivers (docker stats, libvirt domain info).
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Driver, TerminalOptions, TerminalSession } from '../drivers/contract.ts';
 import { workloadId } from '../drivers/names.ts';
@@ -10,6 +11,11 @@ import type { BlueprintStatus, ConsoleAccess, UsageSample, WorkloadUsageSeries }
 /** Default sampling period and how long samples are kept. */
 export const USAGE_PERIOD_MS = 15_000;
 export const USAGE_WINDOW_MS = 60 * 60_000;
+/**
+ * Workloads sampled at once: dockerd answers a stats call in about a second on a busy
+ * machine, and 100 at once (every container of a deploy) held up its creates and starts.
+ */
+const SAMPLES_AT_ONCE = 4;
 
 export interface ConsoleSettings {
   node: string;
@@ -87,7 +93,8 @@ export class WorkloadConsole implements ConsoleAccess {
   async sample(): Promise<void> {
     const running = this.settings.blueprints().flatMap((b) => b.workloads.filter((w) => w.state === 'running'));
     const present = new Set<string>();
-    await Promise.all(running.map(async (w) => {
+    const limit = pLimit(SAMPLES_AT_ONCE);
+    await Promise.all(running.map((w) => limit(async () => {
       const id = workloadId(this.settings.node, w.owner, w.blueprint, w.workload);
       present.add(id);
       const usage = await this.settings.drivers.get(w.kind)?.usage?.(id).catch(() => null);
@@ -101,7 +108,7 @@ export class WorkloadConsole implements ConsoleAccess {
       if (rate !== null) s.samples.push({ at: new Date(now).toISOString(), cpu: rate, memoryBytes: usage.memoryBytes });
       const oldest = new Date(now - USAGE_WINDOW_MS).toISOString();
       while (s.samples.length > 0 && s.samples[0]!.at < oldest) s.samples.shift();
-    }));
+    })));
     // Workloads stopped for now keep their hour; removed ones go.
     const here = new Set(this.settings.blueprints().flatMap((b) => b.workloads.map((w) => workloadId(this.settings.node, w.owner, w.blueprint, w.workload))));
     for (const id of this.series.keys()) if (!here.has(id)) this.series.delete(id);

@@ -4,12 +4,12 @@
 // not expired and is for this node.
 import { ZoneError } from '../lib/errors.ts';
 import type { Blueprint } from './schema.ts';
-import { canonicalBytes } from './canonical.ts';
+import { canonicalBytes, canonicalBytesOfValid } from './canonical.ts';
 import { parsePublicKey, verifyEd25519 } from '../lib/ed25519.ts';
 import { actsFor, type TrustPolicy } from './policy.ts';
 import { openSealed } from './seal.ts';
 import { sealedFields } from './sealed-fields.ts';
-import { validateBlueprint } from './validate.ts';
+import { validateBlueprintTelling } from './validate.ts';
 import { parseDateTime } from './units.ts';
 
 export interface VerifyContext {
@@ -33,16 +33,21 @@ export interface VerifyContext {
  * blueprints when it starts, under the policy it has then.
  */
 export function authorizedSigners(bp: Blueprint, policy: TrustPolicy): string[] {
+  return signersOver(bp, policy, () => canonicalBytes(bp));
+}
+
+/** authorizedSigners with the canonical bytes made by `message` (only when the blueprint is signed at all). */
+function signersOver(bp: Blueprint, policy: TrustPolicy, message: () => Buffer): string[] {
   const signatures = bp.signatures ?? [];
   if (!signatures.length) throw new ZoneError('SIGNATURE', 'blueprint is not signed', '/signatures');
-  const message = canonicalBytes(bp);
+  const bytes = message();
   signatures.forEach((s, i) => {
     // One signature per key: a repeated key could only be an attempt to count twice.
     if (signatures.findIndex((o) => o.key === s.key) < i) {
       throw new ZoneError('SIGNATURE', `${s.key} signs twice; one signature per key`, `/signatures/${i}/key`);
     }
     // Any signature that does not verify means the blueprint was altered: refuse it all.
-    if (!verifyEd25519(message, Buffer.from(s.sig, 'base64'), parsePublicKey(s.key, `/signatures/${i}/key`))) {
+    if (!verifyEd25519(bytes, Buffer.from(s.sig, 'base64'), parsePublicKey(s.key, `/signatures/${i}/key`))) {
       throw new ZoneError('SIGNATURE', `signature ${i} by ${s.key} does not verify over this blueprint`, `/signatures/${i}/sig`);
     }
   });
@@ -83,8 +88,9 @@ export function verifyBlueprint(input: unknown, ctx: VerifyContext): Blueprint {
 
 /** verifyBlueprint, also returning who counted toward the threshold (their labels, or keys). */
 export function verifyBlueprintWithSigners(input: unknown, ctx: VerifyContext): { blueprint: Blueprint; signers: string[] } {
-  const bp = validateBlueprint(input);
-  const signers = authorizedSigners(bp, ctx.policy);
+  const { blueprint: bp, nestedKeysInCanonicalOrder } = validateBlueprintTelling(input);
+  // Validated just now: within the bounds, so the canonical bytes need not check them again.
+  const signers = signersOver(bp, ctx.policy, () => canonicalBytesOfValid(bp, nestedKeysInCanonicalOrder));
   if (bp.node === '*' ? !ctx.policy.allowAnyNode : bp.node !== ctx.nodeId) {
     throw new ZoneError('POLICY', bp.node === '*' ? 'node "*" is not allowed by the trust policy' : `blueprint is for node ${bp.node}, this is node ${ctx.nodeId}`, '/node');
   }

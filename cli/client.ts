@@ -6,6 +6,7 @@ import type { PipeLag, ProcEntry } from '../appliance/pseudokernel/interfaces.ts
 import type { SigningKeyPair } from '../lib/ed25519.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken, scopePath } from '../lib/tokens.ts';
 import { restartPath } from '../appliance/pseudokernel/proc/node-control.ts';
+import { canonicalJson } from '../blueprints/canonical.ts';
 import { CliFailure, EXIT } from './output.ts';
 import { readKeyFor } from './read-key.ts';
 
@@ -54,7 +55,7 @@ export class NodeClient {
 
   submit(blueprint: unknown): Promise<SubmitResult> {
     const name = (blueprint as { name?: unknown })?.name;
-    return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, { body: blueprint });
+    return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, { body: inCanonicalOrder(blueprint) });
   }
 
   async blueprints(): Promise<BlueprintStatus[]> {
@@ -268,4 +269,17 @@ function gridUrl(path: string): string {
 function unreachable(url: string, err: unknown): CliFailure {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   return new CliFailure(`cannot reach the node at ${url} (${cause?.code ?? cause?.message ?? (err as Error).message})`, EXIT_UNREACHABLE);
+}
+
+/**
+ * The blueprint with its keys in RFC 8785 order, the same data: a node then gets its
+ * canonical bytes with one JSON.stringify instead of sorting every object (bench/verify.ts).
+ * One the node would refuse anyway is sent as it is, to be refused there with its reason.
+ */
+function inCanonicalOrder(blueprint: unknown): unknown {
+  try {
+    return JSON.parse(canonicalJson(blueprint));
+  } catch {
+    return blueprint;
+  }
 }

@@ -16,7 +16,8 @@ import { ensureNamedImage } from './registries.ts';
 import { ensurePinnedImage, loadedDockerImages, type PinnedImageContext } from './pinned.ts';
 import { dockerdLoads } from '../images/loaded.ts';
 import { pinnedImage } from '../../blueprints/image-ref.ts';
-import { identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
+import { containerNameOf, identityOf, observedOf, parseContainerInspect, type ContainerInspect } from './observed.ts';
+import { ListedContainers } from './listed.ts';
 import { nameClash, sameWorkload } from '../names.ts';
 import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './secrets.ts';
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
@@ -66,12 +67,16 @@ export class DockerDriver implements Driver {
   private readonly held = new Map<string, HeldStdout>();
   private readonly secrets: SecretFiles;
   /**
-   * By owner network: making it and creating a container in it, or finding no container
-   * left and removing it, never interleave.
+   * By owner network: making it and creating containers in it (shared: many at once),
+   * or finding no container left and removing it (exclusive), never interleave.
    */
   private readonly ownerNetworks = new KeyedLock();
+  /** By owner network: the ensureOwnerNetwork under way. */
+  private readonly ensuringNetworks = new Map<string, Promise<string>>();
   private readonly pinnedImages: PinnedImageContext;
   readonly localImages: LocalImages;
+  /** What list() inspected, while no event says it changed. */
+  private readonly listed = new ListedContainers();
 
   constructor(private readonly ctx: DriverContext, private readonly options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? DEFAULT_SOCKET;
@@ -86,6 +91,7 @@ export class DockerDriver implements Driver {
     this.events = new DockerEventFeed(this.docker, {
       node: ctx.node,
       socketPath: this.socketPath,
+      touched: (name) => this.listed.touched(name),
       oomKilled: async (id) => (await this.inspectContainer(id).catch(() => null))?.State.OOMKilled ?? false,
     });
   }
@@ -160,9 +166,20 @@ export class DockerDriver implements Driver {
 
   async list(node: string): Promise<ObservedWorkload[]> {
     return this.call(async () => {
+      // Taken first: an inspect made under a stream that was live before it started misses no event after.
+      const session = this.events.liveSession();
       const summaries = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${node}`] } });
-      const ids = summaries.filter((s) => identityOf(s.Labels)?.node === node).map((s) => s.Id);
-      const observed = await Promise.all(ids.map(async (id) => observedOf(await this.inspectContainer(id))));
+      const ours = summaries.filter((s) => identityOf(s.Labels)?.node === node)
+        .map((s) => ({ summary: s, name: containerNameOf(s.Names?.[0] ?? '') }));
+      this.listed.keepOnly(new Set(ours.flatMap((c) => c.name ?? [])));
+      const observed = await Promise.all(ours.map(async ({ summary, name }) => {
+        const known = name === null ? undefined : this.listed.recall(name, summary, session);
+        if (known !== undefined) return known;
+        const mark = this.listed.mark();
+        const found = observedOf(await this.inspectContainer(summary.Id));
+        if (name !== null) this.listed.remember(name, summary.Id, found, mark, session);
+        return found;
+      }));
       return observed.filter((o): o is ObservedWorkload => o !== null && o.node === node);
     });
   }
@@ -344,10 +361,25 @@ export class DockerDriver implements Driver {
       await fn();
       return;
     }
-    await this.ownerNetworks.run(network, async () => {
-      await ensureOwnerNetwork(this.docker, spec);
+    await this.ownerNetworks.runShared(network, async () => {
+      await this.ensureOwnerNetwork(network, spec);
       await fn();
     });
+  }
+
+  /**
+   * ensureOwnerNetwork, one at a time per network: the containers of an owner are made
+   * side by side, and two of them must not both find the network missing and make it
+   * (Docker refuses the second, or keeps two of one name). Callers that come while one
+   * is under way share its answer.
+   */
+  private ensureOwnerNetwork(network: string, spec: WorkloadSpec): Promise<string> {
+    let ensuring = this.ensuringNetworks.get(network);
+    if (!ensuring) {
+      ensuring = ensureOwnerNetwork(this.docker, spec).finally(() => this.ensuringNetworks.delete(network));
+      this.ensuringNetworks.set(network, ensuring);
+    }
+    return ensuring;
   }
 
   /**
@@ -359,8 +391,8 @@ export class DockerDriver implements Driver {
   private async keepInOwnerNetwork(spec: WorkloadSpec, joined: Record<string, { NetworkID?: string }>): Promise<void> {
     const network = ownerNetworkOf(spec);
     if (!network) return;
-    await this.ownerNetworks.run(network, async () => {
-      const id = await ensureOwnerNetwork(this.docker, spec);
+    await this.ownerNetworks.runShared(network, async () => {
+      const id = await this.ensureOwnerNetwork(network, spec);
       // A container never started names its networks only (an empty id), resolved at its start.
       const entry = joined[network];
       const current = entry !== undefined && (!entry.NetworkID || entry.NetworkID === id);

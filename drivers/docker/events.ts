@@ -57,6 +57,8 @@ export interface EventFeedOptions {
   socketPath: string;
   /** Whether the container was OOM-killed, asked when a `die` came without an `oom` before it. */
   oomKilled(id: string): Promise<boolean>;
+  /** Told of every event of one of the node's containers as soon as it is read, before listeners hear of it. */
+  touched?(id: string): void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -68,6 +70,9 @@ export class DockerEventFeed {
   private delivery: Promise<void> = Promise.resolve();
   private abort: AbortController | null = null;
   private engineDown = false;
+  /** Changes whenever the stream connects or ends: what was learnt under another value may have missed events. */
+  private session = 0;
+  private connected = false;
 
   constructor(private readonly docker: Docker, private readonly options: EventFeedOptions) {}
 
@@ -87,6 +92,16 @@ export class DockerEventFeed {
     this.listeners.clear();
     this.abort?.abort();
     this.abort = null;
+    this.connected = false;
+    this.session++;
+  }
+
+  /**
+   * The current stream's number while it is connected (every event of the node's
+   * containers since then has been or will be passed to `touched`), null otherwise.
+   */
+  liveSession(): number | null {
+    return this.connected ? this.session : null;
   }
 
   private async follow(signal: AbortSignal): Promise<void> {
@@ -104,7 +119,14 @@ export class DockerEventFeed {
           this.deliver({ type: 'engine', at: new Date(), available: true });
         }
         backoff = initial;
-        await this.read(stream, signal);
+        this.session++;
+        this.connected = true;
+        try {
+          await this.read(stream, signal);
+        } finally {
+          this.connected = false;
+          this.session++;
+        }
       } catch (err) {
         reason = `dockerd not reachable at ${this.options.socketPath}: ${dockerMessageOf(err)}`;
       }
@@ -147,6 +169,7 @@ export class DockerEventFeed {
     }
     const event = containerEventOf(message, this.options.node);
     if (!event) return;
+    if ('id' in event) this.options.touched?.(event.id);
     if (event.type === 'oom') {
       this.oomSeen.add(event.id);
       return;

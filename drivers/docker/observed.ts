@@ -93,7 +93,7 @@ export function observedOf(info: unknown): ObservedWorkload | null {
   };
 }
 
-function observedStateOf(status: string): ObservedState {
+export function observedStateOf(status: string): ObservedState {
   switch (status) {
     case 'created':
       return 'created';

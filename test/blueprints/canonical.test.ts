@@ -1,8 +1,13 @@
-// RFC 8785 examples through canonicalJson, and the canonical bytes of a blueprint.
+// RFC 8785 examples through canonicalJson, the same text as the canonicalize library for
+// any JSON data, and the canonical bytes of a blueprint (both ways of making them).
 import t from 'tap';
 import { stringify as toYaml } from 'yaml';
 import { ZoneError } from '../../lib/errors.ts';
-import { canonicalBytes, canonicalJson, DOMAIN_TAG } from '../../blueprints/canonical.ts';
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
+import { canonicalBytes, canonicalBytesOfValid, canonicalJson, DOMAIN_TAG } from '../../blueprints/canonical.ts';
+import { assertJsonValue } from '../../blueprints/json-value.ts';
+import { validateBlueprintTelling } from '../../blueprints/validate.ts';
 import { parseBlueprintText } from '../../blueprints/parse.ts';
 import { EXAMPLE_YAML, exampleBlueprint, keys } from './fixtures.ts';
 
@@ -63,4 +68,44 @@ t.test('canonical bytes: domain tag, no signatures, and the same for YAML and JS
   t.same(canonicalBytes(fromYaml), bytes, 'YAML text gives the same bytes');
   const flow = parseBlueprintText(EXAMPLE_YAML.replace(/^owner: .*$/m, `owner: "${keys.alice.publicKey}"`), 'yaml');
   t.same(canonicalBytes(flow), bytes, 'the hand-written YAML (comments, flow style) gives the same bytes');
+});
+
+// The writer of plain JSON data (canonical.ts) against the general library it replaced on that path.
+const jsonData = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: 'small' },
+    fc.constant(null), fc.boolean(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(),
+    fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('', '"', '\\', '\u0000', '\u001f', '\u007f', '\u2028', '\ud83d\ude00', '/'),
+    fc.array(tie('value'), { maxLength: 5 }),
+    fc.dictionary(fc.oneof(fc.string({ unit: 'binary', maxLength: 6 }), fc.constantFrom('1', '10', '9', '\ud83d\ude00', '\ufb33', '\u20ac', 'a', 'B')), tie('value'), { maxKeys: 6 })),
+})).value;
+
+t.test('canonical JSON of any JSON data equals the canonicalize library: the same bytes to sign', async (t) => {
+  fc.assert(fc.property(jsonData, (value) => {
+    // What the library refuses (a lone surrogate), the fast writer refuses too.
+    let expected: string | Error;
+    try {
+      expected = canonicalize(value) ?? '';
+    } catch (err) {
+      expected = err as Error;
+    }
+    if (expected instanceof Error) return t.throws(() => canonicalJson(value), ZoneError) !== undefined;
+    return canonicalJson(value) === expected;
+  }), { numRuns: 3000 });
+});
+
+t.test('a blueprint whose objects below the top have their keys in canonical order gets the same bytes by the faster way', async (t) => {
+  const bp = exampleBlueprint(keys.alice);
+  const ordered = JSON.parse(canonicalJson(bp)) as typeof bp;
+  const told = validateBlueprintTelling(ordered);
+  t.equal(told.nestedKeysInCanonicalOrder, true, 'keys in canonical order below the top are told');
+  t.same(canonicalBytesOfValid(told.blueprint, true), canonicalBytes(bp), 'same bytes as the general way');
+  t.equal(validateBlueprintTelling(JSON.parse(JSON.stringify(bp))).nestedKeysInCanonicalOrder, false, 'keys in the order written are told apart');
+  // The top level may be in any order (signatures sit last): the faster way sorts it itself.
+  const shuffled = Object.fromEntries(Object.entries(ordered).reverse()) as typeof bp;
+  t.equal(validateBlueprintTelling(shuffled).nestedKeysInCanonicalOrder, true);
+  t.same(canonicalBytesOfValid(shuffled, true), canonicalBytes(bp));
+  // Integer-like keys come first in a JavaScript object, out of RFC 8785 order ("10" < "9").
+  t.same(assertJsonValue({ a: { '9': 1, '10': 2 } }), { nestedKeysInCanonicalOrder: false }, 'integer-like keys in JavaScript order are not canonical order');
+  t.same(assertJsonValue({ a: { '10': 2, '9': 1 } }), { nestedKeysInCanonicalOrder: false });
+  t.same(assertJsonValue({ b: [{ a: 1, b: { c: 1, d: 2 } }], a: 1 }), { nestedKeysInCanonicalOrder: true });
 });
