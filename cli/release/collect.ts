@@ -1,6 +1,7 @@
-// What a release of a project tree holds: its sources (the layers of DESIGN.md and the
-// scripts), package.json (with the release's version) and lock, and its production
-// dependencies as npm resolves them (`npm ls --omit=dev`), hashed file by file.
+// What a release of a project tree holds: its sources (the layers of DESIGN.md, the
+// scripts and vendor/ with the FUSE binding as built here), package.json (with the
+// release's version) and lock, and its production dependencies as npm resolves them
+// (`npm ls --omit=dev`), hashed file by file.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -10,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReleaseFile } from '../../appliance/release/manifest.ts';
 
 /** The folders and files of the tree a release holds. */
-const SOURCES = ['lib', 'blueprints', 'drivers', 'appliance', 'api', 'cli', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const SOURCES = ['lib', 'blueprints', 'drivers', 'appliance', 'api', 'cli', 'scripts', 'vendor', 'package.json', 'package-lock.json', 'tsconfig.json'];
 /**
  * Never in a release: npm's bin links and caches, and what nothing loads at run time
  * (type declarations, source maps, markdown). Folders named test or doc stay: some
