@@ -15,7 +15,7 @@ export class FsError extends Error {
 
 /** What `stat` says of a path of the owner's shared file namespace (`/zone/fs`). */
 export interface FsEntry {
-  type: 'file' | 'dir';
+  type: 'file' | 'dir' | 'fifo';
   size: number;
   /** Last change, ms since the epoch. */
   mtimeMs: number;
@@ -54,6 +54,8 @@ export interface GridFs {
   /** Replaces (or creates) the file with the bytes of `source`; the parent must exist. */
   write(path: string, source: Readable, mode?: number): Promise<void>;
   mkdir(path: string, mode?: number): Promise<void>;
+  /** A FIFO entry (fifos/ joins its openers across nodes); the parent must exist. */
+  mkfifo(path: string, mode?: number): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   /** Replaces `to` when it is a file (POSIX rename). */

@@ -31,7 +31,7 @@ export interface NatsGridFsOptions {
 }
 
 const StoredEntry = Type.Object({
-  type: Type.Union([Type.Literal('file'), Type.Literal('dir')]),
+  type: Type.Union([Type.Literal('file'), Type.Literal('dir'), Type.Literal('fifo')]),
   size: Type.Integer({ minimum: 0 }),
   mtimeMs: Type.Number(),
   mode: Type.Integer({ minimum: 0, maximum: 0o7777 }),
@@ -163,6 +163,14 @@ export class NatsGridFs implements GridFs {
     if (!(await this.swap(path, dir, null))) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
   }
 
+  async mkfifo(path: string, mode = 0o644): Promise<void> {
+    if (path === '/') throw fsError('EEXIST', path, 'is the root directory');
+    await this.parentOf(path);
+    if (await this.lookup(path)) throw fsError('EEXIST', path, 'exists already');
+    const fifo: StoredEntry = { type: 'fifo', size: 0, mtimeMs: Date.now(), mode };
+    if (!(await this.swap(path, fifo, null))) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
+  }
+
   async rmdir(path: string): Promise<void> {
     if (path === '/') throw fsError('EBUSY', path, 'is the root directory');
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -181,7 +189,7 @@ export class NatsGridFs implements GridFs {
       if (!found) throw await this.notFound(path);
       if (found.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
       if (await this.remove(path, found.revision)) {
-        await this.discard(objectOf(found.entry, path), path);
+        if (found.entry.type !== 'fifo') await this.discard(objectOf(found.entry, path), path);
         return;
       }
     }

@@ -33,6 +33,7 @@ declare module 'fuse-native' {
       ftruncate(path: string, fd: number, size: number, cb: (code: Code) => void): void;
       utimens(path: string, atime: number, mtime: number, cb: (code: Code) => void): void;
       chmod(path: string, mode: number, cb: (code: Code) => void): void;
+      mknod(path: string, mode: number, dev: number, cb: (code: Code) => void): void;
       mkdir(path: string, mode: number, cb: (code: Code) => void): void;
       rmdir(path: string, cb: (code: Code) => void): void;
       unlink(path: string, cb: (code: Code) => void): void;

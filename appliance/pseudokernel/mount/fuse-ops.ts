@@ -5,13 +5,15 @@ import { constants } from 'node:fs';
 import { constants as os } from 'node:os';
 import type Fuse from 'fuse-native';
 import type { Logger } from 'pino';
-import type { FsEntry } from '../interfaces.ts';
+import { FsError, type FsEntry } from '../interfaces.ts';
 import { errnoOf } from './errno.ts';
 import type { ZoneFs } from './zone-fs.ts';
 
+const FILE_TYPES = { dir: constants.S_IFDIR, file: constants.S_IFREG, fifo: constants.S_IFIFO } as const;
+
 function statOf(entry: FsEntry): Fuse.Stat {
   return {
-    mode: (entry.type === 'dir' ? constants.S_IFDIR : constants.S_IFREG) | entry.mode,
+    mode: FILE_TYPES[entry.type] | entry.mode,
     size: entry.size,
     nlink: entry.type === 'dir' ? 2 : 1,
     uid: 0,
@@ -52,6 +54,11 @@ export function fuseOperations(zfs: ZoneFs, logger: Logger): Fuse.Operations {
     ftruncate: (path, fd, size, cb) => answer('ftruncate', path, () => zfs.ftruncate(fd, size), cb),
     utimens: (path, _atime, _mtime, cb) => answer('utimens', path, () => zfs.utimens(path), cb),
     chmod: (path, mode, cb) => answer('chmod', path, () => zfs.chmod(path, mode), cb),
+    // FIFOs only: device nodes are refused as in an unprivileged container.
+    mknod: (path, mode, _dev, cb) => answer('mknod', path, async () => {
+      if ((mode & constants.S_IFMT) !== constants.S_IFIFO) throw new FsError('EPERM', `${path}: only FIFOs can be made here, not device nodes`);
+      await zfs.mkfifo(path, mode);
+    }, cb),
     mkdir: (path, mode, cb) => answer('mkdir', path, () => zfs.mkdir(path, mode), cb),
     rmdir: (path, cb) => answer('rmdir', path, () => zfs.rmdir(path), cb),
     unlink: (path, cb) => answer('unlink', path, () => zfs.unlink(path), cb),

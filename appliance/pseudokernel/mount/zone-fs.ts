@@ -196,6 +196,10 @@ export class ZoneFs {
     await this.grid.chmod(gridPath, mode & PERMISSION_BITS);
   }
 
+  mkfifo(path: string, mode: number): Promise<void> {
+    return this.grid.mkfifo(this.changeablePath(path), mode & PERMISSION_BITS);
+  }
+
   mkdir(path: string, mode: number): Promise<void> {
     return this.grid.mkdir(this.changeablePath(path), mode & PERMISSION_BITS);
   }

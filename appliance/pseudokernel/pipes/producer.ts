@@ -103,7 +103,7 @@ async function publishRetrying(ctx: ProducerContext, data: Uint8Array, h: Return
 }
 
 /** The stdout's chunks, joining those already buffered (fewer, larger messages), never waiting for more. */
-async function* coalesced(stdout: Readable): AsyncGenerator<Buffer> {
+export async function* coalesced(stdout: Readable): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
   let size = 0;
   for await (const chunk of stdout as AsyncIterable<Buffer>) {

@@ -5,7 +5,7 @@ import { buffer } from 'node:stream/consumers';
 import { FsError, type ErrnoName, type FileVersion, type FsEntry, type GridFs, type ProcEntry, type ProcTable } from '../../../appliance/pseudokernel/interfaces.ts';
 
 interface Node {
-  type: 'file' | 'dir';
+  type: 'file' | 'dir' | 'fifo';
   data: Buffer;
   mode: number;
   mtimeMs: number;
@@ -105,6 +105,13 @@ export class MemoryGridFs implements GridFs {
     this.dirAt(parentOf(path));
     if (this.nodes.has(path)) throw fsError('EEXIST', path);
     this.nodes.set(path, { type: 'dir', data: Buffer.alloc(0), mode, mtimeMs: Date.now() });
+  }
+
+  async mkfifo(path: string, mode = 0o644): Promise<void> {
+    this.check('mkfifo');
+    this.dirAt(parentOf(path));
+    if (this.nodes.has(path)) throw fsError('EEXIST', path);
+    this.nodes.set(path, { type: 'fifo', data: Buffer.alloc(0), mode, mtimeMs: Date.now() });
   }
 
   async rmdir(path: string): Promise<void> {

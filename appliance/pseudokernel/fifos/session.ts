@@ -1,0 +1,200 @@
+// The bytes of one join between a FIFO's writers on one place and its readers on
+// another: the source reads the writers' side of the FIFO and publishes to a JetStream
+// stream made like a blueprint pipe's (pipes/stream.ts, the pipes' headers), the sink
+// writes what the stream holds into the readers' side, checked by the pipes' feed rule.
+import { close as closeCb, open as openCb, constants } from 'node:fs';
+import { once } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readlink, realpath } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { PipeIdentity } from '../../../blueprints/pipes.ts';
+import { feedStep, PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, pipeMessageOf, type FeedState } from '../pipes/ends.ts';
+import { coalesced } from '../pipes/producer.ts';
+import { ensurePipeStream } from '../pipes/stream.ts';
+import { goneSubject, sessionStream, sessionSubject } from './protocol.ts';
+
+const openFd = promisify(openCb);
+const closeFd = promisify(closeCb);
+/** How often a sink waiting for bytes looks whether its readers are still there. */
+const READERS_PROBE_MS = 250;
+
+export interface SessionContext {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  logger: Logger;
+}
+
+/** The stream of a session, as a pipe's identity (what ensurePipeStream takes). */
+export function sessionPipe(owner: string, session: string, from: string, to: string): PipeIdentity {
+  return { owner, from, to, id: session, stream: sessionStream(session), subject: sessionSubject(session), positionKey: session };
+}
+
+/** The relay's end of a FIFO: a `cat` that holds it open and copies it to or from this process. */
+export interface FifoEnd {
+  child: ChildProcess;
+  /** What the writers wrote (a read end), or where the readers' bytes go (a write end). */
+  stream: Readable | Writable;
+}
+
+/**
+ * Opens `hostPath` (a FIFO) for `direction`, waking the openers that wait there for this
+ * direction's partner. This process only opens without waiting (for writing that fails
+ * with ENXIO when no reader is there) and closes again: a `cat` holds the end. Any
+ * fstat of the FIFO is a FUSE request that this process's main thread answers, so it
+ * can never hold such a descriptor in a libuv stream (which fstats it synchronously).
+ */
+export async function openFifoEnd(hostPath: string, direction: 'read' | 'write'): Promise<FifoEnd> {
+  const fd = await openFd(hostPath, (direction === 'read' ? constants.O_RDONLY : constants.O_WRONLY) | constants.O_NONBLOCK);
+  try {
+    // Its open does not wait: this process's end is the partner.
+    const child = spawn('sh', ['-c', direction === 'read' ? 'exec cat < "$1"' : 'exec cat > "$1"', 'zone-fifo-end', hostPath], {
+      stdio: direction === 'read' ? ['ignore', 'pipe', 'ignore'] : ['pipe', 'ignore', 'ignore'],
+    });
+    await once(child, 'spawn');
+    // The child's own open is done once it is the partner: wait for that before this end closes.
+    await childOpened(child, hostPath);
+    return { child, stream: direction === 'read' ? child.stdout! : child.stdin! };
+  } finally {
+    await closeFd(fd);
+  }
+}
+
+/** Waits until `child` holds `hostPath` open (its /proc fd table), or has ended. */
+async function childOpened(child: ChildProcess, hostPath: string): Promise<void> {
+  const target = await realpath(hostPath).catch(() => hostPath);
+  for (let i = 0; i < 1000 && child.exitCode === null && child.signalCode === null; i++) {
+    const fds = await readdir(`/proc/${child.pid}/fd`).catch(() => []);
+    for (const fd of fds) if ((await readlink(`/proc/${child.pid}/fd/${fd}`).catch(() => '')) === target) return;
+    await delay(2);
+  }
+}
+
+/**
+ * Publishes what the writers write into `reader` (the relay's read end) until they all
+ * closed (then the end marker), or until the sink says no reader is left (then the read
+ * end closes, and the writers' next write fails with EPIPE).
+ */
+export async function runSource(ctx: SessionContext, pipe: PipeIdentity, end: FifoEnd): Promise<'eof' | 'gone'> {
+  const reader = end.stream as Readable;
+  let readersGone = false;
+  const gone = ctx.nc.subscribe(goneSubject(pipe.id), { max: 1, callback: () => {
+    readersGone = true;
+    // Its read end closes: the writers' next write fails with EPIPE.
+    end.child.kill('SIGKILL');
+    reader.destroy();
+  } });
+  let offset = 0;
+  try {
+    for await (const chunk of coalesced(reader)) {
+      for (let at = 0; at < chunk.length; at += PIPE_CHUNK_BYTES) {
+        const part = chunk.subarray(at, at + PIPE_CHUNK_BYTES);
+        await publish(ctx, pipe, offset, part, false);
+        offset += part.length;
+      }
+    }
+  } catch (err) {
+    if (!readersGone) throw err;
+  } finally {
+    reader.destroy();
+    end.child.kill('SIGKILL');
+    gone.unsubscribe();
+  }
+  if (readersGone) return 'gone';
+  await publish(ctx, pipe, offset, new Uint8Array(0), true);
+  return 'eof';
+}
+
+async function publish(ctx: SessionContext, pipe: PipeIdentity, offset: number, data: Uint8Array, eof: boolean): Promise<void> {
+  const h = headers();
+  h.set(PIPE_HEADERS.incarnation, pipe.id);
+  h.set(PIPE_HEADERS.offset, String(offset));
+  if (eof) h.set(PIPE_HEADERS.eof, 'unknown');
+  await ctx.js.publish(pipe.subject, data, { msgID: pipeMessageId(pipe.id, eof ? null : offset), headers: h });
+}
+
+/**
+ * Writes the session's bytes into `writer` (the relay's write end) through the end
+ * marker, then closes it (the readers read EOF); when the readers are gone first (EPIPE),
+ * tells the source. The stream is deleted either way.
+ */
+export async function runSink(ctx: SessionContext, pipe: PipeIdentity, end: FifoEnd, hostPath: string): Promise<'eof' | 'gone'> {
+  const writer = end.stream as Writable;
+  let broken = false;
+  writer.on('error', () => { broken = true; });
+  // The cat ends early when the readers are gone (SIGPIPE).
+  end.child.once('exit', () => writer.destroy());
+  const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: 32 });
+  const stop = () => void messages.stop();
+  writer.once('close', stop);
+  // A write finds a reader gone (EPIPE); while no bytes come, a probe does.
+  const probe = setInterval(() => void readersLeft(hostPath).then((left) => { if (!left) stop(); }), READERS_PROBE_MS);
+  let state: FeedState = { incarnation: null, offset: 0 };
+  let outcome: 'eof' | 'gone' = 'gone';
+  try {
+    for await (const m of messages) {
+      const step = feedStep(state, pipeMessageOf((name) => m.headers?.get(name) ?? ''), m.data.length);
+      if (step.kind === 'skip') continue;
+      if (step.kind === 'error') throw new Error(`FIFO session ${pipe.id}, message ${m.seq}: ${step.reason}`);
+      if (step.kind === 'eof') {
+        outcome = 'eof';
+        break;
+      }
+      if (!(await written(writer, m.data.subarray(step.from)))) break;
+      state = step.next;
+    }
+  } finally {
+    clearInterval(probe);
+    writer.off('close', stop);
+    void messages.stop();
+  }
+  if (outcome === 'eof') {
+    writer.end();
+    if (end.child.exitCode === null && end.child.signalCode === null) await once(end.child, 'exit');
+  } else {
+    writer.destroy();
+    end.child.kill('SIGKILL');
+    ctx.nc.publish(goneSubject(pipe.id));
+    ctx.logger.debug({ session: pipe.id, broken }, 'fifos: the readers are gone; the writers get EPIPE');
+  }
+  await ctx.jsm.streams.delete(pipe.stream).catch(() => undefined);
+  return outcome;
+}
+
+/** Makes the session's stream (before the join request, so the sink finds it). */
+export async function ensureSessionStream(ctx: SessionContext, pipe: PipeIdentity): Promise<void> {
+  await ensurePipeStream(ctx.jsm, pipe);
+}
+
+/** Writes `data`, waiting for drain when the pipe is full; false when the write end broke (no reader left). */
+async function written(writer: Writable, data: Uint8Array): Promise<boolean> {
+  if (writer.destroyed) return false;
+  if (writer.write(data)) return true;
+  const ac = new AbortController();
+  try {
+    return await Promise.race([
+      once(writer, 'drain', { signal: ac.signal }).then(() => true),
+      once(writer, 'close', { signal: ac.signal }).then(() => false),
+    ]);
+  } catch {
+    return false;
+  } finally {
+    ac.abort();
+  }
+}
+
+/** Whether the FIFO at `hostPath` has a reader: an open for writing that does not wait fails with ENXIO without one. */
+async function readersLeft(hostPath: string): Promise<boolean> {
+  try {
+    await closeFd(await openFd(hostPath, constants.O_WRONLY | constants.O_NONBLOCK));
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENXIO';
+  }
+}
