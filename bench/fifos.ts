@@ -18,11 +18,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createLogger } from '../appliance/logger.ts';
 import { FifoRelay } from '../appliance/pseudokernel/fifos/relay.ts';
-import { sessionPipe } from '../appliance/pseudokernel/fifos/session.ts';
+import { sessionMessages, sessionPipe } from '../appliance/pseudokernel/fifos/session.ts';
 import { FIFO_WAITERS_PATH } from '../appliance/pseudokernel/fifos/waiters.ts';
 import { NatsGridFs } from '../appliance/pseudokernel/fs/grid-fs.ts';
 import { mountZone, type ZoneMount } from '../appliance/pseudokernel/mount/mount.ts';
@@ -65,8 +65,7 @@ async function pipeTransfer(from: NatsConnection, to: NatsConnection): Promise<v
   const jsm = await jetstreamManager(from);
   await ensurePipeStream(jsm, pipe);
   const js = jetstream(from);
-  const consumer = await jetstream(to).consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 32 });
+  const messages = await sessionMessages({ nc: to, js: jetstream(to), jsm: await jetstreamManager(to), logger: createLogger({ level: 'error' }) }, pipe);
   const received = (async () => {
     let bytes = 0;
     for await (const m of messages) {

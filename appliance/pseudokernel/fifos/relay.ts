@@ -6,14 +6,14 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
   announcementOf, fifoIdentity, gridPathOf, joinRequestOf, joinSubject,
   type Announcement, type Direction, type FifoIdentity, type WaiterReport,
 } from './protocol.ts';
-import { ensureSessionStream, openFifoEnd, runSink, runSource, sessionPipe, type FifoEnd, type SessionContext } from './session.ts';
+import { ensureSessionStream, openFifoEnd, runSink, runSource, sessionMessages, sessionPipe, type FifoEnd, type SessionContext } from './session.ts';
 import { watchFifoWaiters, type FifoWaiters } from './waiters.ts';
 
 export interface FifoRelayOptions {
@@ -173,16 +173,20 @@ export class FifoRelay {
   private async acceptJoin(place: Place, session: string): Promise<boolean> {
     if (place.session || !this.has(place, 'read')) return false;
     place.session = session;
+    const pipe = sessionPipe(place.fifo.owner, session, '', place.id);
+    let messages: ConsumerMessages | null = null;
     let writer: FifoEnd;
     try {
+      messages = await sessionMessages(this.ctx, pipe);
       writer = await openFifoEnd(place.hostPath, 'write');
-    } catch {
+    } catch (err) {
+      void messages?.stop();
+      this.o.logger.debug({ err, fifo: place.fifo.path, session }, 'fifos: a join was refused');
       place.session = null;
       this.settle(place);
       return false;
     }
-    const pipe = sessionPipe(place.fifo.owner, session, '', place.id);
-    void runSink(this.ctx, pipe, writer, place.hostPath).then(
+    void runSink(this.ctx, pipe, messages, writer, place.hostPath).then(
       (outcome) => this.o.logger.debug({ fifo: place.fifo.path, session, outcome }, 'fifos: readers\' side of a join ended'),
       (err: unknown) => { writer.child.kill('SIGKILL'); this.o.logger.warn({ err, fifo: place.fifo.path, session }, 'fifos: readers\' side of a join broke'); },
     ).finally(() => {

@@ -9,7 +9,8 @@ import { readdir, readlink, realpath } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { retryingTimeouts } from '../nats/jetstream-retry.ts';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { PipeIdentity } from '../../../blueprints/pipes.ts';
@@ -20,6 +21,11 @@ import { goneSubject, sessionStream, sessionSubject } from './protocol.ts';
 
 const openFd = promisify(openCb);
 const closeFd = promisify(closeCb);
+/** Messages (64 KiB each at most) a sink fetches ahead of its readers. */
+const PREFETCH_MESSAGES = 32;
+/** How often, and how far apart, a sink looks for a session's stream not yet known to its server. */
+const STREAM_LOOKUPS = 20;
+const STREAM_LOOKUP_PAUSE_MS = 50;
 /** How often a sink waiting for bytes looks whether its readers are still there. */
 const READERS_PROBE_MS = 250;
 
@@ -123,14 +129,12 @@ async function publish(ctx: SessionContext, pipe: PipeIdentity, offset: number, 
  * marker, then closes it (the readers read EOF); when the readers are gone first (EPIPE),
  * tells the source. The stream is deleted either way.
  */
-export async function runSink(ctx: SessionContext, pipe: PipeIdentity, end: FifoEnd, hostPath: string): Promise<'eof' | 'gone'> {
+export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages: ConsumerMessages, end: FifoEnd, hostPath: string): Promise<'eof' | 'gone'> {
   const writer = end.stream as Writable;
   let broken = false;
   writer.on('error', () => { broken = true; });
   // The cat ends early when the readers are gone (SIGPIPE).
   end.child.once('exit', () => writer.destroy());
-  const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 32 });
   const stop = () => void messages.stop();
   writer.once('close', stop);
   // A write finds a reader gone (EPIPE); while no bytes come, a probe does.
@@ -165,6 +169,21 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, end: Fifo
   }
   await ctx.jsm.streams.delete(pipe.stream).catch(() => undefined);
   return outcome;
+}
+
+/** The session's messages from the first (before the sink opens its end: a stream without a leader yet fails the join, not the readers). */
+export async function sessionMessages(ctx: SessionContext, pipe: PipeIdentity): Promise<ConsumerMessages> {
+  // A stream just made through another server can be unknown to this one for a moment.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const consumer = await retryingTimeouts(`the consumer of FIFO session ${pipe.id}`, () => ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All }));
+      return await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+    } catch (err) {
+      const unknown = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+      if (!unknown || attempt === STREAM_LOOKUPS) throw err;
+      await delay(STREAM_LOOKUP_PAUSE_MS);
+    }
+  }
 }
 
 /** Makes the session's stream (before the join request, so the sink finds it). */
