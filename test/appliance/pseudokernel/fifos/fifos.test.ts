@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -68,8 +68,14 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts `script` (busybox sh) in a container with node `i`'s /zone; resolves with its exit code and output once it exited. */
-async function inContainer(i: number, script: string): Promise<{ code: number; output: string }> {
+interface Started {
+  /** The container's main process, as the host sees it. */
+  pid: number;
+  exited: Promise<{ code: number; output: string }>;
+}
+
+/** Starts `script` (busybox sh) in a container with node `i`'s /zone. */
+async function startContainer(i: number, script: string): Promise<Started> {
   const name = `zone-fifo-test-${process.pid}-${containers.length}`;
   containers.push(name);
   const container = await docker.createContainer({
@@ -77,13 +83,21 @@ async function inContainer(i: number, script: string): Promise<{ code: number; o
     HostConfig: { Binds: [`${mounts[i]!.mountpoint}:/zone`], CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
   });
   await container.start();
-  const state = await waitFor(async () => {
-    const { State } = await container.inspect();
-    return State.Status === 'exited' ? State : null;
-  }, { timeoutMs: 60_000, intervalMs: 100, what: `container ${name} (${script}) to exit` });
-  const output = (await container.logs({ stdout: true, stderr: true, follow: false })).toString('latin1');
-  // Docker's log frames: an 8-byte header per frame.
-  return { code: state.ExitCode, output: demultiplexed(output) };
+  const pid = (await container.inspect()).State.Pid;
+  const exited = (async () => {
+    const state = await waitFor(async () => {
+      const { State } = await container.inspect();
+      return State.Status === 'exited' ? State : null;
+    }, { timeoutMs: 60_000, intervalMs: 100, what: `container ${name} (${script}) to exit` });
+    const output = (await container.logs({ stdout: true, stderr: true, follow: false })).toString('latin1');
+    return { code: state.ExitCode, output: demultiplexed(output) };
+  })();
+  return { pid, exited };
+}
+
+/** Runs `script` in a container with node `i`'s /zone; its exit code and output. */
+async function inContainer(i: number, script: string): Promise<{ code: number; output: string }> {
+  return (await startContainer(i, script)).exited;
 }
 
 function demultiplexed(raw: string): string {
@@ -100,9 +114,12 @@ t.test('seq written on node 1 reaches sort on node 3 whole and in order, and EOF
   await run('mkfifo', [join(mounts[0]!.mountpoint, 'fs', 'p')]);
   t.ok((await stat(join(mounts[1]!.mountpoint, 'fs', 'p'))).isFIFO(), 'node 3 sees the FIFO made on node 1');
   const expected = createHash('md5').update(Array.from({ length: 100_000 }, (_, i) => `${i + 1}\n`).join('')).digest('hex');
+  // The shell of `exec` opens the FIFO itself: its own process is the one that waits.
+  const writer = await startContainer(0, 'exec seq 1 100000 > /zone/fs/p');
+  await waitFor(async () => (await readFile(`/proc/${writer.pid}/wchan`, 'utf8')) === 'wait_for_partner', { timeoutMs: 10_000, what: 'the writer waiting in open() for a reader' });
+  t.pass('with no reader anywhere, the writer\'s open waits');
   const reader = inContainer(1, 'tee /tmp/got < /zone/fs/p | sort -n | tail -1; md5sum < /tmp/got');
-  const writer = inContainer(0, 'seq 1 100000 > /zone/fs/p');
-  const [r, w] = await Promise.all([reader, writer]);
+  const [r, w] = await Promise.all([reader, writer.exited]);
   t.equal(w.code, 0, 'the writer\'s open returned and its writes succeeded');
   t.equal(r.code, 0);
   t.equal(r.output, `100000\n${expected}  -\n`, 'sort -n | tail -1 gives 100000; the bytes are exactly seq\'s');
