@@ -213,10 +213,10 @@ export class NatsGridFs implements GridFs {
     if (from === to) return;
     await this.parentOf(to);
     const target = await this.lookup(to);
-    if (source.entry.type === 'file') {
+    if (source.entry.type !== 'dir') {
       if (target?.entry.type === 'dir') throw fsError('EISDIR', to, `is a directory; ${from} is a file`);
     } else {
-      if (target?.entry.type === 'file') throw fsError('ENOTDIR', to, `is a file; ${from} is a directory`);
+      if (target && target.entry.type !== 'dir') throw fsError('ENOTDIR', to, `is a file; ${from} is a directory`);
       if (target && (await this.childKeys(keyOf(to))).length > 0) throw fsError('ENOTEMPTY', to, 'is a directory that is not empty');
     }
     if (!(await this.swap(to, source.entry, target?.revision ?? null))) {
@@ -307,7 +307,7 @@ export class NatsGridFs implements GridFs {
   private async notFound(path: string): Promise<Error> {
     for (let ancestor = parentPath(path); ancestor !== '/'; ancestor = parentPath(ancestor)) {
       const found = await this.lookup(ancestor);
-      if (found?.entry.type === 'file') return fsError('ENOTDIR', path, `cannot exist: ${ancestor} is a file`);
+      if (found && found.entry.type !== 'dir') return fsError('ENOTDIR', path, `cannot exist: ${ancestor} is a file`);
       if (found) break;
     }
     return fsError('ENOENT', path, 'does not exist');

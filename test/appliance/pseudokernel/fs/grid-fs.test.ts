@@ -226,6 +226,24 @@ t.test('rename: a file, over a file, a directory with what it holds; and the ref
   t.equal(await text('/mv/b'), 'A', 'a rename onto itself changes nothing');
 });
 
+t.test('a FIFO entry: made, seen by another handle, renamed like a file, unlinked; no content of its own', async (t) => {
+  await fs.mkdir('/fifos');
+  await fs.mkfifo('/fifos/p', 0o600);
+  const other = await NatsGridFs.open(nc, { owner: OWNER, replicas: 1, logger });
+  t.match(await other.stat('/fifos/p'), { type: 'fifo', size: 0, mode: 0o600 });
+  await t.rejects(fs.mkfifo('/fifos/p'), { code: 'EEXIST' });
+  await t.rejects(fs.mkfifo('/fifos/none/p'), { code: 'ENOENT' });
+  await t.rejects(fs.read('/fifos/p'), 'it has no content to read through GridFs');
+  await fs.mkdir('/fifos/d');
+  await t.rejects(fs.rename('/fifos/p', '/fifos/d'), { code: 'EISDIR' });
+  await t.rejects(fs.rename('/fifos/d', '/fifos/p'), { code: 'ENOTDIR' });
+  await write('/fifos/f', 'x');
+  await fs.rename('/fifos/p', '/fifos/f');
+  t.match(await fs.stat('/fifos/f'), { type: 'fifo' }, 'over a file, as a file would');
+  await fs.unlink('/fifos/f');
+  t.same(await other.list('/fifos'), ['d']);
+});
+
 t.test('two owners: the same path, separate contents and buckets', async (t) => {
   const other = await NatsGridFs.open(nc, { owner: owner(2), replicas: 1, logger });
   t.not(other.buckets.namespace, fs.buckets.namespace);
