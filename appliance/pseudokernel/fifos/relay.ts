@@ -50,6 +50,8 @@ export class FifoRelay {
   private readonly mounts = new Map<number, Mount>();
   private readonly places = new Map<string, Place>();
   private readonly tids = new Map<number, Place>();
+  /** The FIFO ends of the sessions that run. */
+  private readonly ends = new Set<FifoEnd>();
   private ctx!: SessionContext;
   private waiters: FifoWaiters | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -65,6 +67,8 @@ export class FifoRelay {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.waiters?.stop();
+    // The sessions end with this process anyway (their bytes pass through it): writers get EPIPE, readers EOF.
+    for (const end of this.ends) end.child.kill('SIGKILL');
     for (const place of this.places.values()) for (const s of place.subscriptions) s.unsubscribe();
     this.places.clear();
   }
@@ -119,6 +123,13 @@ export class FifoRelay {
     return place;
   }
 
+  /** `end`, killed by stop() while it runs. */
+  private held(end: FifoEnd): FifoEnd {
+    this.ends.add(end);
+    end.child.once('exit', () => this.ends.delete(end));
+    return end;
+  }
+
   private has(place: Place, direction: Direction): boolean {
     for (const d of place.waiting.values()) if (d === direction) return true;
     return false;
@@ -157,7 +168,7 @@ export class FifoRelay {
       await ensureSessionStream(this.ctx, pipe);
       const reply = await this.o.nc.request(joinSubject(place.fifo, other), JSON.stringify({ session, stream: pipe.stream, subject: pipe.subject }), { timeout: JOIN_TIMEOUT_MS });
       if ((reply.json() as { ok?: unknown }).ok !== true) throw new Error('the readers\' place refused the join');
-      const reader = await openFifoEnd(place.hostPath, 'read');
+      const reader = this.held(await openFifoEnd(place.hostPath, 'read'));
       const outcome = await runSource(this.ctx, pipe, reader);
       this.o.logger.debug({ fifo: place.fifo.path, session, outcome }, 'fifos: writers\' side of a join ended');
     } catch (err) {
@@ -178,7 +189,7 @@ export class FifoRelay {
     let writer: FifoEnd;
     try {
       messages = await sessionMessages(this.ctx, pipe);
-      writer = await openFifoEnd(place.hostPath, 'write');
+      writer = this.held(await openFifoEnd(place.hostPath, 'write'));
     } catch (err) {
       void messages?.stop();
       this.o.logger.debug({ err, fifo: place.fifo.path, session }, 'fifos: a join was refused');

@@ -57,6 +57,10 @@ t.before(async () => {
     await relay.addMount(mount.mountpoint, OWNER);
     relays.push(relay);
   }
+  // A second workload's mount on node 1: another FUSE mount, so another kernel FIFO.
+  const second = await mountZone({ mountpoint: join(dir, 'zone-n1-second'), grid: await NatsGridFs.open(connections[0]!, { owner: OWNER, replicas: NODES.length, logger }), proc: new MemoryProcTable([]), self: { name: 'w2', blueprint: 'b', node: 'n1', owner: OWNER, ip: null }, logger, scratchParent: dir });
+  mounts.push(second);
+  await relays[0]!.addMount(second.mountpoint, OWNER);
 });
 
 t.teardown(async () => {
@@ -138,4 +142,14 @@ t.test('a reader on node 3 that goes away gives the writer on node 1 EPIPE, or S
     inContainer(0, 'seq 1 100000000 > /zone/fs/p; echo "status $?"'),
   ]);
   t.equal(killed.output, 'status 141\n', 'a writer that does not ignore SIGPIPE is killed by it (128 + 13)');
+});
+
+t.test('two workloads of one node (two mounts, so two kernel FIFOs) are joined the same way', async (t) => {
+  const expected = createHash('md5').update(Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('')).digest('hex');
+  const [read, w] = await Promise.all([
+    run('sh', ['-c', 'md5sum < "$1"', 'reader', join(mounts[2]!.mountpoint, 'fs', 'p')], { timeout: 60_000 }),
+    inContainer(0, 'seq 1 1000 > /zone/fs/p'),
+  ]);
+  t.equal(w.code, 0);
+  t.equal(read.stdout, `${expected}  -\n`);
 });
