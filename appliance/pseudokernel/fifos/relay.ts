@@ -44,7 +44,8 @@ interface Place {
 
 /** How often a place with waiting openers says so again (announcements are not stored). */
 const ANNOUNCE_EVERY_MS = 500;
-const JOIN_TIMEOUT_MS = 5000;
+/** How long a join request waits for the readers' place: it makes its consumer first, which a loaded cluster can take seconds for. */
+const JOIN_TIMEOUT_MS = 20_000;
 
 export class FifoRelay {
   private readonly mounts = new Map<number, Mount>();
