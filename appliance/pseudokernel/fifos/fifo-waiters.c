@@ -11,6 +11,10 @@
 //                           thread's mount table places it
 //   done TID                a reported thread waits no more (its open went on or failed)
 // It exits when its stdin closes (its parent is gone). Usage: fifo-waiters [INTERVAL_MS]
+//
+// `fifo-waiters read PATH` copies the FIFO at PATH to stdout until EOF, opening it without
+// waiting (then blocking reads): the relay's read end, which must not wait for a writer
+// that may have written and closed already (its bytes are still in the pipe).
 // x86_64 and aarch64 syscall numbers; the open's flags are the 3rd argument of openat
 // (the 2nd of open), its path pointer is read from /proc/TID/mem.
 #define _GNU_SOURCE
@@ -184,7 +188,30 @@ static void scan(void) {
   fflush(stdout);
 }
 
+static int copy_fifo(const char *path) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+    perror(path);
+    return 1;
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0) return 0;
+    if (n < 0) {
+      perror(path);
+      return 1;
+    }
+    for (ssize_t at = 0; at < n;) {
+      ssize_t w = write(1, buf + at, (size_t)(n - at));
+      if (w < 0) return 1;
+      at += w;
+    }
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "read")) return copy_fifo(argv[2]);
   int interval = argc > 1 ? atoi(argv[1]) : 20;
   if (interval < 1 || interval > 10000) {
     fprintf(stderr, "fifo-waiters: INTERVAL_MS must be 1..10000, not %s\n", argv[1]);

@@ -169,7 +169,7 @@ export class FifoRelay {
       await ensureSessionStream(this.ctx, pipe);
       const reply = await this.o.nc.request(joinSubject(place.fifo, other), JSON.stringify({ session, stream: pipe.stream, subject: pipe.subject }), { timeout: JOIN_TIMEOUT_MS });
       if ((reply.json() as { ok?: unknown }).ok !== true) throw new Error('the readers\' place refused the join');
-      const reader = this.held(await openFifoEnd(place.hostPath, 'read'));
+      const reader = this.held(await openFifoEnd(place.hostPath, 'read', this.o.waitersCommand));
       const outcome = await runSource(this.ctx, pipe, reader);
       this.o.logger.debug({ fifo: place.fifo.path, session, outcome }, 'fifos: writers\' side of a join ended');
     } catch (err) {
@@ -190,7 +190,7 @@ export class FifoRelay {
     let writer: FifoEnd;
     try {
       messages = await sessionMessages(this.ctx, pipe);
-      writer = this.held(await openFifoEnd(place.hostPath, 'write'));
+      writer = this.held(await openFifoEnd(place.hostPath, 'write', this.o.waitersCommand));
     } catch (err) {
       void messages?.stop();
       this.o.logger.debug({ err, fifo: place.fifo.path, session }, 'fifos: a join was refused');

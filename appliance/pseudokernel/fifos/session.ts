@@ -41,7 +41,7 @@ export function sessionPipe(owner: string, session: string, from: string, to: st
   return { owner, from, to, id: session, stream: sessionStream(session), subject: sessionSubject(session), positionKey: session };
 }
 
-/** The relay's end of a FIFO: a `cat` that holds it open and copies it to or from this process. */
+/** The relay's end of a FIFO: a process that holds it open and copies it to or from this process (`fifo-waiters read`, or `cat` into it). */
 export interface FifoEnd {
   child: ChildProcess;
   /** What the writers wrote (a read end), or where the readers' bytes go (a write end). */
@@ -51,23 +51,30 @@ export interface FifoEnd {
 /**
  * Opens `hostPath` (a FIFO) for `direction`, waking the openers that wait there for this
  * direction's partner. This process only opens without waiting (for writing that fails
- * with ENXIO when no reader is there) and closes again: a `cat` holds the end. Any
+ * with ENXIO when no reader is there) and closes again: a child process holds the end. Any
  * fstat of the FIFO is a FUSE request that this process's main thread answers, so it
  * can never hold such a descriptor in a libuv stream (which fstats it synchronously).
  */
-export async function openFifoEnd(hostPath: string, direction: 'read' | 'write'): Promise<FifoEnd> {
+export async function openFifoEnd(hostPath: string, direction: 'read' | 'write', waitersCommand: string): Promise<FifoEnd> {
   const fd = await openFd(hostPath, (direction === 'read' ? constants.O_RDONLY : constants.O_WRONLY) | constants.O_NONBLOCK);
+  let held = false;
   try {
-    // Its open does not wait: this process's end is the partner.
-    const child = spawn('sh', ['-c', direction === 'read' ? 'exec cat < "$1"' : 'exec cat > "$1"', 'zone-fifo-end', hostPath], {
-      stdio: direction === 'read' ? ['ignore', 'pipe', 'ignore'] : ['pipe', 'ignore', 'ignore'],
-    });
+    // The read end must not wait for a writer: one that wrote and closed already left its bytes in the pipe.
+    const child = direction === 'read'
+      ? spawn(waitersCommand, ['read', hostPath], { stdio: ['ignore', 'pipe', 'ignore'] })
+      : spawn('sh', ['-c', 'exec cat > "$1"', 'zone-fifo-end', hostPath], { stdio: ['pipe', 'ignore', 'ignore'] });
     await once(child, 'spawn');
-    // The child's own open is done once it is the partner: wait for that before this end closes.
-    await childOpened(child, hostPath);
+    if (direction === 'read') {
+      // Held until the child ends: a pipe whose every end closed, even for a moment, drops what it holds.
+      held = true;
+      child.once('exit', () => void closeFd(fd).catch(() => undefined));
+    } else {
+      // The child's open does not wait once this end is there; this end goes then, or the readers would never see EOF.
+      await childOpened(child, hostPath);
+    }
     return { child, stream: direction === 'read' ? child.stdout! : child.stdin! };
   } finally {
-    await closeFd(fd);
+    if (!held) await closeFd(fd);
   }
 }
 
