@@ -13,7 +13,8 @@
 // mount into the old bind). A VM's mount is the same directory, which the libvirt driver
 // shares with the guest over 9p rather than binding it.
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -32,6 +33,8 @@ import { NatsServer } from './nats/nats-server.ts';
 import { requestRestart, serveRestarts, type RestartRequest } from './proc/node-control.ts';
 import type { LocalPipeEnd } from '../../blueprints/pipes.ts';
 import { PipeRunner } from './pipes/runner.ts';
+import { FifoRelay } from './fifos/relay.ts';
+import { FIFO_WAITERS_PATH } from './fifos/waiters.ts';
 import type { PipeWorkload } from './pipes/workload.ts';
 import { NatsProcTable } from './proc/table.ts';
 
@@ -42,6 +45,8 @@ export interface PseudokernelSettings {
   startTimeoutMs?: number;
   /** How often the pipe ends look again without driver events; the runner's default otherwise. */
   pipeResyncMs?: number;
+  /** The fifo-waiters helper (FIFO_WAITERS_PATH by default); without it, /zone FIFOs join the openers of one mount only. */
+  fifoWaiters?: string;
 }
 
 export interface PseudokernelOptions extends PseudokernelSettings {
@@ -79,6 +84,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
   /** DATA/zone, once it is the shared mount the containers' /zone binds come from. */
   private zoneRoot: string | null = null;
   private pipes: PipeRunner | null = null;
+  /** Joins the openers of /zone FIFOs across mounts and nodes. */
+  private fifos: FifoRelay | null = null;
   private restarts: Subscription | null = null;
   /** The ends that run (as the engine last set them), by pipeEndKey. */
   private endsSet = new Map<string, PipeEnd>();
@@ -125,6 +132,7 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
         nc: this.nc, logger: this.o.logger, locate: (end) => this.locate(end),
         ...(this.o.pipeResyncMs ? { resyncMs: this.o.pipeResyncMs } : {}),
       });
+      this.fifos = await this.startFifoRelay(nc);
       this.unavailable = null;
     } catch (err) {
       this.unavailable = (err as Error).message;
@@ -216,6 +224,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
     const mount = this.mounts.get(id);
     if (!mount) return;
     this.mounts.delete(id);
+    const mountpoint = this.mountpoints.get(id);
+    if (mountpoint) this.fifos?.removeMount(mountpoint);
     this.mountpoints.delete(id);
     await (await mount)?.unmount().catch((err: unknown) => this.o.logger.warn({ err, workload: id }, '/zone: unmount failed'));
   }
@@ -298,6 +308,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
     }
     this.restarts?.unsubscribe();
     this.restarts = null;
+    await this.fifos?.stop();
+    this.fifos = null;
     await this.pipesSet;
     await this.pipes?.stop();
     this.pipes = null;
@@ -307,6 +319,18 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
     this.unavailable = 'stopped';
     await nc?.close().catch((err: unknown) => this.o.logger.warn({ err }, 'closing the NATS connection failed'));
     await this.server.stop();
+  }
+
+  /** The FIFO relay, or null (logged) when its helper is missing: FIFOs then join within one mount. */
+  private async startFifoRelay(nc: NatsConnection): Promise<FifoRelay | null> {
+    const waitersCommand = this.o.fifoWaiters ?? FIFO_WAITERS_PATH;
+    if (!(await access(waitersCommand, constants.X_OK).then(() => true, () => false))) {
+      this.o.logger.warn({ path: waitersCommand }, 'pseudokernel: no fifo-waiters helper (scripts/setup-host builds it); /zone FIFOs do not cross mounts or nodes');
+      return null;
+    }
+    const relay = new FifoRelay({ nc, node: this.o.node, logger: this.o.logger, waitersCommand });
+    await relay.start();
+    return relay;
   }
 
   private locate(end: LocalPipeEnd): PipeWorkload | null {
@@ -324,9 +348,11 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
       const [grid, proc] = await Promise.all([this.gridFs(spec.owner), this.procTable(spec.owner)]);
       const scratchParent = join(this.o.dataDir, 'zone-scratch');
       await mkdir(scratchParent, { recursive: true, mode: 0o700 });
-      return await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent,
+      const mount = await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent,
         maxOpenFiles: this.limits.zoneOpenFiles, maxScratchBytes: this.limits.ownerBytes,
       });
+      await this.fifos?.addMount(mount.mountpoint, spec.owner).catch((err: unknown) => this.o.logger.warn({ err, workload: spec.id }, '/zone: its FIFOs do not cross mounts or nodes'));
+      return mount;
     } catch (err) {
       this.o.logger.error({ err, blueprint: spec.blueprint, workload: spec.workload }, '/zone could not be mounted; the workload is made without it');
       return null;

@@ -96,7 +96,7 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
  * Docker's frames (32 KiB at most) becomes fewer, larger messages; a chunk that comes
  * alone (a line now and then) goes out at once.
  */
-async function gathered(chunk: Buffer, stdout: Readable, streaming: boolean): Promise<Buffer> {
+export async function gathered(chunk: Buffer, stdout: Readable, streaming: boolean): Promise<Buffer> {
   if (!streaming || chunk.length >= NAGLE_BELOW_BYTES) return chunk;
   await delay(NAGLE_MS);
   const more = stdout.read() as Buffer | null;

@@ -329,6 +329,23 @@ t.test('a root stored before owners were kept is made everyone\'s (1777), as new
   t.match(await legacy.stat('/'), { mode: 0o755, uid: 0 });
   const reopened = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
   t.match(await reopened.stat('/'), { type: 'dir', mode: 0o1777, uid: 0, gid: 0 });
+
+t.test('a FIFO entry: made, seen by another handle, renamed like a file, unlinked; no content of its own', async (t) => {
+  await fs.mkdir('/fifos');
+  await fs.mknod('/fifos/p', 'fifo', 0o600, { uid: 0, gid: 0 });
+  const other = await NatsGridFs.open(nc, { owner: OWNER, replicas: 1, logger });
+  t.match(await other.stat('/fifos/p'), { type: 'fifo', size: 0, mode: 0o600 });
+  await t.rejects(fs.mknod('/fifos/p', 'fifo', 0o600, { uid: 0, gid: 0 }), { code: 'EEXIST' });
+  await t.rejects(fs.mknod('/fifos/none/p', 'fifo', 0o600, { uid: 0, gid: 0 }), { code: 'ENOENT' });
+  await t.rejects(fs.read('/fifos/p'), 'it has no content to read through GridFs');
+  await fs.mkdir('/fifos/d');
+  await t.rejects(fs.rename('/fifos/p', '/fifos/d'), { code: 'EISDIR' });
+  await t.rejects(fs.rename('/fifos/d', '/fifos/p'), { code: 'ENOTDIR' });
+  await write('/fifos/f', 'x');
+  await fs.rename('/fifos/p', '/fifos/f');
+  t.match(await fs.stat('/fifos/f'), { type: 'fifo' }, 'over a file, as a file would');
+  await fs.unlink('/fifos/f');
+  t.same(await other.list('/fifos'), ['d']);
 });
 
 t.test('two owners: the same path, separate contents and buckets', async (t) => {

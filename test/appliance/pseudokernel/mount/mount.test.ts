@@ -179,6 +179,16 @@ t.test('fs/: mkdir, readdir, stat, rename, unlink, rmdir', async (t) => {
   t.match(await shFails('cat fs/e/g'), /No such file or directory/);
 });
 
+t.test('fs/: mkfifo makes a FIFO that a reader and a writer of this mount meet in; device nodes are refused', async (t) => {
+  await sh('mkfifo -m 600 fs/p');
+  t.equal(await sh('stat -c "%F %a" fs/p'), 'fifo 600\n');
+  t.match(grid.nodes.get('/p'), { type: 'fifo', mode: 0o600 });
+  t.equal(await sh('(echo through > fs/p &); cat fs/p'), 'through\n', 'the kernel joins them: no relay on one mount');
+  t.match(await shFails('mknod fs/c c 1 3'), /Operation not permitted/);
+  await sh('rm fs/p');
+  t.notOk(grid.nodes.has('/p'));
+});
+
 t.test('fs/: truncate, chmod and touch', async (t) => {
   await sh('echo abcdef > fs/t; truncate -s 3 fs/t');
   t.equal(grid.content('/t')?.toString(), 'abc');
