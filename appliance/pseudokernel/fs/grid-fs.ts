@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, StorageType } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -21,6 +21,7 @@ import { GridObjects } from './objects.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA, noSpaceError, type OwnerQuota } from '../nats/owner-quota.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from '../nats/buckets.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { compareAndSet, isConflict } from '../nats/kv-cas.ts';
 
 export interface NatsGridFsOptions {
   /** `ed25519:BASE64`: every owner has buckets of its own. */
@@ -119,7 +120,7 @@ export class NatsGridFs implements GridFs {
       const objects = new GridObjects({
         js, jsm, files, filesBucket: buckets.files, namespace, namespaceBucket: buckets.namespace, readers, readersBucket: buckets.readers, leaseMs, logger: options.logger,
       });
-      const fs = new NatsGridFs(buckets, namespace, objects, jsm, quota, options.logger);
+      const fs = new NatsGridFs(buckets, namespace, objects, js, jsm, quota, options.logger);
       await fs.ensureRoot();
       return fs;
     });
@@ -129,6 +130,7 @@ export class NatsGridFs implements GridFs {
     readonly buckets: OwnerBuckets,
     private readonly namespace: KV,
     private readonly objects: GridObjects,
+    private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly quota: OwnerQuota,
     private readonly logger: Logger,
@@ -489,11 +491,8 @@ export class NatsGridFs implements GridFs {
 
   private async putKey(key: string, value: string, revision: number | null, what: string): Promise<boolean> {
     try {
-      if (revision === null) await this.namespace.create(key, value);
-      else await this.namespace.put(key, value, { previousSeq: revision });
-      return true;
+      return await compareAndSet(this.keyAt(key), value, revision);
     } catch (err) {
-      if (isConflict(err)) return false;
       throw noSpaceError(err, what, this.quota);
     }
   }
@@ -502,14 +501,12 @@ export class NatsGridFs implements GridFs {
     return this.removeKey(keyOf(path), revision);
   }
 
-  private async removeKey(key: string, revision: number): Promise<boolean> {
-    try {
-      await this.namespace.delete(key, { previousSeq: revision });
-      return true;
-    } catch (err) {
-      if (isConflict(err)) return false;
-      throw err;
-    }
+  private removeKey(key: string, revision: number): Promise<boolean> {
+    return compareAndSet(this.keyAt(key), null, revision);
+  }
+
+  private keyAt(key: string) {
+    return { js: this.js, kv: this.namespace, bucket: this.buckets.namespace, key };
   }
 
   /** A written file's old version: failing to discard it leaks storage, not the write. */
@@ -601,9 +598,4 @@ function parentPath(path: string): string {
 
 function fsError(code: ErrnoName, path: string, what: string): FsError {
   return new FsError(code, `${path} ${what}`);
-}
-
-function isConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError
-    && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }

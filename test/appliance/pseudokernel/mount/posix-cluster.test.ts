@@ -2,7 +2,8 @@
 // loopback (buckets with 2 replicas), a /zone mount on each. What one node's mount makes
 // (symlinks, hard links, owners) the other's shows; a non-root process is refused where
 // POSIX refuses it; a rename racing a write on the other node always leaves one whole
-// version. Every access to a mount is a child process (this process serves both mounts).
+// version, as two compare-and-sets from one revision through both servers leave one stored.
+// Every access to a mount is a child process (this process serves both mounts).
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,11 +11,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import t from 'tap';
 import { createLogger } from '../../../../appliance/logger.ts';
 import { NatsGridFs } from '../../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { mountZone, type ZoneMount } from '../../../../appliance/pseudokernel/mount/mount.ts';
+import { compareAndSet } from '../../../../appliance/pseudokernel/nats/kv-cas.ts';
 import { NatsServer } from '../../../../appliance/pseudokernel/nats/nats-server.ts';
 import { loopbackGrid } from '../../../helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../../../helpers/ports.ts';
@@ -116,4 +120,20 @@ t.test('a rename racing a write on the other node always leaves one whole versio
       t.ok([moved, written, source].includes(content), `round ${round}: the target is one whole version (${content.slice(0, 20)}…, ${content.length} bytes)`);
     }
   }
+});
+
+t.test('of two compare-and-sets from one revision, one through each server, exactly one is stored', async (t) => {
+  // nats-server 2.9.10 alone accepts both of most such pairs (nats-io/nats-server#4320).
+  // A key beside the paths in the owner's namespace: a stream with its leader elected already.
+  const bucket = grids[0]!.buckets.namespace;
+  const kvs = await Promise.all(connections.map((nc) => new Kvm(jetstream(nc)).open(bucket)));
+  const keys = connections.map((nc, i) => ({ js: jetstream(nc), kv: kvs[i]!, bucket, key: 'cas-race' }));
+  const outcomes: string[] = [];
+  for (let pair = 0; pair < 30; pair++) {
+    const revision = await kvs[0]!.put('cas-race', 'base');
+    // Every other pair a delete against a put, as a rename against a write.
+    const won = await Promise.all(keys.map((key, i) => compareAndSet(key, pair % 2 === 1 && i === 0 ? null : `v${i}`, revision)));
+    outcomes.push(won.map(Number).join(''));
+  }
+  t.same(outcomes.filter((outcome) => outcome !== '10' && outcome !== '01'), [], 'never both, never neither');
 });
