@@ -329,6 +329,7 @@ t.test('a root stored before owners were kept is made everyone\'s (1777), as new
   t.match(await legacy.stat('/'), { mode: 0o755, uid: 0 });
   const reopened = await NatsGridFs.open(nc, { owner: owner(5), replicas: 1, logger });
   t.match(await reopened.stat('/'), { type: 'dir', mode: 0o1777, uid: 0, gid: 0 });
+});
 
 t.test('a FIFO entry: made, seen by another handle, renamed like a file, unlinked; no content of its own', async (t) => {
   await fs.mkdir('/fifos');
