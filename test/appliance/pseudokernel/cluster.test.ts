@@ -13,8 +13,7 @@ import { createLogger } from '../../../appliance/logger.ts';
 import { NatsGridFs } from '../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { NatsServer } from '../../../appliance/pseudokernel/nats/nats-server.ts';
 import { NatsProcTable } from '../../../appliance/pseudokernel/proc/table.ts';
-import { loopbackGrid } from '../../helpers/nats-grid.ts';
-import { freeLoopbackPorts } from '../../helpers/ports.ts';
+import { startLoopbackCluster } from '../../helpers/nats-grid.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const SERVERS = 3;
@@ -25,20 +24,7 @@ const logger = createLogger({ level: 'error' });
 const servers: NatsServer[] = [];
 const connections: NatsConnection[] = [];
 
-t.before(async () => {
-  const ports = await freeLoopbackPorts(2 * SERVERS);
-  const clusterPorts = ports.slice(SERVERS);
-  const grid = await loopbackGrid(dir);
-  for (let i = 0; i < SERVERS; i++) {
-    servers.push(new NatsServer({
-      dataDir: join(dir, `n${i}`), serverName: `n${i}`, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
-      cluster: { name: 'zone-test', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await grid.routeFiles(`n${i}`)) },
-    }));
-  }
-  // Together: JetStream answers only once the cluster has elected its meta leader.
-  await Promise.all(servers.map((server) => server.start()));
-  connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
-});
+t.before(() => startLoopbackCluster(dir, Array.from({ length: SERVERS }, (_, i) => `n${i}`), 'zone-test', logger, { servers, connections }));
 
 t.teardown(async () => {
   await Promise.all(connections.map((nc) => nc.close()));

@@ -17,8 +17,7 @@ import { FIFO_WAITERS_PATH } from '../../../../appliance/pseudokernel/fifos/wait
 import { NatsGridFs } from '../../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { mountZone, type ZoneMount } from '../../../../appliance/pseudokernel/mount/mount.ts';
 import { NatsServer } from '../../../../appliance/pseudokernel/nats/nats-server.ts';
-import { loopbackGrid } from '../../../helpers/nats-grid.ts';
-import { freeLoopbackPorts } from '../../../helpers/ports.ts';
+import { startLoopbackCluster } from '../../../helpers/nats-grid.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { MemoryProcTable } from '../memory-grid.ts';
 
@@ -35,17 +34,7 @@ const relays: FifoRelay[] = [];
 const containers: string[] = [];
 
 t.before(async () => {
-  const ports = await freeLoopbackPorts(2 * NODES.length);
-  const clusterPorts = ports.slice(NODES.length);
-  const grid = await loopbackGrid(dir);
-  for (const [i, node] of NODES.entries()) {
-    servers.push(new NatsServer({
-      dataDir: join(dir, `nats-${node}`), serverName: node, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
-      cluster: { name: 'zone-fifos', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await grid.routeFiles(node)) },
-    }));
-  }
-  await Promise.all(servers.map((server) => server.start()));
-  connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
+  await startLoopbackCluster(dir, NODES, 'zone-fifos', logger, { servers, connections });
   for (const [i, node] of NODES.entries()) {
     const nc = connections[i]!;
     const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: NODES.length, logger });

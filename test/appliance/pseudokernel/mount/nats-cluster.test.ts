@@ -17,8 +17,7 @@ import { createLogger } from '../../../../appliance/logger.ts';
 import { NatsGridFs } from '../../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { mountZone, type ZoneMount } from '../../../../appliance/pseudokernel/mount/mount.ts';
 import { NatsServer } from '../../../../appliance/pseudokernel/nats/nats-server.ts';
-import { loopbackGrid } from '../../../helpers/nats-grid.ts';
-import { freeLoopbackPorts } from '../../../helpers/ports.ts';
+import { startLoopbackCluster } from '../../../helpers/nats-grid.ts';
 
 const run = promisify(execFile);
 const SERVERS = 3;
@@ -34,17 +33,7 @@ const connections: NatsConnection[] = [];
 const mounts: ZoneMount[] = [];
 
 t.before(async () => {
-  const ports = await freeLoopbackPorts(2 * SERVERS);
-  const clusterPorts = ports.slice(SERVERS);
-  const grid = await loopbackGrid(dir);
-  for (let i = 0; i < SERVERS; i++) {
-    servers.push(new NatsServer({
-      dataDir: join(dir, `n${i}`), serverName: `n${i}`, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
-      cluster: { name: 'zone-mounts', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await grid.routeFiles(`n${i}`)) },
-    }));
-  }
-  await Promise.all(servers.map((server) => server.start()));
-  connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
+  await startLoopbackCluster(dir, Array.from({ length: SERVERS }, (_, i) => `n${i}`), 'zone-mounts', logger, { servers, connections });
   for (const [i, nc] of connections.entries()) {
     const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: SERVERS, logger, quota: QUOTA });
     mounts.push(await mountZone({

@@ -20,8 +20,7 @@ import { NatsGridFs } from '../../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { mountZone, type ZoneMount } from '../../../../appliance/pseudokernel/mount/mount.ts';
 import { compareAndSet } from '../../../../appliance/pseudokernel/nats/kv-cas.ts';
 import { NatsServer } from '../../../../appliance/pseudokernel/nats/nats-server.ts';
-import { loopbackGrid } from '../../../helpers/nats-grid.ts';
-import { freeLoopbackPorts } from '../../../helpers/ports.ts';
+import { startLoopbackCluster } from '../../../helpers/nats-grid.ts';
 import { MemoryProcTable } from '../memory-grid.ts';
 
 const run = promisify(execFile);
@@ -44,18 +43,7 @@ t.teardown(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-const ports = await freeLoopbackPorts(2 * SERVERS);
-const clusterPorts = ports.slice(SERVERS);
-const routes = await loopbackGrid(base);
-for (let i = 0; i < SERVERS; i++) {
-  servers.push(new NatsServer({
-    dataDir: join(base, `n${i}`), serverName: `n${i}`, host: '127.0.0.1', port: ports[i]!, logger, startTimeoutMs: 30_000,
-    cluster: { name: 'zone-posix', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await routes.routeFiles(`n${i}`)) },
-  }));
-}
-// Together: JetStream answers only once the cluster has elected its meta leader.
-await Promise.all(servers.map((server) => server.start()));
-connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
+await startLoopbackCluster(base, Array.from({ length: SERVERS }, (_, i) => `n${i}`), 'zone-posix', logger, { servers, connections });
 for (let i = 0; i < SERVERS; i++) {
   const grid = await NatsGridFs.open(connections[i]!, { owner: OWNER, replicas: SERVERS, logger });
   grids.push(grid);
