@@ -23,10 +23,16 @@ import { goneSubject, sessionStream, sessionSubject } from './protocol.ts';
 
 const openFd = promisify(openCb);
 const closeFd = promisify(closeCb);
-/** Messages (64 KiB each at most) a sink fetches ahead of its readers. */
+/** Messages (PIPE_CHUNK_BYTES each at most) a sink fetches ahead of its readers. */
 const PREFETCH_MESSAGES = 32;
 /** How often a sink waiting for bytes looks whether its readers are still there. */
 const READERS_PROBE_MS = 250;
+/**
+ * How many bytes a sink writes between purges of what it wrote: the stream is bounded
+ * like a pipe's (1 GiB, new messages refused), and the source's window holds back rather
+ * than fail when it is full, so a join that runs longer lets the stream drop its past.
+ */
+const PURGE_EVERY_BYTES = 64 * 2 ** 20;
 
 export interface SessionContext {
   nc: NatsConnection;
@@ -155,6 +161,7 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
   const probe = setInterval(() => void readersLeft(hostPath).then((left) => { if (!left) stop(); }), READERS_PROBE_MS);
   let state: FeedState = { incarnation: null, offset: 0 };
   let outcome: 'eof' | 'gone' = 'gone';
+  let unpurged = 0;
   try {
     for await (const m of messages) {
       const step = feedStep(state, pipeMessageOf((name) => m.headers?.get(name) ?? ''), m.data.length);
@@ -166,6 +173,12 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
       }
       if (!(await written(writer, m.data.subarray(step.from)))) break;
       state = step.next;
+      unpurged += m.data.length;
+      if (unpurged >= PURGE_EVERY_BYTES) {
+        unpurged = 0;
+        // Up to and with this message: the readers have it. One that fails is made good by the next.
+        await ctx.jsm.streams.purge(pipe.stream, { seq: m.seq + 1 }).catch((err: unknown) => ctx.logger.debug({ err, session: pipe.id }, 'fifos: purging what the readers have failed'));
+      }
     }
   } finally {
     clearInterval(probe);
