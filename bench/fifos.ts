@@ -4,9 +4,9 @@
 //  (a) FIFO across nodes: `dd` writes MiB of zeros into /zone/fs/p on node 1, `dd` on
 //      node 3 reads it to /dev/null; timed from both starting until the reader has EOF
 //      (so it includes the join: both opens wait for the relays);
-//  (b) the transport of a blueprint pipe without Docker: the same bytes in 64 KiB chunks
-//      published with the pipes' headers on node 1's server, each acknowledged before the
-//      next (as the pipes' producer does), and consumed through node 3's (bench/pipes.ts
+//  (b) the transport of a blueprint pipe without Docker: the same bytes in messages of
+//      PIPE_CHUNK_BYTES published with the pipes' headers on node 1's server through the
+//      pipes' publish window (as the pipes' producer does), and consumed through node 3's (bench/pipes.ts
 //      measures whole blueprint pipes, container stdout to container stdin, on a `zone
 //      cluster`: too heavy to run beside this, its figure is in BENCHMARKS.md);
 //  (c) the same FIFO with writer and reader on one mount: the kernel's own pipe, the ceiling.
@@ -29,6 +29,7 @@ import { mountZone, type ZoneMount } from '../appliance/pseudokernel/mount/mount
 import { NatsServer } from '../appliance/pseudokernel/nats/nats-server.ts';
 import { PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId } from '../appliance/pseudokernel/pipes/ends.ts';
 import { ensurePipeStream } from '../appliance/pseudokernel/pipes/stream.ts';
+import { PublishWindow } from '../appliance/pseudokernel/pipes/window.ts';
 import { MemoryProcTable } from '../test/appliance/pseudokernel/memory-grid.ts';
 import { loopbackGrid } from '../test/helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
@@ -64,8 +65,9 @@ async function pipeTransfer(from: NatsConnection, to: NatsConnection): Promise<v
   const pipe = sessionPipe(OWNER, session, 'bench-from', 'bench-to');
   const jsm = await jetstreamManager(from);
   await ensurePipeStream(jsm, pipe);
-  const js = jetstream(from);
-  const messages = await sessionMessages({ nc: to, js: jetstream(to), jsm: await jetstreamManager(to), logger: createLogger({ level: 'error' }) }, pipe);
+  const logger = createLogger({ level: 'error' });
+  const signal = new AbortController().signal;
+  const messages = await sessionMessages({ nc: to, js: jetstream(to), jsm: await jetstreamManager(to), logger, signal }, pipe);
   const received = (async () => {
     let bytes = 0;
     for await (const m of messages) {
@@ -74,6 +76,7 @@ async function pipeTransfer(from: NatsConnection, to: NatsConnection): Promise<v
     }
     if (bytes !== BYTES) throw new Error(`the pipe gave ${bytes} bytes, not ${BYTES}`);
   })();
+  const window = new PublishWindow({ js: jetstream(from), jsm, pipe, signal, logger, onStored: () => undefined }, 0);
   const chunk = new Uint8Array(PIPE_CHUNK_BYTES);
   for (let offset = 0; offset <= BYTES; offset += PIPE_CHUNK_BYTES) {
     const h = headers();
@@ -81,8 +84,9 @@ async function pipeTransfer(from: NatsConnection, to: NatsConnection): Promise<v
     h.set(PIPE_HEADERS.offset, String(offset));
     const eof = offset === BYTES;
     if (eof) h.set(PIPE_HEADERS.eof, '0');
-    await js.publish(pipe.subject, eof ? new Uint8Array(0) : chunk, { msgID: pipeMessageId(session, eof ? null : offset), headers: h });
+    await window.send({ data: eof ? new Uint8Array(0) : chunk, headers: h, msgID: pipeMessageId(session, eof ? null : offset) });
   }
+  await window.flush();
   await received;
   await messages.stop();
   await jsm.streams.delete(pipe.stream);

@@ -23,7 +23,7 @@ import { accountOf, readContainerFile, SecretFiles, sealedEnvNames } from './sec
 import { ensureOwnerNetwork, ownerNetworkName, ownerNetworkOf, removeOwnerNetworkIfUnused } from './owner-network.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { refusingStdin } from '../streams.ts';
-import { LABELS, containerCreateOptions, dockerTimestamp } from './spec.ts';
+import { LABELS, containerCreateOptions, replayWindow } from './spec.ts';
 import { containerUsage, execShell } from './terminal.ts';
 
 export interface DockerDriverOptions {
@@ -48,8 +48,6 @@ interface HoldHandle {
 }
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
-/** See attachReplaying. */
-const REPLAY_MARGIN_MS = 100;
 const DEFAULT_REMOVE_GRACE_MS = 10_000;
 /**
  * What an attached stdout holds before its reader takes it: a pipe's producer reads all
@@ -330,13 +328,8 @@ export class DockerDriver implements Driver {
     }
     // It ended meanwhile: an attach after the end would wait for the next start; its log is whole.
     if (after.state === 'exited') closeLive();
-    // The log has no incarnation marks, only times, and Docker's times are a little off
-    // both ways: the first lines are logged a moment before StartedAt is recorded, the
-    // last ones a moment after FinishedAt. Starting a container takes longer than
-    // REPLAY_MARGIN_MS, so that much around an incarnation's times is its own.
-    const since = after.startedAt ? dockerTimestamp(after.startedAt, -REPLAY_MARGIN_MS) : '0';
-    const until = live || !after.finishedAt ? {} : { until: dockerTimestamp(after.finishedAt, REPLAY_MARGIN_MS) };
-    const raw = await (this.docker.getContainer(id).logs as (o: object) => Promise<Buffer>)({ follow: false, stdout: true, stderr: false, since, ...until })
+    const window = after.startedAt ? replayWindow({ startedAt: after.startedAt, finishedAt: after.finishedAt, running: live !== null }) : { since: '0' };
+    const raw = await (this.docker.getContainer(id).logs as (o: object) => Promise<Buffer>)({ follow: false, stdout: true, stderr: false, ...window })
       .catch((err: unknown) => {
         closeLive();
         throw err;

@@ -149,9 +149,45 @@ export function containerCreateOptions(spec: WorkloadSpec, secretsDir: string | 
  * since the epoch with nanoseconds (`1714557600.123456789`), which a Date would round.
  */
 export function dockerTimestamp(time: string, shiftMs = 0): string {
+  return dockerSeconds(nanosOf(time) + BigInt(shiftMs) * 1_000_000n);
+}
+
+function nanosOf(time: string): bigint {
   const m = /^([^.]+?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
   const ms = m ? Date.parse(`${m[1]}${m[3]}`) : Number.NaN;
   if (!m || Number.isNaN(ms)) throw new Error(`"${time}" is not an RFC 3339 time (e.g. 2024-05-01T10:00:00.123456789Z)`);
-  const ns = BigInt(ms + shiftMs) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+function dockerSeconds(ns: bigint): string {
   return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+}
+
+/** How long before its StartedAt an incarnation's first lines may be logged, where the end of the one before is unknown. */
+export const REPLAY_BEFORE_MS = 100;
+/** How long after its FinishedAt an incarnation's last lines may be logged: Docker copies what the process wrote after it ended, late under load. */
+export const REPLAY_AFTER_MS = 2_000;
+
+/**
+ * The `since` and `until` of the log request that gives one incarnation's lines. The log
+ * has no incarnation marks, only times, and Docker's times are a little off both ways: the
+ * first lines are logged a moment before StartedAt is recorded, the last ones a moment
+ * after FinishedAt, moments that grow with the machine's load. While the container runs,
+ * its FinishedAt is the end of the incarnation before (none: this is its first, and the
+ * whole log is its own): halfway between that end and this start splits the two however
+ * late each side was logged. Once it has exited, the end before is no longer known:
+ * REPLAY_BEFORE_MS before its start (a restart takes longer than that); its own lines end
+ * by REPLAY_AFTER_MS after its end (a next start would have to fall between the inspect
+ * and the reading of the log).
+ */
+export function replayWindow(incarnation: { startedAt: string; finishedAt: string | null; running: boolean }): { since: string; until?: string } {
+  const started = nanosOf(incarnation.startedAt);
+  if (!incarnation.running) {
+    const since = dockerTimestamp(incarnation.startedAt, -REPLAY_BEFORE_MS);
+    return incarnation.finishedAt ? { since, until: dockerTimestamp(incarnation.finishedAt, REPLAY_AFTER_MS) } : { since };
+  }
+  if (!incarnation.finishedAt) return { since: '0' };
+  const endBefore = nanosOf(incarnation.finishedAt);
+  if (endBefore >= started) return { since: dockerTimestamp(incarnation.startedAt, -REPLAY_BEFORE_MS) };
+  return { since: dockerSeconds((endBefore + started) / 2n) };
 }

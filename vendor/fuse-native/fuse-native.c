@@ -14,6 +14,7 @@
 #include <fuse_common.h>
 #include <fuse_lowlevel.h>
 
+#include <fcntl.h> // zone: fcntl, FD_CLOEXEC
 #include <unistd.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -882,6 +883,17 @@ NAPI_METHOD(fuse_native_mount) {
 
   if (ch == NULL) {
     napi_throw_error(env, "fuse failed", "fuse failed");
+    return NULL;
+  }
+
+  // zone: /dev/fuse close-on-exec (libfuse 2 opens it without): a child process that
+  // inherited it would keep the connection up after this process ends, and one working
+  // inside the mount would then wait on a server that is only itself.
+  int chan_fd = fuse_chan_fd(ch);
+  int chan_flags = fcntl(chan_fd, F_GETFD);
+  if (chan_flags == -1 || fcntl(chan_fd, F_SETFD, chan_flags | FD_CLOEXEC) == -1) {
+    fuse_unmount(mnt, ch);
+    napi_throw_error(env, "fuse failed", "fuse failed: /dev/fuse could not be made close-on-exec");
     return NULL;
   }
 

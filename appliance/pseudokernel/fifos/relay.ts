@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { ensurePipeStream } from '../pipes/stream.ts';
 import {
   announcementOf, fifoIdentity, gridPathOf, joinRequestOf, joinSubject,
   type Announcement, type Direction, type FifoIdentity, type WaiterReport,
 } from './protocol.ts';
-import { ensureSessionStream, openFifoEnd, runSink, runSource, sessionMessages, sessionPipe, type FifoEnd, type SessionContext } from './session.ts';
+import { openFifoEnd, runSink, runSource, sessionMessages, sessionPipe, type FifoEnd, type SessionContext } from './session.ts';
 import { watchFifoWaiters, type FifoWaiters } from './waiters.ts';
 
 export interface FifoRelayOptions {
@@ -54,18 +55,20 @@ export class FifoRelay {
   /** The FIFO ends of the sessions that run. */
   private readonly ends = new Set<FifoEnd>();
   private ctx!: SessionContext;
+  private readonly stopping = new AbortController();
   private waiters: FifoWaiters | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: FifoRelayOptions) {}
 
   async start(): Promise<void> {
-    this.ctx = { nc: this.o.nc, js: jetstream(this.o.nc), jsm: await jetstreamManager(this.o.nc), logger: this.o.logger };
+    this.ctx = { nc: this.o.nc, js: jetstream(this.o.nc), jsm: await jetstreamManager(this.o.nc), logger: this.o.logger, signal: this.stopping.signal };
     this.waiters = watchFifoWaiters(this.o.waitersCommand, this.o.logger, (report) => this.onReport(report));
     this.timer = setInterval(() => { for (const place of this.places.values()) this.announce(place); }, ANNOUNCE_EVERY_MS);
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     if (this.timer) clearInterval(this.timer);
     await this.waiters?.stop();
     // The sessions end with this process anyway (their bytes pass through it): writers get EPIPE, readers EOF.
@@ -166,7 +169,8 @@ export class FifoRelay {
     place.session = session;
     const pipe = sessionPipe(place.fifo.owner, session, place.id, other);
     try {
-      await ensureSessionStream(this.ctx, pipe);
+      // Before the join request, so the sink finds it.
+      await ensurePipeStream(this.ctx.jsm, pipe);
       const reply = await this.o.nc.request(joinSubject(place.fifo, other), JSON.stringify({ session, stream: pipe.stream, subject: pipe.subject }), { timeout: JOIN_TIMEOUT_MS });
       if ((reply.json() as { ok?: unknown }).ok !== true) throw new Error('the readers\' place refused the join');
       const reader = this.held(await openFifoEnd(place.hostPath, 'read', this.o.waitersCommand));

@@ -1,7 +1,9 @@
 // The bytes of one join between a FIFO's writers on one place and its readers on
 // another: the source reads the writers' side of the FIFO and publishes to a JetStream
-// stream made like a blueprint pipe's (pipes/stream.ts, the pipes' headers), the sink
-// writes what the stream holds into the readers' side, checked by the pipes' feed rule.
+// stream made like a blueprint pipe's (pipes/stream.ts, the pipes' headers) through the
+// pipes' publish window (the source is the stream's only publisher, as a pipe's producer
+// is), the sink writes what the stream holds into the readers' side, checked by the
+// pipes' feed rule.
 import { close as closeCb, open as openCb, constants } from 'node:fs';
 import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,31 +11,36 @@ import { readdir, readlink, realpath } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { PipeIdentity } from '../../../blueprints/pipes.ts';
 import { feedStep, PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, pipeMessageOf, type FeedState } from '../pipes/ends.ts';
 import { gathered } from '../pipes/producer.ts';
-import { ensurePipeStream } from '../pipes/stream.ts';
+import { PublishWindow, type OutgoingMessage } from '../pipes/window.ts';
+import { retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
 import { goneSubject, sessionStream, sessionSubject } from './protocol.ts';
 
 const openFd = promisify(openCb);
 const closeFd = promisify(closeCb);
-/** Messages (64 KiB each at most) a sink fetches ahead of its readers. */
+/** Messages (PIPE_CHUNK_BYTES each at most) a sink fetches ahead of its readers. */
 const PREFETCH_MESSAGES = 32;
-/** How often, and how far apart, a sink looks for a session's stream not yet known to its server. */
-const STREAM_LOOKUPS = 20;
-const STREAM_LOOKUP_PAUSE_MS = 50;
 /** How often a sink waiting for bytes looks whether its readers are still there. */
 const READERS_PROBE_MS = 250;
+/**
+ * How many bytes a sink writes between purges of what it wrote: the stream is bounded
+ * like a pipe's (1 GiB, new messages refused), and the source's window holds back rather
+ * than fail when it is full, so a join that runs longer lets the stream drop its past.
+ */
+const PURGE_EVERY_BYTES = 64 * 2 ** 20;
 
 export interface SessionContext {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   logger: Logger;
+  /** Aborted when the relay stops: a source stops sending again what its stream refused. */
+  signal: AbortSignal;
 }
 
 /** The stream of a session, as a pipe's identity (what ensurePipeStream takes). */
@@ -91,46 +98,50 @@ async function childOpened(child: ChildProcess, hostPath: string): Promise<void>
 /**
  * Publishes what the writers write into `reader` (the relay's read end) until they all
  * closed (then the end marker), or until the sink says no reader is left (then the read
- * end closes, and the writers' next write fails with EPIPE).
+ * end closes, and the writers' next write fails with EPIPE). `pipe`'s stream is new.
  */
 export async function runSource(ctx: SessionContext, pipe: PipeIdentity, end: FifoEnd): Promise<'eof' | 'gone'> {
   const reader = end.stream as Readable;
-  let readersGone = false;
+  const readersGone = new AbortController();
   const gone = ctx.nc.subscribe(goneSubject(pipe.id), { max: 1, callback: () => {
-    readersGone = true;
+    readersGone.abort();
     // Its read end closes: the writers' next write fails with EPIPE.
     end.child.kill('SIGKILL');
     reader.destroy();
   } });
+  const signal = AbortSignal.any([ctx.signal, readersGone.signal]);
+  const window = new PublishWindow({ ...ctx, pipe, signal, onStored: () => undefined }, 0);
   let offset = 0;
   try {
     for await (const first of reader as AsyncIterable<Buffer>) {
       // As a pipe's producer gathers a stdout: fewer, larger messages while bytes stream.
-      const chunk = await gathered(first, reader, true);
+      const chunk = await gathered(first, reader, window.unacknowledged > 0);
       for (let at = 0; at < chunk.length; at += PIPE_CHUNK_BYTES) {
         const part = chunk.subarray(at, at + PIPE_CHUNK_BYTES);
-        await publish(ctx, pipe, offset, part, false);
+        await window.send(sessionMessage(pipe, offset, part, false));
         offset += part.length;
       }
     }
+    if (!readersGone.signal.aborted) {
+      await window.send(sessionMessage(pipe, offset, new Uint8Array(0), true));
+      await window.flush();
+    }
   } catch (err) {
-    if (!readersGone) throw err;
+    if (!readersGone.signal.aborted) throw err;
   } finally {
     reader.destroy();
     end.child.kill('SIGKILL');
     gone.unsubscribe();
   }
-  if (readersGone) return 'gone';
-  await publish(ctx, pipe, offset, new Uint8Array(0), true);
-  return 'eof';
+  return readersGone.signal.aborted ? 'gone' : 'eof';
 }
 
-async function publish(ctx: SessionContext, pipe: PipeIdentity, offset: number, data: Uint8Array, eof: boolean): Promise<void> {
+function sessionMessage(pipe: PipeIdentity, offset: number, data: Uint8Array, eof: boolean): OutgoingMessage {
   const h = headers();
   h.set(PIPE_HEADERS.incarnation, pipe.id);
   h.set(PIPE_HEADERS.offset, String(offset));
   if (eof) h.set(PIPE_HEADERS.eof, 'unknown');
-  await ctx.js.publish(pipe.subject, data, { msgID: pipeMessageId(pipe.id, eof ? null : offset), headers: h });
+  return { data, headers: h, msgID: pipeMessageId(pipe.id, eof ? null : offset) };
 }
 
 /**
@@ -150,6 +161,7 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
   const probe = setInterval(() => void readersLeft(hostPath).then((left) => { if (!left) stop(); }), READERS_PROBE_MS);
   let state: FeedState = { incarnation: null, offset: 0 };
   let outcome: 'eof' | 'gone' = 'gone';
+  let unpurged = 0;
   try {
     for await (const m of messages) {
       const step = feedStep(state, pipeMessageOf((name) => m.headers?.get(name) ?? ''), m.data.length);
@@ -161,6 +173,12 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
       }
       if (!(await written(writer, m.data.subarray(step.from)))) break;
       state = step.next;
+      unpurged += m.data.length;
+      if (unpurged >= PURGE_EVERY_BYTES) {
+        unpurged = 0;
+        // Up to and with this message: the readers have it. One that fails is made good by the next.
+        await ctx.jsm.streams.purge(pipe.stream, { seq: m.seq + 1 }).catch((err: unknown) => ctx.logger.debug({ err, session: pipe.id }, 'fifos: purging what the readers have failed'));
+      }
     }
   } finally {
     clearInterval(probe);
@@ -181,23 +199,12 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
 }
 
 /** The session's messages from the first (before the sink opens its end: a stream without a leader yet fails the join, not the readers). */
-export async function sessionMessages(ctx: SessionContext, pipe: PipeIdentity): Promise<ConsumerMessages> {
-  // A stream just made through another server can be unknown to this one for a moment.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const consumer = await retryingTimeouts(`the consumer of FIFO session ${pipe.id}`, () => ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All }));
-      return await consumer.consume({ max_messages: PREFETCH_MESSAGES });
-    } catch (err) {
-      const unknown = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
-      if (!unknown || attempt === STREAM_LOOKUPS) throw err;
-      await delay(STREAM_LOOKUP_PAUSE_MS);
-    }
-  }
-}
-
-/** Makes the session's stream (before the join request, so the sink finds it). */
-export async function ensureSessionStream(ctx: SessionContext, pipe: PipeIdentity): Promise<void> {
-  await ensurePipeStream(ctx.jsm, pipe);
+export function sessionMessages(ctx: SessionContext, pipe: PipeIdentity): Promise<ConsumerMessages> {
+  // The source made the stream, maybe through another server.
+  return retryingStreamNotFound(async () => {
+    const consumer = await retryingTimeouts(`the consumer of FIFO session ${pipe.id}`, () => ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All }));
+    return consumer.consume({ max_messages: PREFETCH_MESSAGES });
+  });
 }
 
 /** Writes `data`, waiting for drain when the pipe is full; false when the write end broke (no reader left). */

@@ -21,7 +21,7 @@ import { GridObjects } from './objects.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA, noSpaceError, type OwnerQuota } from '../nats/owner-quota.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from '../nats/buckets.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
-import { compareAndSet, isConflict } from '../nats/kv-cas.ts';
+import { compareAndSet } from '../nats/kv-cas.ts';
 
 export interface NatsGridFsOptions {
   /** `ed25519:BASE64`: every owner has buckets of its own. */
@@ -441,16 +441,12 @@ export class NatsGridFs implements GridFs {
   }
 
   private async ensureRoot(): Promise<void> {
-    try {
-      const now = Date.now();
-      // Every workload of the owner, whatever its user, may make entries here (sticky, as /tmp).
-      await this.namespace.create(ROOT_KEY, JSON.stringify({ ...newAttributes(undefined, now), type: 'dir', mode: 0o1777 } satisfies StoredEntry));
-    } catch (err) {
-      if (!isConflict(err)) throw err;
-      // A root stored before owners were kept (none recorded) was everyone's in effect: it stays so.
-      const root = await this.lookup('/');
-      if (root && root.entry.uid === undefined) await this.swap('/', { ...newAttributes(undefined, Date.now()), ...root.entry, uid: 0, gid: 0, mode: 0o1777 }, root.revision);
-    }
+    // Every workload of the owner, whatever its user, may make entries here (sticky, as /tmp).
+    // Nodes opening the owner's files at once create it at once: a compare-and-set as every other.
+    if (await this.swap('/', { ...newAttributes(undefined, Date.now()), type: 'dir', mode: 0o1777 }, null)) return;
+    // A root stored before owners were kept (none recorded) was everyone's in effect: it stays so.
+    const root = await this.lookup('/');
+    if (root && root.entry.uid === undefined) await this.swap('/', { ...newAttributes(undefined, Date.now()), ...root.entry, uid: 0, gid: 0, mode: 0o1777 }, root.revision);
   }
 
   private async lookup(path: string): Promise<Found | null> {

@@ -1,6 +1,10 @@
 // nats-server 2.9 does not answer API requests about a stream that has no leader yet
 // (just created by another node, or its leader's server went away): the request times
-// out. Idempotent requests are asked again, a bounded number of times.
+// out. Idempotent requests are asked again, a bounded number of times. And a stream
+// another server has just made can be unknown to this one's stream API for a moment (it
+// answers "stream not found" until the stream's assignment reaches it): asked again too.
+import { setTimeout as delay } from 'node:timers/promises';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { TimeoutError } from '@nats-io/transport-node';
 
@@ -14,6 +18,22 @@ export async function retryingTimeouts<T>(what: string, request: () => Promise<T
     } catch (err) {
       if (!isTimeout(err)) throw err;
       if (attempt === ATTEMPTS) throw new Error(`${what}: JetStream did not answer ${ATTEMPTS} times (a stream without a leader?)`, { cause: err });
+    }
+  }
+}
+
+const FOUND_ATTEMPTS = 20;
+const FOUND_PAUSE_MS = 50;
+
+/** `request()` on a stream made through another server, asked again while this one answers that the stream is not found. */
+export async function retryingStreamNotFound<T>(request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const notYet = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+      if (!notYet || attempt === FOUND_ATTEMPTS) throw err;
+      await delay(FOUND_PAUSE_MS * attempt);
     }
   }
 }

@@ -57,7 +57,7 @@ async function publishFrom({ js, kv, bucket, key }: KvKey, value: string | null,
   return 'lost';
 }
 
-export function isConflict(err: unknown): boolean {
+function isConflict(err: unknown): boolean {
   return err instanceof JetStreamApiError
     && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }

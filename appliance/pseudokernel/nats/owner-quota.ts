@@ -3,11 +3,11 @@
 // goes past it (the buckets discard new messages, never old ones), and the number of
 // owners with storage is capped. A bucket's max_bytes is reserved from the server's
 // max_file_store when it is made: the config checks that every owner fits.
-import { setTimeout as delay } from 'node:timers/promises';
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { ZoneError } from '../../../lib/errors.ts';
 import { FsError } from '../interfaces.ts';
 import { ownerIdOf } from './buckets.ts';
+import { retryingStreamNotFound } from './jetstream-retry.ts';
 
 export interface OwnerQuota {
   /** max_bytes of the owner's object store (the contents of /zone/fs). */
@@ -32,27 +32,10 @@ export function ownerReservation(quota: OwnerQuota): number {
  * and objm create a missing bucket with its options but leave an existing one as it is.
  */
 export async function boundStream(jsm: JetStreamManager, stream: string, maxBytes: number): Promise<void> {
-  const info = await infoOfMadeStream(jsm, stream);
+  // Made by kvm/objm, maybe through another server.
+  const info = await retryingStreamNotFound(() => jsm.streams.info(stream));
   if (info.config.max_bytes === maxBytes) return;
   await jsm.streams.update(stream, { ...info.config, max_bytes: maxBytes });
-}
-
-// In a cluster a stream another server has just made can be unknown to this one's
-// stream API for a moment (nats-server 2.9 answers "stream not found" until the stream's
-// assignment reaches it): asked again, a bounded number of times.
-const FOUND_ATTEMPTS = 20;
-const FOUND_DELAY_MS = 50;
-
-async function infoOfMadeStream(jsm: JetStreamManager, stream: string): Promise<StreamInfo> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await jsm.streams.info(stream);
-    } catch (err) {
-      const notYet = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
-      if (!notYet || attempt === FOUND_ATTEMPTS) throw err;
-      await delay(FOUND_DELAY_MS * attempt);
-    }
-  }
 }
 
 // JetStream's words: a stream at its max_bytes ("maximum bytes exceeded"); the server's

@@ -3,7 +3,7 @@ import t from 'tap';
 import { normalizeWorkload, specHash } from '../../../blueprints/normalize.ts';
 import type { ContainerWorkload, Workload } from '../../../blueprints/schema.ts';
 import { WorkloadSpecError, type WorkloadSpec } from '../../../drivers/contract.ts';
-import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions, dockerTimestamp } from '../../../drivers/docker/spec.ts';
+import { DEFAULT_CAPABILITIES, LABELS, containerCreateOptions, dockerTimestamp, replayWindow } from '../../../drivers/docker/spec.ts';
 import { ownerNetworkName } from '../../../drivers/docker/owner-network.ts';
 
 const OWNER = `ed25519:${Buffer.alloc(32, 7).toString('base64')}`;
@@ -158,6 +158,17 @@ t.test('Docker times become since/until timestamps with their nanoseconds', asyn
   t.equal(dockerTimestamp('2024-05-01T10:00:00.050000001Z', -100), '1714557599.950000001', 'moved back across a second');
   t.equal(dockerTimestamp('2024-05-01T12:00:00.25+02:00'), '1714557600.250000000');
   t.throws(() => dockerTimestamp('yesterday'), /"yesterday" is not an RFC 3339 time/);
+});
+
+t.test('the log of one incarnation: from halfway after the end before while it runs, within margins once it has exited', async (t) => {
+  const rows: { what: string; incarnation: Parameters<typeof replayWindow>[0]; window: ReturnType<typeof replayWindow> }[] = [
+    { what: 'a first run: the whole log is its own', incarnation: { startedAt: '2024-05-01T10:00:00.5Z', finishedAt: null, running: true }, window: { since: '0' } },
+    { what: 'a restart 3 s after the end before: halfway, 1.5 s on either side', incarnation: { startedAt: '2024-05-01T10:00:03.000000001Z', finishedAt: '2024-05-01T10:00:00Z', running: true }, window: { since: '1714557601.500000000' } },
+    { what: 'a restart 40 ms after the end before: 20 ms on either side', incarnation: { startedAt: '2024-05-01T10:00:00.04Z', finishedAt: '2024-05-01T10:00:00Z', running: true }, window: { since: '1714557600.020000000' } },
+    { what: 'an end before that is not before the start: the margin', incarnation: { startedAt: '2024-05-01T10:00:00Z', finishedAt: '2024-05-01T10:00:00Z', running: true }, window: { since: '1714557599.900000000' } },
+    { what: 'exited: the margin before its start, 2 s after its end', incarnation: { startedAt: '2024-05-01T10:00:00Z', finishedAt: '2024-05-01T10:00:05.25Z', running: false }, window: { since: '1714557599.900000000', until: '1714557607.250000000' } },
+  ];
+  for (const row of rows) t.same(replayWindow(row.incarnation), row.window, row.what);
 });
 
 t.test('a vm workload is not the docker driver\'s', async (t) => {

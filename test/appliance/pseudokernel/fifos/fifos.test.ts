@@ -2,7 +2,8 @@
 // its own /zone mount (the real FUSE mount, the real kernel FIFOs) and FIFO relay, and
 // containers of the real dockerd that open the FIFO through their /zone.
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import t from 'tap';
 import { createLogger } from '../../../../appliance/logger.ts';
+import { announcementOf, fifoIdentity } from '../../../../appliance/pseudokernel/fifos/protocol.ts';
 import { FifoRelay } from '../../../../appliance/pseudokernel/fifos/relay.ts';
 import { FIFO_WAITERS_PATH } from '../../../../appliance/pseudokernel/fifos/waiters.ts';
 import { NatsGridFs } from '../../../../appliance/pseudokernel/fs/grid-fs.ts';
@@ -25,6 +27,7 @@ const run = promisify(execFile);
 const docker = new Docker();
 const NODES = ['n1', 'n3'] as const;
 const OWNER = `ed25519:${Buffer.alloc(32, 24).toString('base64')}`;
+const OTHER_OWNER = `ed25519:${Buffer.alloc(32, 23).toString('base64')}`;
 const dir = mkdtempSync(join(tmpdir(), 'zone-fifos-'));
 const logger = createLogger({ level: process.env.FIFO_DEBUG ? 'debug' : 'error' });
 const servers: NatsServer[] = [];
@@ -32,6 +35,7 @@ const connections: NatsConnection[] = [];
 const mounts: ZoneMount[] = [];
 const relays: FifoRelay[] = [];
 const containers: string[] = [];
+const hostProcesses: ChildProcess[] = [];
 
 t.before(async () => {
   await startLoopbackCluster(dir, NODES, 'zone-fifos', logger, { servers, connections });
@@ -53,6 +57,7 @@ t.before(async () => {
 });
 
 t.teardown(async () => {
+  for (const child of hostProcesses) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.all(containers.map((name) => docker.getContainer(name).remove({ force: true }).catch(() => undefined)));
   await Promise.all(relays.map((relay) => relay.stop()));
   await Promise.all(mounts.map((mount) => mount.unmount()));
@@ -141,4 +146,60 @@ t.test('two workloads of one node (two mounts, so two kernel FIFOs) are joined t
   ]);
   t.equal(w.code, 0);
   t.equal(read.stdout, `${expected}  -\n`);
+});
+
+/** `script` run by the host's sh with `$1` = `path`: its pid (the process that opens, with `exec`) and its end. */
+function onHost(script: string, path: string): { pid: number; exited: Promise<{ code: number | null; stdout: string }> } {
+  const child = spawn('sh', ['-c', script, 'sh', path], { stdio: ['ignore', 'pipe', 'ignore'] });
+  hostProcesses.push(child);
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+  return { pid: child.pid!, exited: once(child, 'close').then(([code]) => ({ code: code as number | null, stdout })) };
+}
+
+const wchan = (pid: number) => readFile(`/proc/${pid}/wchan`, 'utf8').catch(() => '');
+
+t.test('two owners\' FIFOs at one path are never joined: owner B\'s reader gets owner B\'s writer\'s bytes, never owner A\'s', async (t) => {
+  // Owner B's workloads on both nodes: mounts of their own, served by the same relays.
+  const other: ZoneMount[] = [];
+  for (const [i, node] of NODES.entries()) {
+    const grid = await NatsGridFs.open(connections[i]!, { owner: OTHER_OWNER, replicas: NODES.length, logger });
+    const mount = await mountZone({ mountpoint: join(dir, `zone-${node}-other`), grid, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node, owner: OTHER_OWNER, ip: null }, logger, scratchParent: dir });
+    mounts.push(mount);
+    other.push(mount);
+    await relays[i]!.addMount(mount.mountpoint, OTHER_OWNER);
+  }
+  const x = (mount: ZoneMount) => join(mount.mountpoint, 'fs', 'x');
+  await run('mkfifo', [x(mounts[0]!)]);
+  await run('mkfifo', [x(other[0]!)]);
+  const aWriter = onHost('exec printf from-A > "$1"', x(mounts[0]!));
+  const bReader = onHost('exec cat "$1"', x(other[1]!));
+  await waitFor(async () => (await wchan(aWriter.pid)) === 'wait_for_partner' && (await wchan(bReader.pid)) === 'wait_for_partner', { timeoutMs: 10_000, what: 'A\'s writer on node 1 and B\'s reader on node 3 waiting in open()' });
+
+  // Places with openers waiting say so every 500 ms, and stop while they are joined: once
+  // both have said so twice since, a relay that mixed the owners would have joined them.
+  const heard = { aWrites: 0, bReads: 0 };
+  const listening = [
+    connections[0]!.subscribe(fifoIdentity(OWNER, '/x').subject, { callback: (_, m) => { if (announcementOf(m.string())?.direction === 'write') heard.aWrites++; } }),
+    connections[0]!.subscribe(fifoIdentity(OTHER_OWNER, '/x').subject, { callback: (_, m) => { if (announcementOf(m.string())?.direction === 'read') heard.bReads++; } }),
+  ];
+  try {
+    await waitFor(() => heard.aWrites >= 2 && heard.bReads >= 2, { timeoutMs: 20_000, what: 'both places announcing their waiting openers twice' });
+  } finally {
+    for (const s of listening) s.unsubscribe();
+  }
+  t.equal(await wchan(aWriter.pid), 'wait_for_partner', 'A\'s writer still waits: B\'s reader is no partner of it');
+  t.equal(await wchan(bReader.pid), 'wait_for_partner', 'B\'s reader still waits');
+
+  // B's writer on node 1, beside A's waiting writer at the same path.
+  const bWriter = onHost('exec printf from-B > "$1"', x(other[0]!));
+  const [read, wrote] = await Promise.all([bReader.exited, bWriter.exited]);
+  t.same(read, { code: 0, stdout: 'from-B' }, 'B\'s reader got B\'s writer\'s bytes, then EOF');
+  t.equal(wrote.code, 0);
+  t.equal(await wchan(aWriter.pid), 'wait_for_partner', 'A\'s writer waits on');
+
+  const aReader = onHost('exec cat "$1"', x(mounts[1]!));
+  const [aRead, aWrote] = await Promise.all([aReader.exited, aWriter.exited]);
+  t.same(aRead, { code: 0, stdout: 'from-A' }, 'A\'s reader on node 3 gets A\'s bytes');
+  t.equal(aWrote.code, 0);
 });

@@ -189,6 +189,13 @@ t.test('fs/: mkfifo makes a FIFO that a reader and a writer of this mount meet i
   t.notOk(grid.nodes.has('/p'));
 });
 
+t.test('a child process of the appliance does not inherit /dev/fuse: one working inside the mount would keep the mount\'s server alive and wait on itself', async (t) => {
+  // (The glob's own descriptor is gone by the time it is read.)
+  const held = await sh('for fd in /proc/$$/fd/*; do readlink "$fd" || true; done');
+  t.match(held, /pipe:\[/, 'the child lists its descriptors (its stdout is a pipe)');
+  t.notMatch(held, /\/dev\/fuse/, 'none of them is /dev/fuse (close-on-exec)');
+});
+
 t.test('fs/: truncate, chmod and touch', async (t) => {
   await sh('echo abcdef > fs/t; truncate -s 3 fs/t');
   t.equal(grid.content('/t')?.toString(), 'abc');
