@@ -177,8 +177,10 @@ export class Supervisor {
       backedUp = backupStore(dataDir, storeBackupPath(dataDir));
       pending('backed-up');
       step(backedUp ? 'store copied' : 'no store to copy');
-      pending('starting');
+      // Launched (its pid file written) before the phase says so: a supervisor killed in
+      // between leaves a new appliance its successor finds and stops, never an unknown one.
       const run = this.launch(to);
+      pending('starting');
       const verdict = await this.gate(run);
       // Stopped meanwhile: the upgrade stays pending, rolled back at the next start.
       if (this.stopping) return;

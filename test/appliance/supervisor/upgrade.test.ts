@@ -116,8 +116,8 @@ t.before(async () => {
 t.test('refused before anything is written: no token, unsigned, under the quorum, older, a file tampered with', async (t) => {
   const { upload, node } = n!;
   const before = await startTimes();
-  t.match(await upload(unsigned, false), { status: 401, body: { error: 'SIGNATURE', message: /read token/ } });
   await base;
+  t.match(await upload(unsigned, false), { status: 401, body: { error: 'SIGNATURE', message: /read token/ } });
   t.match(await upload(unsigned), { status: 401, body: { error: 'SIGNATURE', message: /release 0\.2\.0 is not signed/ } });
   t.match(await upload(await bundles.underQuorum), { status: 403, body: { error: 'POLICY', message: /release 0\.2\.0: trusted signatures weigh 1, the trust policy needs 2 for a release/ } });
   t.match(await upload(await bundles.older), { status: 409, body: { error: 'STALE', message: /0\.0\.9 is older than the running 0\.1\.0/ } });
