@@ -1,6 +1,6 @@
 // A node as `npm run supervise` runs it (the supervisor, its appliance, dockerd), on its
 // own loopback ports and data dir, for upgrade tests and benchmarks; the caller stops it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSigningKey } from '../../blueprints/keys.ts';
@@ -31,6 +31,17 @@ export interface SupervisedNode {
   outcome(version: string, since: number, timeoutMs?: number): Promise<NodeInfo>;
   /** SIGTERMs the supervisor (its appliance stops; workloads keep running) and kills what is left. */
   stop(): Promise<void>;
+}
+
+/** Processes whose command line names `dir` (a nats-server's config in it, ...). */
+function processesNaming(dir: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).flatMap((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').some((arg) => arg.startsWith(`${dir}/`)) ? [Number(p)] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 export async function startSupervisedNode(dataDir: string, gateSeconds: number): Promise<SupervisedNode> {
@@ -80,6 +91,11 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
         await new Promise((r) => s.once('exit', r));
       }
       for (const pid of appliancePids()) process.kill(pid, 'SIGKILL');
+      // An appliance whose stop ran out of time (under load, with 100 containers) leaves its
+      // nats-server and its mounts under the data dir behind.
+      for (const pid of processesNaming(dataDir)) process.kill(pid, 'SIGKILL');
+      const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '');
+      for (const m of mounts.filter((m) => m.startsWith(`${dataDir}/`)).sort((a, b) => b.length - a.length)) execFileSync('umount', ['-l', m]);
     },
   };
   await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' });
