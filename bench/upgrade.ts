@@ -1,13 +1,15 @@
 // Upgrade benchmark, baseline in the same run: a supervised node (npm run supervise)
-// with N containers running (default 20; the issue asks 100, too many for a shared
-// 2-core machine), then
+// with N containers running (default 100, as issue 21 asks), then
 //  (a)  baseline: the appliance killed (SIGTERM) and started again by its supervisor,
 //       same version: the API's unavailable window, the floor of any switch
 //  (b)  an upgrade to this tree with a bumped version: upload (+ verify + unpack),
 //       time from `zone upgrade` to the new version healthy, the API's unavailable window
 //  (c)  a rollback: a release that exits at start, until the previous version is healthy again
 // Containers restarted by (b) and (c) are counted from docker's start times (must be 0).
-// Run: node --import tsx bench/upgrade.ts [N]
+// "Until healthy": from the upload's first byte to the supervisor's record of the outcome
+// with the API answering (GET /v1/node is read after: its first answer after a start
+// waits for the drivers' probes).
+// Run: node --import tsx bench/upgrade.ts [N]   (or $ZONE_BENCH_CONTAINERS=N)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,12 +17,14 @@ import Docker from 'dockerode';
 import { readSigningKey } from '../blueprints/keys.ts';
 import type { Blueprint } from '../blueprints/schema.ts';
 import { signBlueprint } from '../blueprints/sign.ts';
+import { readReleaseState } from '../appliance/release/state.ts';
 import { removeNodeContainers } from '../cli/cluster/grid.ts';
 import { buildTreeRelease, variantBundle } from '../test/helpers/release-bundles.ts';
 import { startSupervisedNode, type SupervisedNode } from '../test/helpers/supervised-node.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
-const N = Number.parseInt(process.argv[2] ?? '20', 10);
+const N = Number(process.argv[2] ?? process.env.ZONE_BENCH_CONTAINERS ?? 100);
+if (!Number.isInteger(N) || N < 1 || N > 1000) throw new Error(`containers (argument or $ZONE_BENCH_CONTAINERS): a whole number 1 to 1000, not ${process.argv[2] ?? process.env.ZONE_BENCH_CONTAINERS}`);
 const dir = mkdtempSync(join(tmpdir(), 'zone-bench-upgrade-'));
 const docker = new Docker();
 let node: SupervisedNode | null = null;
@@ -51,16 +55,26 @@ async function startTimes(nodeId: string): Promise<Map<string, string>> {
   return new Map(inspected.map((c) => [c.Name, c.State.StartedAt]));
 }
 const restarted = (a: Map<string, string>, b: Map<string, string>) => [...a].filter(([name, at]) => b.get(name) !== at).length;
+
+/** Waits for the supervisor to record the outcome of the upgrade to `version` begun at `since` and the API to answer; the time that took. */
+async function untilOutcome(n: SupervisedNode, version: string, since: number): Promise<number> {
+  await waitFor(async () => {
+    const last = readReleaseState(n.dataDir).lastUpgrade;
+    return last?.to === version && Date.parse(last.at) >= since && await n.healthy();
+  }, { timeoutMs: 600_000, what: `the outcome of the upgrade to ${version}`, intervalMs: 50 });
+  return Date.now() - since;
+}
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 try {
   const n = node = await startSupervisedNode(join(dir, 'node'), 120);
   const operator = readSigningKey(join(n.dataDir, 'operator.key'));
-  const workloads = Array.from({ length: N }, (_, i) => ({ name: `w${i}`, kind: 'container', image: 'zone/busybox', command: ['sh', '-c', 'sleep 100000'], resources: { cpus: 0.01, memory: '8Mi' } }));
+  const workloads = Array.from({ length: N }, (_, i) => ({ name: `w${i}`, kind: 'container', image: 'zone/busybox', command: ['sleep', '100000'], resources: { cpus: 0.01, memory: '8Mi' } }));
   const bp = signBlueprint({ name: 'bench-upgrade', version: 1, owner: operator.publicKey, node: n.nodeId, workloads } as unknown as Blueprint, operator.secretKey);
-  await fetch(`${n.url}/v1/blueprints/bench-upgrade`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
+  const put = await fetch(`${n.url}/v1/blueprints/bench-upgrade`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bp) });
+  if (put.status !== 202) throw new Error(`submit: ${put.status} ${await put.text()}`);
   await waitFor(async () => [...(await startTimes(n.nodeId)).values()].length === N && (await n.node()).capacity !== undefined
-    && ((await (await fetch(`${n.url}/v1/blueprints/bench-upgrade`)).json()) as { workloads: { state: string }[] }).workloads.every((w) => w.state === 'running'), { timeoutMs: 300_000, what: `${N} containers running` });
+    && ((await (await fetch(`${n.url}/v1/blueprints/bench-upgrade`)).json()) as { workloads: { state: string }[] }).workloads.every((w) => w.state === 'running'), { timeoutMs: 900_000, what: `${N} containers running`, intervalMs: 1000 });
 
   const builtAt = Date.now();
   const base = await buildTreeRelease(join(dir, 'base.tar.gz'), '0.2.0');
@@ -84,8 +98,9 @@ try {
   const accepted = await n.upload(join(dir, 'good.tar.gz'));
   const uploadMs = Date.now() - upAt;
   if (accepted.status !== 202) throw new Error(`upload: ${accepted.status} ${JSON.stringify(accepted.body)}`);
-  await n.outcome('0.2.0', upAt - 1000, 300_000);
-  const upgradeMs = Date.now() - upAt;
+  const upgradeMs = await untilOutcome(n, '0.2.0', upAt);
+  const upgraded = readReleaseState(n.dataDir).lastUpgrade;
+  if (upgraded?.outcome !== 'succeeded') throw new Error(`the upgrade: ${JSON.stringify(upgraded)}`);
   const upgradeWindow = await watch.stop();
   const upgradeRestarted = restarted(before, await startTimes(n.nodeId));
 
@@ -94,10 +109,11 @@ try {
   watch = watchAvailability(n.url);
   const backAt = Date.now();
   await n.upload(join(dir, 'bad.tar.gz'));
-  const info = await n.outcome('0.3.0', backAt - 1000, 300_000);
-  const rollbackMs = Date.now() - backAt;
+  const rollbackMs = await untilOutcome(n, '0.3.0', backAt);
   const rollbackWindow = await watch.stop();
   const rollbackRestarted = restarted(before, await startTimes(n.nodeId));
+  const info = await n.node();
+  if (info.release?.lastUpgrade?.outcome !== 'rolled-back' || info.release.running !== '0.2.0') throw new Error(`the rollback: ${JSON.stringify(info.release)}`);
 
   process.stdout.write([
     `upgrade benchmark, ${N} containers; bundle: ${base.manifest.files.length} files, built in ${s(buildMs)}, uploaded + verified + unpacked in ${s(uploadMs)}`,

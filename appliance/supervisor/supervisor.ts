@@ -7,8 +7,9 @@
 // a working version. An upgrade cut short (this process killed) is rolled back when the
 // supervisor starts again. Every step is an event in the store.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
@@ -34,6 +35,8 @@ export interface SupervisorOptions {
 type ChildMessage = ReadyReport | { type: 'upgrade'; to: ReleaseRef };
 
 const PID_FILE = 'appliance.pid';
+/** The prefix of a failed release's folder while it is unlinked. */
+const REMOVING = '.removing-';
 const APPLIANCE_BACKOFF: BackoffPolicy = { firstMs: 500, maxMs: 30_000, stableMs: 60_000, crashloopAfter: 3 };
 
 interface Running {
@@ -62,7 +65,7 @@ export class Supervisor {
     return this.state().current ?? this.o.factory;
   }
 
-  /** Undoes an upgrade cut short, stops an appliance a killed supervisor left, and starts the current release. */
+  /** Stops an appliance a killed supervisor left, undoes an upgrade cut short (removing the release it was starting), and starts the current release. */
   async start(): Promise<void> {
     await this.stopOrphan();
     const state = this.state();
@@ -71,6 +74,9 @@ export class Supervisor {
       const reason = `the supervisor stopped during the upgrade to ${to.version} (at ${phase}); rolled back to ${from.version}`;
       if (phase !== 'stopping' && existsSync(storeBackupPath(this.o.dataDir))) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
       this.finish({ ...state, current: from, pending: null }, from.version, to.version, 'rolled-back', reason, Date.parse(startedAt));
+      this.launch(from);
+      if (to.dir !== from.dir) this.removeRelease(to);
+      return;
     }
     this.launch(this.current());
   }
@@ -171,8 +177,10 @@ export class Supervisor {
       backedUp = backupStore(dataDir, storeBackupPath(dataDir));
       pending('backed-up');
       step(backedUp ? 'store copied' : 'no store to copy');
-      pending('starting');
+      // Launched (its pid file written) before the phase says so: a supervisor killed in
+      // between leaves a new appliance its successor finds and stops, never an unknown one.
       const run = this.launch(to);
+      pending('starting');
       const verdict = await this.gate(run);
       // Stopped meanwhile: the upgrade stays pending, rolled back at the next start.
       if (this.stopping) return;
@@ -202,8 +210,24 @@ export class Supervisor {
     if (backedUp) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
     steps.push(backedUp ? 'store restored' : 'no store to restore');
     this.finish({ ...this.state(), current: from, pending: null }, from.version, to.version, 'rolled-back', reason, started, steps);
-    rmSync(to.dir, { recursive: true, force: true });
     this.launch(from);
+    this.removeRelease(to);
+  }
+
+  /**
+   * Removes a release that failed, once the previous one is started again: its folder is
+   * renamed out of the way at once (the same version may be uploaded again), its thousands
+   * of files unlinked in the background (that takes seconds).
+   */
+  private removeRelease(ref: ReleaseRef): void {
+    const doomed = join(releasesDir(this.o.dataDir), `${REMOVING}${randomBytes(6).toString('hex')}`);
+    try {
+      renameSync(ref.dir, doomed);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log(`could not remove release ${ref.version} at ${ref.dir}: ${(err as Error).message}`);
+      return;
+    }
+    void rm(doomed, { recursive: true, force: true }).catch((err: unknown) => this.o.log(`could not remove ${doomed}: ${(err as Error).message}`));
   }
 
   /** Waits for the gate's verdict on `run`. */
@@ -234,7 +258,9 @@ export class Supervisor {
     const keep = new Set([current?.dir, previous?.dir]);
     for (const name of await readdir(releasesDir(this.o.dataDir), { withFileTypes: true })) {
       const dir = join(releasesDir(this.o.dataDir), name.name);
-      if (name.isDirectory() && !name.name.startsWith('.') && !keep.has(dir)) rmSync(dir, { recursive: true, force: true });
+      // Folders being received (.incoming-) are the appliance's; a removal cut short (.removing-) is finished here.
+      const release = !name.name.startsWith('.') || name.name.startsWith(REMOVING);
+      if (name.isDirectory() && release && !keep.has(dir)) await rm(dir, { recursive: true, force: true });
     }
   }
 }

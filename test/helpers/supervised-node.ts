@@ -1,9 +1,10 @@
 // A node as `npm run supervise` runs it (the supervisor, its appliance, dockerd), on its
 // own loopback ports and data dir, for upgrade tests and benchmarks; the caller stops it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSigningKey } from '../../blueprints/keys.ts';
+import { readReleaseState } from '../../appliance/release/state.ts';
 import type { NodeInfo } from '../../appliance/types.ts';
 import { makeReadToken } from '../../lib/tokens.ts';
 import { freeLoopbackPorts } from './ports.ts';
@@ -15,26 +16,42 @@ export interface SupervisedNode {
   dataDir: string;
   nodeId: string;
   supervisor: ChildProcess;
-  /** Starts a new supervisor (after the last one was killed). */
-  restart(): void;
+  /** Starts a new supervisor (after the last one was killed), with another gate length if given. */
+  restart(gateSeconds?: number): void;
   node(): Promise<NodeInfo>;
   healthy(): Promise<boolean>;
   /** The appliances of this node: processes whose environment names its data dir. */
   appliancePids(): number[];
   /** Uploads a bundle as the operator (a read token of its key, unless `token` is false). */
   upload(bundle: string, token?: boolean): Promise<{ status: number; body: Record<string, unknown> }>;
-  /** Waits for the node to report the outcome of its upgrade to `version` begun after `since`, healthy on the other side. */
+  /**
+   * Waits for the supervisor to record the outcome of the upgrade to `version` begun after
+   * `since` and for the API to answer on the other side; then what GET /v1/node shows.
+   */
   outcome(version: string, since: number, timeoutMs?: number): Promise<NodeInfo>;
   /** SIGTERMs the supervisor (its appliance stops; workloads keep running) and kills what is left. */
   stop(): Promise<void>;
 }
 
+/** Processes whose command line names `dir` (a nats-server's config in it, ...). */
+function processesNaming(dir: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).flatMap((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').some((arg) => arg.startsWith(`${dir}/`)) ? [Number(p)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export async function startSupervisedNode(dataDir: string, gateSeconds: number): Promise<SupervisedNode> {
   const [apiPort, natsPort] = (await freeLoopbackPorts(2)) as [number, number];
   const url = `http://127.0.0.1:${apiPort}`;
-  const launch = () => spawn(process.execPath, ['--import', 'tsx', join(TREE, 'appliance/supervisor/main.ts')], {
-    env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: `127.0.0.1:${apiPort}`, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_UPGRADE_GATE_SECONDS: String(gateSeconds), ZONE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'ignore'],
+  // $ZONE_TEST_SUPERVISOR_LOG: a file the supervisor's and its appliances' output is appended to, to see where an upgrade test spends its time.
+  const log = process.env.ZONE_TEST_SUPERVISOR_LOG;
+  const launch = (gate: number) => spawn(process.execPath, ['--import', 'tsx', join(TREE, 'appliance/supervisor/main.ts')], {
+    env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: `127.0.0.1:${apiPort}`, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_UPGRADE_GATE_SECONDS: String(gate), ZONE_LOG_LEVEL: log ? 'info' : 'warn' },
+    stdio: log ? ['ignore', openSync(log, 'a'), openSync(log, 'a')] : 'ignore',
   });
   const healthy = async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok === true;
   const node = async () => (await fetch(`${url}/v1/node`)).json() as Promise<NodeInfo>;
@@ -48,8 +65,8 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
     }
   });
   const self: SupervisedNode = {
-    url, dataDir, nodeId: '', supervisor: launch(), node, healthy, appliancePids,
-    restart: () => { self.supervisor = launch(); },
+    url, dataDir, nodeId: '', supervisor: launch(gateSeconds), node, healthy, appliancePids,
+    restart: (gate = gateSeconds) => { self.supervisor = launch(gate); },
     async upload(bundle, token = true) {
       const operator = readSigningKey(join(dataDir, 'operator.key'));
       const authorization = makeReadToken(operator, { aud: self.nodeId, method: 'PUT', path: '/v1/node/release' });
@@ -58,11 +75,15 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
       });
       return { status: res.status, body: await res.json() as Record<string, unknown> };
     },
-    outcome: (version, since, timeoutMs = 120_000) => waitFor(async () => {
-      const info = await node();
-      const last = info.release?.lastUpgrade;
-      return last && last.to === version && Date.parse(last.at) >= since && await healthy() ? info : null;
-    }, { timeoutMs, what: `the outcome of the upgrade to ${version}`, intervalMs: 250 }),
+    async outcome(version, since, timeoutMs = 120_000) {
+      // The supervisor's record, read from the data dir: GET /v1/node answers its first call
+      // after a start only once the drivers' probes are done (seconds), and is asked once.
+      await waitFor(async () => {
+        const last = readReleaseState(dataDir).lastUpgrade;
+        return last?.to === version && Date.parse(last.at) >= since && await healthy();
+      }, { timeoutMs, what: `the outcome of the upgrade to ${version}`, intervalMs: 100 });
+      return node();
+    },
     async stop() {
       const s = self.supervisor;
       if (s.exitCode === null && s.signalCode === null) {
@@ -70,6 +91,11 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
         await new Promise((r) => s.once('exit', r));
       }
       for (const pid of appliancePids()) process.kill(pid, 'SIGKILL');
+      // An appliance whose stop ran out of time (under load, with 100 containers) leaves its
+      // nats-server and its mounts under the data dir behind.
+      for (const pid of processesNaming(dataDir)) process.kill(pid, 'SIGKILL');
+      const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '');
+      for (const m of mounts.filter((m) => m.startsWith(`${dataDir}/`)).sort((a, b) => b.length - a.length)) execFileSync('umount', ['-l', m]);
     },
   };
   await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' });
