@@ -88,7 +88,13 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
   attached.once('close', stop);
   attached.resume();
   signal.addEventListener('abort', stop);
+  let wrote = false;
   const liveness = setInterval(() => {
+    // A write since the last look would have failed had B stopped: no need to ask Docker while bytes flow.
+    if (wrote) {
+      wrote = false;
+      return;
+    }
     ctx.workload.driver.inspect(ctx.workload.id).then((o) => {
       if (o?.state !== 'running' || o.startedAt !== incarnation) stop();
     }, () => undefined);
@@ -108,6 +114,7 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
       }
       const part = m.data.subarray(step.from);
       if (!(await written(stdin, part))) return null;
+      wrote = true;
       ctx.onWritten(part.length);
       state = step.next;
     }
