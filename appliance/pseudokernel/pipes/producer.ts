@@ -84,6 +84,8 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
     ctx.logger.warn({ pipe: pipe.id, from: pipe.from, incarnation, err }, 'stdout of the pipe\'s producer broke off');
   } finally {
     signal.removeEventListener('abort', stop);
+    // Left before its end (the window failed): the attach goes, or A would wait on a full stdout.
+    if (!stdout.readableEnded) stdout.destroy();
   }
   if (signal.aborted) return 'interrupted';
   const end = await endOf(workload, incarnation, signal);
