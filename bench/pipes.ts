@@ -114,7 +114,30 @@ async function pipeTransfer(base: string, name: string, state: ClusterState, n1:
   const pipe = { from: `${n1.id}/${name}/source.stdout`, to: `${n2.id}/${name}/sink.stdin` };
   await apply(n2, { name, workloads: [{ name: 'sink', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; ${CONSUME}`] }], pipes: [{ ...pipe, to: 'sink.stdin' }] }, false);
   await apply(n1, { name, workloads: [{ name: 'source', kind: 'container', image: 'zone/busybox', restart: 'never', command: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`] }], pipes: [{ ...pipe, from: 'source.stdout' }] }, true);
-  return waitFor(async () => resultOf(await sh('docker', 'logs', workloadId(n2.id!, owner, name, 'sink'))), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 });
+  return waitFor(async () => resultOf(await sh('docker', 'logs', workloadId(n2.id!, owner, name, 'sink'))), { what: 'the pipe transfer', timeoutMs: 240_000, intervalMs: 200 })
+    .catch(async (err: unknown) => {
+      // What each end saw, before the cluster (and its logs) goes.
+      const pipeLines = async (n: Node) => (await readFile(join(n.dataDir, 'appliance.log'), 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('pipe')).slice(-15).join('\n');
+      const sink = await sh('docker', 'logs', '--tail', '5', workloadId(n2.id!, owner, name, 'sink')).catch(() => '');
+      throw new Error(`${String(err)}\nsink's last lines:\n${sink}\nnode 1's pipe log lines:\n${await pipeLines(n1)}\nnode 2's:\n${await pipeLines(n2)}`);
+    });
+}
+
+/**
+ * With ZONE_BENCH_PERF=DIR, `work` runs under a system-wide `perf record` (DIR/NAME.perf):
+ * where the machine's CPU went during one transfer, by process (`perf report --sort comm,pid`).
+ */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const dir = process.env.ZONE_BENCH_PERF;
+  if (!dir) return work();
+  const perf = spawn('perf', ['record', '-a', '-g', '-F', '199', '-o', join(dir, `${name}.perf`)], { stdio: 'ignore' });
+  const stopped = new Promise((resolve) => perf.once('exit', resolve));
+  try {
+    return await work();
+  } finally {
+    perf.kill('SIGINT');
+    await stopped;
+  }
 }
 
 async function main(): Promise<void> {
@@ -184,8 +207,8 @@ async function main(): Promise<void> {
         const rounds: Round[] = [];
         for (let i = 0; i < PIPE_ROUNDS; i++) {
           const underlay = await underlayTransfer();
-          const bareNats = await bareNatsTransfer();
-          const piped = await pipeTransfer(base, `pipe${i}`, state, n1, n2, owner);
+          const bareNats = await profiled(`nats-${i}`, bareNatsTransfer);
+          const piped = await profiled(`pipe-${i}`, () => pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
           const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
           rounds.push({ underlay, bareNats, piped, plain });
           console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)} ms`);

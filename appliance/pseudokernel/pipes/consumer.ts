@@ -26,8 +26,14 @@ export interface ConsumerContext extends PipeEndContext {
  */
 export type FeedOutcome = 'fed' | 'nothing' | 'interrupted';
 
-/** How much the feeder fetches ahead of B: the pull consumer asks for more as B takes it (flow control by bytes). */
-const PREFETCH_BYTES = 8 * 1024 * 1024;
+/**
+ * How many messages the feeder fetches ahead of B (at most PIPE_CHUNK_BYTES each: 8 MiB);
+ * the pull consumer asks for more as B takes them. Counted in messages, not bytes: a pull
+ * by bytes ends with a 409 (Message Size Exceeds MaxBytes) once its next message does not
+ * fit, and when that comes to the last pull while B has taken everything, the client
+ * pulls again only after two missed heartbeats (30 s): pipes stalled 30 s and more.
+ */
+const PREFETCH_MESSAGES = 32;
 /** What the feeder may have written that B's stdin has not taken yet. */
 const FEED_AHEAD_BYTES = 2 * 1024 * 1024;
 /** How often a feeder waiting for data looks whether B still runs. */
@@ -81,14 +87,20 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
 async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
   const { pipe, signal } = ctx;
   const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
-  const messages = await consumer.consume({ max_bytes: PREFETCH_BYTES });
+  const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
   const stop = () => void messages.stop();
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices
   // that B stopped only at its next write, so B's state is looked at too.
   attached.once('close', stop);
   attached.resume();
   signal.addEventListener('abort', stop);
+  let wrote = false;
   const liveness = setInterval(() => {
+    // A write since the last look would have failed had B stopped: no need to ask Docker while bytes flow.
+    if (wrote) {
+      wrote = false;
+      return;
+    }
     ctx.workload.driver.inspect(ctx.workload.id).then((o) => {
       if (o?.state !== 'running' || o.startedAt !== incarnation) stop();
     }, () => undefined);
@@ -108,6 +120,7 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
       }
       const part = m.data.subarray(step.from);
       if (!(await written(stdin, part))) return null;
+      wrote = true;
       ctx.onWritten(part.length);
       state = step.next;
     }

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { headers } from '@nats-io/transport-node';
 import { PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, resumeFrom } from './ends.ts';
 import { pipeLastSequence, pipeTail } from './stream.ts';
+import { StdoutChunks } from './gather.ts';
 import { PipeWindowError, PublishWindow, type OutgoingMessage } from './window.ts';
 import { endOf, type PipeEndContext } from './workload.ts';
 
@@ -25,6 +26,8 @@ export type RelayOutcome = 'relayed' | 'nothing' | 'interrupted';
 /** How long a small chunk waits for more while messages are in flight, and below what size it does. */
 const NAGLE_MS = 2;
 const NAGLE_BELOW_BYTES = 64 * 1024;
+/** What the producer holds of A's stdout before Docker's attach waits (and A with it). */
+const STDOUT_HELD_BYTES = 1024 * 1024;
 
 /** Relays A's current incarnation if the stream does not hold all of it. */
 export async function relayIncarnation(ctx: ProducerContext): Promise<RelayOutcome> {
@@ -60,17 +63,19 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
   const stop = () => stdout.destroy();
   signal.addEventListener('abort', stop);
   if (resume.closeOut) await sendEof(ctx, window, resume.closeOut.incarnation, resume.closeOut.offset, null);
+  const chunks = new StdoutChunks(stdout, STDOUT_HELD_BYTES);
   let read = 0;
   try {
-    // Each read takes all the stdout holds: while the window is full the bytes gather, so
-    // messages grow under load and a lone line still goes out at once.
-    for await (const first of stdout as AsyncIterable<Buffer>) {
-      const chunk = await gathered(first, stdout, window.unacknowledged > 0);
+    // Each message takes what the stdout holds, up to PIPE_CHUNK_BYTES: while the window
+    // is full the bytes gather, so messages grow under load and a lone line still goes
+    // out at once. Nagle's rule: while messages are in flight, a small rest waits
+    // NAGLE_MS for more (less once NAGLE_BELOW_BYTES are there).
+    while (await chunks.next()) {
+      if (window.unacknowledged > 0 && chunks.available < NAGLE_BELOW_BYTES) await chunks.next(NAGLE_BELOW_BYTES, NAGLE_MS);
+      const data = chunks.take(PIPE_CHUNK_BYTES);
       const skip = Math.max(0, resume.offset - read);
-      for (let at = skip; at < chunk.length; at += PIPE_CHUNK_BYTES) {
-        await window.send(dataMessage(incarnation, read + at, chunk.subarray(at, at + PIPE_CHUNK_BYTES)));
-      }
-      read += chunk.length;
+      if (skip < data.length) await window.send(dataMessage(incarnation, read + skip, skip === 0 ? data : data.subarray(skip)));
+      read += data.length;
     }
   } catch (err) {
     if (signal.aborted) return 'interrupted';
@@ -79,6 +84,8 @@ async function relayStdout(ctx: ProducerContext, window: PublishWindow, stdout: 
     ctx.logger.warn({ pipe: pipe.id, from: pipe.from, incarnation, err }, 'stdout of the pipe\'s producer broke off');
   } finally {
     signal.removeEventListener('abort', stop);
+    // Left before its end (the window failed): the attach goes, or A would wait on a full stdout.
+    if (!stdout.readableEnded) stdout.destroy();
   }
   if (signal.aborted) return 'interrupted';
   const end = await endOf(workload, incarnation, signal);

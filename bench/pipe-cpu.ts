@@ -1,0 +1,135 @@
+// What a pipe costs the appliance, in CPU rather than time (issue 23): on a machine shared
+// with other work, wall-clock ratios follow the load, CPU seconds per byte much less.
+// One node, one nats-server, in turns N rounds (3 by default):
+// (p) a blueprint pipe through the real PipeRunner and DockerDriver: `dd` writes 64 MiB of
+//     zeros to A's stdout, `wc -c` reads B's stdin; this process is both ends' appliance;
+// (n) the baseline: the same bytes through bare NATS clients in this process, in messages
+//     of a pipe's size, the producer's window, a pull consumer like the feeder's.
+// Each: this process's CPU (user + system), its garbage collections, the wall time.
+// Run: node --import tsx bench/pipe-cpu.ts [ROUNDS]
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { desiredWorkloads } from '../appliance/engine/desired.ts';
+import { createLogger } from '../appliance/logger.ts';
+import { NatsServer } from '../appliance/pseudokernel/nats/nats-server.ts';
+import { PIPE_CHUNK_BYTES } from '../appliance/pseudokernel/pipes/ends.ts';
+import { PipeRunner } from '../appliance/pseudokernel/pipes/runner.ts';
+import { WINDOW_MESSAGES } from '../appliance/pseudokernel/pipes/window.ts';
+import { localPipeEnds } from '../blueprints/pipes.ts';
+import type { ContainerWorkload } from '../blueprints/schema.ts';
+import { removeNodeContainers } from '../cli/cluster/grid.ts';
+import { DockerDriver } from '../drivers/docker/driver.ts';
+import { workloadId } from '../drivers/names.ts';
+import { freeLoopbackPorts } from '../test/helpers/ports.ts';
+import { waitFor } from '../test/helpers/wait.ts';
+
+const ROUNDS = Number.parseInt(process.argv[2] ?? '3', 10);
+const BYTES = 64 * 1024 * 1024;
+const NODE = `pcpu${process.pid}`;
+const OWNER = `ed25519:${Buffer.alloc(32, 8).toString('base64')}`;
+const run = promisify(execFile);
+
+interface Cost { cpuMs: number; gcMs: number; gcs: number; wallMs: number }
+
+let gcMs = 0;
+let gcs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcMs += e.duration;
+    gcs++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+async function measured(work: () => Promise<void>): Promise<Cost> {
+  const cpu = process.cpuUsage();
+  const [gc0, n0, t0] = [gcMs, gcs, performance.now()];
+  await work();
+  const used = process.cpuUsage(cpu);
+  return { cpuMs: (used.user + used.system) / 1000, gcMs: gcMs - gc0, gcs: gcs - n0, wallMs: performance.now() - t0 };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'zone-bench-pipe-cpu-'));
+const logger = createLogger({ level: 'warn' });
+const driver = new DockerDriver({ node: NODE, dataDir: dir, openSecret: () => { throw new Error('no secrets here'); } }, { removeGraceMs: 1000 });
+const [port] = (await freeLoopbackPorts(1)) as [number];
+const server = new NatsServer({ dataDir: join(dir, 'nats'), serverName: NODE, host: '127.0.0.1', port, logger, startTimeoutMs: 10_000 });
+await server.start();
+const nc = await server.connect();
+const runner = new PipeRunner({ nc, logger, resyncMs: 1000, locate: (end) => ({ driver, id: workloadId(NODE, end.owner, end.blueprint, end.workload) }) });
+
+/** (p): from the moment both containers are started (A sleeps 1 s first, so the pipe's ends are ready) until wc has exited. */
+async function pipeRound(i: number): Promise<Cost> {
+  const container = (name: string, command: string[]): ContainerWorkload => ({ name, kind: 'container', image: 'zone/busybox', command, restart: 'never' });
+  const document = {
+    name: `cpu${i}`, version: 1, owner: OWNER, node: NODE,
+    workloads: [container('source', ['sh', '-c', `sleep 1; dd if=/dev/zero bs=65536 count=${BYTES / 65536} 2>/dev/null`]), container('sink', ['wc', '-c'])],
+    pipes: [{ from: 'source.stdout', to: 'sink.stdin' }],
+  };
+  const specs = desiredWorkloads(NODE, [{ owner: OWNER, name: document.name, version: 1, deleted: false, acceptedAt: new Date().toISOString(), document }]);
+  await runner.setEnds(localPipeEnds(NODE, document));
+  const sink = specs.find((s) => s.workload === 'sink')!;
+  for (const spec of specs) await driver.ensure(spec);
+  const cost = await measured(() => waitFor(async () => (await driver.inspect(sink.id))?.state === 'exited', { what: 'wc -c to end', timeoutMs: 240_000, intervalMs: 20 }).then(() => undefined));
+  const counted = Number((await run('docker', ['logs', sink.id])).stdout.trim());
+  if (counted !== BYTES) throw new Error(`the pipe delivered ${counted} bytes, not ${BYTES}`);
+  await runner.setEnds([]);
+  // The 1 s A sleeps before dd is not the pipe's.
+  return { ...cost, wallMs: cost.wallMs - 1000 };
+}
+
+/** (n): the same bytes through bare clients (two connections, as two appliances would have). */
+async function natsRound(i: number): Promise<Cost> {
+  const stream = `cpu-bare-${i}`;
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [stream], storage: StorageType.File, retention: RetentionPolicy.Limits, discard: DiscardPolicy.New, max_bytes: 1024 ** 3, num_replicas: 1 });
+  const reader = await server.connect();
+  try {
+    const messages = await (await jetstream(reader).consumers.get(stream, { deliver_policy: DeliverPolicy.All })).consume({ max_messages: 32 });
+    const js = jetstream(nc);
+    return await measured(async () => {
+      const received = (async () => {
+        let got = 0;
+        for await (const m of messages) if ((got += m.data.length) >= BYTES) break;
+      })();
+      const inFlight: Promise<unknown>[] = [];
+      for (let offset = 0; offset < BYTES; offset += PIPE_CHUNK_BYTES) {
+        if (inFlight.length >= WINDOW_MESSAGES) await inFlight.shift();
+        inFlight.push(js.publish(stream, Buffer.alloc(PIPE_CHUNK_BYTES), { msgID: String(offset) }));
+      }
+      await Promise.all(inFlight);
+      await received;
+    });
+  } finally {
+    await reader.close();
+    await jsm.streams.delete(stream);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+try {
+  const pipes: Cost[] = [];
+  const bare: Cost[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    pipes.push(await pipeRound(i));
+    bare.push(await natsRound(i));
+    const [p, n] = [pipes[i]!, bare[i]!];
+    console.log(`round ${i + 1}: pipe cpu ${p.cpuMs.toFixed(0)} ms, gc ${p.gcMs.toFixed(0)} ms (${p.gcs}), ${(p.wallMs / 1000).toFixed(2)} s; bare NATS cpu ${n.cpuMs.toFixed(0)} ms, gc ${n.gcMs.toFixed(0)} ms (${n.gcs}), ${(n.wallMs / 1000).toFixed(2)} s`);
+  }
+  const row = (name: string, c: Cost[]) => `${name.padEnd(44)} cpu ${median(c.map((x) => x.cpuMs)).toFixed(0).padStart(5)} ms   gc ${median(c.map((x) => x.gcMs)).toFixed(0).padStart(5)} ms in ${median(c.map((x) => x.gcs))}   wall ${(median(c.map((x) => x.wallMs)) / 1000).toFixed(2)} s`;
+  console.log(`pipe CPU benchmark: 64 MiB, one node, medians of ${ROUNDS}`);
+  console.log(row('(p) pipe, both ends in this process', pipes));
+  console.log(row('(n) bare NATS clients, same bytes', bare));
+  console.log(`ratio p/n: cpu ${median(pipes.map((p, i) => p.cpuMs / bare[i]!.cpuMs)).toFixed(2)}x, wall ${median(pipes.map((p, i) => p.wallMs / bare[i]!.wallMs)).toFixed(2)}x (medians of the rounds' ratios)`);
+} finally {
+  await runner.stop();
+  await driver.close();
+  await removeNodeContainers([NODE]);
+  await nc.close();
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
