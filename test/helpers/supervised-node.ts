@@ -34,7 +34,8 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
   const url = `http://127.0.0.1:${apiPort}`;
   const launch = () => spawn(process.execPath, ['--import', 'tsx', join(TREE, 'appliance/supervisor/main.ts')], {
     env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: `127.0.0.1:${apiPort}`, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_UPGRADE_GATE_SECONDS: String(gateSeconds), ZONE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'ignore'],
+    // $ZONE_TEST_NODE_LOGS: the node's output, to see why it does not start.
+    stdio: ['ignore', process.env.ZONE_TEST_NODE_LOGS ? 'inherit' : 'ignore', process.env.ZONE_TEST_NODE_LOGS ? 'inherit' : 'ignore'],
   });
   const healthy = async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok === true;
   const node = async () => (await fetch(`${url}/v1/node`)).json() as Promise<NodeInfo>;
@@ -72,7 +73,11 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
       for (const pid of appliancePids()) process.kill(pid, 'SIGKILL');
     },
   };
-  await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' });
+  // A node that never answers is stopped all the same: the caller has nothing to stop.
+  await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' }).catch(async (err: unknown) => {
+    await self.stop();
+    throw err;
+  });
   self.nodeId = (await (await fetch(`${url}/healthz`)).json() as { node: string }).node;
   return self;
 }
