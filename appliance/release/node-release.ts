@@ -93,10 +93,14 @@ export class NodeRelease {
     const grid = this.o.grid;
     if (!grid) throw new ZoneError('UNAVAILABLE', 'this node is not part of a NATS cluster: there is no grid release store to take a release from; upload the bundle (zone upgrade BUNDLE)');
     return this.exclusively(async () => {
-      const store = await grid.store();
-      const found = await store.find(ref);
+      const unreachable = (err: unknown) => {
+        if (err instanceof ZoneError) throw err;
+        throw new ZoneError('UNAVAILABLE', `the grid's release store cannot be read now (${(err as Error).message}); try again, or upload the bundle`);
+      };
+      const store = await grid.store().catch(unreachable);
+      const found = await store.find(ref).catch(unreachable);
       if (!found) throw new ZoneError('NOT_FOUND', `release ${ref} is not in the grid's release store: upload its bundle to a node of the grid (zone upgrade BUNDLE)`, '/release');
-      const installed = await this.unpack(await store.read(found.version), (r) => {
+      const installed = await this.unpack(await store.read(found.version).catch(unreachable), (r) => {
         const got = ref.startsWith('sha256:') ? releaseDigest(r.manifest) : r.manifest.version;
         if (got !== ref) throw new ZoneError('CONFLICT', `the grid's release store holds another bundle under ${ref} (it is release ${r.manifest.version}, ${releaseDigest(r.manifest)}): upload the bundle again`, '/release');
       });
