@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Appliance } from '../../appliance/types.ts';
+import { VERSION_PATTERN } from '../../appliance/release/manifest.ts';
 import { ZoneError } from '../../lib/errors.ts';
 import { errorResponses } from '../errors.ts';
 import { Type } from '@sinclair/typebox';
@@ -18,7 +19,7 @@ const ReleaseAccepted = Type.Object({
 });
 
 const StoredReleaseRef = Type.Object({
-  release: Type.String({ maxLength: 80, description: 'a version (MAJOR.MINOR.PATCH) or sha256: the digest of a release\'s signed manifest' }),
+  release: Type.String({ maxLength: 80, pattern: `^(${VERSION_PATTERN.slice(1, -1)}|sha256:[0-9a-f]{64})$`, description: 'a version (MAJOR.MINOR.PATCH) or sha256: the digest of a release\'s signed manifest' }),
 }, { additionalProperties: false });
 
 export function nodeRoutes(appliance: Appliance) {

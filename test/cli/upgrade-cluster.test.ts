@@ -66,6 +66,7 @@ const setup = await Promise.allSettled([
 const failed = setup.find((r) => r.status === 'rejected');
 if (failed) {
   await stopAll();
+  rmSync(dir, { recursive: true, force: true });
   throw failed.reason;
 }
 nodes.sort((a, b) => names.indexOf(a.dataDir.slice(dir.length + 1)) - names.indexOf(b.dataDir.slice(dir.length + 1)));
