@@ -114,3 +114,9 @@ t.test('one upload, canary then all: the others take the release from the grid\'
     t.ok((await events(n)).some((e) => e.to === 'release-installed' && /fetched from the grid's release store/.test(e.reason)), 'fetched, not uploaded');
   }
 });
+
+t.test('zone upgrade --release asks for a stored release by reference: the node fetches and verifies it, and refuses the version it runs', async (t) => {
+  const stale = await runZone(['upgrade', '--release', '0.2.0', '--node', urls[1]!, '--key', key], { cwd: dir });
+  t.equal(stale.code, 1);
+  t.match(stale.stderr, /refused \(409 STALE\): \/manifest\/version: release 0\.2\.0 is the version this node runs/);
+});
