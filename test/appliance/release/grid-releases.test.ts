@@ -114,3 +114,12 @@ t.test('an object changed in the store is refused as a tampered upload is, and n
   t.same(c.unpacked(), [], 'no folder left');
   t.same(c.asked, [], 'the supervisor was never asked');
 });
+
+t.test('a refused upload is not stored, and its copy is not left behind', async (t) => {
+  const d = nodeRelease('d');
+  await t.rejects(d.release.install(createReadStream(bundles.tampered)), { code: 'SIGNATURE' });
+  await t.rejects(d.release.install(createReadStream(bundles.stranger)), { code: 'POLICY' });
+  t.same(readdirSync(join(d.dataDir, 'releases')), [], 'no copy, no folder');
+  const objects = await new Objm(jetstream(nc)).open('zone-releases');
+  t.match(await objects.info('0.2.0'), { description: /"storedBy":"forger"/ }, 'what the store held is unchanged');
+});
