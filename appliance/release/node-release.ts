@@ -77,7 +77,7 @@ export class NodeRelease {
             this.o.logger.warn({ err, version }, 'the release could not be stored in the grid\'s release store');
             return false;
           });
-        return this.switchTo(installed, 'received', stored);
+        return this.switchTo(installed, stored ? `received (stored in the grid's release store as ${releaseDigest(installed.release.manifest)})` : 'received', stored);
       } finally {
         await rm(copy, { force: true });
       }
@@ -104,7 +104,7 @@ export class NodeRelease {
         const got = ref.startsWith('sha256:') ? releaseDigest(r.manifest) : r.manifest.version;
         if (got !== ref) throw new ZoneError('CONFLICT', `the grid's release store holds another bundle under ${ref} (it is release ${r.manifest.version}, ${releaseDigest(r.manifest)}): upload the bundle again`, '/release');
       });
-      return this.switchTo(installed, 'fetched from the grid\'s release store', true);
+      return this.switchTo(installed, `fetched from the grid's release store (${releaseDigest(installed.release.manifest)})`, true);
     });
   }
 
@@ -125,12 +125,12 @@ export class NodeRelease {
     }, MAX_BUNDLE_BYTES, expect);
   }
 
-  /** Records the release taken and asks the supervisor to switch to it, once the answer has left. */
+  /** Records the release taken (`how`: received, fetched ...) and asks the supervisor to switch to it, once the answer has left. */
   private switchTo({ release, signers, ref }: InstalledRelease, how: string, stored: boolean): ReleaseAccepted {
     const supervisor = this.o.supervisor!;
     const { version } = release.manifest;
     const digest = releaseDigest(release.manifest);
-    this.o.events.record({ owner: null, blueprint: null, workload: null, from: this.o.version, to: 'release-installed', reason: `release ${version} (${digest}) ${how} and unpacked, signed by ${signers.join(', ')}${stored && how === 'received' ? '; stored in the grid\'s release store' : ''}; the supervisor switches to it` });
+    this.o.events.record({ owner: null, blueprint: null, workload: null, from: this.o.version, to: 'release-installed', reason: `release ${version} ${how} and unpacked, signed by ${signers.join(', ')}; the supervisor switches to it` });
     this.o.logger.info({ version, digest, signers, how }, 'release installed; asking the supervisor to switch');
     // After the answer has left: the supervisor stops this process first.
     setTimeout(() => supervisor.requestUpgrade(ref), 100).unref();
