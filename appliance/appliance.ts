@@ -36,6 +36,7 @@ import { registryAccess } from './images/registries.ts';
 import type { ImageService } from './images/service.ts';
 import type { Appliance, BlueprintStatus, Capacity, NodeInfo, ReleaseAccepted, SubmitResult, VolumeStatus, WorkloadStatus, ZoneEvent } from './types.ts';
 import { NodeRelease } from './release/node-release.ts';
+import { releaseGridOf, type ReleaseGrid } from './release/grid-releases.ts';
 import type { ReadyReport } from './supervisor/gate.ts';
 import type { SupervisorLink } from './supervisor/child.ts';
 import { volumesOf } from './engine/volumes.ts';
@@ -88,6 +89,7 @@ export class ZoneAppliance implements Appliance {
   readonly tokens: TokenChecker;
   readonly console: WorkloadConsole;
   private readonly release: NodeRelease;
+  private readonly releaseGrid: ReleaseGrid | null;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -105,7 +107,14 @@ export class ZoneAppliance implements Appliance {
     private readonly nodeImages: { service: ImageService; close(): Promise<void> } | null = null,
   ) {
     this.tokens = new TokenChecker(identity.id, options.tokens);
-    this.release = new NodeRelease({ version: VERSION, dataDir: options.config.dataDir, policy: options.trustPolicy, supervisor: options.supervisor ?? null, events: eventLog, logger });
+    // In a cluster, releases travel through the grid's release store (replicated as the image store is).
+    const cluster = options.config.nats.cluster;
+    this.releaseGrid = pseudokernel?.available && cluster
+      ? releaseGridOf(() => pseudokernel.server.connect(`zone-${identity.id}-releases`), Math.min(3, cluster.routes.length + 1))
+      : null;
+    this.release = new NodeRelease({
+      version: VERSION, node: identity.id, dataDir: options.config.dataDir, policy: options.trustPolicy, supervisor: options.supervisor ?? null, events: eventLog, logger, grid: this.releaseGrid,
+    });
     this.console = new WorkloadConsole({
       node: identity.id, drivers, blueprints: () => this.listBlueprints(), terminals: options.config.policy.terminals, logger,
       ...(options.usagePeriodMs ? { usagePeriodMs: options.usagePeriodMs } : {}),
@@ -139,6 +148,10 @@ export class ZoneAppliance implements Appliance {
 
   installRelease(bundle: Readable): Promise<ReleaseAccepted> {
     return this.release.install(bundle);
+  }
+
+  installStoredRelease(ref: string): Promise<ReleaseAccepted> {
+    return this.release.installStored(ref);
   }
 
   releaseUploaders(): string[] {
@@ -276,6 +289,7 @@ export class ZoneAppliance implements Appliance {
     await this.reconciler.stop();
     this.unfollow?.();
     await this.nodeImages?.close().catch((err: unknown) => this.logger.warn({ err }, 'image store close failed'));
+    await this.releaseGrid?.close().catch((err: unknown) => this.logger.warn({ err }, 'release store close failed'));
     await this.pseudokernel?.close().catch((err: unknown) => this.logger.warn({ err }, 'pseudokernel close failed'));
     await Promise.all([...this.drivers.values()].map((d) => d.close().catch((err: unknown) => this.logger.warn({ err, driver: d.kind }, 'driver close failed'))));
     this.store.close();

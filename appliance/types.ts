@@ -86,8 +86,12 @@ export interface ReleaseInfo {
 /** A release a node took: the supervisor switches to it next. */
 export interface ReleaseAccepted {
   version: string;
+  /** `sha256:` of its signed manifest: what other nodes may be asked to take from the grid's release store. */
+  digest: string;
   from: string;
   signers: string[];
+  /** It is in the grid's release store (the node is part of a cluster and stored it, or fetched it from there). */
+  stored: boolean;
 }
 
 /** A volume on this node: whose it is, how big, who mounts it, and when it goes when no blueprint lists it. */
@@ -174,6 +178,8 @@ export interface Appliance {
   gridRestart(caller: { owner: string; token: string }, node: string, blueprint: string, workload: string): Promise<void>;
   /** Verifies and unpacks an uploaded release bundle, then has the supervisor switch to it (absent: this appliance takes none). */
   installRelease?(bundle: Readable): Promise<ReleaseAccepted>;
+  /** Takes release `ref` (a version or `sha256:` digest) from the grid's release store, as an upload of it. */
+  installStoredRelease?(ref: string): Promise<ReleaseAccepted>;
   /** The keys whose read tokens may upload a release. */
   releaseUploaders?(): string[];
   /** The grid's image store (uploads, listing); null or absent when this node has none (no pseudokernel). */

@@ -53,6 +53,11 @@ export class NodeClient {
     return this.json('PUT', '/v1/node/release', { body: bundle, headers: { 'content-type': 'application/gzip' } });
   }
 
+  /** Asks the node to take release `ref` (a version or `sha256:` digest) from the grid's release store. */
+  takeStoredRelease(ref: string): Promise<ReleaseAccepted> {
+    return this.json('PUT', '/v1/node/release/stored', { body: { release: ref } });
+  }
+
   submit(blueprint: unknown): Promise<SubmitResult> {
     const name = (blueprint as { name?: unknown })?.name;
     return this.json('PUT', `/v1/blueprints/${encodeURIComponent(String(name))}`, { body: inCanonicalOrder(blueprint) });

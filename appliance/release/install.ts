@@ -21,14 +21,19 @@ export interface InstalledRelease {
   ref: ReleaseRef;
 }
 
-/** Verifies and unpacks the bundle `source`; ZoneError (SIGNATURE, POLICY, STALE, CONFLICT, INVALID, TOO_LARGE) when refused. */
-export async function installRelease(source: Readable, dataDir: string, ctx: ReleaseContext, maxBytes = MAX_BUNDLE_BYTES): Promise<InstalledRelease> {
+/**
+ * Verifies and unpacks the bundle `source`; ZoneError (SIGNATURE, POLICY, STALE, CONFLICT,
+ * INVALID, TOO_LARGE) when refused. `expect` also sees the verified manifest before any
+ * file is written, and throws to refuse it (a bundle fetched for a release it is not).
+ */
+export async function installRelease(source: Readable, dataDir: string, ctx: ReleaseContext, maxBytes = MAX_BUNDLE_BYTES, expect?: (release: SignedRelease) => void): Promise<InstalledRelease> {
   mkdirSync(releasesDir(dataDir), { recursive: true, mode: 0o700 });
   const incoming = join(releasesDir(dataDir), `.incoming-${randomBytes(8).toString('hex')}`);
   let signers: string[] = [];
   try {
     const release = await unpackBundle(source, incoming, (r) => {
       signers = verifyRelease(r, ctx);
+      expect?.(r);
     }, maxBytes);
     const dir = releaseDir(dataDir, release.manifest.version);
     // A folder of this version is one an earlier upgrade left (it failed, or was rolled back from): replaced.

@@ -2,6 +2,7 @@
 // Node it needs, which store schema it brings, the digest of every file) and the
 // bytes its signatures cover (RFC 8785 after a domain tag of its own, so a release
 // signature can never pass for a blueprint's or a token's).
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { canonicalJson } from '../../blueprints/canonical.ts';
@@ -58,4 +59,9 @@ export function validateSignedRelease(value: unknown): SignedRelease {
 /** What a release signature covers: the domain tag and RFC 8785 of the manifest. */
 export function releaseSigningBytes(manifest: ReleaseManifest): Buffer {
   return Buffer.from(RELEASE_DOMAIN_TAG + canonicalJson(manifest), 'utf8');
+}
+
+/** Which release this is, whoever signed it: `sha256:` of its manifest's signing bytes. */
+export function releaseDigest(manifest: ReleaseManifest): string {
+  return `sha256:${createHash('sha256').update(releaseSigningBytes(manifest)).digest('hex')}`;
 }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { readBundleManifest, rewriteManifest } from '../../appliance/release/bundle.ts';
 import { signRelease } from '../../appliance/release/sign.ts';
+import { releaseDigest } from '../../appliance/release/manifest.ts';
 import { buildRelease } from '../release/build.ts';
 import { action } from '../output.ts';
 
@@ -43,6 +44,7 @@ export function register(program: Command): void {
       const partial = `${out}.partial`;
       await rewriteManifest(bundle, partial, signed);
       await rename(partial, out);
-      process.stdout.write(`signed zone release ${signed.manifest.version} (${signed.signatures?.length ?? 0} signatures) -> ${out}\n`);
+      // The digest names the release in the grid's release store (zone upgrade --release).
+      process.stdout.write(`signed zone release ${signed.manifest.version} ${releaseDigest(signed.manifest)} (${signed.signatures?.length ?? 0} signatures) -> ${out}\n`);
     }));
 }

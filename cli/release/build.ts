@@ -16,8 +16,8 @@ export interface BuildOptions {
   rollback?: boolean;
 }
 
-/** Builds the bundle; returns its manifest. */
-export async function buildRelease(options: BuildOptions): Promise<SignedRelease> {
+/** The unsigned release of the tree, as a bundle of it would carry it, and its package.json (the release's version in it). */
+export async function releaseOfTree(options: Omit<BuildOptions, 'out'>): Promise<{ release: SignedRelease; packageJson: Buffer }> {
   const pkg = await packageJsonOf(options.root, options.version);
   const files = await collectRelease(options.root, pkg.bytes);
   const { MIGRATIONS } = await import(pathToFileURL(join(options.root, 'appliance/migrations.ts')).href) as { MIGRATIONS: readonly string[] };
@@ -28,9 +28,15 @@ export async function buildRelease(options: BuildOptions): Promise<SignedRelease
       files: files.map(({ path, sha256, size, executable }) => ({ path, sha256, size, ...(executable ? { executable } : {}) })),
     },
   });
+  return { release, packageJson: pkg.bytes };
+}
+
+/** Builds the bundle; returns its manifest. */
+export async function buildRelease(options: BuildOptions): Promise<SignedRelease> {
+  const { release, packageJson } = await releaseOfTree(options);
   const partial = `${options.out}.partial`;
   // package.json is the one file not read from the tree as it is: its version is the release's.
-  await writeBundle(partial, release, options.root, new Map([['package.json', pkg.bytes]]));
+  await writeBundle(partial, release, options.root, new Map([['package.json', packageJson]]));
   await rename(partial, options.out);
   return release;
 }

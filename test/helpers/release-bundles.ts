@@ -12,13 +12,18 @@ import { writeBundle } from '../../appliance/release/bundle.ts';
 import { MANIFEST_ENTRY, type SignedRelease } from '../../appliance/release/manifest.ts';
 import { signRelease } from '../../appliance/release/sign.ts';
 import type { SigningKeyPair } from '../../lib/ed25519.ts';
-import { buildRelease } from '../../cli/release/build.ts';
+import { buildRelease, releaseOfTree } from '../../cli/release/build.ts';
 
 export const TREE = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
 /** Builds the bundle of this tree at `version` (unsigned) to `out`. */
 export function buildTreeRelease(out: string, version: string): Promise<SignedRelease> {
   return buildRelease({ root: TREE, out, version });
+}
+
+/** The (unsigned) release of this tree at `version`, without writing its bundle: a base for variantBundle. */
+export async function treeRelease(version: string): Promise<SignedRelease> {
+  return (await releaseOfTree({ root: TREE, version })).release;
 }
 
 /**

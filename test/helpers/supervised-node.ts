@@ -47,7 +47,7 @@ function processesNaming(dir: string): number[] {
 export async function startSupervisedNode(dataDir: string, gateSeconds: number): Promise<SupervisedNode> {
   const [apiPort, natsPort] = (await freeLoopbackPorts(2)) as [number, number];
   const url = `http://127.0.0.1:${apiPort}`;
-  // $ZONE_TEST_SUPERVISOR_LOG: a file the supervisor's and its appliances' output is appended to, to see where an upgrade test spends its time.
+  // $ZONE_TEST_SUPERVISOR_LOG: a file the supervisor's and its appliances' output is appended to, to see where an upgrade test spends its time, or why a node does not start.
   const log = process.env.ZONE_TEST_SUPERVISOR_LOG;
   const launch = (gate: number) => spawn(process.execPath, ['--import', 'tsx', join(TREE, 'appliance/supervisor/main.ts')], {
     env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: `127.0.0.1:${apiPort}`, ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_UPGRADE_GATE_SECONDS: String(gate), ZONE_LOG_LEVEL: log ? 'info' : 'warn' },
@@ -98,7 +98,11 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
       for (const m of mounts.filter((m) => m.startsWith(`${dataDir}/`)).sort((a, b) => b.length - a.length)) execFileSync('umount', ['-l', m]);
     },
   };
-  await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' });
+  // A node that never answers is stopped all the same: the caller has nothing to stop.
+  await waitFor(healthy, { timeoutMs: 60_000, what: 'the first appliance to answer' }).catch(async (err: unknown) => {
+    await self.stop();
+    throw err;
+  });
   self.nodeId = (await (await fetch(`${url}/healthz`)).json() as { node: string }).node;
   return self;
 }
