@@ -275,9 +275,9 @@ export class NatsGridFs implements GridFs {
     await this.createEntry(path, { ...newAttributes(owner, now), type: 'dir', mode });
   }
 
-  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void> {
+  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<FsEntry> {
     if (path === '/') throw fsError('EEXIST', path, 'is the root directory');
-    await this.createEntry(path, { ...newAttributes(owner, Date.now()), type, mode });
+    return publicEntry({ entry: await this.createEntry(path, { ...newAttributes(owner, Date.now()), type, mode }), inode: null });
   }
 
   async symlink(target: string, path: string, owner: FsOwner): Promise<void> {
@@ -295,16 +295,19 @@ export class NatsGridFs implements GridFs {
     return found.entry.target;
   }
 
-  /** A new name for an entry that has none yet: EEXIST when it exists, or appears meanwhile. */
-  private async createEntry(path: string, entry: StoredEntry): Promise<void> {
+  /** A new name for an entry that has none yet (EEXIST when it exists, or appears meanwhile): the entry as stored. */
+  private async createEntry(path: string, entry: StoredEntry): Promise<StoredEntry> {
     const [parent, found] = await Promise.all([this.parentFound(path), this.lookup(path)]);
     // A setgid directory gives its group to what is made in it, and its setgid bit to directories (as Linux does).
     if (parent.entry.mode & SETGID) entry = { ...entry, gid: parent.entry.gid ?? 0, mode: entry.type === 'dir' ? entry.mode | SETGID : entry.mode };
     if (found) throw fsError('EEXIST', path, `exists already (a ${found.entry.type})`);
-    const revision = await this.swap(path, entry, null);
+    // The parent's times are set while the entry is made, but its count of subdirectories only once one was.
+    const subdirs = entry.type === 'dir' ? 1 : 0;
+    const [revision] = await Promise.all([this.swap(path, entry, null), subdirs === 0 && this.touchParent(path, entry.mtimeMs, 0, parent)]);
     if (revision === null) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
     if (entry.type === 'file') this.remember(path, { entry, revision });
-    await this.touchParent(path, entry.mtimeMs, entry.type === 'dir' ? 1 : 0, parent);
+    if (subdirs > 0) await this.touchParent(path, entry.mtimeMs, subdirs, parent);
+    return entry;
   }
 
   async rmdir(path: string): Promise<void> {
@@ -644,7 +647,7 @@ function withDefaults(entry: StoredEntry): StoredEntry {
   return { ...entry, uid: entry.uid ?? 0, gid: entry.gid ?? 0, atimeMs: entry.atimeMs ?? entry.mtimeMs, ctimeMs: entry.ctimeMs ?? entry.mtimeMs };
 }
 
-function publicEntry({ entry, inode }: Found): FsEntry {
+function publicEntry({ entry, inode }: Pick<Found, 'entry' | 'inode'>): FsEntry {
   const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target, ino, subdirs } = withDefaults(entry);
   const nlink = type === 'dir' ? 2 + (subdirs ?? 0) : (inode?.nlink ?? 1);
   return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink, ...(target === undefined ? {} : { target }), ...(ino === undefined ? {} : { ino }) };
