@@ -95,8 +95,8 @@ export interface GridFs {
   chown(path: string, uid: number | undefined, gid: number | undefined): Promise<void>;
   /** Sets the access and/or modification time (undefined: left as it is), and the change time. */
   utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void>;
-  /** Creates an empty file, a FIFO or a socket entry (EEXIST when the name is taken). */
-  mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void>;
+  /** Creates an empty file, a FIFO or a socket entry (EEXIST when the name is taken): its attributes as created. */
+  mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<FsEntry>;
   /** Creates a symbolic link whose content is `target` (not checked, not followed). */
   symlink(target: string, path: string, owner: FsOwner): Promise<void>;
   readlink(path: string): Promise<string>;

@@ -1,6 +1,7 @@
 // GridFs on NATS JetStream for one owner: the namespace is a KV bucket (one key per
 // path, a token per path component, so a directory's children are `<key>.*`), and
-// the contents are immutable objects (objects.ts). A path's key holds its entry's
+// the contents are immutable objects (objects.ts), but for small files, whose content
+// is kept in their entry (one write per file, no object). A path's key holds its entry's
 // attributes (type, mode, owner, times, object, a symlink's target) until the entry gets
 // a second name (link): then they move to an inode record `ino.<id>` with a link count,
 // and each name's key points at it. A write stores the new content first and then swaps
@@ -21,7 +22,7 @@ import { GridObjects } from './objects.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA, noSpaceError, type OwnerQuota } from '../nats/owner-quota.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from '../nats/buckets.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
-import { compareAndSet } from '../nats/kv-cas.ts';
+import { compareAndSet, compareAndSetRevision } from '../nats/kv-cas.ts';
 
 export interface NatsGridFsOptions {
   /** `ed25519:BASE64`: every owner has buckets of its own. */
@@ -35,6 +36,15 @@ export interface NatsGridFsOptions {
   quota?: OwnerQuota;
 }
 
+/**
+ * A file of at most this many bytes keeps its content in its entry: its write is one
+ * compare-and-set, its open one get. Small, as an entry is read by every lookup and
+ * the namespace has a quota of its own (limits.ownerKvBytes).
+ */
+const INLINE_BYTES = 1024;
+/** Entries this GridFs wrote last (path -> what it stored, at which revision), for the next write to the path. */
+const REMEMBERED_ENTRIES = 256;
+
 /** Linux's limits: a name of at most NAME_MAX bytes, a symlink's target of fewer than PATH_MAX. */
 const NAME_MAX = 255;
 const PATH_MAX = 4096;
@@ -47,8 +57,10 @@ const StoredEntry = Type.Object({
   size: Type.Integer({ minimum: 0 }),
   mtimeMs: Type.Number(),
   mode: Type.Integer({ minimum: 0, maximum: 0o7777 }),
-  /** The object holding a file's content (none: empty). */
+  /** The object holding a file's content (none: empty, or in `data`). */
   object: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$' })),
+  /** A small file's content, base64 (INLINE_BYTES at most), in place of an object. */
+  data: Type.Optional(Type.String({ maxLength: 4 * Math.ceil(INLINE_BYTES / 3), contentEncoding: 'base64' })),
   /** A symlink's target. */
   target: Type.Optional(Type.String({ maxLength: PATH_MAX })),
   // Entries written before ownership and times were kept have none: root's, times of mtimeMs.
@@ -126,6 +138,13 @@ export class NatsGridFs implements GridFs {
     });
   }
 
+  /**
+   * What this GridFs stored last at a path, as it stored it: a write of a file just created
+   * or written here swaps against it at once, with no lookup (a compare-and-set on its
+   * revision fails if anything changed it since, and the write then looks it up).
+   */
+  private readonly remembered = new Map<string, { entry: StoredEntry; revision: number }>();
+
   private constructor(
     readonly buckets: OwnerBuckets,
     private readonly namespace: KV,
@@ -149,21 +168,24 @@ export class NatsGridFs implements GridFs {
   }
 
   read(path: string): Promise<Readable> {
-    return this.current(path, (object) => this.objects.open(object, path), () => Readable.from([]));
+    return this.current(path, (object) => this.objects.open(object, path), (content) => Readable.from(content.length > 0 ? [content] : []));
   }
 
   open(path: string): Promise<FileVersion> {
-    return this.current(path, (object) => this.objects.openVersion(object, path), () => EMPTY_VERSION);
+    return this.current(path, (object) => this.objects.openVersion(object, path), inlineVersion);
   }
 
-  /** `opened` of the file's current object; null from it means replaced meanwhile, and the new version is the one. */
-  private async current<T>(path: string, opened: (object: string) => Promise<T | null>, empty: () => T): Promise<T> {
+  /**
+   * `opened` of the file's current object; null from it means replaced meanwhile, and the
+   * new version is the one. A file with no object has its content (none, or small) in its entry: `inline` of it.
+   */
+  private async current<T>(path: string, opened: (object: string) => Promise<T | null>, inline: (content: Buffer) => T): Promise<T> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const found = await this.lookup(path);
       if (!found) throw await this.notFound(path);
       if (found.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
       if (found.entry.type !== 'file') throw fsError('EINVAL', path, `is a ${found.entry.type}, not a file`);
-      if (!found.entry.object) return empty();
+      if (!found.entry.object) return inline(inlineContent(found.entry, path));
       const result = await opened(found.entry.object);
       if (result) return result;
     }
@@ -172,37 +194,79 @@ export class NatsGridFs implements GridFs {
 
   async write(path: string, source: Readable, mode?: number, owner?: FsOwner): Promise<void> {
     if (path === '/') throw fsError('EISDIR', path, 'is the root directory');
-    // Both at once: a small file's write is a handful of round trips, each counts.
-    let [, found] = await Promise.all([this.parentOf(path), this.lookup(path)]);
-    checkWritable(found, path);
-    const object = await this.objects.put(source).catch((err: unknown) => { throw noSpaceError(err, path, this.quota); });
+    const remembered = this.remembered.get(path);
+    let found: Found | null;
+    if (remembered) {
+      found = { ...remembered, inode: null };
+    } else {
+      // Both at once: a small file's write is a handful of round trips, each counts.
+      [, found] = await Promise.all([this.parentOf(path), this.lookup(path)]);
+      checkWritable(found, path);
+    }
+    const content = await this.store(source).catch((err: unknown) => { throw noSpaceError(err, path, this.quota); });
+    const object = 'object' in content ? content.object.name : undefined;
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const now = Date.now();
+        const { object: _old, data: _oldData, ...kept } = found?.entry ?? { ...newAttributes(owner, now), type: 'file' as const };
         const entry: StoredEntry = {
-          ...(found?.entry ?? newAttributes(owner, now)),
-          type: 'file', size: object.size, mtimeMs: now, ctimeMs: now, mode: mode ?? found?.entry.mode ?? 0o644, object: object.name,
+          ...kept, type: 'file', mtimeMs: now, ctimeMs: now, mode: mode ?? found?.entry.mode ?? 0o644,
+          ...('object' in content ? { size: content.object.size, object: content.object.name } : inlineAttributes(content.data)),
         };
-        if (await this.putAttributes(path, found, entry)) {
+        const revision = await this.putAttributes(path, found, entry);
+        if (revision !== null) {
+          this.remember(path, found?.inode ? null : { entry, revision });
           if (found?.entry.object) await this.discard(found.entry.object, path);
           if (!found) await this.touchParent(path, now);
           return;
         }
+        this.remembered.delete(path);
         found = await this.lookup(path);
         checkWritable(found, path);
+        // Gone meanwhile (the lookup that remembered entries spare did not see the parent).
+        if (!found) await this.parentOf(path);
       }
       throw fsError('EAGAIN', path, `was changed by others ${MAX_ATTEMPTS} times while being written`);
     } catch (err) {
+      this.remembered.delete(path);
+      if (!object) throw err;
       // A swap that timed out may have been applied: then the write took effect.
       const now = await this.lookup(path).catch(() => undefined);
-      if (now?.entry.object === object.name) {
+      if (now?.entry.object === object) {
         if (found?.entry.object) await this.discard(found.entry.object, path);
         return;
       }
       // Unknown (JetStream unreachable): a version left behind costs storage, deleting a referenced one a file.
-      if (now !== undefined) await this.discard(object.name, path);
+      if (now !== undefined) await this.discard(object, path);
       throw err;
     }
+  }
+
+  /** The bytes of `source`: kept to go in the entry when they end within INLINE_BYTES, stored as a new object otherwise. */
+  private async store(source: Readable): Promise<{ data: Buffer } | { object: { name: string; size: number } }> {
+    const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const head: Buffer[] = [];
+    let size = 0;
+    while (size <= INLINE_BYTES) {
+      const { value, done } = await chunks.next();
+      if (done) return { data: Buffer.concat(head, size) };
+      head.push(value);
+      size += value.length;
+    }
+    async function* all(): AsyncGenerator<Buffer> {
+      yield* head;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+    }
+    return { object: await this.objects.put(all()) };
+  }
+
+  /** What was stored at `path` (null: nothing worth remembering), for the next write there. */
+  private remember(path: string, stored: { entry: StoredEntry; revision: number } | null): void {
+    this.remembered.delete(path);
+    if (!stored) return;
+    this.remembered.set(path, stored);
+    // The oldest first: a Map iterates in insertion order.
+    if (this.remembered.size > REMEMBERED_ENTRIES) this.remembered.delete(this.remembered.keys().next().value!);
   }
 
   async mkdir(path: string, mode = 0o755, owner?: FsOwner): Promise<void> {
@@ -211,9 +275,9 @@ export class NatsGridFs implements GridFs {
     await this.createEntry(path, { ...newAttributes(owner, now), type: 'dir', mode });
   }
 
-  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void> {
+  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<FsEntry> {
     if (path === '/') throw fsError('EEXIST', path, 'is the root directory');
-    await this.createEntry(path, { ...newAttributes(owner, Date.now()), type, mode });
+    return publicEntry({ entry: await this.createEntry(path, { ...newAttributes(owner, Date.now()), type, mode }), inode: null });
   }
 
   async symlink(target: string, path: string, owner: FsOwner): Promise<void> {
@@ -231,15 +295,19 @@ export class NatsGridFs implements GridFs {
     return found.entry.target;
   }
 
-  /** A new name for an entry that has none yet: EEXIST when it exists, or appears meanwhile. */
-  private async createEntry(path: string, entry: StoredEntry): Promise<void> {
-    const parent = await this.parentOf(path);
+  /** A new name for an entry that has none yet (EEXIST when it exists, or appears meanwhile): the entry as stored. */
+  private async createEntry(path: string, entry: StoredEntry): Promise<StoredEntry> {
+    const [parent, found] = await Promise.all([this.parentFound(path), this.lookup(path)]);
     // A setgid directory gives its group to what is made in it, and its setgid bit to directories (as Linux does).
-    if (parent.mode & SETGID) entry = { ...entry, gid: parent.gid ?? 0, mode: entry.type === 'dir' ? entry.mode | SETGID : entry.mode };
-    const found = await this.lookup(path);
+    if (parent.entry.mode & SETGID) entry = { ...entry, gid: parent.entry.gid ?? 0, mode: entry.type === 'dir' ? entry.mode | SETGID : entry.mode };
     if (found) throw fsError('EEXIST', path, `exists already (a ${found.entry.type})`);
-    if (!(await this.swap(path, entry, null))) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
-    await this.touchParent(path, entry.mtimeMs, entry.type === 'dir' ? 1 : 0);
+    // The parent's times are set while the entry is made, but its count of subdirectories only once one was.
+    const subdirs = entry.type === 'dir' ? 1 : 0;
+    const [revision] = await Promise.all([this.swap(path, entry, null), subdirs === 0 && this.touchParent(path, entry.mtimeMs, 0, parent)]);
+    if (revision === null) throw fsError('EEXIST', path, 'was created by another writer meanwhile');
+    if (entry.type === 'file') this.remember(path, { entry, revision });
+    if (subdirs > 0) await this.touchParent(path, entry.mtimeMs, subdirs, parent);
+    return entry;
   }
 
   async rmdir(path: string): Promise<void> {
@@ -424,11 +492,12 @@ export class NatsGridFs implements GridFs {
    * `subdirs`. The times are best effort (a concurrent change set them too); the count is
    * retried as any change is.
    */
-  private async touchParent(path: string, now: number, subdirs = 0): Promise<void> {
+  private async touchParent(path: string, now: number, subdirs = 0, known?: Found): Promise<void> {
     const parent = parentPath(path);
     try {
       for (let attempt = 0; attempt < (subdirs === 0 ? 3 : MAX_ATTEMPTS); attempt++) {
-        const found = await this.lookup(parent);
+        // The parent as its caller just read it, the first time: when it changed since, the swap fails and it is read again.
+        const found = attempt === 0 && known ? known : await this.lookup(parent);
         if (!found || found.entry.type !== 'dir') return;
         const { entry } = found;
         if (subdirs === 0 && entry.mtimeMs >= now && (entry.ctimeMs ?? 0) >= now) return;
@@ -470,24 +539,24 @@ export class NatsGridFs implements GridFs {
     return { value, revision: stored.revision };
   }
 
-  /** Puts `entry` where `found` keeps its attributes, if unchanged since (none: creates the path); false if not. */
-  private putAttributes(path: string, found: Found | null, entry: StoredEntry): Promise<boolean> {
+  /** Puts `entry` where `found` keeps its attributes, if unchanged since (none: creates the path): the new revision of that key, null if not. */
+  private putAttributes(path: string, found: Found | null, entry: StoredEntry): Promise<number | null> {
     if (found?.inode) return this.putInode(found.inode.id, { ...entry, nlink: found.inode.nlink }, found.inode.revision);
     return this.swap(path, entry, found?.revision ?? null);
   }
 
-  private putInode(inode: string, record: Inode, revision: number | null): Promise<boolean> {
+  private putInode(inode: string, record: Inode, revision: number | null): Promise<number | null> {
     return this.putKey(inodeKey(inode), JSON.stringify(record), revision, `the inode of ${inode}`);
   }
 
-  /** Puts the path's value if its key is still at `revision` (null: if it has none); false if not. */
-  private swap(path: string, value: PathValue, revision: number | null): Promise<boolean> {
+  /** Puts the path's value if its key is still at `revision` (null: if it has none): its new revision, null if not. */
+  private swap(path: string, value: PathValue, revision: number | null): Promise<number | null> {
     return this.putKey(keyOf(path), JSON.stringify(value), revision, path);
   }
 
-  private async putKey(key: string, value: string, revision: number | null, what: string): Promise<boolean> {
+  private async putKey(key: string, value: string, revision: number | null, what: string): Promise<number | null> {
     try {
-      return await compareAndSet(this.keyAt(key), value, revision);
+      return await compareAndSetRevision(this.keyAt(key), value, revision);
     } catch (err) {
       throw noSpaceError(err, what, this.quota);
     }
@@ -514,11 +583,15 @@ export class NatsGridFs implements GridFs {
 
   /** The parent directory of `path`, or the error that says why there is none. */
   private async parentOf(path: string): Promise<StoredEntry> {
+    return (await this.parentFound(path)).entry;
+  }
+
+  private async parentFound(path: string): Promise<Found> {
     const parent = parentPath(path);
     const found = await this.lookup(parent);
     if (!found) throw await this.notFound(parent);
     if (found.entry.type !== 'dir') throw fsError('ENOTDIR', parent, 'is not a directory');
-    return found.entry;
+    return found;
   }
 
   /** ENOTDIR when an ancestor of the missing `path` is not a directory, ENOENT otherwise. */
@@ -540,8 +613,22 @@ export class NatsGridFs implements GridFs {
   }
 }
 
-/** A file's content of nothing (a file made by mknod or creat and not written yet has no object). */
-const EMPTY_VERSION: FileVersion = { size: 0, read: async () => Buffer.alloc(0), close: async () => {} };
+/** A version of content kept in memory: a small file's, from its entry (or none: a file made by mknod or creat and not written yet). */
+function inlineVersion(content: Buffer): FileVersion {
+  return { size: content.length, read: async (position, length) => content.subarray(position, position + length), close: async () => {} };
+}
+
+/** The content a file without an object keeps in its entry. */
+function inlineContent(entry: StoredEntry, path: string): Buffer {
+  const content = Buffer.from(entry.data ?? '', 'base64');
+  if (content.length !== entry.size) throw fsError('EIO', path, `has an entry whose content is damaged: ${content.length} bytes, its size says ${entry.size}`);
+  return content;
+}
+
+/** The attributes of content kept in the entry (none when empty). */
+function inlineAttributes(content: Buffer): Pick<StoredEntry, 'size' | 'data'> {
+  return content.length > 0 ? { size: content.length, data: content.toString('base64') } : { size: 0 };
+}
 
 function checkWritable(found: Found | null, path: string): void {
   if (found?.entry.type === 'dir') throw fsError('EISDIR', path, 'is a directory');
@@ -556,7 +643,7 @@ function withDefaults(entry: StoredEntry): StoredEntry {
   return { ...entry, uid: entry.uid ?? 0, gid: entry.gid ?? 0, atimeMs: entry.atimeMs ?? entry.mtimeMs, ctimeMs: entry.ctimeMs ?? entry.mtimeMs };
 }
 
-function publicEntry({ entry, inode }: Found): FsEntry {
+function publicEntry({ entry, inode }: Pick<Found, 'entry' | 'inode'>): FsEntry {
   const { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, target, ino, subdirs } = withDefaults(entry);
   const nlink = type === 'dir' ? 2 + (subdirs ?? 0) : (inode?.nlink ?? 1);
   return { type, size, mtimeMs, mode, uid, gid, atimeMs, ctimeMs, nlink, ...(target === undefined ? {} : { target }), ...(ino === undefined ? {} : { ino }) };

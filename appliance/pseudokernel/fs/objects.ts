@@ -72,16 +72,20 @@ export class GridObjects {
 
   /** The object's info with a hold on it, or null when it was discarded first; release() lets go (once). */
   private async holdVersion(name: string, path: string): Promise<{ info: ObjectInfo; release(): Promise<void> } | null> {
+    // Its info while the hold is taken (an object never changes); whether it was discarded only once the hold is in place.
+    const infoFetched = retryingTimeouts(`opening the content of ${path}`, () => this.parts.files.info(name));
+    infoFetched.catch(() => undefined);
     const lease = await this.hold(name);
-    const info = await retryingTimeouts(`opening the content of ${path}`, async () => {
-      if (await this.isDiscarded(name)) return null;
+    let info: ObjectInfo | null;
+    try {
+      const found = await infoFetched;
+      const discarded = await retryingTimeouts(`opening the content of ${path}`, () => this.isDiscarded(name));
       // info() answers for a deleted object too (size 0, no chunks): discarded, not an empty file.
-      const found = await this.parts.files.info(name);
-      return found && !found.deleted ? found : null;
-    }).catch(async (err: unknown) => {
+      info = discarded || !found || found.deleted ? null : found;
+    } catch (err) {
       await lease.release();
       throw err;
-    });
+    }
     if (!info) {
       await lease.release();
       return null;

@@ -14,6 +14,11 @@ import { WriteBehind } from './write-behind.ts';
 
 /** Writes to a streamed file's local copy under way at once, at most (128 KiB each, as FUSE writes). */
 const LOCAL_WRITES_AHEAD = 32;
+/**
+ * Bytes a file created here and written in order keeps in memory before its local copy
+ * is made: a small file never needs one (each file operation is a trip through the thread pool).
+ */
+const MEMORY_BYTES = 128 * 1024;
 
 export interface OpenFile {
   read(buf: Buffer, len: number, pos: number): Promise<number>;
@@ -78,6 +83,14 @@ export class WritableFile implements OpenFile {
   private localWrites: Promise<void>[] = [];
   /** Why a write to the local copy failed: the copy is not the content any more. */
   private localWriteFailed: unknown = null;
+  /** The content of a file created here, while it is written in order and small: its local copy is not made yet. */
+  private memory: Buffer[] | null = null;
+  /**
+   * The attributes of a file created here, as created, until its first close or a change
+   * of its attributes through this mount: getattr answers from them (libfuse asks right
+   * after a create, and again at the open that follows) without a trip to GridFs.
+   */
+  private created: FsEntry | null = null;
 
   constructor(private readonly grid: GridFs, path: string, entry: FsEntry, private readonly copyPath: string) {
     this.gridPath = path;
@@ -96,11 +109,23 @@ export class WritableFile implements OpenFile {
     this.gridPath = path;
   }
 
-  /** A file just created (and published empty): its local copy is empty from the start. */
-  static async created(grid: GridFs, path: string, mode: number, copyPath: string, now: number): Promise<WritableFile> {
-    const file = new WritableFile(grid, path, { type: 'file', size: 0, mode, mtimeMs: now }, copyPath);
-    await file.localCopy(false);
+  /** A file just created (and published empty, `entry`): its content is empty from the start, kept in memory until it grows. */
+  static created(grid: GridFs, path: string, entry: FsEntry, copyPath: string): WritableFile {
+    const file = new WritableFile(grid, path, entry, copyPath);
+    file.memory = [];
+    file.fromEmpty = true;
+    file.created = entry;
     return file;
+  }
+
+  /** All the attributes, when this file was created here and nothing changed them since but its writes. */
+  createdEntry(): FsEntry | null {
+    return this.created && { ...this.created, size: this.size, mtimeMs: this.mtimeMs, ctimeMs: Math.max(this.created.ctimeMs ?? 0, this.mtimeMs) };
+  }
+
+  /** Its attributes were changed (or are about to be) other than by writing: they are asked of GridFs from now on. */
+  attributesChanged(): void {
+    this.created = null;
   }
 
   /** What getattr says while the file is open here: the local size, not the published one. */
@@ -110,6 +135,15 @@ export class WritableFile implements OpenFile {
 
   private localCopy(fromGrid: boolean): Promise<FileHandle> {
     this.copy ??= (async () => {
+      // Taken before any wait: from now on writes go to the local copy.
+      const memory = this.memory;
+      this.memory = null;
+      if (memory) {
+        const file = await open(this.copyPath, 'w+', 0o600);
+        const content = Buffer.concat(memory);
+        if (content.length > 0) await file.write(content, 0, content.length, 0);
+        return file;
+      }
       if (fromGrid) await pipeline(await this.grid.read(this.path), createWriteStream(this.copyPath, { mode: 0o600 }));
       const file = await open(this.copyPath, fromGrid ? 'r+' : 'w+', 0o600);
       if (fromGrid) this.size = (await file.stat()).size;
@@ -132,13 +166,18 @@ export class WritableFile implements OpenFile {
   }
 
   async write(buf: Buffer, len: number, pos: number, now: number): Promise<number> {
-    const copy = await this.localCopy(true);
     if (this.fromEmpty && pos === 0 && !this.orphaned) this.behind = new WriteBehind(this.grid, this.path, this.mode);
     this.fromEmpty = false;
     // Out of order, or the stream failed (then the local copy is published at close).
     if (this.behind && (pos !== this.behind.offset || !this.behind.usable)) this.abandonBehind();
     let bytesWritten = len;
-    if (this.behind && !this.localWriteFailed) {
+    // A small file created here and written in order keeps its content in memory.
+    if (this.behind && this.memory && pos + len <= MEMORY_BYTES) {
+      const data = Buffer.from(buf.subarray(0, len));
+      this.memory.push(data);
+      await this.behind.append(data);
+    } else if (this.behind && !this.localWriteFailed) {
+      const copy = await this.localCopy(true);
       // The local copy is written too (a later read or random write, or a failed stream,
       // uses it), without waiting: each wait is a trip through the thread pool.
       const data = Buffer.from(buf.subarray(0, len));
@@ -201,6 +240,7 @@ export class WritableFile implements OpenFile {
    * The release publishes whatever is left.
    */
   async flush(): Promise<void> {
+    this.created = null;
     if (this.written || this.size > 0) await this.publish();
   }
 
@@ -251,7 +291,10 @@ export class WritableFile implements OpenFile {
     await Promise.all([this.abandoned, ...this.localWrites.splice(0)]);
     const copy = this.copy;
     this.copy = null;
-    await copy?.then((file) => file.close(), () => {});
+    this.memory = null;
+    // Never made (a small file written in order): nothing to remove.
+    if (!copy) return;
+    await copy.then((file) => file.close(), () => {});
     await rm(this.copyPath, { force: true });
   }
 }

@@ -69,8 +69,11 @@ export class ZoneFs {
     const place = locate(path);
     if (place.area === 'root') return { type: 'dir', size: 0, mode: 0o555, mtimeMs: this.mountedAtMs };
     if (place.area === 'fs') {
+      const writer = this.handles.writers(place.path).at(-1);
+      const created = writer?.createdEntry();
+      if (created) return created;
       // A file open for writing here: its local size and mtime, the rest as GridFs keeps it.
-      const open = this.handles.writers(place.path).at(-1)?.entry();
+      const open = writer?.entry();
       const entry = await this.grid.stat(place.path);
       if (!entry) {
         if (open) return open;
@@ -129,8 +132,8 @@ export class ZoneFs {
     const gridPath = this.writablePath(path);
     this.handles.checkRoom();
     const copyPath = this.copyPath();
-    await this.grid.mknod(gridPath, 'file', mode & PERMISSION_BITS, owner);
-    return this.hold(await WritableFile.created(this.grid, gridPath, mode & PERMISSION_BITS, copyPath, Date.now()));
+    const entry = await this.grid.mknod(gridPath, 'file', mode & PERMISSION_BITS, owner);
+    return this.hold(WritableFile.created(this.grid, gridPath, entry, copyPath));
   }
 
   read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -198,12 +201,12 @@ export class ZoneFs {
 
   /** Times in ms since the epoch; undefined leaves one as it is. The kernel checked who may (default_permissions). */
   utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
-    return this.grid.utimens(this.writablePath(path), atimeMs, mtimeMs);
+    return this.grid.utimens(this.attributesOf(this.writablePath(path)), atimeMs, mtimeMs);
   }
 
   /** An open file's writer also publishes with the new mode; a file unlinked while open has only that. */
   async chmod(path: string, mode: number): Promise<void> {
-    const gridPath = this.writablePath(path);
+    const gridPath = this.attributesOf(this.writablePath(path));
     const open = this.handles.writers(gridPath).at(-1);
     if (open) await open.chmod(mode & PERMISSION_BITS);
     await this.grid.chmod(gridPath, mode & PERMISSION_BITS).catch((err: unknown) => {
@@ -213,7 +216,7 @@ export class ZoneFs {
 
   /** POSIX's rules (only root gives a file away, a member's chgrp, setuid/setgid cleared) are the kernel's: default_permissions. */
   chown(path: string, uid: number | undefined, gid: number | undefined): Promise<void> {
-    return this.grid.chown(this.writablePath(path), uid, gid);
+    return this.grid.chown(this.attributesOf(this.writablePath(path)), uid, gid);
   }
 
   mkdir(path: string, mode: number, owner: FsOwner): Promise<void> {
@@ -221,12 +224,12 @@ export class ZoneFs {
   }
 
   /** Regular files, FIFOs and sockets; device nodes are refused as in an unprivileged container. */
-  mknod(path: string, mode: number, owner: FsOwner): Promise<void> {
+  async mknod(path: string, mode: number, owner: FsOwner): Promise<void> {
     const gridPath = this.changeablePath(path);
     const type = NODE_TYPES.get(mode & constants.S_IFMT);
     if (type === 'device') throw new FsError('EPERM', `${path}: device nodes cannot be made in /zone`);
     if (!type) throw new FsError('EINVAL', `${path}: mknod of file type 0o${(mode & constants.S_IFMT).toString(8)}`);
-    return this.grid.mknod(gridPath, type, mode & PERMISSION_BITS, owner);
+    await this.grid.mknod(gridPath, type, mode & PERMISSION_BITS, owner);
   }
 
   /** The target is stored as given: the kernel resolves it in the workload's view, never this process. */
@@ -241,7 +244,7 @@ export class ZoneFs {
   }
 
   link(existing: string, path: string): Promise<void> {
-    return this.grid.link(this.changeablePath(existing), this.changeablePath(path));
+    return this.grid.link(this.attributesOf(this.changeablePath(existing)), this.changeablePath(path));
   }
 
   /** The owner's quota and what its files use of it. */
@@ -255,7 +258,7 @@ export class ZoneFs {
 
   /** The hidden name of a file unlinked while open exists only here: libfuse unlinks it after the last close. */
   async unlink(path: string): Promise<void> {
-    const gridPath = this.changeablePath(path);
+    const gridPath = this.attributesOf(this.changeablePath(path));
     if (!isHiddenName(gridPath)) await this.grid.unlink(gridPath);
   }
 
@@ -266,8 +269,9 @@ export class ZoneFs {
    */
   async rename(from: string, to: string): Promise<void> {
     const source = this.changeablePath(from);
-    const target = this.changeablePath(to);
+    const target = this.attributesOf(this.changeablePath(to));
     const moved = this.handles.writers(source, true);
+    for (const file of moved) file.attributesChanged();
     if (isHiddenName(target)) {
       await this.grid.unlink(source);
       for (const file of moved) file.orphan();
@@ -295,6 +299,12 @@ export class ZoneFs {
     const place = locate(path);
     if (place.area !== 'fs') throw readOnly(path);
     return place.path;
+  }
+
+  /** `gridPath`, whose entry's attributes change: the files open for writing at it ask GridFs for them from now on. */
+  private attributesOf(gridPath: string): string {
+    for (const file of this.handles.writers(gridPath)) file.attributesChanged();
+    return gridPath;
   }
 
   /** As writablePath, without /fs itself (it cannot be created, removed or renamed). */

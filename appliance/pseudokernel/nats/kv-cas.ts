@@ -29,23 +29,33 @@ export interface KvKey {
  * key never returns to a revision it left, but to 0 (none), which a create handles below.
  */
 export async function compareAndSet(at: KvKey, value: string | null, revision: number | null): Promise<boolean> {
-  if (revision !== null) return (await publishFrom(at, value, revision)) === 'stored';
-  if ((await publishFrom(at, value, 0)) === 'stored') return true;
+  return (await compareAndSetRevision(at, value, revision)) !== null;
+}
+
+/** As compareAndSet, answering the key's new revision when the value was stored (null when not). */
+export async function compareAndSetRevision(at: KvKey, value: string | null, revision: number | null): Promise<number | null> {
+  if (revision !== null) return storedAt(await publishFrom(at, value, revision));
+  const created = await publishFrom(at, value, 0);
+  if (typeof created === 'number') return created;
   // A key deleted before keeps its delete marker: created from the marker's revision. (Its
   // first create's message id answers as a duplicate for 2 minutes, before the revision is checked.)
   const stored = await at.kv.get(at.key);
-  if (!stored || stored.operation === 'PUT') return false;
-  return (await publishFrom(at, value, stored.revision)) === 'stored';
+  if (!stored || stored.operation === 'PUT') return null;
+  return storedAt(await publishFrom(at, value, stored.revision));
 }
 
-/** `stored`; `changed`: the key is past `revision`; `lost`: another write from `revision` was stored first. */
-async function publishFrom({ js, kv, bucket, key }: KvKey, value: string | null, revision: number): Promise<'stored' | 'changed' | 'lost'> {
+function storedAt(outcome: number | 'changed' | 'lost'): number | null {
+  return typeof outcome === 'number' ? outcome : null;
+}
+
+/** The revision stored at; `changed`: the key is past `revision`; `lost`: another write from `revision` was stored first. */
+async function publishFrom({ js, kv, bucket, key }: KvKey, value: string | null, revision: number): Promise<number | 'changed' | 'lost'> {
   const h = headers();
   if (value === null) h.set('KV-Operation', 'DEL');
   h.set('Nats-Expected-Last-Subject-Sequence', String(revision));
   try {
     const ack = await js.publish(`$KV.${bucket}.${key}`, value ?? new Uint8Array(0), { headers: h, msgID: `${key}@${revision}` });
-    if (!ack.duplicate) return 'stored';
+    if (!ack.duplicate) return ack.seq;
   } catch (err) {
     if (isConflict(err)) return 'changed';
     throw err;

@@ -149,9 +149,10 @@ export class MemoryGridFs implements GridFs {
     node.mtimeMs = mtimeMs ?? node.mtimeMs;
   }
 
-  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<void> {
+  async mknod(path: string, type: 'file' | 'fifo' | 'socket', mode: number, owner: FsOwner): Promise<FsEntry> {
     this.check('mknod');
     this.create(path, { type, data: Buffer.alloc(0), mode, mtimeMs: Date.now(), ...owner });
+    return (await this.stat(path))!;
   }
 
   async symlink(target: string, path: string, owner: FsOwner): Promise<void> {

@@ -29,6 +29,8 @@ t.before(async () => {
 
 const text = async (path: string, grid = fs) => (await buffer(await grid.read(path))).toString();
 const write = (path: string, content: string | Buffer, mode?: number, grid = fs) => grid.write(path, Readable.from([Buffer.from(content)]), mode);
+/** `text` made longer than a small file's content kept in its entry (1 KiB): stored as an object. */
+const stored = (text: string) => text.repeat(Math.ceil(1100 / text.length));
 
 // Live memory, not garbage the collector has not reached yet: the 64 MiB test checks
 // that neither a write nor a read holds the file whole.
@@ -169,6 +171,29 @@ t.test('sizes 0 B, 1 B and 1 MiB are byte-exact', async (t) => {
   }
 });
 
+t.test('a small file keeps its content in its entry: no object up to 1 KiB, one past it; byte-exact either way, by read and by open', async (t) => {
+  const versions = await storedVersions();
+  const small = randomBytes(1024);
+  await write('/small', small);
+  t.equal(await storedVersions(), versions, '1 KiB: no object');
+  t.ok((await buffer(await fs.read('/small'))).equals(small), 'read whole');
+  const version = await fs.open('/small');
+  t.ok((await version.read(1000, 100)).equals(small.subarray(1000)), 'read by range');
+  t.match(await fs.stat('/small'), { type: 'file', size: 1024 });
+  const larger = randomBytes(1025);
+  await write('/small', larger);
+  t.equal(await storedVersions(), versions + 1, '1 KiB and a byte: an object');
+  t.ok((await buffer(await fs.read('/small'))).equals(larger));
+  t.ok((await version.read(0, 2048)).equals(small), 'an open version stays as it was');
+  await version.close();
+  // Streamed in pieces, as a write-behind gives them: the bound is on the whole content.
+  await fs.write('/small', Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
+  await waitFor(async () => (await storedVersions()) === versions, { timeoutMs: 5000, what: 'the object version discarded for a small one' });
+  t.equal(await text('/small'), 'abcd');
+  await fs.unlink('/small');
+  t.equal(await fs.stat('/small'), null);
+});
+
 t.test('64 MiB is byte-exact and never held whole in memory', async (t) => {
   const base = liveBuffersMiB();
   let writePeak = 0;
@@ -188,14 +213,16 @@ t.test('64 MiB is byte-exact and never held whole in memory', async (t) => {
 
 t.test('rename: a file, over a file, a directory with what it holds; and the refusals', async (t) => {
   await fs.mkdir('/mv');
-  await write('/mv/a', 'A');
-  await write('/mv/b', 'B');
+  // Larger than what an entry keeps itself: each is an object.
+  const [a, b] = [stored('A'), stored('B')];
+  await write('/mv/a', a);
+  await write('/mv/b', b);
   await fs.rename('/mv/a', '/mv/c');
   t.equal(await fs.stat('/mv/a'), null);
-  t.equal(await text('/mv/c'), 'A');
+  t.equal(await text('/mv/c'), a);
   const versions = await storedVersions();
   await fs.rename('/mv/c', '/mv/b');
-  t.equal(await text('/mv/b'), 'A', 'the target is replaced');
+  t.equal(await text('/mv/b'), a, 'the target is replaced');
   t.same(await fs.list('/mv'), ['b']);
   t.equal(await storedVersions(), versions - 1, 'the replaced target\'s version is deleted');
 
@@ -223,7 +250,7 @@ t.test('rename: a file, over a file, a directory with what it holds; and the ref
   t.equal(await codeOf(fs.rename('/mv/b', '/mv/none/z')), 'ENOENT');
   t.equal(await codeOf(fs.rename('/', '/x')), 'EBUSY');
   await fs.rename('/mv/b', '/mv/b');
-  t.equal(await text('/mv/b'), 'A', 'a rename onto itself changes nothing');
+  t.equal(await text('/mv/b'), a, 'a rename onto itself changes nothing');
 });
 
 t.test('owners, modes and times: kept per entry, set by chown, chmod and utimens; a setgid directory gives its group', async (t) => {
@@ -293,8 +320,9 @@ t.test('hard links: one entry under several names, counted; the content goes wit
   await fs.link('/hl/a', '/hl/b');
   t.match(await fs.stat('/hl/a'), { nlink: 2, mode: 0o600 });
   t.match(await fs.stat('/hl/b'), { nlink: 2, mode: 0o600 });
-  await write('/hl/b', 'two');
-  t.equal(await text('/hl/a'), 'two', 'a write through one name is seen through the other');
+  const two = stored('two');
+  await write('/hl/b', two);
+  t.equal(await text('/hl/a'), two, 'a write through one name is seen through the other');
   await fs.chmod('/hl/a', 0o644);
   t.match(await fs.stat('/hl/b'), { mode: 0o644 });
   await fs.link('/hl/b', '/hl/c');
@@ -310,7 +338,7 @@ t.test('hard links: one entry under several names, counted; the content goes wit
   await fs.unlink('/hl/a');
   await fs.unlink('/hl/b');
   t.match(await fs.stat('/hl/moved'), { nlink: 1 });
-  t.equal(await text('/hl/moved'), 'two');
+  t.equal(await text('/hl/moved'), two);
   t.equal(await storedVersions(), versions, 'the content stays while a name is left');
   await fs.unlink('/hl/moved');
   t.equal(await storedVersions(), versions - 1, 'and goes with the last one');
@@ -386,20 +414,20 @@ t.test('a reader that opened before a write or an unlink keeps the old content; 
 
 t.test('a hold whose reader died expires, and the next discarded version collects it too', async (t) => {
   const quick = await NatsGridFs.open(nc, { owner: owner(3), replicas: 1, logger, readerLeaseMs: 1500 });
-  await write('/f', 'old', undefined, quick);
-  await write('/g', 'g', undefined, quick);
+  await write('/f', stored('old'), undefined, quick);
+  await write('/g', stored('g'), undefined, quick);
   const versions = await storedVersions(owner(3));
   // A reader's hold as a dead reader leaves it: put once, never refreshed nor released.
   const namespace = await new Kvm(nc).open(quick.buckets.namespace);
   const object = (await namespace.get(keyOf('/f')))!.json<{ object: string }>().object;
   await (await new Kvm(nc).open(quick.buckets.readers)).put(`${object}.dead`, '');
-  await write('/f', 'new', undefined, quick);
+  await write('/f', stored('new'), undefined, quick);
   t.equal(await storedVersions(owner(3)), versions + 1, 'held: kept');
   await waitFor(async () => {
-    await write('/g', 'g', undefined, quick);
+    await write('/g', stored('g'), undefined, quick);
     return (await storedVersions(owner(3))) === versions;
   }, { timeoutMs: 10_000, intervalMs: 300, what: 'the dead reader\'s version collected when /g is rewritten' });
-  t.equal(await text('/f', quick), 'new');
+  t.equal(await text('/f', quick), stored('new'));
 });
 
 t.test('open() reads a version by range, across chunks, as of the open; its close lets the version go', async (t) => {
@@ -408,7 +436,8 @@ t.test('open() reads a version by range, across chunks, as of the open; its clos
   const versions = await storedVersions();
   const version = await fs.open('/ranged.bin');
   t.equal(version.size, v1.length);
-  await write('/ranged.bin', 'replaced');
+  const replaced = stored('replaced');
+  await write('/ranged.bin', replaced);
   const chunk = 128 * 1024;
   for (const [position, length] of [[0, 10], [chunk - 5, 10], [3 * chunk, 2 * chunk + 1], [v1.length - 7, 100], [v1.length, 10], [v1.length + 5, 10], [0, v1.length]] as const) {
     t.ok((await version.read(position, length)).equals(v1.subarray(position, position + length)), `bytes ${position}..+${length}`);
@@ -417,13 +446,13 @@ t.test('open() reads a version by range, across chunks, as of the open; its clos
   const parts: Buffer[] = [];
   for (let position = 0; position < v1.length; position += 100_000) parts.push(await version.read(position, 100_000));
   t.ok(Buffer.concat(parts).equals(v1), 'read sequentially in 100 kB steps, byte-exact');
-  t.equal(await text('/ranged.bin'), 'replaced', 'a new open sees the new content');
+  t.equal(await text('/ranged.bin'), replaced, 'a new open sees the new content');
   t.equal(await storedVersions(), versions + 1, 'the old version is held while open');
   await version.close();
   await version.close();
   await t.rejects(version.read(0, 1), { code: 'EBADF' });
   await waitFor(async () => (await storedVersions()) === versions, { timeoutMs: 5000, what: 'the old version deleted after its close' });
-  t.equal((await fs.open('/ranged.bin')).size, 8);
+  t.equal((await fs.open('/ranged.bin')).size, replaced.length);
 });
 
 t.test("a bounded owner: a write past its quota is ENOSPC naming the bound and stores nothing; removing makes room; open buckets get the bound", async (t) => {

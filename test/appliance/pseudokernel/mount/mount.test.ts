@@ -264,8 +264,13 @@ t.test('fs/: a write out of order, a truncation, a rename or a chmod while open 
   await nodeScript(`const fd = fs.openSync(p('mode'), 'w'); fs.writeSync(fd, 'abc'); fs.fchmodSync(fd, 0o600); fs.writeSync(fd, 'def'); fs.closeSync(fd);`);
   t.equal(grid.content('/mode')?.toString(), 'abcdef', 'a chmod');
   t.equal(grid.nodes.get('/mode')?.mode, 0o600);
+  // A small file created here is kept in memory until the write out of order.
+  await nodeScript(`const fd = fs.openSync(p('small-seek'), 'w+'); fs.writeSync(fd, 'hello');
+    if (fs.fstatSync(fd).size !== 5 || fs.statSync(p('small-seek')).size !== 5) process.exit(3);
+    fs.writeSync(fd, 'J', 0); const all = Buffer.alloc(8); if (fs.readSync(fd, all, 0, 8, 0) !== 5) process.exit(4); fs.closeSync(fd);`);
+  t.equal(grid.content('/small-seek')?.toString(), 'Jello', 'a seek back in a small file');
   t.equal(grid.writing, 0, 'no write-behind is left streaming');
-  await sh('rm fs/seek fs/cut fs/ren-b fs/mode');
+  await sh('rm fs/seek fs/cut fs/ren-b fs/mode fs/small-seek');
 });
 
 t.test('fs/: a file removed while open for reading stays readable through its descriptor', async (t) => {
