@@ -200,7 +200,7 @@ async function upVmNodes(dir: string, layout: ClusterLayout, state: ClusterState
       listen: `${node.address}:${API_PORT}`, trustPolicy: 'trust-policy.json', reconcile: { resyncSeconds: 5 },
       nats: natsOf(layout, node, { routeSecret: ROUTE_SECRET_FILE, ...(tls ? { tls } : {}) }),
     }, null, 2) + '\n';
-    record.vm = await startVmNode(layout, start, { index: node.index, domain: node.namespace, address: node.address, dir: record.dataDir, data });
+    record.vm = await startVmNode(layout, start, { domain: node.namespace, address: node.address, dir: record.dataDir, data });
     await saveState(dir, state);
   }
   // Under TCG a node takes minutes to boot; all boot at once.

@@ -49,7 +49,6 @@ export async function removeBridge(hostLink: string): Promise<void> {
 }
 
 export interface VmNodePlan {
-  index: number;
   domain: string;
   address: string;
   /** The node's files on the host. */
