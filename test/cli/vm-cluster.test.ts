@@ -6,7 +6,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +25,7 @@ const BOOT_MS = 9 * 60_000;
 const zone = (...args: string[]) => run('node', ['--import', 'tsx', 'cli/zone.ts', ...args], { timeout: BOOT_MS + 60_000 });
 
 const base = await mkdtemp(join(tmpdir(), 'zone-vm-cluster-test-'));
+await chmod(base, 0o711); // qemu, as its own user, walks down to the node's disks
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
 
