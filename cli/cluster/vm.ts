@@ -17,8 +17,8 @@ import type { ClusterLayout } from './layout.ts';
 import { nodeDomainXml, nodeMac } from './vm-domain.ts';
 
 const VIRSH = ['virsh', '-c', 'qemu:///system', '-q'];
-/** What one node VM gets: dockerd, nats-server and the appliance fit in 1.5 GiB. */
-const VM_MEMORY_MIB = 1536;
+/** What one node VM gets: the node keeps the larger of 10 % and 2 GiB for itself (admission), workloads get the rest. */
+const VM_MEMORY_MIB = 3072;
 const VM_VCPUS = 2;
 
 /** A node VM that did not come up, with what its console said. */
