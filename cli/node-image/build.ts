@@ -30,6 +30,9 @@ const MIRROR = 'http://deb.debian.org/debian';
 export const PACKAGES = [
   'docker.io', 'nats-server', 'wireguard-tools', 'wireguard-go', 'fuse3', 'libfuse2', 'iproute2', 'nftables', 'iptables',
   'ca-certificates', 'kmod', 'busybox-static', 'procps', 'libstdc++6',
+  // The libvirt driver's binding links libvirt's client library; without it the driver
+  // fails to load at every pass. libvirtd itself is not in the image (no nested VMs).
+  'libvirt0',
 ];
 /** Debian's docs, manuals and translations: nothing on a node reads them. */
 const DPKG_EXCLUDES = ['/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*', '/usr/share/locale/*', '/usr/share/lintian/*'];
