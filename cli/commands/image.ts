@@ -16,6 +16,7 @@ import { type SigningKeyPair } from '../../lib/ed25519.ts';
 import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageKind, type ImageUpload } from '../client.ts';
 import { action, CliFailure, inFile } from '../output.ts';
 import { age } from './status.ts';
+import { registerImageBox } from './image-box.ts';
 
 /** Bytes per PATCH: well inside the node's request timeout on a slow link. */
 const PART_BYTES = 8 * 2 ** 20;
@@ -105,6 +106,7 @@ export async function pushArchive(client: NodeClient, owner: SigningKeyPair, pat
 
 export function register(program: Command): void {
   const image = program.command('image').description('images in the grid\'s image store: push one, list them');
+  registerImageBox(image);
 
   image
     .command('push')
