@@ -4,6 +4,8 @@
 // `down` (or a failed `up`) removes exactly that. The nodes' nats-servers take clients on
 // their own loopback only and route to each other with the grid's route password over
 // mutual TLS: DIR holds the grid's CA and password, each node's data dir its certificate.
+// With `vm`, each node is a VM booted from the node image instead (vm.ts), on a bridge
+// rather than a switch namespace; the state, keys and nodes.yaml are the same.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,8 +29,9 @@ import { WireguardDriver } from '../../drivers/wireguard/driver.ts';
 import { runCommand } from '../../lib/exec.ts';
 import { NETWORK_ID } from '../../drivers/wireguard/state.ts';
 import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
-import { clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
+import { API_PORT, clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
 import { makeGridCa, makeRouteCertificate, writeRoutePassword, type KeyAndCertificate } from './pki.ts';
+import { destroyVm, makeBridge, prepareVms, removeBridge, startVmNode, untilVmAnswering, vmIdentity } from './vm.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APPLIANCE_MAIN = join(REPO, 'api/main.ts');
@@ -46,12 +49,17 @@ const ClusterNode = Type.Object({
   id: Type.Union([Type.String({ pattern: '^[a-z0-9]{1,64}$' }), Type.Null()]),
   boxKey: Type.Union([Type.String(), Type.Null()]),
   pid: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  /** A VM node (`up --vm`): its libvirt domain (named as `namespace`) and its files on the host. */
+  vm: Type.Optional(Type.Object({ domain: Type.String(), disk: Type.String(), configDisk: Type.String(), console: Type.String() })),
 });
 export const ClusterState = Type.Object({
   name: Type.String(),
   subnet: Type.String(),
-  switchNamespace: Type.String({ pattern: '^zcl-[a-z0-9]{1,6}-sw$' }),
+  /** The namespace cluster's switch; a VM cluster has none (its host link is a bridge). */
+  switchNamespace: Type.Optional(Type.String({ pattern: '^zcl-[a-z0-9]{1,6}-sw$' })),
   hostLink: Type.String({ pattern: '^zcl-[a-z0-9]{1,6}$' }),
+  /** A VM cluster: the node image's digest and the accelerator its VMs run with. */
+  vm: Type.Optional(Type.Object({ image: Type.String(), accelerator: Type.String() })),
   operatorKey: Type.String(),
   nodes: Type.Array(ClusterNode),
 });
@@ -67,6 +75,10 @@ export interface UpOptions {
   startTimeoutMs?: number;
   /** Benchmarks only: the nats routes without TLS (still with the route password), to measure what TLS costs. */
   plainRoutes?: boolean;
+  /** Nodes as VMs booted from the node image (built first when not cached). */
+  vm?: boolean;
+  /** Progress lines (the image build). */
+  log?: (line: string) => void;
 }
 
 export class ClusterError extends Error {
@@ -105,6 +117,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   for (const ns of [layout.switchNamespace, ...layout.nodes.map((n) => n.namespace)]) {
     if (existsSync(`/var/run/netns/${ns}`)) throw new ClusterError(`network namespace ${ns} already exists: another cluster named ${layout.name} is up (give --name)`);
   }
+  if (existsSync(`/sys/class/net/${layout.hostLink}`)) throw new ClusterError(`link ${layout.hostLink} already exists: another cluster named ${layout.name} is up (give --name)`);
   // Walkable, not listable, as a node's data folder (its files are 0600): qemu, as its own user, reaches the VM files inside.
   await mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
   const operatorKey = join(dir, OPERATOR_KEY);
@@ -116,12 +129,18 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   await writeFile(join(dir, 'trust-policy.json'), JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
 
   const state: ClusterState = {
-    name: layout.name, subnet: layout.subnet, switchNamespace: layout.switchNamespace, hostLink: layout.hostLink, operatorKey, nodes: [],
+    name: layout.name, subnet: layout.subnet, hostLink: layout.hostLink, operatorKey, nodes: [],
+    ...(options.vm ? {} : { switchNamespace: layout.switchNamespace }),
   };
   await saveState(dir, state);
   try {
     const ca = await makeGridCa(dir, layout.name);
     await writeRoutePassword(join(dir, ROUTE_SECRET_FILE));
+    if (options.vm) {
+      await upVmNodes(dir, layout, state, ca, policy, options);
+      await writeNodesFile(dir, state);
+      return state;
+    }
     await buildSwitch(layout);
     const exits: Promise<number | null>[] = [];
     for (const node of layout.nodes) {
@@ -131,18 +150,61 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       await plugNode(layout, node.index);
       await mkdir(record.dataDir, { recursive: true, mode: DATA_DIR_MODE });
       const routeTls = options.plainRoutes ? null : await makeRouteCertificate(ca, record.dataDir, 'nats-route', [node.address]);
-      exits.push((await startNode(dir, record, state, natsOf(layout, node, dir, ca, routeTls))).exited);
+      const files = { routeSecret: join(dir, ROUTE_SECRET_FILE), ...(routeTls ? { tls: { ca: ca.certFile, cert: routeTls.certFile, key: routeTls.keyFile } } : {}) };
+      exits.push((await startNode(dir, record, state, natsOf(layout, node, files))).exited);
     }
     // All at once: each node's nats-server waits for a quorum of its cluster before its API answers.
     await Promise.all(state.nodes.map((n, i) => untilAnswering(n, exits[i]!, options.startTimeoutMs ?? 120_000)));
-    await writeFile(join(dir, NODES_FILE), stringify({
-      nodes: state.nodes.map((n) => ({ id: n.id, boxKey: n.boxKey, endpoint: `${n.address}:${WIREGUARD_PORT}` })),
-    }));
+    await writeNodesFile(dir, state);
     return state;
   } catch (e) {
     await clusterDown(dir).catch(() => undefined);
     throw e;
   }
+}
+
+async function writeNodesFile(dir: string, state: ClusterState): Promise<void> {
+  await writeFile(join(dir, NODES_FILE), stringify({
+    nodes: state.nodes.map((n) => ({ id: n.id, boxKey: n.boxKey, endpoint: `${n.address}:${WIREGUARD_PORT}` })),
+  }));
+}
+
+/**
+ * The VM nodes: the image (built or cached), the bridge, then per node its identity and
+ * config disk (its data directory's first files: config.json, the trust policy, its keys
+ * and route credentials, all named relative to it) and its domain; then all answering.
+ */
+async function upVmNodes(dir: string, layout: ClusterLayout, state: ClusterState, ca: KeyAndCertificate, policy: TrustPolicy, options: UpOptions): Promise<void> {
+  const start = await prepareVms(options.log ?? (() => undefined));
+  state.vm = { image: start.image.digest, accelerator: start.accelerator.accelerator };
+  await saveState(dir, state);
+  await makeBridge(layout);
+  const routePassword = await readFile(join(dir, ROUTE_SECRET_FILE));
+  const caCert = await readFile(ca.certFile);
+  for (const node of layout.nodes) {
+    const record: ClusterNode = { index: node.index, namespace: node.namespace, address: node.address, api: node.api, dataDir: join(dir, `n${node.index}`), id: null, boxKey: null, pid: null };
+    state.nodes.push(record);
+    await saveState(dir, state);
+    const identity = await vmIdentity(record.dataDir);
+    record.id = identity.id;
+    record.boxKey = identity.boxKey;
+    const data: Record<string, string | Buffer> = { ...identity.files, 'trust-policy.json': JSON.stringify(policy, null, 2) + '\n' };
+    let tls: { ca: string; cert: string; key: string } | undefined;
+    if (layout.nodes.length > 1 && !options.plainRoutes) {
+      const own = await makeRouteCertificate(ca, record.dataDir, 'nats-route', [node.address]);
+      Object.assign(data, { 'ca.crt': caCert, 'nats-route.crt': await readFile(own.certFile), 'nats-route.key': await readFile(own.keyFile) });
+      tls = { ca: 'ca.crt', cert: 'nats-route.crt', key: 'nats-route.key' };
+    }
+    if (layout.nodes.length > 1) data[ROUTE_SECRET_FILE] = routePassword;
+    data['config.json'] = JSON.stringify({
+      listen: `${node.address}:${API_PORT}`, trustPolicy: 'trust-policy.json', reconcile: { resyncSeconds: 5 },
+      nats: natsOf(layout, node, { routeSecret: ROUTE_SECRET_FILE, ...(tls ? { tls } : {}) }),
+    }, null, 2) + '\n';
+    record.vm = await startVmNode(layout, start, { index: node.index, domain: node.namespace, address: node.address, dir: record.dataDir, data });
+    await saveState(dir, state);
+  }
+  // Under TCG a node takes minutes to boot; all boot at once.
+  await Promise.all(state.nodes.map((n) => untilVmAnswering(n.api, n.vm!, options.startTimeoutMs ?? 600_000)));
 }
 
 async function buildSwitch(layout: ClusterLayout): Promise<void> {
@@ -171,9 +233,9 @@ async function plugNode(layout: ClusterLayout, index: number): Promise<void> {
 /**
  * The node's pseudokernel: its nats-server takes clients on the node's loopback (the
  * appliance's own connections) and routes to every other node's on its address, with
- * the grid's password, over mutual TLS with `own` (null: plain routes, benchmarks only).
+ * the grid's password, over mutual TLS with `files.tls` (none: plain routes, benchmarks only).
  */
-function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number], dir: string, ca: KeyAndCertificate, own: KeyAndCertificate | null): object {
+function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number], files: { routeSecret: string; tls?: { ca: string; cert: string; key: string } }): object {
   const others = layout.nodes.filter((n) => n.index !== node.index);
   if (others.length === 0) return { listen: `127.0.0.1:${NATS_PORT}` };
   return {
@@ -182,8 +244,8 @@ function natsOf(layout: ClusterLayout, node: ClusterLayout['nodes'][number], dir
       name: `zone-${layout.name}`,
       listen: `${node.address}:${NATS_CLUSTER_PORT}`,
       routes: others.map((n) => `${n.address}:${NATS_CLUSTER_PORT}`),
-      routeSecret: join(dir, ROUTE_SECRET_FILE),
-      ...(own ? { tls: { ca: ca.certFile, cert: own.certFile, key: own.keyFile } } : { plainRoutes: true }),
+      routeSecret: files.routeSecret,
+      ...(files.tls ? { tls: files.tls } : { plainRoutes: true }),
     },
   };
 }
@@ -274,6 +336,13 @@ export async function clusterDown(dirOption: string): Promise<ClusterState> {
   const dir = resolve(dirOption);
   const state = await readClusterState(dir);
   if (!state) throw new ClusterError(`no cluster in ${dir} (no ${STATE_FILE})`);
+  if (state.vm) {
+    // What the nodes made lives inside their VMs.
+    for (const node of state.nodes) await destroyVm(node.vm?.domain ?? node.namespace);
+    await removeBridge(state.hostLink);
+    await rm(dir, { recursive: true, force: true });
+    return state;
+  }
   for (const node of state.nodes) await stopAppliance(node);
   // A node that stopped cleanly removed its own; one that crashed did not.
   for (const node of state.nodes) if (node.id) await removeWorkloadFirewall(node.id);
@@ -282,7 +351,7 @@ export async function clusterDown(dirOption: string): Promise<ClusterState> {
   for (const node of state.nodes) {
     if (existsSync(`/var/run/netns/${node.namespace}`)) await sh('ip', 'netns', 'del', node.namespace);
   }
-  if (existsSync(`/var/run/netns/${state.switchNamespace}`)) await sh('ip', 'netns', 'del', state.switchNamespace);
+  if (state.switchNamespace && existsSync(`/var/run/netns/${state.switchNamespace}`)) await sh('ip', 'netns', 'del', state.switchNamespace);
   await quietly(sh('ip', 'link', 'del', state.hostLink)); // gone with the switch's end, normally
   await rm(dir, { recursive: true, force: true });
   return state;

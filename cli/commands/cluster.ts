@@ -1,10 +1,13 @@
-// zone cluster up N / down: a local grid on this machine, each node an appliance in
-// its own network namespace, all trusting one operator key.
+// zone cluster up N [--vm] / down: a local grid on this machine, each node an appliance
+// in its own network namespace (or, with --vm, a VM booted from the node image), all
+// trusting one operator key.
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CommandError } from '../../lib/exec.ts';
 import { clusterDown, clusterUp, ClusterError, NODES_FILE, ROUTE_SECRET_FILE } from '../cluster/grid.ts';
 import { GRID_CA_FILE } from '../cluster/pki.ts';
+import { VmNodeError } from '../cluster/vm.ts';
+import { NodeImageError } from '../node-image/build.ts';
 import { action, CliFailure, EXIT } from '../output.ts';
 
 interface ClusterOptions {
@@ -19,7 +22,7 @@ async function asCliFailure<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    if (e instanceof ClusterError || e instanceof CommandError) throw new CliFailure(e.message);
+    if (e instanceof ClusterError || e instanceof CommandError || e instanceof VmNodeError || e instanceof NodeImageError) throw new CliFailure(e.message);
     if (e instanceof RangeError) throw new CliFailure(e.message, EXIT.usage);
     throw e;
   }
@@ -35,12 +38,17 @@ export function register(program: Command): void {
     .description('start N nodes, each with its own namespace, data dir, identity and API')
     .argument('<n>', 'number of nodes (1-32)')
     .option('--subnet <cidr>', 'addresses of the host (first) and the nodes (11th on)', '10.213.0.0/24')
-    .action(action(async (n: string, opts: ClusterOptions & { subnet: string }) => {
+    .option('--vm', 'each node a VM booted from the node image (zone image build; built first when not cached), on a bridge')
+    .action(action(async (n: string, opts: ClusterOptions & { subnet: string; vm?: boolean }) => {
       if (!/^[0-9]{1,2}$/.test(n)) throw new CliFailure(`N must be a number of nodes, got "${n}"`, EXIT.usage);
       const dir = dirOf(opts);
-      const state = await asCliFailure(() => clusterUp({ dir, name: opts.name, subnet: opts.subnet, count: Number(n) }));
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const state = await asCliFailure(() => clusterUp({ dir, name: opts.name, subnet: opts.subnet, count: Number(n), ...(opts.vm ? { vm: true, log } : {}) }));
       process.stdout.write(`cluster ${state.name} is up: ${state.nodes.length} nodes trusting operator key ${state.operatorKey}\n`);
-      for (const node of state.nodes) process.stdout.write(`  n${node.index}  ${node.id}  ${node.api}  (netns ${node.namespace}, data ${node.dataDir})\n`);
+      for (const node of state.nodes) {
+        const where = node.vm ? `VM ${node.vm.domain} (${state.vm?.accelerator ?? 'qemu'}), console ${node.vm.console}` : `netns ${node.namespace}, data ${node.dataDir}`;
+        process.stdout.write(`  n${node.index}  ${node.id}  ${node.api}  (${where})\n`);
+      }
       const where = `${opts.name === 'local' ? '' : ` --name ${opts.name}`}${opts.dir ? ` --dir ${opts.dir}` : ''}`;
       process.stdout.write(`nats routes: mutual TLS with the grid CA ${join(dir, GRID_CA_FILE)} and the route password in ${join(dir, ROUTE_SECRET_FILE)}\n`);
       // The nodes listen beyond loopback, so their reads need a token of the operator key (cli/read-key.ts finds it under the default dir).

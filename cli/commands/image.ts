@@ -3,8 +3,9 @@
 // the key's owner; a broken connection is resumed where the node says the upload ends
 // (also from another run: --resume ID). Prints the reference to pin: NAME@sha256:DIGEST.
 // zone image ls --key KEY: the owner's images in the grid, with the nodes that pin them.
+// zone image build [--out FILE]: the bootable node image (cli/node-image/build.ts).
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +16,8 @@ import { readSigningKey } from '../../blueprints/keys.ts';
 import { type SigningKeyPair } from '../../lib/ed25519.ts';
 import { ApiError, EXIT_UNREACHABLE, NodeClient, nodeOption, nodeUrl, type ImageCommit, type ImageKind, type ImageUpload } from '../client.ts';
 import { action, CliFailure, inFile } from '../output.ts';
+import { bootCommandLine, buildNodeImage, NodeImageError } from '../node-image/build.ts';
+import { CommandError } from '../../lib/exec.ts';
 import { age } from './status.ts';
 import { registerImageBox } from './image-box.ts';
 
@@ -105,8 +108,27 @@ export async function pushArchive(client: NodeClient, owner: SigningKeyPair, pat
 }
 
 export function register(program: Command): void {
-  const image = program.command('image').description('images in the grid\'s image store: push one, list them');
+  const image = program.command('image').description('images in the grid\'s image store: push one, list them; build the node image');
   registerImageBox(image);
+
+  image
+    .command('build')
+    .description('build the bootable node image (Debian 12, the engines, Node 20, Zone; cached by its inputs\' digest) and write it with its kernel and initrd')
+    .option('--out <file>', 'the qcow2 to write; the kernel and initrd go beside it (FILE without .qcow2, plus .vmlinuz and .initrd)', 'zone-node.qcow2')
+    .action(action(async (opts: { out: string }) => {
+      const built = await buildNodeImage({ log: (line) => process.stderr.write(`${line}\n`) }).catch((err: unknown) => {
+        throw err instanceof NodeImageError || err instanceof CommandError ? new CliFailure(`zone image build: ${err.message}`) : err;
+      });
+      const stem = opts.out.replace(/\.qcow2$/, '');
+      const outs = { disk: `${stem}.qcow2`, kernel: `${stem}.vmlinuz`, initrd: `${stem}.initrd` };
+      for (const part of ['disk', 'kernel', 'initrd'] as const) {
+        await rm(outs[part], { force: true });
+        await copyFile(built[part], outs[part]);
+      }
+      const size = (await stat(outs.disk)).size;
+      process.stdout.write(`${built.built ? 'built' : 'cached'} node image ${built.digest} in ${built.seconds.toFixed(1)} s: ${outs.disk} (${mib(size)}), ${outs.kernel}, ${outs.initrd}\n`);
+      process.stdout.write(`boot it with the kernel and initrd beside it, command line "${bootCommandLine()}", and a config disk (cli/node-image/config-disk.ts)\n`);
+    }));
 
   image
     .command('push')
