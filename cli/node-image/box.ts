@@ -43,7 +43,7 @@ async function qcow2VirtualSize(disk: string): Promise<number> {
   try {
     info = JSON.parse(await runCommand(['qemu-img', 'info', '--output=json', disk])) as typeof info;
   } catch (err) {
-    throw new Error(`${disk}: qemu-img cannot read it (${(err as Error).message.split('\n')[0]})`);
+    throw new Error(`${disk}: qemu-img cannot read it (${(err as Error).message.split('\n')[0]})`, { cause: err });
   }
   if (info.format !== 'qcow2') throw new Error(`${disk}: a ${info.format ?? 'unknown'} disk; a vagrant-libvirt box holds a qcow2 (qemu-img convert -O qcow2)`);
   const size = info['virtual-size'];
