@@ -36,7 +36,7 @@ const DPKG_EXCLUDES = ['/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/
 /** Module folders of the stock kernel a node never loads (graphics, sound, radios, media, ...). */
 const MODULES_SKIPPED = ['drivers/gpu', 'drivers/media', 'drivers/infiniband', 'drivers/net/wireless', 'drivers/staging', 'drivers/scsi', 'drivers/iio', 'drivers/bluetooth', 'sound', 'net/bluetooth', 'net/mac80211', 'net/wireless'];
 /** The modules the initrd loads (with what they depend on) to mount the root disk. */
-const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'ext4'];
+const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
 /** The root file system's size (sparse: the qcow2 holds only what is written). */
 const ROOT_BYTES = 8 * 2 ** 30;
 /** Fixed so that the same inputs give the same file system. */
@@ -173,6 +173,8 @@ export async function buildNodeImage(options: BuildOptions = {}): Promise<NodeIm
     await installZone(root, release);
     await installGuest(root);
     await saveBusyboxImage(root);
+    log('compiling Zone\'s TypeScript once (the tsx cache the first boot reads)');
+    await warmTsxCache(root);
     await writeInitrd(work, root, kernel, join(work, 'initrd'), epoch);
     log('making the disk (ext4, qcow2)');
     await writeRootDisk(root, join(work, 'root.raw'), epoch);
@@ -189,7 +191,22 @@ export async function buildNodeImage(options: BuildOptions = {}): Promise<NodeIm
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+  await pruneImages(cacheDir, IMAGES_KEPT);
   return { ...image, built: true, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Images kept in the cache: each is most of a GiB, and every change of Zone's code makes a new one. */
+const IMAGES_KEPT = 3;
+
+/** Removes all but the `kept` newest images (a cluster still running on an older one keeps its open file). */
+async function pruneImages(cacheDir: string, kept: number): Promise<void> {
+  const images = [];
+  for (const name of await readdir(cacheDir)) {
+    if (!/^[0-9a-f]{24}$/.test(name)) continue;
+    images.push({ name, mtime: (await stat(join(cacheDir, name))).mtimeMs });
+  }
+  images.sort((a, b) => b.mtime - a.mtime);
+  for (const old of images.slice(kept)) await rm(join(cacheDir, old.name), { recursive: true, force: true });
 }
 
 const FIFO_WAITERS = '/usr/local/lib/zone/fifo-waiters';
@@ -244,6 +261,22 @@ async function installGuest(root: string): Promise<void> {
   await writeFile(join(root, 'etc/machine-id'), '');
 }
 
+/** What the appliance and its supervisor load; their entry points (main.ts) run, so they are left out. */
+const WARMED_MODULES = ['api/server.ts', 'appliance/appliance.ts', 'appliance/drivers.ts', 'appliance/firewall/firewall.ts', 'appliance/read-protection.ts', 'appliance/supervisor/supervisor.ts', 'appliance/supervisor/child.ts'];
+
+/**
+ * tsx compiles each TypeScript file when it is first loaded and keeps the result in
+ * /tmp/tsx-0, keyed by the file's contents and path: compiled here, in the image's root
+ * (the same paths), so that a node under TCG does not spend minutes compiling at its first
+ * boot. The cache's file names carry the build's day (tsx expires them after about a week
+ * of not being used... by their day), which is why the image's digest depends on the day
+ * it was built.
+ */
+async function warmTsxCache(root: string): Promise<void> {
+  const imports = WARMED_MODULES.map((m) => `await import(${JSON.stringify(`/opt/zone/${m}`)});`).join(' ');
+  await sh(['chroot', root, '/bin/sh', '-c', 'cd /opt/zone && HOME=/root TMPDIR=/tmp exec /usr/local/bin/node --import tsx --input-type=module -e "$1"', 'sh', imports], 10 * 60_000);
+}
+
 /** zone/busybox as `docker save` writes it, loaded on the first boot. */
 async function saveBusyboxImage(root: string): Promise<void> {
   const to = join(root, 'usr/lib/zone/images/busybox.tar');
@@ -259,7 +292,7 @@ async function writeInitrd(work: string, root: string, kernel: string, out: stri
   await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
   await copyFile(join(GUEST, 'initrd-init'), join(dir, 'init'));
   await chmod(join(dir, 'init'), 0o755);
-  const lines = await sh(['modprobe', '-d', root, '-S', kernel, '--show-depends', ...INITRD_MODULES]);
+  const lines = await sh(['modprobe', '-a', '-d', root, '-S', kernel, '--show-depends', ...INITRD_MODULES]);
   const list: string[] = [];
   for (const line of lines.split('\n')) {
     const path = /^insmod (\S+\.ko(?:\.xz|\.zst)?)/.exec(line.trim())?.[1];
