@@ -5,8 +5,8 @@
 //  (2) boot to the API answering: `zone cluster up 1 --vm` until its node's API answers;
 //      baseline: the same kernel booting a busybox initrd until its /init prints a line;
 //  (3) `zone cluster up 3 --vm` until all three nodes answer, against (2).
-// Boots VMs: run it under `flock /tmp/zone-vm.lock flock /tmp/zone-cluster.lock`.
-// Run: node --import tsx bench/node-image.ts
+// (2) and (3) boot VMs: run them under `flock /tmp/zone-vm.lock flock /tmp/zone-cluster.lock`.
+// Run: node --import tsx bench/node-image.ts [build] [boot]   (both by default)
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -94,18 +94,27 @@ async function clusterUp(n: number, subnet: string): Promise<number> {
   }
 }
 
+const parts = process.argv.slice(2);
+const wanted = (part: string) => parts.length === 0 || parts.includes(part);
 try {
-  const built = await imageBuild();
-  const accelerator = await probeAccelerator({ kernel: built.image.kernel });
+  const image = wanted('build') ? (await reportBuild()).image : await buildNodeImage();
+  const accelerator = await probeAccelerator({ kernel: image.kernel });
   console.log(`accelerator: ${accelerator.accelerator} (${accelerator.reason})`);
-  console.log(`image build (Debian part cached): ${secs(built.ms)}; copying the qcow2 ${secs(built.copyMs)}, ratio ${(built.ms / built.copyMs).toFixed(1)}`);
-  console.log(`image size: qcow2 ${mib(built.disk)} (${mib(built.allocated)} allocated), kernel ${mib(built.kernel)}, initrd ${(built.initrd / 2 ** 20).toFixed(1)} MiB`);
-  const bare = await bareBoot(built.image.kernel, accelerator.accelerator);
-  const one = await clusterUp(1, '10.218.1.0/24');
-  console.log(`boot to API answering (${accelerator.accelerator}): zone cluster up 1 --vm ${secs(one)}; bare kernel+busybox initrd to userspace ${secs(bare)}, ratio ${(one / bare).toFixed(1)}`);
-  const three = await clusterUp(3, '10.218.3.0/24');
-  console.log(`zone cluster up 3 --vm to all answering (${accelerator.accelerator}): ${secs(three)}; one node ${secs(one)}, ratio ${(three / one).toFixed(2)}`);
+  if (wanted('boot')) {
+    const bare = await bareBoot(image.kernel, accelerator.accelerator);
+    const one = await clusterUp(1, '10.218.1.0/24');
+    console.log(`boot to API answering (${accelerator.accelerator}): zone cluster up 1 --vm ${secs(one)}; bare kernel+busybox initrd to userspace ${secs(bare)}, ratio ${(one / bare).toFixed(1)}`);
+    const three = await clusterUp(3, '10.218.3.0/24');
+    console.log(`zone cluster up 3 --vm to all answering (${accelerator.accelerator}): ${secs(three)}; one node ${secs(one)}, ratio ${(three / one).toFixed(2)}`);
+  }
   if (accelerator.accelerator !== 'kvm') console.log('KVM: not measured (no usable KVM on this machine)');
 } finally {
   await rm(work, { recursive: true, force: true });
+}
+
+async function reportBuild() {
+  const built = await imageBuild();
+  console.log(`image build (Debian part cached): ${secs(built.ms)}; copying the qcow2 ${secs(built.copyMs)}, ratio ${(built.ms / built.copyMs).toFixed(1)}`);
+  console.log(`image size: qcow2 ${mib(built.disk)} (${mib(built.allocated)} allocated), kernel ${mib(built.kernel)}, initrd ${(built.initrd / 2 ** 20).toFixed(1)} MiB`);
+  return built;
 }

@@ -56,6 +56,8 @@ t.ok(boot, 'the image has its kernel and initrd beside its disk');
 const box = await writeVagrantBox({ disk: image.disk, boot: { ...boot!, cmdline: bootCommandLine() } }, join(dir, 'zone-node.box'));
 const stem = `zone-node-${box.bootDigest!.slice(0, 24)}`;
 made = [`${stem}.vmlinuz`, `${stem}.initrd`].filter((f) => !existsSync(join(POOL_DIR, f)));
+// A first command sets VAGRANT_HOME up: vagrant 2.3.4's `box add` as the first one in a new home failed to make its tmp/ there.
+await vagrant('box', 'list');
 await vagrant('box', 'add', '--name', BOX, box.out);
 await rm(box.out);
 
