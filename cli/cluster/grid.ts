@@ -31,7 +31,7 @@ import { NETWORK_ID } from '../../drivers/wireguard/state.ts';
 import { commandLine, processRuns, stopProcess } from '../../lib/processes.ts';
 import { API_PORT, clusterLayout, NATS_CLUSTER_PORT, NATS_PORT, WIREGUARD_PORT, type ClusterLayout } from './layout.ts';
 import { makeGridCa, makeRouteCertificate, writeRoutePassword, type KeyAndCertificate } from './pki.ts';
-import { destroyVm, makeBridge, prepareVms, removeBridge, startVmNode, untilVmAnswering, vmIdentity } from './vm.ts';
+import { checkWalkable, destroyVm, makeBridge, prepareVms, removeBridge, startVmNode, untilVmAnswering, vmIdentity } from './vm.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APPLIANCE_MAIN = join(REPO, 'api/main.ts');
@@ -175,6 +175,7 @@ async function writeNodesFile(dir: string, state: ClusterState): Promise<void> {
  * and route credentials, all named relative to it) and its domain; then all answering.
  */
 async function upVmNodes(dir: string, layout: ClusterLayout, state: ClusterState, ca: KeyAndCertificate, policy: TrustPolicy, options: UpOptions): Promise<void> {
+  await checkWalkable(dir);
   const start = await prepareVms(options.log ?? (() => undefined));
   state.vm = { image: start.image.digest, accelerator: start.accelerator.accelerator };
   await saveState(dir, state);
@@ -200,7 +201,7 @@ async function upVmNodes(dir: string, layout: ClusterLayout, state: ClusterState
       listen: `${node.address}:${API_PORT}`, trustPolicy: 'trust-policy.json', reconcile: { resyncSeconds: 5 },
       nats: natsOf(layout, node, { routeSecret: ROUTE_SECRET_FILE, ...(tls ? { tls } : {}) }),
     }, null, 2) + '\n';
-    record.vm = await startVmNode(layout, start, { index: node.index, domain: node.namespace, address: node.address, dir: record.dataDir, data });
+    record.vm = await startVmNode(layout, start, { domain: node.namespace, address: node.address, dir: record.dataDir, data });
     await saveState(dir, state);
   }
   // Under TCG a node takes minutes to boot; all boot at once.

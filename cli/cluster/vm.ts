@@ -4,8 +4,8 @@
 // libvirt network: those need dnsmasq, and the plan is static anyway. Each node gets its
 // identity, trust policy, API address and NATS routes from its config disk; its files on
 // the host (disk overlay, config disk, console log) live in DIR/nI.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { probeAccelerator } from '../../drivers/libvirt/accelerator.ts';
 import { DATA_DIR_MODE } from '../../appliance/config.ts';
@@ -17,8 +17,8 @@ import type { ClusterLayout } from './layout.ts';
 import { nodeDomainXml, nodeMac } from './vm-domain.ts';
 
 const VIRSH = ['virsh', '-c', 'qemu:///system', '-q'];
-/** What one node VM gets: dockerd, nats-server and the appliance fit in 1.5 GiB. */
-const VM_MEMORY_MIB = 1536;
+/** What one node VM gets: the node keeps the larger of 10 % and 2 GiB for itself (admission), workloads get the rest. */
+const VM_MEMORY_MIB = 3072;
 const VM_VCPUS = 2;
 
 /** A node VM that did not come up, with what its console said. */
@@ -49,7 +49,6 @@ export async function removeBridge(hostLink: string): Promise<void> {
 }
 
 export interface VmNodePlan {
-  index: number;
   domain: string;
   address: string;
   /** The node's files on the host. */
@@ -61,6 +60,18 @@ export interface VmNodePlan {
 export interface VmStart {
   image: NodeImage;
   accelerator: Awaited<ReturnType<typeof probeAccelerator>>;
+}
+
+/**
+ * qemu runs as its own user: it must be able to walk down to the node's files (libvirt
+ * hands it the files themselves, not the folders above them).
+ */
+export async function checkWalkable(dir: string): Promise<void> {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const mode = await stat(d).then((s) => s.mode, () => null);
+    if (mode !== null && (mode & 0o001) === 0) throw new VmNodeError(`${d} is not searchable by others (mode ${(mode & 0o777).toString(8)}): qemu, as its own user, could not reach the node VMs' disks below it (chmod o+x it, or give --dir elsewhere)`);
+    if (d === dirname(d)) return;
+  }
 }
 
 /** The image (built or cached) and the accelerator, once per `up`. */

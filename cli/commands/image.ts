@@ -5,7 +5,7 @@
 // zone image ls --key KEY: the owner's images in the grid, with the nodes that pin them.
 // zone image build [--out FILE]: the bootable node image (cli/node-image/build.ts).
 import { createWriteStream } from 'node:fs';
-import { copyFile, mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -124,6 +124,7 @@ export function register(program: Command): void {
       for (const part of ['disk', 'kernel', 'initrd'] as const) {
         await rm(outs[part], { force: true });
         await copyFile(built[part], outs[part]);
+        await chmod(outs[part], 0o644); // the cache's copy is read-only; this one is the user's
       }
       const size = (await stat(outs.disk)).size;
       process.stdout.write(`${built.built ? 'built' : 'cached'} node image ${built.digest} in ${built.seconds.toFixed(1)} s: ${outs.disk} (${mib(size)}), ${outs.kernel}, ${outs.initrd}\n`);

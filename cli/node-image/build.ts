@@ -274,7 +274,9 @@ const WARMED_MODULES = ['api/server.ts', 'appliance/appliance.ts', 'appliance/dr
  */
 async function warmTsxCache(root: string): Promise<void> {
   const imports = WARMED_MODULES.map((m) => `await import(${JSON.stringify(`/opt/zone/${m}`)});`).join(' ');
-  await sh(['chroot', root, '/bin/sh', '-c', 'cd /opt/zone && HOME=/root TMPDIR=/tmp exec /usr/local/bin/node --import tsx --input-type=module -e "$1"', 'sh', imports], 10 * 60_000);
+  // A clean environment: the caller's NODE_OPTIONS (a test runner's loaders) are not in the image.
+  await sh(['chroot', root, '/usr/bin/env', '-i', 'PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/root', 'TMPDIR=/tmp',
+    '/bin/sh', '-c', 'cd /opt/zone && exec node --import tsx --input-type=module -e "$1"', 'sh', imports], 10 * 60_000);
 }
 
 /** zone/busybox as `docker save` writes it, loaded on the first boot. */
