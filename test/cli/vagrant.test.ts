@@ -29,10 +29,17 @@ const sha256 = async (path: string) => createHash('sha256').update(await readFil
 const tarList = async (path: string) => (await run('tar', ['-tf', path])).stdout.trim().split('\n');
 const tarRead = async (path: string, member: string) => (await run('tar', ['-xOf', path, member])).stdout;
 
-t.test('the Vagrantfile refuses a bad ZONE_NODES, naming it', async (t) => {
-  const bad = await vagrant(['validate'], REPO, { ZONE_NODES: '0' }).then(() => null, (err: { stderr: string }) => err);
-  t.ok(bad, 'ZONE_NODES=0 is refused');
-  t.match(bad?.stderr ?? '', /ZONE_NODES must be a number of nodes from 1 to 32, not "0"/);
+t.test('the Vagrantfile refuses a bad ZONE_NODES, ZONE_VAGRANT_NAME or ZONE_VAGRANT_NET, naming it', async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [{ ZONE_NODES: '0' }, 'ZONE_NODES must be a number of nodes from 1 to 32, not "0"'],
+    [{ ZONE_VAGRANT_NAME: 'x"; system("id")' }, 'ZONE_VAGRANT_NAME must be 1-20 of a-z, 0-9 and -'],
+    [{ ZONE_VAGRANT_NET: '10.300.1' }, 'ZONE_VAGRANT_NET must be the first three numbers of a /24'],
+  ];
+  for (const [extra, message] of cases) {
+    const bad = await vagrant(['validate'], REPO, extra).then(() => null, (err: { stderr: string }) => err);
+    t.ok(bad, `${JSON.stringify(extra)} is refused`);
+    t.match(bad?.stderr ?? '', message);
+  }
 });
 
 t.test('a disk that boots itself makes a box of metadata.json, Vagrantfile and box.img that vagrant adds and removes', async (t) => {
