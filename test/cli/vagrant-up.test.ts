@@ -23,9 +23,10 @@ const BOX = 'zone-vtest-box';
 /** Under TCG on a loaded machine a node takes minutes to boot. */
 const BOOT_MS = 15 * 60_000;
 
-// Opt-in for now: under tap on the shared machine, VAGRANT_HOME's fresh files (data/,
-// boxes/, tmp/) vanished during the first vagrant commands, not yet understood; the same
-// steps by hand pass (README, "Local testing with Vagrant").
+// Opt-in for now: its runs here lost VAGRANT_HOME's files during the first vagrant
+// commands. Most likely this file's teardown ran early: tap printed the plan right after a
+// top-level assertion (now gone) while the setup still awaited vagrant. Not yet run again
+// with a VM; the same steps by hand pass (README, "Local testing with Vagrant").
 if (process.env.ZONE_VAGRANT_UP === '1') await vagrantUp();
 else t.plan(0, 'vagrant up of a node: opt-in with ZONE_VAGRANT_UP=1 (see the comment above)');
 
@@ -59,7 +60,7 @@ t.teardown(async () => {
 delete process.env.NODE_OPTIONS;
 const image = await buildNodeImage();
 const boot = bootFilesBeside(image.disk);
-t.ok(boot, 'the image has its kernel and initrd beside its disk');
+if (!boot) throw new Error(`${image.disk}: no kernel and initrd beside it`);
 const box = await writeVagrantBox({ disk: image.disk, boot: { ...boot!, cmdline: bootCommandLine() } }, join(dir, 'zone-node.box'));
 const stem = `zone-node-${box.bootDigest!.slice(0, 24)}`;
 made = [`${stem}.vmlinuz`, `${stem}.initrd`].filter((f) => !existsSync(join(POOL_DIR, f)));
