@@ -19,6 +19,7 @@ import { action, CliFailure, inFile } from '../output.ts';
 import { bootCommandLine, buildNodeImage, NodeImageError } from '../node-image/build.ts';
 import { CommandError } from '../../lib/exec.ts';
 import { age } from './status.ts';
+import { registerImageBox } from './image-box.ts';
 
 /** Bytes per PATCH: well inside the node's request timeout on a slow link. */
 const PART_BYTES = 8 * 2 ** 20;
@@ -108,6 +109,7 @@ export async function pushArchive(client: NodeClient, owner: SigningKeyPair, pat
 
 export function register(program: Command): void {
   const image = program.command('image').description('images in the grid\'s image store: push one, list them; build the node image');
+  registerImageBox(image);
 
   image
     .command('build')
