@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
+import { retryingStreamNotFound } from './jetstream-retry.ts';
 
 /** How long a lost write waits for the winner's to be readable (it may still be in flight). */
 const WINNER_WAIT_MS = 2_000;
@@ -54,7 +55,8 @@ async function publishFrom({ js, kv, bucket, key }: KvKey, value: string | null,
   if (value === null) h.set('KV-Operation', 'DEL');
   h.set('Nats-Expected-Last-Subject-Sequence', String(revision));
   try {
-    const ack = await js.publish(`$KV.${bucket}.${key}`, value ?? new Uint8Array(0), { headers: h, msgID: `${key}@${revision}` });
+    // A bucket made through another server a moment ago may not take publishes here yet.
+    const ack = await retryingStreamNotFound(() => js.publish(`$KV.${bucket}.${key}`, value ?? new Uint8Array(0), { headers: h, msgID: `${key}@${revision}` }));
     if (!ack.duplicate) return ack.seq;
   } catch (err) {
     if (isConflict(err)) return 'changed';
