@@ -1,10 +1,11 @@
 // Receiving a release on a node: the bundle is streamed in, its manifest verified (and
 // the whole refused) before any file is written, its files checked against their
 // digests as they unpack into a fresh folder, which becomes releases/<version> only once
-// complete. Nothing is left behind by a refused bundle.
+// complete. Nothing is left behind by a refused bundle, nor, from its next start, by an
+// appliance killed while it unpacked one.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { unpackBundle } from './bundle.ts';
@@ -26,9 +27,25 @@ export interface InstalledRelease {
  * INVALID, TOO_LARGE) when refused. `expect` also sees the verified manifest before any
  * file is written, and throws to refuse it (a bundle fetched for a release it is not).
  */
+const INCOMING = '.incoming-';
+
+/** Removes what a killed appliance was unpacking; only an appliance receives, so at its start nothing else is. Returns how many. */
+export async function removeAbandonedIncoming(dataDir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(releasesDir(dataDir));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  const abandoned = names.filter((name) => name.startsWith(INCOMING));
+  for (const name of abandoned) await rm(join(releasesDir(dataDir), name), { recursive: true, force: true });
+  return abandoned.length;
+}
+
 export async function installRelease(source: Readable, dataDir: string, ctx: ReleaseContext, maxBytes = MAX_BUNDLE_BYTES, expect?: (release: SignedRelease) => void): Promise<InstalledRelease> {
   mkdirSync(releasesDir(dataDir), { recursive: true, mode: 0o700 });
-  const incoming = join(releasesDir(dataDir), `.incoming-${randomBytes(8).toString('hex')}`);
+  const incoming = join(releasesDir(dataDir), `${INCOMING}${randomBytes(8).toString('hex')}`);
   let signers: string[] = [];
   try {
     const release = await unpackBundle(source, incoming, (r) => {

@@ -16,7 +16,7 @@ import type { ReadyReport } from '../supervisor/gate.ts';
 import type { SupervisorLink } from '../supervisor/child.ts';
 import type { ReleaseInfo, ReleaseAccepted } from '../types.ts';
 import type { ReleaseGrid } from './grid-releases.ts';
-import { installRelease, MAX_BUNDLE_BYTES, type InstalledRelease } from './install.ts';
+import { installRelease, MAX_BUNDLE_BYTES, removeAbandonedIncoming, type InstalledRelease } from './install.ts';
 import { releaseDigest, type SignedRelease } from './manifest.ts';
 import { readReleaseState, releasesDir } from './state.ts';
 import { releaseSigners } from './verify.ts';
@@ -36,6 +36,10 @@ export class NodeRelease {
     o.events.subscribe((e) => {
       if (e.workload && STARTED.test(e.reason)) this.workloadStarts++;
     });
+    removeAbandonedIncoming(o.dataDir).then(
+      (count) => { if (count > 0) o.logger.info({ count }, 'removed releases left half-received by an earlier process'); },
+      (err: unknown) => o.logger.warn({ err }, 'could not remove releases left half-received'),
+    );
   }
 
   info(): ReleaseInfo {
