@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHMARKS = ['verify', 'reconcile', 'api', 'hostile', 'docker', 'deploy', 'volumes', 'overlay', 'zonefs', 'zonefs-meta', 'pipes', 'pipe-cpu', 'images', 'registries', 'libvirt', 'vm-pipes', 'vm-zonefs', 'vm-volumes', 'upgrade'] as const;
+const BENCHMARKS = ['verify', 'reconcile', 'api', 'hostile', 'docker', 'deploy', 'volumes', 'overlay', 'network-list', 'zonefs', 'zonefs-meta', 'pipes', 'pipe-cpu', 'images', 'registries', 'libvirt', 'vm-pipes', 'vm-zonefs', 'vm-volumes', 'upgrade'] as const;
 
 const asked = process.argv.slice(2);
 const unknown = asked.filter((name) => !(BENCHMARKS as readonly string[]).includes(name));

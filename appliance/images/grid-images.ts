@@ -7,13 +7,13 @@
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { jetstreamManager, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ZoneError } from '../../lib/errors.ts';
 import { ownerIdOf } from '../pseudokernel/nats/buckets.ts';
-import { boundStream } from '../pseudokernel/nats/owner-quota.ts';
+import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore } from '../pseudokernel/nats/grid-object-store.ts';
 import { kvKeys, retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
 import type { ImageKind } from '../../drivers/contract.ts';
 import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
@@ -22,13 +22,6 @@ import type { ImageUse, StoredImage } from './gc.ts';
 const IMAGES_BUCKET = 'zone-images';
 const USES_BUCKET = 'zone-image-uses';
 const USES_BYTES = 16 * 2 ** 20;
-/**
- * Chunks of images: the client publishes each and waits for its ack (replicated), so the
- * default 128 KiB chunks make a 100 MiB push 800 round trips; these stay under nats-server's
- * default max_payload (1 MiB) with room for the headers.
- */
-const CHUNK_BYTES = 960 * 1024;
-/** Chunks fetched ahead of the writer. */
 
 /** What an image's object says of it (its description, as JSON; images stored before VM disks have no kind: containers). */
 interface ImageMeta { owner: string; name: string; kind: ImageKind; size: number; pushedAt: string }
@@ -46,12 +39,10 @@ export class GridImages {
   static async open(nc: NatsConnection, options: { replicas: number; maxBytes: number }): Promise<GridImages> {
     const js = jetstream(nc);
     return retryingTimeouts('opening the grid\'s image store', async () => {
-      const [objects, uses, jsm] = await Promise.all([
-        new Objm(js).create(IMAGES_BUCKET, { replicas: options.replicas, storage: StorageType.File, max_bytes: options.maxBytes }),
+      const [objects, uses] = await Promise.all([
+        openGridObjectStore(nc, IMAGES_BUCKET, options),
         new Kvm(js).create(USES_BUCKET, { history: 1, replicas: options.replicas, allow_direct: false, max_bytes: USES_BYTES }),
-        jetstreamManager(nc),
       ]).catch((err: unknown) => { throw storeFull(err, 'making the grid\'s image store'); });
-      await boundStream(jsm, `OBJ_${IMAGES_BUCKET}`, options.maxBytes);
       return new GridImages(js, objects, uses);
     });
   }
@@ -89,7 +80,7 @@ export class GridImages {
   async put(owner: string, digest: string, meta: Omit<ImageMeta, 'owner'>, source: () => Readable): Promise<{ stored: boolean }> {
     if (await this.has(owner, digest)) return { stored: false };
     const description = JSON.stringify({ ...meta, owner } satisfies ImageMeta);
-    await this.objects.put({ name: objectName(owner, digest), description, options: { max_chunk_size: CHUNK_BYTES } }, Readable.toWeb(source()) as ReadableStream<Uint8Array>)
+    await this.objects.put({ name: objectName(owner, digest), description, options: { max_chunk_size: GRID_OBJECT_CHUNK_BYTES } }, Readable.toWeb(source()) as ReadableStream<Uint8Array>)
       .catch((err: unknown) => { throw storeFull(err, `storing image ${digest}`); });
     return { stored: true };
   }

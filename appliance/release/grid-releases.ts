@@ -7,13 +7,13 @@
 // they verified; a node that fetches one verifies it again as if it were uploaded
 // (install.ts), so an object changed in the store is refused all the same.
 import { Readable } from 'node:stream';
-import { jetstreamManager, jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ZoneError } from '../../lib/errors.ts';
 import { retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
 import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
-import { boundStream } from '../pseudokernel/nats/owner-quota.ts';
+import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore } from '../pseudokernel/nats/grid-object-store.ts';
 import { MAX_BUNDLE_BYTES } from './install.ts';
 import { VERSION_PATTERN } from './manifest.ts';
 
@@ -22,8 +22,6 @@ const RELEASES_BUCKET = 'zone-releases';
 const KEPT = 3;
 /** Room for KEPT bundles of the largest size a node takes, and one being written. */
 export const RELEASE_STORE_BYTES = (KEPT + 1) * MAX_BUNDLE_BYTES;
-/** Under nats-server's default max_payload (1 MiB), with room for the headers. */
-const CHUNK_BYTES = 960 * 1024;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const VERSION = new RegExp(VERSION_PATTERN);
 
@@ -35,15 +33,8 @@ export class GridReleases {
 
   /** Opens the grid's release bucket (made where missing; its first user decides the replicas). */
   static async open(nc: NatsConnection, replicas: number): Promise<GridReleases> {
-    const js = jetstream(nc);
-    return retryingTimeouts('opening the grid\'s release store', async () => {
-      const [objects, jsm] = await Promise.all([
-        new Objm(js).create(RELEASES_BUCKET, { replicas, storage: StorageType.File, max_bytes: RELEASE_STORE_BYTES }),
-        jetstreamManager(nc),
-      ]);
-      await boundStream(jsm, `OBJ_${RELEASES_BUCKET}`, RELEASE_STORE_BYTES);
-      return new GridReleases(js, objects);
-    });
+    const objects = await retryingTimeouts('opening the grid\'s release store', () => openGridObjectStore(nc, RELEASES_BUCKET, { replicas, maxBytes: RELEASE_STORE_BYTES }));
+    return new GridReleases(jetstream(nc), objects);
   }
 
   /** Every release stored, newest stored first. */
@@ -65,7 +56,7 @@ export class GridReleases {
   /** Stores the bundle `source` as release `release` (replacing a bundle of that version), then drops all but the newest few. */
   async put(release: Omit<StoredRelease, 'storedAt' | 'size'>, source: Readable, now: Date): Promise<void> {
     const description = JSON.stringify({ ...release, storedAt: now.toISOString() });
-    await this.objects.put({ name: release.version, description, options: { max_chunk_size: CHUNK_BYTES } }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
+    await this.objects.put({ name: release.version, description, options: { max_chunk_size: GRID_OBJECT_CHUNK_BYTES } }, Readable.toWeb(source) as ReadableStream<Uint8Array>);
     for (const old of (await this.list()).slice(KEPT)) await this.objects.delete(old.version);
   }
 

@@ -48,12 +48,24 @@ export interface WireguardDriverOptions {
   probeKernel?: () => Promise<unknown>;
   /** The file of the host's default socket receive buffer, raised for wireguard-go; default: /proc/sys/net/core/rmem_default. */
   receiveBufferDefault?: string;
+  /** How long `list()` may answer from its last full look at a network (see `glance`); default 60 s. */
+  observeMs?: number;
+  /** The clock of `observeMs`; default: the monotonic one. */
+  now?: () => number;
 }
 
 const UAPI_DIR = '/var/run/wireguard';
 const LIBVIRTD_PID_FILE = '/run/libvirtd.pid';
 /** Candidate WireGuard interface names tried before giving up (each taken one is a 48-bit clash). */
 const INTERFACE_ATTEMPTS = 16;
+const OBSERVE_MS = 60_000;
+
+/** A full look at a network, kept for `list()`: valid while no operation on it began or ended since (`generation`). */
+interface Look {
+  generation: number;
+  at: number;
+  observed: ObservedNetwork;
+}
 
 const uapiSocket = (iface: string) => join(UAPI_DIR, `${iface}.sock`);
 
@@ -64,6 +76,9 @@ export class WireguardDriver implements NetworkDriver {
   private implementation: Promise<WireguardImplementation> | null = null;
   /** One operation per network at a time: ensure/remove/attach of one id never interleave. */
   private readonly queues = new KeyedLock();
+  /** Per network, bumped when an operation on it begins and ends: a look that spans one is not kept. */
+  private readonly generations = new Map<string, number>();
+  private readonly looks = new Map<string, Look>();
 
   constructor(private readonly ctx: DriverContext, private readonly options: WireguardDriverOptions = {}) {
     this.state = new StateFiles(join(ctx.dataDir, 'networks'));
@@ -110,14 +125,50 @@ export class WireguardDriver implements NetworkDriver {
     });
   }
 
+  /** A full look (`ip` and `wg`), always: asked for one network, not by every pass. */
   async inspect(id: string): Promise<ObservedNetwork | null> {
     const state = await this.state.read(id);
     return state && this.describe(state);
   }
 
+  /** What the reconciler's every pass asks: answered from `glance`, so a steady node starts no process for it. */
   async list(): Promise<ObservedNetwork[]> {
-    const found = await Promise.all((await this.state.ids()).map((id) => this.inspect(id)));
+    const found = await Promise.all((await this.state.ids()).map((id) => this.glance(id)));
     return found.filter((n): n is ObservedNetwork => n !== null);
+  }
+
+  /**
+   * The network as its last full look saw it, while that look is younger than
+   * `observeMs`, no operation on the network began or ended since, and what can be
+   * checked without a child process still holds: the namespace is there and the
+   * recorded wireguard-go runs (it exits when its interface is deleted). Else a full
+   * look: `ip` and `wg` are child processes, and each spawn (a fork of this process)
+   * stalls the event loop, 20-100 ms on a loaded machine (BENCHMARKS.md, pipes), so a
+   * pass every 5 s spent 0.2-0.8 s of every pipe transfer's time on them. What only a
+   * full look sees (a kernel interface deleted, a link set down or a peer changed by
+   * hand) is seen within `observeMs`.
+   */
+  private async glance(id: string): Promise<ObservedNetwork | null> {
+    const state = await this.state.read(id);
+    if (!state) return null;
+    const generation = this.generations.get(id) ?? 0;
+    const look = this.looks.get(id);
+    const fresh = look !== undefined && look.generation === generation && this.now() - look.at < (this.options.observeMs ?? OBSERVE_MS);
+    if (fresh && look.observed.pid === state.pid && await this.stillRuns(state)) return look.observed;
+    const at = this.now();
+    const observed = await this.describe(state);
+    if ((this.generations.get(id) ?? 0) === generation) this.looks.set(id, { generation, at, observed });
+    return observed;
+  }
+
+  /** The namespace exists and the recorded wireguard-go (if any) runs: read from /var/run and /proc, no child process. */
+  private async stillRuns(state: NetworkState): Promise<boolean> {
+    if (!existsSync(namedNamespace(state.id))) return false;
+    return state.pid === null || await isWireguardGo(state.pid, state.interface);
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? performance.now();
   }
 
   remove(id: string): Promise<void> {
@@ -284,7 +335,20 @@ export class WireguardDriver implements NetworkDriver {
   }
 
   private serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
-    return this.queues.run(id, work);
+    return this.queues.run(id, async () => {
+      this.changed(id);
+      try {
+        return await work();
+      } finally {
+        this.changed(id);
+      }
+    });
+  }
+
+  /** What `list()` last saw of network `id` no longer holds. */
+  private changed(id: string): void {
+    this.generations.set(id, (this.generations.get(id) ?? 0) + 1);
+    this.looks.delete(id);
   }
 
   /** The clear private key of the network, opened only to be piped into `wg`. */

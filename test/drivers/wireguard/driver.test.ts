@@ -193,6 +193,34 @@ t.test('an interface deleted by hand comes back after ensure', async (t) => {
   t.equal((await waitFor(() => fetch(`${TAG}-client1`, '10.88.2.10'), { timeoutMs: 20_000, what: 'node 3 reachable after repair' })).trim(), 'hello-from-node3');
 });
 
+t.test('list() starts no process while its last look holds: a deleted interface is seen at once, a link set down within observeMs', async (t) => {
+  let clock = 0;
+  const n = nodes[1]!;
+  const driver = new WireguardDriver(
+    { node: n.id, dataDir: join(tmp, n.id), openSecret: (sealed, place) => openSealed(sealed, n.box.secretKey, { ...place, node: n.id }) },
+    { underlayNamespace: n.ns, observeMs: 60_000, now: () => clock },
+  );
+  const listed = async () => (await driver.list()).find((o) => o.id === specs[1]!.id)!;
+  const before = await listed();
+  t.ok(before.up, 'up at the first look');
+
+  await sh('ip', '-n', before.namespace, 'link', 'set', before.interface, 'down');
+  t.equal((await listed()).up, true, 'within observeMs list() answers from its last look: no ip, no wg');
+  clock += 60_000;
+  t.equal((await listed()).up, false, 'once observeMs has passed, a link set down by hand is seen');
+
+  const repaired = await driver.ensure(specs[1]!);
+  t.ok(repaired.up);
+  t.ok((await listed()).up, 'an ensure ends the last look: the next list() looks again');
+
+  // wireguard-go exits with its interface: seen from /proc, with the clock standing still.
+  await sh('ip', '-n', before.namespace, 'link', 'del', before.interface);
+  await waitFor(async () => !(await listed()).up, { timeoutMs: 10_000, what: 'list() to see the deleted interface' });
+  const after = await driver.ensure(specs[1]!);
+  if (after.pid) processes.set(after.pid, after.interface);
+  t.ok(after.up, 'repaired');
+});
+
 t.test('two owners with the same subnet on one node do not see each other', async (t) => {
   const local: Network = { name: 'lan', subnet: '10.99.1.0/24' };
   const mine = specOf(1, local);
