@@ -129,9 +129,9 @@ export function planNetwork(desired: DesiredNetwork, observed: DeviceState): Dev
  * its public key; null when nothing does. Only public values: the dump's private key
  * never reaches `observed`.
  */
-export function describeDrift(desired: DesiredNetwork, observed: DeviceState): string | null {
+export function describeDrift(desired: DesiredNetwork, observed: DeviceState, nowSeconds: number): string | null {
   const seen = new Map((observed.device?.peers ?? []).map((p) => [p.publicKey, p]));
-  const steps = planNetwork(desired, observed);
+  const steps = planNetwork(desired, observed).filter((s) => s.op !== 'set-peer' || !roamedOnly(s.peer, seen.get(s.peer.publicKey), nowSeconds));
   // What a new namespace or interface gets anyway is not a difference of its own.
   const implied = new Set<DeviceStep['op']>([
     ...(steps.some((s) => s.op === 'create-namespace') ? ['create-bridge', 'set-bridge-address'] as const : []),
@@ -158,6 +158,23 @@ export function describeDrift(desired: DesiredNetwork, observed: DeviceState): s
     }
   });
   return phrases.length > 0 ? phrases.join('; ') : null;
+}
+
+/**
+ * A session renewed within this many seconds (WireGuard rekeys every 120 s while packets
+ * flow) means the peer's packets authenticated from where it is now.
+ */
+const ROAMED_WITHIN_S = 180;
+
+/**
+ * WireGuard moves a peer's endpoint to where its authenticated packets come from (a peer
+ * behind NAT, or answering from another address): only the endpoint differing, with a
+ * live session, is roaming, not a change by hand. A hand-made endpoint that reaches
+ * nothing loses its session and is set back after ROAMED_WITHIN_S.
+ */
+function roamedOnly(want: DesiredPeer, seen: ObservedPeer | undefined, nowSeconds: number): boolean {
+  return seen !== undefined && seen.latestHandshake > 0 && nowSeconds - seen.latestHandshake < ROAMED_WITHIN_S
+    && sameSet(want.allowedIPs, seen.allowedIPs.map(normalizeCidr)) && want.persistentKeepalive === seen.persistentKeepalive;
 }
 
 function peerDrift(want: DesiredPeer, seen: ObservedPeer | undefined): string {

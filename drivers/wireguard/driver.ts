@@ -547,7 +547,7 @@ export class WireguardDriver implements NetworkDriver {
   private async describe(state: NetworkState): Promise<ObservedNetwork> {
     const observed = await this.observe(state);
     const applied = this.applied.get(state.id);
-    const drift = applied && describeDrift(applied, observed);
+    const drift = applied && describeDrift(applied, observed, Date.now() / 1000);
     return {
       id: state.id, node: state.node, owner: state.owner, blueprint: state.blueprint, network: state.network,
       namespace: state.id,

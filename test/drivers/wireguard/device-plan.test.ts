@@ -106,18 +106,25 @@ t.test('a network without a wireguard section is node-local and loses its interf
 
 t.test('drift names the peer by its public key and the field changed by hand; none when what runs is what was applied', async (t) => {
   const applied = desiredNetwork(network, OWN);
+  const NOW = 1_800_000_000;
   const [peerA, peerB] = converged.device!.peers as [ObservedPeer, ObservedPeer];
   const running = (peers: ObservedPeer[], routes = converged.routes): DeviceState => ({ ...converged, device: { ...converged.device!, peers }, routes });
   const extra = observedPeer(OWN, '192.168.1.4:51820', ['10.88.4.0/24']);
-  t.equal(describeDrift(applied, converged), null);
-  t.equal(describeDrift(applied, running([peerA], ['10.88.2.0/24', '10.88.3.0/24'])), `peer ${KEY_B} is missing`);
-  t.equal(describeDrift(applied, running([peerA, { ...peerB, endpoint: '192.168.1.9:51820' }])), `peer ${KEY_B}: endpoint 192.168.1.9:51820, not 192.168.1.3:51820`);
-  t.equal(describeDrift(applied, running([peerA, { ...peerB, allowedIPs: ['10.88.3.0/25'], persistentKeepalive: 0 }])),
+  t.equal(describeDrift(applied, converged, NOW), null);
+  t.equal(describeDrift(applied, running([peerA], ['10.88.2.0/24', '10.88.3.0/24']), NOW), `peer ${KEY_B} is missing`);
+  t.equal(describeDrift(applied, running([peerA, { ...peerB, endpoint: '192.168.1.9:51820' }]), NOW), `peer ${KEY_B}: endpoint 192.168.1.9:51820, not 192.168.1.3:51820`);
+  t.equal(describeDrift(applied, running([peerA, { ...peerB, allowedIPs: ['10.88.3.0/25'], persistentKeepalive: 0 }]), NOW),
     `peer ${KEY_B}: allowed IPs 10.88.3.0/25, not 10.88.3.0/24, keepalive 0, not 25`);
-  t.equal(describeDrift(applied, running([peerA, peerB, extra])), `peer ${OWN} is not declared`);
-  t.equal(describeDrift(applied, { ...converged, device: { ...converged.device!, listenPort: 51999 } }), 'listen port 51999, not 51820');
-  t.equal(describeDrift(applied, { ...converged, routes: ['10.88.2.0/24'] }), 'route 10.88.3.0/24 is missing');
-  t.equal(describeDrift(applied, { ...converged, interfaceAlive: false, device: null, routes: [] }), 'no WireGuard interface', 'not every step of a new interface');
+  t.equal(describeDrift(applied, running([peerA, peerB, extra]), NOW), `peer ${OWN} is not declared`);
+  t.equal(describeDrift(applied, { ...converged, device: { ...converged.device!, listenPort: 51999 } }, NOW), 'listen port 51999, not 51820');
+  t.equal(describeDrift(applied, { ...converged, routes: ['10.88.2.0/24'] }, NOW), 'route 10.88.3.0/24 is missing');
+  const roamed = { ...peerB, endpoint: '198.51.100.7:40123', latestHandshake: NOW - 30 };
+  t.equal(describeDrift(applied, running([peerA, roamed]), NOW), null, 'an endpoint moved with a live session is roaming, not drift');
+  t.equal(describeDrift(applied, running([peerA, { ...roamed, latestHandshake: NOW - 600 }]), NOW), `peer ${KEY_B}: endpoint 198.51.100.7:40123, not 192.168.1.3:51820`,
+    'without a session for 3 minutes it is set back');
+  t.equal(describeDrift(applied, running([peerA, { ...roamed, persistentKeepalive: 0 }]), NOW), `peer ${KEY_B}: endpoint 198.51.100.7:40123, not 192.168.1.3:51820, keepalive 0, not 25`,
+    'roaming excuses the endpoint only');
+  t.equal(describeDrift(applied, { ...converged, interfaceAlive: false, device: null, routes: [] }, NOW), 'no WireGuard interface', 'not every step of a new interface');
 });
 
 t.test('containers route the whole range through the bridge, or the peers\' subnets without one', async (t) => {
