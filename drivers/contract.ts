@@ -327,6 +327,13 @@ export interface ObservedNetwork extends NetworkIdentity {
   publicKey: string | null;
   listenPort: number | null;
   peers: ObservedPeer[];
+  /**
+   * Set when what runs differs from what the driver's last ensure of it applied (a peer,
+   * an endpoint, a route changed by hand): which field or peer, public values only. The
+   * engine ensures the network again. Absent when it agrees, or nothing was applied
+   * since the driver started.
+   */
+  drift?: string;
 }
 
 /** A container of the blueprint that names the network: its main process and its declared IP. */

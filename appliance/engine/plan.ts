@@ -49,7 +49,7 @@ export type Step =
   | { kind: 'remove'; id: string; driver: string; identity: WorkloadIdentity; reason: string }
   /** A restart is due but its backoff has not elapsed; `attempt` is the backoff exponent used. */
   | { kind: 'wait'; spec: WorkloadSpec; until: Date; attempt: number; reason: string; exitCode?: number | null }
-  /** Make (or bring in line) a blueprint's network: missing, down, or changed since the engine last ensured it. */
+  /** Make (or bring in line) a blueprint's network: missing, down, changed since the engine last ensured it, or changed by hand (drifted). */
   | { kind: 'ensure-network'; network: NetworkSpec; hash: string; reason: string }
   /** A network the driver manages that no live blueprint declares. */
   | { kind: 'remove-network'; id: string; reason: string }
@@ -87,6 +87,8 @@ export interface NetworkView {
   up: boolean;
   /** The hash of the definition the engine last ensured it with (since this start); null when not yet. */
   ensured: string | null;
+  /** What the driver saw differ from what it applied (changed by hand), when anything did. */
+  drift?: string;
 }
 
 export interface Observed {
@@ -99,7 +101,7 @@ export interface Observed {
   /**
    * The networks the network driver manages, by id; null: no network driver here, or it
    * cannot list now. One is ensured when missing, changed, not yet ensured since this
-   * start, or (with WireGuard) not up.
+   * start, drifted, or (with WireGuard) not up.
    */
   networks?: ReadonlyMap<string, NetworkView> | null;
   /** The VM links made since the network was last ensured, by linkKey. */
@@ -269,11 +271,12 @@ export function plan(desired: Desired, observed: Observed, now: Date, options: P
       const hash = hashes.get(network.id) ?? '';
       // A node-local network (no `wireguard`) has no interface to be up.
       const up = seen !== undefined && (seen.up || !network.definition.wireguard);
-      if (up && seen.ensured === hash) {
+      if (up && seen.ensured === hash && !seen.drift) {
         if (!busy.has(`network:${network.id}`)) ready.add(network.id);
         continue;
       }
-      const reason = !seen ? 'new network' : !up ? 'not up' : seen.ensured === null ? 'not ensured since the appliance started' : 'definition changed';
+      const reason = !seen ? 'new network' : !up ? 'not up' : seen.ensured === null ? 'not ensured since the appliance started'
+        : seen.ensured !== hash ? 'definition changed' : `drifted: ${seen.drift}`;
       const step: Step = { kind: 'ensure-network', network, hash, reason };
       if (idle(step)) steps.push(step);
     }

@@ -314,7 +314,7 @@ export class Reconciler {
     if (!this.o.networks) return null;
     try {
       const list = await this.o.networks.list();
-      return new Map(list.map((n) => [n.id, { owner: n.owner, blueprint: n.blueprint, up: n.up, ensured: this.ensured.get(n.id) ?? null }]));
+      return new Map(list.map((n) => [n.id, { owner: n.owner, blueprint: n.blueprint, up: n.up, ensured: this.ensured.get(n.id) ?? null, ...(n.drift ? { drift: n.drift } : {}) }]));
     } catch (err) {
       this.o.logger.warn({ error: (err as Error).message }, 'listing networks failed');
       return null;
@@ -459,6 +459,7 @@ export class Reconciler {
       this.forgetLinks(network.id);
       // Else the next pass would ensure it again at once: backed off as a failure.
       if (network.definition.wireguard && !made.up) throw new Error(`network ${network.network}: its WireGuard interface is not up after ensure`);
+      if (made.drift) throw new Error(`network ${network.network}: still differs after ensure: ${made.drift}`);
       this.ensured.set(network.id, step.hash);
     });
   }

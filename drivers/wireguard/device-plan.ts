@@ -123,6 +123,70 @@ export function planNetwork(desired: DesiredNetwork, observed: DeviceState): Dev
   return steps;
 }
 
+/**
+ * What differs between what runs and what the driver last applied (someone changed it
+ * by hand): one phrase per step the plan would take, naming the field or the peer by
+ * its public key; null when nothing does. Only public values: the dump's private key
+ * never reaches `observed`.
+ */
+export function describeDrift(desired: DesiredNetwork, observed: DeviceState, nowSeconds: number): string | null {
+  const seen = new Map((observed.device?.peers ?? []).map((p) => [p.publicKey, p]));
+  const steps = planNetwork(desired, observed).filter((s) => s.op !== 'set-peer' || !roamedOnly(s.peer, seen.get(s.peer.publicKey), nowSeconds));
+  // What a new namespace or interface gets anyway is not a difference of its own.
+  const implied = new Set<DeviceStep['op']>([
+    ...(steps.some((s) => s.op === 'create-namespace') ? ['create-bridge', 'set-bridge-address'] as const : []),
+    ...(steps.some((s) => s.op === 'create-interface') ? ['set-interface', 'set-mtu', 'set-peer', 'interface-up', 'add-route'] as const : []),
+  ]);
+  const phrases = steps.filter((s) => !implied.has(s.op)).map((step): string => {
+    switch (step.op) {
+      case 'create-namespace': return 'no network namespace';
+      case 'create-bridge': return 'no bridge';
+      case 'set-bridge-address': return `bridge address is not ${step.address}`;
+      case 'create-interface': return 'no WireGuard interface';
+      case 'delete-interface': return 'a WireGuard interface the network does not declare';
+      case 'set-interface': {
+        const device = observed.device;
+        if (device && device.listenPort !== step.listenPort) return `listen port ${device.listenPort}, not ${step.listenPort}`;
+        return `the interface's public key is ${device?.publicKey || 'unset'}, not ${desired.wireguard?.publicKey ?? 'none'}`;
+      }
+      case 'set-mtu': return `MTU ${observed.interfaceMtu ?? 'unknown'}, not ${step.mtu}`;
+      case 'set-peer': return peerDrift(step.peer, seen.get(step.peer.publicKey));
+      case 'remove-peer': return `peer ${step.publicKey} is not declared`;
+      case 'interface-up': return 'the interface is down';
+      case 'add-route': return `route ${step.cidr} is missing`;
+      case 'remove-route': return `route ${step.cidr} is not declared`;
+    }
+  });
+  return phrases.length > 0 ? phrases.join('; ') : null;
+}
+
+/**
+ * A session renewed within this many seconds (WireGuard rekeys every 120 s while packets
+ * flow) means the peer's packets authenticated from where it is now.
+ */
+const ROAMED_WITHIN_S = 180;
+
+/**
+ * WireGuard moves a peer's endpoint to where its authenticated packets come from (a peer
+ * behind NAT, or answering from another address): only the endpoint differing, with a
+ * live session, is roaming, not a change by hand. A hand-made endpoint that reaches
+ * nothing loses its session and is set back after ROAMED_WITHIN_S.
+ */
+function roamedOnly(want: DesiredPeer, seen: ObservedPeer | undefined, nowSeconds: number): boolean {
+  return seen !== undefined && seen.latestHandshake > 0 && nowSeconds - seen.latestHandshake < ROAMED_WITHIN_S
+    && sameSet(want.allowedIPs, seen.allowedIPs.map(normalizeCidr)) && want.persistentKeepalive === seen.persistentKeepalive;
+}
+
+function peerDrift(want: DesiredPeer, seen: ObservedPeer | undefined): string {
+  if (!seen) return `peer ${want.publicKey} is missing`;
+  const fields = [
+    ...(endpointDiffers(want.endpoint, seen.endpoint) ? [`endpoint ${seen.endpoint ?? 'none'}, not ${want.endpoint}`] : []),
+    ...(!sameSet(want.allowedIPs, seen.allowedIPs.map(normalizeCidr)) ? [`allowed IPs ${seen.allowedIPs.join(',') || 'none'}, not ${want.allowedIPs.join(',')}`] : []),
+    ...(want.persistentKeepalive !== seen.persistentKeepalive ? [`keepalive ${seen.persistentKeepalive}, not ${want.persistentKeepalive}`] : []),
+  ];
+  return `peer ${want.publicKey}: ${fields.join(', ')}`;
+}
+
 /** WireGuard's default MTU (the kernel's and wireguard-go's): room for an IPv6 underlay of 1500. */
 export const DEFAULT_WIREGUARD_MTU = 1420;
 /**

@@ -28,8 +28,8 @@ import {
   BRIDGE, containerInterface, containerLink, isVmBridgeOf, linkAlias, networkAlias, VM_BRIDGE_PREFIX, vmBridgeAlias, vmLinks, wireguardInterface,
 } from './names.ts';
 import {
-  containerMtu, containerRoutes, desiredNetwork, endpointAddress, parseWireguardDump, peerArgs, planNetwork, wireguardMtu,
-  type DeviceState, type DeviceStep, type WireguardDevice,
+  containerMtu, containerRoutes, describeDrift, desiredNetwork, endpointAddress, parseWireguardDump, peerArgs, planNetwork, wireguardMtu,
+  type DesiredNetwork, type DeviceState, type DeviceStep, type WireguardDevice,
 } from './device-plan.ts';
 import { StateFiles, type NetworkState } from './state.ts';
 import { detectImplementation, raiseReceiveBufferDefault, RECEIVE_BUFFER_DEFAULT, WIREGUARD_GO_RECEIVE_BUFFER } from './implementation.ts';
@@ -79,6 +79,8 @@ export class WireguardDriver implements NetworkDriver {
   /** Per network, bumped when an operation on it begins and ends: a look that spans one is not kept. */
   private readonly generations = new Map<string, number>();
   private readonly looks = new Map<string, Look>();
+  /** Per network, what its last ensure made it (public values only): a full look that sees otherwise reports drift. */
+  private readonly applied = new Map<string, DesiredNetwork>();
 
   constructor(private readonly ctx: DriverContext, private readonly options: WireguardDriverOptions = {}) {
     this.state = new StateFiles(join(ctx.dataDir, 'networks'));
@@ -121,6 +123,7 @@ export class WireguardDriver implements NetworkDriver {
       await this.state.write(state);
       const steps = planNetwork(desired, await this.observe(state));
       for (const step of steps) state = await this.execute(step, spec, state);
+      this.applied.set(spec.id, desired);
       return this.describe(state);
     });
   }
@@ -189,6 +192,7 @@ export class WireguardDriver implements NetworkDriver {
       if (bridges.length === mine.length) await this.allowBridgedVmFrames(vmNs, false);
       if (state && existsSync(namedNamespace(id))) await runCommand(['ip', 'netns', 'del', id]);
       await this.state.remove(id);
+      this.applied.delete(id);
     });
   }
 
@@ -542,6 +546,8 @@ export class WireguardDriver implements NetworkDriver {
 
   private async describe(state: NetworkState): Promise<ObservedNetwork> {
     const observed = await this.observe(state);
+    const applied = this.applied.get(state.id);
+    const drift = applied && describeDrift(applied, observed, Date.now() / 1000);
     return {
       id: state.id, node: state.node, owner: state.owner, blueprint: state.blueprint, network: state.network,
       namespace: state.id,
@@ -552,6 +558,7 @@ export class WireguardDriver implements NetworkDriver {
       publicKey: observed.device?.publicKey ?? null,
       listenPort: observed.device?.listenPort ?? null,
       peers: observed.device?.peers ?? [],
+      ...(drift ? { drift } : {}),
     };
   }
 }

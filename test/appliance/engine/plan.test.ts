@@ -243,6 +243,12 @@ const graph: GraphCase[] = [
     expect: [['ensure-network', 'mesh', 'not up'], ['ensure-network', 'b', 'definition changed'], ['ensure-network', 'c', 'not ensured since the appliance started']],
   },
   {
+    name: 'a network changed by hand (drifted) is ensured again, naming what drifted; one that agrees plans nothing',
+    desired: { networks: [meshSpec, { ...meshSpec, network: 'b', id: 'zn-b' }] },
+    observed: { networks: new Map([['zn-mesh', { ...ready, drift: 'peer KEY is missing' }], ['zn-b', ready]]) },
+    expect: [['ensure-network', 'mesh', 'drifted: peer KEY is missing']],
+  },
+  {
     name: 'a node-local network (no WireGuard, no interface to be up) is ready once ensured',
     desired: { workloads: [localVm], networks: [localSpec] }, observed: { networks: new Map([['zn-local', { ...ready, up: false, ensured: networkHash(localSpec) }]]) },
     expect: [['make-vm-bridge', 'local', 'lbox', '10.89.1.20']], held: ['lbox'],

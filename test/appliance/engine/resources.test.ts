@@ -44,6 +44,8 @@ class LoggedDriver extends FakeDriver {
 class MemoryNetworks implements NetworkDriver {
   readonly kind = 'network';
   readonly networks = new Map<string, NetworkSpec>();
+  /** What a full look would report changed by hand, by network id; an ensure repairs it. */
+  readonly drift = new Map<string, string>();
   constructor(private readonly log: string[]) {}
   async fingerprint() {
     return { kind: 'network', available: true, details: {} };
@@ -51,6 +53,7 @@ class MemoryNetworks implements NetworkDriver {
   async ensure(spec: NetworkSpec): Promise<ObservedNetwork> {
     this.log.push(`ensure network ${spec.network}`);
     this.networks.set(spec.id, spec);
+    this.drift.delete(spec.id);
     return this.observed(spec);
   }
   async inspect(id: string) {
@@ -76,6 +79,7 @@ class MemoryNetworks implements NetworkDriver {
     return {
       id: s.id, node: s.node, owner: s.owner, blueprint: s.blueprint, network: s.network, namespace: s.id, interface: 'zw-test',
       implementation: 'kernel', pid: null, up: true, publicKey: null, listenPort: null, peers: [],
+      ...(this.drift.has(s.id) ? { drift: this.drift.get(s.id)! } : {}),
     };
   }
 }
@@ -164,6 +168,26 @@ t.test('a VM on a network starts on its first try, with the link its bridge step
   await waitFor(() => h.networks.networks.size === 0, { timeoutMs: 5000, what: 'the network removed' });
   await h.engine.idle();
   t.ok(h.log.indexOf('remove network mesh') > Math.max(h.log.indexOf('remove box'), h.log.indexOf('remove web')), 'the network goes after its workloads');
+});
+
+t.test('a network the driver reports drifted is ensured again, once; its workload is not remade', async (t) => {
+  const h = harness(t);
+  h.engine.start();
+  h.apply({ name: 'app', version: 1, networks: [mesh], workloads: [{ name: 'web', kind: 'container', image: 'zone/busybox', networks: [{ name: 'mesh', ip: '10.88.1.10' }] }] });
+  await waitFor(() => h.log.includes('join web mesh 10.88.1.10'), { timeoutMs: 5000, what: 'the container joined' });
+  await h.engine.idle();
+  const ensures = () => h.log.filter((e) => e === 'ensure network mesh').length;
+  t.equal(ensures(), 1);
+
+  const [id] = [...h.networks.networks.keys()] as [string];
+  h.networks.drift.set(id, 'peer KEY is missing');
+  h.engine.wake();
+  await waitFor(() => ensures() === 2, { timeoutMs: 5000, what: 'the drifted network ensured again' });
+  await h.engine.idle();
+  h.engine.wake();
+  await h.engine.idle();
+  t.equal(ensures(), 2, 'repaired: not ensured again');
+  t.equal(h.log.filter((e) => e === 'ensure web').length, 1, 'the container was not remade');
 });
 
 t.test('a container\'s /zone is mounted before it is made and unmounted once it is gone; pipe ends run once their workloads exist and stop before they go', async (t) => {

@@ -3,7 +3,7 @@ import t from 'tap';
 import type { Network } from '../../../blueprints/schema.ts';
 import type { ObservedPeer } from '../../../drivers/contract.ts';
 import {
-  containerMtu, containerRoutes, DEFAULT_WIREGUARD_MTU, desiredNetwork, diffPeers, endpointAddress, parseWireguardDump, peerArgs, planNetwork,
+  containerMtu, containerRoutes, DEFAULT_WIREGUARD_MTU, describeDrift, desiredNetwork, diffPeers, endpointAddress, parseWireguardDump, peerArgs, planNetwork,
   wireguardMtu, type DeviceState,
 } from '../../../drivers/wireguard/device-plan.ts';
 
@@ -102,6 +102,29 @@ t.test('a wrong bridge address is replaced', async (t) => {
 t.test('a network without a wireguard section is node-local and loses its interface', async (t) => {
   const local: Network = { name: 'local', subnet: '10.77.0.0/24' };
   t.same(planNetwork(desiredNetwork(local, null), { ...converged, bridgeAddresses: ['10.77.0.1/24'] }).map((s) => s.op), ['delete-interface', 'remove-route', 'remove-route']);
+});
+
+t.test('drift names the peer by its public key and the field changed by hand; none when what runs is what was applied', async (t) => {
+  const applied = desiredNetwork(network, OWN);
+  const NOW = 1_800_000_000;
+  const [peerA, peerB] = converged.device!.peers as [ObservedPeer, ObservedPeer];
+  const running = (peers: ObservedPeer[], routes = converged.routes): DeviceState => ({ ...converged, device: { ...converged.device!, peers }, routes });
+  const extra = observedPeer(OWN, '192.168.1.4:51820', ['10.88.4.0/24']);
+  t.equal(describeDrift(applied, converged, NOW), null);
+  t.equal(describeDrift(applied, running([peerA], ['10.88.2.0/24', '10.88.3.0/24']), NOW), `peer ${KEY_B} is missing`);
+  t.equal(describeDrift(applied, running([peerA, { ...peerB, endpoint: '192.168.1.9:51820' }]), NOW), `peer ${KEY_B}: endpoint 192.168.1.9:51820, not 192.168.1.3:51820`);
+  t.equal(describeDrift(applied, running([peerA, { ...peerB, allowedIPs: ['10.88.3.0/25'], persistentKeepalive: 0 }]), NOW),
+    `peer ${KEY_B}: allowed IPs 10.88.3.0/25, not 10.88.3.0/24, keepalive 0, not 25`);
+  t.equal(describeDrift(applied, running([peerA, peerB, extra]), NOW), `peer ${OWN} is not declared`);
+  t.equal(describeDrift(applied, { ...converged, device: { ...converged.device!, listenPort: 51999 } }, NOW), 'listen port 51999, not 51820');
+  t.equal(describeDrift(applied, { ...converged, routes: ['10.88.2.0/24'] }, NOW), 'route 10.88.3.0/24 is missing');
+  const roamed = { ...peerB, endpoint: '198.51.100.7:40123', latestHandshake: NOW - 30 };
+  t.equal(describeDrift(applied, running([peerA, roamed]), NOW), null, 'an endpoint moved with a live session is roaming, not drift');
+  t.equal(describeDrift(applied, running([peerA, { ...roamed, latestHandshake: NOW - 600 }]), NOW), `peer ${KEY_B}: endpoint 198.51.100.7:40123, not 192.168.1.3:51820`,
+    'without a session for 3 minutes it is set back');
+  t.equal(describeDrift(applied, running([peerA, { ...roamed, persistentKeepalive: 0 }]), NOW), `peer ${KEY_B}: endpoint 198.51.100.7:40123, not 192.168.1.3:51820, keepalive 0, not 25`,
+    'roaming excuses the endpoint only');
+  t.equal(describeDrift(applied, { ...converged, interfaceAlive: false, device: null, routes: [] }, NOW), 'no WireGuard interface', 'not every step of a new interface');
 });
 
 t.test('containers route the whole range through the bridge, or the peers\' subnets without one', async (t) => {

@@ -221,6 +221,39 @@ t.test('list() starts no process while its last look holds: a deleted interface 
   t.ok(after.up, 'repaired');
 });
 
+t.test('a peer removed, an endpoint changed or a peer added by hand is reported at the next full look and repaired by ensure, the tunnel kept', async (t) => {
+  let clock = 0;
+  const n = nodes[0]!;
+  const driver = new WireguardDriver(
+    { node: n.id, dataDir: join(tmp, n.id), openSecret: (sealed, place) => openSealed(sealed, n.box.secretKey, { ...place, node: n.id }) },
+    { underlayNamespace: n.ns, observeMs: 1000, now: () => clock },
+  );
+  const applied = await driver.ensure(specs[0]!);
+  const listed = async () => (await driver.list()).find((o) => o.id === specs[0]!.id)!;
+  const wgSet = (...args: string[]) => sh('ip', 'netns', 'exec', applied.namespace, 'wg', 'set', applied.interface, ...args);
+  const key = (subnet: string) => applied.peers.find((p) => p.allowedIPs.includes(subnet))!.publicKey;
+  const stranger = (await run('sh', ['-c', 'wg genkey | wg pubkey'])).stdout.trim();
+  clock += 1000;
+  t.equal((await listed()).drift, undefined, 'steady: a full look finds nothing to repair');
+
+  const cases = [
+    { what: 'a peer removed', change: ['peer', key('10.88.2.0/24'), 'remove'], drift: `peer ${key('10.88.2.0/24')} is missing` },
+    { what: 'an endpoint changed', change: ['peer', key('10.88.1.0/24'), 'endpoint', '192.168.213.9:51820'], drift: `peer ${key('10.88.1.0/24')}: endpoint 192.168.213.9:51820, not 192.168.213.2:51820` },
+    { what: 'a peer added', change: ['peer', stranger, 'allowed-ips', '10.88.99.0/24'], drift: `peer ${stranger} is not declared` },
+  ];
+  for (const c of cases) {
+    await wgSet(...c.change);
+    t.equal((await listed()).drift, undefined, `${c.what}: within observeMs list() answers from its last look`);
+    clock += 1000;
+    t.equal((await listed()).drift, c.drift, `${c.what}: seen at the next full look`);
+    const repaired = await driver.ensure(specs[0]!);
+    t.equal(repaired.pid, applied.pid, `${c.what}: the same wireguard-go`);
+    t.same(repaired.peers.map((p) => [p.publicKey, p.endpoint, p.allowedIPs]).sort(), applied.peers.map((p) => [p.publicKey, p.endpoint, p.allowedIPs]).sort(), `${c.what}: the applied peers again`);
+    t.equal((await listed()).drift, undefined, `${c.what}: repaired`);
+  }
+  t.equal((await waitFor(() => fetch(`${TAG}-client1`, '10.88.2.10'), { timeoutMs: 20_000, what: 'node 3 reachable after the repairs' })).trim(), 'hello-from-node3');
+});
+
 t.test('two owners with the same subnet on one node do not see each other', async (t) => {
   const local: Network = { name: 'lan', subnet: '10.99.1.0/24' };
   const mine = specOf(1, local);
