@@ -76,14 +76,14 @@ t.test('a first crash is restarted at once, then after a backoff that doubles, a
     await waitFor(() => h.status('crashy', 'a')?.state === 'running' && h.status('crashy', 'a')?.restarts === i + 1, { timeoutMs: 5000, what: `restart ${i}` });
     delays.push(Date.now() - crashedAt);
   }
-  t.ok(delays[0]! < 100, `the first restart at once (${delays[0]} ms, under the first delay)`);
+  // The first restart waits in no backoff (its events below go straight back to running); a time bound would only measure the machine's load.
   t.ok(delays[1]! >= 100, `second after >= 100 ms (${delays[1]})`);
   t.ok(delays[2]! >= 200, `third after >= 200 ms (${delays[2]})`);
   t.ok(delays[3]! >= 400, `fourth after >= 400 ms (${delays[3]})`);
   t.equal(h.status('crashy', 'a')?.restarts, 4);
   t.ok(h.seen.some((e) => e.to === 'crashloop'), 'crashloop was entered');
   const first = h.seen.filter((e) => e.workload === 'a').slice(2, 4).map((e) => [e.from, e.to, e.reason]);
-  t.same(first, [['running', 'pending', 'restarting (exited with code 3)'], ['pending', 'running', 'restarted (exited with code 3)']], 'the immediate restart is two events that say why');
+  t.same(first, [['running', 'pending', 'restarting (exited with code 3)'], ['pending', 'running', 'restarted (exited with code 3)']], 'the immediate restart is two events that say why, with no backoff between');
   t.match(h.seen.find((e) => e.from === 'backoff' && e.to === 'running')?.reason, /restarted \(exited with code 3\)/, 'the event says why it was restarted');
 });
 
