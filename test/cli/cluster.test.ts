@@ -26,7 +26,7 @@ import { ZONE } from '../helpers/zone-cli.ts';
 const readAuthed = async (url: string) => fetch(url, { headers: { authorization: makeReadToken(readSigningKey(state!.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: new URL(url).pathname }) } });
 
 const NAME = 'ctest';                        // unique to this file: namespaces zcl-ctest-*
-const SUBNET = '10.214.7.0/24';
+const SUBNET = '10.214.7.0/24';               // unique to this file too (image-cluster 10.214.8, vm-cluster 10.214.9)
 const base = await mkdtemp(join(tmpdir(), 'zone-cluster-test-'));
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
