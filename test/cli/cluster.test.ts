@@ -21,12 +21,15 @@ import { readSigningKey } from '../../blueprints/keys.ts';
 import { opened, reachableFrom } from '../helpers/probe.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ZONE } from '../helpers/zone-cli.ts';
+import { holdExclusive } from '../helpers/exclusive.ts';
 
 /** The nodes listen beyond loopback: reads need a token of the operator's (the trust policy's signer). */
 const readAuthed = async (url: string) => fetch(url, { headers: { authorization: makeReadToken(readSigningKey(state!.operatorKey), { aud: GRID_AUDIENCE, method: 'GET', path: new URL(url).pathname }) } });
 
 const NAME = 'ctest';                        // unique to this file: namespaces zcl-ctest-*
-const SUBNET = '10.214.7.0/24';
+const SUBNET = '10.214.7.0/24';              // unique to this file too (image-cluster 10.214.8, vm-cluster 10.214.9)
+// Another run of this file (another checkout on this machine) would want the same name and subnet: it waits.
+await holdExclusive(`cluster-${NAME}`);
 const base = await mkdtemp(join(tmpdir(), 'zone-cluster-test-'));
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { removeNodeContainers } from '../../cli/cluster/grid.ts';
+import { freeLoopbackPorts } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,8 +42,10 @@ t.test('keygen, sign, apply, status, logs, events, delete against a node with th
   t.match(publicKey, /^ed25519:/);
   writeFileSync(join(dataDir, 'trust-policy.json'), JSON.stringify({ signers: [{ key: publicKey, weight: 1, label: 'operator' }], threshold: 1 }));
 
+  // Its nats-server on a free port, not the default 4222 another test file's node may hold.
+  const [natsPort] = await freeLoopbackPorts(1);
   const appliance = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'api/main.ts')], {
-    cwd: ROOT, env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: '127.0.0.1:0', ZONE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: ROOT, env: { ...process.env, ZONE_DATA_DIR: dataDir, ZONE_LISTEN: '127.0.0.1:0', ZONE_NATS_LISTEN: `127.0.0.1:${natsPort}`, ZONE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => appliance.once('exit', resolve));
   t.teardown(async () => {

@@ -17,11 +17,14 @@ import { NodeClient } from '../../cli/client.ts';
 import { buildImageArchive, removeImage } from '../helpers/image-archive.ts';
 import { buildBootDisk } from '../helpers/boot-sector.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { holdExclusive } from '../helpers/exclusive.ts';
 
 const failing = (...args: string[]) => zone(...args).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
 
 const NAME = 'itest';                        // unique to this file: namespaces zcl-itest-*
-const SUBNET = '10.214.9.0/24';
+const SUBNET = '10.214.8.0/24';              // unique to this file too: clusters of files that run at once must not overlap
+// Another run of this file (another checkout on this machine) would want the same name and subnet: it waits.
+await holdExclusive(`cluster-${NAME}`);
 // Short: a VM's console socket lives in its node's data folder, and unix socket paths end at 107 bytes.
 const base = await mkdtemp(join(tmpdir(), 'zone-icl-'));
 // qemu (its own user) walks to the VM files in the nodes' data folders.

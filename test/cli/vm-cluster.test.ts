@@ -28,6 +28,7 @@ const base = await mkdtemp(join(tmpdir(), 'zone-vm-cluster-test-'));
 await chmod(base, 0o711); // qemu, as its own user, walks down to the node's disks
 const dir = join(base, 'cluster');
 let state: ClusterState | null = null;
+t.setTimeout(20 * 60_000); // beyond tap's 600 s per file: a boot (and a reboot) under TCG beside another test file; it took 583 s here on a loaded machine
 
 t.teardown(async () => {
   if (existsSync(join(dir, 'cluster.json'))) await zone('cluster', 'down', '--name', NAME, '--dir', dir).catch(() => undefined);
