@@ -35,6 +35,8 @@ import { checkWalkable, destroyVm, makeBridge, prepareVms, removeBridge, startVm
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APPLIANCE_MAIN = join(REPO, 'api/main.ts');
+/** How long `up --vm` waits for the nodes to answer, per node booting at once. */
+const VM_START_MS_PER_NODE = 600_000;
 export const STATE_FILE = 'cluster.json';
 export const OPERATOR_KEY = 'operator.key';
 export const NODES_FILE = 'nodes.yaml';
@@ -204,8 +206,9 @@ async function upVmNodes(dir: string, layout: ClusterLayout, state: ClusterState
     record.vm = await startVmNode(layout, start, { domain: node.namespace, address: node.address, dir: record.dataDir, data });
     await saveState(dir, state);
   }
-  // Under TCG a node takes minutes to boot; all boot at once.
-  await Promise.all(state.nodes.map((n) => untilVmAnswering(n.api, n.vm!, options.startTimeoutMs ?? 600_000)));
+  // Under TCG a node takes minutes to boot; all boot at once, sharing the host's cores, so
+  // N nodes take about N times as long (3 on 2 loaded cores: node 3 missed a 600 s bound).
+  await Promise.all(state.nodes.map((n) => untilVmAnswering(n.api, n.vm!, options.startTimeoutMs ?? VM_START_MS_PER_NODE * state.nodes.length)));
 }
 
 async function buildSwitch(layout: ClusterLayout): Promise<void> {

@@ -41,6 +41,8 @@ export interface NatsServerOptions {
 
 const DEFAULT_START_TIMEOUT_MS = 20_000;
 const DEFAULT_STOP_GRACE_MS = 10_000;
+/** How long a client's first connect (dial and handshake) may take; nats.js's default is 20 s. */
+const FIRST_CONNECT_TIMEOUT_MS = 120_000;
 /** A server that ran a minute was healthy: its next crash is restarted quickly again. */
 const NATS_RESTART_BACKOFF: BackoffPolicy = { firstMs: 250, maxMs: 30_000, stableMs: 60_000, crashloopAfter: 5 };
 const LOG_TAIL_LINES = 10;
@@ -138,10 +140,12 @@ export class NatsServer {
   /**
    * A client connection to this server that reconnects forever. Without async traces: the
    * client otherwise builds an Error, stack and all, for every request and publish (a pipe's
-   * profile showed it), to decorate the rare timeout.
+   * profile showed it), to decorate the rare timeout. The first connect may take long: on a
+   * node VM under TCG the appliance's start kept its event loop busy past the client's 20 s
+   * default, the connect failed with a TimeoutError and the appliance exited (test/cli/vm-cluster.test.ts).
    */
   connect(name = `zone-${this.options.serverName}`): Promise<NatsConnection> {
-    return connect({ ...this.clientOptions(), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
+    return connect({ ...this.clientOptions(), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, timeout: FIRST_CONNECT_TIMEOUT_MS });
   }
 
   /** Where and as whom a client of this node connects (known once start() has read the key). */
