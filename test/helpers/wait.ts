@@ -9,7 +9,8 @@ export interface WaitOptions {
 
 /**
  * Calls `fn` until it returns a value other than undefined, null or false, and returns
- * that value; rejects naming `what` (and the last error `fn` threw) after `timeoutMs`.
+ * that value; rejects naming `what` after `timeoutMs`, with the error of the last try
+ * if it threw (an error from an earlier try that later ones got past would mislead).
  */
 export async function waitFor<T>(fn: () => T | Promise<T>, options: WaitOptions): Promise<Exclude<T, undefined | null | false>> {
   const deadline = Date.now() + options.timeoutMs;
@@ -18,6 +19,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, options: WaitOptions)
   for (;;) {
     try {
       const value = await fn();
+      lastError = undefined;
       if (value !== undefined && value !== null && value !== false) return value as Exclude<T, undefined | null | false>;
     } catch (err) {
       lastError = err;
