@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Accelerator } from './domain-xml.ts';
 
 export interface AcceleratorProbe {
@@ -64,7 +64,7 @@ async function readKept(cache: CacheFile): Promise<AcceleratorProbe | null> {
 }
 
 async function keep(cache: CacheFile, probe: AcceleratorProbe): Promise<void> {
-  const dir = join(cache.path, '..');
+  const dir = dirname(cache.path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = `${cache.path}.${process.pid}.tmp`;
   await writeFile(tmp, JSON.stringify({ bootId: cache.bootId, ...probe }), { mode: 0o600 });
