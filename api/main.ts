@@ -8,7 +8,8 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from './server.ts';
+import { serverTimeouts } from './body-deadline.ts';
+import { buildServer, REQUEST_TIMEOUT_MS } from './server.ts';
 import { createAppliance } from '../appliance/appliance.ts';
 import { DATA_DIR_MODE, loadNodeConfig, loadOrCreateTrustPolicy } from '../appliance/config.ts';
 import { buildDrivers, buildNetworkDriver, buildVolumeProvider } from '../appliance/drivers.ts';
@@ -95,7 +96,7 @@ async function listenAll(api: FastifyInstance, addresses: { host: string; port: 
   const urls = [await api.listen(first).catch(refused(first))];
   const extra: Server[] = [];
   for (const address of rest) {
-    const server = createServer((req, res) => api.routing(req, res));
+    const server = createServer(serverTimeouts(REQUEST_TIMEOUT_MS), (req, res) => api.routing(req, res));
     extra.push(server);
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(address.port, address.host, resolve)).catch(refused(address));
     const { port } = server.address() as { port: number };

@@ -8,6 +8,7 @@ import { DEFAULT_LIMITS, type StreamLimit } from '../appliance/config.ts';
 import type { Appliance } from '../appliance/types.ts';
 import { LIMITS } from '../blueprints/json-value.ts';
 import { consoleRoutes, isConsoleRoute } from './console.ts';
+import { registerBodyDeadlines, serverTimeouts } from './body-deadline.ts';
 import { registerErrorHandling } from './errors.ts';
 import { createMetrics, metricsRoutes } from './metrics.ts';
 import type { ParsePoolOptions } from './parsing/pool.ts';
@@ -29,7 +30,7 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Requests per client address and window (default 600 per minute); false turns it off. */
   rateLimit?: { max: number; timeWindowMs: number } | false;
-  /** Time to receive a whole request (default 30 s). */
+  /** Time to receive a request's headers, and its body (an authorised upload: the longest gap in it); default 30 s. */
   requestTimeoutMs?: number;
   /** When set, read routes need a token signed by one of these keys (see lib/tokens.ts). */
   readToken?: ReadTokenOptions;
@@ -41,6 +42,7 @@ export interface ServerOptions {
   parsing?: ParsePoolOptions;
 }
 
+export const REQUEST_TIMEOUT_MS = 30_000;
 /** Routes anyone may read, even with read protection on (and the console's files: isConsoleRoute). */
 const OPEN_ROUTES = new Set(['/healthz', '/docs', '/docs/json']);
 /** Routes that take an owner token instead (api/routes/grid.ts): the header holds one token. */
@@ -50,7 +52,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   const app = Fastify({
     ...(typeof options.logger === 'object' ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
     bodyLimit: options.bodyLimit ?? LIMITS.maxTextBytes,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    http: serverTimeouts(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS),
     // Event and log streams stay open: close them with the server.
     forceCloseConnections: true,
     // Never log request bodies or headers (a body may carry sealed values, a header a token).
@@ -58,6 +60,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   }) as unknown as FastifyInstance; // the logger option changes the generic type; callers need only the common surface
 
   registerErrorHandling(app);
+  registerBodyDeadlines(app, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {

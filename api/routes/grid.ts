@@ -162,6 +162,7 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
     app.get<{ Params: { '*': string } }>('/fs/*', readSchema, read);
 
     app.put<{ Params: { '*': string }; Body: unknown }>('/fs/*', {
+      config: { upload: true },
       schema: {
         ...fsRoute, summary: "replaces (or creates) a file of the owner's /zone/fs with the body's bytes; the directory must exist",
         response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503, 507) },
@@ -171,15 +172,9 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
       if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      try {
-        const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
-        const fs = await filesOf(who);
-        await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
-      } catch (err) {
-        // What is left of the body is not read: the connection ends with the refusal.
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+      const fs = await filesOf(who);
+      await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
       return reply.code(204).send();
     });
 

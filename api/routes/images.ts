@@ -63,19 +63,15 @@ export function imageRoutes(appliance: Appliance) {
     }, async (request) => images().status(owner(request), request.params.id));
 
     app.patch<{ Params: { id: string } }>('/uploads/:id', {
+      config: { upload: true },
       schema: {
         tags: ['grid'], summary: 'appends the body (application/octet-stream) at the upload\'s offset; 409 names the offset when it is not there',
         params: UploadParams, headers: Offset, response: { 200: Upload, ...errorResponses(400, 401, 404, 409, 413, 503) },
       },
-    }, async (request, reply) => {
+    }, async (request) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a part is bytes: send it as application/octet-stream', '/headers/content-type');
-      try {
-        return await images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body);
-      } catch (err) {
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      return images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body);
     });
 
     app.post<{ Params: { id: string } }>('/uploads/:id/commit', {

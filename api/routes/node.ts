@@ -55,6 +55,7 @@ export function nodeRoutes(appliance: Appliance) {
     app.put('/release', {
       // Checked before the body is read: without a release signer's token nothing is written.
       onRequest: releaseSigner,
+      config: { upload: true },
       schema: {
         tags: ['node'],
         summary: 'a signed release bundle (zone release build/sign; application/gzip): verified, unpacked, then the supervisor switches to it, health-gated, rolling back on failure (watch GET /v1/node and the events)',
@@ -63,13 +64,7 @@ export function nodeRoutes(appliance: Appliance) {
     }, async (request, reply) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a release bundle is bytes: send it as application/gzip', '/headers/content-type');
-      try {
-        return reply.code(202).send(await appliance.installRelease!(body));
-      } catch (err) {
-        // The rest of a refused upload is not read: the connection goes with the answer.
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      return reply.code(202).send(await appliance.installRelease!(body));
     });
   };
 }
