@@ -54,8 +54,10 @@ async function imageBuild(): Promise<{ ms: number; copyMs: number; disk: number;
 async function bareBoot(kernel: string, accelerator: 'kvm' | 'tcg'): Promise<number> {
   const root = join(work, 'initrd-root');
   await mkdir(join(root, 'bin'), { recursive: true });
+  await mkdir(join(root, 'dev'));
   await copyFile('/bin/busybox', join(root, 'bin/busybox'));
-  await writeFile(join(root, 'init'), `#!/bin/busybox sh\n/bin/busybox echo "${MARKER}" > /dev/ttyS0\n/bin/busybox poweroff -f\n`, { mode: 0o755 });
+  // An initramfs has no device nodes of its own: /dev/ttyS0 comes with devtmpfs.
+  await writeFile(join(root, 'init'), `#!/bin/busybox sh\n/bin/busybox mount -t devtmpfs dev /dev\n/bin/busybox echo "${MARKER}" > /dev/ttyS0\n/bin/busybox poweroff -f\n`, { mode: 0o755 });
   const initrd = join(work, 'bare.initrd');
   await run('sh', ['-c', 'cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"', 'sh', root, initrd]);
   const disk = join(work, 'bare.qcow2');
