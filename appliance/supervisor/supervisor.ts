@@ -120,7 +120,7 @@ export class Supervisor {
     }
   }
 
-  /** An appliance that dies outside an upgrade is started again, with a backoff. */
+  /** An appliance that dies outside an upgrade is started again, with a backoff (what it was receiving dropped). */
   private exited(run: Running, how: string): void {
     if (run !== this.running || this.upgrading || this.stopping) return;
     this.running = null;
@@ -129,7 +129,10 @@ export class Supervisor {
     const delay = restartDelayMs(this.crashes, policy);
     this.o.log(`appliance ${run.ref.version} ${how}; starting it again in ${delay} ms`);
     this.restartTimer = setTimeout(() => {
-      if (!this.stopping && !this.upgrading) this.launch(this.current());
+      if (this.stopping || this.upgrading) return;
+      // A release it had unpacked but not yet asked for goes: nothing runs that could be receiving one.
+      this.prune();
+      this.launch(this.current());
     }, delay);
   }
 
@@ -148,8 +151,10 @@ export class Supervisor {
     let pid: number;
     try {
       pid = Number(readFileSync(pidFile, 'utf8'));
-      // Only ours: a reused pid is some other process.
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('api/main.ts')) return;
+      // Only ours: a reused pid is some other process, maybe the appliance of another node on this machine.
+      const ours = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('api/main.ts')
+        && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`ZONE_DATA_DIR=${this.o.dataDir}`);
+      if (!ours) return;
     } catch {
       return;
     }

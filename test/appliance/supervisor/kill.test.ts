@@ -6,11 +6,13 @@
 // pruned); the old appliance killed while it stops, the new one during the gate. After
 // each: one appliance, the expected version serving, the store as it should be (the new
 // release's migration undone on a rollback, kept on a success; the blueprints intact),
-// no release folder, store copy or pending upgrade left behind. And a store the
-// supervisor cannot write once the gate passed: rolled back, not left with no appliance.
+// no release folder, store copy or pending upgrade left behind. And: a store the
+// supervisor cannot write once the gate passed (rolled back, not left with no appliance);
+// the appliance killed between unpacking a release and asking for it (the release
+// dropped); a stale pid file naming another node's appliance (left alone).
 // upgrade.test.ts does the same with the real appliance and dockerd for the gate's steps.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -53,7 +55,7 @@ interface StandInNode {
  * upgrade from `previous` installed. `freeze`: where its supervisor stops dead.
  */
 async function standInNode(t: Test, running: StandInBehaviour, options: { previous?: StandInBehaviour; freeze?: RegExp } = {}): Promise<StandInNode> {
-  const home = join(root, t.name.replace(/\W+/g, '-').slice(0, 40));
+  const home = mkdtempSync(join(root, 'node-'));
   const dataDir = join(home, 'node');
   mkdirSync(releasesDir(dataDir), { recursive: true });
   const factoryRef = writeStandIn(join(home, 'factory'), options.previous ? { version: '0.1.0', schema: 1 } : running);
@@ -259,4 +261,28 @@ t.test('a store the supervisor cannot write once the gate passed: rolled back wi
   await waitFor(() => n.state().lastUpgrade, { ...WAIT, what: 'the upgrade\'s outcome' });
   await settled(t, n, '1.0.0', 1, []);
   t.match(n.state(), { current: { version: '1.0.0' }, lastUpgrade: { outcome: 'rolled-back', reason: /the supervisor failed during the upgrade: database is locked/ } });
+});
+
+t.test('appliance killed once it unpacked a release, before it asked for it: started again, the release dropped', async (t) => {
+  const n = await standInNode(t, v1);
+  n.receive(v2);
+  const [pid] = n.appliancePids();
+  process.kill(pid!, 'SIGKILL');
+  await waitFor(async () => n.appliancePids().some((p) => p !== pid) && await n.serving() === '1.0.0', { ...WAIT, what: 'the appliance started again' });
+  await settled(t, n, '1.0.0', 1, []);
+  t.match(n.state(), { current: null, pending: null, lastUpgrade: null });
+});
+
+t.test('an appliance pid file naming another node\'s appliance (its pid reused): that one is left alone', async (t) => {
+  const [a, b] = await Promise.all([standInNode(t, v1), standInNode(t, v1)]);
+  const [pidA] = a.appliancePids();
+  const [pidB] = b.appliancePids();
+  await b.killSupervisor();
+  // Its appliance stops by itself once its supervisor is gone.
+  await waitFor(() => !existsSync(`/proc/${pidB}`), { ...WAIT, what: 'the orphan stopping' });
+  writeFileSync(join(releasesDir(b.dataDir), 'appliance.pid'), `${pidA}\n`);
+  b.startSupervisor();
+  await settled(t, b, '1.0.0', 1, []);
+  t.same(a.appliancePids(), [pidA], 'the other node\'s appliance still runs');
+  t.equal(await a.serving(), '1.0.0');
 });
