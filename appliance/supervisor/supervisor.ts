@@ -218,14 +218,34 @@ export class Supervisor {
     }
   }
 
-  /** Stops the new release, puts the store copy back and starts `from` again. */
+  /**
+   * Stops the new release, puts the store copy back and starts `from` again. A store copy
+   * that cannot be put back (a full disk, ...) is tried again until it can: `from` never
+   * runs on the store the new release may have migrated, and nothing is left undone.
+   */
   private async rollBack(from: ReleaseRef, to: ReleaseRef, backedUp: boolean, reason: string, started: number, steps: string[]): Promise<void> {
     await this.stopChild();
-    if (backedUp) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
+    // First: the space its files free may be what putting the store copy back needs.
+    if (to.dir !== from.dir) this.removeRelease(to);
+    if (backedUp && !await this.untilDone('put the store copy back', () => restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir)))) return;
     steps.push(backedUp ? 'store restored' : 'no store to restore');
     this.finish({ ...this.state(), current: from, pending: null }, from.version, to.version, 'rolled-back', reason, started, steps);
     this.launch(from);
-    this.removeRelease(to);
+  }
+
+  /** Runs `work` until it succeeds, with a backoff; false when the supervisor is stopped first (an upgrade then stays pending, undone at the next start). */
+  private async untilDone(what: string, work: () => void): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        work();
+        return true;
+      } catch (err) {
+        const delay = restartDelayMs(attempt, this.o.backoff ?? APPLIANCE_BACKOFF);
+        this.o.log(`could not ${what} (${(err as Error).message}); trying again in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.stopping) return false;
+      }
+    }
   }
 
   /**
@@ -260,8 +280,13 @@ export class Supervisor {
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     writeReleaseState(this.o.dataDir, { ...state, lastUpgrade: { from, to, outcome, reason, at: new Date().toISOString(), seconds } });
     if (outcome === 'rolled-back') {
-      recordNodeEvent(this.o.dataDir, 'rolled-back', `upgrade from ${from} to ${to} rolled back after ${seconds} s: ${reason}${steps.length ? ` (${steps.join('; ')})` : ''}`);
       this.o.log(`upgrade ${from} -> ${to} rolled back: ${reason}`);
+      // The state above has it: a store that cannot take the event (busy, full) must not keep the previous release from starting.
+      try {
+        recordNodeEvent(this.o.dataDir, 'rolled-back', `upgrade from ${from} to ${to} rolled back after ${seconds} s: ${reason}${steps.length ? ` (${steps.join('; ')})` : ''}`);
+      } catch (err) {
+        this.o.log(`could not record the rollback as an event: ${(err as Error).message}`);
+      }
     } else {
       this.o.log(`upgrade ${from} -> ${to} succeeded in ${seconds} s`);
     }

@@ -9,10 +9,11 @@
 // no release folder, store copy or pending upgrade left behind. And: a store the
 // supervisor cannot write once the gate passed (rolled back, not left with no appliance);
 // the appliance killed between unpacking a release and asking for it (the release
-// dropped); a stale pid file naming another node's appliance (left alone).
+// dropped); a stale pid file naming another node's appliance (left alone); a store copy
+// that cannot be put back at first (tried again).
 // upgrade.test.ts does the same with the real appliance and dockerd for the gate's steps.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -285,4 +286,23 @@ t.test('an appliance pid file naming another node\'s appliance (its pid reused):
   await settled(t, b, '1.0.0', 1, []);
   t.same(a.appliancePids(), [pidA], 'the other node\'s appliance still runs');
   t.equal(await a.serving(), '1.0.0');
+});
+
+t.test('a rollback that cannot put the store copy back at first tries again until it can: the previous release serves on the store as it was', async (t) => {
+  const n = await standInNode(t, v1);
+  n.receive(v2Unready);
+  await n.requestUpgrade('2.0.0');
+  await atPhase(n, 'starting', () => n.store().schema === 2);
+  // The copy out of reach (as on a full disk), then the new release fails.
+  const backup = join(releasesDir(n.dataDir), 'store-backup.db');
+  renameSync(backup, `${backup}.aside`);
+  mkdirSync(backup);
+  const [fresh] = n.appliancePids();
+  process.kill(fresh!, 'SIGKILL');
+  await waitFor(() => n.output().includes('could not put the store copy back'), { ...WAIT, what: 'the store copy failing to go back' });
+  t.same(n.appliancePids(), [], 'nothing runs on the store the new release migrated');
+  rmdirSync(backup);
+  renameSync(`${backup}.aside`, backup);
+  await settled(t, n, '1.0.0', 1, []);
+  t.match(n.state(), { current: { version: '1.0.0' }, lastUpgrade: { outcome: 'rolled-back', reason: /the new appliance exited \(signal SIGKILL\)/ } });
 });
