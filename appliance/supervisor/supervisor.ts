@@ -199,7 +199,7 @@ export class Supervisor {
         step(`${to.version} healthy: API answers, one full pass done, pseudokernel ${run.ready?.pseudokernel ?? '?'}, 0 workloads restarted`);
         // The event before the state: killed in between, the upgrade is rolled back and the
         // store copy (without the event) put back. After the state, nothing may fail it:
-        // a rollback then would find no store copy and leave the node without an appliance.
+        // the store copy is gone, a rollback could not put it back.
         recordNodeEvent(dataDir, 'upgraded', `upgraded from ${from.version} to ${to.version} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${steps.join('; ')}`);
         this.finish({ ...this.state(), current: to, previous: from, pending: null }, from.version, to.version, 'succeeded', steps.join('; '), started);
         this.prune();
