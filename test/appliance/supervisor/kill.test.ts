@@ -23,11 +23,14 @@ import { writeStandIn, type StandInBehaviour } from '../../helpers/stand-in-rele
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
+// Each case has its own node (data dir, port): two at once.
+t.jobs = 2;
 const root = mkdtempSync(join(tmpdir(), 'zone-supervisor-kill-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 const TREE = new URL('../../..', import.meta.url).pathname;
 const GATE_MS = 10_000;
-const WAIT = { timeoutMs: 20_000, intervalMs: 10 };
+// Generous: a machine under load starts a supervisor and an appliance in seconds, not one.
+const WAIT = { timeoutMs: 30_000, intervalMs: 10 };
 
 interface StandInNode {
   dataDir: string;
@@ -257,7 +260,7 @@ t.test('new appliance killed during the gate: rolled back, its migration undone'
 t.test('a store the supervisor cannot write once the gate passed: rolled back with the store copy, never left without an appliance', async (t) => {
   const n = await standInNode(t, v1);
   // The new release keeps the store locked longer than the supervisor waits to record its success.
-  n.receive({ ...v2, holdStoreMs: 8000 });
+  n.receive({ ...v2, holdStoreMs: 20_000 });
   await n.requestUpgrade('2.0.0');
   await waitFor(() => n.state().lastUpgrade, { ...WAIT, what: 'the upgrade\'s outcome' });
   await settled(t, n, '1.0.0', 1, []);
