@@ -28,8 +28,10 @@ export interface InstalledRelease {
  * file is written, and throws to refuse it (a bundle fetched for a release it is not).
  */
 const INCOMING = '.incoming-';
+/** The prefix of an uploaded bundle's copy kept for the grid's release store while it is received (node-release.ts). */
+export const UPLOAD_COPY = '.upload-';
 
-/** Removes what a killed appliance was unpacking; only an appliance receives, so at its start nothing else is. Returns how many. */
+/** Removes what a killed appliance was unpacking (and its copy of the bundle); only an appliance receives, so at its start nothing else is. Returns how many. */
 export async function removeAbandonedIncoming(dataDir: string): Promise<number> {
   let names: string[];
   try {
@@ -38,7 +40,7 @@ export async function removeAbandonedIncoming(dataDir: string): Promise<number> 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw err;
   }
-  const abandoned = names.filter((name) => name.startsWith(INCOMING));
+  const abandoned = names.filter((name) => name.startsWith(INCOMING) || name.startsWith(UPLOAD_COPY));
   for (const name of abandoned) await rm(join(releasesDir(dataDir), name), { recursive: true, force: true });
   return abandoned.length;
 }

@@ -16,7 +16,7 @@ import type { ReadyReport } from '../supervisor/gate.ts';
 import type { SupervisorLink } from '../supervisor/child.ts';
 import type { ReleaseInfo, ReleaseAccepted } from '../types.ts';
 import type { ReleaseGrid } from './grid-releases.ts';
-import { installRelease, MAX_BUNDLE_BYTES, removeAbandonedIncoming, type InstalledRelease } from './install.ts';
+import { installRelease, MAX_BUNDLE_BYTES, removeAbandonedIncoming, UPLOAD_COPY, type InstalledRelease } from './install.ts';
 import { releaseDigest, type SignedRelease } from './manifest.ts';
 import { readReleaseState, releasesDir } from './state.ts';
 import { releaseSigners } from './verify.ts';
@@ -68,7 +68,7 @@ export class NodeRelease {
     return this.exclusively(async () => {
       if (!grid) return this.switchTo(await this.unpack(body), 'received', false);
       await mkdir(releasesDir(this.o.dataDir), { recursive: true, mode: 0o700 });
-      const copy = join(releasesDir(this.o.dataDir), `.upload-${randomBytes(8).toString('hex')}.tar.gz`);
+      const copy = join(releasesDir(this.o.dataDir), `${UPLOAD_COPY}${randomBytes(8).toString('hex')}.tar.gz`);
       try {
         const teed = copying(body, copy);
         const installed = await this.unpack(teed.stream);

@@ -20,6 +20,11 @@ export function supervisorLink(): SupervisorLink | null {
 /** Reports `health` once it resolves and calls `stop` when the supervisor goes; nothing without a supervisor. */
 export function reportToSupervisor(health: () => Promise<Omit<ReadyReport, 'type'>>, stop: (why: string) => void): void {
   if (!process.send) return;
+  // Gone while this process started (killed at once): no disconnect event comes any more.
+  if (!process.connected) {
+    stop('supervisor gone');
+    return;
+  }
   process.once('disconnect', () => stop('supervisor gone'));
   void health().then((report) => process.send?.({ type: 'ready', ...report } satisfies ReadyReport));
 }

@@ -8,8 +8,8 @@
 // supervisor starts again. Every step is an event in the store.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
@@ -65,7 +65,12 @@ export class Supervisor {
     return this.state().current ?? this.o.factory;
   }
 
-  /** Stops an appliance a killed supervisor left, undoes an upgrade cut short (removing the release it was starting), and starts the current release. */
+  /**
+   * Stops an appliance a killed supervisor left, undoes an upgrade cut short, removes the
+   * store copy and the releases neither running nor previous (the one it was starting,
+   * those a killed supervisor did not prune or finish removing), and starts the current
+   * release.
+   */
   async start(): Promise<void> {
     await this.stopOrphan();
     const state = this.state();
@@ -74,10 +79,11 @@ export class Supervisor {
       const reason = `the supervisor stopped during the upgrade to ${to.version} (at ${phase}); rolled back to ${from.version}`;
       if (phase !== 'stopping' && existsSync(storeBackupPath(this.o.dataDir))) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
       this.finish({ ...state, current: from, pending: null }, from.version, to.version, 'rolled-back', reason, Date.parse(startedAt));
-      this.launch(from);
-      if (to.dir !== from.dir) this.removeRelease(to);
-      return;
     }
+    // One a supervisor killed as it finished an upgrade left (a copy of the node's data, kept no longer than needed).
+    rmSync(storeBackupPath(this.o.dataDir), { force: true });
+    // Before the appliance starts: nothing it receives can be taken for a release to prune.
+    this.prune();
     this.launch(this.current());
   }
 
@@ -114,7 +120,7 @@ export class Supervisor {
     }
   }
 
-  /** An appliance that dies outside an upgrade is started again, with a backoff. */
+  /** An appliance that dies outside an upgrade is started again, with a backoff (what it was receiving dropped). */
   private exited(run: Running, how: string): void {
     if (run !== this.running || this.upgrading || this.stopping) return;
     this.running = null;
@@ -123,7 +129,10 @@ export class Supervisor {
     const delay = restartDelayMs(this.crashes, policy);
     this.o.log(`appliance ${run.ref.version} ${how}; starting it again in ${delay} ms`);
     this.restartTimer = setTimeout(() => {
-      if (!this.stopping && !this.upgrading) this.launch(this.current());
+      if (this.stopping || this.upgrading) return;
+      // A release it had unpacked but not yet asked for goes: nothing runs that could be receiving one.
+      this.prune();
+      this.launch(this.current());
     }, delay);
   }
 
@@ -142,8 +151,10 @@ export class Supervisor {
     let pid: number;
     try {
       pid = Number(readFileSync(pidFile, 'utf8'));
-      // Only ours: a reused pid is some other process.
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('api/main.ts')) return;
+      // Only ours: a reused pid is some other process, maybe the appliance of another node on this machine.
+      const ours = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('api/main.ts')
+        && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`ZONE_DATA_DIR=${this.o.dataDir}`);
+      if (!ours) return;
     } catch {
       return;
     }
@@ -186,9 +197,12 @@ export class Supervisor {
       if (this.stopping) return;
       if (verdict.kind === 'pass') {
         step(`${to.version} healthy: API answers, one full pass done, pseudokernel ${run.ready?.pseudokernel ?? '?'}, 0 workloads restarted`);
-        this.finish({ ...this.state(), current: to, previous: from, pending: null }, from.version, to.version, 'succeeded', steps.join('; '), started);
+        // The event before the state: killed in between, the upgrade is rolled back and the
+        // store copy (without the event) put back. After the state, nothing may fail it:
+        // the store copy is gone, a rollback could not put it back.
         recordNodeEvent(dataDir, 'upgraded', `upgraded from ${from.version} to ${to.version} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${steps.join('; ')}`);
-        await this.prune();
+        this.finish({ ...this.state(), current: to, previous: from, pending: null }, from.version, to.version, 'succeeded', steps.join('; '), started);
+        this.prune();
         return;
       }
       step(`gate failed: ${verdict.reason}`);
@@ -204,14 +218,34 @@ export class Supervisor {
     }
   }
 
-  /** Stops the new release, puts the store copy back and starts `from` again. */
+  /**
+   * Stops the new release, puts the store copy back and starts `from` again. A store copy
+   * that cannot be put back (a full disk, ...) is tried again until it can: `from` never
+   * runs on the store the new release may have migrated, and nothing is left undone.
+   */
   private async rollBack(from: ReleaseRef, to: ReleaseRef, backedUp: boolean, reason: string, started: number, steps: string[]): Promise<void> {
     await this.stopChild();
-    if (backedUp) restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir));
+    // First: the space its files free may be what putting the store copy back needs.
+    if (to.dir !== from.dir) this.removeRelease(to);
+    if (backedUp && !await this.untilDone('put the store copy back', () => restoreStore(this.o.dataDir, storeBackupPath(this.o.dataDir)))) return;
     steps.push(backedUp ? 'store restored' : 'no store to restore');
     this.finish({ ...this.state(), current: from, pending: null }, from.version, to.version, 'rolled-back', reason, started, steps);
     this.launch(from);
-    this.removeRelease(to);
+  }
+
+  /** Runs `work` until it succeeds, with a backoff; false when the supervisor is stopped first (an upgrade then stays pending, undone at the next start). */
+  private async untilDone(what: string, work: () => void): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        work();
+        return true;
+      } catch (err) {
+        const delay = restartDelayMs(attempt, this.o.backoff ?? APPLIANCE_BACKOFF);
+        this.o.log(`could not ${what} (${(err as Error).message}); trying again in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.stopping) return false;
+      }
+    }
   }
 
   /**
@@ -246,21 +280,38 @@ export class Supervisor {
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     writeReleaseState(this.o.dataDir, { ...state, lastUpgrade: { from, to, outcome, reason, at: new Date().toISOString(), seconds } });
     if (outcome === 'rolled-back') {
-      recordNodeEvent(this.o.dataDir, 'rolled-back', `upgrade from ${from} to ${to} rolled back after ${seconds} s: ${reason}${steps.length ? ` (${steps.join('; ')})` : ''}`);
       this.o.log(`upgrade ${from} -> ${to} rolled back: ${reason}`);
+      // The state above has it: a store that cannot take the event (busy, full) must not keep the previous release from starting.
+      try {
+        recordNodeEvent(this.o.dataDir, 'rolled-back', `upgrade from ${from} to ${to} rolled back after ${seconds} s: ${reason}${steps.length ? ` (${steps.join('; ')})` : ''}`);
+      } catch (err) {
+        this.o.log(`could not record the rollback as an event: ${(err as Error).message}`);
+      }
+    } else {
+      this.o.log(`upgrade ${from} -> ${to} succeeded in ${seconds} s`);
     }
     rmSync(storeBackupPath(this.o.dataDir), { force: true });
   }
 
-  /** Keeps the running and the previous release; older ones go. */
-  private async prune(): Promise<void> {
+  /**
+   * Keeps the running and the previous release; the others go (renamed out of the way at
+   * once, unlinked in the background), as do removals a killed supervisor cut short.
+   * Never throws: a release that cannot be removed is logged, the node runs on.
+   */
+  private prune(): void {
     const { current, previous } = this.state();
     const keep = new Set([current?.dir, previous?.dir]);
-    for (const name of await readdir(releasesDir(this.o.dataDir), { withFileTypes: true })) {
-      const dir = join(releasesDir(this.o.dataDir), name.name);
-      // Folders being received (.incoming-) are the appliance's; a removal cut short (.removing-) is finished here.
-      const release = !name.name.startsWith('.') || name.name.startsWith(REMOVING);
-      if (name.isDirectory() && release && !keep.has(dir)) await rm(dir, { recursive: true, force: true });
+    const dir = releasesDir(this.o.dataDir);
+    try {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (!entry.isDirectory() || keep.has(path)) continue;
+        // Folders being received (.incoming-) are the appliance's.
+        if (entry.name.startsWith(REMOVING)) void rm(path, { recursive: true, force: true }).catch((err: unknown) => this.o.log(`could not remove ${path}: ${(err as Error).message}`));
+        else if (!entry.name.startsWith('.')) this.removeRelease({ version: entry.name, dir: path });
+      }
+    } catch (err) {
+      this.o.log(`could not prune the releases in ${dir}: ${(err as Error).message}`);
     }
   }
 }

@@ -2,6 +2,7 @@
 // own loopback ports and data dir, for upgrade tests and benchmarks; the caller stops it.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { readSigningKey } from '../../blueprints/keys.ts';
 import { readReleaseState } from '../../appliance/release/state.ts';
@@ -24,6 +25,11 @@ export interface SupervisedNode {
   appliancePids(): number[];
   /** Uploads a bundle as the operator (a read token of its key, unless `token` is false). */
   upload(bundle: string, token?: boolean): Promise<{ status: number; body: Record<string, unknown> }>;
+  /**
+   * Sends the first `bytes` of a bundle as the operator and holds the upload open there
+   * (an appliance killed while it receives); `settled` once the connection ends, however.
+   */
+  uploadPart(bundle: string, bytes: number): { settled: Promise<unknown> };
   /**
    * Waits for the supervisor to record the outcome of the upgrade to `version` begun after
    * `since` and for the API to answer on the other side; then what GET /v1/node shows.
@@ -64,16 +70,23 @@ export async function startSupervisedNode(dataDir: string, gateSeconds: number):
       return [];
     }
   });
+  const uploadToken = () => makeReadToken(readSigningKey(join(dataDir, 'operator.key')), { aud: self.nodeId, method: 'PUT', path: '/v1/node/release' });
   const self: SupervisedNode = {
     url, dataDir, nodeId: '', supervisor: launch(gateSeconds), node, healthy, appliancePids,
     restart: (gate = gateSeconds) => { self.supervisor = launch(gate); },
     async upload(bundle, token = true) {
-      const operator = readSigningKey(join(dataDir, 'operator.key'));
-      const authorization = makeReadToken(operator, { aud: self.nodeId, method: 'PUT', path: '/v1/node/release' });
       const res = await fetch(`${url}/v1/node/release`, {
-        method: 'PUT', headers: { 'content-type': 'application/gzip', ...(token ? { authorization } : {}) }, body: readFileSync(bundle),
+        method: 'PUT', headers: { 'content-type': 'application/gzip', ...(token ? { authorization: uploadToken() } : {}) }, body: readFileSync(bundle),
       });
       return { status: res.status, body: await res.json() as Record<string, unknown> };
+    },
+    uploadPart(bundle, bytes) {
+      const req = request(`${url}/v1/node/release`, { method: 'PUT', headers: { 'content-type': 'application/gzip', authorization: uploadToken() } });
+      const settled = new Promise((resolve) => {
+        req.once('response', resolve).once('error', resolve);
+      });
+      req.write(readFileSync(bundle).subarray(0, bytes));
+      return { settled };
     },
     async outcome(version, since, timeoutMs = 120_000) {
       // The supervisor's record, read from the data dir: GET /v1/node answers its first call

@@ -2,8 +2,10 @@
 // an upgrade to a bundle of this tree with a bumped version adopts them (0 restarted, the
 // same start times) and keeps the blueprints; bundles that exit at start, fail their
 // migration or never become healthy are rolled back to the running version with the
-// store as it was and the reason in events and zone node; kill -9 of the supervisor or
-// of the new appliance mid-upgrade leaves one version, healthy; unsigned, under-quorum
+// store as it was and the reason in events and zone node; kill -9 of the appliance while
+// it unpacks a release keeps nothing of it, and kill -9 of the supervisor or of the new
+// appliance mid-upgrade leaves one version, healthy (kill.test.ts reaches every step of
+// the supervisor's with stand-in releases, in seconds); unsigned, under-quorum
 // (the policy wants two release signers), tampered and older bundles are refused.
 // Lean on purpose: one node and one set of containers for every case, the bundles built
 // once, in the background, in the order the cases take them; the never-healthy case runs
@@ -11,7 +13,7 @@
 // The releases of the exit and kill -9 cases never get past their start (they exit, or
 // are killed as they are spawned): they hold their api/main.ts and the TypeScript loader
 // only, a few MiB to upload instead of the 37 of a whole release.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -158,6 +160,25 @@ t.test('a release that exits at start is rolled back: the previous version serve
 
 t.test('a release whose migration fails is rolled back: the previous version serves, the store as it was, 0 containers restarted, the reason told', async (t) => {
   await rolledBack(t, bundles.migration, '0.3.1', '0.1.0', /the new appliance exited \(exit 1\) before it was healthy/, GATE);
+});
+
+t.test('kill -9 of the appliance while it unpacks a release: started again, nothing half-installed kept, 0 containers restarted; the upload can be sent again (the next case)', async (t) => {
+  const { appliancePids, healthy, node, uploadPart } = n!;
+  const before = await startTimes();
+  const state = readReleaseState(dataDir);
+  const path = await bundles.good;
+  const [pid] = appliancePids();
+  const upload = uploadPart(path, statSync(path).size / 2);
+  // Files of the release written into the folder it is unpacked in.
+  await waitFor(() => releaseDirs().some((name) => name.startsWith('.incoming-') && readdirSync(join(dataDir, 'releases', name)).length > 0), { timeoutMs: 60_000, what: 'the release being unpacked', intervalMs: 20 });
+  process.kill(pid!, 'SIGKILL');
+  await upload.settled;
+  await waitFor(async () => appliancePids().some((p) => p !== pid) && await healthy(), { timeoutMs: 60_000, what: 'the appliance started again' });
+  await waitFor(() => releaseDirs().length === 0, { timeoutMs: 10_000, what: 'the half-unpacked release removed' });
+  t.match(await node(), { version: '0.1.0', release: { running: '0.1.0' } });
+  t.same(readReleaseState(dataDir), state, 'no upgrade started, none recorded');
+  t.equal(appliancePids().length, 1);
+  t.same(await startTimes(), before, 'no container restarted');
 });
 
 t.test(`an upgrade to the same tree with a bumped version adopts all ${CONTAINERS} containers and keeps the blueprints`, async (t) => {
