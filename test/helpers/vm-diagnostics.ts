@@ -54,12 +54,18 @@ function connectOnce(host: string, port: number): Promise<string> {
   });
 }
 
-/** What moves while the VM runs: its vCPU time, its tap's counters (TX: towards the guest). */
+/** What moves while the VM runs: its vCPU time, its tap's counters (TX: towards the guest), its NIC's rings. */
 async function counters(vm: VmUnderTest, tap: string | null): Promise<string> {
   const parts = [
     `domstats: ${(await output('virsh', [...VIRSH, 'domstats', '--state', '--vcpu', vm.domain])).split('\n').map((l) => l.trim()).filter((l) => /^(state\.|vcpu\.\d+\.(state|time))/.test(l)).join(' ')}`,
   ];
   if (tap) parts.push(`tap: ${(await output('ip', ['-s', 'link', 'show', 'dev', tap])).replace(/\s+/g, ' ')}`);
+  // QEMU's view of the NIC's rings (libvirt names the first NIC net0): indexes that stop
+  // moving while the guest has queued work show a stalled queue (0 receives, 1 sends).
+  for (const queue of [0, 1]) {
+    const status = await output('virsh', [...VIRSH, 'qemu-monitor-command', '--hmp', vm.domain, `info virtio-queue-status /machine/peripheral/net0/virtio-backend ${queue}`]);
+    parts.push(`virtio-net queue ${queue}: ${status.split('\n').map((l) => l.trim()).filter((l) => /^(inuse|used_idx|signalled_used|last_avail_idx|shadow_avail_idx):/.test(l)).map((l) => l.replace(/\s+/g, ' ')).join(', ')}`);
+  }
   return parts.join('\n');
 }
 
