@@ -86,7 +86,7 @@ async function diagnosed<T>(t: Test, body: () => Promise<T>): Promise<T> {
   }
 }
 interface NodeEvent { seq: number; at: string; blueprint: string | null; workload: string | null; from: string | null; to: string; reason: string }
-/** The node's stored events after `seq` (server-sent events, the stream ended after them), of one blueprint or all. */
+/** The node's stored events that `query` selects (server-sent events, the stream ended after them). */
 const storedEvents = async (query: string) => {
   const text = await (await authed(`/v1/events?follow=false&${query}`)).text();
   return text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as NodeEvent);
