@@ -71,9 +71,15 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
-/** The kernel command line the image boots with. */
+/**
+ * The kernel command line the image boots with. `loglevel=5`: the serial console gets the
+ * kernel's warnings and worse (a NETDEV WATCHDOG or any WARN is KERN_WARNING; an OOM kill,
+ * a hung task or an RCU stall KERN_ERR), which is how a node that stops answering is read;
+ * `quiet` keeps the boot's info lines off it. Not an input of the image's digest: libvirt
+ * (or Vagrant) hands it to the kernel at each boot.
+ */
 export function bootCommandLine(): string {
-  return 'root=/dev/vda console=ttyS0 quiet loglevel=3 panic=5';
+  return 'root=/dev/vda console=ttyS0 quiet loglevel=5 panic=5';
 }
 
 export function defaultCacheDir(): string {
