@@ -71,8 +71,8 @@ export class NodeClient {
     return (await this.json<{ volumes: VolumeStatus[] }>('GET', `/v1/volumes${owner ? `?owner=${encodeURIComponent(owner)}` : ''}`)).volumes;
   }
 
-  blueprint(name: string, owner?: string): Promise<BlueprintStatus> {
-    return this.json('GET', `/v1/blueprints/${encodeURIComponent(name)}${owner ? `?owner=${encodeURIComponent(owner)}` : ''}`);
+  blueprint(name: string, owner?: string, signal?: AbortSignal): Promise<BlueprintStatus> {
+    return this.json('GET', `/v1/blueprints/${encodeURIComponent(name)}${owner ? `?owner=${encodeURIComponent(owner)}` : ''}`, signal ? { signal } : {});
   }
 
   /** The log stream of one workload. */
@@ -273,7 +273,8 @@ function gridUrl(path: string): string {
 
 function unreachable(url: string, err: unknown): CliFailure {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return new CliFailure(`cannot reach the node at ${url} (${cause?.code ?? cause?.message ?? (err as Error).message})`, EXIT_UNREACHABLE);
+  const why = (err as Error).name === 'TimeoutError' ? 'no answer in time' : cause?.code ?? cause?.message ?? (err as Error).message;
+  return new CliFailure(`cannot reach the node at ${url} (${why})`, EXIT_UNREACHABLE);
 }
 
 /**

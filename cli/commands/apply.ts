@@ -42,9 +42,9 @@ class Progress {
 }
 
 /** The blueprint's status, or null once a tombstoned one is gone. */
-async function current(client: NodeClient, accepted: SubmitResult): Promise<BlueprintStatus | null> {
+async function current(client: NodeClient, accepted: SubmitResult, signal: AbortSignal): Promise<BlueprintStatus | null> {
   try {
-    return await client.blueprint(accepted.name, accepted.owner);
+    return await client.blueprint(accepted.name, accepted.owner, signal);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
     throw err;
@@ -61,7 +61,8 @@ export async function followApply(client: NodeClient, accepted: SubmitResult, ti
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
-      const bp = await current(client, accepted);
+      // Bounded by what is left of --timeout: a node gone mid-answer would hold a read for undici's 300 s.
+      const bp = await current(client, accepted, AbortSignal.timeout(Math.max(1000, deadline - Date.now())));
       if (bp && bp.version !== accepted.version) throw new CliFailure(`${accepted.name}: version ${bp.version} was applied meanwhile; stopped following v${accepted.version}`);
       const workloads = bp?.workloads ?? [];
       progress.show(workloads);

@@ -1,6 +1,8 @@
 // zone apply and zone delete against an in-process node (fake driver): what the
 // operator sees and the exit codes.
 import { execFile } from 'node:child_process';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,4 +83,28 @@ t.test('delete sends a signed tombstone (stored version + 1) and waits for the w
   t.same(n.driver.snapshot(), []);
   t.match(await zone(['delete', 'gone', '--key', keyFile], n.url), { code: 1, stderr: 'zone: gone: already deleted (tombstone v5)\n' });
   t.match(await zone(['delete', 'never', '--key', keyFile], n.url), { code: 1, stderr: /refused \(404 NOT_FOUND\)/ });
+});
+
+t.test('apply gives up at --timeout when the node stops answering after it accepted (a read held open is not waited out)', async (t) => {
+  // A node that takes the blueprint, then never answers again (as a VM that vanished mid-connection).
+  const held: ServerResponse[] = [];
+  const gone = createServer((req, res) => {
+    if (req.url === '/healthz') return void res.end(JSON.stringify({ ok: true, node: 'n1' }));
+    if (req.method === 'PUT') {
+      req.resume();
+      return void req.on('end', () => res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'late', owner: 'o', version: 1, deleted: false })));
+    }
+    held.push(res);
+  });
+  await new Promise<void>((resolve) => gone.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const res of held) res.destroy();
+    gone.close();
+  });
+  const { write, keyFile, base } = await setup(t);
+  const started = Date.now();
+  const r = await zone(['apply', write('late.yaml', { name: 'late', version: 1, ...base, workloads: [box('a')] }), '--key', keyFile, '--timeout', '2'], `http://127.0.0.1:${(gone.address() as AddressInfo).port}`);
+  const seconds = (Date.now() - started) / 1000;
+  t.match(r, { code: 3, stdout: /^late: v1 accepted\n/, stderr: /^zone: cannot reach the node at http:\/\/127\.0\.0\.1:\d+ \(no answer in time\)\n$/ });
+  t.ok(seconds < 60, `gave up after ${seconds.toFixed(1)} s, not undici's 300 s`);
 });
