@@ -3,9 +3,10 @@
 // own, brought up under vagrant-libvirt (TCG here) until vagrant says the node is ready,
 // which it says once the node's API answers; the node answering is the one its config
 // disk made. A grid of its own (ZONE_VAGRANT_NAME, ZONE_VAGRANT_NET) beside a user's.
-// Boots a VM: run it under `flock /tmp/zone-vm.lock`. In CI: here the file took 4 min in
-// each of two runs in a row (TCG, load 7 to 14), 3 min of it the node's boot; the box, its
-// addition and vagrant-libvirt's upload of it into the pool take seconds.
+// Boots a VM: run it under `flock /tmp/zone-vm.lock`. In CI: here three runs in a row
+// passed in 240, 227 and 396 s (TCG, load 7 to 14; the last built the image, 29 s, and
+// booted beside other helpers' tests): nearly all of it the node's boot (175 to 340 s); the
+// box, its addition and vagrant-libvirt's upload of it into the pool take seconds.
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
