@@ -3,8 +3,10 @@
 // a blueprint, wrong for a 500 MiB release or image part on a slow link, which it cut at
 // 30 s however steadily the bytes came. Here every request keeps that bound until it is
 // authorised; then a route marked `config: { upload: true }` has instead to keep its
-// bytes coming: no gap longer than the bound (its size has its own cap). Headers keep
-// Node's check (`serverTimeouts`).
+// bytes coming: no gap longer than the bound, and no longer in all than the bound plus a
+// second per `minBytesPerSecond` bytes received (any self-made key may upload to /v1/grid:
+// a byte every few seconds must not hold a connection for hours). Its size has its own cap. Headers keep Node's
+// check (`serverTimeouts`).
 import type { IncomingMessage, ServerOptions } from 'node:http';
 import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -25,7 +27,10 @@ export function serverTimeouts(ms: number): Pick<ServerOptions, 'headersTimeout'
   return { headersTimeout: ms, requestTimeout: 0, connectionsCheckingInterval: Math.min(ms, 5_000) };
 }
 
-export function registerBodyDeadlines(app: FastifyInstance, ms: number): void {
+/** The slowest an authorised upload may arrive on average: a 37 MiB release then takes 40 min at most. */
+export const UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024;
+
+export function registerBodyDeadlines(app: FastifyInstance, ms: number, minBytesPerSecond = UPLOAD_MIN_BYTES_PER_SECOND): void {
   const armed = new WeakMap<IncomingMessage, () => void>();
   app.addHook('onRequest', async (request, reply) => {
     const req = request.raw;
@@ -45,15 +50,22 @@ export function registerBodyDeadlines(app: FastifyInstance, ms: number): void {
     if (!request.routeOptions.config.upload || req.complete || !(req.socket instanceof Socket)) return;
     armed.get(req)?.();
     const socket = req.socket;
-    let seen = socket.bytesRead;
-    let since = Date.now();
+    const began = Date.now();
+    const first = socket.bytesRead;
+    let seen = first;
+    let since = began;
     // bytesRead counts what the HTTP parser consumed too, which a 'data' listener would not see.
     const watch = setInterval(() => {
       if (req.complete) return clearInterval(watch);
+      const now = Date.now();
       if (socket.bytesRead !== seen) {
         seen = socket.bytesRead;
-        since = Date.now();
-      } else if (Date.now() - since >= ms) {
+        since = now;
+      }
+      const stalled = now - since >= ms;
+      // As Apache's MinRate: each byte earns time, on top of the bound.
+      const trickling = now - began >= ms + (seen - first) / minBytesPerSecond * 1000;
+      if (stalled || trickling) {
         clearInterval(watch);
         cut(req, reply.raw.headersSent);
       }

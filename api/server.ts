@@ -32,6 +32,8 @@ export interface ServerOptions {
   rateLimit?: { max: number; timeWindowMs: number } | false;
   /** Time to receive a request's headers, and its body (an authorised upload: the longest gap in it); default 30 s. */
   requestTimeoutMs?: number;
+  /** The slowest mean rate an authorised upload may keep once past requestTimeoutMs (default UPLOAD_MIN_BYTES_PER_SECOND). */
+  uploadMinBytesPerSecond?: number;
   /** When set, read routes need a token signed by one of these keys (see lib/tokens.ts). */
   readToken?: ReadTokenOptions;
   /** Open event streams and log follows per client address and in all (default: the config's defaults). */
@@ -60,7 +62,7 @@ export async function buildServer(appliance: Appliance, options: ServerOptions =
   }) as unknown as FastifyInstance; // the logger option changes the generic type; callers need only the common surface
 
   registerErrorHandling(app);
-  registerBodyDeadlines(app, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+  registerBodyDeadlines(app, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, options.uploadMinBytesPerSecond);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {

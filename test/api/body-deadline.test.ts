@@ -1,7 +1,7 @@
 // Request bodies and the API's bound (600 ms here, 30 s in a node): a request trickled past
 // it is cut with 408, as Node cut it before; an authorised upload (a release bundle) may
-// take as long as it needs while its bytes keep coming, and is cut when they stop for the
-// bound. Raw sockets send on a schedule: the schedule is the input under test.
+// take as long as it needs while its bytes keep coming at the floor's mean rate (4 KiB/s
+// here, 16 KiB/s in a node), and is cut when they stop for the bound or fall below it. Raw sockets send on a schedule: the schedule is the input under test.
 import t from 'tap';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +31,9 @@ const stub = Object.assign(new StubAppliance(), {
     return accepted;
   },
 });
-const server = await buildServer(stub, { requestTimeoutMs: BOUND_MS });
+/** The steady upload below sends 5 KiB/s; the trickle 2 KiB/s. */
+const MIN_RATE = 4 * 1024;
+const server = await buildServer(stub, { requestTimeoutMs: BOUND_MS, uploadMinBytesPerSecond: MIN_RATE });
 await server.listen({ host: '127.0.0.1', port: 0 });
 t.teardown(() => server.close());
 const { port } = server.server.address() as AddressInfo;
@@ -87,6 +89,14 @@ t.test('an authorised upload whose bytes stop for the bound is cut, and the appl
   t.match(answer, /^HTTP\/1\.1 408 /);
   t.ok(ms < 400 + BOUND_MS + 2000, `cut after ${ms.toFixed(0)} ms`);
   t.match(received.pop(), { bytes: 4 * 1024, error: String });
+});
+
+t.test('an authorised upload that never pauses for the bound but trickles below the mean rate is cut', async (t) => {
+  // 1 KiB each 500 ms (2 KiB/s, under the 4 KiB/s floor), gaps shorter than the bound: about 10 s for all 20.
+  const { answer, ms, sent } = await trickle(releaseHead(20 * 1024), parts(20), 500);
+  t.match(answer, /^HTTP\/1\.1 408 /);
+  t.ok(sent < 20, `cut after ${ms.toFixed(0)} ms, ${sent} of 20 parts sent`);
+  t.match(received.pop(), { error: String });
 });
 
 t.test('any other request must be in within the bound: a blueprint trickled steadily is cut with 408', async (t) => {
