@@ -68,8 +68,6 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.addSchema(ErrorBody);
   app.setErrorHandler((err, request, reply) => {
     const { status, body } = errorReply(err);
-    // What is left of a refused request's body is not read (an upload can be hundreds of MiB): the connection goes with the answer.
-    if (!request.raw.complete) void reply.header('connection', 'close');
     if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ error: body.error, field: body.field }, 'request refused');
     return reply.code(status).type('application/json; charset=utf-8').send(body);

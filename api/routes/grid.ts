@@ -172,9 +172,15 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
       if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
-      const fs = await filesOf(who);
-      await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
+      try {
+        const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+        const fs = await filesOf(who);
+        await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
+      } catch (err) {
+        // What is left of the body is not read: the connection ends with the refusal.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
       return reply.code(204).send();
     });
 

@@ -68,10 +68,15 @@ export function imageRoutes(appliance: Appliance) {
         tags: ['grid'], summary: 'appends the body (application/octet-stream) at the upload\'s offset; 409 names the offset when it is not there',
         params: UploadParams, headers: Offset, response: { 200: Upload, ...errorResponses(400, 401, 404, 409, 413, 503) },
       },
-    }, async (request) => {
+    }, async (request, reply) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a part is bytes: send it as application/octet-stream', '/headers/content-type');
-      return images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body);
+      try {
+        return await images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body);
+      } catch (err) {
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
     });
 
     app.post<{ Params: { id: string } }>('/uploads/:id/commit', {

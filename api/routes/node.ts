@@ -64,7 +64,13 @@ export function nodeRoutes(appliance: Appliance) {
     }, async (request, reply) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a release bundle is bytes: send it as application/gzip', '/headers/content-type');
-      return reply.code(202).send(await appliance.installRelease!(body));
+      try {
+        return reply.code(202).send(await appliance.installRelease!(body));
+      } catch (err) {
+        // The rest of a refused upload is not read: the connection goes with the answer.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
     });
   };
 }

@@ -106,12 +106,13 @@ t.test('any other request must be in within the bound: a blueprint trickled stea
   t.ok(sent < 20, `cut after ${ms.toFixed(0)} ms, ${sent} of 20 parts sent`);
 });
 
-t.test('an upload without a release signer\'s token is refused before its body and gets no longer bound', async (t) => {
+t.test('an upload without a release signer\'s token is refused before its body, whose rest keeps the plain bound', async (t) => {
+  // Refused at once; the body that keeps coming is read off (so that the client gets its 401) only within the bound.
   const head = ['PUT /v1/node/release HTTP/1.1', 'host: node', 'content-type: application/gzip', `content-length: ${16 * 1024}`, '', ''].join('\r\n');
   const before = received.length;
-  const { answer } = await trickle(head, parts(16), 200);
+  const { answer, ms, sent } = await trickle(head, parts(16), 200);
   t.match(answer, /^HTTP\/1\.1 401 /);
-  t.match(answer, /connection: close/i);
+  t.ok(sent < 16, `the connection cut after ${ms.toFixed(0)} ms, ${sent} of 16 parts sent`);
   t.equal(received.length, before, 'the appliance never saw it');
 });
 
