@@ -19,6 +19,7 @@ import { feedStep, PIPE_CHUNK_BYTES, PIPE_HEADERS, pipeMessageId, pipeMessageOf,
 import { gathered } from '../pipes/producer.ts';
 import { PublishWindow, type OutgoingMessage } from '../pipes/window.ts';
 import { retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { placedOrderedConsumer } from '../nats/placed-consumer.ts';
 import { goneSubject, sessionStream, sessionSubject } from './protocol.ts';
 
 const openFd = promisify(openCb);
@@ -202,7 +203,7 @@ export async function runSink(ctx: SessionContext, pipe: PipeIdentity, messages:
 export function sessionMessages(ctx: SessionContext, pipe: PipeIdentity): Promise<ConsumerMessages> {
   // The source made the stream, maybe through another server.
   return retryingStreamNotFound(async () => {
-    const consumer = await retryingTimeouts(`the consumer of FIFO session ${pipe.id}`, () => ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.All }));
+    const consumer = await retryingTimeouts(`the consumer of FIFO session ${pipe.id}`, () => placedOrderedConsumer(ctx.js, pipe.stream, { deliver_policy: DeliverPolicy.All }));
     return consumer.consume({ max_messages: PREFETCH_MESSAGES });
   });
 }

@@ -5,6 +5,7 @@
 // fetches its chunks one by one with direct gets.
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { FsError, type FileVersion } from '../interfaces.ts';
+import { placedOrderedConsumer } from '../nats/placed-consumer.ts';
 
 export interface ChunkIndex {
   /** The stream holding the chunks, and the chunks' subject in it. */
@@ -147,7 +148,7 @@ export class ChunkedVersion implements FileVersion {
   private startSequence(i: number, previous: Sequence | null): Sequence {
     if (previous) endSequence(previous);
     const opened = (async () => {
-      const consumer = await this.js.consumers.get(this.index.stream, {
+      const consumer = await placedOrderedConsumer(this.js, this.index.stream, {
         filter_subjects: this.index.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.index.seqs[i]!,
       });
       const messages = await consumer.consume({ max_messages: READ_AHEAD });
@@ -156,9 +157,14 @@ export class ChunkedVersion implements FileVersion {
     return { next: i, opened, taken: opened.catch(() => undefined) };
   }
 
-  /** Chunk `i` by a direct get (the object store's streams allow them): answered by the stream's server, not the JetStream API. */
+  /**
+   * Chunk `i` by a direct get (the object store's streams allow them): answered by any server
+   * of the stream, not the JetStream API; one catching up may not have it yet, so a miss is
+   * asked of the stream's leader.
+   */
   private async fetch(i: number): Promise<Uint8Array> {
-    const message = await this.jsm.direct.getMessage(this.index.stream, { seq: this.index.seqs[i]! });
+    const seq = this.index.seqs[i]!;
+    const message = (await this.jsm.direct.getMessage(this.index.stream, { seq })) ?? (await this.jsm.streams.getMessage(this.index.stream, { seq }));
     if (!message) throw this.damaged(i, 'is missing');
     return message.data;
   }

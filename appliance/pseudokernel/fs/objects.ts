@@ -14,6 +14,7 @@ import { FsError, type FileVersion } from '../interfaces.ts';
 import { ChunkedVersion, type ChunkIndex } from './file-version.ts';
 import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
 import { objectChunks, paddedBase64Url, putObject } from '../nats/object-chunks.ts';
+import { placedOrderedConsumer } from '../nats/placed-consumer.ts';
 
 export interface GridObjectsParts {
   js: JetStreamClient;
@@ -106,7 +107,7 @@ export class GridObjects {
     const subject = `$O.${this.parts.filesBucket}.C.${info.nuid}`;
     const index: ChunkIndex = { stream, subject, seqs: [], offsets: [], size: info.size };
     if (info.chunks === 0) return index;
-    const consumer = await this.parts.js.consumers.get(stream, { filter_subjects: subject, headers_only: true });
+    const consumer = await placedOrderedConsumer(this.parts.js, stream, { filter_subjects: subject, headers_only: true });
     const messages = await consumer.consume({ max_messages: 1000 });
     let offset = 0;
     try {

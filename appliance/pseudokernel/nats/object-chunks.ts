@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { ObjectInfo } from '@nats-io/obj';
+import { placedOrderedConsumer } from './placed-consumer.ts';
 
 const READ_AHEAD_CHUNKS = 8;
 
@@ -97,7 +98,7 @@ export function paddedBase64Url(value: string | Buffer): string {
 export async function* objectChunks(js: JetStreamClient, bucket: string, info: ObjectInfo, damaged: (size: number) => Error): AsyncGenerator<Uint8Array> {
   if (info.chunks === 0) return;
   // One filter subject as a string: a list needs nats-server 2.10.
-  const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.C.${info.nuid}` });
+  const consumer = await placedOrderedConsumer(js, `OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.C.${info.nuid}` });
   const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
   const hash = createHash('sha256');
   let chunks = 0;

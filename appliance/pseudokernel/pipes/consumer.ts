@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+import { placedOrderedConsumer } from '../nats/placed-consumer.ts';
 import { feedStep, pipeMessageOf, type FeedState } from './ends.ts';
 import { readPosition, writePosition, type PipePosition } from './stream.ts';
 import { endOf, type PipeEndContext } from './workload.ts';
@@ -86,7 +87,7 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
  */
 async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
   const { pipe, signal } = ctx;
-  const consumer = await ctx.js.consumers.get(pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
+  const consumer = await placedOrderedConsumer(ctx.js, pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
   const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
   const stop = () => void messages.stop();
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices

@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import t from 'tap';
 import { createLogger } from '../../../appliance/logger.ts';
 import { NatsGridFs } from '../../../appliance/pseudokernel/fs/grid-fs.ts';
 import { NatsServer } from '../../../appliance/pseudokernel/nats/nats-server.ts';
+import { placedOrderedConsumer } from '../../../appliance/pseudokernel/nats/placed-consumer.ts';
 import { NatsProcTable } from '../../../appliance/pseudokernel/proc/table.ts';
 import { startLoopbackCluster } from '../../helpers/nats-grid.ts';
 import { waitFor } from '../../helpers/wait.ts';
@@ -61,6 +62,21 @@ t.test('process rows published on two nodes are listed on the third', async (t) 
   t.same((await table2!.list()).map((row) => `${row.node}/${row.workload}/${row.state}`), ['n0/camera/running', 'n1/detector/backoff']);
   await table1!.remove('n1', 'video', 'detector');
   t.same((await table2!.list()).map((row) => row.workload), ['camera']);
+});
+
+t.test('a consumer of a replicated stream is placed on the stream\'s leader, wherever its connection is', async (t) => {
+  const fs0 = await NatsGridFs.open(connections[0]!, { owner: OWNER, replicas: REPLICAS, logger });
+  const stream = `OBJ_${fs0.buckets.files}`;
+  const leader = (await (await jetstreamManager(connections[0]!)).streams.info(stream)).cluster?.leader;
+  t.ok(leader, 'the stream has a leader');
+  // The server places each at random among the stream's three: 12 on the leader by chance is one in half a million.
+  const placed = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+    const consumer = await placedOrderedConsumer(jetstream(connections[i % SERVERS]!), stream, { filter_subjects: '$O.>' });
+    const server = (await consumer.info(true)).cluster?.leader;
+    await consumer.delete();
+    return server;
+  }));
+  t.same(new Set(placed), new Set([leader]));
 });
 
 t.test('with one server killed, the others still write; restarted, it serves what was written meanwhile', async (t) => {
