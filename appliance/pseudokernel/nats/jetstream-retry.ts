@@ -5,7 +5,7 @@
 // assignment reaches it: its stream API answers "stream not found", and a publish to the
 // stream's subjects finds no responders (nothing stored): both asked again too.
 import { setTimeout as delay } from 'node:timers/promises';
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { RequestError, TimeoutError } from '@nats-io/transport-node';
 
@@ -39,17 +39,39 @@ export async function retryingStreamNotFound<T>(request: () => Promise<T>): Prom
   }
 }
 
+/** Requests in flight at once when a listing looks at each key's last message. */
+const LISTING_GETS = 64;
+
 /**
- * The keys of `kv` matching `filter` (all without one), each once, listed again after a
- * timeout; `what` names the listing. A key written while the listing runs can come twice
- * (the listing is a consumer over the stream, and the write is a newer message of it).
+ * The keys of `kv` matching `filter` (all without one) that hold a value, each once, as the
+ * stream's leader has them: the subjects it holds messages on (one request), then each
+ * subject's last message, a value or a delete or purge marker (requests to the leader too).
+ * Not the client's keys(): that is a consumer, which may sit on a follower that lags or is
+ * catching up (see placed-consumer.ts) and list what was removed or miss what was written.
+ * Listed again after a timeout; `what` names the listing.
  */
-export function kvKeys(what: string, kv: KV, filter?: string): Promise<string[]> {
+export function kvKeys(what: string, kv: KV, filter = '>'): Promise<string[]> {
+  const { jsm, stream, prefix } = bucketOf(kv);
   return retryingTimeouts(what, async () => {
-    const keys = new Set<string>();
-    for await (const key of await kv.keys(filter)) keys.add(key);
-    return [...keys];
+    const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}.${filter}` });
+    const subjects = Object.keys(info.state.subjects ?? {});
+    const keys: string[] = [];
+    for (let from = 0; from < subjects.length; from += LISTING_GETS) {
+      const last = await Promise.all(subjects.slice(from, from + LISTING_GETS).map((subject) => jsm.streams.getMessage(stream, { last_by_subj: subject })));
+      for (const message of last) {
+        const operation = message?.header?.get('KV-Operation');
+        if (message && operation !== 'DEL' && operation !== 'PURGE') keys.push(message.subject.slice(prefix.length + 1));
+      }
+    }
+    return keys;
   });
+}
+
+/** The bucket behind a KV handle of @nats-io/kv (its Bucket keeps them public, its KV type does not name them). */
+function bucketOf(kv: KV): { jsm: JetStreamManager; stream: string; prefix: string } {
+  const bucket = kv as Partial<{ jsm: JetStreamManager; stream: string; prefix: string }>;
+  if (!bucket.jsm || !bucket.stream || !bucket.prefix) throw new Error('a KV handle of @nats-io/kv was expected');
+  return { jsm: bucket.jsm, stream: bucket.stream, prefix: bucket.prefix };
 }
 
 /** A JetStream publish no stream took (the client calls it "jetstream is not enabled"). */

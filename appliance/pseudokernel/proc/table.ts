@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { ProcEntry, ProcTable } from '../interfaces.ts';
 import { bucketsOf, checkReplicas, tokenOf } from '../nats/buckets.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA } from '../nats/owner-quota.ts';
-import { kvKeys, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { kvKeys, retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
 
 export interface NatsProcTableOptions {
   /** `ed25519:BASE64`: every owner has a table of its own. */
@@ -51,11 +51,12 @@ export class NatsProcTable implements ProcTable {
     const bucket = bucketsOf(options.owner).procs;
     // Gets from the stream leader: a row is read as last published.
     const maxBytes = options.maxBytes ?? DEFAULT_OWNER_QUOTA.ownerKvBytes;
-    const kv = await retryingTimeouts(`opening the process table of ${options.owner}`, async () => {
+    // Made by several nodes at once, a bucket's stream can be unknown for a moment to the server making it second.
+    const kv = await retryingTimeouts(`opening the process table of ${options.owner}`, () => retryingStreamNotFound(async () => {
       const opened = await new Kvm(nc).create(bucket, { history: 1, replicas: options.replicas, allow_direct: false, max_bytes: maxBytes });
       await boundStream(await jetstreamManager(nc), `KV_${bucket}`, maxBytes);
       return opened;
-    });
+    }));
     return new NatsProcTable(bucket, kv, options.logger);
   }
 
@@ -63,12 +64,13 @@ export class NatsProcTable implements ProcTable {
 
   /** Sets the workload's row (a node publishes its own workloads). */
   async publish(entry: ProcEntry): Promise<void> {
-    await this.kv.put(keyOf(entry.node, entry.blueprint, entry.workload), JSON.stringify(rowOf(entry)));
+    // The table may have been made through another server a moment ago (no stream here yet).
+    await retryingStreamNotFound(() => this.kv.put(keyOf(entry.node, entry.blueprint, entry.workload), JSON.stringify(rowOf(entry))));
   }
 
   /** Drops the workload's row (it was removed from the node). */
   async remove(node: string, blueprint: string, workload: string): Promise<void> {
-    await this.kv.delete(keyOf(node, blueprint, workload));
+    await retryingStreamNotFound(() => this.kv.delete(keyOf(node, blueprint, workload)));
   }
 
   /** Every node's rows, by node, blueprint and workload. */
