@@ -101,7 +101,8 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
     this.limits = o.limits ?? DEFAULT_LIMITS;
     this.server = new NatsServer({
       dataDir: join(o.dataDir, 'nats'), serverName: o.node, host: o.nats.host, port: o.nats.port, logger: o.logger,
-      ...(o.nats.cluster ? { cluster: o.nats.cluster } : {}),
+      // A node of a cluster runs its pseudokernel before its peers are back: JetStream follows.
+      ...(o.nats.cluster ? { cluster: o.nats.cluster, quorumMayFollow: true } : {}),
       maxFileStoreBytes: this.limits.jetstreamFileBytes,
       maxMemoryStoreBytes: this.limits.jetstreamMemoryBytes,
       ...(o.binary ? { binary: o.binary } : {}),

@@ -62,7 +62,7 @@ export class FifoRelay {
   constructor(private readonly o: FifoRelayOptions) {}
 
   async start(): Promise<void> {
-    this.ctx = { nc: this.o.nc, js: jetstream(this.o.nc), jsm: await jetstreamManager(this.o.nc), logger: this.o.logger, signal: this.stopping.signal };
+    this.ctx = { nc: this.o.nc, js: jetstream(this.o.nc), jsm: await jetstreamManager(this.o.nc, { checkAPI: false }), logger: this.o.logger, signal: this.stopping.signal };
     this.waiters = watchFifoWaiters(this.o.waitersCommand, this.o.logger, (report) => this.onReport(report));
     this.timer = setInterval(() => { for (const place of this.places.values()) this.announce(place); }, ANNOUNCE_EVERY_MS);
   }

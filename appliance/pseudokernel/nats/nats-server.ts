@@ -34,6 +34,13 @@ export interface NatsServerOptions {
   binary?: string;
   /** How long start() waits for JetStream to answer (a cluster also waits for its peers). */
   startTimeoutMs?: number;
+  /**
+   * In a cluster: a start whose server takes clients but whose JetStream has not answered
+   * within startTimeoutMs succeeds (logged), as JetStream answers once enough peers are up
+   * (a site powering up one node at a time, half a cluster upgrading). Without it, such a
+   * start fails: what a server that must join a cluster (a test, a check) wants to know.
+   */
+  quorumMayFollow?: boolean;
   /** How long stop() waits after SIGTERM before SIGKILL. */
   stopGraceMs?: number;
   restartBackoff?: BackoffPolicy;
@@ -205,6 +212,7 @@ export class NatsServer {
     const exit: { how: string | null } = { how: null };
     void this.exited.then((how) => (exit.how = how));
     let last = 'none';
+    let tookClients = false;
     const answered = await pollUntil(async () => {
       if (exit.how) return true;
       const nc = await connect({ ...this.clientOptions(), reconnect: false, timeout: 1000 }).catch((err: Error) => {
@@ -212,6 +220,7 @@ export class NatsServer {
         return null;
       });
       if (!nc) return false;
+      tookClients = true;
       try {
         await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
         return true;
@@ -223,7 +232,13 @@ export class NatsServer {
       }
     }, timeoutMs, 100);
     if (exit.how) throw this.startError(`exited during start (${exit.how})`);
-    if (!answered) throw this.startError(`did not answer with JetStream within ${timeoutMs} ms (last error: ${last})`);
+    if (answered) return;
+    if (this.options.quorumMayFollow && this.options.cluster && tookClients) {
+      this.options.logger.warn({ server: this.options.serverName, routes: this.options.cluster.routes, lastError: last },
+        `nats-server takes clients but JetStream did not answer within ${timeoutMs} ms: no quorum of the cluster yet; it answers once enough peers are up`);
+      return;
+    }
+    throw this.startError(`did not answer with JetStream within ${timeoutMs} ms (last error: ${last})`);
   }
 
   private startError(what: string): Error {

@@ -4,12 +4,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nkeys } from '@nats-io/transport-node';
 import t from 'tap';
 import { createLogger } from '../../../../appliance/logger.ts';
 import { natsServerConfig } from '../../../../appliance/pseudokernel/nats/server-config.ts';
 import { NatsServer, type NatsServerOptions } from '../../../../appliance/pseudokernel/nats/nats-server.ts';
+import { loopbackGrid } from '../../../helpers/nats-grid.ts';
 import { freeLoopbackPorts } from '../../../helpers/ports.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 
@@ -138,4 +140,28 @@ t.test('a server left running by a previous appliance process is replaced', asyn
   t.not(server.pid, orphan.pid);
   t.ok(logs.some((line) => line.msg === 'a nats-server left by a previous appliance process is running; stopping it' && line.pid === orphan.pid));
   await server.stop();
+});
+
+t.test('in a cluster, quorumMayFollow: a server started before its peers takes clients, and its JetStream answers once they are up', async (t) => {
+  const grid = await loopbackGrid(mkdtempSync(join(dir, 'grid-')));
+  const clusterPorts = await freeLoopbackPorts(3);
+  const member = async (name: string, i: number, options: Partial<NatsServerOptions>) => supervised(name, {
+    cluster: { name: 'quorum', host: '127.0.0.1', port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), ...(await grid.routeFiles(name)) },
+    ...options,
+  });
+  const strict = await member('q0', 0, { startTimeoutMs: 2000 });
+  await t.rejects(strict.start(), /did not answer with JetStream within 2000 ms/, 'without it, a start alone fails');
+  t.equal(strict.pid, null, 'and leaves no server');
+
+  const first = await member('q0', 0, { startTimeoutMs: 2000, quorumMayFollow: true });
+  await first.start();
+  t.ok(first.pid, 'with it, the server runs alone');
+  t.ok(logs.some((line) => line.level === 40 && /no quorum of the cluster yet/.test(String(line.msg)) && line.server === 'q0'), 'and says why JetStream does not answer yet');
+  const nc = await first.connect();
+  t.teardown(() => nc.close());
+  await t.rejects((async () => (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo())(), 'no JetStream without a quorum');
+  const peers = [await member('q1', 1, { startTimeoutMs: 30_000 }), await member('q2', 2, { startTimeoutMs: 30_000 })];
+  await Promise.all(peers.map((peer) => peer.start()));
+  const account = await waitFor(async () => (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo(), { timeoutMs: 30_000, what: 'JetStream through the first server\'s connection' });
+  t.ok(account, 'its JetStream answers through the connection made before the quorum');
 });
