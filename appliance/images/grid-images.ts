@@ -9,11 +9,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
+import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ZoneError } from '../../lib/errors.ts';
 import { ownerIdOf } from '../pseudokernel/nats/buckets.ts';
-import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore } from '../pseudokernel/nats/grid-object-store.ts';
+import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore, storedObjects, type StoredObject } from '../pseudokernel/nats/grid-object-store.ts';
 import { kvKeys, retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
 import type { ImageKind } from '../../drivers/contract.ts';
 import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
@@ -50,7 +50,7 @@ export class GridImages {
   /** `owner`'s images (every owner's: none given), with the nodes that use them. */
   async list(owner?: string): Promise<ImageRow[]> {
     const prefix = owner === undefined ? '' : `${ownerIdOf(owner)}.`;
-    const infos = (await this.objects.list()).filter((info) => !info.deleted && info.name.startsWith(prefix));
+    const infos = (await storedObjects('listing the grid\'s images', this.objects)).filter((info) => info.name.startsWith(prefix));
     const uses = await this.uses();
     return infos.flatMap((info) => {
       const meta = metaOf(info);
@@ -115,8 +115,8 @@ export class GridImages {
 
   /** Every stored image, as the collector sees it. */
   async stored(): Promise<StoredImage[]> {
-    return (await this.objects.list()).flatMap((info) => {
-      const meta = !info.deleted && metaOf(info);
+    return (await storedObjects('listing the grid\'s images', this.objects)).flatMap((info) => {
+      const meta = metaOf(info);
       return meta ? [{ object: info.name, pushedAtMs: Date.parse(meta.pushedAt) }] : [];
     });
   }
@@ -140,7 +140,7 @@ export function objectName(owner: string, digest: string): string {
   return `${ownerIdOf(owner)}.${digest.replace(/^sha256:/, '')}`;
 }
 
-function metaOf(info: ObjectInfo): ImageMeta | null {
+function metaOf(info: StoredObject): ImageMeta | null {
   try {
     const meta = JSON.parse(info.description ?? '') as Omit<ImageMeta, 'kind'> & { kind?: unknown };
     if (typeof meta.owner !== 'string' || typeof meta.pushedAt !== 'string') return null;

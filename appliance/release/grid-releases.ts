@@ -8,12 +8,12 @@
 // (install.ts), so an object changed in the store is refused all the same.
 import { Readable } from 'node:stream';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
+import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ZoneError } from '../../lib/errors.ts';
 import { retryingTimeouts } from '../pseudokernel/nats/jetstream-retry.ts';
 import { objectChunks } from '../pseudokernel/nats/object-chunks.ts';
-import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore } from '../pseudokernel/nats/grid-object-store.ts';
+import { GRID_OBJECT_CHUNK_BYTES, openGridObjectStore, storedObjects, type StoredObject } from '../pseudokernel/nats/grid-object-store.ts';
 import { MAX_BUNDLE_BYTES } from './install.ts';
 import { VERSION_PATTERN } from './manifest.ts';
 
@@ -39,7 +39,7 @@ export class GridReleases {
 
   /** Every release stored, newest stored first. */
   async list(): Promise<StoredRelease[]> {
-    const infos = (await this.objects.list()).filter((info) => !info.deleted);
+    const infos = await storedObjects('listing the grid\'s releases', this.objects);
     return infos.flatMap((info) => describedBy(info) ?? []).sort((a, b) => b.storedAt.localeCompare(a.storedAt));
   }
 
@@ -69,7 +69,7 @@ export class GridReleases {
 }
 
 /** An object's description as a StoredRelease; null for one that is not (nothing of ours). */
-function describedBy(info: ObjectInfo): StoredRelease | null {
+function describedBy(info: StoredObject): StoredRelease | null {
   try {
     const d = JSON.parse(info.description ?? '') as Partial<StoredRelease>;
     if (d.version !== info.name || typeof d.digest !== 'string' || !DIGEST.test(d.digest) || typeof d.storedAt !== 'string') return null;

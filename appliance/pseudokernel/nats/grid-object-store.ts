@@ -1,9 +1,10 @@
 // A JetStream object store of the whole grid (clustered with the nodes' nats-servers, so
 // any node reads what another stored), bounded in bytes: the release store and the image
 // store are each one.
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { lastMessages, retryingTimeouts } from './jetstream-retry.ts';
 import { boundStream } from './owner-quota.ts';
 
 /**
@@ -24,4 +25,21 @@ export async function openGridObjectStore(nc: NatsConnection, bucket: string, op
   ]);
   await boundStream(jsm, `OBJ_${bucket}`, options.maxBytes);
   return objects;
+}
+
+/** What a listing of a grid store says of an object. */
+export type StoredObject = Pick<ObjectInfo, 'name' | 'description' | 'size'>;
+
+/**
+ * The objects of `store` (none deleted), as its stream's leader has them: not the client's
+ * list(), a consumer that may sit on a lagging replica and miss what another node has just
+ * stored (see lastMessages); listed again after a timeout, `what` naming the listing.
+ */
+export function storedObjects(what: string, store: ObjectStore): Promise<StoredObject[]> {
+  const { jsm, stream, name } = store as Partial<{ jsm: JetStreamManager; stream: string; name: string }>;
+  if (!jsm || !stream || !name) throw new Error('an object store handle of @nats-io/obj was expected');
+  return retryingTimeouts(what, async () => (await lastMessages(jsm, stream, `$O.${name}.M.>`)).flatMap((message) => {
+    const info = message.json<Partial<ObjectInfo>>();
+    return info.deleted || typeof info.name !== 'string' ? [] : [{ name: info.name, description: info.description ?? '', size: Number(info.size ?? 0) }];
+  }));
 }

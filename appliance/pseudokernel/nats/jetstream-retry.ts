@@ -5,7 +5,7 @@
 // assignment reaches it: its stream API answers "stream not found", and a publish to the
 // stream's subjects finds no responders (nothing stored): both asked again too.
 import { setTimeout as delay } from 'node:timers/promises';
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { RequestError, TimeoutError } from '@nats-io/transport-node';
 
@@ -39,32 +39,37 @@ export async function retryingStreamNotFound<T>(request: () => Promise<T>): Prom
   }
 }
 
-/** Requests in flight at once when a listing looks at each key's last message. */
+/** Requests in flight at once when a listing looks at each subject's last message. */
 const LISTING_GETS = 64;
 
 /**
- * The keys of `kv` matching `filter` (all without one) that hold a value, each once, as the
- * stream's leader has them: the subjects it holds messages on (one request), then each
- * subject's last message, a value or a delete or purge marker (requests to the leader too).
- * Not the client's keys(): that is a consumer, which may sit on a follower that lags or is
- * catching up (see placed-consumer.ts) and list what was removed or miss what was written.
- * Listed again after a timeout; `what` names the listing.
+ * The last message of each subject of `stream` matching `filter`, as the stream's leader
+ * has them: the subjects it holds messages on (one request), then each one's last message
+ * (requests to the leader too). Not a consumer, which may sit on a follower that lags or is
+ * catching up (see placed-consumer.ts) and show what was removed or miss what was written.
+ */
+export async function lastMessages(jsm: JetStreamManager, stream: string, filter: string): Promise<StoredMsg[]> {
+  const info = await jsm.streams.info(stream, { subjects_filter: filter });
+  const subjects = Object.keys(info.state.subjects ?? {});
+  const messages: StoredMsg[] = [];
+  for (let from = 0; from < subjects.length; from += LISTING_GETS) {
+    const last = await Promise.all(subjects.slice(from, from + LISTING_GETS).map((subject) => jsm.streams.getMessage(stream, { last_by_subj: subject })));
+    for (const message of last) if (message) messages.push(message);
+  }
+  return messages;
+}
+
+/**
+ * The keys of `kv` matching `filter` (all without one) that hold a value (not a delete or
+ * purge marker), each once, as the stream's leader has them (lastMessages); listed again
+ * after a timeout, `what` naming the listing.
  */
 export function kvKeys(what: string, kv: KV, filter = '>'): Promise<string[]> {
   const { jsm, stream, prefix } = bucketOf(kv);
-  return retryingTimeouts(what, async () => {
-    const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}.${filter}` });
-    const subjects = Object.keys(info.state.subjects ?? {});
-    const keys: string[] = [];
-    for (let from = 0; from < subjects.length; from += LISTING_GETS) {
-      const last = await Promise.all(subjects.slice(from, from + LISTING_GETS).map((subject) => jsm.streams.getMessage(stream, { last_by_subj: subject })));
-      for (const message of last) {
-        const operation = message?.header?.get('KV-Operation');
-        if (message && operation !== 'DEL' && operation !== 'PURGE') keys.push(message.subject.slice(prefix.length + 1));
-      }
-    }
-    return keys;
-  });
+  return retryingTimeouts(what, async () => (await lastMessages(jsm, stream, `${prefix}.${filter}`)).flatMap((message) => {
+    const operation = message.header?.get('KV-Operation');
+    return operation === 'DEL' || operation === 'PURGE' ? [] : [message.subject.slice(prefix.length + 1)];
+  }));
 }
 
 /** The bucket behind a KV handle of @nats-io/kv (its Bucket keeps them public, its KV type does not name them). */
