@@ -1,7 +1,7 @@
 // One error handler for the whole API: a ZoneError's code becomes the HTTP status;
 // fastify's own refusals (body too large, rate limit, bad media type, query schema)
 // get the same body shape. Bodies are one line, never a stack trace or a secret.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ZoneError, type ZoneErrorCode } from '../lib/errors.ts';
 
@@ -74,4 +74,19 @@ export function registerErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } satisfies ErrorBody));
+}
+
+/**
+ * Runs an upload route's `work` on its body. Refused before the body was read whole, the
+ * connection ends with the answer: what is left of it (up to hundreds of MiB) is not read.
+ * Not for every refusal: one made before the handler (a 401) keeps the connection, so that
+ * a client still sending gets its answer instead of a broken pipe.
+ */
+export async function refusingUnreadBody<T>(request: FastifyRequest, reply: FastifyReply, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!request.raw.complete) void reply.header('connection', 'close');
+    throw err;
+  }
 }

@@ -9,7 +9,7 @@ import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../lib/errors.ts';
 import { Name } from '../../blueprints/schema.ts';
 import type { Appliance } from '../../appliance/types.ts';
-import { errorResponses } from '../errors.ts';
+import { errorResponses, refusingUnreadBody } from '../errors.ts';
 
 const ProcVolume = Type.Object({
   name: Type.String(), kind: Type.String(), sizeBytes: Type.Integer(),
@@ -172,15 +172,12 @@ export function gridRoutes(appliance: Appliance, fileLimit: number) {
       const path = gridPath(request.params['*']);
       if (path === '/') throw new ZoneError('CONFLICT', '/: is the root directory, not a file', '/params/path');
       if (!isStream(request.body)) throw new ZoneError('INVALID', 'the body is the file\'s bytes: send it as application/octet-stream', '/headers/content-type');
-      try {
-        const body = limitedBody(request.body, request.headers['content-length'], fileLimit);
+      const stream = request.body;
+      await refusingUnreadBody(request, reply, async () => {
+        const body = limitedBody(stream, request.headers['content-length'], fileLimit);
         const fs = await filesOf(who);
         await fs.write(path, body).catch((err: unknown) => { throw fsRefusal(err, path); });
-      } catch (err) {
-        // What is left of the body is not read: the connection ends with the refusal.
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      });
       return reply.code(204).send();
     });
 

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { ZoneError } from '../../lib/errors.ts';
 import type { Appliance } from '../../appliance/types.ts';
 import { DIGEST_PATTERN } from '../../blueprints/image-ref.ts';
-import { errorResponses } from '../errors.ts';
+import { errorResponses, refusingUnreadBody } from '../errors.ts';
 
 const Upload = Type.Object({
   id: Type.String(), size: Type.Integer({ description: 'bytes of the whole archive' }),
@@ -71,12 +71,7 @@ export function imageRoutes(appliance: Appliance) {
     }, async (request, reply) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a part is bytes: send it as application/octet-stream', '/headers/content-type');
-      try {
-        return await images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body);
-      } catch (err) {
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      return refusingUnreadBody(request, reply, () => images().append(owner(request), request.params.id, Number(request.headers['upload-offset']), body));
     });
 
     app.post<{ Params: { id: string } }>('/uploads/:id/commit', {

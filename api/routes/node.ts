@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Appliance } from '../../appliance/types.ts';
 import { VERSION_PATTERN } from '../../appliance/release/manifest.ts';
 import { ZoneError } from '../../lib/errors.ts';
-import { errorResponses } from '../errors.ts';
+import { errorResponses, refusingUnreadBody } from '../errors.ts';
 import { Type } from '@sinclair/typebox';
 
 const ReleaseAccepted = Type.Object({
@@ -64,13 +64,7 @@ export function nodeRoutes(appliance: Appliance) {
     }, async (request, reply) => {
       const body = request.body as Readable | undefined;
       if (typeof body?.pipe !== 'function') throw new ZoneError('INVALID', 'a release bundle is bytes: send it as application/gzip', '/headers/content-type');
-      try {
-        return reply.code(202).send(await appliance.installRelease!(body));
-      } catch (err) {
-        // The rest of a refused upload is not read: the connection goes with the answer.
-        if (!request.raw.complete) void reply.header('connection', 'close');
-        throw err;
-      }
+      return reply.code(202).send(await refusingUnreadBody(request, reply, () => appliance.installRelease!(body)));
     });
   };
 }
