@@ -21,7 +21,7 @@ import { FsError, type ErrnoName, type FileVersion, type FsEntry, type FsOwner, 
 import { GridObjects } from './objects.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA, noSpaceError, type OwnerQuota } from '../nats/owner-quota.ts';
 import { bucketsOf, checkReplicas, textOfToken, tokenOf, type OwnerBuckets } from '../nats/buckets.ts';
-import { kvKeys, retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { kvKeys, retryingOpen, retryingTimeouts } from '../nats/jetstream-retry.ts';
 import { compareAndSet, compareAndSetRevision } from '../nats/kv-cas.ts';
 
 export interface NatsGridFsOptions {
@@ -115,8 +115,7 @@ export class NatsGridFs implements GridFs {
     const quota = options.quota ?? DEFAULT_OWNER_QUOTA;
     const js = jetstream(nc);
     const kvm = new Kvm(js);
-    // Made by several nodes at once, a bucket's stream can be unknown for a moment to the server making it second.
-    return retryingTimeouts(`opening the shared files of ${options.owner}`, () => retryingStreamNotFound(async () => {
+    return retryingOpen(`opening the shared files of ${options.owner}`, async () => {
       // Gets from the stream leader, not from any replica: a path's entry is read as last written.
       const kvBound = { max_bytes: quota.ownerKvBytes };
       const [namespace, readers, files, jsm] = await Promise.all([
@@ -136,7 +135,7 @@ export class NatsGridFs implements GridFs {
       const fs = new NatsGridFs(buckets, namespace, objects, js, jsm, quota, options.logger);
       await fs.ensureRoot();
       return fs;
-    }));
+    });
   }
 
   /**

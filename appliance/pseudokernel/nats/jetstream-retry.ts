@@ -23,6 +23,15 @@ export async function retryingTimeouts<T>(what: string, request: () => Promise<T
   }
 }
 
+/**
+ * Opens (making them where missing) buckets of `what`: asked again after a timeout, and
+ * while a stream is unknown here that another server has just made (several nodes open an
+ * owner's buckets at once).
+ */
+export function retryingOpen<T>(what: string, open: () => Promise<T>): Promise<T> {
+  return retryingTimeouts(what, () => retryingStreamNotFound(open));
+}
+
 const FOUND_ATTEMPTS = 20;
 const FOUND_PAUSE_MS = 50;
 

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { ProcEntry, ProcTable } from '../interfaces.ts';
 import { bucketsOf, checkReplicas, tokenOf } from '../nats/buckets.ts';
 import { boundStream, DEFAULT_OWNER_QUOTA } from '../nats/owner-quota.ts';
-import { kvKeys, retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
+import { kvKeys, retryingOpen, retryingStreamNotFound, retryingTimeouts } from '../nats/jetstream-retry.ts';
 
 export interface NatsProcTableOptions {
   /** `ed25519:BASE64`: every owner has a table of its own. */
@@ -51,12 +51,11 @@ export class NatsProcTable implements ProcTable {
     const bucket = bucketsOf(options.owner).procs;
     // Gets from the stream leader: a row is read as last published.
     const maxBytes = options.maxBytes ?? DEFAULT_OWNER_QUOTA.ownerKvBytes;
-    // Made by several nodes at once, a bucket's stream can be unknown for a moment to the server making it second.
-    const kv = await retryingTimeouts(`opening the process table of ${options.owner}`, () => retryingStreamNotFound(async () => {
+    const kv = await retryingOpen(`opening the process table of ${options.owner}`, async () => {
       const opened = await new Kvm(nc).create(bucket, { history: 1, replicas: options.replicas, allow_direct: false, max_bytes: maxBytes });
       await boundStream(await jetstreamManager(nc), `KV_${bucket}`, maxBytes);
       return opened;
-    }));
+    });
     return new NatsProcTable(bucket, kv, options.logger);
   }
 
