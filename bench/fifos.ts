@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     connections.push(...(await Promise.all(servers.map((server) => server.connect()))));
     for (const [i, node] of NODES.entries()) {
       const fs = await NatsGridFs.open(connections[i]!, { owner: OWNER, replicas: NODES.length, logger });
-      const mount = await mountZone({ mountpoint: join(dir, `zone-${node}`), grid: fs, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node, owner: OWNER, ip: null }, logger, scratchParent: dir });
+      const mount = await mountZone({ mountpoint: join(dir, `zone-${node}`), grid: fs, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node, owner: OWNER, ip: null }, logger, scratchParent: dir, onFifo: () => relays[i]?.fifoLookedUp() });
       mounts.push(mount);
       const relay = new FifoRelay({ nc: connections[i]!, node, logger, waitersCommand: FIFO_WAITERS_PATH });
       await relay.start();

@@ -351,6 +351,7 @@ export class Pseudokernel implements MountProvider, PipeEndProvider {
       await mkdir(scratchParent, { recursive: true, mode: 0o700 });
       const mount = await mountZone({ mountpoint: join(root, spec.id), grid, proc, self, logger: this.o.logger, scratchParent,
         maxOpenFiles: this.limits.zoneOpenFiles, maxScratchBytes: this.limits.ownerBytes,
+        onFifo: () => this.fifos?.fifoLookedUp(),
       });
       await this.fifos?.addMount(mount.mountpoint, spec.owner).catch((err: unknown) => this.o.logger.warn({ err, workload: spec.id }, '/zone: its FIFOs do not cross mounts or nodes'));
       return mount;

@@ -83,6 +83,11 @@ export class FifoRelay {
     this.mounts.set(dev, { mountpoint, owner });
   }
 
+  /** A FIFO of a mount was looked up: an open, which may wait for its other end, usually follows. */
+  fifoLookedUp(): void {
+    this.waiters?.poke();
+  }
+
   removeMount(mountpoint: string): void {
     for (const [dev, mount] of this.mounts) if (mount.mountpoint === mountpoint) this.mounts.delete(dev);
   }

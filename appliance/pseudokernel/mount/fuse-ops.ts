@@ -54,9 +54,11 @@ const idOf = (id: number) => (id === UNCHANGED_ID ? undefined : id);
 
 /**
  * `caller` gives the credentials of the request whose operation is being called: it is read
- * at the call, before anything is awaited (the next request may set it).
+ * at the call, before anything is awaited (the next request may set it). `onFifo` hears of
+ * every FIFO getattr finds: the kernel looks a path up (no entry cache here) before it
+ * opens it, and the open of a FIFO never reaches this mount.
  */
-export function fuseOperations(zfs: ZoneFs, logger: Logger, caller: () => Fuse.Caller): Fuse.Operations {
+export function fuseOperations(zfs: ZoneFs, logger: Logger, caller: () => Fuse.Caller, onFifo?: () => void): Fuse.Operations {
   const codeOf = (op: string, path: string, err: unknown): number => {
     const errno = errnoOf(err);
     if (errno !== null) return errno;
@@ -71,7 +73,11 @@ export function fuseOperations(zfs: ZoneFs, logger: Logger, caller: () => Fuse.C
     Promise.resolve().then(work).then(cb, (err: unknown) => cb(codeOf(op, path, err)));
   };
   return {
-    getattr: (path, cb) => answer('getattr', path, async () => statOf(await zfs.getattr(path), path), cb),
+    getattr: (path, cb) => answer('getattr', path, async () => {
+      const entry = await zfs.getattr(path);
+      if (entry.type === 'fifo') onFifo?.();
+      return statOf(entry, path);
+    }, cb),
     access: (path, mode, cb) => answer('access', path, () => zfs.access(path, mode), cb),
     readdir: (path, cb) => answer('readdir', path, async () => ['.', '..', ...(await zfs.readdir(path))], cb),
     open: (path, flags, cb) => answer('open', path, () => zfs.open(path, flags), cb),

@@ -31,6 +31,8 @@ export interface ZoneMountOptions {
   maxOpenFiles?: number;
   /** Bytes of local copies of files open for writing (the config's limits.ownerBytes by default). */
   maxScratchBytes?: number;
+  /** Told when a FIFO is looked up through the mount (an open of it may wait for its other end). */
+  onFifo?: () => void;
 }
 
 export interface ZoneMount {
@@ -68,7 +70,7 @@ export async function mountZone(options: ZoneMountOptions): Promise<ZoneMount> {
     maxOpenFiles: options.maxOpenFiles ?? DEFAULT_LIMITS.zoneOpenFiles,
     maxScratchBytes: options.maxScratchBytes ?? DEFAULT_LIMITS.ownerBytes,
   });
-  const fuse: ZoneFuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger, () => fuse.caller), {
+  const fuse: ZoneFuse = new ZoneFuse(mountpoint, fuseOperations(zfs, options.logger, () => fuse.caller, options.onFifo), {
     // The container's processes are not this process: without it they get EACCES.
     allowOther: true,
     // The kernel checks every access against the modes and owners getattr reports, as POSIX says.

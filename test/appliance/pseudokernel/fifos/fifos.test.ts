@@ -43,7 +43,7 @@ t.before(async () => {
     const nc = connections[i]!;
     const fs = await NatsGridFs.open(nc, { owner: OWNER, replicas: NODES.length, logger });
     const self = { name: 'w', blueprint: 'b', node, owner: OWNER, ip: null };
-    const mount = await mountZone({ mountpoint: join(dir, `zone-${node}`), grid: fs, proc: new MemoryProcTable([]), self, logger, scratchParent: dir });
+    const mount = await mountZone({ mountpoint: join(dir, `zone-${node}`), grid: fs, proc: new MemoryProcTable([]), self, logger, scratchParent: dir, onFifo: () => relays[i]?.fifoLookedUp() });
     mounts.push(mount);
     const relay = new FifoRelay({ nc, node, logger, waitersCommand: FIFO_WAITERS_PATH });
     await relay.start();
@@ -51,7 +51,7 @@ t.before(async () => {
     relays.push(relay);
   }
   // A second workload's mount on node 1: another FUSE mount, so another kernel FIFO.
-  const second = await mountZone({ mountpoint: join(dir, 'zone-n1-second'), grid: await NatsGridFs.open(connections[0]!, { owner: OWNER, replicas: NODES.length, logger }), proc: new MemoryProcTable([]), self: { name: 'w2', blueprint: 'b', node: 'n1', owner: OWNER, ip: null }, logger, scratchParent: dir });
+  const second = await mountZone({ mountpoint: join(dir, 'zone-n1-second'), grid: await NatsGridFs.open(connections[0]!, { owner: OWNER, replicas: NODES.length, logger }), proc: new MemoryProcTable([]), self: { name: 'w2', blueprint: 'b', node: 'n1', owner: OWNER, ip: null }, logger, scratchParent: dir, onFifo: () => relays[0]?.fifoLookedUp() });
   mounts.push(second);
   await relays[0]!.addMount(second.mountpoint, OWNER);
 });
@@ -164,7 +164,7 @@ t.test('two owners\' FIFOs at one path are never joined: owner B\'s reader gets 
   const other: ZoneMount[] = [];
   for (const [i, node] of NODES.entries()) {
     const grid = await NatsGridFs.open(connections[i]!, { owner: OTHER_OWNER, replicas: NODES.length, logger });
-    const mount = await mountZone({ mountpoint: join(dir, `zone-${node}-other`), grid, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node, owner: OTHER_OWNER, ip: null }, logger, scratchParent: dir });
+    const mount = await mountZone({ mountpoint: join(dir, `zone-${node}-other`), grid, proc: new MemoryProcTable([]), self: { name: 'w', blueprint: 'b', node, owner: OTHER_OWNER, ip: null }, logger, scratchParent: dir, onFifo: () => relays[i]!.fifoLookedUp() });
     mounts.push(mount);
     other.push(mount);
     await relays[i]!.addMount(mount.mountpoint, OTHER_OWNER);
