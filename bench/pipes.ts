@@ -18,7 +18,9 @@
 // (e) bare NATS clients (bench/nats-route.ts) in the two node namespaces: 64 MiB in
 //     messages of a pipe's size, with the producer's window, into a stream configured
 //     like a pipe's and out through a pull consumer: what nats-server itself gives over
-//     the route, without Docker or the appliance.
+//     the route, without Docker or the appliance; before them, 5 stamped messages 0.5 s
+//     apart give the stream's own part of a line's latency (stamped in Node: without the
+//     shell stamps' cost, about 0.8 ms of each line of the other paths).
 // (c), (e), (a) and (d) run in turns, 3 rounds, so that the machine's other load hits
 // each alike; the run of median throughput of each is shown, and the median of the
 // rounds' own ratios.
@@ -77,7 +79,8 @@ function resultOf(log: string): Result | null {
 type Node = ClusterState['nodes'][number];
 
 interface Throughput { mbPerS: number; seconds: number; bytes: number }
-interface Round { underlay: Result; bareNats: Throughput; piped: Result; plain: Result }
+interface BareNats extends Throughput { firstUs: number; medianUs: number }
+interface Round { underlay: Result; bareNats: BareNats; piped: Result; plain: Result }
 
 /** The run of median throughput. */
 function medianRun<R extends Throughput>(results: R[]): R {
@@ -190,15 +193,18 @@ async function main(): Promise<void> {
         const done = new Promise<string>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/nats-route.ts ${args[0]} exited with ${code}: ${out}`)))));
         return { done, output: () => out };
       };
-      const bareNatsTransfer = async (): Promise<Throughput> => {
+      const bareNatsTransfer = async (): Promise<BareNats> => {
         const natsSink = natsInNs(n2, 'sink');
         natsSink.done.catch(() => undefined); // awaited below
         await waitFor(() => natsSink.output().includes('ready'), { what: 'the bare NATS consumer on node 2', timeoutMs: 60_000, intervalMs: 100 });
         const natsStart = Number(/^start ([\d.]+)$/m.exec(await natsInNs(n1, 'source').done)?.[1]);
-        const natsEnd = /^end (\d+) ([\d.]+)$/m.exec(await natsSink.done);
-        if (!natsEnd || !natsStart) throw new Error('no result from the bare NATS clients');
+        const sinkOutput = await natsSink.done;
+        const natsEnd = /^end (\d+) ([\d.]+)$/m.exec(sinkOutput);
+        const pings = [...sinkOutput.matchAll(/^ping (\d+)$/gm)].map((m) => Number(m[1]));
+        if (!natsEnd || !natsStart || pings.length !== PINGS) throw new Error(`no result from the bare NATS clients: ${sinkOutput}`);
         const seconds = Number(natsEnd[2]) - natsStart;
-        return { bytes: Number(natsEnd[1]), seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20 };
+        const sorted = [...pings].sort((x, y) => x - y);
+        return { bytes: Number(natsEnd[1]), seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20, firstUs: pings[0]!, medianUs: sorted[Math.floor(PINGS / 2)]! };
       };
 
       // (c), (e), (a) and (d) in turns, both clusters up at once: the machine's other load
@@ -211,7 +217,7 @@ async function main(): Promise<void> {
           const piped = await profiled(`pipe-${i}`, () => pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
           const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
           rounds.push({ underlay, bareNats, piped, plain });
-          console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)} ms`);
+          console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)}, (e) ${(bareNats.firstUs / 1000).toFixed(2)} ms; median line (a) ${(piped.medianUs / 1000).toFixed(2)}, (c) ${(underlay.medianUs / 1000).toFixed(2)}, (e) ${(bareNats.medianUs / 1000).toFixed(2)} ms`);
         }
         return rounds;
       });
@@ -234,10 +240,10 @@ async function main(): Promise<void> {
     console.log(row(`(b) nc over the overlay (${implementation})`, tcp));
     console.log(row('(c) nc between the node namespaces', underlay));
     console.log(row('(d) blueprint pipe, routes without TLS', plain));
-    console.log(`${'(e) bare NATS clients, JetStream over the route'.padEnd(44)} ${bareNats.mbPerS.toFixed(1).padStart(7)} MiB/s (${bareNats.seconds.toFixed(3)} s)`);
+    console.log(`${'(e) bare NATS clients, JetStream over the route'.padEnd(44)} ${bareNats.mbPerS.toFixed(1).padStart(7)} MiB/s (${bareNats.seconds.toFixed(3)} s)   first message ${(bareNats.firstUs / 1000).toFixed(2).padStart(4)} ms   median of ${PINGS} ${(bareNats.medianUs / 1000).toFixed(2).padStart(7)} ms (no shell stamps)`);
     console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
     console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
-    console.log(`median of the rounds' own ratios: throughput a/c ${medianOf(rounds.map((r) => r.piped.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, a/e ${medianOf(rounds.map((r) => r.piped.mbPerS / r.bareNats.mbPerS)).toFixed(3)}x; first-line latency a/c ${medianOf(rounds.map((r) => r.piped.firstUs / r.underlay.firstUs)).toFixed(1)}x`);
+    console.log(`median of the rounds' own ratios: throughput a/c ${medianOf(rounds.map((r) => r.piped.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, a/e ${medianOf(rounds.map((r) => r.piped.mbPerS / r.bareNats.mbPerS)).toFixed(3)}x; first-line latency a/c ${medianOf(rounds.map((r) => r.piped.firstUs / r.underlay.firstUs)).toFixed(1)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.firstUs / r.underlay.firstUs)).toFixed(1)}x; median line a/c ${medianOf(rounds.map((r) => r.piped.medianUs / r.underlay.medianUs)).toFixed(1)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.medianUs / r.underlay.medianUs)).toFixed(1)}x`);
     console.log(`ratios throughput bare NATS/underlay (e/c) ${(bareNats.mbPerS / underlay.mbPerS).toFixed(3)}x, pipe/bare NATS (a/e) ${(piped.mbPerS / bareNats.mbPerS).toFixed(3)}x`);
     console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
   } finally {
