@@ -4,7 +4,10 @@
 // (p) a blueprint pipe through the real PipeRunner and DockerDriver: `dd` writes 64 MiB of
 //     zeros to A's stdout, `wc -c` reads B's stdin; this process is both ends' appliance;
 // (n) the baseline: the same bytes through bare NATS clients in this process, in messages
-//     of a pipe's size, the producer's window, a pull consumer like the feeder's.
+//     of a pipe's size, the producer's window, a pull consumer like the feeder's;
+// (d) the other baseline: Docker alone. The same two containers, made as for (p); this
+//     process copies A's stdout attach into B's stdin attach (no NATS): the pipe's two
+//     attaches and containers without the stream between them.
 // Each: this process's CPU (user + system), its garbage collections, the wall time.
 // Run: node --import tsx bench/pipe-cpu.ts [ROUNDS]
 import { execFile } from 'node:child_process';
@@ -12,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { desiredWorkloads } from '../appliance/engine/desired.ts';
@@ -62,24 +66,48 @@ await server.start();
 const nc = await server.connect();
 const runner = new PipeRunner({ nc, logger, resyncMs: 1000, locate: (end) => ({ driver, id: workloadId(NODE, end.owner, end.blueprint, end.workload) }) });
 
-/** (p): from the moment both containers are started (A sleeps 1 s first, so the pipe's ends are ready) until wc has exited. */
-async function pipeRound(i: number): Promise<Cost> {
-  const container = (name: string, command: string[]): ContainerWorkload => ({ name, kind: 'container', image: 'zone/busybox', command, restart: 'never' });
+/** The two containers of round `name`, A's stdout piped to B's stdin in its blueprint: A sleeps 1 s first, so that the ends are ready. */
+async function pipedPair(name: string): Promise<{ document: Parameters<typeof localPipeEnds>[1]; source: string; sink: string }> {
+  const container = (workload: string, command: string[]): ContainerWorkload => ({ name: workload, kind: 'container', image: 'zone/busybox', command, restart: 'never' });
   const document = {
-    name: `cpu${i}`, version: 1, owner: OWNER, node: NODE,
+    name, version: 1, owner: OWNER, node: NODE,
     workloads: [container('source', ['sh', '-c', `sleep 1; dd if=/dev/zero bs=65536 count=${BYTES / 65536} 2>/dev/null`]), container('sink', ['wc', '-c'])],
     pipes: [{ from: 'source.stdout', to: 'sink.stdin' }],
   };
-  const specs = desiredWorkloads(NODE, [{ owner: OWNER, name: document.name, version: 1, deleted: false, acceptedAt: new Date().toISOString(), document }]);
-  await runner.setEnds(localPipeEnds(NODE, document));
-  const sink = specs.find((s) => s.workload === 'sink')!;
+  const specs = desiredWorkloads(NODE, [{ owner: OWNER, name, version: 1, deleted: false, acceptedAt: new Date().toISOString(), document }]);
   for (const spec of specs) await driver.ensure(spec);
-  const cost = await measured(() => waitFor(async () => (await driver.inspect(sink.id))?.state === 'exited', { what: 'wc -c to end', timeoutMs: 240_000, intervalMs: 20 }).then(() => undefined));
-  const counted = Number((await run('docker', ['logs', sink.id])).stdout.trim());
-  if (counted !== BYTES) throw new Error(`the pipe delivered ${counted} bytes, not ${BYTES}`);
-  await runner.setEnds([]);
-  // The 1 s A sleeps before dd is not the pipe's.
+  const id = (workload: string) => specs.find((spec) => spec.workload === workload)!.id;
+  return { document, source: id('source'), sink: id('sink') };
+}
+
+/** Waits for wc to end and checks its count. The 1 s A sleeps before dd is not the pipe's. */
+async function untilCounted(sink: string, work: () => Promise<void>): Promise<Cost> {
+  const cost = await measured(async () => {
+    await work();
+    await waitFor(async () => (await driver.inspect(sink))?.state === 'exited', { what: 'wc -c to end', timeoutMs: 240_000, intervalMs: 20 });
+  });
+  const counted = Number((await run('docker', ['logs', sink])).stdout.trim());
+  if (counted !== BYTES) throw new Error(`${counted} bytes reached wc, not ${BYTES}`);
   return { ...cost, wallMs: cost.wallMs - 1000 };
+}
+
+/** (p): from the moment both containers are started until wc has exited. */
+async function pipeRound(i: number): Promise<Cost> {
+  const { document, sink } = await pipedPair(`cpu${i}`);
+  await runner.setEnds(localPipeEnds(NODE, document));
+  const cost = await untilCounted(sink, async () => undefined);
+  await runner.setEnds([]);
+  return cost;
+}
+
+/** (d): the same, A's stdout attach copied into B's stdin attach by this process. */
+async function dockerRound(i: number): Promise<Cost> {
+  const { source, sink } = await pipedPair(`dock${i}`);
+  return untilCounted(sink, async () => {
+    const into = await driver.attach(sink, { stdin: true, stdout: false });
+    const from = await driver.attach(source, { stdin: false, stdout: true, replay: true });
+    await pipeline(from.stdout, into.stdin);
+  });
 }
 
 /** (n): the same bytes through bare clients (two connections, as two appliances would have). */
@@ -114,17 +142,21 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 try {
   const pipes: Cost[] = [];
   const bare: Cost[] = [];
+  const dockers: Cost[] = [];
+  const said = (c: Cost) => `cpu ${c.cpuMs.toFixed(0)} ms, gc ${c.gcMs.toFixed(0)} ms (${c.gcs}), ${(c.wallMs / 1000).toFixed(2)} s`;
   for (let i = 0; i < ROUNDS; i++) {
     pipes.push(await pipeRound(i));
     bare.push(await natsRound(i));
-    const [p, n] = [pipes[i]!, bare[i]!];
-    console.log(`round ${i + 1}: pipe cpu ${p.cpuMs.toFixed(0)} ms, gc ${p.gcMs.toFixed(0)} ms (${p.gcs}), ${(p.wallMs / 1000).toFixed(2)} s; bare NATS cpu ${n.cpuMs.toFixed(0)} ms, gc ${n.gcMs.toFixed(0)} ms (${n.gcs}), ${(n.wallMs / 1000).toFixed(2)} s`);
+    dockers.push(await dockerRound(i));
+    console.log(`round ${i + 1}: pipe ${said(pipes[i]!)}; bare NATS ${said(bare[i]!)}; Docker alone ${said(dockers[i]!)}`);
   }
   const row = (name: string, c: Cost[]) => `${name.padEnd(44)} cpu ${median(c.map((x) => x.cpuMs)).toFixed(0).padStart(5)} ms   gc ${median(c.map((x) => x.gcMs)).toFixed(0).padStart(5)} ms in ${median(c.map((x) => x.gcs))}   wall ${(median(c.map((x) => x.wallMs)) / 1000).toFixed(2)} s`;
   console.log(`pipe CPU benchmark: 64 MiB, one node, medians of ${ROUNDS}`);
   console.log(row('(p) pipe, both ends in this process', pipes));
   console.log(row('(n) bare NATS clients, same bytes', bare));
-  console.log(`ratio p/n: cpu ${median(pipes.map((p, i) => p.cpuMs / bare[i]!.cpuMs)).toFixed(2)}x, wall ${median(pipes.map((p, i) => p.wallMs / bare[i]!.wallMs)).toFixed(2)}x (medians of the rounds' ratios)`);
+  console.log(row('(d) Docker alone: attach to attach', dockers));
+  const ratios = (name: string, base: Cost[]) => `ratio p/${name}: cpu ${median(pipes.map((p, i) => p.cpuMs / base[i]!.cpuMs)).toFixed(2)}x, wall ${median(pipes.map((p, i) => p.wallMs / base[i]!.wallMs)).toFixed(2)}x`;
+  console.log(`${ratios('n', bare)}; ${ratios('d', dockers)} (medians of the rounds' ratios)`);
 } finally {
   await runner.stop();
   await driver.close();
