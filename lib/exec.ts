@@ -20,16 +20,28 @@ export function runCommand(command: string[], options: RunOptions = {}): Promise
   if (!file) throw new RangeError('runCommand needs a command');
   return new Promise((resolve, reject) => {
     const timeoutMs = options.timeoutMs ?? 30_000;
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A timer of our own, not spawn's `timeout`: Node clears that one only on an exit, which a
+    // command that could not start (ENOENT) never has, and the process then lived on for
+    // timeoutMs (`zone cluster up --vm` without modinfo hung 10 minutes after its error).
     // SIGKILL: a tool that hangs (on a FIFO, a dead netns) may ignore SIGTERM.
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new CommandError(command, null, e.message)));
-    child.on('close', (code, signal) => {
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new CommandError(command, null, e.message));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else if (signal === 'SIGKILL' && child.killed) reject(new CommandError(command, null, `did not finish within ${timeoutMs / 1000} s`));
+      else if (timedOut) reject(new CommandError(command, null, `did not finish within ${timeoutMs / 1000} s`));
       else reject(new CommandError(command, code, Buffer.concat(err).toString('utf8')));
     });
     child.stdin.on('error', () => { /* the exit status tells what went wrong */ });
