@@ -140,34 +140,38 @@ async function containerStarts(node: string): Promise<Map<string, string>> {
   return new Map(starts);
 }
 
-/** Each process's parent and name, from /proc. */
+/** A process's parent, name and CPU seconds used (user + system), from /proc/PID/stat; null once it is gone. */
+function statOf(pid: number): { ppid: number; name: string; cpuS: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The name may hold spaces and parentheses: the fields start after its last ')'.
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return { ppid: Number(fields[1]), name: stat.slice(stat.indexOf('(') + 1, close), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+  } catch {
+    return null;
+  }
+}
+
+/** Each process's parent and name. */
 function processTable(): Map<number, { ppid: number; name: string }> {
   const table = new Map<number, { ppid: number; name: string }>();
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      table.set(Number(p), { ppid: Number(stat.slice(close + 2).split(' ')[1]), name: stat.slice(stat.indexOf('(') + 1, close) });
-    } catch {
-      // gone meanwhile
-    }
+    const stat = statOf(Number(p));
+    if (stat) table.set(Number(p), stat);
   }
   return table;
 }
 
-/** CPU seconds (user + system) each of `pids` has used, by process name. */
+/** CPU seconds each of `pids` has used, by process name. */
 function cpuByName(pids: number[], names: Map<number, string>): Map<string, number> {
-  const ticks = new Map<string, number>();
+  const seconds = new Map<string, number>();
   for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      const name = names.get(pid)!;
-      ticks.set(name, (ticks.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
-    } catch {
-      // gone meanwhile
-    }
+    const stat = statOf(pid);
+    const name = names.get(pid)!;
+    if (stat) seconds.set(name, (seconds.get(name) ?? 0) + stat.cpuS);
   }
-  return ticks;
+  return seconds;
 }
 
 /** (d): the share of one core each process name of the node's tree, and Docker's, used over IDLE_S at rest. */
