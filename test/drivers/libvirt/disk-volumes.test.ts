@@ -85,8 +85,9 @@ async function consoleText(): Promise<string> {
   for await (const chunk of await appliance.logs('lvdiskvol', 'os', { follow: false })) text += String(chunk);
   return text;
 }
-/** What the running guest printed for `disk` ("root", "block"): wrote or found, and the id. */
-const said = (disk: string) => waitFor(async () => new RegExp(`${disk}: (wrote|found) (\\S+)`).exec(await consoleText())?.slice(1), { timeoutMs: BOOT_MS, what: `the guest's ${disk} line` })
+/** What the running guest printed for `disk` ("root", "block"): wrote or found, and the id.
+ * Only a whole line counts: the console may be read while the guest is still printing one. */
+const said = (disk: string) => waitFor(async () => new RegExp(`${disk}: (wrote|found) (\\S+)\\r?\\n`).exec(await consoleText())?.slice(1), { timeoutMs: BOOT_MS, what: `the guest's ${disk} line` })
   .catch(async (err: Error) => { throw new Error(`${err.message}; console: ${(await consoleText().catch(() => '')).slice(-1500)}`); });
 const memoryKiB = () => /Max memory:\s+(\d+) KiB/.exec(virsh('dominfo', id).stdout)?.[1];
 

@@ -47,7 +47,7 @@ t.test('a VM writes to its block volume; the data outlives the domain', async (t
     for await (const chunk of await driver.logs(ID, { follow: false })) text += String(chunk);
     return text;
   };
-  const line = await waitFor(async () => /read back: (\S+)/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' })
+  const line = await waitFor(async () => /read back: (\S+)\r?\n/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the guest wrote its disk' })
     .catch(async (err: Error) => { throw new Error(`${err.message}; console: ${(await consoleText()).slice(-1500)}`); });
   t.equal(line, 'zone-volume-data', 'the guest reads back what it wrote on /dev/vda');
 

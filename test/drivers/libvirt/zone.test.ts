@@ -57,7 +57,7 @@ t.test('a VM gets /zone once its spec has a zoneMount, written through to the ho
   await driver.stop(ID, 0);
   await driver.ensure({ ...spec, zoneMount: share });
   t.match(virsh('dumpxml', ID).stdout, /<filesystem type='mount' accessmode='squash'>[\s\S]*<source dir='[^']*'\/>\s*<target dir='zone'\/>/, 'redefined with the share');
-  const line = await waitFor(async () => (await boots()) === 2 && /shared: (\S+)/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the second boot writing /zone' })
+  const line = await waitFor(async () => (await boots()) === 2 && /shared: (\S+)\r?\n/.exec(await consoleText())?.[1], { timeoutMs: 180_000, what: 'the second boot writing /zone' })
     .catch(async (err: Error) => { throw new Error(`${err.message}; console: ${(await consoleText()).slice(-1500)}`); });
   t.equal(line, 'from-guest', 'the guest reads back what it wrote');
   t.equal(readFileSync(join(share, 'hello.txt'), 'utf8'), 'from-guest\n', 'the host directory holds it');
