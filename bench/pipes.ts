@@ -38,6 +38,7 @@ import { readSigningKey } from '../blueprints/keys.ts';
 import type { Network } from '../blueprints/schema.ts';
 import { clusterDown, clusterUp, removeNodeContainers, STATE_FILE, type ClusterState } from '../cli/cluster/grid.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { profiled } from './perf-record.ts';
 
 const run = promisify(execFile);
 const sh = async (...cmd: string[]) => (await run(cmd[0]!, cmd.slice(1), { maxBuffer: 16 * 2 ** 20 })).stdout;
@@ -124,23 +125,6 @@ async function pipeTransfer(base: string, name: string, state: ClusterState, n1:
       const sink = await sh('docker', 'logs', '--tail', '5', workloadId(n2.id!, owner, name, 'sink')).catch(() => '');
       throw new Error(`${String(err)}\nsink's last lines:\n${sink}\nnode 1's pipe log lines:\n${await pipeLines(n1)}\nnode 2's:\n${await pipeLines(n2)}`);
     });
-}
-
-/**
- * With ZONE_BENCH_PERF=DIR, `work` runs under a system-wide `perf record` (DIR/NAME.perf):
- * where the machine's CPU went during one transfer, by process (`perf report --sort comm,pid`).
- */
-async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
-  const dir = process.env.ZONE_BENCH_PERF;
-  if (!dir) return work();
-  const perf = spawn('perf', ['record', '-a', '-g', '-F', '199', '-o', join(dir, `${name}.perf`)], { stdio: 'ignore' });
-  const stopped = new Promise((resolve) => perf.once('exit', resolve));
-  try {
-    return await work();
-  } finally {
-    perf.kill('SIGINT');
-    await stopped;
-  }
 }
 
 async function main(): Promise<void> {
