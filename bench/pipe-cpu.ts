@@ -17,7 +17,7 @@
 // Run: node --import tsx bench/pipe-cpu.ts [ROUNDS]; with ZONE_BENCH_PERF=DIR each way of
 // each round is recorded by `perf record -a` too (DIR/p-0.perf, ...; see perf-record.ts).
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -37,6 +37,7 @@ import { DockerDriver } from '../drivers/docker/driver.ts';
 import { workloadId } from '../drivers/names.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { machineCpuMs, processCpu } from './machine-cpu.ts';
 import { profiled } from './perf-record.ts';
 
 const ROUNDS = Number.parseInt(process.argv[2] ?? '3', 10);
@@ -45,15 +46,10 @@ const NODE = `pcpu${process.pid}`;
 const OWNER = `ed25519:${Buffer.alloc(32, 8).toString('base64')}`;
 const run = promisify(execFile);
 
-interface Cost { cpuMs: number; gcMs: number; gcs: number; wallMs: number; machineMs: number }
+interface Cost { cpuMs: number; gcMs: number; gcs: number; wallMs: number; machineMs: number; natsMs: number }
 
-/** CPU time the whole machine has spent (all cores, every state but idle and iowait), in ms. */
-function machineCpuMs(): number {
-  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is counted in user already)
-  const busy = fields.slice(0, 8).reduce((sum, v, i) => (i === 3 || i === 4 ? sum : sum + v!), 0);
-  return busy * 10; // USER_HZ is 100 on Linux
-}
+/** CPU time nats-server has spent, in ms. */
+const natsServerCpuMs = () => processCpu(server.pid!)?.cpuMs ?? 0;
 
 let gcMs = 0;
 let gcs = 0;
@@ -67,10 +63,10 @@ new PerformanceObserver((list) => {
 /** What `work` costs; with ZONE_BENCH_PERF=DIR, recorded by perf as DIR/NAME.perf too. */
 async function measured(name: string, work: () => Promise<void>): Promise<Cost> {
   const cpu = process.cpuUsage();
-  const [gc0, n0, t0, m0] = [gcMs, gcs, performance.now(), machineCpuMs()];
+  const [gc0, n0, t0, m0, s0] = [gcMs, gcs, performance.now(), machineCpuMs(), natsServerCpuMs()];
   await profiled(name, work);
   const used = process.cpuUsage(cpu);
-  return { cpuMs: (used.user + used.system) / 1000, gcMs: gcMs - gc0, gcs: gcs - n0, wallMs: performance.now() - t0, machineMs: machineCpuMs() - m0 };
+  return { cpuMs: (used.user + used.system) / 1000, gcMs: gcMs - gc0, gcs: gcs - n0, wallMs: performance.now() - t0, machineMs: machineCpuMs() - m0, natsMs: natsServerCpuMs() - s0 };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'zone-bench-pipe-cpu-'));
@@ -184,7 +180,7 @@ try {
   const bare: Cost[] = [];
   const dockers: Cost[] = [];
   const ncs: Cost[] = [];
-  const said = (c: Cost) => `cpu ${c.cpuMs.toFixed(0)} ms, gc ${c.gcMs.toFixed(0)} ms (${c.gcs}), ${(c.wallMs / 1000).toFixed(2)} s, machine ${c.machineMs} ms`;
+  const said = (c: Cost) => `cpu ${c.cpuMs.toFixed(0)} ms, gc ${c.gcMs.toFixed(0)} ms (${c.gcs}), ${(c.wallMs / 1000).toFixed(2)} s, machine ${c.machineMs} ms (nats-server ${c.natsMs} ms)`;
   for (let i = 0; i < ROUNDS; i++) {
     pipes.push(await pipeRound(i));
     bare.push(await natsRound(i));
@@ -195,7 +191,7 @@ try {
   const cores = availableParallelism();
   const row = (name: string, c: Cost[]) => {
     const machine = median(c.map((x) => x.machineMs));
-    return `${name.padEnd(44)} cpu ${median(c.map((x) => x.cpuMs)).toFixed(0).padStart(5)} ms   gc ${median(c.map((x) => x.gcMs)).toFixed(0).padStart(5)} ms in ${median(c.map((x) => x.gcs))}   wall ${(median(c.map((x) => x.wallMs)) / 1000).toFixed(2)} s   machine cpu ${String(machine).padStart(5)} ms (at most ${(64 / (machine / 1000 / cores)).toFixed(0)} MiB/s on ${cores} cores)`;
+    return `${name.padEnd(44)} cpu ${median(c.map((x) => x.cpuMs)).toFixed(0).padStart(5)} ms   gc ${median(c.map((x) => x.gcMs)).toFixed(0).padStart(5)} ms in ${median(c.map((x) => x.gcs))}   wall ${(median(c.map((x) => x.wallMs)) / 1000).toFixed(2)} s   machine cpu ${String(machine).padStart(5)} ms, nats-server ${String(median(c.map((x) => x.natsMs))).padStart(4)} ms (at most ${(64 / (machine / 1000 / cores)).toFixed(0)} MiB/s on ${cores} cores)`;
   };
   console.log(`pipe CPU benchmark: 64 MiB, one node, medians of ${ROUNDS}`);
   console.log(row('(p) pipe, both ends in this process', pipes));

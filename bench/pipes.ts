@@ -21,6 +21,9 @@
 //     the route, without Docker or the appliance; before them, 5 stamped messages 0.5 s
 //     apart give the stream's own part of a line's latency (stamped in Node: without the
 //     shell stamps' cost, about 0.8 ms of each line of the other paths).
+// Each round also says how busy the machine's cores were (/proc/stat, every process) while
+// the bulk bytes of each moved: a path whose cores were all busy moves what its CPU per
+// byte allows, and no faster.
 // (c), (e), (a) and (d) run in turns, 3 rounds, so that the machine's other load hits
 // each alike; the run of median throughput of each is shown, and the median of the
 // rounds' own ratios.
@@ -38,6 +41,7 @@ import { readSigningKey } from '../blueprints/keys.ts';
 import type { Network } from '../blueprints/schema.ts';
 import { clusterDown, clusterUp, removeNodeContainers, STATE_FILE, type ClusterState } from '../cli/cluster/grid.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { CpuSampler } from './machine-cpu.ts';
 import { profiled } from './perf-record.ts';
 
 const run = promisify(execFile);
@@ -62,7 +66,7 @@ const STAMP = 'S() { adjtimex | awk \'/tv_sec/{s=$2} /tv_usec/{printf "%d.%06d\\
 const PRODUCE = `for i in $(seq ${PINGS}); do echo "ping $(S)"; sleep 0.5; done; echo "bulk $(S)"; dd if=/dev/zero bs=65536 count=${COUNT} 2>/dev/null`;
 const CONSUME = 'while read a b; do echo "got $a $b $(S)"; [ "$a" = bulk ] && break; done; n=$(wc -c); echo "end $n $(S)"';
 
-interface Result { firstUs: number; medianUs: number; mbPerS: number; seconds: number; bytes: number }
+interface Result extends Throughput { firstUs: number; medianUs: number }
 
 function resultOf(log: string): Result | null {
   const end = /^end (\d+) ([\d.]+)$/m.exec(log);
@@ -74,13 +78,14 @@ function resultOf(log: string): Result | null {
   const seconds = Number(end[2]) - Number(bulk[2]);
   const bytes = Number(end[1]);
   const sorted = [...lat].sort((x, y) => x - y);
-  return { firstUs: lat[0]!, medianUs: sorted[Math.floor(PINGS / 2)]!, seconds, bytes, mbPerS: bytes / seconds / 2 ** 20 };
+  return { firstUs: lat[0]!, medianUs: sorted[Math.floor(PINGS / 2)]!, startS: Number(bulk[2]), seconds, bytes, mbPerS: bytes / seconds / 2 ** 20 };
 }
 
 type Node = ClusterState['nodes'][number];
 
-interface Throughput { mbPerS: number; seconds: number; bytes: number }
-interface BareNats extends Throughput { firstUs: number; medianUs: number }
+/** startS: when the bulk bytes began, on the machine's wall clock (s). */
+interface Throughput { mbPerS: number; startS: number; seconds: number; bytes: number }
+type BareNats = Result;
 interface Round { underlay: Result; bareNats: BareNats; piped: Result; plain: Result }
 
 /** The run of median throughput. */
@@ -130,6 +135,7 @@ async function pipeTransfer(base: string, name: string, state: ClusterState, n1:
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
   const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
+  const cpu = new CpuSampler({ intervalMs: 100, byProcess: true });
   try {
     const measured = await withCluster(base, NAME, false, async (state, n1, n2, owner) => {
       const dir = join(base, NAME);
@@ -188,7 +194,7 @@ async function main(): Promise<void> {
         if (!natsEnd || !natsStart || pings.length !== PINGS) throw new Error(`no result from the bare NATS clients: ${sinkOutput}`);
         const seconds = Number(natsEnd[2]) - natsStart;
         const sorted = [...pings].sort((x, y) => x - y);
-        return { bytes: Number(natsEnd[1]), seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20, firstUs: pings[0]!, medianUs: sorted[Math.floor(PINGS / 2)]! };
+        return { bytes: Number(natsEnd[1]), startS: natsStart, seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20, firstUs: pings[0]!, medianUs: sorted[Math.floor(PINGS / 2)]! };
       };
 
       // (c), (e), (a) and (d) in turns, both clusters up at once: the machine's other load
@@ -196,11 +202,19 @@ async function main(): Promise<void> {
       const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
         const rounds: Round[] = [];
         for (let i = 0; i < PIPE_ROUNDS; i++) {
-          const underlay = await underlayTransfer();
+          const underlay = await profiled(`nc-${i}`, underlayTransfer);
           const bareNats = await profiled(`nats-${i}`, bareNatsTransfer);
           const piped = await profiled(`pipe-${i}`, () => pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
           const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
           rounds.push({ underlay, bareNats, piped, plain });
+          const busy = (r: Throughput) => {
+            const share = cpu.busyBetween(r.startS * 1000, (r.startS + r.seconds) * 1000);
+            return share === null ? 'n/a' : `${(share * 100).toFixed(0)} %`;
+          };
+          console.log(`round ${i + 1}: the cores were busy during the bulk bytes: (a) ${busy(piped)}, (c) ${busy(underlay)}, (d) ${busy(plain)}, (e) ${busy(bareNats)}`);
+          const spent = (r: Throughput) => cpu.byProcessBetween(r.startS * 1000, (r.startS + r.seconds) * 1000)
+            .filter(([, ms]) => ms >= 30).map(([name, ms]) => `${name} ${ms}`).join(', ');
+          for (const [path, r] of [['a', piped], ['c', underlay], ['e', bareNats]] as const) console.log(`round ${i + 1}: (${path}) CPU ms by process during the bulk: ${spent(r)}`);
           console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)}, (e) ${(bareNats.firstUs / 1000).toFixed(2)} ms; median line (a) ${(piped.medianUs / 1000).toFixed(2)}, (c) ${(underlay.medianUs / 1000).toFixed(2)}, (e) ${(bareNats.medianUs / 1000).toFixed(2)} ms`);
         }
         return rounds;
@@ -231,6 +245,7 @@ async function main(): Promise<void> {
     console.log(`ratios throughput bare NATS/underlay (e/c) ${(bareNats.mbPerS / underlay.mbPerS).toFixed(3)}x, pipe/bare NATS (a/e) ${(piped.mbPerS / bareNats.mbPerS).toFixed(3)}x`);
     console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
   } finally {
+    cpu.stop();
     await rm(base, { recursive: true, force: true });
   }
 }
