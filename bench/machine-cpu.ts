@@ -51,12 +51,20 @@ export class CpuSampler {
     return span && (span.last.cpuMs - span.first.cpuMs) / ((span.last.atMs - span.first.atMs) * availableParallelism());
   }
 
-  /** CPU ms by process name between two wall-clock times (a process that started between counts whole), largest first. */
+  /**
+   * CPU ms by process name between two wall-clock times, largest first. A process that
+   * started between counts whole; one that ended between, up to its last sample (what it
+   * spent after that, less than one interval, is missed).
+   */
   byProcessBetween(fromMs: number, toMs: number): [string, number][] {
     const span = this.span(fromMs, toMs);
-    if (!span?.first.processes || !span.last.processes) return [];
+    if (!span?.first.processes) return [];
+    const latest = new Map<number, { name: string; cpuMs: number }>();
+    for (const sample of this.samples.slice(this.samples.indexOf(span.first) + 1, this.samples.indexOf(span.last) + 1)) {
+      for (const [pid, p] of sample.processes ?? []) latest.set(pid, p);
+    }
     const spent = new Map<string, number>();
-    for (const [pid, p] of span.last.processes) {
+    for (const [pid, p] of latest) {
       const delta = p.cpuMs - (span.first.processes.get(pid)?.cpuMs ?? 0);
       if (delta > 0) spent.set(p.name, (spent.get(p.name) ?? 0) + delta);
     }
