@@ -16,6 +16,7 @@ import { restartDelayMs, type BackoffPolicy } from '../../lib/backoff.ts';
 import { judgeGate, type ReadyReport } from './gate.ts';
 import { backupStore, recordNodeEvent, restoreStore } from './store-copy.ts';
 import { readReleaseState, releasesDir, storeBackupPath, writeReleaseState, type ReleaseRef, type ReleaseState } from '../release/state.ts';
+import { APPLIANCE_NODE_FLAGS } from '../node-flags.ts';
 
 export interface SupervisorOptions {
   dataDir: string;
@@ -96,7 +97,7 @@ export class Supervisor {
 
   private launch(ref: ReleaseRef): Running {
     const loader = pathToFileURL(join(ref.dir, 'node_modules/tsx/dist/loader.mjs')).href;
-    const child = spawn(process.execPath, ['--import', loader, join(ref.dir, 'api/main.ts')], {
+    const child = spawn(process.execPath, [...APPLIANCE_NODE_FLAGS, '--import', loader, join(ref.dir, 'api/main.ts')], {
       env: { ...this.o.env, ZONE_DATA_DIR: this.o.dataDir }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const run: Running = { ref, child, exit: null, ready: null, startedAt: Date.now(), exited: Promise.resolve('') };

@@ -21,6 +21,7 @@ import { DEFAULT_SECRETS_ROOT } from '../../drivers/docker/secrets.ts';
 import { removeOwnerNetworks } from '../../drivers/docker/owner-network.ts';
 import { DATA_DIR_MODE } from '../../appliance/config.ts';
 import { loadOrCreateIdentity } from '../../appliance/identity.ts';
+import { APPLIANCE_NODE_FLAGS } from '../../appliance/node-flags.ts';
 import { removeWorkloadFirewall } from '../../appliance/firewall/firewall.ts';
 import { writeSigningKey } from '../../blueprints/keys.ts';
 import { generateSigningKeyPair } from '../../lib/ed25519.ts';
@@ -265,7 +266,7 @@ async function startNode(dir: string, node: ClusterNode, state: ClusterState, na
   await writeFile(config, JSON.stringify({ trustPolicy: join(dir, 'trust-policy.json'), reconcile: { resyncSeconds: 5 }, nats }, null, 2) + '\n', { mode: 0o600 });
   const logPath = join(node.dataDir, 'appliance.log');
   const log = await open(logPath, 'a', 0o600);
-  const child = spawn('nsenter', [`--net=/var/run/netns/${node.namespace}`, '--', process.execPath, '--import', 'tsx', APPLIANCE_MAIN], {
+  const child = spawn('nsenter', [`--net=/var/run/netns/${node.namespace}`, '--', process.execPath, ...APPLIANCE_NODE_FLAGS, '--import', 'tsx', APPLIANCE_MAIN], {
     cwd: REPO,
     detached: true,
     stdio: ['ignore', log.fd, log.fd],

@@ -14,6 +14,7 @@ import { addressAt } from '../../drivers/wireguard/addresses.ts';
 import { networkId } from '../../drivers/names.ts';
 import { wireguardInterface } from '../../drivers/wireguard/names.ts';
 import type { ClusterState } from '../../cli/cluster/grid.ts';
+import { APPLIANCE_NODE_FLAGS } from '../../appliance/node-flags.ts';
 import { run, sh, tearDownCluster, zone } from '../helpers/cluster.ts';
 import { GRID_AUDIENCE, makeOwnerToken, makeReadToken } from '../../lib/tokens.ts';
 import { restartPath } from '../../appliance/pseudokernel/proc/node-control.ts';
@@ -48,6 +49,7 @@ t.test('up 3 starts three nodes with their own identity and API, trusting one op
     t.equal((await fetch(`${n.api}/v1/node`)).status, 401, `node ${n.index} protects reads (it listens beyond loopback)`);
     const info = await (await readAuthed(`${n.api}/v1/node`)).json() as { id?: string; boxKey?: string };
     t.same([info.id, info.boxKey], [n.id, n.boxKey], `node ${n.index} answers from the host with its identity`);
+    t.same((await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).split('\0').filter((arg) => APPLIANCE_NODE_FLAGS.includes(arg)), APPLIANCE_NODE_FLAGS, `node ${n.index}'s appliance runs with the node flags`);
   }
   t.equal(new Set(state.nodes.map((n) => n.id)).size, 3, 'three identities');
   const configs = await Promise.all(state.nodes.map(async (n) => JSON.parse(await readFile(join(n.dataDir, 'config.json'), 'utf8')) as { trustPolicy: string; nats: { listen: string; cluster: { routes: string[]; tls: { ca: string } } } }));

@@ -22,6 +22,7 @@ import { EMPTY_STATE, readReleaseState, releasesDir, writeReleaseState, type Rel
 import { writeStandIn, type StandInBehaviour } from '../../helpers/stand-in-release.ts';
 import { freeLoopbackPorts } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
+import { APPLIANCE_NODE_FLAGS } from '../../../appliance/node-flags.ts';
 
 // Each case has its own node (data dir, port): two at once.
 t.jobs = 2;
@@ -271,6 +272,7 @@ t.test('appliance killed once it unpacked a release, before it asked for it: sta
   const n = await standInNode(t, v1);
   n.receive(v2);
   const [pid] = n.appliancePids();
+  t.same(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => APPLIANCE_NODE_FLAGS.includes(arg)), APPLIANCE_NODE_FLAGS, 'the supervisor starts the appliance with the node flags');
   process.kill(pid!, 'SIGKILL');
   await waitFor(async () => n.appliancePids().some((p) => p !== pid) && await n.serving() === '1.0.0', { ...WAIT, what: 'the appliance started again' });
   await settled(t, n, '1.0.0', 1, []);
