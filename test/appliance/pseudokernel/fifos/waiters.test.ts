@@ -1,6 +1,8 @@
 // The fifo-waiters helper itself (fifo-waiters.c, built by scripts/setup-host): it reports
 // a thread that waits in an open of a FIFO, looks at the host's threads often only after a
-// poke on its stdin, and keeps looking while a thread it reported still waits.
+// poke on its stdin, and keeps looking while a thread it reported still waits. The helper
+// and the waiting reader run in a PID namespace of their own (its own /proc): a FIFO
+// another test waits on meanwhile would keep the helper looking, as it should.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -26,21 +28,28 @@ const wchan = (pid: number) => {
     return '';
   }
 };
+/** The host pid of the one child of `pid` (unshare and nsenter fork what they run). */
+const childOf = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
 
 t.test('an idle helper looks again only when poked, and then until the thread it reported waits no more', async (t) => {
   const fifo = join(dir, 'p');
   await promisify(execFile)('mkfifo', [fifo]);
   // Interval 20 ms; idle: one look at the start, the next after 10 minutes; a poke keeps it looking for 1 ms only.
-  const helper = spawn(FIFO_WAITERS_PATH, ['20', '600000', '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const helper = spawn('unshare', ['--pid', '--fork', '--mount-proc', FIFO_WAITERS_PATH, '20', '600000', '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(helper);
   let out = '';
   helper.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise((resolve) => helper.once('exit', resolve));
+  const helperPid = await waitFor(() => childOf(helper.pid!) || null, { what: 'the helper in its namespace', timeoutMs: 10_000, intervalMs: 10 });
 
-  const reader = spawn('sh', ['-c', 'exec 3< "$1"', 'sh', fifo], { stdio: 'ignore' });
+  // The reader in the helper's namespace; it says its pid there, which the helper reports.
+  const reader = spawn('nsenter', ['--target', String(helperPid), '--pid', '--mount', '--', 'sh', '-c', 'echo $$; exec 3< "$1"', 'sh', fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(reader);
-  const pid = reader.pid!;
-  await waitFor(() => wchan(pid) === 'wait_for_partner', { what: 'the reader to wait in its open', timeoutMs: 10_000, intervalMs: 10 });
+  let said = '';
+  reader.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+  const pid = await waitFor(() => Number(said.trim()) || null, { what: 'the reader to say its pid', timeoutMs: 10_000, intervalMs: 10 });
+  const hostPid = childOf(reader.pid!);
+  await waitFor(() => wchan(hostPid) === 'wait_for_partner', { what: 'the reader to wait in its open', timeoutMs: 10_000, intervalMs: 10 });
   // 15 of its active intervals: an idle helper has not looked.
   await delay(300);
   t.notMatch(out, new RegExp(`^wait ${pid} `, 'm'), 'not seen without a poke');
