@@ -29,6 +29,7 @@ import { removeOwnerNetworks } from '../drivers/docker/owner-network.ts';
 import { LABELS } from '../drivers/docker/spec.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { processStat, processStats } from './machine-cpu.ts';
 
 const run = promisify(execFile);
 const args = process.argv.slice(2);
@@ -140,43 +141,20 @@ async function containerStarts(node: string): Promise<Map<string, string>> {
   return new Map(starts);
 }
 
-/** A process's parent, name and CPU seconds used (user + system), from /proc/PID/stat; null once it is gone. */
-function statOf(pid: number): { ppid: number; name: string; cpuS: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The name may hold spaces and parentheses: the fields start after its last ')'.
-    const close = stat.lastIndexOf(')');
-    const fields = stat.slice(close + 2).split(' ');
-    return { ppid: Number(fields[1]), name: stat.slice(stat.indexOf('(') + 1, close), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
-  } catch {
-    return null;
-  }
-}
-
-/** Each process's parent and name. */
-function processTable(): Map<number, { ppid: number; name: string }> {
-  const table = new Map<number, { ppid: number; name: string }>();
-  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    const stat = statOf(Number(p));
-    if (stat) table.set(Number(p), stat);
-  }
-  return table;
-}
-
 /** CPU seconds each of `pids` has used, by process name. */
 function cpuByName(pids: number[], names: Map<number, string>): Map<string, number> {
   const seconds = new Map<string, number>();
   for (const pid of pids) {
-    const stat = statOf(pid);
+    const stat = processStat(pid);
     const name = names.get(pid)!;
-    if (stat) seconds.set(name, (seconds.get(name) ?? 0) + stat.cpuS);
+    if (stat) seconds.set(name, (seconds.get(name) ?? 0) + stat.cpuMs / 1000);
   }
   return seconds;
 }
 
 /** (d): the share of one core each process name of the node's tree, and Docker's, used over IDLE_S at rest. */
 async function atRest(nodePid: number): Promise<string> {
-  const table = processTable();
+  const table = processStats();
   const tree = new Set([nodePid]);
   for (let grew = true; grew;) {
     grew = false;
@@ -187,8 +165,8 @@ async function atRest(nodePid: number): Promise<string> {
       }
     }
   }
-  const docker = [...table].filter(([, { name }]) => /^(dockerd|containerd|containerd-shim.*)$/.test(name)).map(([pid]) => pid);
-  const names = new Map([...table].map(([pid, { name }]) => [pid, name.startsWith('containerd-shim') ? 'containerd-shims' : name]));
+  const docker = [...table].filter(([, { comm }]) => /^(dockerd|containerd|containerd-shim.*)$/.test(comm)).map(([pid]) => pid);
+  const names = new Map([...table].map(([pid, { comm }]) => [pid, comm.startsWith('containerd-shim') ? 'containerd-shims' : comm]));
   const pids = [...tree, ...docker];
   const before = cpuByName(pids, names);
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));

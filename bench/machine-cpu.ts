@@ -12,8 +12,11 @@ export function machineCpuMs(): number {
   return busy * 10; // USER_HZ is 100 on Linux
 }
 
-/** A process's name and CPU time (user + system, ms) from /proc/PID/stat; null once it is gone. */
-export function processCpu(pid: number): { comm: string; cpuMs: number } | null {
+/** What /proc/PID/stat says of a process: its parent, its name, and the CPU it used (user + system, ms). */
+export interface ProcessStat { ppid: number; comm: string; cpuMs: number }
+
+/** A process's /proc/PID/stat; null once it is gone. */
+export function processStat(pid: number): ProcessStat | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -21,9 +24,20 @@ export function processCpu(pid: number): { comm: string; cpuMs: number } | null 
     return null;
   }
   // The name is in parentheses and may hold spaces or ')': the fields follow the last ')'.
-  const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-  const [utime, stime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-  return { comm, cpuMs: (utime! + stime!) * 10 };
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, close), cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 };
+}
+
+/** Every process's /proc/PID/stat, by PID. */
+export function processStats(): Map<number, ProcessStat> {
+  const stats = new Map<number, ProcessStat>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    const stat = Number.isInteger(pid) ? processStat(pid) : null;
+    if (stat) stats.set(pid, stat);
+  }
+  return stats;
 }
 
 interface Sample { atMs: number; cpuMs: number; processes: Map<number, { name: string; cpuMs: number }> | null }
@@ -82,15 +96,7 @@ export class CpuSampler {
   }
 
   private processes(): Map<number, { name: string; cpuMs: number }> {
-    const out = new Map<number, { name: string; cpuMs: number }>();
-    for (const entry of readdirSync('/proc')) {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid)) continue;
-      const p = processCpu(pid);
-      if (!p) continue;
-      out.set(pid, { name: this.nameOf(pid, p.comm), cpuMs: p.cpuMs });
-    }
-    return out;
+    return new Map([...processStats()].map(([pid, p]) => [pid, { name: this.nameOf(pid, p.comm), cpuMs: p.cpuMs }]));
   }
 
   private nameOf(pid: number, comm: string): string {

@@ -37,7 +37,7 @@ import { DockerDriver } from '../drivers/docker/driver.ts';
 import { workloadId } from '../drivers/names.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 import { waitFor } from '../test/helpers/wait.ts';
-import { machineCpuMs, processCpu } from './machine-cpu.ts';
+import { machineCpuMs, processStat } from './machine-cpu.ts';
 import { profiled } from './perf-record.ts';
 
 const ROUNDS = Number.parseInt(process.argv[2] ?? '3', 10);
@@ -49,7 +49,7 @@ const run = promisify(execFile);
 interface Cost { cpuMs: number; gcMs: number; gcs: number; wallMs: number; machineMs: number; natsMs: number }
 
 /** CPU time nats-server has spent, in ms. */
-const natsServerCpuMs = () => processCpu(server.pid!)?.cpuMs ?? 0;
+const natsServerCpuMs = () => processStat(server.pid!)?.cpuMs ?? 0;
 
 let gcMs = 0;
 let gcs = 0;

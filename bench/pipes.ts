@@ -85,8 +85,7 @@ type Node = ClusterState['nodes'][number];
 
 /** startS: when the bulk bytes began, on the machine's wall clock (s). */
 interface Throughput { mbPerS: number; startS: number; seconds: number; bytes: number }
-type BareNats = Result;
-interface Round { underlay: Result; bareNats: BareNats; piped: Result; plain: Result }
+interface Round { underlay: Result; bareNats: Result; piped: Result; plain: Result }
 
 /** The run of median throughput. */
 function medianRun<R extends Throughput>(results: R[]): R {
@@ -136,6 +135,13 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
   const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
   const cpu = new CpuSampler({ intervalMs: 100, byProcess: true });
+  /** The wall-clock span of a transfer's bulk bytes, in ms. */
+  const bulk = (r: Throughput) => [r.startS * 1000, (r.startS + r.seconds) * 1000] as const;
+  const busy = (r: Throughput) => {
+    const share = cpu.busyBetween(...bulk(r));
+    return share === null ? 'n/a' : `${(share * 100).toFixed(0)} %`;
+  };
+  const spent = (r: Throughput) => cpu.byProcessBetween(...bulk(r)).filter(([, ms]) => ms >= 30).map(([name, ms]) => `${name} ${ms}`).join(', ');
   try {
     const measured = await withCluster(base, NAME, false, async (state, n1, n2, owner) => {
       const dir = join(base, NAME);
@@ -183,7 +189,7 @@ async function main(): Promise<void> {
         const done = new Promise<string>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/nats-route.ts ${args[0]} exited with ${code}: ${out}`)))));
         return { done, output: () => out };
       };
-      const bareNatsTransfer = async (): Promise<BareNats> => {
+      const bareNatsTransfer = async (): Promise<Result> => {
         const natsSink = natsInNs(n2, 'sink');
         natsSink.done.catch(() => undefined); // awaited below
         await waitFor(() => natsSink.output().includes('ready'), { what: 'the bare NATS consumer on node 2', timeoutMs: 60_000, intervalMs: 100 });
@@ -207,13 +213,7 @@ async function main(): Promise<void> {
           const piped = await profiled(`pipe-${i}`, () => pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
           const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
           rounds.push({ underlay, bareNats, piped, plain });
-          const busy = (r: Throughput) => {
-            const share = cpu.busyBetween(r.startS * 1000, (r.startS + r.seconds) * 1000);
-            return share === null ? 'n/a' : `${(share * 100).toFixed(0)} %`;
-          };
           console.log(`round ${i + 1}: the cores were busy during the bulk bytes: (a) ${busy(piped)}, (c) ${busy(underlay)}, (d) ${busy(plain)}, (e) ${busy(bareNats)}`);
-          const spent = (r: Throughput) => cpu.byProcessBetween(r.startS * 1000, (r.startS + r.seconds) * 1000)
-            .filter(([, ms]) => ms >= 30).map(([name, ms]) => `${name} ${ms}`).join(', ');
           for (const [path, r] of [['a', piped], ['c', underlay], ['e', bareNats]] as const) console.log(`round ${i + 1}: (${path}) CPU ms by process during the bulk: ${spent(r)}`);
           console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)}, (e) ${(bareNats.firstUs / 1000).toFixed(2)} ms; median line (a) ${(piped.medianUs / 1000).toFixed(2)}, (c) ${(underlay.medianUs / 1000).toFixed(2)}, (e) ${(bareNats.medianUs / 1000).toFixed(2)} ms`);
         }
