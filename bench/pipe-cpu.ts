@@ -21,22 +21,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { desiredWorkloads } from '../appliance/engine/desired.ts';
 import { createLogger } from '../appliance/logger.ts';
 import { NatsServer } from '../appliance/pseudokernel/nats/nats-server.ts';
 import { PIPE_CHUNK_BYTES } from '../appliance/pseudokernel/pipes/ends.ts';
 import { PipeRunner } from '../appliance/pseudokernel/pipes/runner.ts';
 import { WINDOW_MESSAGES } from '../appliance/pseudokernel/pipes/window.ts';
 import { localPipeEnds } from '../blueprints/pipes.ts';
-import type { ContainerWorkload } from '../blueprints/schema.ts';
 import { removeNodeContainers } from '../cli/cluster/grid.ts';
 import { DockerDriver } from '../drivers/docker/driver.ts';
 import { workloadId } from '../drivers/names.ts';
 import { freeLoopbackPorts } from '../test/helpers/ports.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { copyAttached, pipedPair } from './attach-pair.ts';
 import { machineCpuMs, processStat } from './machine-cpu.ts';
 import { profiled } from './perf-record.ts';
 
@@ -79,18 +77,7 @@ const nc = await server.connect();
 const runner = new PipeRunner({ nc, logger, resyncMs: 1000, locate: (end) => ({ driver, id: workloadId(NODE, end.owner, end.blueprint, end.workload) }) });
 
 /** The two containers of round `name`, A's stdout piped to B's stdin in its blueprint: A sleeps 1 s first, so that the ends are ready. */
-async function pipedPair(name: string): Promise<{ document: Parameters<typeof localPipeEnds>[1]; source: string; sink: string }> {
-  const container = (workload: string, command: string[]): ContainerWorkload => ({ name: workload, kind: 'container', image: 'zone/busybox', command, restart: 'never' });
-  const document = {
-    name, version: 1, owner: OWNER, node: NODE,
-    workloads: [container('source', ['sh', '-c', `sleep 1; dd if=/dev/zero bs=65536 count=${BYTES / 65536} 2>/dev/null`]), container('sink', ['wc', '-c'])],
-    pipes: [{ from: 'source.stdout', to: 'sink.stdin' }],
-  };
-  const specs = desiredWorkloads(NODE, [{ owner: OWNER, name, version: 1, deleted: false, acceptedAt: new Date().toISOString(), document }]);
-  for (const spec of specs) await driver.ensure(spec);
-  const id = (workload: string) => specs.find((spec) => spec.workload === workload)!.id;
-  return { document, source: id('source'), sink: id('sink') };
-}
+const ddToWc = (name: string) => pipedPair(driver, NODE, OWNER, name, { source: ['sh', '-c', `sleep 1; dd if=/dev/zero bs=65536 count=${BYTES / 65536} 2>/dev/null`], sink: ['wc', '-c'] });
 
 /**
  * Waits for wc to end and checks its count. `docker wait` waits in a process of its own:
@@ -110,7 +97,7 @@ async function untilCounted(name: string, source: string, sink: string, work: ()
 
 /** (p): from the moment both containers are started until wc has exited. */
 async function pipeRound(i: number): Promise<Cost> {
-  const { document, source, sink } = await pipedPair(`cpu${i}`);
+  const { document, source, sink } = await ddToWc(`cpu${i}`);
   await runner.setEnds(localPipeEnds(NODE, document));
   const cost = await untilCounted(`p-${i}`, source, sink, async () => undefined);
   await runner.setEnds([]);
@@ -119,12 +106,8 @@ async function pipeRound(i: number): Promise<Cost> {
 
 /** (d): the same, A's stdout attach copied into B's stdin attach by this process. */
 async function dockerRound(i: number): Promise<Cost> {
-  const { source, sink } = await pipedPair(`dock${i}`);
-  return untilCounted(`d-${i}`, source, sink, async () => {
-    const into = await driver.attach(sink, { stdin: true, stdout: false });
-    const from = await driver.attach(source, { stdin: false, stdout: true, replay: true });
-    await pipeline(from.stdout, into.stdin);
-  });
+  const pair = await ddToWc(`dock${i}`);
+  return untilCounted(`d-${i}`, pair.source, pair.sink, () => copyAttached(driver, pair));
 }
 
 /** (n): the same bytes through bare clients (two connections, as two appliances would have). */

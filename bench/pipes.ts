@@ -21,18 +21,24 @@
 //     the route, without Docker or the appliance; before them, 5 stamped messages 0.5 s
 //     apart give the stream's own part of a line's latency (stamped in Node: without the
 //     shell stamps' cost, about 0.8 ms of each line of the other paths).
+// (f) Docker alone: the same two containers as (a)'s, made by the Docker driver in this
+//     process, A's stdout attach copied into B's stdin attach here, nothing between:
+//     what a pipe's two ends cost without the stream.
 // Each round also says how busy the machine's cores were (/proc/stat, every process) while
 // the bulk bytes of each moved: a path whose cores were all busy moves what its CPU per
-// byte allows, and no faster.
-// (c), (e), (a) and (d) run in turns, 3 rounds, so that the machine's other load hits
+// byte allows, and no faster. So each round also gives the machine's CPU per 64 MiB of
+// each path, beyond what the machine spends at rest, and what a pipe made of (e) and (f)
+// alone, with nothing of its own, would reach against (c) at the same busy cores.
+// (c), (e), (f), (a) and (d) run in turns, 3 rounds, so that the machine's other load hits
 // each alike; the run of median throughput of each is shown, and the median of the
 // rounds' own ratios.
 // Run: node --import tsx bench/pipes.ts
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { workloadId } from '../drivers/names.ts';
@@ -40,7 +46,9 @@ import { GRID_AUDIENCE, makeReadToken } from '../lib/tokens.ts';
 import { readSigningKey } from '../blueprints/keys.ts';
 import type { Network } from '../blueprints/schema.ts';
 import { clusterDown, clusterUp, removeNodeContainers, STATE_FILE, type ClusterState } from '../cli/cluster/grid.ts';
+import { DockerDriver } from '../drivers/docker/driver.ts';
 import { waitFor } from '../test/helpers/wait.ts';
+import { copyAttached, pipedPair } from './attach-pair.ts';
 import { CpuSampler } from './machine-cpu.ts';
 import { profiled } from './perf-record.ts';
 
@@ -60,6 +68,10 @@ const PINGS = 5;
 const COUNT = 1024; // dd blocks of 64 KiB: 64 MiB
 const BYTES = COUNT * 65536;
 const PORT = 5000;
+/** The node name of (f)'s containers, made by this process's Docker driver. */
+const DOCKER_NODE = 'pbdock';
+/** How long the machine's CPU is sampled at rest, both clusters up, before the rounds. */
+const REST_MS = 5000;
 
 // Shell fragments (busybox sh). S prints the wall clock as seconds.microseconds.
 const STAMP = 'S() { adjtimex | awk \'/tv_sec/{s=$2} /tv_usec/{printf "%d.%06d\\n", s, $2}\'; }';
@@ -85,7 +97,11 @@ type Node = ClusterState['nodes'][number];
 
 /** startS: when the bulk bytes began, on the machine's wall clock (s). */
 interface Throughput { mbPerS: number; startS: number; seconds: number; bytes: number }
-interface Round { underlay: Result; bareNats: Result; piped: Result; plain: Result }
+interface Round {
+  underlay: Result; bareNats: Result; dockerAlone: Result; piped: Result; plain: Result;
+  /** The machine's CPU-s per 64 MiB of (a), (c), (e) and (f), beyond its rest. */
+  cpuS: { a: number; c: number; e: number; f: number };
+}
 
 /** The run of median throughput. */
 function medianRun<R extends Throughput>(results: R[]): R {
@@ -135,6 +151,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pipes.ts needs root (zone cluster)');
   const base = await mkdtemp(join(tmpdir(), 'zone-bench-pipes-'));
   const cpu = new CpuSampler({ intervalMs: 100, byProcess: true });
+  const docker = new DockerDriver({ node: DOCKER_NODE, dataDir: base, openSecret: () => { throw new Error('no secrets here'); } }, { removeGraceMs: 1000 });
   /** The wall-clock span of a transfer's bulk bytes, in ms. */
   const bulk = (r: Throughput) => [r.startS * 1000, (r.startS + r.seconds) * 1000] as const;
   const busy = (r: Throughput) => {
@@ -205,31 +222,47 @@ async function main(): Promise<void> {
 
       // (c), (e), (a) and (d) in turns, both clusters up at once: the machine's other load
       // hits each path alike.
+      // (f) Docker alone: the pipe's containers and attaches, copied into each other here.
+      const dockerAloneTransfer = async (i: number): Promise<Result> => {
+        const pair = await pipedPair(docker, DOCKER_NODE, owner, `dock${i}`, { source: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`], sink: ['sh', '-c', `${STAMP}; ${CONSUME}`] });
+        await copyAttached(docker, pair);
+        return waitFor(async () => resultOf(await sh('docker', 'logs', pair.sink)), { what: 'the attach-to-attach transfer', timeoutMs: 240_000, intervalMs: 200 });
+      };
+
       const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
+        const restFrom = Date.now();
+        await delay(REST_MS);
+        const rest = cpu.busyBetween(restFrom, Date.now() - 200) ?? 0;
+        console.log(`at rest, both clusters up: the cores were ${(rest * 100).toFixed(1)} % busy`);
+        /** The machine's CPU-s per 64 MiB that a transfer spent beyond the machine's rest. */
+        const machineCpuS = (r: Result) => ((cpu.busyBetween(...bulk(r)) ?? Number.NaN) - rest) * availableParallelism() * r.seconds * (BYTES / r.bytes);
         const rounds: Round[] = [];
         for (let i = 0; i < PIPE_ROUNDS; i++) {
           const underlay = await profiled(`nc-${i}`, underlayTransfer);
           const bareNats = await profiled(`nats-${i}`, bareNatsTransfer);
+          const dockerAlone = await profiled(`docker-${i}`, () => dockerAloneTransfer(i));
           const piped = await profiled(`pipe-${i}`, () => pipeTransfer(base, `pipe${i}`, state, n1, n2, owner));
           const plain = await pipeTransfer(base, `pipe${i}`, plainState, p1, p2, plainOwner);
-          rounds.push({ underlay, bareNats, piped, plain });
-          console.log(`round ${i + 1}: the cores were busy during the bulk bytes: (a) ${busy(piped)}, (c) ${busy(underlay)}, (d) ${busy(plain)}, (e) ${busy(bareNats)}`);
-          for (const [path, r] of [['a', piped], ['c', underlay], ['e', bareNats]] as const) console.log(`round ${i + 1}: (${path}) CPU ms by process during the bulk: ${spent(r)}`);
-          console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)}, (e) ${(bareNats.firstUs / 1000).toFixed(2)} ms; median line (a) ${(piped.medianUs / 1000).toFixed(2)}, (c) ${(underlay.medianUs / 1000).toFixed(2)}, (e) ${(bareNats.medianUs / 1000).toFixed(2)} ms`);
+          console.log(`round ${i + 1}: the cores were busy during the bulk bytes: (a) ${busy(piped)}, (c) ${busy(underlay)}, (d) ${busy(plain)}, (e) ${busy(bareNats)}, (f) ${busy(dockerAlone)}`);
+          for (const [path, r] of [['a', piped], ['c', underlay], ['e', bareNats], ['f', dockerAlone]] as const) console.log(`round ${i + 1}: (${path}) CPU ms by process during the bulk: ${spent(r)}`);
+          const [a, c, e, f] = [piped, underlay, bareNats, dockerAlone].map(machineCpuS) as [number, number, number, number];
+          rounds.push({ underlay, bareNats, dockerAlone, piped, plain, cpuS: { a, c, e, f } });
+          console.log(`round ${i + 1}: machine CPU-s per 64 MiB beyond rest: (a) ${a.toFixed(2)}, (c) ${c.toFixed(2)}, (e) ${e.toFixed(2)}, (f) ${f.toFixed(2)}; a pipe of (e) and (f) alone would spend ${(e + f).toFixed(2)}, and reach ${(c / (e + f)).toFixed(2)}x of (c) at the same busy cores; (a) spends ${(a / (e + f)).toFixed(2)}x of that`);
+          console.log(`round ${i + 1}: (a) ${piped.mbPerS.toFixed(1)}, (c) ${underlay.mbPerS.toFixed(1)}, (d) ${plain.mbPerS.toFixed(1)}, (e) ${bareNats.mbPerS.toFixed(1)}, (f) ${dockerAlone.mbPerS.toFixed(1)} MiB/s; first line (a) ${(piped.firstUs / 1000).toFixed(2)}, (c) ${(underlay.firstUs / 1000).toFixed(2)}, (e) ${(bareNats.firstUs / 1000).toFixed(2)}, (f) ${(dockerAlone.firstUs / 1000).toFixed(2)} ms; median line (a) ${(piped.medianUs / 1000).toFixed(2)}, (c) ${(underlay.medianUs / 1000).toFixed(2)}, (e) ${(bareNats.medianUs / 1000).toFixed(2)}, (f) ${(dockerAlone.medianUs / 1000).toFixed(2)} ms`);
         }
         return rounds;
       });
       return {
         implementation, tcp, rounds: runs,
-        underlay: medianRun(runs.map((r) => r.underlay)), bareNats: medianRun(runs.map((r) => r.bareNats)),
+        underlay: medianRun(runs.map((r) => r.underlay)), bareNats: medianRun(runs.map((r) => r.bareNats)), dockerAlone: medianRun(runs.map((r) => r.dockerAlone)),
         piped: medianRun(runs.map((r) => r.piped)), plain: medianRun(runs.map((r) => r.plain)),
       };
     });
-    const { implementation, tcp, rounds, underlay, bareNats, piped, plain } = measured;
+    const { implementation, tcp, rounds, underlay, bareNats, dockerAlone, piped, plain } = measured;
     const medianOf = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
 
     const expected = BYTES;
-    for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain]] as const) {
+    for (const [name, r] of [['pipe', piped], ['tcp', tcp], ['underlay', underlay], ['plain-route pipe', plain], ['attach-to-attach', dockerAlone]] as const) {
       if (r.bytes !== expected) console.log(`warning: ${name} consumer counted ${r.bytes} bytes, expected ${expected}`);
     }
     const row = (name: string, r: Result) => `${name.padEnd(44)} ${r.mbPerS.toFixed(1).padStart(7)} MiB/s (${r.seconds.toFixed(3)} s)   first line ${(r.firstUs / 1000).toFixed(2).padStart(7)} ms   median of ${PINGS} ${(r.medianUs / 1000).toFixed(2).padStart(7)} ms`;
@@ -239,13 +272,17 @@ async function main(): Promise<void> {
     console.log(row('(c) nc between the node namespaces', underlay));
     console.log(row('(d) blueprint pipe, routes without TLS', plain));
     console.log(`${'(e) bare NATS clients, JetStream over the route'.padEnd(44)} ${bareNats.mbPerS.toFixed(1).padStart(7)} MiB/s (${bareNats.seconds.toFixed(3)} s)   first message ${(bareNats.firstUs / 1000).toFixed(2).padStart(4)} ms   median of ${PINGS} ${(bareNats.medianUs / 1000).toFixed(2).padStart(7)} ms (no shell stamps)`);
+    console.log(row('(f) Docker alone: attach to attach', dockerAlone));
     console.log(`ratios pipe/tcp: throughput ${(piped.mbPerS / tcp.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / tcp.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / tcp.medianUs).toFixed(1)}x`);
     console.log(`ratios pipe/underlay: throughput ${(piped.mbPerS / underlay.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / underlay.firstUs).toFixed(1)}x, median latency ${(piped.medianUs / underlay.medianUs).toFixed(1)}x`);
     console.log(`median of the rounds' own ratios: throughput a/c ${medianOf(rounds.map((r) => r.piped.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.mbPerS / r.underlay.mbPerS)).toFixed(3)}x, a/e ${medianOf(rounds.map((r) => r.piped.mbPerS / r.bareNats.mbPerS)).toFixed(3)}x; first-line latency a/c ${medianOf(rounds.map((r) => r.piped.firstUs / r.underlay.firstUs)).toFixed(1)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.firstUs / r.underlay.firstUs)).toFixed(1)}x; median line a/c ${medianOf(rounds.map((r) => r.piped.medianUs / r.underlay.medianUs)).toFixed(1)}x, e/c ${medianOf(rounds.map((r) => r.bareNats.medianUs / r.underlay.medianUs)).toFixed(1)}x`);
     console.log(`ratios throughput bare NATS/underlay (e/c) ${(bareNats.mbPerS / underlay.mbPerS).toFixed(3)}x, pipe/bare NATS (a/e) ${(piped.mbPerS / bareNats.mbPerS).toFixed(3)}x`);
+    console.log(`machine CPU per 64 MiB beyond rest, medians of the rounds: (a) ${medianOf(rounds.map((r) => r.cpuS.a)).toFixed(2)}, (c) ${medianOf(rounds.map((r) => r.cpuS.c)).toFixed(2)}, (e) ${medianOf(rounds.map((r) => r.cpuS.e)).toFixed(2)}, (f) ${medianOf(rounds.map((r) => r.cpuS.f)).toFixed(2)} CPU-s; a pipe of (e) and (f) alone: c/(e+f) ${medianOf(rounds.map((r) => r.cpuS.c / (r.cpuS.e + r.cpuS.f))).toFixed(3)}x of nc; (a) spends a/(e+f) ${medianOf(rounds.map((r) => r.cpuS.a / (r.cpuS.e + r.cpuS.f))).toFixed(2)}x of it`);
     console.log(`ratios route TLS on/off (a/d): throughput ${(piped.mbPerS / plain.mbPerS).toFixed(3)}x, first-line latency ${(piped.firstUs / plain.firstUs).toFixed(2)}x, median latency ${(piped.medianUs / plain.medianUs).toFixed(2)}x`);
   } finally {
     cpu.stop();
+    await removeNodeContainers([DOCKER_NODE]).catch((e: unknown) => console.error(`removing (f)'s containers failed: ${String(e)}`));
+    await docker.close();
     await rm(base, { recursive: true, force: true });
   }
 }
