@@ -53,7 +53,7 @@ export class CpuSampler {
   /** A node process is named by its script too: an appliance, a CLI, a benchmark. */
   private readonly names = new Map<number, string>();
 
-  constructor(private readonly options: { intervalMs?: number; byProcess?: boolean } = {}) {
+  constructor(options: { intervalMs?: number; byProcess?: boolean } = {}) {
     const sample = () => this.samples.push({ atMs: Date.now(), cpuMs: machineCpuMs(), processes: options.byProcess ? this.processes() : null });
     sample();
     this.timer = setInterval(sample, options.intervalMs ?? 50);
