@@ -1,7 +1,7 @@
 // The consumer end of a pipe (node of B): one incarnation of B gets the messages after
-// the committed position, through the next marker, on its stdin, then EOF; the position
-// moves past that marker only once the incarnation exits with code 0. Semantics at the
-// top of pipes.ts.
+// the committed position (or from where a long input was trimmed), through the next
+// marker, on its stdin, then EOF; the position moves past that marker only once the
+// incarnation exits with code 0. Semantics at the top of ends.ts.
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { DeliverPolicy } from '@nats-io/jetstream';
@@ -39,6 +39,14 @@ const PREFETCH_MESSAGES = 32;
 const FEED_AHEAD_BYTES = 2 * 1024 * 1024;
 /** How often a feeder waiting for data looks whether B still runs. */
 const LIVENESS_CHECK_MS = 500;
+/**
+ * The share of the stream's max_bytes that the input being fed may hold before what was
+ * fed is purged. Without it an input longer than the stream (a consumer that runs for
+ * as long as its producer does) filled it, the producer waited for room and the consumer
+ * for more input, for ever. An input that fits keeps the whole of it for a next
+ * incarnation of B; one that does not is taken up where it was trimmed.
+ */
+const TRIM_AT_SHARE = 0.75;
 
 /** Feeds B's current incarnation if nobody has fed it yet; commits a fed incarnation that exited with 0. */
 export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome> {
@@ -65,12 +73,13 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
   // Before the first byte: no later feeder (this process or the next) feeds it again.
   await writePosition(ctx.positions, pipe, position);
 
-  const through = await feed(ctx, position.committed, io.stdin, io.stdout, incarnation);
-  if (through === null) {
+  const fed = await feed(ctx, position, io.stdin, io.stdout, incarnation);
+  position = fed.position;
+  if (fed.through === null) {
     io.stdin.destroy();
     return 'interrupted';
   }
-  position = { ...position, deliveredThrough: through };
+  position = { ...position, deliveredThrough: fed.through };
   await writePosition(ctx.positions, pipe, position);
   // A StdinOnce attach lasts until B stops.
   await untilEnded(io.stdout, signal);
@@ -81,13 +90,18 @@ export async function feedIncarnation(ctx: ConsumerContext): Promise<FeedOutcome
 }
 
 /**
- * Writes B's input to `stdin` and closes it after the marker; returns the marker's
- * stream sequence, or null when B stopped first or feeding was stopped. Throws when the
- * stream breaks the feed rule.
+ * Writes B's input to `stdin`, from the committed position or where it was trimmed, and
+ * closes it after the marker; returns the marker's stream sequence (null when B stopped
+ * first or feeding was stopped) and the position with the input's latest trim. Throws
+ * when the stream breaks the feed rule.
  */
-async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, attached: Readable, incarnation: string): Promise<number | null> {
+async function feed(ctx: ConsumerContext, from: PipePosition, stdin: Writable, attached: Readable, incarnation: string): Promise<{ through: number | null; position: PipePosition }> {
   const { pipe, signal } = ctx;
-  const consumer = await placedOrderedConsumer(ctx.js, pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: committed + 1 });
+  let position = from;
+  const { trimmed } = position;
+  const maxBytes = (await ctx.jsm.streams.info(pipe.stream)).config.max_bytes;
+  const trimAt = maxBytes > 0 ? Math.floor(maxBytes * TRIM_AT_SHARE) : Infinity;
+  const consumer = await placedOrderedConsumer(ctx.js, pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: trimmed ? trimmed.seq : position.committed + 1 });
   const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
   const stop = () => void messages.stop();
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices
@@ -106,9 +120,12 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
       if (o?.state !== 'running' || o.startedAt !== incarnation) stop();
     }, () => undefined);
   }, LIVENESS_CHECK_MS);
-  let state: FeedState = { incarnation: null, offset: 0 };
+  let state: FeedState = trimmed ? { incarnation: trimmed.incarnation, offset: trimmed.offset } : { incarnation: null, offset: 0 };
+  /** Bytes of the messages taken since the head of what the stream holds of this input. */
+  let held = 0;
   try {
     for await (const m of messages) {
+      held += m.data.length;
       const step = feedStep(state, pipeMessageOf((name) => m.headers?.get(name) ?? ''), m.data.length);
       if (step.kind === 'skip') continue;
       if (step.kind === 'error') {
@@ -117,15 +134,24 @@ async function feed(ctx: ConsumerContext, committed: number, stdin: Writable, at
       }
       if (step.kind === 'eof') {
         stdin.end();
-        return m.seq;
+        return { through: m.seq, position };
       }
       const part = m.data.subarray(step.from);
-      if (!(await written(stdin, part))) return null;
+      if (!(await written(stdin, part))) return { through: null, position };
       wrote = true;
       ctx.onWritten(part.length);
       state = step.next;
+      if (held >= trimAt) {
+        // The position first: a feeder after a crash between the two starts at the trim, past what the purge removes.
+        position = { ...position, trimmed: { seq: m.seq, incarnation: step.next.incarnation, offset: step.next.offset } };
+        await writePosition(ctx.positions, pipe, position);
+        // Up to this message, which stays: the stream's newest message tells the producer where it is.
+        await ctx.jsm.streams.purge(pipe.stream, { seq: m.seq });
+        held = m.data.length;
+        ctx.logger.info({ pipe: pipe.id, to: pipe.to, incarnation, producer: step.next.incarnation, offset: step.next.offset }, 'pipe input outgrew its stream: what was fed is purged, and a next incarnation takes it up from here');
+      }
     }
-    return null;
+    return { through: null, position };
   } finally {
     clearInterval(liveness);
     attached.off('close', stop);
@@ -170,7 +196,7 @@ async function settle(ctx: ConsumerContext, position: PipePosition, exitCode: nu
     return;
   }
   const committed = position.deliveredThrough;
-  await writePosition(ctx.positions, pipe, { committed, feeding: position.feeding, deliveredThrough: null });
+  await writePosition(ctx.positions, pipe, { committed, feeding: position.feeding, deliveredThrough: null, trimmed: null });
   // What is committed is never read again; its marker stays, so the producer knows that incarnation is done.
   await ctx.jsm.streams.purge(pipe.stream, { seq: committed });
   ctx.logger.info({ pipe: pipe.id, to: pipe.to, incarnation: position.feeding, committed }, 'pipe input committed');

@@ -29,7 +29,12 @@
 //   its whole input again (what makes `sort` exact when killed in the middle). Within
 //   one incarnation's stdin there is never a gap or a repeated byte: one feeder per
 //   incarnation, offsets checked, writes wait for drain. Committed messages are purged
-//   (but the last marker, which tells the producer that incarnation is done).
+//   (but the last marker, which tells the producer that incarnation is done). An input
+//   that outgrows the stream (three quarters of its max bytes taken by the feeder: a
+//   consumer that runs as long as its producer) is trimmed as it is fed: the position
+//   records the last message written and the input's offset through it, the messages
+//   before it are purged, and a later incarnation of B takes the input up there, not at
+//   its start. A full stream would otherwise hold A back while B waits for EOF.
 
 /** The KV bucket of the consumers' committed positions. */
 export const PIPE_POSITIONS = 'zone-pipe-positions';
@@ -100,7 +105,7 @@ export interface FeedState {
 
 /** What to do with the next message: write its bytes from `from` on, skip it (already written), or end stdin. */
 export type FeedStep =
-  | { kind: 'write'; from: number; next: FeedState }
+  | { kind: 'write'; from: number; next: FeedState & { incarnation: string } }
   | { kind: 'skip' }
   | { kind: 'eof' }
   | { kind: 'error'; reason: string };

@@ -1,6 +1,6 @@
 // The producer end of a pipe (node of A): one incarnation of A's stdout into the pipe's
 // stream, from where the stream stopped, then the end-of-stream marker. Semantics at the
-// top of pipes.ts.
+// top of ends.ts.
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { headers } from '@nats-io/transport-node';

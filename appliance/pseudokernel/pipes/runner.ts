@@ -206,8 +206,9 @@ export class PipeRunner {
   private async lag(pipe: PipeIdentity, known?: StreamState): Promise<Pick<PipeLag, 'lagMessages' | 'lagBytes'>> {
     const { jsm, positions } = await this.connected();
     const [state, position] = await Promise.all([known ?? jsm.streams.info(pipe.stream).then((i) => i.state), readPosition(positions, pipe)]);
-    // Committed messages are purged but the last marker, so the stream holds what is still to commit.
-    const lagMessages = Math.max(0, state.last_seq - position.committed);
+    // Committed messages are purged but the last marker, and those of an input too long
+    // for the stream as it is fed (but the last one fed): the stream holds what is still to commit.
+    const lagMessages = Math.max(0, state.last_seq - Math.max(position.committed, position.trimmed?.seq ?? 0));
     return { lagMessages, lagBytes: lagMessages === 0 ? 0 : state.bytes };
   }
 }

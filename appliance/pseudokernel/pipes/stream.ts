@@ -14,7 +14,8 @@ const PIPE_MAX_BYTES = 1024 ** 3;
 /** The window in which the stream drops a message id it has seen: a re-attach's replay within it costs nothing. */
 const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity): Promise<void> {
+/** Makes the pipe's stream unless it exists; `maxBytes`, its buffer, is smaller only in tests. */
+export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity, maxBytes = PIPE_MAX_BYTES): Promise<void> {
   try {
     await jsm.streams.info(pipe.stream);
     return;
@@ -28,7 +29,7 @@ export async function ensurePipeStream(jsm: JetStreamManager, pipe: PipeIdentity
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.New,
-    max_bytes: PIPE_MAX_BYTES,
+    max_bytes: maxBytes,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     num_replicas: 1,
   }).catch(async (err: unknown) => {
@@ -59,9 +60,22 @@ export interface PipePosition {
   feeding: string | null;
   /** That incarnation was given its whole input, through this marker: it commits if it exits with code 0. */
   deliveredThrough: number | null;
+  /**
+   * The input being fed outgrew the stream, which was purged up to this message while it
+   * was fed (consumer.ts): a later feeder starts here, at this byte offset of this
+   * producer incarnation, not at the input's start. Null until then, and after a commit.
+   */
+  trimmed: PipeTrim | null;
 }
 
-export const START_POSITION: PipePosition = { committed: 0, feeding: null, deliveredThrough: null };
+/** Where a trimmed input is taken up: the message kept at the head of the stream, and the input's bytes through it. */
+export interface PipeTrim {
+  seq: number;
+  incarnation: string;
+  offset: number;
+}
+
+export const START_POSITION: PipePosition = { committed: 0, feeding: null, deliveredThrough: null, trimmed: null };
 
 export async function readPosition(kv: KV, pipe: PipeIdentity): Promise<PipePosition> {
   const entry = await kv.get(pipe.positionKey);
@@ -79,9 +93,17 @@ export function parsePosition(text: string, pipe: PipeIdentity): PipePosition {
   const valid = typeof p === 'object' && p !== null
     && Number.isSafeInteger(p.committed) && (p.committed ?? -1) >= 0
     && (p.feeding === null || typeof p.feeding === 'string')
-    && (p.deliveredThrough === null || Number.isSafeInteger(p.deliveredThrough));
-  if (!valid) throw new Error(`the position of pipe ${pipe.from} -> ${pipe.to} (key ${pipe.positionKey} of bucket ${PIPE_POSITIONS}) is not {committed, feeding, deliveredThrough}: ${text.slice(0, 200)}`);
-  return { committed: p.committed ?? 0, feeding: p.feeding ?? null, deliveredThrough: p.deliveredThrough ?? null };
+    && (p.deliveredThrough === null || Number.isSafeInteger(p.deliveredThrough))
+    // Absent in positions written before inputs were trimmed.
+    && (p.trimmed === undefined || p.trimmed === null || isTrim(p.trimmed));
+  if (!valid) throw new Error(`the position of pipe ${pipe.from} -> ${pipe.to} (key ${pipe.positionKey} of bucket ${PIPE_POSITIONS}) is not {committed, feeding, deliveredThrough, trimmed}: ${text.slice(0, 200)}`);
+  return { committed: p.committed ?? 0, feeding: p.feeding ?? null, deliveredThrough: p.deliveredThrough ?? null, trimmed: p.trimmed ?? null };
+}
+
+function isTrim(value: unknown): value is PipeTrim {
+  const t = value as Partial<PipeTrim>;
+  return typeof t === 'object' && t !== null && Number.isSafeInteger(t.seq) && (t.seq ?? 0) > 0
+    && typeof t.incarnation === 'string' && t.incarnation !== '' && Number.isSafeInteger(t.offset) && (t.offset ?? -1) >= 0;
 }
 
 function isApiError(err: unknown, code: number): boolean {

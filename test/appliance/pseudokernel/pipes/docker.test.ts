@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
+import { setTimeout as delay } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import Docker from 'dockerode';
 import { specHash } from '../../../../blueprints/normalize.ts';
@@ -174,6 +175,66 @@ t.test('a producer writing 1-byte lines as fast as it can, and one writing 1 MiB
   t.equal(gotBlocks.length, expectedBlocks.length, '1 MiB blocks: as many bytes');
   t.ok(gotBlocks.equals(expectedBlocks), '1 MiB blocks: the same bytes');
   t.same(logs.filter((l) => Number(l.level) >= 40), [], 'no warnings');
+});
+
+/** Lines of the long inputs below, 23 MB, and the stream they go through: 16 MiB, trimmed at 12 MiB taken. */
+const LONG_LINES = 3_000_000;
+const LONG_STREAM_BYTES = 16 * 2 ** 20;
+const TRIMMED = 'pipe input outgrew its stream: what was fed is purged, and a next incarnation takes it up from here';
+
+/** Blueprint `name`: `seq 1 LONG_LINES` piped into `counter` (held stdout) through a stream of LONG_STREAM_BYTES. */
+async function longInput(name: string, counter: string[]): Promise<{ pipe: PipeIdentity; specs: Map<string, WorkloadSpec> }> {
+  const pipe = pipeIdentity(OWNER, `${NODE}/${name}/talker.stdout`, `${NODE}/${name}/counter.stdin`);
+  await ensurePipeStream(await jetstreamManager(nc), pipe, LONG_STREAM_BYTES);
+  const specs = await applyPipes(name, [container('talker', ['seq', '1', String(LONG_LINES)]), container('counter', counter)], [{ from: 'talker.stdout', to: 'counter.stdin' }], 'counter');
+  return { pipe, specs };
+}
+
+/** What `wc -c` printed, once it saw its EOF; fails when it has not in 120 s (the input stalled). */
+async function counted(output: Promise<Buffer>): Promise<number> {
+  const bound = new AbortController();
+  const stalled = delay(120_000, undefined, { signal: bound.signal }).then(() => { throw new Error('wc saw no EOF in 120 s: the input stalled'); });
+  return Number((await Promise.race([output, stalled]).finally(() => bound.abort())).toString().trim());
+}
+
+t.test('an input longer than its stream reaches a consumer that needs its EOF: what was fed is purged as it goes', async (t) => {
+  // `wc -c` prints only at EOF: a stream that kept the whole input would fill, and the
+  // producer and wc would wait for each other for ever.
+  const { pipe, specs } = await longInput('long', ['wc', '-c']);
+  const counter = await startReadingStdout(t, specs.get('counter')!);
+  await driver.ensure(specs.get('talker')!);
+
+  const total = seqBytes(1, LONG_LINES);
+  t.ok(total > LONG_STREAM_BYTES, `the input (${total} bytes) is longer than the stream holds`);
+  t.equal(await counted(counter.output), total, 'wc counted every byte');
+  const trims = logs.filter((l) => l.msg === TRIMMED && l.pipe === pipe.id);
+  t.ok(trims.length >= 1, `trimmed as it was fed (${trims.length} times)`);
+  t.ok(trims.every((l) => Number(l.offset) > 0 && Number(l.offset) < total), 'each trim at an offset within the input');
+  const consumed = await waitFor(async () => {
+    const s = await statsOf(pipe, 'consume');
+    return s.lagMessages === 0 && s.state === 'waiting' && s;
+  }, { timeoutMs: 20_000, what: 'the input committed' });
+  t.match(consumed, { bytesConsumed: total, lagBytes: 0, error: null });
+  t.match(await statsOf(pipe, 'produce'), { bytesProduced: total, error: null });
+});
+
+t.test('a consumer that fails after its input was trimmed: the next one takes the input up at the trim, not at its start', async (t) => {
+  // The first counter reads 14 MB (past the first trim, before a second) and fails; the
+  // next (a file in the container tells them apart) counts what it is given.
+  const { pipe, specs } = await longInput('relong', ['sh', '-c', 'if [ -e /tmp/again ]; then wc -c; else touch /tmp/again; head -c 14000000 >/dev/null; exit 3; fi']);
+  const counter = specs.get('counter')!;
+  const first = await startReadingStdout(t, counter);
+  await driver.ensure(specs.get('talker')!);
+  t.equal((await first.output).length, 0, 'the first counter printed nothing');
+  t.match(await driver.inspect(counter.id), { state: 'exited', exitCode: 3 });
+  const trims = logs.filter((l) => l.msg === TRIMMED && l.pipe === pipe.id);
+  t.equal(trims.length, 1, 'trimmed once while the first was fed');
+  const offset = Number(trims[0]?.offset);
+
+  const second = await startReadingStdout(t, counter);
+  t.not(second.startedAt, first.startedAt);
+  t.equal(await counted(second.output), seqBytes(1, LONG_LINES) - offset, 'the next counter got the input from the trim on');
+  await waitFor(async () => (await statsOf(pipe, 'consume')).lagMessages === 0, { timeoutMs: 20_000, what: 'the input committed' });
 });
 
 t.test('a producer that lost its attach takes up from the container log without publishing a byte twice', async (t) => {

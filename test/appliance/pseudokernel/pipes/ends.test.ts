@@ -88,7 +88,7 @@ t.test('the producer takes up an incarnation where the stream stopped', async (t
 
 t.test('the feeder writes every byte of one input once, in order, or stops', async (t) => {
   const fresh: FeedState = { incarnation: null, offset: 0 };
-  const at = (offset: number): FeedState => ({ incarnation: 'T1', offset });
+  const at = (offset: number) => ({ incarnation: 'T1', offset });
   const data = (offset: number, incarnation = 'T1'): PipeMessage => ({ kind: 'data', incarnation, offset });
   const eof = (offset: number, incarnation = 'T1'): PipeMessage => ({ kind: 'eof', incarnation, offset, exitCode: 0 });
   const cases: [string, FeedState, PipeMessage | null, number, FeedStep | RegExp][] = [
@@ -103,6 +103,7 @@ t.test('the feeder writes every byte of one input once, in order, or stops', asy
     ['a marker with another count', at(10), eof(15), 0, /marker of producer incarnation T1 says 15 bytes; 10 were given/],
     ['another incarnation before the marker', at(10), data(0, 'T2'), 5, /T1 ended without its marker after 10 bytes \(next: T2\)/],
     ['no pipe headers', at(10), null, 5, /without the pipe headers/],
+    ['a trimmed input taken up at its kept message: skipped, then the next bytes', at(15), data(10), 5, { kind: 'skip' }],
   ];
   for (const [what, state, message, bytes, expected] of cases) {
     const step = feedStep(state, message, bytes);
@@ -117,8 +118,13 @@ t.test('the feeder writes every byte of one input once, in order, or stops', asy
 
 t.test('a stored position is checked before it is used', async (t) => {
   const pipe = pipeIdentity(OWNER, 'n1/a/x.stdout', 'n1/a/y.stdin');
-  t.same(parsePosition('{"committed":7,"feeding":"T","deliveredThrough":null}', pipe), { committed: 7, feeding: 'T', deliveredThrough: null });
+  t.same(parsePosition('{"committed":7,"feeding":"T","deliveredThrough":null}', pipe), { committed: 7, feeding: 'T', deliveredThrough: null, trimmed: null }, 'one written before inputs were trimmed');
+  t.same(parsePosition('{"committed":7,"feeding":"T","deliveredThrough":null,"trimmed":{"seq":90,"incarnation":"A1","offset":4096}}', pipe),
+    { committed: 7, feeding: 'T', deliveredThrough: null, trimmed: { seq: 90, incarnation: 'A1', offset: 4096 } });
   t.same(parsePosition(JSON.stringify(START_POSITION), pipe), START_POSITION);
-  t.throws(() => parsePosition('{"committed":-1,"feeding":null,"deliveredThrough":null}', pipe), /position of pipe n1\/a\/x.stdout -> n1\/a\/y.stdin .* is not \{committed, feeding, deliveredThrough\}/);
+  t.throws(() => parsePosition('{"committed":-1,"feeding":null,"deliveredThrough":null}', pipe), /position of pipe n1\/a\/x.stdout -> n1\/a\/y.stdin .* is not \{committed, feeding, deliveredThrough, trimmed\}/);
   t.throws(() => parsePosition('{"committed":1,"feeding":3,"deliveredThrough":null}', pipe), /is not \{committed/);
+  for (const trimmed of [{ seq: 0, incarnation: 'A1', offset: 1 }, { seq: 5, incarnation: '', offset: 1 }, { seq: 5, incarnation: 'A1', offset: -1 }, { seq: 5, incarnation: 'A1' }, 'A1:5']) {
+    t.throws(() => parsePosition(JSON.stringify({ committed: 1, feeding: 'T', deliveredThrough: null, trimmed }), pipe), /is not \{committed/, `trimmed ${JSON.stringify(trimmed)}`);
+  }
 });
