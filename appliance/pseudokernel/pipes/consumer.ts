@@ -103,7 +103,13 @@ async function feed(ctx: ConsumerContext, from: PipePosition, stdin: Writable, a
   const trimAt = maxBytes > 0 ? Math.floor(maxBytes * TRIM_AT_SHARE) : Infinity;
   const consumer = await placedOrderedConsumer(ctx.js, pipe.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: trimmed ? trimmed.seq : position.committed + 1 });
   const messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
-  const stop = () => void messages.stop();
+  // Also ends a write waiting for drain: a B that exited with its stdin full never drains
+  // it, and an attach of stdin alone does not close when B stops.
+  const stopped = new AbortController();
+  const stop = () => {
+    stopped.abort();
+    void messages.stop();
+  };
   // B stopped or the runner stops: no more messages. An attach of stdin alone notices
   // that B stopped only at its next write, so B's state is looked at too.
   attached.once('close', stop);
@@ -137,7 +143,7 @@ async function feed(ctx: ConsumerContext, from: PipePosition, stdin: Writable, a
         return { through: m.seq, position };
       }
       const part = m.data.subarray(step.from);
-      if (!(await written(stdin, part))) return { through: null, position };
+      if (!(await written(stdin, part, stopped.signal))) return { through: null, position };
       wrote = true;
       ctx.onWritten(part.length);
       state = step.next;
@@ -163,20 +169,21 @@ async function feed(ctx: ConsumerContext, from: PipePosition, stdin: Writable, a
 /**
  * Writes `data`, waiting for drain once more than FEED_AHEAD_BYTES wait in stdin's buffer
  * (a socket's own mark, 16 KiB, would wait at every message); false when stdin closed
- * first (B stopped).
+ * or feeding was stopped first (B stopped).
  */
-async function written(stdin: Writable, data: Uint8Array): Promise<boolean> {
-  if (stdin.destroyed) return false;
+async function written(stdin: Writable, data: Uint8Array, stopped: AbortSignal): Promise<boolean> {
+  if (stdin.destroyed || stopped.aborted) return false;
   if (stdin.write(data) || stdin.writableLength < FEED_AHEAD_BYTES) return true;
   const ac = new AbortController();
+  const signal = AbortSignal.any([ac.signal, stopped]);
   try {
     const first = await Promise.race([
-      once(stdin, 'drain', { signal: ac.signal }).then(() => true),
-      once(stdin, 'close', { signal: ac.signal }).then(() => false),
+      once(stdin, 'drain', { signal }).then(() => true),
+      once(stdin, 'close', { signal }).then(() => false),
     ]);
     return first;
   } catch {
-    return false; // an error event: the attach broke
+    return false; // an error event (the attach broke), or feeding was stopped
   } finally {
     ac.abort();
   }
