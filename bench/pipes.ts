@@ -220,8 +220,6 @@ async function main(): Promise<void> {
         return { bytes: Number(natsEnd[1]), startS: natsStart, seconds, mbPerS: Number(natsEnd[1]) / seconds / 2 ** 20, firstUs: pings[0]!, medianUs: sorted[Math.floor(PINGS / 2)]! };
       };
 
-      // (c), (e), (a) and (d) in turns, both clusters up at once: the machine's other load
-      // hits each path alike.
       // (f) Docker alone: the pipe's containers and attaches, copied into each other here.
       const dockerAloneTransfer = async (i: number): Promise<Result> => {
         const pair = await pipedPair(docker, DOCKER_NODE, owner, `dock${i}`, { source: ['sh', '-c', `${STAMP}; sleep 1; ${PRODUCE}`], sink: ['sh', '-c', `${STAMP}; ${CONSUME}`] });
@@ -229,6 +227,8 @@ async function main(): Promise<void> {
         return waitFor(async () => resultOf(await sh('docker', 'logs', pair.sink)), { what: 'the attach-to-attach transfer', timeoutMs: 240_000, intervalMs: 200 });
       };
 
+      // (c), (e), (f), (a) and (d) in turns, both clusters up at once: the machine's other
+      // load hits each path alike.
       const runs = await withCluster(base, PLAIN_NAME, true, async (plainState, p1, p2, plainOwner) => {
         const restFrom = Date.now();
         await delay(REST_MS);
